@@ -1,0 +1,123 @@
+/* gos map state: every token on the infinite map, every stream with its latest
+ * neural_state, and a change log that lets readers (renderer, broadcaster)
+ * copy out only what changed since the sequence number they last saw.
+ *
+ * Threads: one writer (the core thread) calls gos_map_apply(); any number of
+ * readers on other threads call gos_map_read_since()/gos_map_read_all(). Both
+ * hold one internal mutex only for bounded work. */
+#ifndef GOS_MAP_H
+#define GOS_MAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gos_protocol.h"
+
+enum gos_layout_kind {
+	GOS_LAYOUT_FLOW = 0,   /* per stream, tokens flow like lines of text */
+	GOS_LAYOUT_HILBERT,    /* hash of the token text on a Hilbert curve */
+};
+
+/* Zero means default for every field. */
+struct gos_map_opts {
+	uint64_t max_tokens;      /* 0: 10,000,000; past it the oldest are evicted */
+	uint32_t log_capacity;    /* change-log entries; 0: 1 << 20 */
+	enum gos_layout_kind layout;
+};
+
+/* Flow layout geometry, in world units (1 unit = 1 pixel at zoom 1). */
+#define GOS_FLOW_CHAR_W      9.0f
+#define GOS_FLOW_LINE_H      22.0f
+#define GOS_FLOW_COLUMN_W    720.0f
+#define GOS_FLOW_COLUMN_GAP  180.0f
+#define GOS_HILBERT_CELL     24.0f
+#define GOS_HILBERT_ORDER    12      /* 4096 x 4096 cells */
+
+/* A token as readers see it: a plain copy. Strings and alts point into the
+ * view's arena and stay valid until the next read into the same view. */
+struct gos_token {
+	uint32_t slot;         /* stable index while the token lives (GPU index) */
+	uint32_t stream;       /* index into the map's streams */
+	float x, y;            /* world position (laid out, if the event had none) */
+	float w;               /* laid-out width in world units (text length) */
+	float confidence;      /* NAN: unknown */
+	float logprob;         /* NAN: unknown */
+	double timestamp;      /* the producer's timestamp (seconds) */
+	double arrived;        /* CLOCK_MONOTONIC seconds when first applied */
+	uint64_t seq;          /* seq of its last change */
+	bool removed;          /* evicted: only id, slot and seq are meaningful */
+	const char *id;
+	const char *text;
+	uint32_t n_alts;
+	const struct gos_alt *alts;
+};
+
+struct gos_stream {
+	uint32_t index;
+	const char *name;      /* "" for the default stream */
+	const char *state;     /* latest neural_state's state, "" if none yet */
+	int64_t tokens_processed;
+	int64_t total_tokens;
+	double elapsed_ms;
+	uint64_t n_tokens;     /* tokens of this stream applied (ever) */
+	int64_t newest_slot;   /* slot of its newest token, -1 if none alive */
+	uint64_t seq;          /* seq of its last change */
+};
+
+/* A caller-owned buffer that reads fill. Zero-initialize; reuse it across
+ * reads (no allocation once it has grown); gos_map_view_finish() frees it. */
+struct gos_map_view {
+	uint64_t seq;          /* map seq at the read: pass as `since` next time */
+	bool more;             /* the read stopped at `max`: call again */
+	uint32_t next_slot;    /* read_all: the slot to continue from */
+	size_t n_tokens, cap_tokens;
+	struct gos_token *tokens;
+	size_t n_streams, cap_streams;
+	struct gos_stream *streams;
+	uint64_t live_tokens;  /* tokens on the map at the read */
+	struct gos_arena arena;
+};
+
+struct gos_map_stats {
+	uint64_t seq;
+	uint64_t live_tokens;
+	uint64_t streams;
+	uint64_t evicted;          /* tokens evicted past max_tokens, ever */
+	uint64_t applied[5];       /* events applied, by enum gos_event_type */
+	uint64_t tokens_added;     /* new tokens (not updates) */
+	uint64_t tokens_updated;   /* same token_id again */
+};
+
+struct gos_map *gos_map_create(const struct gos_map_opts *opts);
+void gos_map_destroy(struct gos_map *map);  /* accepts NULL */
+
+/* Writer thread only. Applies n events in order (GOS_EV_SYNC entries are
+ * ignored here). Never fails: allocation failure aborts (programming limit). */
+void gos_map_apply(struct gos_map *map, const struct gos_event *ev, size_t n);
+
+/* Any thread. Copies every token and stream changed after `since` (each once,
+ * as it is now; evicted tokens with removed = true), at most `max` tokens
+ * (0: no bound) in change order. Returns false, copying nothing, when `since`
+ * is older than the change log holds: the reader must take a full copy with
+ * gos_map_read_all() and then continue from that view's seq. */
+bool gos_map_read_since(struct gos_map *map, uint64_t since, size_t max,
+                        struct gos_map_view *out);
+
+/* Any thread. A full copy, in pages: live tokens from slot `start_slot` on, at
+ * most `max` (0: all), plus every stream. Start with 0; while out->more,
+ * continue from out->next_slot. Afterwards read_since(first page's seq)
+ * brings the pages up to date. */
+void gos_map_read_all(struct gos_map *map, uint32_t start_slot, size_t max,
+                      struct gos_map_view *out);
+
+/* Any thread. Counters, cheap (one lock). */
+void gos_map_stats(struct gos_map *map, struct gos_map_stats *out);
+
+void gos_map_view_finish(struct gos_map_view *view);  /* accepts NULL */
+
+/* Layout math, exposed for tests and the renderer. */
+void gos_hilbert_d2xy(uint32_t order, uint64_t d, uint32_t *x, uint32_t *y);
+uint32_t gos_hash32(const char *s, size_t len);  /* FNV-1a */
+
+#endif

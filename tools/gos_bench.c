@@ -1,0 +1,36 @@
+/* gos-bench: the one benchmark program; one subcommand per area. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gos_bench.h"
+
+struct bench_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *what;
+};
+
+static const struct bench_cmd cmds[] = {
+	{"ingest", gos_bench_ingest, "events/s from producer processes through the socket into the map state"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: gos-bench SUBCOMMAND [OPTIONS]   (gos-bench SUBCOMMAND --help)\n\nsubcommands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].what);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "gos-bench: unknown subcommand '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

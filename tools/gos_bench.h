@@ -1,0 +1,7 @@
+/* gos-bench subcommands: each file tools/bench_NAME.c provides one. */
+#ifndef GOS_BENCH_H
+#define GOS_BENCH_H
+
+int gos_bench_ingest(int argc, char **argv);
+
+#endif
