@@ -409,9 +409,9 @@ static bool parse_token(struct pctx *pc, const cJSON **f, struct gos_token_ev *t
 		return missing(pc, "timestamp");
 	if (!read_number(pc, f[F_TIMESTAMP], "timestamp", &t->timestamp))
 		return false;
-	if (!f[F_CONFIDENCE])
-		return missing(pc, "confidence");
-	if (!read_confidence(pc, f[F_CONFIDENCE], "confidence", &t->confidence))
+	/* confidence is optional: producers without logprobs leave it out and
+	 * the token is drawn in the neutral color (NAN here). */
+	if (f[F_CONFIDENCE] && !read_confidence(pc, f[F_CONFIDENCE], "confidence", &t->confidence))
 		return false;
 	if (f[F_POSITION] && !parse_position(pc, f[F_POSITION], t))
 		return false;

@@ -88,6 +88,10 @@ static void test_token_shapes(void)
 		CHECK(ev.token.timestamp == 5.0 && ev.token.confidence == 0.0f, "numbers %f %f",
 		      ev.token.timestamp, ev.token.confidence);
 	}
+	/* No confidence (a server without logprobs): unknown, drawn neutral. */
+	if (ACCEPT("{\"type\":\"token_activation\",\"token_id\":\"t\",\"token_text\":\"x\","
+	           "\"timestamp\":1}", &ev))
+		CHECK(isnan(ev.token.confidence), "absent confidence is NAN, got %f", ev.token.confidence);
 	if (ACCEPT("{\"type\":\"token_activation\",\"token_id\":\"t\",\"token_text\":\"x\","
 	           "\"timestamp\":-1.5e3,\"confidence\":1,\"stream\":\"gen-7\"}", &ev)) {
 		CHECK(!strcmp(ev.token.stream, "gen-7"), "stream \"%s\"", ev.token.stream);
@@ -251,8 +255,6 @@ static void test_rejects(void)
 	       GOS_REJECT_MISSING_FIELD, "\"token_text\"");
 	REJECT(TOK_PRE "\"token_id\":\"t\",\"token_text\":\"x\",\"confidence\":0.5}",
 	       GOS_REJECT_MISSING_FIELD, "\"timestamp\"");
-	REJECT(TOK_PRE "\"token_id\":\"t\",\"token_text\":\"x\",\"timestamp\":1}",
-	       GOS_REJECT_MISSING_FIELD, "\"confidence\"");
 	REJECT(TOK_PRE "\"token_id\":\"\",\"token_text\":\"x\",\"timestamp\":1,\"confidence\":0.5}",
 	       GOS_REJECT_MISSING_FIELD, "field \"token_id\" is empty");
 	REJECT(TOK_PRE TOK_OK ",\"top_logprobs\":[{\"token\":\"a\",\"logprob\":-1},{\"token\":\"b\"}]}",
