@@ -14,6 +14,7 @@
 #include "gos_ingest.h"
 #include "gos_map.h"
 #include "gos_queue.h"
+#include "gos_web.h"
 
 /* Exit codes (documented in --help and README). */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -25,6 +26,7 @@ struct options {
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
 	double log_interval;
+	struct gos_web_opts web;   /* --listen, --tick-ms, ... (gos_web.h) */
 };
 
 static void usage(FILE *f)
@@ -44,12 +46,14 @@ static void usage(FILE *f)
 	        "  --max-tokens N       keep at most N tokens; the oldest are evicted (default 10000000)\n"
 	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
 	        "                       stream (default), or by a hash of the text on a Hilbert curve\n"
-	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n"
+	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n",
+	        def);
+	gos_web_usage(f);
+	fprintf(f,
 	        "  --help, --version\n"
 	        "\n"
 	        "exit codes: 0 clean shutdown (SIGINT/SIGTERM), 1 start-up failure (socket busy,\n"
-	        "            no permission, ...), 2 bad command line\n",
-	        def);
+	        "            no permission, ...), 2 bad command line\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -76,6 +80,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
+		GOS_WEB_LONGOPTS,
 		{0},
 	};
 	gos_default_socket_path(o->socket_path, sizeof(o->socket_path));
@@ -83,6 +88,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (gos_web_is_opt(c)) {
+			char err[256];
+			if (!gos_web_parse_opt(&o->web, c, optarg, err, sizeof(err))) {
+				fprintf(stderr, "gos-compositor: %s\n", err);
+				return EXIT_USAGE;
+			}
+			continue;
+		}
 		switch (c) {
 		case OPT_SOCKET:
 			if (strlen(optarg) >= sizeof(o->socket_path)) {
@@ -143,6 +156,7 @@ struct app {
 	struct gos_core *core;
 	struct gos_ingest *ingest;
 	struct gos_demo *demo;
+	struct gos_web *web;
 };
 
 static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
@@ -182,6 +196,7 @@ static void log_counts(struct app *a, double dt, uint64_t *last_events)
 
 static void app_finish(struct app *a)
 {
+	gos_web_destroy(a->web);       /* stops reading the map first */
 	gos_demo_destroy(a->demo);
 	gos_ingest_destroy(a->ingest);   /* removes the socket file */
 	gos_core_destroy(a->core);       /* applies what is still queued */
@@ -223,6 +238,13 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
+	a.web = gos_web_create(&a.opt.web, &(struct gos_web_sources){
+		.map = a.map, .ingest = a.ingest, .core = a.core}, err, sizeof(err));
+	if (!a.web) {
+		fprintf(stderr, "gos-compositor: %s\n", err);
+		app_finish(&a);
+		return EXIT_RUNTIME;
+	}
 	if (!a.opt.headless)
 		fprintf(stderr, "gos: no window renderer in this build yet: running headless\n");
 	if (a.opt.demo) {

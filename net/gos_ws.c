@@ -1100,8 +1100,6 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	struct gos_ws_opts *o = &ws->opts;
 	if (!o->listen)
 		o->listen = GOS_WS_DEFAULT_LISTEN;
-	if (!o->assets_dir)
-		o->assets_dir = GOS_ASSETS_DIR;
 	if (!o->max_viewers)
 		o->max_viewers = GOS_WS_MAX_VIEWERS;
 	if (!o->max_queued)
@@ -1132,7 +1130,7 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		if (!ws->origins)
 			abort();
 	}
-	const char *assets = opts->assets_dir ? opts->assets_dir : GOS_ASSETS_DIR;
+	const char *assets = opts->assets_dir ? opts->assets_dir : gos_ws_default_assets_dir();
 	if (!realpath(assets, ws->assets_real)) {
 		/* The server still runs (/ws, /metrics, /health); / answers 404. */
 		fprintf(stderr, "gos-ws: web viewer folder %s not found (%s); / will answer 404\n",
@@ -1280,6 +1278,27 @@ void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out)
 	};
 	for (int i = 0; i < 4; i++)
 		out->refused_total[i] = st_get(&s->refused[i]);
+}
+
+const char *gos_ws_default_assets_dir(void)
+{
+	static char installed[PATH_MAX + 32];
+	struct stat sb;
+	if (!stat(GOS_ASSETS_DIR, &sb) && S_ISDIR(sb.st_mode))
+		return GOS_ASSETS_DIR;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);  /* Linux */
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(installed, sizeof(installed), "%s/../share/gos/web", exe);
+			if (!stat(installed, &sb) && S_ISDIR(sb.st_mode))
+				return installed;
+		}
+	}
+	return GOS_ASSETS_DIR;
 }
 
 const char *gos_ws_refusal_name(enum gos_ws_refusal r)

@@ -43,7 +43,7 @@ typedef bool (*gos_ws_health_fn)(void *ctx, struct gos_text *out);
 struct gos_ws_opts {
 	const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; NULL: GOS_WS_DEFAULT_LISTEN;
 	                               * port 0 picks a free port (see gos_ws_port) */
-	const char *assets_dir;       /* the web viewer's folder; NULL: GOS_ASSETS_DIR */
+	const char *assets_dir;       /* the web viewer's folder; NULL: gos_ws_default_assets_dir() */
 	const char *auth_token_file;  /* NULL: no auth; else /, /ws, /metrics need its token */
 	const char *allow_origins;    /* comma-separated Origins allowed on /ws besides the
 	                               * server's own; "*": any. Requests without Origin
@@ -126,6 +126,11 @@ uint64_t gos_ws_snapshot_requests(const struct gos_ws *ws);
 uint32_t gos_ws_viewer_count(const struct gos_ws *ws);
 
 void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out);
+
+/* Where the web viewer's files are when no assets_dir is given: the source
+ * tree's assets/web (GOS_ASSETS_DIR, set by the build) if it exists, else
+ * ../share/gos/web beside the executable (an installed layout). */
+const char *gos_ws_default_assets_dir(void);
 
 /* Stable snake_case name of a refusal reason, for /metrics labels. */
 const char *gos_ws_refusal_name(enum gos_ws_refusal r);

@@ -82,7 +82,9 @@
     return Math.min(BUCKETS - 1, Math.floor(Math.min(c, 1) * BUCKETS));
   }
 
-  // ---- geometry (world units: 1 unit = 1 px at zoom 1, as in the compositor)
+  // ---- geometry (world units: 1 unit = 1 px at zoom 1, as in the compositor).
+  // A token's (x, y) is the centre of its box; the box is w wide (w comes
+  // with the token: its text length in CHAR_W cells) and TOKEN_H high.
   const CHAR_W = 9, LINE_H = 22, TOKEN_H = 18;   // GOS_FLOW_CHAR_W / LINE_H
   const CELL = 1024;                              // spatial index cell, world units
   const MIN_ZOOM = 1 / 4096, MAX_ZOOM = 64;
@@ -100,10 +102,9 @@
 
   function cellKey(cx, cy) { return (cx + 1048576) * 2097152 + (cy + 1048576); }
   function cellOf(x, y) { return cellKey(Math.floor(x / CELL), Math.floor(y / CELL)); }
-  function tokenW(t) { return Math.max(t.w > 0 ? t.w : t.text.length * CHAR_W, CHAR_W); }
 
   function indexAdd(t) {
-    t.cell = cellOf(t.x, t.y);
+    t.cell = cellOf(t.l, t.t);
     let s = cells.get(t.cell);
     if (!s) cells.set(t.cell, s = new Set());
     s.add(t);
@@ -113,10 +114,10 @@
     if (s) { s.delete(t); if (!s.size) cells.delete(t.cell); }
   }
   function grow(t) {
-    const x1 = t.x + tokenW(t), y1 = t.y + TOKEN_H;
-    if (!bounds) bounds = { x0: t.x, y0: t.y, x1, y1 };
+    const x1 = t.l + t.W, y1 = t.t + TOKEN_H;
+    if (!bounds) bounds = { x0: t.l, y0: t.t, x1, y1 };
     else {
-      bounds.x0 = Math.min(bounds.x0, t.x); bounds.y0 = Math.min(bounds.y0, t.y);
+      bounds.x0 = Math.min(bounds.x0, t.l); bounds.y0 = Math.min(bounds.y0, t.t);
       bounds.x1 = Math.max(bounds.x1, x1); bounds.y1 = Math.max(bounds.y1, y1);
     }
   }
@@ -141,6 +142,9 @@
     t.lp = typeof m.logprob === 'number' ? m.logprob : null;
     t.alts = Array.isArray(m.alts) ? m.alts : null;
     t.b = bucketOf(t.c);
+    t.W = Math.max(t.w > 0 ? t.w : [...t.text].length * CHAR_W, CHAR_W);
+    t.l = x - t.W / 2;
+    t.t = y - TOKEN_H / 2;
     indexAdd(t);
     grow(t);
     return t;
@@ -329,7 +333,7 @@
     for (const b of buckets) b.length = 0;
     visibleCells((s, x0, y0, x1, y1) => {
       for (const t of s) {
-        if (t.x > x1 || t.y > y1 || t.y + TOKEN_H < y0 || t.x + tokenW(t) < x0) continue;
+        if (t.l > x1 || t.t > y1 || t.t + TOKEN_H < y0 || t.l + t.W < x0) continue;
         buckets[t.b].push(t);
       }
     });
@@ -344,8 +348,8 @@
       ctx.fillStyle = bucketStyles[b];
       ctx.beginPath();
       for (const t of list) {
-        const sx = (t.x - cam.x) * z + hw, sy = (t.y - cam.y) * z + hh;
-        ctx.rect(sx, sy, Math.max(1, tokenW(t) * z - gap), th);
+        const sx = (t.l - cam.x) * z + hw, sy = (t.t - cam.y) * z + hh;
+        ctx.rect(sx, sy, Math.max(1, t.W * z - gap), th);
       }
       ctx.fill();
       drawn += list.length;
@@ -362,8 +366,8 @@
         const light = b < BUCKETS && b > BUCKETS * 0.7;
         ctx.fillStyle = light ? '#111111' : '#ffffff';
         for (const t of buckets[b]) {
-          const sx = (t.x - cam.x) * z + hw, sy = (t.y - cam.y) * z + hh;
-          ctx.fillText(t.text, sx + 2 * z, sy + th / 2, Math.max(1, tokenW(t) * z - 3 * z));
+          const sx = (t.l - cam.x) * z + hw, sy = (t.t - cam.y) * z + hh;
+          ctx.fillText(t.text, sx + 2 * z, sy + th / 2, Math.max(1, t.W * z - 3 * z));
         }
       }
     }
@@ -371,10 +375,10 @@
     if (hover) {
       const t = tokens.get(hover.id) === hover ? hover : null;
       if (t) {
-        const [sx, sy] = worldToScreen(t.x, t.y);
+        const [sx, sy] = worldToScreen(t.l, t.t);
         ctx.strokeStyle = '#ffffff';
         ctx.lineWidth = 1.5;
-        ctx.strokeRect(sx - 1, sy - 1, tokenW(t) * z + 2, th + 2);
+        ctx.strokeRect(sx - 1, sy - 1, t.W * z + 2, th + 2);
       }
     }
   }
@@ -434,7 +438,7 @@
         const s = cells.get(cellKey(cx, cy + dy));
         if (!s) continue;
         for (const t of s)
-          if (wx >= t.x && wx <= t.x + tokenW(t) && wy >= t.y && wy <= t.y + TOKEN_H) best = t;
+          if (wx >= t.l && wx <= t.l + t.W && wy >= t.t && wy <= t.t + TOKEN_H) best = t;
       }
     return best;
   }
@@ -564,7 +568,7 @@
   function frame(now) {
     if (fitPending && canvas.clientWidth) { fitPending = false; if (!follow || !newest) fit(); }
     if (follow && newest && tokens.get(newest.id) === newest) {
-      const tx = newest.x + tokenW(newest) / 2, ty = newest.y + TOKEN_H / 2;
+      const tx = newest.x, ty = newest.y;
       const dx = tx - cam.x, dy = ty - cam.y;
       if (Math.abs(dx) * cam.zoom > 0.5 || Math.abs(dy) * cam.zoom > 0.5) {
         const k = Math.abs(dx) * cam.zoom > canvas.clientWidth * 2 ? 1 : 0.15;  // jump when far
