@@ -1,6 +1,7 @@
 /* Prometheus text helpers and histogram (see gos_metrics.h). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gos_metrics.h"
@@ -42,6 +43,16 @@ void gos_metrics_family(struct gos_text *t, const char *name, const char *type,
 	gos_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The shortest of %.15g / %.17g that reads back as the same double. */
+static void fmt_double(struct gos_text *t, double v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%.15g", v);
+	if (strtod(buf, NULL) != v)
+		snprintf(buf, sizeof(buf), "%.17g", v);
+	gos_text_puts(t, buf);
+}
+
 static void sample_name(struct gos_text *t, const char *name, const char *labels)
 {
 	gos_text_puts(t, name);
@@ -62,7 +73,7 @@ void gos_metrics_sample(struct gos_text *t, const char *name, const char *labels
 	else if (isinf(value))
 		gos_text_puts(t, value > 0 ? "+Inf" : "-Inf");
 	else
-		gos_text_printf(t, "%.17g", value);
+		fmt_double(t, value);
 	gos_text_putc(t, '\n');
 }
 

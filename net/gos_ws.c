@@ -857,8 +857,11 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 		}
 	}
 	if (v->ping_due && v->off == 0 && !lws_send_pipe_choked(wsi)) {
-		unsigned char ping[LWS_PRE + 4];
-		if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+		/* lws swallows empty pongs without telling us: the ping carries
+		 * a payload, which the pong echoes. */
+		unsigned char ping[LWS_PRE + 8];
+		memcpy(ping + LWS_PRE, "gos-ping", 8);
+		if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
 			return -1;
 		v->ping_due = false;
 	}
