@@ -188,6 +188,8 @@ static void publish_delta(struct gos_broadcast *b, uint64_t since)
 	header(t, "token_visualization", since, d->seq);
 	gos_text_puts(t, ",\"live_tokens\":");
 	gos_text_u64(t, d->live_tokens);
+	gos_text_puts(t, ",\"n\":");
+	gos_text_u64(t, d->n_tokens);
 	gos_text_puts(t, ",\"tokens\":[");
 	for (size_t i = 0; i < d->n_tokens; i++) {
 		if (i)

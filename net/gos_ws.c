@@ -35,11 +35,12 @@
 #endif
 
 #define INBOX_MAX        4096              /* publisher -> service thread items */
-#define WS_CHUNK         (64 * 1024)       /* fragment size of large messages */
+#define WS_CHUNK         (64 * 1024)       /* larger messages go out in fragments of this */
 #define WRITE_BUDGET     (512 * 1024)      /* bytes per writeable callback per viewer */
 #define HTTP_CHUNK       (16 * 1024)
 #define MAX_FILE         (32 * 1024 * 1024)
 #define MAX_TOKEN        1024
+#define SNDBUF           (1024 * 1024)     /* per viewer socket (the kernel doubles it) */
 #define RATE_CLOSE_AFTER 1000              /* limited messages in a row before closing */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
 
@@ -822,14 +823,17 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 		return -1;
 	}
 	size_t budget = WRITE_BUDGET;
-	if (v->reply && v->off == 0) {
+	if (v->reply && v->off == 0 && !lws_partial_buffered(wsi)) {
 		struct gos_ws_msg *m = v->reply;
 		if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
 			return -1;
 		v->reply = NULL;
 		gos_ws_msg_unref(m);
 	}
-	while (v->q_len && budget && !lws_send_pipe_choked(wsi)) {
+	/* lws only calls us once what it buffered is out; after a write it
+	 * could not finish, stop (lws_partial_buffered costs no syscall, unlike
+	 * lws_send_pipe_choked). */
+	while (v->q_len && budget && !lws_partial_buffered(wsi)) {
 		struct gos_ws_msg *m = v->q[v->q_head];
 		if (v->off == 0 && m->len <= WS_CHUNK) {
 			/* Whole message in one frame, straight from the shared bytes:
@@ -856,7 +860,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			q_pop(ws, v);
 		}
 	}
-	if (v->ping_due && v->off == 0 && !lws_send_pipe_choked(wsi)) {
+	if (v->ping_due && v->off == 0 && !lws_partial_buffered(wsi)) {
 		/* lws swallows empty pongs without telling us: the ping carries
 		 * a payload, which the pong echoes. */
 		unsigned char ping[LWS_PRE + 8];
@@ -928,6 +932,13 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			break;
 		}
 		v->counted = true;
+		{
+			/* Room for a few whole deltas in the kernel: a write it cannot
+			 * take entirely makes lws copy the rest, which dominated the
+			 * server's CPU with autotuned (16 KiB to start) buffers. */
+			int sndbuf = SNDBUF;
+			setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		}
 		st_add(&ws->st.viewers, 1);
 		st_add(&ws->st.viewers_total, 1);
 		v->state = V_WAITING;

@@ -12,6 +12,7 @@ struct bench_cmd {
 
 static const struct bench_cmd cmds[] = {
 	{"ingest", gos_bench_ingest, "events/s from producer processes through the socket into the map state"},
+	{"fanout", gos_bench_fanout, "browser viewers (1, 100, 1000) fed 10k events/s, against a Node ws peer"},
 };
 
 static void usage(FILE *f)
