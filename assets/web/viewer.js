@@ -97,7 +97,8 @@
   let bounds = null;             // {x0,y0,x1,y1} of everything seen
 
   const cam = { x: 0, y: 0, zoom: 1 };
-  let follow = true, paletteName = 'viridis', fitPending = true;
+  // autoFit: show the whole map on snapshots until the user moves the camera.
+  let follow = true, paletteName = 'viridis', fitPending = true, autoFit = true;
   let bucketStyles = [];
 
   function cellKey(cx, cy) { return (cx + 1048576) * 2097152 + (cy + 1048576); }
@@ -213,7 +214,7 @@
         for (const t of m.tokens || []) { const n = upsert(t); if (n) newest = n; }
         setStreams(m.streams, true);
         seq = m.seq || 0;
-        if (!follow || !newest) fitPending = true;
+        if (autoFit && (!follow || !newest)) fitPending = true;
         setConn('live');
         sendViewport();
         dirty = true;
@@ -322,8 +323,9 @@
     ctx.stroke();
   }
 
-  let drawn = 0;
+  let drawn = 0, framesDrawn = 0;
   function draw() {
+    framesDrawn++;
     const w = canvas.clientWidth, h = canvas.clientHeight;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = '#101014';
@@ -489,6 +491,7 @@
   }
   function clampZoom(z) { return Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, z)); }
   function zoomAt(sx, sy, factor) {
+    fitPending = autoFit = false;
     const [wx, wy] = screenToWorld(sx, sy);
     cam.zoom = clampZoom(cam.zoom * factor);
     const [nx, ny] = screenToWorld(sx, sy);
@@ -521,6 +524,7 @@
         const dx = e.clientX - p.x, dy = e.clientY - p.y;
         if (dx || dy) {
           cam.x -= dx / cam.zoom; cam.y -= dy / cam.zoom;
+          fitPending = autoFit = false;
           if (follow) setFollow(false);
         }
       }
@@ -591,11 +595,14 @@
   // For tests and the curious: a read-only window on the viewer's state.
   window.gos = Object.freeze({
     state: () => ({ conn: connState, tokens: tokens.size, seq, gaps, streams: streams.size,
-      drawn, fps, zoom: cam.zoom, follow, palette: paletteName }),
+      drawn, frames: framesDrawn, fps, zoom: cam.zoom, follow, palette: paletteName }),
     token: id => { const t = tokens.get(id); return t ? Object.assign({}, t) : null; },
     worldToScreen: (x, y) => worldToScreen(x, y),
     color: (c, name) => color(PALETTES[name || paletteName], c),
-    view: (x, y, zoom) => { setFollow(false); cam.x = x; cam.y = y; if (zoom) cam.zoom = clampZoom(zoom); dirty = true; },
+    view: (x, y, zoom) => {
+      setFollow(false); fitPending = autoFit = false;
+      cam.x = x; cam.y = y; if (zoom) cam.zoom = clampZoom(zoom); dirty = true;
+    },
     setFollow,
     setPalette,
   });

@@ -117,6 +117,17 @@ async function waitFor(page, fn, arg, what, timeout = 15000) {
   }
 }
 
+// Moves the camera and waits until a frame with the new view is drawn.
+async function view(page, x, y, zoom) {
+  const before = await page.evaluate(([x, y, zoom]) => {
+    const f = window.gos.state().frames;
+    window.gos.view(x, y, zoom);
+    return f;
+  }, [x, y, zoom]);
+  await page.waitForFunction(f => window.gos.state().frames > f, before, { timeout: 10000, polling: 20 });
+  await page.waitForTimeout(50);   // and composited
+}
+
 // The median colour of a few pixels inside a token's box (grid lines under
 // the translucent box shift single pixels a little).
 async function tokenColor(page, id) {
@@ -165,8 +176,7 @@ async function main() {
     await waitFor(page, () => window.gos.state().tokens === 3, null, 'the page receives the three tokens');
 
     // Pixels: zoomed out far enough that no text covers the boxes.
-    await page.evaluate(() => window.gos.view(200, 0, 0.55));
-    await page.waitForTimeout(150);
+    await view(page, 200, 0, 0.55);
     for (const id of ['one', 'half', 'unknown'].map(k => k === 'unknown' ? 'unk' : k)) {
       const got = await tokenColor(page, id);
       const want = EXPECT[id === 'unk' ? 'unknown' : id];
@@ -176,8 +186,7 @@ async function main() {
     check(near(empty, BG, 14), `empty map is background: ${empty}`);
 
     // Hover: the tooltip shows the token's text, confidence, stream, alternatives.
-    await page.evaluate(() => window.gos.view(200, 0, 2));
-    await page.waitForTimeout(100);
+    await view(page, 200, 0, 2);
     const [hx, hy] = await page.evaluate(() => window.gos.worldToScreen(200, 0));
     await page.mouse.move(hx, hy);
     await waitFor(page, () => !document.getElementById('tip').hidden, null, 'hovering a token shows a tooltip');
@@ -202,8 +211,7 @@ async function main() {
       position: [0, 100], confidence: 1.0 }]);
     await waitFor(page, () => window.gos.state().conn === 'live' && window.gos.state().tokens === 1 &&
       window.gos.token('again') !== null, null, 'the page reconnects and shows the new map', 20000);
-    await page.evaluate(() => window.gos.view(0, 100, 0.55));
-    await page.waitForTimeout(150);
+    await view(page, 0, 100, 0.55);
     const again = await tokenColor(page, 'again');
     check(near(again, EXPECT.one, 10), `the new token is on screen: ${again}`);
     const gone = await page.evaluate(() => window.gos.token('one'));
