@@ -87,6 +87,7 @@
   // with the token: its text length in CHAR_W cells) and TOKEN_H high.
   const CHAR_W = 9, LINE_H = 22, TOKEN_H = 18;   // GOS_FLOW_CHAR_W / LINE_H
   const CELL = 1024;                              // spatial index cell, world units
+  const DOT_H = 4;          // boxes lower than this many px are drawn as pixels (ImageData)
   const MIN_ZOOM = 1 / 4096, MAX_ZOOM = 64;
 
   // ---- state
@@ -99,20 +100,27 @@
   const cam = { x: 0, y: 0, zoom: 1 };
   // autoFit: show the whole map on snapshots until the user moves the camera.
   let follow = true, paletteName = 'viridis', fitPending = true, autoFit = true;
-  let bucketStyles = [];
+  let bucketStyles = [], bucketPix = null;
+  const BG = [16, 16, 20], BG32 = (255 << 24) | (BG[2] << 16) | (BG[1] << 8) | BG[0];
 
   function cellKey(cx, cy) { return (cx + 1048576) * 2097152 + (cy + 1048576); }
   function cellOf(x, y) { return cellKey(Math.floor(x / CELL), Math.floor(y / CELL)); }
 
   function indexAdd(t) {
     t.cell = cellOf(t.l, t.t);
+    // Cells hold arrays (fast to iterate); t.ci is the token's index in its
+    // cell, so removal swaps the last one into its place.
     let s = cells.get(t.cell);
-    if (!s) cells.set(t.cell, s = new Set());
-    s.add(t);
+    if (!s) cells.set(t.cell, s = []);
+    t.ci = s.length;
+    s.push(t);
   }
   function indexRemove(t) {
     const s = cells.get(t.cell);
-    if (s) { s.delete(t); if (!s.size) cells.delete(t.cell); }
+    if (!s || s[t.ci] !== t) return;
+    const last = s.pop();
+    if (last !== t) { s[t.ci] = last; last.ci = t.ci; }
+    if (!s.length) cells.delete(t.cell);
   }
   function grow(t) {
     const x1 = t.l + t.W, y1 = t.t + TOKEN_H;
@@ -143,7 +151,7 @@
     t.lp = typeof m.logprob === 'number' ? m.logprob : null;
     t.alts = Array.isArray(m.alts) ? m.alts : null;
     t.b = bucketOf(t.c);
-    t.W = Math.max(t.w > 0 ? t.w : [...t.text].length * CHAR_W, CHAR_W);
+    t.W = Math.max(t.w > 0 ? t.w : t.text.length * CHAR_W, CHAR_W);
     t.l = x - t.W / 2;
     t.t = y - TOKEN_H / 2;
     indexAdd(t);
@@ -159,7 +167,7 @@
 
   // ---- protocol
   let ws = null, connState = 'connecting', backoff = 500, retryAt = 0, retryTimer = null;
-  let rtt = null, pingTimer = null, lastMsgAt = 0;
+  let rtt = null, pingTimer = null, lastMsgAt = 0, snapshotMs = null;
   const params = new URLSearchParams(location.search);
   const token = params.get('token');
 
@@ -180,10 +188,13 @@
       return;
     }
     ws.onmessage = ev => {
-      lastMsgAt = performance.now();
+      const t0 = performance.now();
+      lastMsgAt = t0;
       let m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
+      const t1 = performance.now();
       handle(m);
+      if (m.type === 'snapshot') snapshotMs = [t1 - t0, performance.now() - t1];
     };
     ws.onclose = () => { ws = null; clearInterval(pingTimer); scheduleReconnect(); };
     ws.onerror = () => { /* onclose follows */ };
@@ -268,8 +279,14 @@
     paletteName = name;
     const lut = PALETTES[name];
     bucketStyles = [];
-    for (let b = 0; b < BUCKETS; b++) bucketStyles.push(css(color(lut, (b + 0.5) / BUCKETS)));
-    bucketStyles.push(css(UNKNOWN));
+    bucketPix = new Uint32Array(BUCKETS + 1);
+    for (let b = 0; b <= BUCKETS; b++) {
+      const c = b < BUCKETS ? color(lut, (b + 0.5) / BUCKETS) : UNKNOWN;
+      bucketStyles.push(css(c));
+      // Dots are opaque: the color already blended over the background.
+      const ch = [0, 1, 2].map(i => Math.round(c[i] * 255 * c[3] + BG[i] * (1 - c[3])));
+      bucketPix[b] = ((255 << 24) | (ch[2] << 16) | (ch[1] << 8) | ch[0]) >>> 0;
+    }
     document.getElementById('palette').value = name;
     dirty = true;
   }
@@ -304,46 +321,92 @@
     }
   }
 
-  function drawGrid(w, h) {
-    // Grid lines every power of ten world units that is at least 60 px apart.
+  // Grid lines every power of ten world units that is at least 60 px apart:
+  // calls line(vertical, css px) for each.
+  const GRID = [28, 28, 36], GRID32 = (255 << 24) | (GRID[2] << 16) | (GRID[1] << 8) | GRID[0];
+  function gridLines(w, h, line) {
     let step = Math.pow(10, Math.ceil(Math.log10(60 / cam.zoom)));
     if (step * cam.zoom > 300) step /= 2;
     const [x0, y0] = screenToWorld(0, 0), [x1, y1] = screenToWorld(w, h);
-    ctx.strokeStyle = '#1c1c24';
+    for (let x = Math.floor(x0 / step) * step; x <= x1; x += step)
+      line(true, Math.round((x - cam.x) * cam.zoom + w / 2));
+    for (let y = Math.floor(y0 / step) * step; y <= y1; y += step)
+      line(false, Math.round((y - cam.y) * cam.zoom + h / 2));
+  }
+  function drawGrid(w, h) {
+    ctx.strokeStyle = `rgb(${GRID})`;
     ctx.lineWidth = 1;
     ctx.beginPath();
-    for (let x = Math.floor(x0 / step) * step; x <= x1; x += step) {
-      const sx = Math.round((x - cam.x) * cam.zoom + w / 2) + 0.5;
-      ctx.moveTo(sx, 0); ctx.lineTo(sx, h);
-    }
-    for (let y = Math.floor(y0 / step) * step; y <= y1; y += step) {
-      const sy = Math.round((y - cam.y) * cam.zoom + h / 2) + 0.5;
-      ctx.moveTo(0, sy); ctx.lineTo(w, sy);
-    }
+    gridLines(w, h, (v, p) => {
+      if (v) { ctx.moveTo(p + 0.5, 0); ctx.lineTo(p + 0.5, h); } else { ctx.moveTo(0, p + 0.5); ctx.lineTo(w, p + 0.5); }
+    });
     ctx.stroke();
   }
 
-  let drawn = 0, framesDrawn = 0;
+  let collectMs = 0, drawn = 0, framesDrawn = 0, drawMs = 0, img = null, pix = null;
+
+  // Far out, tokens are a few pixels: writing them straight into an
+  // ImageData is an order of magnitude faster than 100k path rects.
+  function drawDots(w, h) {
+    const W = canvas.width, H = canvas.height;
+    if (!img || img.width !== W || img.height !== H) {
+      img = ctx.createImageData(W, H);
+      pix = new Uint32Array(img.data.buffer);
+    }
+    pix.fill(BG32);
+    gridLines(w, h, (v, p) => {   // under the dots, as in the other mode
+      const d = Math.round(p * dpr);
+      if (v) { if (d >= 0 && d < W) for (let y = 0; y < H; y++) pix[y * W + d] = GRID32; }
+      else if (d >= 0 && d < H) pix.fill(GRID32, d * W, d * W + W);
+    });
+    const zd = cam.zoom * dpr, hw = W / 2, hh = H / 2;
+    const th = Math.max(1, Math.round(TOKEN_H * zd));
+    const ox = hw - cam.x * zd, oy = hh - cam.y * zd;
+    for (let b = 0; b <= BUCKETS; b++) {
+      const col = bucketPix[b], list = buckets[b], n = list.length;
+      for (let i = 0; i < n; i++) {
+        const t = list[i];
+        let x0 = (t.l * zd + ox + 0.5) | 0, y0 = (t.t * zd + oy + 0.5) | 0;
+        let x1 = x0 + Math.max(1, (t.W * zd + 0.5) | 0), y1 = y0 + th;
+        if (x0 < 0) x0 = 0;
+        if (y0 < 0) y0 = 0;
+        if (x1 > W) x1 = W;
+        if (y1 > H) y1 = H;
+        for (let y = y0; y < y1; y++)
+          for (let p = y * W + x0, e = y * W + x1; p < e; p++) pix[p] = col;
+      }
+      drawn += n;
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+
   function draw() {
     framesDrawn++;
     const w = canvas.clientWidth, h = canvas.clientHeight;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.fillStyle = '#101014';
-    ctx.fillRect(0, 0, w, h);
-    drawGrid(w, h);
 
+    const tc = performance.now();
     for (const b of buckets) b.length = 0;
     visibleCells((s, x0, y0, x1, y1) => {
-      for (const t of s) {
+      for (let i = 0, n = s.length; i < n; i++) {
+        const t = s[i];
         if (t.l > x1 || t.t > y1 || t.t + TOKEN_H < y0 || t.l + t.W < x0) continue;
         buckets[t.b].push(t);
       }
     });
+    collectMs = performance.now() - tc;
 
     const z = cam.zoom, hw = w / 2, hh = h / 2;
     const th = Math.max(1, TOKEN_H * z);
     const gap = z * CHAR_W >= 3 ? 1 : 0;   // separate neighbours when they are big enough
     drawn = 0;
+    if (TOKEN_H * z < DOT_H) {
+      drawDots(w, h);
+      return;
+    }
+    ctx.fillStyle = '#101014';
+    ctx.fillRect(0, 0, w, h);
+    drawGrid(w, h);
     for (let b = 0; b <= BUCKETS; b++) {
       const list = buckets[b];
       if (!list.length) continue;
@@ -415,16 +478,22 @@
     box.textContent = '';
     let n = 0;
     for (const [name, s] of streams) {
-      if (++n > 50) break;
+      if (++n > 12) {
+        const more = document.createElement('div');
+        more.className = 'stream';
+        more.textContent = `… and ${streams.size - 12} more streams`;
+        box.appendChild(more);
+        break;
+      }
       const d = document.createElement('div');
       d.className = 'stream';
       const b = document.createElement('b');
       b.textContent = name === '' ? '(default)' : name;
       d.appendChild(b);
-      let info = ' ' + (s.state || '–');
-      if (s.total_tokens > 0) info += ` ${s.tokens_processed}/${s.total_tokens}`;
-      else if (s.tokens) info += ` · ${s.tokens} tokens`;
-      d.appendChild(document.createTextNode(info));
+      const parts = [];
+      if (s.state) parts.push(s.state + (s.total_tokens > 0 ? ` ${s.tokens_processed}/${s.total_tokens}` : ''));
+      if (s.tokens) parts.push(`${s.tokens} tokens`);
+      d.appendChild(document.createTextNode(' ' + parts.join(' · ')));
       box.appendChild(d);
     }
     hudDirty = false;
@@ -581,7 +650,9 @@
       }
     }
     if (dirty) {
+      const t0 = performance.now();
       draw();
+      drawMs = performance.now() - t0;
       dirty = false;
       frames++;
       sendViewport();
@@ -595,7 +666,7 @@
   // For tests and the curious: a read-only window on the viewer's state.
   window.gos = Object.freeze({
     state: () => ({ conn: connState, tokens: tokens.size, seq, gaps, streams: streams.size,
-      drawn, frames: framesDrawn, fps, zoom: cam.zoom, follow, palette: paletteName }),
+      drawn, frames: framesDrawn, drawMs, collectMs, snapshotMs, fps, zoom: cam.zoom, follow, palette: paletteName }),
     token: id => { const t = tokens.get(id); return t ? Object.assign({}, t) : null; },
     worldToScreen: (x, y) => worldToScreen(x, y),
     color: (c, name) => color(PALETTES[name || paletteName], c),

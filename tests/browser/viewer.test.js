@@ -182,6 +182,12 @@ async function main() {
       const want = EXPECT[id === 'unk' ? 'unknown' : id];
       check(near(got, want, 10), `token '${id}' is drawn in its palette color: got ${got}, want ${want.map(Math.round)}`);
     }
+    // Far out the boxes are a few pixels, written straight into an ImageData:
+    // same colors.
+    await view(page, 200, 0, 0.2);
+    const dot = await pixel(page, ...(await page.evaluate(() => window.gos.worldToScreen(0, 0))));
+    check(near(dot, EXPECT.one, 10), `zoomed far out, token 'one' is a dot of its color: ${dot}`);
+    await view(page, 200, 0, 0.55);
     const empty = await pixel(page, 450, 500);
     check(near(empty, BG, 14), `empty map is background: ${empty}`);
 
