@@ -21,7 +21,7 @@
  *   - culling keeps a token when -margin <= screen_pos <= viewport + margin on
  *     both axes (inclusive).
  *   - color: sRGB-encoded, straight alpha, from the shaders/gos_palette.h
- *     table, which the host uploads into the buffer at `lut` (a constant
+ *     table, which the host uploads into the buffer at `palettes` (a constant
  *     array here would be copied into every invocation's private memory).
  *   - survivors go to out[atomicAdd(draw.instanceCount)]: their order is not
  *     deterministic; no record past instanceCount is touched.
