@@ -152,18 +152,21 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 		case OPT_NO_HUD: o->hud = 0; break;
 		case OPT_QUIET: o->quiet = true; break;
 		case OPT_DISABLE: {
-			char buf[128];
-			snprintf(buf, sizeof(buf), "%s", optarg);
-			char *save = NULL;
-			for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-				if (!strcmp(t, "text")) o->disable |= GOS_RENDER_NO_TEXT;
-				else if (!strcmp(t, "grid")) o->disable |= GOS_RENDER_NO_GRID;
-				else if (!strcmp(t, "color")) o->disable |= GOS_RENDER_FLAT;
-				else if (!strcmp(t, "cull")) o->disable |= GOS_RENDER_TIGHT_CULL;
+			const char *t = optarg;
+			while (*t) {
+				size_t n = strcspn(t, ",");
+				if (n == 4 && !strncmp(t, "text", 4)) o->disable |= GOS_RENDER_NO_TEXT;
+				else if (n == 4 && !strncmp(t, "grid", 4)) o->disable |= GOS_RENDER_NO_GRID;
+				else if (n == 5 && !strncmp(t, "color", 5)) o->disable |= GOS_RENDER_FLAT;
+				else if (n == 4 && !strncmp(t, "cull", 4)) o->disable |= GOS_RENDER_TIGHT_CULL;
 				else {
-					fprintf(stderr, "gos-shot: --disable knows text, grid, color, cull, not '%s'\n", t);
+					fprintf(stderr, "gos-shot: --disable knows text, grid, color, cull, not '%.*s'\n",
+					        (int)n, t);
 					return EXIT_USAGE;
 				}
+				t += n;
+				if (*t == ',')
+					t++;
 			}
 			break;
 		}
