@@ -1233,6 +1233,24 @@ error:
 	return false;
 }
 
+bool gos_render_wait_slot(struct gos_render *r)
+{
+	struct frame *f = &r->frames[r->cur];
+	if (f->submitted) {
+		VK(vkWaitForFences(r->vk->device, 1, &f->fence, VK_TRUE, UINT64_MAX));
+		VK(vkResetFences(r->vk->device, 1, &f->fence));
+		f->submitted = false;
+	}
+	return true;
+error:
+	return false;
+}
+
+uint32_t gos_render_slot_index(const struct gos_render *r)
+{
+	return r->cur;
+}
+
 bool gos_render_wait(struct gos_render *r)
 {
 	for (uint32_t i = 0; i < r->n_frames; i++) {
@@ -1359,6 +1377,21 @@ bool gos_offscreen_read(struct gos_render *r, struct gos_offscreen *o, uint8_t *
 	VkCommandBuffer cmd = gos_vk_oneshot_begin(r->vk);
 	if (!cmd)
 		return false;
+	if (r->o.final_layout != VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL) {
+		VkImageMemoryBarrier b = {
+			.sType = VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER,
+			.srcAccessMask = 0,
+			.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
+			.oldLayout = r->o.final_layout,
+			.newLayout = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
+			.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
+			.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
+			.image = o->image,
+			.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1},
+		};
+		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
+		                     0, 0, NULL, 0, NULL, 1, &b);
+	}
 	VkBufferImageCopy region = {
 		.imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1},
 		.imageExtent = {o->ext.width, o->ext.height, 1},

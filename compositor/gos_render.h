@@ -126,6 +126,14 @@ int64_t gos_render_pick(const struct gos_render *r, double wx, double wy);
 bool gos_render_frame(struct gos_render *r, VkFramebuffer fb, VkExtent2D ext,
                       const struct gos_frame_info *fi, VkSemaphore wait, VkSemaphore signal);
 
+/* Waits for the fence of the ring slot the next gos_render_frame() will
+ * use, so per-slot objects of the caller (a swapchain acquire semaphore)
+ * are free again. gos_render_frame() does this itself too. */
+bool gos_render_wait_slot(struct gos_render *r);
+
+/* The ring slot the next gos_render_frame() records into (0..frames-1). */
+uint32_t gos_render_slot_index(const struct gos_render *r);
+
 /* Waits until every submitted frame has completed. */
 bool gos_render_wait(struct gos_render *r);
 
@@ -143,7 +151,8 @@ VkFramebuffer gos_offscreen_framebuffer(const struct gos_offscreen *o);
 VkExtent2D gos_offscreen_extent(const struct gos_offscreen *o);
 
 /* Waits for the frames, copies the image to rgba (w * h * 4 bytes, RGBA,
- * top row first). */
+ * top row first). Works for a renderer made for a swapchain too (the image
+ * is moved from its final layout for the copy). */
 bool gos_offscreen_read(struct gos_render *r, struct gos_offscreen *o, uint8_t *rgba);
 
 /* The default view for a picture of the whole map: fits the bounds of every
