@@ -272,6 +272,8 @@ static bool create_swapchain(struct win *s)
 	VK(vkGetSwapchainImagesKHR(dev, s->swapchain, &n, s->images));
 	s->n_images = n;
 	s->ext = ext;
+	fprintf(stderr, "gos: swapchain %ux%u, %u images, %s\n", ext.width, ext.height, n,
+	        mode == VK_PRESENT_MODE_FIFO_KHR ? "vsync" : "no vsync");
 	for (uint32_t i = 0; i < n; i++) {
 		VkImageViewCreateInfo vci = {
 			.sType = VK_STRUCTURE_TYPE_IMAGE_VIEW_CREATE_INFO,

@@ -10,3 +10,8 @@ gos_add_test(test_render_image GPU TIMEOUT 180
   LIBS gos_render gos_compute
   LABELS gpu image)
 add_dependencies(test_render_image gos-shot)
+add_test(NAME test_window
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_window.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
+set_tests_properties(test_window PROPERTIES TIMEOUT 180 LABELS "gpu;window"
+                     ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)
