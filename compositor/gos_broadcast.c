@@ -38,7 +38,7 @@ struct gos_broadcast {
 	size_t n_names;
 	uint32_t *set;                 /* open-addressed delta id set: index + 1 */
 	size_t set_cap;
-	struct gos_text text;
+	struct gos_buf text;
 
 	struct gos_hist tick_hist;
 	_Atomic uint64_t ticks, deltas, delta_tokens, snapshots, snapshot_tokens,
@@ -89,73 +89,73 @@ static const char *stream_name(const struct gos_broadcast *b, uint32_t index)
 
 /* ---- serialization ------------------------------------------------------ */
 
-static void emit_token(const struct gos_broadcast *b, struct gos_text *t,
+static void emit_token(const struct gos_broadcast *b, struct gos_buf *t,
                        const struct gos_token *tk)
 {
-	gos_text_puts(t, "{\"id\":");
-	gos_text_json_str(t, tk->id);
+	gos_buf_puts(t, "{\"id\":");
+	gos_buf_json_str(t, tk->id);
 	if (tk->removed) {
-		gos_text_puts(t, ",\"removed\":true}");
+		gos_buf_puts(t, ",\"removed\":true}");
 		return;
 	}
-	gos_text_puts(t, ",\"text\":");
-	gos_text_json_str(t, tk->text ? tk->text : "");
-	gos_text_puts(t, ",\"x\":");
-	gos_text_json_f32(t, tk->x);
-	gos_text_puts(t, ",\"y\":");
-	gos_text_json_f32(t, tk->y);
-	gos_text_puts(t, ",\"w\":");
-	gos_text_json_f32(t, tk->w);
-	gos_text_puts(t, ",\"confidence\":");
-	gos_text_json_f32(t, tk->confidence);
-	gos_text_puts(t, ",\"stream\":");
-	gos_text_json_str(t, stream_name(b, tk->stream));
-	gos_text_puts(t, ",\"timestamp\":");
-	gos_text_json_f64(t, tk->timestamp);
+	gos_buf_puts(t, ",\"text\":");
+	gos_buf_json_str(t, tk->text ? tk->text : "");
+	gos_buf_puts(t, ",\"x\":");
+	gos_buf_json_f32(t, tk->x);
+	gos_buf_puts(t, ",\"y\":");
+	gos_buf_json_f32(t, tk->y);
+	gos_buf_puts(t, ",\"w\":");
+	gos_buf_json_f32(t, tk->w);
+	gos_buf_puts(t, ",\"confidence\":");
+	gos_buf_json_f32(t, tk->confidence);
+	gos_buf_puts(t, ",\"stream\":");
+	gos_buf_json_str(t, stream_name(b, tk->stream));
+	gos_buf_puts(t, ",\"timestamp\":");
+	gos_buf_json_f64(t, tk->timestamp);
 	if (isfinite(tk->logprob)) {
-		gos_text_puts(t, ",\"logprob\":");
-		gos_text_json_f32(t, tk->logprob);
+		gos_buf_puts(t, ",\"logprob\":");
+		gos_buf_json_f32(t, tk->logprob);
 	}
 	if (tk->n_alts) {
-		gos_text_puts(t, ",\"alts\":[");
+		gos_buf_puts(t, ",\"alts\":[");
 		for (uint32_t i = 0; i < tk->n_alts; i++) {
 			if (i)
-				gos_text_putc(t, ',');
-			gos_text_puts(t, "{\"token\":");
-			gos_text_json_str(t, tk->alts[i].token ? tk->alts[i].token : "");
-			gos_text_puts(t, ",\"logprob\":");
-			gos_text_json_f32(t, tk->alts[i].logprob);
-			gos_text_putc(t, '}');
+				gos_buf_putc(t, ',');
+			gos_buf_puts(t, "{\"token\":");
+			gos_buf_json_str(t, tk->alts[i].token ? tk->alts[i].token : "");
+			gos_buf_puts(t, ",\"logprob\":");
+			gos_buf_json_f32(t, tk->alts[i].logprob);
+			gos_buf_putc(t, '}');
 		}
-		gos_text_putc(t, ']');
+		gos_buf_putc(t, ']');
 	}
-	gos_text_putc(t, '}');
+	gos_buf_putc(t, '}');
 }
 
-static void emit_stream(struct gos_text *t, const struct gos_stream *s)
+static void emit_stream(struct gos_buf *t, const struct gos_stream *s)
 {
-	gos_text_puts(t, "{\"stream\":");
-	gos_text_json_str(t, s->name ? s->name : "");
-	gos_text_puts(t, ",\"state\":");
-	gos_text_json_str(t, s->state ? s->state : "");
-	gos_text_puts(t, ",\"tokens_processed\":");
-	gos_text_i64(t, s->tokens_processed);
-	gos_text_puts(t, ",\"total_tokens\":");
-	gos_text_i64(t, s->total_tokens);
-	gos_text_puts(t, ",\"elapsed_ms\":");
-	gos_text_json_f64(t, s->elapsed_ms);
-	gos_text_puts(t, ",\"tokens\":");
-	gos_text_u64(t, s->n_tokens);
-	gos_text_putc(t, '}');
+	gos_buf_puts(t, "{\"stream\":");
+	gos_buf_json_str(t, s->name ? s->name : "");
+	gos_buf_puts(t, ",\"state\":");
+	gos_buf_json_str(t, s->state ? s->state : "");
+	gos_buf_puts(t, ",\"tokens_processed\":");
+	gos_buf_i64(t, s->tokens_processed);
+	gos_buf_puts(t, ",\"total_tokens\":");
+	gos_buf_i64(t, s->total_tokens);
+	gos_buf_puts(t, ",\"elapsed_ms\":");
+	gos_buf_json_f64(t, s->elapsed_ms);
+	gos_buf_puts(t, ",\"tokens\":");
+	gos_buf_u64(t, s->n_tokens);
+	gos_buf_putc(t, '}');
 }
 
-static void header(struct gos_text *t, const char *type, uint64_t since, uint64_t seq)
+static void header(struct gos_buf *t, const char *type, uint64_t since, uint64_t seq)
 {
-	gos_text_clear(t);
-	gos_text_printf(t, "{\"type\":\"%s\",\"since\":", type);
-	gos_text_u64(t, since);
-	gos_text_puts(t, ",\"seq\":");
-	gos_text_u64(t, seq);
+	gos_buf_clear(t);
+	gos_buf_printf(t, "{\"type\":\"%s\",\"since\":", type);
+	gos_buf_u64(t, since);
+	gos_buf_puts(t, ",\"seq\":");
+	gos_buf_u64(t, seq);
 }
 
 static void publish_text(struct gos_broadcast *b, bool snapshot, bool all)
@@ -172,31 +172,31 @@ static void publish_text(struct gos_broadcast *b, bool snapshot, bool all)
 static void publish_delta(struct gos_broadcast *b, uint64_t since)
 {
 	const struct gos_map_view *d = &b->delta;
-	struct gos_text *t = &b->text;
+	struct gos_buf *t = &b->text;
 	if (d->n_streams) {
 		header(t, "neural_state", since, d->seq);
-		gos_text_puts(t, ",\"streams\":[");
+		gos_buf_puts(t, ",\"streams\":[");
 		for (size_t i = 0; i < d->n_streams; i++) {
 			if (i)
-				gos_text_putc(t, ',');
+				gos_buf_putc(t, ',');
 			emit_stream(t, &d->streams[i]);
 		}
-		gos_text_puts(t, "]}");
+		gos_buf_puts(t, "]}");
 		publish_text(b, false, false);
 		add(&b->deltas, 1);
 	}
 	header(t, "token_visualization", since, d->seq);
-	gos_text_puts(t, ",\"live_tokens\":");
-	gos_text_u64(t, d->live_tokens);
-	gos_text_puts(t, ",\"n\":");
-	gos_text_u64(t, d->n_tokens);
-	gos_text_puts(t, ",\"tokens\":[");
+	gos_buf_puts(t, ",\"live_tokens\":");
+	gos_buf_u64(t, d->live_tokens);
+	gos_buf_puts(t, ",\"n\":");
+	gos_buf_u64(t, d->n_tokens);
+	gos_buf_puts(t, ",\"tokens\":[");
 	for (size_t i = 0; i < d->n_tokens; i++) {
 		if (i)
-			gos_text_putc(t, ',');
+			gos_buf_putc(t, ',');
 		emit_token(b, t, &d->tokens[i]);
 	}
-	gos_text_puts(t, "]}");
+	gos_buf_puts(t, "]}");
 	publish_text(b, false, false);
 	add(&b->deltas, 1);
 	add(&b->delta_tokens, d->n_tokens);
@@ -279,20 +279,20 @@ static uint64_t pages_read(struct gos_broadcast *b)
 static void publish_snapshot(struct gos_broadcast *b, bool all)
 {
 	const struct gos_map_view *d = &b->delta;
-	struct gos_text *t = &b->text;
+	struct gos_buf *t = &b->text;
 	uint64_t n = 0;
 	set_build(b);
-	gos_text_clear(t);
-	gos_text_puts(t, "{\"type\":\"snapshot\",\"seq\":");
-	gos_text_u64(t, d->seq);
-	gos_text_puts(t, ",\"tokens\":[");
+	gos_buf_clear(t);
+	gos_buf_puts(t, "{\"type\":\"snapshot\",\"seq\":");
+	gos_buf_u64(t, d->seq);
+	gos_buf_puts(t, ",\"tokens\":[");
 	for (size_t p = 0; p < b->n_pages; p++) {
 		const struct gos_map_view *v = &b->pages[p];
 		for (size_t i = 0; i < v->n_tokens; i++) {
 			if (v->tokens[i].removed || set_has(b, v->tokens[i].id))
 				continue;
 			if (n++)
-				gos_text_putc(t, ',');
+				gos_buf_putc(t, ',');
 			emit_token(b, t, &v->tokens[i]);
 		}
 	}
@@ -300,11 +300,11 @@ static void publish_snapshot(struct gos_broadcast *b, bool all)
 		if (d->tokens[i].removed)
 			continue;
 		if (n++)
-			gos_text_putc(t, ',');
+			gos_buf_putc(t, ',');
 		emit_token(b, t, &d->tokens[i]);
 	}
 	/* Streams: every stream from the last page, newer states from the delta. */
-	gos_text_puts(t, "],\"streams\":[");
+	gos_buf_puts(t, "],\"streams\":[");
 	const struct gos_map_view *last = &b->pages[b->n_pages - 1];
 	for (size_t i = 0; i < last->n_streams; i++) {
 		const struct gos_stream *s = &last->streams[i];
@@ -312,7 +312,7 @@ static void publish_snapshot(struct gos_broadcast *b, bool all)
 			if (d->streams[j].index == s->index)
 				s = &d->streams[j];
 		if (i)
-			gos_text_putc(t, ',');
+			gos_buf_putc(t, ',');
 		emit_stream(t, s);
 	}
 	for (size_t j = 0; j < d->n_streams; j++) {
@@ -321,13 +321,13 @@ static void publish_snapshot(struct gos_broadcast *b, bool all)
 			known = last->streams[i].index == d->streams[j].index;
 		if (!known) {
 			if (last->n_streams || j)
-				gos_text_putc(t, ',');
+				gos_buf_putc(t, ',');
 			emit_stream(t, &d->streams[j]);
 		}
 	}
-	gos_text_puts(t, "],\"live_tokens\":");
-	gos_text_u64(t, n);
-	gos_text_putc(t, '}');
+	gos_buf_puts(t, "],\"live_tokens\":");
+	gos_buf_u64(t, n);
+	gos_buf_putc(t, '}');
 	publish_text(b, true, all);
 	add(&b->snapshots, 1);
 	add(&b->snapshot_tokens, n);
@@ -474,7 +474,7 @@ void gos_broadcast_destroy(struct gos_broadcast *b)
 		free(b->stream_names[i]);
 	free(b->stream_names);
 	free(b->set);
-	gos_text_finish(&b->text);
+	gos_buf_finish(&b->text);
 	free(b);
 }
 
@@ -491,7 +491,7 @@ void gos_broadcast_stats(struct gos_broadcast *b, struct gos_broadcast_stats *ou
 	};
 }
 
-void gos_broadcast_metrics(struct gos_broadcast *b, struct gos_text *out)
+void gos_broadcast_metrics(struct gos_broadcast *b, struct gos_buf *out)
 {
 	struct gos_broadcast_stats s;
 	gos_broadcast_stats(b, &s);

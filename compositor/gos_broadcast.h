@@ -53,6 +53,6 @@ void gos_broadcast_stats(struct gos_broadcast *b, struct gos_broadcast_stats *ou
 
 /* Any thread: appends the broadcaster's Prometheus families (tick duration
  * histogram, deltas, snapshots). */
-void gos_broadcast_metrics(struct gos_broadcast *b, struct gos_text *out);
+void gos_broadcast_metrics(struct gos_broadcast *b, struct gos_buf *out);
 
 #endif

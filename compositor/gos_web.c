@@ -34,8 +34,8 @@ static const char *const event_names[5] = {
 	"none", "token_activation", "neural_state", "token_visualization", "sync",
 };
 
-static void web_metrics(void *ctx, struct gos_text *t);
-static bool web_health(void *ctx, struct gos_text *t);
+static void web_metrics(void *ctx, struct gos_buf *t);
+static bool web_health(void *ctx, struct gos_buf *t);
 
 static bool parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
@@ -167,19 +167,24 @@ void gos_web_frame(struct gos_web *w, double seconds)
 	atomic_store_explicit(&w->last_frame_ns, mono_ns(), memory_order_relaxed);
 }
 
+int64_t gos_web_viewers(const struct gos_web *w)
+{
+	return w && w->ws ? (int64_t)gos_ws_viewer_count(w->ws) : -1;
+}
+
 int gos_web_port(const struct gos_web *w)
 {
 	return w->ws ? gos_ws_port(w->ws) : 0;
 }
 
-static void one(struct gos_text *t, const char *name, const char *type, const char *help,
+static void one(struct gos_buf *t, const char *name, const char *type, const char *help,
                 uint64_t v)
 {
 	gos_metrics_family(t, name, type, help);
 	gos_metrics_sample_u64(t, name, NULL, v);
 }
 
-static void web_metrics(void *ctx, struct gos_text *t)
+static void web_metrics(void *ctx, struct gos_buf *t)
 {
 	struct gos_web *s = ctx;
 	char lab[96];
@@ -237,7 +242,7 @@ static void web_metrics(void *ctx, struct gos_text *t)
 		gos_broadcast_metrics(s->bc, t);
 }
 
-static bool web_health(void *ctx, struct gos_text *t)
+static bool web_health(void *ctx, struct gos_buf *t)
 {
 	struct gos_web *s = ctx;
 	struct gos_map_stats ms;
@@ -250,7 +255,7 @@ static bool web_health(void *ctx, struct gos_text *t)
 	 * that presented frames and then stopped is. */
 	bool render_ok = frames == 0 || age < RENDER_STALL_S;
 	bool ok = render_ok;
-	gos_text_printf(t, "\"status\":\"%s\",\"tokens\":%llu,\"streams\":%llu,\"seq\":%llu",
+	gos_buf_printf(t, "\"status\":\"%s\",\"tokens\":%llu,\"streams\":%llu,\"seq\":%llu",
 	                ok ? "ok" : "degraded", (unsigned long long)ms.live_tokens,
 	                (unsigned long long)ms.streams, (unsigned long long)ms.seq);
 	if (s->src.ingest) {
@@ -259,20 +264,20 @@ static bool web_health(void *ctx, struct gos_text *t)
 		uint64_t accepted = 0;
 		for (int i = 0; i < 5; i++)
 			accepted += is.accepted[i];
-		gos_text_printf(t, ",\"ingest\":{\"alive\":true,\"connections\":%llu,\"events\":%llu}",
+		gos_buf_printf(t, ",\"ingest\":{\"alive\":true,\"connections\":%llu,\"events\":%llu}",
 		                (unsigned long long)is.connections, (unsigned long long)accepted);
 	} else {
-		gos_text_puts(t, ",\"ingest\":{\"alive\":false}");
+		gos_buf_puts(t, ",\"ingest\":{\"alive\":false}");
 	}
 	if (frames)
-		gos_text_printf(t, ",\"render\":{\"alive\":%s,\"frames\":%llu,\"last_frame_age_s\":%.3f}",
+		gos_buf_printf(t, ",\"render\":{\"alive\":%s,\"frames\":%llu,\"last_frame_age_s\":%.3f}",
 		                render_ok ? "true" : "false", (unsigned long long)frames, age);
 	else
-		gos_text_puts(t, ",\"render\":{\"alive\":false,\"frames\":0,\"last_frame_age_s\":null}");
+		gos_buf_puts(t, ",\"render\":{\"alive\":false,\"frames\":0,\"last_frame_age_s\":null}");
 	if (s->bc) {
 		struct gos_broadcast_stats bs;
 		gos_broadcast_stats(s->bc, &bs);
-		gos_text_printf(t, ",\"broadcast\":{\"seq\":%llu,\"ticks\":%llu}",
+		gos_buf_printf(t, ",\"broadcast\":{\"seq\":%llu,\"ticks\":%llu}",
 		                (unsigned long long)bs.seq, (unsigned long long)bs.ticks);
 	}
 	return ok;

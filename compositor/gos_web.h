@@ -73,6 +73,9 @@ void gos_web_destroy(struct gos_web *web);
  * gos_frame_duration_seconds and the render liveness in /health). */
 void gos_web_frame(struct gos_web *web, double seconds);
 
+/* Any thread: viewers connected now; -1 with --no-listen (for the HUD). */
+int64_t gos_web_viewers(const struct gos_web *web);
+
 /* The port the server listens on (0 with --no-listen). */
 int gos_web_port(const struct gos_web *web);
 

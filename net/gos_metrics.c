@@ -37,55 +37,55 @@ uint64_t gos_hist_count(const struct gos_hist *h)
 	return n;
 }
 
-void gos_metrics_family(struct gos_text *t, const char *name, const char *type,
+void gos_metrics_family(struct gos_buf *t, const char *name, const char *type,
                         const char *help)
 {
-	gos_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	gos_buf_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* The shortest of %.15g / %.17g that reads back as the same double. */
-static void fmt_double(struct gos_text *t, double v)
+static void fmt_double(struct gos_buf *t, double v)
 {
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%.15g", v);
 	if (strtod(buf, NULL) != v)
 		snprintf(buf, sizeof(buf), "%.17g", v);
-	gos_text_puts(t, buf);
+	gos_buf_puts(t, buf);
 }
 
-static void sample_name(struct gos_text *t, const char *name, const char *labels)
+static void sample_name(struct gos_buf *t, const char *name, const char *labels)
 {
-	gos_text_puts(t, name);
+	gos_buf_puts(t, name);
 	if (labels && labels[0]) {
-		gos_text_putc(t, '{');
-		gos_text_puts(t, labels);
-		gos_text_putc(t, '}');
+		gos_buf_putc(t, '{');
+		gos_buf_puts(t, labels);
+		gos_buf_putc(t, '}');
 	}
-	gos_text_putc(t, ' ');
+	gos_buf_putc(t, ' ');
 }
 
-void gos_metrics_sample(struct gos_text *t, const char *name, const char *labels,
+void gos_metrics_sample(struct gos_buf *t, const char *name, const char *labels,
                         double value)
 {
 	sample_name(t, name, labels);
 	if (isnan(value))
-		gos_text_puts(t, "NaN");
+		gos_buf_puts(t, "NaN");
 	else if (isinf(value))
-		gos_text_puts(t, value > 0 ? "+Inf" : "-Inf");
+		gos_buf_puts(t, value > 0 ? "+Inf" : "-Inf");
 	else
 		fmt_double(t, value);
-	gos_text_putc(t, '\n');
+	gos_buf_putc(t, '\n');
 }
 
-void gos_metrics_sample_u64(struct gos_text *t, const char *name, const char *labels,
+void gos_metrics_sample_u64(struct gos_buf *t, const char *name, const char *labels,
                             uint64_t value)
 {
 	sample_name(t, name, labels);
-	gos_text_u64(t, value);
-	gos_text_putc(t, '\n');
+	gos_buf_u64(t, value);
+	gos_buf_putc(t, '\n');
 }
 
-void gos_metrics_hist(struct gos_text *t, const char *name, const char *help,
+void gos_metrics_hist(struct gos_buf *t, const char *name, const char *help,
                       const struct gos_hist *h)
 {
 	char line[160], le[48];

@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "gos_text.h"
+#include "gos_buf.h"
 
 #define GOS_HIST_MAX_BUCKETS 16
 
@@ -27,16 +27,16 @@ void gos_hist_observe(struct gos_hist *h, double seconds);
 uint64_t gos_hist_count(const struct gos_hist *h);
 
 /* Family header: "# HELP name help\n# TYPE name type\n". */
-void gos_metrics_family(struct gos_text *t, const char *name, const char *type,
+void gos_metrics_family(struct gos_buf *t, const char *name, const char *type,
                         const char *help);
 /* One sample line: name{labels} value. labels may be NULL or "" (no braces),
  * or like `type="token_activation"`. */
-void gos_metrics_sample(struct gos_text *t, const char *name, const char *labels,
+void gos_metrics_sample(struct gos_buf *t, const char *name, const char *labels,
                         double value);
-void gos_metrics_sample_u64(struct gos_text *t, const char *name, const char *labels,
+void gos_metrics_sample_u64(struct gos_buf *t, const char *name, const char *labels,
                             uint64_t value);
 /* A whole histogram family (header, _bucket lines, _sum, _count). */
-void gos_metrics_hist(struct gos_text *t, const char *name, const char *help,
+void gos_metrics_hist(struct gos_buf *t, const char *name, const char *help,
                       const struct gos_hist *h);
 
 #endif

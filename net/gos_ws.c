@@ -554,7 +554,7 @@ static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
 	return http_respond(wsi, s, code, "text/plain; charset=utf-8", b, n + 1, NULL);
 }
 
-static void ws_metrics(struct gos_ws *ws, struct gos_text *t)
+static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
 {
 	static const struct { const char *name, *type, *help; size_t off; } m[] = {
 #define M(n, ty, h, f) {n, ty, h, offsetof(struct stats, f)}
@@ -604,16 +604,16 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 		return http_text(wsi, s, 405, "gos: only GET is served here");
 
 	if (!strcmp(uri, "/health")) {
-		struct gos_text t = {0};
+		struct gos_buf t = {0};
 		bool ok = true;
-		gos_text_putc(&t, '{');
+		gos_buf_putc(&t, '{');
 		if (ws->opts.health)
 			ok = ws->opts.health(ws->opts.cb_ctx, &t);
 		else
-			gos_text_puts(&t, "\"status\":\"ok\"");
+			gos_buf_puts(&t, "\"status\":\"ok\"");
 		if (t.len > 1)
-			gos_text_putc(&t, ',');
-		gos_text_printf(&t, "\"uptime_s\":%.3f,\"viewers\":%llu,\"max_viewers\":%u,"
+			gos_buf_putc(&t, ',');
+		gos_buf_printf(&t, "\"uptime_s\":%.3f,\"viewers\":%llu,\"max_viewers\":%u,"
 		                "\"protocol\":\"" GOS_WS_PROTOCOL "\",\"version\":\"" GOS_VERSION "\"}",
 		                (double)(now_ms() - ws->start_ms) / 1000.0,
 		                (unsigned long long)st_get(&ws->st.viewers), ws->opts.max_viewers);
@@ -628,7 +628,7 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 	}
 
 	if (!strcmp(uri, "/metrics")) {
-		struct gos_text t = {0};
+		struct gos_buf t = {0};
 		if (ws->opts.metrics)
 			ws->opts.metrics(ws->opts.cb_ctx, &t);
 		ws_metrics(ws, &t);

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gos_text.h"
+#include "gos_buf.h"
 
 #define GOS_WS_PROTOCOL               "gos.v1"
 #define GOS_WS_DEFAULT_LISTEN         "127.0.0.1:7680"
@@ -34,10 +34,10 @@
 #define GOS_WS_MAX_VIEWERS            1000
 
 /* Appends Prometheus text (the caller's families) to out. */
-typedef void (*gos_ws_metrics_fn)(void *ctx, struct gos_text *out);
+typedef void (*gos_ws_metrics_fn)(void *ctx, struct gos_buf *out);
 /* Appends JSON object members (`"status":"ok","tokens":3`, no braces) to
  * out; returns false when the program is unhealthy (/health answers 503). */
-typedef bool (*gos_ws_health_fn)(void *ctx, struct gos_text *out);
+typedef bool (*gos_ws_health_fn)(void *ctx, struct gos_buf *out);
 
 /* Zero means default for every field. */
 struct gos_ws_opts {

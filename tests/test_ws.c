@@ -16,7 +16,7 @@
 
 #include "gos_metrics.h"
 #include "gos_test.h"
-#include "gos_text.h"
+#include "gos_buf.h"
 #include "gos_ws.h"
 
 /* ---- a minimal WebSocket client ----------------------------------------- */
@@ -114,7 +114,7 @@ static void client_send(struct client *c, int opcode, const void *data, size_t n
  * false on close (close_code set), EOF or timeout. */
 static bool client_recv(struct client *c, char **out, size_t *outlen, int timeout_ms)
 {
-	struct gos_text msg = {0};
+	struct gos_buf msg = {0};
 	double deadline = now_s() + timeout_ms / 1000.0;
 	for (;;) {
 		size_t need = 2;
@@ -139,7 +139,7 @@ static bool client_recv(struct client *c, char **out, size_t *outlen, int timeou
 		if (c->len < need || c->len < off) {
 			int left = (int)((deadline - now_s()) * 1000);
 			if (left <= 0 || !fill(c, left)) {
-				gos_text_finish(&msg);
+				gos_buf_finish(&msg);
 				return false;
 			}
 			continue;
@@ -154,17 +154,17 @@ static bool client_recv(struct client *c, char **out, size_t *outlen, int timeou
 			c->pings++;
 			client_send(c, 0xA, p, (size_t)plen);
 		} else if (op == 0x1 || op == 0x0) {
-			gos_text_append(&msg, (const char *)p, (size_t)plen);
+			gos_buf_append(&msg, (const char *)p, (size_t)plen);
 		}
 		memmove(c->buf, c->buf + need, c->len - need);
 		c->len -= need;
 		if (op == 0x8) {
-			gos_text_finish(&msg);
+			gos_buf_finish(&msg);
 			return false;
 		}
 		if ((op == 0x1 || op == 0x0) && fin) {
 			if (!msg.data)
-				gos_text_append(&msg, "", 0);
+				gos_buf_append(&msg, "", 0);
 			*out = msg.data;
 			*outlen = msg.len;
 			return true;
@@ -213,23 +213,23 @@ static bool wait_requests(struct gos_ws *ws, uint64_t want)
 
 static void test_text(void)
 {
-	struct gos_text t = {0};
-	gos_text_json_str(&t, "a\"b\\c\n\x01 \xc3\xa9");
+	struct gos_buf t = {0};
+	gos_buf_json_str(&t, "a\"b\\c\n\x01 \xc3\xa9");
 	CHECK(!strcmp(t.data, "\"a\\\"b\\\\c\\n\\u0001 \xc3\xa9\""), "json escape: %s", t.data);
-	gos_text_clear(&t);
-	gos_text_json_f32(&t, 12.0f);
-	gos_text_putc(&t, ' ');
-	gos_text_json_f32(&t, -0.5f);
-	gos_text_putc(&t, ' ');
-	gos_text_json_f32(&t, NAN);
-	gos_text_putc(&t, ' ');
-	gos_text_json_f32(&t, 3e20f);
+	gos_buf_clear(&t);
+	gos_buf_json_f32(&t, 12.0f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, -0.5f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, NAN);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, 3e20f);
 	CHECK(!strcmp(t.data, "12 -0.5 null 3.00000006e+20"), "numbers: %s", t.data);
-	gos_text_clear(&t);
+	gos_buf_clear(&t);
 	for (int i = 0; i < 1000; i++)
-		gos_text_printf(&t, "%d,", i);
+		gos_buf_printf(&t, "%d,", i);
 	CHECK(t.len == strlen(t.data) && t.len == 3890, "printf grows the buffer: %zu", t.len);
-	gos_text_finish(&t);
+	gos_buf_finish(&t);
 
 	static const double b[] = {0.1, 1.0};
 	struct gos_hist h;
@@ -243,7 +243,7 @@ static void test_text(void)
 	      strstr(t.data, "x_seconds_bucket{le=\"+Inf\"} 3\n") &&
 	      strstr(t.data, "x_seconds_count 3\n") && strstr(t.data, "x_seconds_sum 5.55"),
 	      "cumulative histogram: %s", t.data);
-	gos_text_finish(&t);
+	gos_buf_finish(&t);
 }
 
 static void test_order(void)

@@ -32,7 +32,7 @@
 #include <libwebsockets.h>
 
 #include "gos_bench.h"
-#include "gos_text.h"
+#include "gos_buf.h"
 
 #ifndef GOS_SOURCE_DIR
 #define GOS_SOURCE_DIR "."
@@ -57,7 +57,7 @@ struct viewer {
 	struct run *run;
 	struct lws *wsi;
 	bool got_first, mid, tv, sample;
-	struct gos_text msg;
+	struct gos_buf msg;
 };
 
 struct server {
@@ -220,7 +220,7 @@ static void *feeder_main(void *arg)
 		return NULL;
 	}
 	f->ok = true;
-	struct gos_text t = {0};
+	struct gos_buf t = {0};
 	double t0 = mono();
 	uint64_t sent = 0;
 	struct timespec next;
@@ -234,10 +234,10 @@ static void *feeder_main(void *arg)
 		}
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
 		uint64_t due = (uint64_t)((mono() - t0) * f->rate);
-		gos_text_clear(&t);
+		gos_buf_clear(&t);
 		double ts = wall();
 		for (; sent < due; sent++)
-			gos_text_printf(&t, "{\"type\":\"token_activation\",\"token_id\":\"b%llu\","
+			gos_buf_printf(&t, "{\"type\":\"token_activation\",\"token_id\":\"b%llu\","
 			                "\"token_text\":\" tok\",\"timestamp\":%.6f,\"position\":[%llu,%llu],"
 			                "\"confidence\":0.5}\n", (unsigned long long)sent, ts,
 			                (unsigned long long)(sent % 100) * 40, (unsigned long long)(sent / 100) * 22);
@@ -252,7 +252,7 @@ static void *feeder_main(void *arg)
 		}
 		atomic_store(&f->sent, sent);
 	}
-	gos_text_finish(&t);
+	gos_buf_finish(&t);
 	close(fd);
 	return NULL;
 }
@@ -312,10 +312,10 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 					r->deliveries += strtoull(n + 4, NULL, 10);
 				r->messages++;
 			}
-			gos_text_clear(&v->msg);
+			gos_buf_clear(&v->msg);
 		}
 		if (v->sample && v->tv)
-			gos_text_append(&v->msg, in, len);
+			gos_buf_append(&v->msg, in, len);
 		if (last)
 			on_message_end(r, v);
 		break;
@@ -446,7 +446,7 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 
 	lws_context_destroy(ctx);
 	for (int i = 0; i < viewers; i++)
-		gos_text_finish(&r.viewers[i].msg);
+		gos_buf_finish(&r.viewers[i].msg);
 	free(r.viewers);
 	free(r.lat);
 	server_stop(&srv);

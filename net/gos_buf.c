@@ -1,12 +1,12 @@
-/* Growable text buffer (see gos_text.h). */
+/* Growable text buffer (see gos_buf.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gos_text.h"
+#include "gos_buf.h"
 
-char *gos_text_reserve(struct gos_text *t, size_t n)
+char *gos_buf_reserve(struct gos_buf *t, size_t n)
 {
 	if (t->len + n + 1 > t->cap) {
 		size_t cap = t->cap ? t->cap : 256;
@@ -21,57 +21,57 @@ char *gos_text_reserve(struct gos_text *t, size_t n)
 	return t->data + t->len;
 }
 
-void gos_text_append(struct gos_text *t, const char *s, size_t len)
+void gos_buf_append(struct gos_buf *t, const char *s, size_t len)
 {
-	char *d = gos_text_reserve(t, len);
+	char *d = gos_buf_reserve(t, len);
 	memcpy(d, s, len);
 	t->len += len;
 	t->data[t->len] = '\0';
 }
 
-void gos_text_puts(struct gos_text *t, const char *s)
+void gos_buf_puts(struct gos_buf *t, const char *s)
 {
-	gos_text_append(t, s, strlen(s));
+	gos_buf_append(t, s, strlen(s));
 }
 
-void gos_text_putc(struct gos_text *t, char c)
+void gos_buf_putc(struct gos_buf *t, char c)
 {
-	char *d = gos_text_reserve(t, 1);
+	char *d = gos_buf_reserve(t, 1);
 	d[0] = c;
 	t->len++;
 	t->data[t->len] = '\0';
 }
 
-void gos_text_vprintf(struct gos_text *t, const char *fmt, va_list ap)
+void gos_buf_vprintf(struct gos_buf *t, const char *fmt, va_list ap)
 {
 	va_list ap2;
 	va_copy(ap2, ap);
-	char *d = gos_text_reserve(t, 64);
+	char *d = gos_buf_reserve(t, 64);
 	int n = vsnprintf(d, t->cap - t->len, fmt, ap);
 	if (n < 0)
 		abort();  /* a bad format string: a programming error */
 	if ((size_t)n >= t->cap - t->len) {
-		d = gos_text_reserve(t, (size_t)n);
+		d = gos_buf_reserve(t, (size_t)n);
 		vsnprintf(d, t->cap - t->len, fmt, ap2);
 	}
 	va_end(ap2);
 	t->len += (size_t)n;
 }
 
-void gos_text_printf(struct gos_text *t, const char *fmt, ...)
+void gos_buf_printf(struct gos_buf *t, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	gos_text_vprintf(t, fmt, ap);
+	gos_buf_vprintf(t, fmt, ap);
 	va_end(ap);
 }
 
-void gos_text_json_str(struct gos_text *t, const char *s)
+void gos_buf_json_str(struct gos_buf *t, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = strlen(s);
 	/* Worst case every byte becomes \u00XX. */
-	char *d = gos_text_reserve(t, n * 6 + 2);
+	char *d = gos_buf_reserve(t, n * 6 + 2);
 	char *p = d;
 	*p++ = '"';
 	for (size_t i = 0; i < n; i++) {
@@ -104,30 +104,30 @@ void gos_text_json_str(struct gos_text *t, const char *s)
 	t->data[t->len] = '\0';
 }
 
-void gos_text_json_f32(struct gos_text *t, float v)
+void gos_buf_json_f32(struct gos_buf *t, float v)
 {
 	if (!isfinite(v)) {
-		gos_text_append(t, "null", 4);
+		gos_buf_append(t, "null", 4);
 		return;
 	}
 	/* Integral values (laid-out positions mostly are) print without %g's cost. */
 	if (fabsf(v) < 1e9f && v == (float)(long)v) {
-		gos_text_i64(t, (long)v);
+		gos_buf_i64(t, (long)v);
 		return;
 	}
-	gos_text_printf(t, "%.9g", (double)v);
+	gos_buf_printf(t, "%.9g", (double)v);
 }
 
-void gos_text_json_f64(struct gos_text *t, double v)
+void gos_buf_json_f64(struct gos_buf *t, double v)
 {
 	if (!isfinite(v)) {
-		gos_text_append(t, "null", 4);
+		gos_buf_append(t, "null", 4);
 		return;
 	}
-	gos_text_printf(t, "%.17g", v);
+	gos_buf_printf(t, "%.17g", v);
 }
 
-void gos_text_u64(struct gos_text *t, unsigned long long v)
+void gos_buf_u64(struct gos_buf *t, unsigned long long v)
 {
 	char buf[24];
 	char *p = buf + sizeof(buf);
@@ -135,27 +135,27 @@ void gos_text_u64(struct gos_text *t, unsigned long long v)
 		*--p = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	gos_text_append(t, p, (size_t)(buf + sizeof(buf) - p));
+	gos_buf_append(t, p, (size_t)(buf + sizeof(buf) - p));
 }
 
-void gos_text_i64(struct gos_text *t, long long v)
+void gos_buf_i64(struct gos_buf *t, long long v)
 {
 	if (v < 0) {
-		gos_text_putc(t, '-');
-		gos_text_u64(t, 0ull - (unsigned long long)v);
+		gos_buf_putc(t, '-');
+		gos_buf_u64(t, 0ull - (unsigned long long)v);
 	} else {
-		gos_text_u64(t, (unsigned long long)v);
+		gos_buf_u64(t, (unsigned long long)v);
 	}
 }
 
-void gos_text_clear(struct gos_text *t)
+void gos_buf_clear(struct gos_buf *t)
 {
 	t->len = 0;
 	if (t->data)
 		t->data[0] = '\0';
 }
 
-void gos_text_finish(struct gos_text *t)
+void gos_buf_finish(struct gos_buf *t)
 {
 	free(t->data);
 	t->data = NULL;
