@@ -11,13 +11,15 @@ add_test(NAME ws_protocol
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_protocol.py $<TARGET_FILE:gos-compositor>)
 add_test(NAME ws_backpressure
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_backpressure.py $<TARGET_FILE:gos-compositor>)
+# gos-compositor renders headless in these tests: validation on, and a
+# compositor that saw validation errors exits 1, which the tests check.
 set_tests_properties(ws_protocol ws_backpressure PROPERTIES
   TIMEOUT 120 LABELS "integration;ws"
-  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
 
 # The browser test needs node + playwright-core (tools/setup.sh installs them).
 add_test(NAME ws_browser
   COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/viewer.test.js $<TARGET_FILE:gos-compositor>)
 set_tests_properties(ws_browser PROPERTIES
   TIMEOUT 120 LABELS "integration;ws;browser"
-  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
