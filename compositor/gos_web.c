@@ -136,6 +136,15 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.health = web_health,
 		.cb_ctx = w,
 	}, err, errlen);
+	if (!w->ws && !opts->listen && errno == EADDRINUSE) {
+		/* Only the default port, and it is taken (another gos-compositor?):
+		 * carry on without viewers rather than refuse to start. */
+		fprintf(stderr, "gos: web viewer off: %s; pass --listen HOST:PORT (port 0: any "
+		        "free one) or --no-listen\n", err);
+		gos_broadcast_destroy(w->bc);
+		w->bc = NULL;
+		return w;
+	}
 	if (!w->ws)
 		goto error;
 	if (!gos_broadcast_start(w->bc, w->ws, err, errlen))

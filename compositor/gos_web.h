@@ -62,8 +62,10 @@ struct gos_web_sources {
 };
 
 /* Starts the server and the broadcaster and prints the viewer's URL to
- * stderr. With --no-listen returns a gos_web that serves nothing. NULL on
- * failure (port busy, bad token file...) with one sentence in err. */
+ * stderr. With --no-listen, or when no --listen was given and the default
+ * port is taken (a warning says so), returns a gos_web that serves nothing.
+ * NULL on failure (the --listen port busy, bad token file...) with one
+ * sentence in err. */
 struct gos_web *gos_web_create(const struct gos_web_opts *opts,
                                const struct gos_web_sources *src, char *err, size_t errlen);
 /* Stops the broadcaster, closes every viewer, stops the server. Accepts NULL. */

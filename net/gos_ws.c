@@ -1058,9 +1058,11 @@ static bool parse_listen(struct gos_ws *ws, const char *listen, char *err, size_
 	int one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&sa, salen)) {
-		snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(errno));
+		int e = errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(e));
 		if (fd >= 0)
 			close(fd);
+		errno = e;
 		return false;
 	}
 	close(fd);
@@ -1188,8 +1190,10 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	}
 	ws->thread_started = true;
 	return ws;
-error:
+error:;
+	int e = errno;
 	gos_ws_destroy(ws);
+	errno = e;
 	return NULL;
 }
 

@@ -97,7 +97,8 @@ struct gos_ws_msg *gos_ws_msg_create(const char *bytes, size_t len);
 void gos_ws_msg_unref(struct gos_ws_msg *msg);  /* accepts NULL */
 
 /* Starts the server (binds, then runs its service thread). On failure returns
- * NULL and writes one sentence into err (e.g. the port is in use). */
+ * NULL and writes one sentence into err; errno is EADDRINUSE when the port
+ * is taken. */
 struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t errlen);
 /* Closes every connection, stops the thread, frees. Accepts NULL. */
 void gos_ws_destroy(struct gos_ws *ws);

@@ -413,6 +413,24 @@ async def refusal_tests():
     busy.close()
     check(r.returncode == 1 and "cannot listen on 127.0.0.1:%d" % port in r.stderr,
           f"a busy port: exit 1 with a sentence ({r.returncode}: {r.stderr.strip()})")
+    # The default port taken (say by another gos-compositor): a warning, not a refusal.
+    hold = socket.socket()
+    try:
+        hold.bind(("127.0.0.1", 7680))
+        hold.listen()
+        held = True
+    except OSError:
+        held = False   # someone else has it, which serves as well
+    p = subprocess.Popen([COMPOSITOR, "--headless", "--socket", os.path.join(tmp, "w.sock"),
+                          "--log-interval", "0"], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    alive = p.poll() is None
+    p.terminate()
+    _, err = p.communicate(timeout=20)
+    hold.close()
+    warned = "web viewer off: cannot listen on 127.0.0.1:7680" in err and "--listen" in err
+    check(alive and (warned or (not held and "web viewer at" in err)),
+          f"default port taken: the compositor runs on with a warning ({err.strip()[:300]})")
     r = subprocess.run([COMPOSITOR, "--headless", "--listen", "nonsense"], capture_output=True, text=True)
     check(r.returncode == 2 and "--listen" in r.stderr, f"a bad --listen: exit 2 ({r.stderr.strip()})")
     r = subprocess.run([COMPOSITOR, "--headless", "--tick-ms", "0"], capture_output=True, text=True)
