@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,6 +43,7 @@
 #define MAX_FILE         (32 * 1024 * 1024)
 #define MAX_TOKEN        1024
 #define SNDBUF           (1024 * 1024)     /* per viewer socket (the kernel doubles it) */
+#define MIN_WRITE        4096              /* written even when the socket looks full */
 #define RATE_CLOSE_AFTER 1000              /* limited messages in a row before closing */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
 
@@ -815,6 +818,17 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 	return 0;
 }
 
+/* Payload bytes the socket takes now without blocking, estimated from the
+ * send buffer we set and what the kernel still holds (SIOCOUTQ). */
+static size_t sock_room(struct lws *wsi)
+{
+	int outq = 0;
+	if (ioctl(lws_get_socket_fd(wsi), SIOCOUTQ, &outq) || outq < 0)
+		return WS_CHUNK;
+	/* The kernel charges about twice the payload against the buffer. */
+	return outq >= SNDBUF / 2 ? 0 : (size_t)(SNDBUF / 2 - outq);
+}
+
 static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 {
 	if (v->close_code) {
@@ -835,10 +849,16 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 	 * lws_send_pipe_choked). */
 	while (v->q_len && budget && !lws_partial_buffered(wsi)) {
 		struct gos_ws_msg *m = v->q[v->q_head];
-		if (v->off == 0 && m->len <= WS_CHUNK) {
+		/* Write no more than the kernel takes now: what it does not take,
+		 * lws copies aside, which cost more than everything else when
+		 * viewers read slowly. At least MIN_WRITE, so we always progress. */
+		size_t room = sock_room(wsi);
+		if (room < MIN_WRITE)
+			room = MIN_WRITE;
+		if (v->off == 0 && m->len <= WS_CHUNK && m->len <= room) {
 			/* Whole message in one frame, straight from the shared bytes:
 			 * lws writes the frame header into the headroom, identical for
-			 * every viewer, and copies whatever the socket does not take. */
+			 * every viewer. */
 			if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
 				return -1;
 			v->off = m->len;
@@ -846,6 +866,8 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			size_t n = m->len - v->off;
 			if (n > WS_CHUNK)
 				n = WS_CHUNK;
+			if (n > room)
+				n = room;
 			memcpy(ws->scratch + LWS_PRE, m->data + v->off, n);
 			int flags = lws_write_ws_flags(LWS_WRITE_TEXT, v->off == 0,
 			                               v->off + n == m->len);

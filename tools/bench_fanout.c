@@ -104,7 +104,8 @@ static void *drain_main(void *arg)
 
 /* Starts argv with stdout+stderr on a pipe and waits for a line holding
  * `marker` followed by the port number. */
-static bool server_start(struct server *s, char *const argv[], const char *marker)
+static bool server_start(struct server *s, char *const argv[], const char *marker,
+                         bool no_vulkan)
 {
 	int fds[2];
 	memset(s, 0, sizeof(*s));
@@ -114,6 +115,8 @@ static bool server_start(struct server *s, char *const argv[], const char *marke
 	if (s->pid < 0)
 		return false;
 	if (s->pid == 0) {
+		if (no_vulkan)
+			setenv("VK_ICD_FILENAMES", "/dev/null", 1);
 		dup2(fds[1], 1);
 		dup2(fds[1], 2);
 		close(fds[0]);
@@ -187,6 +190,15 @@ static double cpu_seconds(pid_t pid)
 	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return NAN;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* This process (viewers and producer): are the clients the bottleneck? */
+static double self_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 static double rss_mib(pid_t pid, const char *field)
@@ -344,7 +356,7 @@ static void quiet_log(int level, const char *line)
 struct result {
 	const char *server;
 	int viewers;
-	double deliveries_s, expected_s, p50_ms, p99_ms, cpu_s, rss_mib, hwm_mib;
+	double deliveries_s, expected_s, p50_ms, p99_ms, cpu_s, rss_mib, hwm_mib, client_cpu_s;
 	uint64_t resyncs;
 	int connected;
 	bool ok;
@@ -364,14 +376,15 @@ static void service_for(struct lws_context *ctx, double seconds)
 }
 
 static bool one_run(const char *kind, char *const argv[], const char *marker, const char *sock,
-                    int viewers, double rate, double warmup, double seconds, struct result *res)
+                    int viewers, double rate, double warmup, double seconds, bool render,
+                    struct result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->server = kind;
 	res->viewers = viewers;
 	res->expected_s = rate * viewers;
 	struct server srv;
-	if (!server_start(&srv, argv, marker)) {
+	if (!server_start(&srv, argv, marker, !render)) {
 		server_stop(&srv);
 		return false;
 	}
@@ -418,11 +431,12 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 	pthread_t ft;
 	bool feeding = !pthread_create(&ft, NULL, feeder_main, &f);
 	service_for(ctx, warmup);
-	double c0 = cpu_seconds(srv.pid), t0 = mono();
+	double c0 = cpu_seconds(srv.pid), t0 = mono(), k0 = self_cpu();
 	r.measuring = true;
 	service_for(ctx, seconds);
 	r.measuring = false;
 	double t1 = mono(), c1 = cpu_seconds(srv.pid);
+	res->client_cpu_s = self_cpu() - k0;
 	res->rss_mib = rss_mib(srv.pid, "VmRSS:");
 	res->hwm_mib = rss_mib(srv.pid, "VmHWM:");
 	if (feeding) {
@@ -456,9 +470,10 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 
 static void print_row(const struct result *r)
 {
-	printf("%-8s %7d %13.0f %12.0f %8.1f %8.1f %7.2f %8.1f %8.1f %8llu%s\n", r->server, r->viewers,
-	       r->deliveries_s, r->expected_s, r->p50_ms, r->p99_ms, r->cpu_s, r->rss_mib, r->hwm_mib,
-	       (unsigned long long)r->resyncs, r->ok ? "" : "  (some viewers did not connect)");
+	printf("%-8s %7d %13.0f %12.0f %8.1f %8.1f %7.2f %8.1f %8.1f %8llu %10.2f%s\n", r->server,
+	       r->viewers, r->deliveries_s, r->expected_s, r->p50_ms, r->p99_ms, r->cpu_s, r->rss_mib,
+	       r->hwm_mib, (unsigned long long)r->resyncs, r->client_cpu_s,
+	       r->ok ? "" : "  (some viewers did not connect)");
 }
 
 static void usage(FILE *f)
@@ -466,12 +481,16 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: gos-bench fanout [--viewers 1,100,1000] [--rate 10000] [--seconds 4]\n"
 	        "                        [--warmup 1] [--compositor PATH] [--node PATH] [--peer PATH]\n"
-	        "                        [--no-peer]\n"
+	        "                        [--no-peer] [--render]\n"
 	        "\n"
 	        "Streams token events into gos-compositor and measures what its browser viewers\n"
 	        "receive (loopback), then the same through a minimal Node `ws` broadcast server.\n"
 	        "Prints deliveries/s, latency from the producer's write to receipt (p50/p99),\n"
-	        "the server's CPU seconds (during the measured window) and RSS.\n");
+	        "the server's CPU seconds (during the measured window) and RSS.\n"
+	        "\n"
+	        "gos-compositor runs without a Vulkan device (its renderer off), so that both\n"
+	        "servers do the same work: ingest, state, broadcast. --render keeps the renderer\n"
+	        "(headless, 1 fps; on a CPU Vulkan driver it competes with the viewers for CPU).\n");
 }
 
 static void self_dir(char *buf, size_t len)
@@ -494,6 +513,7 @@ int gos_bench_fanout(int argc, char **argv)
 		{"node", required_argument, NULL, 'n'},
 		{"peer", required_argument, NULL, 'p'},
 		{"no-peer", no_argument, NULL, 'x'},
+		{"render", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -501,7 +521,7 @@ int gos_bench_fanout(int argc, char **argv)
 	double rate = 10000, seconds = 4, warmup = 1;
 	char dir[PATH_MAX], compositor[PATH_MAX + 64], peer[PATH_MAX + 64];
 	const char *node = "node";
-	bool with_peer = true;
+	bool with_peer = true, render = false;
 	self_dir(dir, sizeof(dir));
 	snprintf(compositor, sizeof(compositor), "%s/../compositor/gos-compositor", dir);
 	snprintf(peer, sizeof(peer), "%s/tests/browser/fanout_peer.js", GOS_SOURCE_DIR);
@@ -517,6 +537,7 @@ int gos_bench_fanout(int argc, char **argv)
 		case 'n': node = optarg; break;
 		case 'p': snprintf(peer, sizeof(peer), "%s", optarg); break;
 		case 'x': with_peer = false; break;
+		case 'R': render = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -568,26 +589,31 @@ int gos_bench_fanout(int argc, char **argv)
 	char sock[PATH_MAX];
 	snprintf(sock, sizeof(sock), "%s/s.sock", tmpl);
 
+	double load[3] = {0};
+	getloadavg(load, 3);
 	printf("gos-bench fanout: %.0f events/s for %.1f s per run (after %.1f s warm-up), loopback, "
-	       "tick 33 ms\n", rate, seconds, warmup);
-	printf("%-8s %7s %13s %12s %8s %8s %7s %8s %8s %8s\n", "server", "viewers", "deliveries/s",
-	       "expected/s", "p50 ms", "p99 ms", "cpu s", "rss MiB", "peak MiB", "resyncs");
+	       "tick 33 ms; %ld CPUs, load average %.1f\n", rate, seconds, warmup,
+	       sysconf(_SC_NPROCESSORS_ONLN), load[0]);
+	printf("%-8s %7s %13s %12s %8s %8s %7s %8s %8s %8s %10s\n", "server", "viewers", "deliveries/s",
+	       "expected/s", "p50 ms", "p99 ms", "cpu s", "rss MiB", "peak MiB", "resyncs",
+	       "client cpu");
 	struct result gos_res[16], node_res[16];
 	bool have_node[16] = {0};
 	for (int i = 0; i < n_counts; i++) {
 		char maxv[16];
 		snprintf(maxv, sizeof(maxv), "%d", counts[i] + 16);
-		char *gargv[] = {compositor, "--headless", "--socket", sock, "--listen", "127.0.0.1:0",
-		                 "--log-interval", "0", "--max-viewers", maxv, NULL};
+		char *gargv[] = {compositor, "--headless", "--max-fps", "1", "--socket", sock,
+		                 "--listen", "127.0.0.1:0", "--log-interval", "0", "--max-viewers", maxv,
+		                 NULL};
 		if (!one_run("gos", gargv, "web viewer at http://127.0.0.1:", sock, counts[i], rate,
-		             warmup, seconds, &gos_res[i]))
+		             warmup, seconds, render, &gos_res[i]))
 			return 1;
 		print_row(&gos_res[i]);
 		fflush(stdout);
 		if (with_peer) {
 			char *nargv[] = {(char *)node, peer, "--socket", sock, "--port", "0", NULL};
 			have_node[i] = one_run("node-ws", nargv, "listening ", sock, counts[i], rate, warmup,
-			                       seconds, &node_res[i]);
+			                       seconds, true, &node_res[i]);
 			if (have_node[i])
 				print_row(&node_res[i]);
 			fflush(stdout);
