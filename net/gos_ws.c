@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -42,8 +40,6 @@
 #define HTTP_CHUNK       (16 * 1024)
 #define MAX_FILE         (32 * 1024 * 1024)
 #define MAX_TOKEN        1024
-#define SNDBUF           (1024 * 1024)     /* per viewer socket (the kernel doubles it) */
-#define MIN_WRITE        4096              /* written even when the socket looks full */
 #define RATE_CLOSE_AFTER 1000              /* limited messages in a row before closing */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
 
@@ -818,17 +814,6 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 	return 0;
 }
 
-/* Payload bytes the socket takes now without blocking, estimated from the
- * send buffer we set and what the kernel still holds (SIOCOUTQ). */
-static size_t sock_room(struct lws *wsi)
-{
-	int outq = 0;
-	if (ioctl(lws_get_socket_fd(wsi), SIOCOUTQ, &outq) || outq < 0)
-		return WS_CHUNK;
-	/* The kernel charges about twice the payload against the buffer. */
-	return outq >= SNDBUF / 2 ? 0 : (size_t)(SNDBUF / 2 - outq);
-}
-
 static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 {
 	if (v->close_code) {
@@ -849,16 +834,10 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 	 * lws_send_pipe_choked). */
 	while (v->q_len && budget && !lws_partial_buffered(wsi)) {
 		struct gos_ws_msg *m = v->q[v->q_head];
-		/* Write no more than the kernel takes now: what it does not take,
-		 * lws copies aside, which cost more than everything else when
-		 * viewers read slowly. At least MIN_WRITE, so we always progress. */
-		size_t room = sock_room(wsi);
-		if (room < MIN_WRITE)
-			room = MIN_WRITE;
-		if (v->off == 0 && m->len <= WS_CHUNK && m->len <= room) {
+		if (v->off == 0 && m->len <= WS_CHUNK) {
 			/* Whole message in one frame, straight from the shared bytes:
 			 * lws writes the frame header into the headroom, identical for
-			 * every viewer. */
+			 * every viewer, and copies aside what the socket does not take. */
 			if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
 				return -1;
 			v->off = m->len;
@@ -866,8 +845,6 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			size_t n = m->len - v->off;
 			if (n > WS_CHUNK)
 				n = WS_CHUNK;
-			if (n > room)
-				n = room;
 			memcpy(ws->scratch + LWS_PRE, m->data + v->off, n);
 			int flags = lws_write_ws_flags(LWS_WRITE_TEXT, v->off == 0,
 			                               v->off + n == m->len);
@@ -954,13 +931,6 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			break;
 		}
 		v->counted = true;
-		{
-			/* Room for a few whole deltas in the kernel: a write it cannot
-			 * take entirely makes lws copy the rest, which dominated the
-			 * server's CPU with autotuned (16 KiB to start) buffers. */
-			int sndbuf = SNDBUF;
-			setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-		}
 		st_add(&ws->st.viewers, 1);
 		st_add(&ws->st.viewers_total, 1);
 		v->state = V_WAITING;
@@ -997,8 +967,10 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 static const struct lws_protocols protocols[] = {
-	{"http", cb_http, sizeof(struct http_sess), 0, 0, NULL, 0},
-	{GOS_WS_PROTOCOL, cb_ws, sizeof(struct viewer), 4096, 0, NULL, 0},
+	/* tx_packet_size: lws sends at most this per send() and copies aside the
+	 * rest (with 0 it would be the rx buffer size: 4 KiB at a time). */
+	{"http", cb_http, sizeof(struct http_sess), 0, 0, NULL, HTTP_CHUNK + 1024},
+	{GOS_WS_PROTOCOL, cb_ws, sizeof(struct viewer), 4096, 0, NULL, WS_CHUNK + 64},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
