@@ -6,6 +6,10 @@ gos_add_test(test_ws SAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws.c
   LIBS gos_net
   LABELS unit ws)
+gos_add_test(test_broadcast SAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_broadcast.c
+  LIBS gos_core gos_net
+  LABELS unit ws)
 
 add_test(NAME ws_protocol
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_protocol.py $<TARGET_FILE:gos-compositor>)
