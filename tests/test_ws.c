@@ -122,6 +122,21 @@ static void test_order(void)
 	      "stats: viewers %llu snapshots %llu inbound %llu ignored %llu",
 	      (unsigned long long)st.viewers, (unsigned long long)st.snapshots_sent,
 	      (unsigned long long)st.inbound, (unsigned long long)st.inbound_ignored);
+
+	/* Token bucket: 20/s with bursts of 40. 100 at once: most are dropped,
+	 * the connection stays. */
+	static const char vp[] = "{\"type\":\"viewport\",\"x\":0,\"y\":0,\"w\":10,\"h\":10,\"zoom\":1}";
+	expect(&b, "\"n\":8", "B has read what was sent before");
+	for (int i = 0; i < 100; i++)
+		client_send(&b, 0x1, vp, sizeof(vp) - 1);
+	sleep_ms(200);
+	gos_ws_stats(ws, &st);
+	CHECK(st.inbound_limited >= 50 && st.inbound_limited <= 62,
+	      "a burst of 100 messages: about 60 over the bucket dropped (%llu)",
+	      (unsigned long long)st.inbound_limited);
+	publish(ws, "{\"n\":9}", false);
+	expect(&b, "\"n\":9", "the bursting viewer is still served");
+
 	client_close(&a);
 	client_close(&b);
 	gos_ws_destroy(ws);

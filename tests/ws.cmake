@@ -21,6 +21,11 @@ set_tests_properties(ws_protocol ws_backpressure PROPERTIES
   TIMEOUT 120 LABELS "integration;ws"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
 
+# The viewer's palettes are the GPU shader's (tools/gen_palette.py).
+add_test(NAME ws_palette COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_palette.py)
+set_tests_properties(ws_palette PROPERTIES TIMEOUT 60 LABELS "unit;ws"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
 # The browser test needs node + playwright-core (tools/setup.sh installs them).
 add_test(NAME ws_browser
   COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/viewer.test.js $<TARGET_FILE:gos-compositor>)
