@@ -1141,6 +1141,12 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 			abort();
 	}
 	const char *assets = opts->assets_dir ? opts->assets_dir : gos_ws_default_assets_dir();
+	struct stat sb;
+	if (opts->assets_dir && (!realpath(assets, ws->assets_real) || stat(ws->assets_real, &sb) ||
+	                         !S_ISDIR(sb.st_mode))) {
+		snprintf(err, errlen, "the web viewer folder %s is not a readable folder", assets);
+		goto error;
+	}
 	if (!realpath(assets, ws->assets_real)) {
 		/* The server still runs (/ws, /metrics, /health); / answers 404. */
 		fprintf(stderr, "gos-ws: web viewer folder %s not found (%s); / will answer 404\n",

@@ -43,7 +43,8 @@ typedef bool (*gos_ws_health_fn)(void *ctx, struct gos_buf *out);
 struct gos_ws_opts {
 	const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; NULL: GOS_WS_DEFAULT_LISTEN;
 	                               * port 0 picks a free port (see gos_ws_port) */
-	const char *assets_dir;       /* the web viewer's folder; NULL: gos_ws_default_assets_dir() */
+	const char *assets_dir;       /* the web viewer's folder (must exist); NULL:
+	                               * gos_ws_default_assets_dir(), 404 on / if absent */
 	const char *auth_token_file;  /* NULL: no auth; else /, /ws, /metrics need its token */
 	const char *allow_origins;    /* comma-separated Origins allowed on /ws besides the
 	                               * server's own; "*": any. Requests without Origin

@@ -431,6 +431,11 @@ async def refusal_tests():
     warned = "web viewer off: cannot listen on 127.0.0.1:7680" in err and "--listen" in err
     check(alive and (warned or (not held and "web viewer at" in err)),
           f"default port taken: the compositor runs on with a warning ({err.strip()[:300]})")
+    r = subprocess.run([COMPOSITOR, "--headless", "--socket", os.path.join(tmp, "v.sock"), "--listen",
+                        "127.0.0.1:0", "--web-dir", os.path.join(tmp, "no-such-dir")],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 1 and "no-such-dir" in r.stderr,
+          f"a missing --web-dir: exit 1 with a sentence ({r.returncode}: {r.stderr.strip()})")
     r = subprocess.run([COMPOSITOR, "--headless", "--listen", "nonsense"], capture_output=True, text=True)
     check(r.returncode == 2 and "--listen" in r.stderr, f"a bad --listen: exit 2 ({r.stderr.strip()})")
     r = subprocess.run([COMPOSITOR, "--headless", "--tick-ms", "0"], capture_output=True, text=True)
