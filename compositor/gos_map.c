@@ -120,6 +120,7 @@ struct gos_map {
 
 	struct stream_rec *streams;
 	uint32_t n_streams, cap_streams;
+	uint32_t last_stream;       /* stream_get's guess; may be out of range */
 	struct str_index stream_index;
 
 	struct log_entry *log;
@@ -534,10 +535,15 @@ static uint32_t stream_get(struct gos_map *m, const char *name)
 {
 	if (!name)
 		name = "";
+	/* Events come in runs of one stream: try the last one first. */
+	if (m->last_stream < m->n_streams && strcmp(m->streams[m->last_stream].name, name) == 0)
+		return m->last_stream;
 	uint32_t h = gos_hash32(name, strlen(name));
 	uint32_t i = index_find(m, &m->stream_index, stream_key, name, h);
-	if (i != EMPTY)
+	if (i != EMPTY) {
+		m->last_stream = i;
 		return i;
+	}
 	if (m->n_streams == m->cap_streams) {
 		m->cap_streams = m->cap_streams ? m->cap_streams * 2 : 16;
 		m->streams = xrealloc(m->streams, m->cap_streams * sizeof(*m->streams));
@@ -549,6 +555,7 @@ static uint32_t stream_get(struct gos_map *m, const char *name)
 		.newest_slot = -1,
 	};
 	index_insert(&m->stream_index, i, h);
+	m->last_stream = i;
 	m->stats.streams = m->n_streams;
 	log_change(m, LOG_STREAM, i, NULL);
 	return i;
@@ -633,13 +640,12 @@ static void layout_place(struct gos_map *m, struct stream_rec *st, uint32_t si,
 }
 
 /* Applies one token (token_activation or a token_visualization entry). */
-static void apply_token(struct gos_map *m, const char *id, const char *text,
-                        const char *stream, bool has_pos, float px, float py,
-                        float conf, float logprob, double ts,
+static void apply_token(struct gos_map *m, const char *id, size_t id_len, uint32_t h,
+                        const char *text, const char *stream, bool has_pos,
+                        float px, float py, float conf, float logprob, double ts,
                         uint32_t n_alts, const struct gos_alt *alts, double now)
 {
-	size_t id_len = strlen(id), text_len = strlen(text);
-	uint32_t h = gos_hash32(id, id_len);
+	size_t text_len = strlen(text);
 	uint32_t slot = index_find(m, &m->tok_index, token_key, id, h);
 	uint32_t chars = utf8_chars(text);
 	float w = (float)(chars ? chars : 1) * GOS_FLOW_CHAR_W;
@@ -689,19 +695,28 @@ static void apply_token(struct gos_map *m, const char *id, const char *text,
 	log_change(m, LOG_STREAM, si, NULL);
 }
 
-static void apply_one(struct gos_map *m, const struct gos_event *ev, double now)
+/* An event's token_id length and hash, computed ahead of applying it. */
+struct id_hash {
+	size_t len;
+	uint32_t h;
+};
+
+static void apply_one(struct gos_map *m, const struct gos_event *ev, struct id_hash idh,
+                      double now)
 {
 	switch (ev->type) {
 	case GOS_EV_TOKEN: {
 		const struct gos_token_ev *t = &ev->token;
-		apply_token(m, t->id, t->text, t->stream, t->has_position, t->x, t->y,
+		apply_token(m, t->id, idh.len, idh.h, t->text, t->stream, t->has_position, t->x, t->y,
 		            t->confidence, t->logprob, t->timestamp, t->n_alts, t->alts, now);
 		break;
 	}
 	case GOS_EV_VIZ:
 		for (uint32_t i = 0; i < ev->viz.n_tokens; i++) {
 			const struct gos_viz_token *t = &ev->viz.tokens[i];
-			apply_token(m, t->id, t->text, t->stream, true, t->x, t->y,
+			size_t len = strlen(t->id);
+			apply_token(m, t->id, len, gos_hash32(t->id, len), t->text, t->stream, true,
+			            t->x, t->y,
 			            t->confidence, NAN, 0, 0, NULL, now);
 		}
 		break;
@@ -726,14 +741,37 @@ static void apply_one(struct gos_map *m, const struct gos_event *ev, double now)
 		m->stats.applied[ev->type]++;
 }
 
+/* Hashes a token event's id and prefetches its home in the id index, a few
+ * events before it is applied: the probe is the one random access per
+ * token in a table far bigger than the caches. */
+static struct id_hash prefetch_id(const struct gos_map *m, const struct gos_event *ev)
+{
+	struct id_hash r = {0, 0};
+	if (ev->type != GOS_EV_TOKEN)
+		return r;
+	r.len = strlen(ev->token.id);
+	r.h = gos_hash32(ev->token.id, r.len);
+	__builtin_prefetch(&m->tok_index.e[r.h & m->tok_index.mask]);
+	return r;
+}
+
+#define PREFETCH_AHEAD 8   /* a power of two */
+
 void gos_map_apply(struct gos_map *m, const struct gos_event *ev, size_t n)
 {
 	double now = now_mono();
+	struct id_hash ring[PREFETCH_AHEAD];
+	for (size_t j = 0; j < n && j < PREFETCH_AHEAD; j++)
+		ring[j] = prefetch_id(m, &ev[j]);
 	for (size_t i = 0; i < n; i += APPLY_CHUNK) {
 		size_t end = i + APPLY_CHUNK < n ? i + APPLY_CHUNK : n;
 		pthread_mutex_lock(&m->lock);
-		for (size_t j = i; j < end; j++)
-			apply_one(m, &ev[j], now);
+		for (size_t j = i; j < end; j++) {
+			struct id_hash idh = ring[j % PREFETCH_AHEAD];
+			if (j + PREFETCH_AHEAD < n)
+				ring[j % PREFETCH_AHEAD] = prefetch_id(m, &ev[j + PREFETCH_AHEAD]);
+			apply_one(m, &ev[j], idh, now);
+		}
 		m->stats.live_tokens = m->live;
 		m->stats.seq = m->cur_seq;
 		pthread_mutex_unlock(&m->lock);
