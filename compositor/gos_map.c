@@ -2,6 +2,7 @@
  * See gos_map.h for the threading contract. */
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -26,13 +27,24 @@
 #define HUGE_PAGE          (2u << 20)
 
 /* A token's strings in one allocation: id, NUL, text, NUL, then the alts
- * (8-aligned) and their strings. cls: its slab class, 0 when malloc'd. */
+ * (8-aligned, see blob_alts) and their strings. cls: its slab class, 0 when
+ * malloc'd. Kept small: its bytes are most of a token's memory. */
 struct blob {
-	uint32_t id_len, text_len;
-	uint32_t n_alts, cls;
-	struct gos_alt *alts;
+	uint32_t id_len, text_len, n_alts;
+	uint16_t cls;
 	char buf[];
 };
+
+static inline size_t blob_alts_off(size_t id_len, size_t text_len)
+{
+	size_t end = offsetof(struct blob, buf) + id_len + 1 + text_len + 1;
+	return (end + 7) & ~(size_t)7;
+}
+
+static inline struct gos_alt *blob_alts(const struct blob *b)
+{
+	return (struct gos_alt *)((char *)b + blob_alts_off(b->id_len, b->text_len));
+}
 
 static inline const char *blob_id(const struct blob *b)
 {
@@ -379,10 +391,10 @@ static struct blob *blob_make(struct gos_map *m, const char *id, size_t id_len,
                               const char *text, size_t text_len,
                               uint32_t n_alts, const struct gos_alt *alts)
 {
-	size_t size = sizeof(struct blob) + id_len + 1 + text_len + 1;
+	size_t size = offsetof(struct blob, buf) + id_len + 1 + text_len + 1;
 	size_t alts_off = 0;
 	if (n_alts) {
-		alts_off = (size + 7) & ~(size_t)7;
+		alts_off = blob_alts_off(id_len, text_len);
 		size = alts_off + n_alts * sizeof(struct gos_alt);
 		for (uint32_t i = 0; i < n_alts; i++)
 			size += strlen(alts[i].token) + 1;
@@ -397,8 +409,7 @@ static struct blob *blob_make(struct gos_map *m, const char *id, size_t id_len,
 	}
 	b->id_len = (uint32_t)id_len;
 	b->text_len = (uint32_t)text_len;
-	b->cls = cls;
-	b->alts = NULL;
+	b->cls = (uint16_t)cls;
 	char *p = b->buf;
 	memcpy(p, id, id_len);
 	p[id_len] = '\0';
@@ -407,13 +418,13 @@ static struct blob *blob_make(struct gos_map *m, const char *id, size_t id_len,
 	p[text_len] = '\0';
 	b->n_alts = n_alts;
 	if (n_alts) {
-		b->alts = (struct gos_alt *)((char *)b + alts_off);
-		char *s = (char *)(b->alts + n_alts);
+		struct gos_alt *ba = (struct gos_alt *)((char *)b + alts_off);
+		char *s = (char *)(ba + n_alts);
 		for (uint32_t i = 0; i < n_alts; i++) {
 			size_t n = strlen(alts[i].token) + 1;
 			memcpy(s, alts[i].token, n);
-			b->alts[i].token = s;
-			b->alts[i].logprob = alts[i].logprob;
+			ba[i].token = s;
+			ba[i].logprob = alts[i].logprob;
 			s += n;
 		}
 	}
@@ -803,11 +814,11 @@ static void copy_token(const struct gos_map *m, uint32_t slot, struct gos_map_vi
 		.n_alts = b->n_alts,
 	};
 	if (b->n_alts) {
+		const struct gos_alt *ba = blob_alts(b);
 		struct gos_alt *a = gos_arena_alloc(&v->arena, b->n_alts * sizeof(*a), 8);
 		for (uint32_t i = 0; i < b->n_alts; i++) {
-			a[i].token = gos_arena_strndup(&v->arena, b->alts[i].token,
-			                               strlen(b->alts[i].token));
-			a[i].logprob = b->alts[i].logprob;
+			a[i].token = gos_arena_strndup(&v->arena, ba[i].token, strlen(ba[i].token));
+			a[i].logprob = ba[i].logprob;
 		}
 		t->alts = a;
 	}
