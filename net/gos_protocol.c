@@ -727,25 +727,45 @@ static inline const char *fast_skip(const char *p, const char *end)
 }
 
 /* The closing quote of a string whose body starts at p, or NULL when the
- * body holds a backslash or a control character or does not end. */
+ * body holds a backslash, a control character (NUL included) or invalid
+ * UTF-8, or does not end. The fast path checks UTF-8 here, string by
+ * string, instead of over the whole line first: outside strings its grammar
+ * admits only ASCII, and a multibyte sequence cannot span an ASCII byte. */
 static const char *fast_string_end(const char *p, const char *end)
 {
 	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	const char *start = p;
+	uint64_t high = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* Eight bytes at a time: the lowest flagged byte of a word is the first
+	 * quote, backslash or control byte (the carries that can flag a later
+	 * byte only run upward from a true one). */
 	while (end - p >= 8) {
 		uint64_t v;
 		memcpy(&v, p, 8);
 		uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-		uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v);
-		if (hit & highs)
+		uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v)) & highs;
+		if (hit) {
+			unsigned i = (unsigned)__builtin_ctzll(hit) >> 3;
+			high |= v & ((1ull << (8 * i)) - 1);  /* i < 8 */
+			p += i;
 			break;
+		}
+		high |= v;
 		p += 8;
 	}
+#endif
 	for (; p < end; p++) {
 		unsigned char c = (unsigned char)*p;
-		if (c == '"')
+		if (c == '"') {
+			if ((high & highs) && utf8_invalid_at((const unsigned char *)start,
+			                                      (size_t)(p - start)) != (size_t)(p - start))
+				return NULL;
 			return p;
+		}
 		if (c == '\\' || c < 0x20)
 			return NULL;
+		high |= c;
 	}
 	return NULL;
 }
@@ -851,12 +871,25 @@ static const char *fast_number(const char *p, const char *end, double *out)
 	return p;
 }
 
+/* F_* index of a member name, -1 when gos does not read it. */
 static int fast_key(const char *k, size_t len)
 {
-	for (int i = 0; i < F_COUNT_; i++)
-		if (top_keys[i].len == len && !memcmp(top_keys[i].name, k, len))
-			return i;
-	return -1;
+	int i;
+	switch (len) {
+	case 4: i = F_TYPE; break;
+	case 5: i = F_STATE; break;
+	case 6: i = k[0] == 's' ? F_STREAM : F_TOKENS; break;
+	case 7: i = F_LOGPROB; break;
+	case 8: i = k[0] == 't' ? F_TOKEN_ID : F_POSITION; break;
+	case 9: i = F_TIMESTAMP; break;
+	case 10: i = k[0] == 't' ? F_TOKEN_TEXT : k[0] == 'c' ? F_CONFIDENCE : F_ELAPSED_MS; break;
+	case 12: i = k[1] == 'o' ? (k[2] == 'p' ? F_TOP_LOGPROBS : F_TOTAL_TOKENS) : -1; break;
+	case 16: i = F_TOKENS_PROCESSED; break;
+	default: return -1;
+	}
+	if (i < 0 || top_keys[i].len != len || memcmp(top_keys[i].name, k, len) != 0)
+		return -1;
+	return i;
 }
 
 /* One member value at p (after the colon and any blanks); key is its
@@ -931,15 +964,13 @@ static bool fast_parse(const char *line, size_t len, struct gos_event *ev,
 		p = fast_skip(p + 1, end);
 		if (p >= end)
 			return false;
-		struct fval v;
-		p = fast_value(p, end, key, &v);
+		struct fval scratch;
+		struct fval *v = key >= 0 ? &f[key] : &scratch;
+		if (key >= 0 && f[key].kind != FV_NONE)
+			return false;  /* a repeated known key: the cJSON path decides */
+		p = fast_value(p, end, key, v);
 		if (!p)
 			return false;
-		if (key >= 0) {
-			if (f[key].kind != FV_NONE)
-				return false;  /* a repeated known key: the cJSON path decides */
-			f[key] = v;
-		}
 		p = fast_skip(p, end);
 		if (p >= end)
 			return false;
@@ -1007,11 +1038,12 @@ bool gos_protocol_parse(const char *line, size_t len, struct gos_event *ev,
 	memset(ev, 0, sizeof(*ev));
 	err->reason = GOS_REJECT_NONE;
 	err->message[0] = '\0';
-	if (!precheck(line, len, err))
-		return false;
-	if (fast_parse(line, len, ev, arena))
+	/* The fast path checks UTF-8 and NULs itself as it goes. */
+	if (len <= GOS_MAX_LINE && fast_parse(line, len, ev, arena))
 		return true;
 	memset(ev, 0, sizeof(*ev));
+	if (!precheck(line, len, err))
+		return false;
 	return parse_cjson(line, len, ev, arena, err);
 }
 
@@ -1030,10 +1062,7 @@ bool gos_protocol_parse_fast(const char *line, size_t len, struct gos_event *ev,
                              struct gos_arena *arena)
 {
 	memset(ev, 0, sizeof(*ev));
-	struct gos_parse_error err;
-	if (!precheck(line, len, &err))
-		return false;
-	if (fast_parse(line, len, ev, arena))
+	if (len <= GOS_MAX_LINE && fast_parse(line, len, ev, arena))
 		return true;
 	memset(ev, 0, sizeof(*ev));
 	return false;
