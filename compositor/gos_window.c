@@ -499,7 +499,8 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		const char **exts = glfwGetRequiredInstanceExtensions(&n_exts);
 		s->vk = gos_vk_create(&(struct gos_vk_opts){
 			.instance_exts = exts, .n_instance_exts = n_exts, .want_graphics = true,
-			.create_surface = make_surface, .surface_user = s, .app_name = "gos-compositor"});
+			.create_surface = make_surface, .surface_user = s, .app_name = "gos-compositor",
+			.gpu = s->o.gpu});
 		if (!s->vk) {
 			fprintf(stderr, "gos: no Vulkan device can draw to this window (see above)\n");
 			goto out;
@@ -507,7 +508,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		s->format = pick_format(s);
 	} else {
 		s->vk = gos_vk_create(&(struct gos_vk_opts){.want_graphics = true,
-		                      .app_name = "gos-compositor"});
+		                      .app_name = "gos-compositor", .gpu = s->o.gpu});
 		if (!s->vk) {
 			fprintf(stderr, "gos: no usable Vulkan device for headless rendering (see above)\n");
 			goto out;
