@@ -30,6 +30,13 @@ void gos_client_on_line(struct gos_client *c, gos_client_line_fn fn, void *ctx);
  * Returns false when the connection is gone. */
 bool gos_client_send(struct gos_client *c, const char *line, size_t len);
 
+/* Sends n bytes exactly as given (already framed). Same blocking rules. */
+bool gos_client_send_raw(struct gos_client *c, const char *p, size_t n);
+
+/* Geometry OS framing (u32 little-endian length + JSON) for what this client
+ * sends itself (the sync request). Off by default: newline-delimited JSON. */
+void gos_client_set_length_prefixed(struct gos_client *c, bool on);
+
 /* Sends {"type":"sync"} and waits up to timeout_ms (<0: forever) for its
  * reply. Returns false on timeout or a lost connection. */
 bool gos_client_sync(struct gos_client *c, int timeout_ms, struct gos_sync_result *out);

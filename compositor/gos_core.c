@@ -1,0 +1,72 @@
+/* Core thread: queue -> map. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "gos_core.h"
+
+struct gos_core {
+	struct gos_core_opts o;
+	pthread_t thread;
+	_Atomic uint64_t batches, events;
+};
+
+static void apply_batch(struct gos_core *c, struct gos_batch *b)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->ev[i].type != GOS_EV_SYNC)
+			continue;
+		gos_map_apply(c->o.map, b->ev + start, i - start);
+		atomic_fetch_add(&c->events, i - start);
+		start = i + 1;
+		if (c->o.on_sync) {
+			struct gos_map_stats st;
+			gos_map_stats(c->o.map, &st);
+			c->o.on_sync(c->o.ctx, &b->ev[i].sync, st.live_tokens);
+		}
+	}
+	gos_map_apply(c->o.map, b->ev + start, b->n - start);
+	atomic_fetch_add(&c->events, b->n - start);
+	atomic_fetch_add(&c->batches, 1);
+}
+
+static void *core_main(void *arg)
+{
+	struct gos_core *c = arg;
+	struct gos_batch *b;
+	/* pop returns NULL only once the queue is closed and drained */
+	while ((b = gos_queue_pop(c->o.queue, -1))) {
+		apply_batch(c, b);
+		gos_queue_put_batch(c->o.queue, b);
+	}
+	return NULL;
+}
+
+struct gos_core *gos_core_create(const struct gos_core_opts *opts)
+{
+	struct gos_core *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->o = *opts;
+	if (pthread_create(&c->thread, NULL, core_main, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void gos_core_destroy(struct gos_core *c)
+{
+	if (!c)
+		return;
+	gos_queue_close(c->o.queue);
+	pthread_join(c->thread, NULL);
+	free(c);
+}
+
+void gos_core_stats(struct gos_core *c, struct gos_core_stats *out)
+{
+	out->batches = atomic_load(&c->batches);
+	out->events = atomic_load(&c->events);
+}

@@ -1,0 +1,37 @@
+/* The core thread: pops event batches from the ingest queue, applies them to
+ * the map state in order, and reports each sync barrier once everything
+ * before it is applied. It owns no socket: replies go through on_sync. */
+#ifndef GOS_CORE_H
+#define GOS_CORE_H
+
+#include <stdint.h>
+
+#include "gos_map.h"
+#include "gos_queue.h"
+
+/* Called on the core thread for each GOS_EV_SYNC, after every event queued
+ * before it has been applied; tokens is the live token count. Must not block. */
+typedef void (*gos_core_sync_fn)(void *ctx, const struct gos_sync_ev *sync, uint64_t tokens);
+
+struct gos_core_opts {
+	struct gos_queue *queue;     /* required; popped by the core thread */
+	struct gos_map *map;         /* required; written by the core thread only */
+	gos_core_sync_fn on_sync;    /* may be NULL */
+	void *ctx;
+};
+
+struct gos_core_stats {
+	uint64_t batches;
+	uint64_t events;             /* events applied (sync markers excluded) */
+};
+
+/* Starts the core thread. NULL on failure (out of threads). */
+struct gos_core *gos_core_create(const struct gos_core_opts *opts);
+
+/* Closes the queue, applies what is still queued, joins. Accepts NULL. */
+void gos_core_destroy(struct gos_core *core);
+
+/* Any thread. */
+void gos_core_stats(struct gos_core *core, struct gos_core_stats *out);
+
+#endif

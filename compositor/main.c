@@ -1,0 +1,260 @@
+/* gos-compositor: wires ingest -> core -> map state (-> renderer, broadcaster). */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gos_client.h"
+#include "gos_core.h"
+#include "gos_demo.h"
+#include "gos_ingest.h"
+#include "gos_map.h"
+#include "gos_queue.h"
+
+/* Exit codes (documented in --help and README). */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+struct options {
+	char socket_path[256];
+	bool headless;
+	bool demo;
+	uint64_t max_tokens;
+	enum gos_layout_kind layout;
+	double log_interval;
+};
+
+static void usage(FILE *f)
+{
+	char def[256];
+	gos_default_socket_path(def, sizeof(def));
+	fprintf(f,
+	        "usage: gos-compositor [OPTIONS]\n"
+	        "\n"
+	        "Takes LLM token events on a Unix socket (JSON lines), keeps them on an\n"
+	        "infinite 2-D map, and shows the map.\n"
+	        "\n"
+	        "options:\n"
+	        "  --socket PATH        Unix socket to listen on (default %s)\n"
+	        "  --headless           no window (the renderer is not built yet: always headless)\n"
+	        "  --demo               feed a built-in synthetic stream while no producer is connected\n"
+	        "  --max-tokens N       keep at most N tokens; the oldest are evicted (default 10000000)\n"
+	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
+	        "                       stream (default), or by a hash of the text on a Hilbert curve\n"
+	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n"
+	        "  --help, --version\n"
+	        "\n"
+	        "exit codes: 0 clean shutdown (SIGINT/SIGTERM), 1 start-up failure (socket busy,\n"
+	        "            no permission, ...), 2 bad command line\n",
+	        def);
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-')
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_DEMO, OPT_MAX_TOKENS, OPT_LAYOUT,
+	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION };
+	static const struct option longopts[] = {
+		{"socket", required_argument, NULL, OPT_SOCKET},
+		{"headless", no_argument, NULL, OPT_HEADLESS},
+		{"demo", no_argument, NULL, OPT_DEMO},
+		{"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
+		{"layout", required_argument, NULL, OPT_LAYOUT},
+		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
+		{"help", no_argument, NULL, OPT_HELP},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{0},
+	};
+	gos_default_socket_path(o->socket_path, sizeof(o->socket_path));
+	o->log_interval = 2;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SOCKET:
+			if (strlen(optarg) >= sizeof(o->socket_path)) {
+				fprintf(stderr, "gos-compositor: --socket path is too long\n");
+				return EXIT_USAGE;
+			}
+			snprintf(o->socket_path, sizeof(o->socket_path), "%s", optarg);
+			break;
+		case OPT_HEADLESS: o->headless = true; break;
+		case OPT_DEMO: o->demo = true; break;
+		case OPT_MAX_TOKENS:
+			if (!parse_u64(optarg, &o->max_tokens) || o->max_tokens == 0 ||
+			    o->max_tokens > 4000000000ull) {
+				fprintf(stderr, "gos-compositor: --max-tokens wants a whole number "
+				        "from 1 to 4000000000, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_LAYOUT:
+			if (!strcmp(optarg, "flow")) {
+				o->layout = GOS_LAYOUT_FLOW;
+			} else if (!strcmp(optarg, "hilbert")) {
+				o->layout = GOS_LAYOUT_HILBERT;
+			} else {
+				fprintf(stderr, "gos-compositor: --layout is 'flow' or 'hilbert', not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_LOG_INTERVAL: {
+			char *end;
+			o->log_interval = strtod(optarg, &end);
+			if (end == optarg || *end || !(o->log_interval >= 0) || o->log_interval > 86400) {
+				fprintf(stderr, "gos-compositor: --log-interval wants seconds (0 to 86400), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case OPT_HELP: usage(stdout); exit(EXIT_OK);
+		case OPT_VERSION: printf("gos-compositor %s\n", GOS_VERSION); exit(EXIT_OK);
+		default:
+			fprintf(stderr, "gos-compositor: unknown or incomplete option '%s'\n",
+			        argv[optind - 1]);
+			fprintf(stderr, "try 'gos-compositor --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "gos-compositor: unexpected argument '%s' (try --help)\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+struct app {
+	struct options opt;
+	struct gos_queue *queue;
+	struct gos_map *map;
+	struct gos_core *core;
+	struct gos_ingest *ingest;
+	struct gos_demo *demo;
+};
+
+static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
+{
+	struct app *a = ctx;
+	if (a->ingest)
+		gos_ingest_sync_done(a->ingest, s->conn, s->applied, s->rejected, tokens);
+}
+
+static bool producers_connected(void *ctx)
+{
+	struct app *a = ctx;
+	struct gos_ingest_stats st;
+	gos_ingest_stats(a->ingest, &st);
+	return st.connections > 0;
+}
+
+static void log_counts(struct app *a, double dt, uint64_t *last_events)
+{
+	struct gos_map_stats ms;
+	struct gos_ingest_stats is;
+	struct gos_core_stats cs;
+	gos_map_stats(a->map, &ms);
+	gos_ingest_stats(a->ingest, &is);
+	gos_core_stats(a->core, &cs);
+	uint64_t rejected = 0;
+	for (int i = 0; i < GOS_REJECT_COUNT_; i++)
+		rejected += is.rejected[i];
+	fprintf(stderr, "gos: tokens=%llu streams=%llu events/s=%.0f applied=%llu rejected=%llu "
+	        "evicted=%llu producers=%llu\n",
+	        (unsigned long long)ms.live_tokens, (unsigned long long)ms.streams,
+	        dt > 0 ? (double)(cs.events - *last_events) / dt : 0.0,
+	        (unsigned long long)cs.events, (unsigned long long)rejected,
+	        (unsigned long long)ms.evicted, (unsigned long long)is.connections);
+	*last_events = cs.events;
+}
+
+static void app_finish(struct app *a)
+{
+	gos_demo_destroy(a->demo);
+	gos_ingest_destroy(a->ingest);   /* removes the socket file */
+	gos_core_destroy(a->core);       /* applies what is still queued */
+	gos_map_destroy(a->map);
+	gos_queue_destroy(a->queue);
+}
+
+int main(int argc, char **argv)
+{
+	struct app a = {0};
+	int rc = parse_args(argc, argv, &a.opt);
+	if (rc >= 0)
+		return rc;
+
+	/* Signals are taken synchronously by the main thread only. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char err[512] = "";
+	a.queue = gos_queue_create(64);
+	a.map = gos_map_create(&(struct gos_map_opts){
+		.max_tokens = a.opt.max_tokens, .layout = a.opt.layout});
+	a.core = gos_core_create(&(struct gos_core_opts){
+		.queue = a.queue, .map = a.map, .on_sync = on_sync, .ctx = &a});
+	if (!a.queue || !a.map || !a.core) {
+		fprintf(stderr, "gos-compositor: cannot start the core (out of memory or threads)\n");
+		app_finish(&a);
+		return EXIT_RUNTIME;
+	}
+	a.ingest = gos_ingest_create(&(struct gos_ingest_opts){
+		.socket_path = a.opt.socket_path, .queue = a.queue}, err, sizeof(err));
+	if (!a.ingest) {
+		fprintf(stderr, "gos-compositor: %s\n", err);
+		app_finish(&a);
+		return EXIT_RUNTIME;
+	}
+	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
+	if (!a.opt.headless)
+		fprintf(stderr, "gos: no window renderer in this build yet: running headless\n");
+	if (a.opt.demo) {
+		a.demo = gos_demo_create(&(struct gos_demo_opts){
+			.queue = a.queue, .busy = producers_connected, .ctx = &a});
+		if (!a.demo) {
+			fprintf(stderr, "gos-compositor: cannot start the demo stream\n");
+			app_finish(&a);
+			return EXIT_RUNTIME;
+		}
+		fprintf(stderr, "gos: demo stream on (pauses while a producer is connected)\n");
+	}
+
+	uint64_t last_events = 0;
+	struct timespec last, now;
+	clock_gettime(CLOCK_MONOTONIC, &last);
+	for (;;) {
+		double iv = a.opt.log_interval > 0 ? a.opt.log_interval : 3600;
+		struct timespec to = {.tv_sec = (time_t)iv,
+		                      .tv_nsec = (long)((iv - (double)(time_t)iv) * 1e9)};
+		int sig = sigtimedwait(&sigs, NULL, &to);
+		if (sig == SIGINT || sig == SIGTERM) {
+			fprintf(stderr, "gos: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			break;
+		}
+		if (a.opt.log_interval > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			double dt = (double)(now.tv_sec - last.tv_sec) + (double)(now.tv_nsec - last.tv_nsec) * 1e-9;
+			last = now;
+			log_counts(&a, dt, &last_events);
+		}
+	}
+	app_finish(&a);
+	return EXIT_OK;
+}

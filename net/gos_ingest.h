@@ -1,0 +1,52 @@
+/* Unix-socket ingest: one thread (epoll) serves every producer connection,
+ * parses and validates each line (or length-prefixed frame), answers rejects
+ * on the same connection and hands accepted events to the core in batches
+ * through a gos_queue. When the queue is full the thread stops reading, so
+ * the kernel pushes back on producers: nothing accepted is dropped. */
+#ifndef GOS_INGEST_H
+#define GOS_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gos_protocol.h"
+#include "gos_queue.h"
+
+/* Zero means default. */
+struct gos_ingest_opts {
+	const char *socket_path;      /* required */
+	struct gos_queue *queue;      /* required: accepted events go here */
+	size_t batch_events;          /* events per batch (0: 4096) */
+	int max_connections;          /* 0: 1024; more are refused with an error line */
+};
+
+struct gos_ingest_stats {
+	uint64_t connections;         /* open now */
+	uint64_t connections_total;
+	uint64_t bytes_in;
+	uint64_t lines;               /* lines/frames seen */
+	uint64_t accepted[5];         /* by enum gos_event_type */
+	uint64_t rejected[GOS_REJECT_COUNT_];  /* by enum gos_reject */
+	uint64_t queue_full_waits;    /* times the thread waited on a full queue */
+};
+
+/* Binds the socket (mode 0600) and starts the ingest thread. A stale socket
+ * file (nobody listening) is replaced; a live one, a path that is not a
+ * socket, or any other failure returns NULL with one sentence in err. */
+struct gos_ingest *gos_ingest_create(const struct gos_ingest_opts *opts,
+                                     char *err, size_t errlen);
+
+/* Stops the thread, closes every connection, removes the socket file.
+ * Accepts NULL. */
+void gos_ingest_destroy(struct gos_ingest *in);
+
+/* Any thread (the core, after applying a GOS_EV_SYNC marker): queues the
+ * sync reply for connection `conn` (dropped if it has gone). Never blocks. */
+void gos_ingest_sync_done(struct gos_ingest *in, uint64_t conn, uint64_t applied,
+                          uint64_t rejected, uint64_t tokens);
+
+/* Any thread. */
+void gos_ingest_stats(struct gos_ingest *in, struct gos_ingest_stats *out);
+
+#endif

@@ -1,0 +1,952 @@
+/* Wire protocol: parse and validate ingest lines into struct gos_event, and
+ * serialize events, error lines and sync replies (see gos_protocol.h).
+ * Parsing sits on the ingest hot path: one cJSON tree per line, one pass over
+ * its members, strings copied into the caller's arena, nothing else allocated. */
+#include <cjson/cJSON.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gos_protocol.h"
+
+/* ---- reject names, UTF-8 ------------------------------------------------ */
+
+static const char *const reject_names[GOS_REJECT_COUNT_] = {
+	[GOS_REJECT_NONE] = "none",
+	[GOS_REJECT_NOT_JSON] = "not_json",
+	[GOS_REJECT_UNKNOWN_TYPE] = "unknown_type",
+	[GOS_REJECT_MISSING_FIELD] = "missing_field",
+	[GOS_REJECT_WRONG_TYPE] = "wrong_type",
+	[GOS_REJECT_NOT_FINITE] = "not_finite",
+	[GOS_REJECT_CONFIDENCE] = "confidence",
+	[GOS_REJECT_UTF8] = "utf8",
+	[GOS_REJECT_TOO_LONG] = "too_long",
+	[GOS_REJECT_LINE_TOO_LONG] = "line_too_long",
+};
+
+const char *gos_reject_name(enum gos_reject r)
+{
+	if ((unsigned)r >= GOS_REJECT_COUNT_)
+		return "unknown";
+	return reject_names[r];
+}
+
+/* Offset of the first byte that starts an invalid sequence, or len when all
+ * of s is valid UTF-8 (Unicode 15, table 3-7: no overlongs, no surrogates,
+ * nothing above U+10FFFF). */
+static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		/* Lines are mostly ASCII: skip eight bytes at a time. */
+		while (i + 8 <= len) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (w & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		unsigned c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		unsigned lo = 0x80, hi = 0xBF;  /* range of the second byte */
+		size_t n;                       /* continuation bytes */
+		if (c >= 0xC2 && c <= 0xDF) {
+			n = 1;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			n = 2;
+			if (c == 0xE0)
+				lo = 0xA0;      /* overlong */
+			else if (c == 0xED)
+				hi = 0x9F;      /* surrogates */
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			n = 3;
+			if (c == 0xF0)
+				lo = 0x90;      /* overlong */
+			else if (c == 0xF4)
+				hi = 0x8F;      /* above U+10FFFF */
+		} else {
+			return i;               /* continuation, C0/C1 or F5..FF */
+		}
+		if (len - i <= n)
+			return i;               /* truncated sequence */
+		if (s[i + 1] < lo || s[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k <= n; k++)
+			if ((s[i + k] & 0xC0) != 0x80)
+				return i;
+		i += n + 1;
+	}
+	return len;
+}
+
+bool gos_utf8_valid(const char *s, size_t len)
+{
+	return utf8_invalid_at((const unsigned char *)s, len) == len;
+}
+
+/* Length of the longest prefix of s[0..len) that is at most max bytes and
+ * ends on a character boundary (s is valid UTF-8). */
+static int utf8_prefix(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return (int)len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return (int)n;
+}
+
+/* ---- parse context and errors ------------------------------------------- */
+
+struct pctx {
+	struct gos_arena *arena;
+	struct gos_parse_error *err;
+	const char *parent;     /* "tokens", "top_logprobs" while inside an element */
+	uint32_t index;         /* the element's index */
+};
+
+/* Cuts a string that snprintf may have truncated back to its last complete
+ * UTF-8 character. */
+static void utf8_trim_tail(char *s)
+{
+	size_t len = strlen(s), k = len;
+	while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+		k--;
+	if (k == 0 || ((unsigned char)s[k - 1] & 0xC0) != 0xC0)
+		return;  /* ends in ASCII (or holds no lead byte) */
+	unsigned c = (unsigned char)s[k - 1];
+	size_t want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+	if (len - (k - 1) < want)
+		s[k - 1] = '\0';
+}
+
+static bool fail(struct gos_parse_error *err, enum gos_reject reason, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static bool fail(struct gos_parse_error *err, enum gos_reject reason, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	if (n >= (int)sizeof(err->message))
+		utf8_trim_tail(err->message);
+	err->reason = reason;
+	return false;
+}
+
+/* The field's name as the user wrote it: "confidence", "tokens[3].x". */
+static const char *field_name(const struct pctx *pc, const char *name, char buf[64])
+{
+	if (!pc->parent)
+		return name;
+	snprintf(buf, 64, "%s[%" PRIu32 "].%s", pc->parent, pc->index, name);
+	return buf;
+}
+
+#define FIELD(pc, name) field_name((pc), (name), (char[64]){0})
+
+static const char *json_kind(const cJSON *v)
+{
+	switch (v->type & 0xFF) {
+	case cJSON_False: return "false";
+	case cJSON_True: return "true";
+	case cJSON_NULL: return "null";
+	case cJSON_Number: return "a number";
+	case cJSON_String: return "a string";
+	case cJSON_Array: return "an array";
+	case cJSON_Object: return "an object";
+	default: return "an invalid value";
+	}
+}
+
+static bool missing(struct pctx *pc, const char *name)
+{
+	return fail(pc->err, GOS_REJECT_MISSING_FIELD, "required field \"%s\" is missing",
+	            FIELD(pc, name));
+}
+
+static bool wrong(struct pctx *pc, const char *name, const char *want, const cJSON *v)
+{
+	return fail(pc->err, GOS_REJECT_WRONG_TYPE, "field \"%s\" must be %s, got %s",
+	            FIELD(pc, name), want, json_kind(v));
+}
+
+/* ---- field readers ------------------------------------------------------- */
+
+/* A string of at most max bytes, copied into the arena. */
+static bool read_string(struct pctx *pc, const cJSON *v, const char *name, size_t max,
+                        bool allow_empty, const char **out)
+{
+	if (!cJSON_IsString(v))
+		return wrong(pc, name, "a string", v);
+	size_t len = strlen(v->valuestring);
+	if (len > max)
+		return fail(pc->err, GOS_REJECT_TOO_LONG,
+		            "field \"%s\" is %zu bytes long, over the limit of %zu",
+		            FIELD(pc, name), len, max);
+	if (len == 0 && !allow_empty)
+		return fail(pc->err, GOS_REJECT_MISSING_FIELD, "field \"%s\" is empty",
+		            FIELD(pc, name));
+	*out = gos_arena_strndup(pc->arena, v->valuestring, len);
+	return true;
+}
+
+static bool read_number(struct pctx *pc, const cJSON *v, const char *name, double *out)
+{
+	if (!cJSON_IsNumber(v))
+		return wrong(pc, name, "a number", v);
+	if (!isfinite(v->valuedouble))
+		return fail(pc->err, GOS_REJECT_NOT_FINITE,
+		            "field \"%s\" is not a finite number (overflows a double)",
+		            FIELD(pc, name));
+	*out = v->valuedouble;
+	return true;
+}
+
+static bool read_float(struct pctx *pc, const cJSON *v, const char *name, float *out)
+{
+	double d = 0.0;
+	if (!read_number(pc, v, name, &d))
+		return false;
+	if (fabs(d) > FLT_MAX)
+		return fail(pc->err, GOS_REJECT_NOT_FINITE,
+		            "field \"%s\" is %g, outside the range of a float", FIELD(pc, name), d);
+	*out = (float)d;
+	return true;
+}
+
+static bool read_confidence(struct pctx *pc, const cJSON *v, const char *name, float *out)
+{
+	double d = 0.0;
+	if (!read_number(pc, v, name, &d))
+		return false;
+	if (!(d >= 0.0 && d <= 1.0))
+		return fail(pc->err, GOS_REJECT_CONFIDENCE, "field \"%s\" is %g, outside [0,1]",
+		            FIELD(pc, name), d);
+	*out = (float)d;
+	return true;
+}
+
+/* A log-probability: finite and <= 0 (a probability above 1 is reported as a
+ * confidence outside [0,1]). */
+static bool read_logprob(struct pctx *pc, const cJSON *v, const char *name, float *out)
+{
+	float f = 0.0f;
+	if (!read_float(pc, v, name, &f))
+		return false;
+	if (f > 0.0f)
+		return fail(pc->err, GOS_REJECT_CONFIDENCE,
+		            "field \"%s\" is %g, above 0 (a probability over 1)", FIELD(pc, name),
+		            v->valuedouble);
+	*out = f;
+	return true;
+}
+
+/* A count: a non-negative integer, exact in a double (<= 2^53). */
+static bool read_count(struct pctx *pc, const cJSON *v, const char *name, int64_t *out)
+{
+	double d = 0.0;
+	if (!read_number(pc, v, name, &d))
+		return false;
+	if (d < 0 || d > 9007199254740992.0 || d != floor(d))
+		return fail(pc->err, GOS_REJECT_WRONG_TYPE,
+		            "field \"%s\" is %g, not a non-negative integer up to 2^53",
+		            FIELD(pc, name), d);
+	*out = (int64_t)d;
+	return true;
+}
+
+/* ---- one pass over an object's members ---------------------------------- */
+
+struct key {
+	const char *name;
+	size_t len;
+};
+
+#define KEY(s) {s, sizeof(s) - 1}
+
+/* Points slot[i] at the member named keys[i] (the first one when a name is
+ * repeated, as cJSON_GetObjectItem does); other members are ignored so newer
+ * producers can add fields. */
+static void collect(const cJSON *obj, const struct key *keys, size_t nkeys, const cJSON **slot)
+{
+	for (const cJSON *m = obj->child; m; m = m->next) {
+		const char *k = m->string;
+		size_t len = strlen(k);
+		for (size_t i = 0; i < nkeys; i++) {
+			if (keys[i].len == len && !memcmp(keys[i].name, k, len)) {
+				if (!slot[i])
+					slot[i] = m;
+				break;
+			}
+		}
+	}
+}
+
+enum {
+	F_TYPE, F_TOKEN_ID, F_TOKEN_TEXT, F_TIMESTAMP, F_CONFIDENCE, F_POSITION,
+	F_STREAM, F_LOGPROB, F_TOP_LOGPROBS, F_STATE, F_TOKENS_PROCESSED,
+	F_TOTAL_TOKENS, F_ELAPSED_MS, F_TOKENS, F_COUNT_
+};
+
+static const struct key top_keys[F_COUNT_] = {
+	[F_TYPE] = KEY("type"),
+	[F_TOKEN_ID] = KEY("token_id"),
+	[F_TOKEN_TEXT] = KEY("token_text"),
+	[F_TIMESTAMP] = KEY("timestamp"),
+	[F_CONFIDENCE] = KEY("confidence"),
+	[F_POSITION] = KEY("position"),
+	[F_STREAM] = KEY("stream"),
+	[F_LOGPROB] = KEY("logprob"),
+	[F_TOP_LOGPROBS] = KEY("top_logprobs"),
+	[F_STATE] = KEY("state"),
+	[F_TOKENS_PROCESSED] = KEY("tokens_processed"),
+	[F_TOTAL_TOKENS] = KEY("total_tokens"),
+	[F_ELAPSED_MS] = KEY("elapsed_ms"),
+	[F_TOKENS] = KEY("tokens"),
+};
+
+enum { V_ID, V_TEXT, V_X, V_Y, V_CONFIDENCE, V_STREAM, V_COUNT_ };
+
+static const struct key viz_keys[V_COUNT_] = {
+	[V_ID] = KEY("id"), [V_TEXT] = KEY("text"), [V_X] = KEY("x"), [V_Y] = KEY("y"),
+	[V_CONFIDENCE] = KEY("confidence"), [V_STREAM] = KEY("stream"),
+};
+
+enum { A_TOKEN, A_LOGPROB, A_COUNT_ };
+
+static const struct key alt_keys[A_COUNT_] = {
+	[A_TOKEN] = KEY("token"), [A_LOGPROB] = KEY("logprob"),
+};
+
+static uint32_t array_length(const cJSON *a, uint32_t stop)
+{
+	uint32_t n = 0;
+	for (const cJSON *e = a->child; e && n < stop; e = e->next)
+		n++;
+	return n;
+}
+
+/* ---- the message types --------------------------------------------------- */
+
+static bool parse_position(struct pctx *pc, const cJSON *v, struct gos_token_ev *t)
+{
+	const char *shape = "an array of two numbers [x,y]";
+	if (!cJSON_IsArray(v))
+		return wrong(pc, "position", shape, v);
+	const cJSON *x = v->child;
+	const cJSON *y = x ? x->next : NULL;
+	if (!x || !y || y->next)
+		return fail(pc->err, GOS_REJECT_WRONG_TYPE, "field \"position\" must be %s, got %" PRIu32 " elements",
+		            shape, array_length(v, 1000));
+	if (!read_float(pc, x, "position[0]", &t->x) || !read_float(pc, y, "position[1]", &t->y))
+		return false;
+	t->has_position = true;
+	return true;
+}
+
+static bool parse_alts(struct pctx *pc, const cJSON *v, struct gos_token_ev *t)
+{
+	if (!cJSON_IsArray(v))
+		return wrong(pc, "top_logprobs", "an array of {\"token\",\"logprob\"} objects", v);
+	uint32_t n = array_length(v, GOS_MAX_ALTS);
+	struct gos_alt *alts = n ? gos_arena_alloc(pc->arena, n * sizeof(*alts), _Alignof(struct gos_alt)) : NULL;
+	uint32_t i = 0;
+	pc->parent = "top_logprobs";
+	/* Every entry is checked; only the first GOS_MAX_ALTS are kept. */
+	for (const cJSON *e = v->child; e; e = e->next, i++) {
+		pc->index = i;
+		if (!cJSON_IsObject(e)) {
+			pc->parent = NULL;
+			return fail(pc->err, GOS_REJECT_WRONG_TYPE,
+			            "field \"top_logprobs[%" PRIu32 "]\" must be an object {\"token\",\"logprob\"}, got %s",
+			            i, json_kind(e));
+		}
+		const cJSON *f[A_COUNT_] = {0};
+		collect(e, alt_keys, A_COUNT_, f);
+		struct gos_alt a;
+		if (!f[A_TOKEN])
+			return missing(pc, "token");
+		if (!read_string(pc, f[A_TOKEN], "token", GOS_MAX_TEXT, true, &a.token))
+			return false;
+		if (!f[A_LOGPROB])
+			return missing(pc, "logprob");
+		if (!read_logprob(pc, f[A_LOGPROB], "logprob", &a.logprob))
+			return false;
+		if (i < n)
+			alts[i] = a;
+	}
+	pc->parent = NULL;
+	t->n_alts = n;
+	t->alts = alts;
+	return true;
+}
+
+static bool parse_token(struct pctx *pc, const cJSON **f, struct gos_token_ev *t)
+{
+	t->stream = "";
+	t->confidence = NAN;
+	t->logprob = NAN;
+	if (!f[F_TOKEN_ID])
+		return missing(pc, "token_id");
+	if (!read_string(pc, f[F_TOKEN_ID], "token_id", GOS_MAX_ID, false, &t->id))
+		return false;
+	if (!f[F_TOKEN_TEXT])
+		return missing(pc, "token_text");
+	if (!read_string(pc, f[F_TOKEN_TEXT], "token_text", GOS_MAX_TEXT, true, &t->text))
+		return false;
+	if (!f[F_TIMESTAMP])
+		return missing(pc, "timestamp");
+	if (!read_number(pc, f[F_TIMESTAMP], "timestamp", &t->timestamp))
+		return false;
+	/* confidence is optional: producers without logprobs leave it out and
+	 * the token is drawn in the neutral color (NAN here). */
+	if (f[F_CONFIDENCE] && !read_confidence(pc, f[F_CONFIDENCE], "confidence", &t->confidence))
+		return false;
+	if (f[F_POSITION] && !parse_position(pc, f[F_POSITION], t))
+		return false;
+	if (f[F_STREAM] && !read_string(pc, f[F_STREAM], "stream", GOS_MAX_STREAM, true, &t->stream))
+		return false;
+	if (f[F_LOGPROB] && !read_logprob(pc, f[F_LOGPROB], "logprob", &t->logprob))
+		return false;
+	if (f[F_TOP_LOGPROBS] && !parse_alts(pc, f[F_TOP_LOGPROBS], t))
+		return false;
+	return true;
+}
+
+static bool parse_state(struct pctx *pc, const cJSON **f, struct gos_state_ev *s)
+{
+	s->stream = "";
+	s->tokens_processed = -1;
+	s->total_tokens = -1;
+	s->elapsed_ms = NAN;
+	if (!f[F_STATE])
+		return missing(pc, "state");
+	if (!read_string(pc, f[F_STATE], "state", GOS_MAX_STATE, true, &s->state))
+		return false;
+	if (f[F_TOKENS_PROCESSED] &&
+	    !read_count(pc, f[F_TOKENS_PROCESSED], "tokens_processed", &s->tokens_processed))
+		return false;
+	if (f[F_TOTAL_TOKENS] && !read_count(pc, f[F_TOTAL_TOKENS], "total_tokens", &s->total_tokens))
+		return false;
+	if (f[F_ELAPSED_MS] && !read_number(pc, f[F_ELAPSED_MS], "elapsed_ms", &s->elapsed_ms))
+		return false;
+	if (f[F_STREAM] && !read_string(pc, f[F_STREAM], "stream", GOS_MAX_STREAM, true, &s->stream))
+		return false;
+	return true;
+}
+
+static bool parse_viz_token(struct pctx *pc, const cJSON *e, struct gos_viz_token *t)
+{
+	if (!cJSON_IsObject(e))
+		return fail(pc->err, GOS_REJECT_WRONG_TYPE,
+		            "field \"tokens[%" PRIu32 "]\" must be an object {\"id\",\"text\",\"x\",\"y\"}, got %s",
+		            pc->index, json_kind(e));
+	const cJSON *f[V_COUNT_] = {0};
+	collect(e, viz_keys, V_COUNT_, f);
+	t->stream = "";
+	t->confidence = NAN;
+	if (!f[V_ID])
+		return missing(pc, "id");
+	if (!read_string(pc, f[V_ID], "id", GOS_MAX_ID, false, &t->id))
+		return false;
+	if (!f[V_TEXT])
+		return missing(pc, "text");
+	if (!read_string(pc, f[V_TEXT], "text", GOS_MAX_TEXT, true, &t->text))
+		return false;
+	if (!f[V_X])
+		return missing(pc, "x");
+	if (!read_float(pc, f[V_X], "x", &t->x))
+		return false;
+	if (!f[V_Y])
+		return missing(pc, "y");
+	if (!read_float(pc, f[V_Y], "y", &t->y))
+		return false;
+	if (f[V_CONFIDENCE] && !read_confidence(pc, f[V_CONFIDENCE], "confidence", &t->confidence))
+		return false;
+	if (f[V_STREAM] && !read_string(pc, f[V_STREAM], "stream", GOS_MAX_STREAM, true, &t->stream))
+		return false;
+	return true;
+}
+
+static bool parse_viz(struct pctx *pc, const cJSON **f, struct gos_viz_ev *z)
+{
+	const cJSON *v = f[F_TOKENS];
+	if (!v)
+		return missing(pc, "tokens");
+	if (!cJSON_IsArray(v))
+		return wrong(pc, "tokens", "an array of {\"id\",\"text\",\"x\",\"y\"} objects", v);
+	uint32_t n = array_length(v, GOS_MAX_VIZ_TOKENS + 1);
+	if (n > GOS_MAX_VIZ_TOKENS)
+		return fail(pc->err, GOS_REJECT_TOO_LONG,
+		            "field \"tokens\" has more than %d entries", GOS_MAX_VIZ_TOKENS);
+	struct gos_viz_token *toks =
+		n ? gos_arena_alloc(pc->arena, n * sizeof(*toks), _Alignof(struct gos_viz_token)) : NULL;
+	pc->parent = "tokens";
+	pc->index = 0;
+	for (const cJSON *e = v->child; e; e = e->next, pc->index++)
+		if (!parse_viz_token(pc, e, &toks[pc->index]))
+			return false;
+	pc->parent = NULL;
+	z->n_tokens = n;
+	z->tokens = toks;
+	return true;
+}
+
+/* ---- escaped NULs -------------------------------------------------------- */
+
+/* True when the JSON text holds a \u0000 escape. Backslashes only occur
+ * inside strings, where each one starts a two-character (or \uXXXX) escape. */
+static bool has_nul_escape(const char *s, size_t len)
+{
+	const char *end = s + len;
+	const char *p = memchr(s, '\\', len);
+	while (p) {
+		if (end - p >= 6 && p[1] == 'u' && !memcmp(p + 2, "0000", 4))
+			return true;
+		p += 2;
+		if (p >= end)
+			break;
+		p = memchr(p, '\\', (size_t)(end - p));
+	}
+	return false;
+}
+
+/* Names the first string in the (valid) JSON text s that holds a \u0000
+ * escape, as a path such as tokens[2].text, or "" when it is a member name.
+ * Slow path only: runs once a line is known to hold such an escape. */
+static void name_nul_string(const char *s, size_t len, char *out, size_t cap)
+{
+	enum { MAX_DEPTH = 16 };  /* deeper levels are walked but not named */
+	struct frame {
+		bool object, want_key;
+		const char *key;
+		size_t key_len;
+		uint32_t index;
+	} st[MAX_DEPTH];
+	int depth = 0;
+	snprintf(out, cap, "?");
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		struct frame *top = depth > 0 && depth <= MAX_DEPTH ? &st[depth - 1] : NULL;
+		if (c == '{' || c == '[') {
+			if (depth < MAX_DEPTH)
+				st[depth] = (struct frame){.object = c == '{', .want_key = c == '{'};
+			depth++;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		} else if (c == ',' && top) {
+			if (top->object)
+				top->want_key = true;
+			else
+				top->index++;
+		} else if (c == ':' && top) {
+			top->want_key = false;
+		} else if (c == '"') {
+			size_t start = ++i;
+			bool nul = false;
+			for (; i < len && s[i] != '"'; i++) {
+				if (s[i] == '\\') {
+					if (len - i >= 6 && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4))
+						nul = true;
+					i++;
+				}
+			}
+			if (top && top->object && top->want_key) {
+				top->key = s + start;
+				top->key_len = i - start;
+				if (nul) {
+					out[0] = '\0';
+					return;
+				}
+			} else if (nul) {
+				size_t o = 0;
+				int named = depth < MAX_DEPTH ? depth : MAX_DEPTH;
+				for (int d = 0; d < named && o < cap; d++) {
+					int w;
+					if (st[d].object)
+						w = snprintf(out + o, cap - o, "%s%.*s", d ? "." : "",
+						             utf8_prefix(st[d].key, st[d].key_len, 40), st[d].key);
+					else
+						w = snprintf(out + o, cap - o, "[%" PRIu32 "]", st[d].index);
+					if (w < 0)
+						break;
+					o += (size_t)w;
+				}
+				utf8_trim_tail(out);
+				return;
+			}
+		}
+	}
+}
+
+/* ---- gos_protocol_parse -------------------------------------------------- */
+
+bool gos_protocol_parse(const char *line, size_t len, struct gos_event *ev,
+                        struct gos_arena *arena, struct gos_parse_error *err)
+{
+	memset(ev, 0, sizeof(*ev));
+	err->reason = GOS_REJECT_NONE;
+	err->message[0] = '\0';
+
+	if (len > GOS_MAX_LINE)
+		return fail(err, GOS_REJECT_LINE_TOO_LONG, "line is %zu bytes long, over the limit of %u",
+		            len, GOS_MAX_LINE);
+	size_t bad = utf8_invalid_at((const unsigned char *)line, len);
+	if (bad != len)
+		return fail(err, GOS_REJECT_UTF8, "line is not valid UTF-8 (bad byte 0x%02X at offset %zu)",
+		            (unsigned char)line[bad], bad);
+	/* cJSON would cut a string at a raw NUL; JSON allows none anywhere. */
+	const char *nul = memchr(line, '\0', len);
+	if (nul)
+		return fail(err, GOS_REJECT_NOT_JSON, "line holds a NUL byte at offset %zu",
+		            (size_t)(nul - line));
+
+	const char *end = NULL;
+	cJSON *root = len ? cJSON_ParseWithLengthOpts(line, len, &end, false) : NULL;
+	if (!root) {
+		if (len == 0)
+			return fail(err, GOS_REJECT_NOT_JSON, "line is empty, expected a JSON object");
+		return fail(err, GOS_REJECT_NOT_JSON, "line is not valid JSON (error near offset %zu)",
+		            end ? (size_t)(end - line) : (size_t)0);
+	}
+	bool ok = false;
+	for (const char *p = end; p < line + len; p++) {
+		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+			fail(err, GOS_REJECT_NOT_JSON, "unexpected text after the JSON value at offset %zu",
+			     (size_t)(p - line));
+			goto out;
+		}
+	}
+	if (!cJSON_IsObject(root)) {
+		fail(err, GOS_REJECT_NOT_JSON, "line is %s, expected a JSON object", json_kind(root));
+		goto out;
+	}
+
+	const cJSON *f[F_COUNT_] = {0};
+	collect(root, top_keys, F_COUNT_, f);
+	const cJSON *type = f[F_TYPE];
+	if (!type) {
+		fail(err, GOS_REJECT_UNKNOWN_TYPE, "required field \"type\" is missing");
+		goto out;
+	}
+	if (!cJSON_IsString(type)) {
+		fail(err, GOS_REJECT_UNKNOWN_TYPE, "field \"type\" must be a string, got %s",
+		     json_kind(type));
+		goto out;
+	}
+	const char *tn = type->valuestring;
+	if (!strcmp(tn, "token_activation")) {
+		ev->type = GOS_EV_TOKEN;
+	} else if (!strcmp(tn, "neural_state")) {
+		ev->type = GOS_EV_STATE;
+	} else if (!strcmp(tn, "token_visualization")) {
+		ev->type = GOS_EV_VIZ;
+	} else if (!strcmp(tn, "sync")) {
+		ev->type = GOS_EV_SYNC;
+	} else {
+		fail(err, GOS_REJECT_UNKNOWN_TYPE,
+		     "unknown \"type\" \"%.*s\" (expected token_activation, neural_state, "
+		     "token_visualization or sync)", utf8_prefix(tn, strlen(tn), 32), tn);
+		goto out;
+	}
+
+	/* We hand out C strings, so a string holding U+0000 cannot be stored. */
+	if (has_nul_escape(line, len)) {
+		char path[96];
+		name_nul_string(line, len, path, sizeof(path));
+		if (path[0])
+			fail(err, GOS_REJECT_WRONG_TYPE,
+			     "field \"%s\" contains a NUL character (\\u0000)", path);
+		else
+			fail(err, GOS_REJECT_WRONG_TYPE, "a field name contains a NUL character (\\u0000)");
+		goto out;
+	}
+
+	struct pctx pc = {.arena = arena, .err = err};
+	switch (ev->type) {
+	case GOS_EV_TOKEN: ok = parse_token(&pc, f, &ev->token); break;
+	case GOS_EV_STATE: ok = parse_state(&pc, f, &ev->state); break;
+	case GOS_EV_VIZ: ok = parse_viz(&pc, f, &ev->viz); break;
+	case GOS_EV_SYNC: ok = true; break;
+	case GOS_EV_NONE: break;
+	}
+out:
+	cJSON_Delete(root);
+	if (!ok)
+		memset(ev, 0, sizeof(*ev));
+	return ok;
+}
+
+/* ---- serializers --------------------------------------------------------- */
+
+/* A growing output buffer; oom sticks and makes finish return NULL. */
+struct jw {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+
+static bool jw_reserve(struct jw *w, size_t n)
+{
+	if (w->oom)
+		return false;
+	if (w->len + n + 1 <= w->cap)
+		return true;
+	size_t cap = w->cap ? w->cap : 256;
+	while (cap < w->len + n + 1)
+		cap *= 2;
+	char *b = realloc(w->buf, cap);
+	if (!b) {
+		w->oom = true;
+		return false;
+	}
+	w->buf = b;
+	w->cap = cap;
+	return true;
+}
+
+static void jw_raw(struct jw *w, const char *s, size_t n)
+{
+	if (!jw_reserve(w, n))
+		return;
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+}
+
+/* s must be a string literal (sizeof gives its length). */
+#define jw_lit(w, s) jw_raw((w), "" s, sizeof(s) - 1)
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void jw_str(struct jw *w, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (!s)
+		s = "";
+	jw_lit(w, "\"");
+	const char *run = s;
+	for (const char *p = s;; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		jw_raw(w, run, (size_t)(p - run));
+		run = p + 1;
+		if (c == '\0')
+			break;
+		char e[6] = {'\\', 0};
+		size_t n = 2;
+		switch (c) {
+		case '"': e[1] = '"'; break;
+		case '\\': e[1] = '\\'; break;
+		case '\n': e[1] = 'n'; break;
+		case '\r': e[1] = 'r'; break;
+		case '\t': e[1] = 't'; break;
+		case '\b': e[1] = 'b'; break;
+		case '\f': e[1] = 'f'; break;
+		default:
+			memcpy(e + 1, "u00", 3);
+			e[4] = hex[c >> 4];
+			e[5] = hex[c & 15];
+			n = 6;
+		}
+		jw_raw(w, e, n);
+	}
+	jw_lit(w, "\"");
+}
+
+/* The shortest of a few precisions that reads back (as the parser reads it:
+ * strtod, then narrowing) to exactly v. */
+static void jw_double(struct jw *w, double v)
+{
+	char b[40];
+	if (!isfinite(v)) {
+		jw_lit(w, "null");  /* not a valid event; keep the output valid JSON */
+		return;
+	}
+	int n = snprintf(b, sizeof(b), "%.15g", v);
+	if (strtod(b, NULL) != v)
+		n = snprintf(b, sizeof(b), "%.17g", v);
+	jw_raw(w, b, (size_t)n);
+}
+
+static void jw_float(struct jw *w, float v)
+{
+	static const int prec[] = {7, 9, 17};
+	char b[40];
+	int n = 0;
+	if (!isfinite(v)) {
+		jw_lit(w, "null");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(prec) / sizeof(prec[0]); i++) {
+		n = snprintf(b, sizeof(b), "%.*g", prec[i], (double)v);
+		if ((float)strtod(b, NULL) == v)
+			break;
+	}
+	jw_raw(w, b, (size_t)n);
+}
+
+static void jw_u64(struct jw *w, uint64_t v)
+{
+	char b[24];
+	int n = snprintf(b, sizeof(b), "%" PRIu64, v);
+	jw_raw(w, b, (size_t)n);
+}
+
+static char *jw_finish(struct jw *w)
+{
+	if (jw_reserve(w, 0)) {
+		w->buf[w->len] = '\0';
+		return w->buf;
+	}
+	free(w->buf);
+	return NULL;
+}
+
+static bool has_text(const char *s)
+{
+	return s && s[0];
+}
+
+static void write_token(struct jw *w, const struct gos_token_ev *t)
+{
+	jw_lit(w, "{\"type\":\"token_activation\",\"token_id\":");
+	jw_str(w, t->id);
+	jw_lit(w, ",\"token_text\":");
+	jw_str(w, t->text);
+	jw_lit(w, ",\"timestamp\":");
+	jw_double(w, t->timestamp);
+	if (!isnan(t->confidence)) {
+		jw_lit(w, ",\"confidence\":");
+		jw_float(w, t->confidence);
+	}
+	if (t->has_position) {
+		jw_lit(w, ",\"position\":[");
+		jw_float(w, t->x);
+		jw_lit(w, ",");
+		jw_float(w, t->y);
+		jw_lit(w, "]");
+	}
+	if (has_text(t->stream)) {
+		jw_lit(w, ",\"stream\":");
+		jw_str(w, t->stream);
+	}
+	if (!isnan(t->logprob)) {
+		jw_lit(w, ",\"logprob\":");
+		jw_float(w, t->logprob);
+	}
+	if (t->n_alts) {
+		jw_lit(w, ",\"top_logprobs\":[");
+		for (uint32_t i = 0; i < t->n_alts; i++) {
+			jw_lit(w, "{\"token\":");
+			jw_str(w, t->alts[i].token);
+			jw_lit(w, ",\"logprob\":");
+			jw_float(w, t->alts[i].logprob);
+			jw_lit(w, "}");
+			if (i + 1 < t->n_alts)
+				jw_lit(w, ",");
+		}
+		jw_lit(w, "]");
+	}
+	jw_lit(w, "}");
+}
+
+static void write_state(struct jw *w, const struct gos_state_ev *s)
+{
+	jw_lit(w, "{\"type\":\"neural_state\",\"state\":");
+	jw_str(w, s->state);
+	if (s->tokens_processed >= 0) {
+		jw_lit(w, ",\"tokens_processed\":");
+		jw_u64(w, (uint64_t)s->tokens_processed);
+	}
+	if (s->total_tokens >= 0) {
+		jw_lit(w, ",\"total_tokens\":");
+		jw_u64(w, (uint64_t)s->total_tokens);
+	}
+	if (!isnan(s->elapsed_ms)) {
+		jw_lit(w, ",\"elapsed_ms\":");
+		jw_double(w, s->elapsed_ms);
+	}
+	if (has_text(s->stream)) {
+		jw_lit(w, ",\"stream\":");
+		jw_str(w, s->stream);
+	}
+	jw_lit(w, "}");
+}
+
+static void write_viz(struct jw *w, const struct gos_viz_ev *z)
+{
+	jw_lit(w, "{\"type\":\"token_visualization\",\"tokens\":[");
+	for (uint32_t i = 0; i < z->n_tokens; i++) {
+		const struct gos_viz_token *t = &z->tokens[i];
+		jw_lit(w, "{\"id\":");
+		jw_str(w, t->id);
+		jw_lit(w, ",\"text\":");
+		jw_str(w, t->text);
+		jw_lit(w, ",\"x\":");
+		jw_float(w, t->x);
+		jw_lit(w, ",\"y\":");
+		jw_float(w, t->y);
+		if (!isnan(t->confidence)) {
+			jw_lit(w, ",\"confidence\":");
+			jw_float(w, t->confidence);
+		}
+		if (has_text(t->stream)) {
+			jw_lit(w, ",\"stream\":");
+			jw_str(w, t->stream);
+		}
+		jw_lit(w, "}");
+		if (i + 1 < z->n_tokens)
+			jw_lit(w, ",");
+	}
+	jw_lit(w, "]}");
+}
+
+char *gos_protocol_serialize(const struct gos_event *ev)
+{
+	struct jw w = {0};
+	switch (ev->type) {
+	case GOS_EV_TOKEN: write_token(&w, &ev->token); break;
+	case GOS_EV_STATE: write_state(&w, &ev->state); break;
+	case GOS_EV_VIZ: write_viz(&w, &ev->viz); break;
+	case GOS_EV_SYNC: jw_lit(&w, "{\"type\":\"sync\"}"); break;
+	case GOS_EV_NONE: return NULL;
+	}
+	return jw_finish(&w);
+}
+
+char *gos_protocol_error_line(uint64_t line_no, const struct gos_parse_error *err)
+{
+	struct jw w = {0};
+	jw_lit(&w, "{\"type\":\"error\",\"line\":");
+	jw_u64(&w, line_no);
+	jw_lit(&w, ",\"reason\":");
+	jw_str(&w, err->message);
+	jw_lit(&w, ",\"code\":");
+	jw_str(&w, gos_reject_name(err->reason));
+	jw_lit(&w, "}");
+	return jw_finish(&w);
+}
+
+char *gos_protocol_sync_reply(uint64_t applied, uint64_t rejected, uint64_t tokens)
+{
+	struct jw w = {0};
+	jw_lit(&w, "{\"type\":\"sync\",\"applied\":");
+	jw_u64(&w, applied);
+	jw_lit(&w, ",\"rejected\":");
+	jw_u64(&w, rejected);
+	jw_lit(&w, ",\"tokens\":");
+	jw_u64(&w, tokens);
+	jw_lit(&w, "}");
+	return jw_finish(&w);
+}

@@ -1,0 +1,48 @@
+/* Batches of parsed events and the bounded queue that carries them from the
+ * ingest side (socket, demo) to the core thread. Any thread may push or pop;
+ * the receiver owns what it pops. */
+#ifndef GOS_QUEUE_H
+#define GOS_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gos_protocol.h"
+
+/* Events plus the arena their strings live in. */
+struct gos_batch {
+	struct gos_event *ev;
+	size_t n, cap;
+	struct gos_arena arena;
+};
+
+/* Appends an event slot and returns it (zeroed). Never fails (aborts on OOM). */
+struct gos_event *gos_batch_push(struct gos_batch *b);
+void gos_batch_clear(struct gos_batch *b);   /* keeps memory for reuse */
+
+/* A bounded FIFO of batches, plus a pool of spare batches to recycle. */
+struct gos_queue;
+
+/* capacity: batches in flight (0: 64). */
+struct gos_queue *gos_queue_create(size_t capacity);
+void gos_queue_destroy(struct gos_queue *q);  /* frees queued and pooled batches */
+
+/* A cleared batch from the pool, or a new one. Any thread. */
+struct gos_batch *gos_queue_get_batch(struct gos_queue *q);
+/* Returns a batch to the pool (cleared here). Any thread. */
+void gos_queue_put_batch(struct gos_queue *q, struct gos_batch *b);
+
+/* Blocks while the queue is full. Returns false (batch not taken) once the
+ * queue is closed. */
+bool gos_queue_push(struct gos_queue *q, struct gos_batch *b);
+/* True when push would block right now (for stats). */
+bool gos_queue_full(struct gos_queue *q);
+/* Waits up to timeout_ms (<0: forever) for a batch; NULL on timeout or when
+ * closed and drained. */
+struct gos_batch *gos_queue_pop(struct gos_queue *q, int timeout_ms);
+/* Wakes every waiter; later pushes fail, pops drain what is left. */
+void gos_queue_close(struct gos_queue *q);
+/* Batches waiting right now. */
+size_t gos_queue_depth(struct gos_queue *q);
+
+#endif

@@ -1,0 +1,209 @@
+/* Map state: updates by id, layouts, eviction, change log reads. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gos_map.h"
+#include "gos_test.h"
+
+static struct gos_event tok(const char *id, const char *text, const char *stream)
+{
+	return (struct gos_event){.type = GOS_EV_TOKEN, .token = {
+		.id = id, .text = text, .stream = stream, .timestamp = 1.0,
+		.confidence = 0.5f, .logprob = NAN}};
+}
+
+static const struct gos_token *find(const struct gos_map_view *v, const char *id)
+{
+	for (size_t i = 0; i < v->n_tokens; i++)
+		if (!strcmp(v->tokens[i].id, id))
+			return &v->tokens[i];
+	return NULL;
+}
+
+static void test_update_by_id(void)
+{
+	struct gos_map *m = gos_map_create(NULL);
+	struct gos_event e[3] = {tok("a", "hello", ""), tok("b", " world", ""), tok("a", "HELLO", "")};
+	e[2].token.confidence = 0.9f;
+	e[2].token.has_position = true;
+	e[2].token.x = 5;
+	e[2].token.y = -7;
+	gos_map_apply(m, e, 3);
+	struct gos_map_view v = {0};
+	gos_map_read_all(m, 0, 0, &v);
+	CHECK(v.n_tokens == 2, "same id twice is one token, got %zu", v.n_tokens);
+	const struct gos_token *a = find(&v, "a");
+	CHECK(a && !strcmp(a->text, "HELLO"), "update replaces the text");
+	CHECK(a && a->confidence == 0.9f, "update replaces the confidence");
+	CHECK(a && a->x == 5 && a->y == -7, "update replaces the position");
+	struct gos_map_stats st;
+	gos_map_stats(m, &st);
+	CHECK(st.tokens_added == 2 && st.tokens_updated == 1, "added %llu updated %llu",
+	      (unsigned long long)st.tokens_added, (unsigned long long)st.tokens_updated);
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
+static void test_flow_layout(void)
+{
+	struct gos_map *m = gos_map_create(NULL);
+	char ids[200][16];
+	struct gos_event e[200];
+	for (int i = 0; i < 200; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "t%d", i);
+		e[i] = tok(ids[i], " word", i % 2 ? "two" : "one");
+	}
+	gos_map_apply(m, e, 200);
+	struct gos_map_view v = {0};
+	gos_map_read_all(m, 0, 0, &v);
+	CHECK(v.n_streams == 2, "two streams, got %zu", v.n_streams);
+	/* Tokens of a stream flow left to right, then wrap to the next line. */
+	const struct gos_token *t0 = find(&v, "t0"), *t2 = find(&v, "t2");
+	CHECK(t0 && t2 && t2->x > t0->x && t2->y == t0->y, "second token right of the first");
+	float maxy = 0, minx_two = 1e9f, maxx_one = -1e9f;
+	bool inside = true;
+	for (size_t i = 0; i < v.n_tokens; i++) {
+		const struct gos_token *t = &v.tokens[i];
+		if (t->y > maxy)
+			maxy = t->y;
+		float col = (float)t->stream * (GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP);
+		inside = inside && t->x - t->w / 2 >= col - 0.01f && t->x + t->w / 2 <= col + GOS_FLOW_COLUMN_W + 0.01f;
+		if (t->stream == 1 && t->x < minx_two)
+			minx_two = t->x;
+		if (t->stream == 0 && t->x > maxx_one)
+			maxx_one = t->x;
+	}
+	CHECK(inside, "every token stays inside its stream's column");
+	CHECK(maxy > GOS_FLOW_LINE_H, "100 words wrap onto several lines (max y %f)", maxy);
+	CHECK(minx_two > maxx_one, "streams have separate regions");
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
+static void test_hilbert(void)
+{
+	/* d2xy is a bijection onto the grid with unit steps between neighbours */
+	const uint32_t order = 4, n = 1u << (2 * order);
+	bool seen[256] = {0}, steps = true, bij = true;
+	uint32_t px = 0, py = 0;
+	for (uint32_t d = 0; d < n; d++) {
+		uint32_t x, y;
+		gos_hilbert_d2xy(order, d, &x, &y);
+		bij = bij && x < 16 && y < 16 && !seen[y * 16 + x];
+		if (x < 16 && y < 16)
+			seen[y * 16 + x] = true;
+		if (d && abs((int)x - (int)px) + abs((int)y - (int)py) != 1)
+			steps = false;
+		px = x;
+		py = y;
+	}
+	CHECK(bij, "hilbert d2xy is a bijection");
+	CHECK(steps, "consecutive hilbert indices are grid neighbours");
+
+	struct gos_map *m = gos_map_create(&(struct gos_map_opts){.layout = GOS_LAYOUT_HILBERT});
+	struct gos_event e[3] = {tok("x1", " cat", "a"), tok("x2", " cat", "b"), tok("x3", " dog", "a")};
+	gos_map_apply(m, e, 3);
+	struct gos_map_view v = {0};
+	gos_map_read_all(m, 0, 0, &v);
+	const struct gos_token *a = find(&v, "x1"), *b = find(&v, "x2"), *c = find(&v, "x3");
+	CHECK(a && b && a->x == b->x && a->y == b->y, "same text, same place, across streams");
+	CHECK(a && c && (a->x != c->x || a->y != c->y), "different text, different place");
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
+static void test_eviction_and_log(void)
+{
+	struct gos_map *m = gos_map_create(&(struct gos_map_opts){.max_tokens = 100, .log_capacity = 1000});
+	static char ids[250][16];
+	struct gos_event e[250];
+	for (int i = 0; i < 250; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "e%d", i);
+		e[i] = tok(ids[i], "x", "");
+	}
+	struct gos_map_view v = {0};
+	gos_map_apply(m, e, 100);
+	CHECK(gos_map_read_since(m, 0, 0, &v), "read from 0 within the log");
+	uint64_t seq0 = v.seq;
+	CHECK(v.n_tokens == 100, "100 tokens in the first delta, got %zu", v.n_tokens);
+	gos_map_apply(m, e + 100, 150);
+	struct gos_map_stats st;
+	gos_map_stats(m, &st);
+	CHECK(st.live_tokens == 100, "capped at max_tokens: %llu", (unsigned long long)st.live_tokens);
+	CHECK(st.evicted == 150, "150 evicted, got %llu", (unsigned long long)st.evicted);
+	gos_map_read_all(m, 0, 0, &v);
+	CHECK(!find(&v, "e149") && find(&v, "e150") && find(&v, "e249"), "the oldest were evicted");
+	/* the delta names every evicted id and every added token */
+	CHECK(gos_map_read_since(m, seq0, 0, &v), "delta read");
+	size_t removed = 0, added = 0;
+	for (size_t i = 0; i < v.n_tokens; i++)
+		v.tokens[i].removed ? removed++ : added++;
+	CHECK(removed == 150, "delta carries 150 removals, got %zu", removed);
+	CHECK(added == 100, "delta carries the 100 live new tokens (evicted ones not as live), got %zu", added);
+	/* an evicted id can come back */
+	struct gos_event again = tok("e0", "back", "");
+	gos_map_apply(m, &again, 1);
+	gos_map_read_all(m, 0, 0, &v);
+	CHECK(find(&v, "e0") && !find(&v, "e150"), "re-added id lives, next-oldest evicted");
+
+	/* bounded reads page through the log */
+	uint64_t s = seq0;
+	size_t total = 0;
+	int rounds = 0;
+	do {
+		CHECK(gos_map_read_since(m, s, 7, &v), "paged read");
+		total += v.n_tokens;
+		s = v.seq;
+		rounds++;
+	} while (v.more && rounds < 1000);
+	CHECK(rounds > 10, "bounded reads take many pages (%d)", rounds);
+	CHECK(total >= 251, "pages cover every change, got %zu", total);
+
+	/* a reader further behind than the log must take a full copy */
+	for (int round = 0; round < 5; round++)
+		gos_map_apply(m, e, 250);
+	CHECK(!gos_map_read_since(m, seq0, 0, &v), "reader behind the log is told so");
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
+static void test_read_all_pages_and_states(void)
+{
+	struct gos_map *m = gos_map_create(NULL);
+	static char ids[1000][16];
+	struct gos_event e[1001];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "p%d", i);
+		e[i] = tok(ids[i], "y", "s");
+	}
+	e[1000] = (struct gos_event){.type = GOS_EV_STATE, .state = {
+		.state = "done", .stream = "s", .tokens_processed = 1000, .total_tokens = 1000, .elapsed_ms = 12.5}};
+	gos_map_apply(m, e, 1001);
+	struct gos_map_view v = {0};
+	size_t total = 0;
+	uint32_t slot = 0;
+	int pages = 0;
+	do {
+		gos_map_read_all(m, slot, 64, &v);
+		total += v.n_tokens;
+		slot = v.next_slot;
+		pages++;
+	} while (v.more);
+	CHECK(total == 1000 && pages == 16, "1000 tokens in 16 pages of 64, got %zu in %d", total, pages);
+	CHECK(v.n_streams == 1 && !strcmp(v.streams[0].state, "done") &&
+	      v.streams[0].tokens_processed == 1000 && v.streams[0].n_tokens == 1000,
+	      "stream carries its latest neural_state");
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
+int main(void)
+{
+	test_update_by_id();
+	test_flow_layout();
+	test_hilbert();
+	test_eviction_and_log();
+	test_read_all_pages_and_states();
+	return gos_test_report("test_map");
+}

@@ -1,0 +1,213 @@
+/* gos-bench ingest: events/s from producer processes through the Unix socket
+ * into the map state (ingest thread parse + core thread apply), the same
+ * pieces gos-compositor runs. Producers are forked processes that pre-build
+ * their lines, then send them as fast as the socket takes them and end with
+ * a sync barrier: the clock stops when every producer's barrier is answered,
+ * i.e. when every event is on the map. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gos_bench.h"
+#include "gos_client.h"
+#include "gos_core.h"
+#include "gos_ingest.h"
+#include "gos_map.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Builds `count` token_activation lines of about `bytes` bytes each. */
+static char *make_lines(uint64_t count, uint32_t bytes, uint32_t producer, size_t *len_out)
+{
+	size_t cap = count * (bytes + 64) + 1;
+	char *buf = malloc(cap);
+	if (!buf)
+		abort();
+	size_t len = 0;
+	for (uint64_t i = 0; i < count; i++) {
+		char *p = buf + len;
+		int n = snprintf(p, cap - len,
+		                 "{\"type\":\"token_activation\",\"token_id\":\"p%u-%llu\",\"token_text\":\" word\","
+		                 "\"timestamp\":1707345600.5,\"confidence\":0.%03u,\"stream\":\"bench-%u\"",
+		                 producer, (unsigned long long)i, (unsigned)(i % 1000), producer);
+		int pad = (int)bytes - n - 11;
+		if (pad > 0) {
+			n += snprintf(p + n, cap - len - (size_t)n, ",\"pad\":\"");
+			memset(p + n, 'x', (size_t)pad);
+			n += pad;
+			p[n++] = '"';
+		}
+		p[n++] = '}';
+		p[n++] = '\n';
+		len += (size_t)n;
+	}
+	*len_out = len;
+	return buf;
+}
+
+/* Child: connect, wait for the go byte on `go_fd`, send, sync, exit. */
+static int producer(const char *path, const char *lines, size_t len, int go_fd, uint64_t expect)
+{
+	char err[256];
+	struct gos_client *c = gos_client_connect(path, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "gos-bench: %s\n", err);
+		return 1;
+	}
+	char go;
+	if (read(go_fd, &go, 1) != 1)
+		return 1;
+	const size_t chunk = 256 * 1024;
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		/* cut at a line end so gos_client_send adds nothing */
+		while (n < len - off && lines[off + n - 1] != '\n')
+			n--;
+		if (!gos_client_send(c, lines + off, n))
+			return 1;
+		off += n;
+	}
+	struct gos_sync_result r;
+	if (!gos_client_sync(c, 600000, &r) || r.applied != expect || r.rejected) {
+		fprintf(stderr, "gos-bench: producer saw applied=%llu rejected=%llu, expected %llu\n",
+		        (unsigned long long)r.applied, (unsigned long long)r.rejected,
+		        (unsigned long long)expect);
+		return 1;
+	}
+	gos_client_close(c);
+	return 0;
+}
+
+struct rig {
+	struct gos_queue *queue;
+	struct gos_map *map;
+	struct gos_core *core;
+	struct gos_ingest *ingest;
+};
+
+static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
+{
+	struct rig *r = ctx;
+	gos_ingest_sync_done(r->ingest, s->conn, s->applied, s->rejected, tokens);
+}
+
+static int run_case(uint32_t bytes, uint32_t producers, uint64_t per_producer, double *rate)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/tmp/gos-bench-%d.sock", (int)getpid());
+	struct rig r = {0};
+	r.queue = gos_queue_create(64);
+	r.map = gos_map_create(&(struct gos_map_opts){0});
+	r.core = gos_core_create(&(struct gos_core_opts){
+		.queue = r.queue, .map = r.map, .on_sync = on_sync, .ctx = &r});
+	char err[512];
+	r.ingest = gos_ingest_create(&(struct gos_ingest_opts){
+		.socket_path = path, .queue = r.queue}, err, sizeof(err));
+	if (!r.ingest) {
+		fprintf(stderr, "gos-bench: %s\n", err);
+		return 1;
+	}
+	int go[2];
+	if (pipe(go) < 0)
+		return 1;
+	pid_t pids[64];
+	for (uint32_t p = 0; p < producers; p++) {
+		pids[p] = fork();
+		if (pids[p] == 0) {
+			close(go[1]);
+			size_t len;
+			char *lines = make_lines(per_producer, bytes, p, &len);
+			_exit(producer(path, lines, len, go[0], per_producer));
+		}
+	}
+	close(go[0]);
+	/* let the children build their lines and connect */
+	for (int i = 0; i < 200; i++) {
+		struct gos_ingest_stats st;
+		gos_ingest_stats(r.ingest, &st);
+		if (st.connections == producers)
+			break;
+		usleep(50000);
+	}
+	usleep(200000);
+	double t0 = now_s();
+	for (uint32_t p = 0; p < producers; p++)
+		if (write(go[1], "g", 1) != 1)
+			return 1;
+	int failed = 0;
+	for (uint32_t p = 0; p < producers; p++) {
+		int st;
+		waitpid(pids[p], &st, 0);
+		failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	}
+	double dt = now_s() - t0;
+	close(go[1]);
+	struct gos_map_stats ms;
+	gos_map_stats(r.map, &ms);
+	gos_ingest_destroy(r.ingest);
+	gos_core_destroy(r.core);
+	gos_map_destroy(r.map);
+	gos_queue_destroy(r.queue);
+	if (failed || ms.live_tokens != (uint64_t)producers * per_producer) {
+		fprintf(stderr, "gos-bench: lost events: %llu on the map, %llu sent\n",
+		        (unsigned long long)ms.live_tokens,
+		        (unsigned long long)producers * per_producer);
+		return 1;
+	}
+	*rate = (double)producers * (double)per_producer / dt;
+	return 0;
+}
+
+int gos_bench_ingest(int argc, char **argv)
+{
+	uint64_t total = 2000000;
+	static const struct option longopts[] = {
+		{"events", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (c == 'n') {
+			total = strtoull(optarg, NULL, 10);
+			if (total < 1000 || total > 100000000) {
+				fprintf(stderr, "gos-bench ingest: --events wants 1000..100000000\n");
+				return 2;
+			}
+		} else if (c == 'h') {
+			printf("usage: gos-bench ingest [--events N]   (default 2000000 per case)\n"
+			       "events/s through the Unix socket into the map state, for 120- and\n"
+			       "400-byte token_activation events from 1 and 4 producer processes.\n");
+			return 0;
+		} else {
+			return 2;
+		}
+	}
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	printf("gos-bench ingest: %llu events per case, %ld CPUs; ingest thread parses, core thread applies\n",
+	       (unsigned long long)total, cpus);
+	printf("%-12s %-10s %14s %12s\n", "event bytes", "producers", "events/s", "MB/s");
+	static const uint32_t sizes[] = {120, 400};
+	static const uint32_t prods[] = {1, 4};
+	for (size_t i = 0; i < 2; i++) {
+		for (size_t j = 0; j < 2; j++) {
+			double rate;
+			if (run_case(sizes[i], prods[j], total / prods[j], &rate))
+				return 1;
+			printf("%-12u %-10u %14.0f %12.1f\n", sizes[i], prods[j], rate,
+			       rate * sizes[i] / 1e6);
+			fflush(stdout);
+		}
+	}
+	return 0;
+}
