@@ -42,3 +42,13 @@ if(GOS_FUZZ_OK)
 else()
   message(STATUS "gos: clang with libFuzzer not found: the fuzz_sse test is not built")
 endif()
+
+# gos_llm: request bodies, chunk -> tokens, error bodies, Retry-After.
+gos_add_test(test_llm SAN SOURCES ${GOS_TESTS}/test_llm.c LIBS gos_net LABELS unit)
+
+# End to end: the fake OpenAI-compatible server (tests/fake_openai.py), a
+# real headless gos-compositor, gos-bridge between them.
+add_test(NAME test_bridge
+  COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge>)
+set_tests_properties(test_bridge PROPERTIES TIMEOUT 180 LABELS integration)
