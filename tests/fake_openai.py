@@ -43,6 +43,7 @@ WORDS = [" The", " quick", " brown", " fox", " jumps", " over", " the", " lazy",
 lock = threading.Lock()
 counters = {}
 requests = []
+big_cache = {}   # (token index, top_logprobs, with logprobs) -> the event's bytes, for "big"
 
 
 def token_text(i):
@@ -255,7 +256,15 @@ class Handler(BaseHTTPRequestHandler):
                     break
                 if name == "malformed" and i % 3 == 2:
                     out += b"data: {\"choices\": [{\"delta\": {\"content\": \"broken" + eol + eol
-                if name == "multi":
+                if name == "big":
+                    ck = (i, k, want_lp)
+                    ev = big_cache.get(ck)
+                    if ev is None:
+                        ev = event(choice({"content": token_text(i)}, {"content": [lp_entry(i)]} if want_lp else None))
+                        big_cache[ck] = ev
+                    out += ev
+                    i += 1
+                elif name == "multi":
                     idx = list(range(i, min(n, i + 3)))
                     text = "".join(token_text(j) for j in idx)
                     lp = {"content": [lp_entry(j) for j in idx]} if want_lp else None
@@ -335,13 +344,16 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512   # listen() backlog: 64 clients connect at once
+
+
 def main():
     port = 0
     if "--port" in sys.argv:
         port = int(sys.argv[sys.argv.index("--port") + 1])
-    srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    srv.daemon_threads = True
-    srv.request_queue_size = 256
+    srv = Server(("127.0.0.1", port), Handler)
     print(f"PORT {srv.server_address[1]}", flush=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:

@@ -12,6 +12,7 @@ struct bench_cmd {
 
 static const struct bench_cmd cmds[] = {
 	{"ingest", gos_bench_ingest, "events/s from producer processes through the socket into the map state"},
+	{"bridge", gos_bench_bridge, "SSE parser MB/s; tokens/s gos-bridge carries from a fake OpenAI server to the compositor"},
 };
 
 static void usage(FILE *f)

@@ -3,5 +3,6 @@
 #define GOS_BENCH_H
 
 int gos_bench_ingest(int argc, char **argv);
+int gos_bench_bridge(int argc, char **argv);
 
 #endif
