@@ -52,3 +52,10 @@ add_test(NAME test_bridge
   COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge>)
 set_tests_properties(test_bridge PROPERTIES TIMEOUT 180 LABELS integration)
+if(TARGET gos-bridge-asan)
+  add_test(NAME test_bridge_asan
+    COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
+            $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge-asan>)
+  set_tests_properties(test_bridge_asan PROPERTIES TIMEOUT 240 LABELS "integration;asan"
+    ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+endif()

@@ -17,6 +17,7 @@ for logprobs), midstream-error, drop (connection cut mid-stream), 429 (the
 first `fails` requests of a `key` get 429 + Retry-After), 500 (the first
 `fails` get 500), 404, 401, html (200 text/html), json (200, not a stream),
 slow (a trickle of 1-3 byte writes), stall (some tokens, then silence),
+nodone (finish_reason and usage, then silence instead of [DONE]),
 malformed (every 3rd chunk is broken JSON), multi (several tokens and
 logprob entries per chunk), big (fast, large writes: the benchmark).
 Options: n=tokens, at=token where midstream-error/drop/stall strike,
@@ -299,6 +300,11 @@ class Handler(BaseHTTPRequestHandler):
                 u["choices"] = []
                 u["usage"] = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
                 out += event(u)
+            if name == "nodone":
+                self.write_split(bytes(out), split, rng)
+                for _ in range(600):
+                    time.sleep(0.1)
+                return
             out += event("[DONE]")
             self.write_split(bytes(out), split, rng)
             self.end_stream()

@@ -276,7 +276,7 @@ check(r.rc == 0 and len(r.tokens) == 7 and r.reqs and r.reqs[0]["max_tokens"] ==
       f"--max-tokens 7: 7 tokens (rc={r.rc})")
 check(r.reqs and r.reqs[0]["messages"][-1]["content"] == "from stdin", "the prompt from stdin")
 check(r.states and r.states[0].get("total_tokens") == 7, f"--max-tokens: processing total_tokens 7: {r.states[:1]}")
-check(r.out == "".join(words(7)), f"--echo prints the text: {r.out!r}")
+check(r.out == "".join(words(7)) + "\n", f"--echo prints the text: {r.out!r}")
 
 # no --model: the first of GET /models
 r = bridge("--url", fake.url("ok,n=3"), "--prompt", "x")
@@ -361,6 +361,10 @@ check(r.rc == 1 and len(r.tokens) == 3 and "sent nothing for 1.0 s" in r.err, f"
 r = bridge("--url", fake.url("stall,at=0"), "--model", "m", "--prompt", "x", "--read-timeout", "0.5", "--max-retries", "1")
 check(r.rc == 4 and len(r.reqs) == 2 and len(r.tokens) == 0, f"stalled before any token: retried, then exit 4 (rc={r.rc})")
 
+r = bridge("--url", fake.url("nodone"), "--model", "m", "--prompt", "x", "--read-timeout", "30")
+check(r.rc == 0 and len(r.tokens) == 20 and r.secs < 10 and r.states[-1]["state"] == "done",
+      f"finish_reason without [DONE]: done soon after, not at the read timeout (rc={r.rc}, {r.secs:.1f} s)")
+
 # SIGINT during a generation: cancelled, delivered, exit 130
 n_conns = len(proxy.conns)
 p = subprocess.Popen([BRIDGE, "--socket", psock, "--url", fake.url("stall,at=2"), "--model", "m", "--prompt", "x"],
@@ -400,8 +404,9 @@ check("event 1 ✓" in texts and "line one of 7\nline two" in texts, "--sse: eve
 check(tokens_on_map() == before + 23, "--sse: 23 more tokens on the map")
 check("reconnecting in 0.1 s with Last-Event-ID 6" in r.err, "--sse: the server's retry is used")
 
-r = bridge("--sse", dead_url + "/events", "--max-retries", "2")
-check(r.rc == 4 and "gave up" in r.err, f"--sse unreachable: exit 4 after retries ({r.err.strip()[-160:]})")
+r = bridge("--sse", dead_url + "/events", "--max-retries", "2", "--reconnect", "0.2")
+check(r.rc == 4 and "gave up" in r.err and 0.2 <= r.secs < 5,
+      f"--sse unreachable: exit 4 after retries, backing off from --reconnect ({r.secs:.1f} s, {r.err.strip()[-160:]})")
 r = bridge("--sse", fake.base + "/s2,n=50/events", "--max-events", "10")
 check(r.rc == 0 and len(r.tokens) == 10, f"--max-events 10 (rc={r.rc}, {len(r.tokens)})")
 

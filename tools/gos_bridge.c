@@ -44,6 +44,7 @@ enum {
 #define SYNC_EVERY_S 0.1
 #define STATE_EVERY_S 0.5
 #define MAX_MARKS 1024
+#define FINISH_GRACE_S 2.0       /* after finish_reason, wait this long for usage/[DONE] */
 
 struct options {
 	const char *urls[MAX_URLS];
@@ -65,6 +66,7 @@ struct options {
 	double read_timeout;
 	int max_retries;          /* -1: for ever */
 	uint64_t max_events;      /* --sse: stop after this many (0: never) */
+	double reconnect;         /* --sse: reconnection delay until the server sends retry */
 	size_t buffer;
 	const char *stream;
 	double sync_timeout;
@@ -105,6 +107,7 @@ struct job {
 	char retry_after[64];
 	double last_activity;
 	bool got_done, got_finish;
+	double finish_at;         /* when finish_reason came: [DONE] is due soon after */
 	char stream_error[512];   /* an error the stream itself carried */
 	bool aborted;             /* we stopped the transfer (stream_error, timeout, cancel) */
 	char abort_reason[160];
@@ -161,6 +164,7 @@ struct bridge {
 	double t0;
 	uint64_t total_retries;
 	bool stopping;
+	bool echo_nl;             /* --echo left the terminal mid-line */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -425,6 +429,7 @@ static void emit_token(struct job *j, const char *text, double logprob,
 	if (b->o.echo) {
 		fputs(text, stdout);
 		fflush(stdout);
+		b->echo_nl = text[strlen(text) - 1] != '\n';
 	}
 }
 
@@ -582,8 +587,10 @@ static void chat_event(struct job *j, const struct gos_sse_event *ev)
 	}
 	for (uint32_t i = 0; i < c.n_tokens; i++)
 		emit_token(j, c.tokens[i].text, c.tokens[i].logprob, c.tokens[i].alts, c.tokens[i].n_alts);
-	if (c.finish_reason)
+	if (c.finish_reason && !j->got_finish) {
 		j->got_finish = true;
+		j->finish_at = mono();
+	}
 	if (c.has_usage && c.completion_tokens >= 0)
 		j->completion_tokens = c.completion_tokens;
 	if (c.n_tokens && mono() - j->last_state >= STATE_EVERY_S)
@@ -1056,6 +1063,8 @@ static void usage(FILE *f)
 "                       Last-Event-ID after a drop\n"
 "  --event TYPE         the event type that becomes tokens (default message)\n"
 "  --max-events N       stop after N events (default: run until interrupted)\n"
+"  --reconnect S        wait S seconds before reconnecting, until the server sets\n"
+"                       its own (retry: field); doubled while it stays down (default 3)\n"
 "\n"
 "common:\n"
 "  --socket PATH        the compositor's socket (default %s)\n"
@@ -1073,13 +1082,13 @@ static void usage(FILE *f)
 "jitter (Retry-After is honoured). A generation that fails after its first\n"
 "token is reported as failed (neural_state error), never restarted.\n"
 "\n"
-"exit codes: 0 every generation finished and the compositor confirmed every event\n"
+"exit codes: 0 every generation finished and the compositor applied every event\n"
 "            (--sse: the stream ended, --max-events reached, or SIGINT/SIGTERM)\n"
 "            1 a generation failed after it had started (error mid-stream, lost\n"
 "              connection or read timeout after tokens were shown)\n"
 "            2 bad command line\n"
-"            3 the compositor's socket: not reachable at start, or events not\n"
-"              confirmed at exit\n"
+"            3 the compositor: its socket not reachable at start, or events not\n"
+"              confirmed at exit, dropped (--buffer) or rejected\n"
 "            4 no server reachable (connection refused, DNS, timeouts), after retries\n"
 "            5 the server answered with an HTTP error (after retries for 429/5xx)\n"
 "            6 the server's answer was not an event stream (wrong Content-Type)\n"
@@ -1114,7 +1123,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	enum { O_URL = 256, O_SSE, O_EVENT, O_MODEL, O_PROMPT, O_PROMPT_FILE, O_SYSTEM,
 	       O_MAX_TOKENS, O_TEMPERATURE, O_TOP_LOGPROBS, O_NO_LOGPROBS, O_API_KEY, O_SOCKET,
 	       O_PARALLEL, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_RETRIES, O_MAX_EVENTS,
-	       O_BUFFER, O_STREAM, O_SYNC_TIMEOUT, O_ECHO, O_QUIET, O_HELP, O_VERSION };
+	       O_BUFFER, O_STREAM, O_SYNC_TIMEOUT, O_ECHO, O_QUIET, O_HELP, O_VERSION, O_RECONNECT };
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, O_URL},
 		{"sse", required_argument, NULL, O_SSE},
@@ -1134,6 +1143,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"read-timeout", required_argument, NULL, O_READ_TIMEOUT},
 		{"max-retries", required_argument, NULL, O_MAX_RETRIES},
 		{"max-events", required_argument, NULL, O_MAX_EVENTS},
+		{"reconnect", required_argument, NULL, O_RECONNECT},
 		{"buffer", required_argument, NULL, O_BUFFER},
 		{"stream", required_argument, NULL, O_STREAM},
 		{"sync-timeout", required_argument, NULL, O_SYNC_TIMEOUT},
@@ -1153,6 +1163,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		.max_retries = -2,   /* default per mode, below */
 		.buffer = 10000,
 		.sync_timeout = 10,
+		.reconnect = 3,
 	};
 	gos_default_socket_path(o->socket_path, sizeof o->socket_path);
 	int c;
@@ -1244,6 +1255,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return EXIT_USAGE;
 			}
 			o->max_events = (uint64_t)v;
+			break;
+		case O_RECONNECT:
+			if (!parse_seconds(optarg, 0.001, 3600, &o->reconnect)) {
+				fprintf(stderr, "gos-bridge: --reconnect wants seconds (0.001 to 3600), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case O_BUFFER:
 			if (!parse_int(optarg, 1, 100000000, &v)) {
@@ -1527,8 +1544,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 5; i++, rid /= 36)
 		b.run_id[i] = b36[rid % 36];
 
-	if (!b.o.sse_url && (rc = load_prompt(&b)) >= 0)
+	if (!b.o.sse_url && (rc = load_prompt(&b)) >= 0) {
+		free(b.prompt);
 		return rc;
+	}
 
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
@@ -1578,7 +1597,7 @@ int main(int argc, char **argv)
 		j->wake_at = b.t0;
 		j->t_start = b.t0;
 		j->completion_tokens = -1;
-		j->sse_retry_ms = 3000;
+		j->sse_retry_ms = (uint64_t)(b.o.reconnect * 1e3);
 		j->easy = curl_easy_init();
 		struct gos_sse_callbacks cb = {on_sse_event, on_sse_retry, on_sse_error, j};
 		j->sse = gos_sse_create(NULL, &cb);
@@ -1638,6 +1657,13 @@ int main(int argc, char **argv)
 		now = mono();
 		for (int k = 0; k < b.n_jobs; k++) {
 			struct job *j = &b.jobs[k];
+			if (j->state == JOB_RUNNING && j->got_finish && now - j->finish_at > FINISH_GRACE_S) {
+				/* finish_reason came, the server keeps the connection open
+				 * without [DONE]: the generation is complete all the same. */
+				curl_multi_remove_handle(b.multi, j->easy);
+				job_done(j);
+				continue;
+			}
 			if (j->state == JOB_RUNNING && now - j->last_activity > b.o.read_timeout) {
 				snprintf(j->abort_reason, sizeof j->abort_reason,
 				         "%s sent nothing for %.1f s (--read-timeout)",
@@ -1660,6 +1686,8 @@ int main(int argc, char **argv)
 		curl_multi_poll(b.multi, NULL, 0, wait_ms, NULL);
 	}
 
+	if (b.echo_nl)
+		putchar('\n');
 	bool delivered = out_drain(&b, b.o.sync_timeout);
 	if (!delivered)
 		fail_msg("%llu events were not confirmed by the compositor at %s within %.0f s",
@@ -1669,8 +1697,10 @@ int main(int argc, char **argv)
 		         (unsigned long long)(b.out.dropped - b.out.dropped_reported), b.out.cap);
 	summary(&b, delivered);
 
+	if (b.out.rejected)
+		fail_msg("the compositor rejected %llu events", (unsigned long long)b.out.rejected);
 	rc = cancelled ? EXIT_INTERRUPTED : pick_exit_code(&b);
-	if (rc == EXIT_OK && (!delivered || b.out.dropped))
+	if (rc == EXIT_OK && (!delivered || b.out.dropped || b.out.rejected))
 		rc = EXIT_COMPOSITOR;
 
 	for (int k = 0; k < b.n_jobs; k++) {
