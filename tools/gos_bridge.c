@@ -149,6 +149,8 @@ struct out {
 	bool have_result;
 	struct gos_sync_result result;
 	uint64_t reconnects;
+	bool outage;              /* lost, not yet confirmed back */
+	const char *path;
 };
 
 struct bridge {
@@ -240,6 +242,16 @@ static void out_on_line(void *ctx, const char *line, size_t len)
 		o->result.rejected = cJSON_IsNumber(r) ? (uint64_t)r->valuedouble : 0;
 		o->result.tokens = cJSON_IsNumber(t) ? (uint64_t)t->valuedouble : 0;
 		o->have_result = true;
+		if (o->outage) {
+			o->outage = false;
+			note("reconnected to the compositor at %s: buffered events delivered%s", o->path,
+			     o->dropped > o->dropped_reported ? "" : ", none dropped");
+			if (o->dropped > o->dropped_reported) {
+				fail_msg("dropped %llu events while the compositor was away (the --buffer limit is %zu)",
+				         (unsigned long long)(o->dropped - o->dropped_reported), o->cap);
+				o->dropped_reported = o->dropped;
+			}
+		}
 		if (o->n_marks) {
 			uint64_t m = o->marks[o->mark_head];
 			o->mark_head = (o->mark_head + 1) % MAX_MARKS;
@@ -271,8 +283,10 @@ static void out_lost(struct bridge *b)
 	o->last_mark = o->base;
 	o->have_result = false;   /* counts are per connection */
 	o->next_reconnect = mono() + 0.25;
-	fail_msg("lost the compositor at %s: keeping up to %zu events and reconnecting",
-	         b->o.socket_path, o->cap);
+	if (!o->outage)
+		fail_msg("lost the compositor at %s: keeping up to %zu events and reconnecting",
+		         b->o.socket_path, o->cap);
+	o->outage = true;
 }
 
 static void out_reconnect(struct bridge *b)
@@ -288,14 +302,6 @@ static void out_reconnect(struct bridge *b)
 	}
 	gos_client_on_line(o->c, out_on_line, o);
 	o->reconnects++;
-	note("reconnected to the compositor at %s: sending %llu buffered events%s",
-	     b->o.socket_path, (unsigned long long)(o->end - o->base),
-	     o->dropped > o->dropped_reported ? "" : ", none dropped");
-	if (o->dropped > o->dropped_reported) {
-		fail_msg("dropped %llu events while the compositor was away (the --buffer limit is %zu)",
-		         (unsigned long long)(o->dropped - o->dropped_reported), o->cap);
-		o->dropped_reported = o->dropped;
-	}
 }
 
 /* Writes every unsent line, with a sync barrier now and then so that lines
@@ -1557,6 +1563,7 @@ int main(int argc, char **argv)
 	/* The compositor first: without it there is nowhere to put tokens. */
 	char err[512];
 	b.out.cap = b.o.buffer;
+	b.out.path = b.o.socket_path;
 	b.out.ring = calloc(b.out.cap, sizeof *b.out.ring);
 	if (!b.out.ring)
 		abort();
