@@ -9,11 +9,13 @@
 #include <time.h>
 
 #include "gos_client.h"
+#include "gos_compute_ref.h"
 #include "gos_core.h"
 #include "gos_demo.h"
 #include "gos_ingest.h"
 #include "gos_map.h"
 #include "gos_queue.h"
+#include "gos_window.h"
 
 /* Exit codes (documented in --help and README). */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -25,6 +27,8 @@ struct options {
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
 	double log_interval;
+	/* ---- renderer options (issue 4) ---- */
+	struct gos_window_opts win;
 };
 
 static void usage(FILE *f)
@@ -39,13 +43,26 @@ static void usage(FILE *f)
 	        "\n"
 	        "options:\n"
 	        "  --socket PATH        Unix socket to listen on (default %s)\n"
-	        "  --headless           no window (the renderer is not built yet: always headless)\n"
+	        "  --headless           no window: render the same passes offscreen (also what\n"
+	        "                       happens when no display is available)\n"
+	        "  --fullscreen         fullscreen window (F11 toggles)\n"
+	        "  --monitor N          fullscreen on monitor N (0: primary)\n"
+	        "  --size WxH           window size (default 1280x720; headless: the offscreen size)\n"
+	        "  --max-fps N          cap the frame rate (default: vsync; headless 10)\n"
+	        "  --no-vsync           present without waiting for vertical blank\n"
+	        "  --palette NAME       confidence colors: viridis (default), red-green\n"
+	        "  --frames N           quit after N frames (tests, benchmarks)\n"
+	        "  --exercise           with --frames: resize twice and toggle fullscreen (window test)\n"
 	        "  --demo               feed a built-in synthetic stream while no producer is connected\n"
 	        "  --max-tokens N       keep at most N tokens; the oldest are evicted (default 10000000)\n"
 	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
 	        "                       stream (default), or by a hash of the text on a Hilbert curve\n"
 	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n"
 	        "  --help, --version\n"
+	        "\n"
+	        "keys: drag pans, wheel zooms about the cursor, arrows and +/- too, Home fits\n"
+	        "      all tokens, F follows the newest token of the active stream, Tab cycles\n"
+	        "      streams, S writes a screenshot (gos-DATE.png), F11 fullscreen, Esc/Q quits\n"
 	        "\n"
 	        "exit codes: 0 clean shutdown (SIGINT/SIGTERM), 1 start-up failure (socket busy,\n"
 	        "            no permission, ...), 2 bad command line\n",
@@ -66,7 +83,10 @@ static bool parse_u64(const char *s, uint64_t *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_DEMO, OPT_MAX_TOKENS, OPT_LAYOUT,
-	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION };
+	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
+	       /* renderer (issue 4) */
+	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE,
+	       OPT_FRAMES, OPT_EXERCISE };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"headless", no_argument, NULL, OPT_HEADLESS},
@@ -76,6 +96,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
+		/* renderer (issue 4) */
+		{"fullscreen", no_argument, NULL, OPT_FULLSCREEN},
+		{"monitor", required_argument, NULL, OPT_MONITOR},
+		{"size", required_argument, NULL, OPT_SIZE},
+		{"max-fps", required_argument, NULL, OPT_MAX_FPS},
+		{"no-vsync", no_argument, NULL, OPT_NO_VSYNC},
+		{"palette", required_argument, NULL, OPT_PALETTE},
+		{"frames", required_argument, NULL, OPT_FRAMES},
+		{"exercise", no_argument, NULL, OPT_EXERCISE},
 		{0},
 	};
 	gos_default_socket_path(o->socket_path, sizeof(o->socket_path));
@@ -120,6 +149,57 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			break;
 		}
+		/* ---- renderer options (issue 4) ---- */
+		case OPT_FULLSCREEN: o->win.fullscreen = true; break;
+		case OPT_NO_VSYNC: o->win.no_vsync = true; break;
+		case OPT_EXERCISE: o->win.exercise = true; break;
+		case OPT_MONITOR: {
+			uint64_t v;
+			if (!parse_u64(optarg, &v) || v > 63) {
+				fprintf(stderr, "gos-compositor: --monitor wants a monitor number from 0 to 63, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->win.monitor = (int)v;
+			break;
+		}
+		case OPT_SIZE: {
+			char *end;
+			unsigned long w = strtoul(optarg, &end, 10), h = 0;
+			if (end != optarg && (*end == 'x' || *end == 'X')) {
+				const char *p = end + 1;
+				h = strtoul(p, &end, 10);
+				if (end == p)
+					h = 0;
+			}
+			if (*end || w < 64 || h < 64 || w > 16384 || h > 16384 || optarg[0] == '-') {
+				fprintf(stderr, "gos-compositor: --size wants WxH, 64 to 16384 each, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->win.width = (uint32_t)w;
+			o->win.height = (uint32_t)h;
+			break;
+		}
+		case OPT_MAX_FPS: {
+			char *end;
+			o->win.max_fps = strtod(optarg, &end);
+			if (end == optarg || *end || !(o->win.max_fps >= 1) || o->win.max_fps > 1000) {
+				fprintf(stderr, "gos-compositor: --max-fps wants 1 to 1000, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case OPT_PALETTE:
+			if (!gos_compute_ref_palette_parse(optarg, &o->win.palette)) {
+				fprintf(stderr, "gos-compositor: unknown --palette '%s' (viridis, red-green)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_FRAMES:
+			if (!parse_u64(optarg, &o->win.frames) || o->win.frames == 0) {
+				fprintf(stderr, "gos-compositor: --frames wants a whole number > 0, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case OPT_HELP: usage(stdout); exit(EXIT_OK);
 		case OPT_VERSION: printf("gos-compositor %s\n", GOS_VERSION); exit(EXIT_OK);
 		default:
@@ -143,6 +223,12 @@ struct app {
 	struct gos_core *core;
 	struct gos_ingest *ingest;
 	struct gos_demo *demo;
+	/* ---- renderer (issue 4): state of the per-frame tick ---- */
+	sigset_t sigs;
+	struct timespec last_log, last_rate;
+	uint64_t last_events, rate_events;
+	double events_per_s;
+	int exit_signal;
 };
 
 static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
@@ -189,6 +275,108 @@ static void app_finish(struct app *a)
 	gos_queue_destroy(a->queue);
 }
 
+/* ---- renderer (issue 4) ----
+ * The main thread runs the render loop (GLFW needs it): a window when a
+ * display is available, else offscreen. Each frame's tick takes pending
+ * signals without blocking and prints the counts every --log-interval. When
+ * no renderer can start at all (no Vulkan device), the compositor keeps
+ * taking events and only logs counts. */
+static double since(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) * 1e-9;
+}
+
+static bool render_tick(void *ctx)
+{
+	struct app *a = ctx;
+	struct timespec zero = {0}, now;
+	int sig = sigtimedwait(&a->sigs, NULL, &zero);
+	if (sig == SIGINT || sig == SIGTERM) {
+		a->exit_signal = sig;
+		return false;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double dr = since(&a->last_rate, &now);
+	if (dr >= 0.5) {
+		struct gos_core_stats cs;
+		gos_core_stats(a->core, &cs);
+		a->events_per_s = (double)(cs.events - a->rate_events) / dr;
+		a->rate_events = cs.events;
+		a->last_rate = now;
+	}
+	double dl = since(&a->last_log, &now);
+	if (a->opt.log_interval > 0 && dl >= a->opt.log_interval) {
+		log_counts(a, dl, &a->last_events);
+		a->last_log = now;
+	}
+	return true;
+}
+
+static double render_events_per_s(void *ctx)
+{
+	return ((struct app *)ctx)->events_per_s;
+}
+
+/* Only logs counts until a signal: the loop when nothing can be rendered. */
+static void wait_for_signals(struct app *a)
+{
+	for (;;) {
+		double iv = a->opt.log_interval > 0 ? a->opt.log_interval : 3600;
+		struct timespec to = {.tv_sec = (time_t)iv,
+		                      .tv_nsec = (long)((iv - (double)(time_t)iv) * 1e9)};
+		int sig = sigtimedwait(&a->sigs, NULL, &to);
+		if (sig == SIGINT || sig == SIGTERM) {
+			a->exit_signal = sig;
+			return;
+		}
+		if (a->opt.log_interval > 0) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			log_counts(a, since(&a->last_log, &now), &a->last_events);
+			a->last_log = now;
+		}
+	}
+}
+
+static int run_renderer(struct app *a)
+{
+	char why[256];
+	struct gos_window_opts wo = a->opt.win;
+	wo.headless = a->opt.headless;
+	if (!wo.headless && !gos_window_display_available(why, sizeof(why))) {
+		fprintf(stderr, "gos: %s: rendering headless; the web viewer will be at "
+		        "http://127.0.0.1:7680/ once it is listening\n", why);
+		wo.headless = true;
+	} else if (wo.headless) {
+		fprintf(stderr, "gos: headless: rendering offscreen; the web viewer will be at "
+		        "http://127.0.0.1:7680/ once it is listening\n");
+	}
+	clock_gettime(CLOCK_MONOTONIC, &a->last_log);
+	a->last_rate = a->last_log;
+	struct gos_window_deps deps = {
+		.map = a->map, .tick = render_tick, .events_per_s = render_events_per_s, .ctx = a,
+	};
+	struct gos_window_result res;
+	bool ok = gos_window_run(&wo, &deps, &res);
+	if (ok)
+		fprintf(stderr, "gos: %llu frames in %.1f s (%.1f fps)\n", (unsigned long long)res.frames,
+		        res.seconds, res.seconds > 0 ? (double)res.frames / res.seconds : 0.0);
+	if (res.validation_errors) {
+		fprintf(stderr, "gos: Vulkan validation reported %u errors\n", res.validation_errors);
+		return EXIT_RUNTIME;
+	}
+	if (!ok) {
+		if (wo.frames)
+			return EXIT_RUNTIME;
+		fprintf(stderr, "gos: rendering is off; still taking events (Ctrl-C quits)\n");
+		wait_for_signals(a);
+	}
+	if (a->exit_signal)
+		fprintf(stderr, "gos: %s, shutting down\n", a->exit_signal == SIGINT ? "SIGINT" : "SIGTERM");
+	return EXIT_OK;
+}
+/* ---- end of renderer (issue 4) ---- */
+
 int main(int argc, char **argv)
 {
 	struct app a = {0};
@@ -223,8 +411,6 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
-	if (!a.opt.headless)
-		fprintf(stderr, "gos: no window renderer in this build yet: running headless\n");
 	if (a.opt.demo) {
 		a.demo = gos_demo_create(&(struct gos_demo_opts){
 			.queue = a.queue, .busy = producers_connected, .ctx = &a});
@@ -236,25 +422,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gos: demo stream on (pauses while a producer is connected)\n");
 	}
 
-	uint64_t last_events = 0;
-	struct timespec last, now;
-	clock_gettime(CLOCK_MONOTONIC, &last);
-	for (;;) {
-		double iv = a.opt.log_interval > 0 ? a.opt.log_interval : 3600;
-		struct timespec to = {.tv_sec = (time_t)iv,
-		                      .tv_nsec = (long)((iv - (double)(time_t)iv) * 1e9)};
-		int sig = sigtimedwait(&sigs, NULL, &to);
-		if (sig == SIGINT || sig == SIGTERM) {
-			fprintf(stderr, "gos: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-			break;
-		}
-		if (a.opt.log_interval > 0) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			double dt = (double)(now.tv_sec - last.tv_sec) + (double)(now.tv_nsec - last.tv_nsec) * 1e-9;
-			last = now;
-			log_counts(&a, dt, &last_events);
-		}
-	}
+	/* ---- renderer (issue 4): the render loop runs on the main thread ---- */
+	a.sigs = sigs;
+	rc = run_renderer(&a);
 	app_finish(&a);
-	return EXIT_OK;
+	return rc;
 }

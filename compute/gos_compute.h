@@ -1,0 +1,129 @@
+/* gos_compute: the GPU token pipeline. Keeps every map slot in a device
+ * buffer (struct gos_gpu_token), takes incremental updates (only the slots
+ * that changed are uploaded), and runs shaders/token_project.comp to project,
+ * color and cull them into an output buffer of struct gos_processed plus a
+ * VkDrawIndirectCommand {vertexCount 6, instanceCount = survivors,
+ * firstVertex 0, firstInstance 0} for the renderer's token quads. The math
+ * and formats are those of gos_compute_ref.h, its CPU reference.
+ *
+ * Threads: all calls on the thread that owns the gos_vk queue (the render
+ * thread). */
+#ifndef GOS_COMPUTE_H
+#define GOS_COMPUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gos_compute_ref.h"
+#include "gos_vk.h"
+
+/* How staged records reach the token buffer. */
+enum gos_compute_upload {
+	GOS_COMPUTE_UPLOAD_AUTO = 0,  /* copy up to GOS_COMPUTE_COPY_MAX_RUNS runs, else scatter */
+	GOS_COMPUTE_UPLOAD_COPY,      /* vkCmdCopyBuffer, one region per run of consecutive slots */
+	GOS_COMPUTE_UPLOAD_SCATTER,   /* token_scatter.comp: one dispatch */
+};
+#define GOS_COMPUTE_COPY_MAX_RUNS 64
+
+/* Zero means default for every field. */
+struct gos_compute_opts {
+	uint32_t initial_capacity;   /* slots the buffers start with; 0: 4096 */
+	uint32_t frames_in_flight;   /* staging buffers in rotation, 1..4; 0: 2 */
+	enum gos_compute_upload upload;
+};
+
+struct gos_compute;
+
+/* Builds the pipeline and its buffers on vk (which must outlive it). NULL on
+ * failure (logged): the caller may fall back to gos_compute_ref. */
+struct gos_compute *gos_compute_create(struct gos_vk *vk, const struct gos_compute_opts *opts);
+
+/* Waits for the queue to go idle, then frees everything. Accepts NULL and a
+ * half-built object. */
+void gos_compute_destroy(struct gos_compute *c);
+
+/* Stages n slot updates for the next record/dispatch (later updates of the
+ * same slot win, within and across calls). Checks the whole batch first:
+ * bad input (slot too large, non-finite position, confidence outside [0, 1]
+ * and not NAN) is logged and returns false with nothing changed. Slots past
+ * the buffers' capacity grow them by doubling (contents kept; this waits for
+ * the queue to go idle, so every command buffer recorded before must have
+ * been submitted). Slots never written are empty. */
+bool gos_compute_update(struct gos_compute *c, const struct gos_token_update *u, size_t n);
+
+/* Replaces the whole state: the given slots, every other slot empty. The
+ * full re-upload path (one contiguous copy), checked like update(). */
+bool gos_compute_set_all(struct gos_compute *c, const struct gos_token_update *u, size_t n);
+
+/* Records into `cmd` (a primary command buffer of vk's queue family, in the
+ * recording state, outside a render pass): the staged uploads, the reset of
+ * the indirect command, and the dispatch.
+ *
+ * Barrier contract: the recorded commands start with a barrier that waits
+ * for earlier reads of the output, indirect and token buffers (draw-indirect,
+ * vertex-input, vertex-shader, compute and transfer stages) and earlier
+ * writes to them, and end with a barrier that makes the results visible to
+ * DRAW_INDIRECT (indirect command read), VERTEX_INPUT (vertex attribute
+ * read), VERTEX_SHADER and COMPUTE_SHADER (shader read) and TRANSFER
+ * (transfer read). A renderer on the same queue records its draw right after
+ * and needs no barrier of its own.
+ *
+ * Staging: the uploads recorded here use one of frames_in_flight staging
+ * buffers in rotation; the command buffer recorded frames_in_flight records
+ * ago must have finished executing before the next gos_compute_update()
+ * (the usual per-frame fence wait gives this).
+ *
+ * Bad camera or palette: logged, false, nothing recorded. */
+bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
+                        const struct gos_camera *cam, uint32_t palette);
+
+/* record() in the object's own command buffer, submitted and waited for,
+ * plus a readback of the survivor count into *count (may be NULL). For tools,
+ * tests and the benchmark. */
+bool gos_compute_dispatch(struct gos_compute *c, const struct gos_camera *cam,
+                          uint32_t palette, uint32_t *count);
+
+/* Copies the survivors of the last record/dispatch to the host (it must have
+ * completed): *count gets their number, the first min(count, cap) go to out,
+ * in the GPU's (arbitrary) order. Waits. */
+bool gos_compute_read(struct gos_compute *c, struct gos_processed *out, size_t cap,
+                      uint32_t *count);
+
+/* What the renderer binds. Valid until the next gos_compute_update() or
+ * gos_compute_set_all() (growth replaces the buffers). */
+struct gos_compute_buffers {
+	VkBuffer output;                /* gos_processed[capacity]; STORAGE|VERTEX usage */
+	VkDeviceAddress output_address;
+	VkBuffer indirect;              /* VkDrawIndirectCommand at offset 0; INDIRECT usage */
+	VkBuffer tokens;                /* gos_gpu_token[capacity] */
+	VkDeviceAddress tokens_address;
+	uint32_t capacity;              /* slots the buffers hold */
+	uint32_t slots;                 /* slots processed: [0, slots) */
+};
+void gos_compute_buffers(const struct gos_compute *c, struct gos_compute_buffers *out);
+
+/* Largest slot + 1 the device allows (<= GOS_COMPUTE_MAX_SLOTS). */
+uint32_t gos_compute_max_slots(const struct gos_compute *c);
+
+/* Counters since creation. */
+struct gos_compute_stats {
+	uint64_t dispatches;          /* records (incl. dispatch calls) */
+	uint64_t records_uploaded;    /* staged slot records moved to the GPU */
+	uint64_t copy_uploads;        /* uploads done with vkCmdCopyBuffer */
+	uint64_t copy_regions;        /* their regions */
+	uint64_t scatter_uploads;     /* uploads done with token_scatter.comp */
+};
+void gos_compute_stats(const struct gos_compute *c, struct gos_compute_stats *out);
+
+/* ---- for tests and tools ---- */
+
+/* Fills the whole output buffer with a 32-bit pattern; waits. */
+bool gos_compute_fill_output(struct gos_compute *c, uint32_t pattern);
+
+/* Copies output records [first, first + n) (n within the capacity) to out,
+ * whatever they hold; waits. */
+bool gos_compute_read_range(struct gos_compute *c, uint32_t first, uint32_t n,
+                            struct gos_processed *out);
+
+#endif

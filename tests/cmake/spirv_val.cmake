@@ -1,0 +1,23 @@
+# cmake -DSPIRV_VAL=path -DSPV_DIR=dir -P spirv_val.cmake
+# Validates every .spv in SPV_DIR for Vulkan 1.2 (the shaders' target env).
+if(NOT SPIRV_VAL OR NOT EXISTS "${SPIRV_VAL}")
+  message(FATAL_ERROR "spirv-val not found (Debian: apt install spirv-tools)")
+endif()
+file(GLOB spvs "${SPV_DIR}/*.spv")
+if(NOT spvs)
+  message(FATAL_ERROR "no .spv files in ${SPV_DIR}: build the shaders first")
+endif()
+set(failed 0)
+foreach(spv ${spvs})
+  execute_process(COMMAND ${SPIRV_VAL} --target-env vulkan1.2 ${spv}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(rc EQUAL 0)
+    message(STATUS "spirv-val ok: ${spv}")
+  else()
+    message(SEND_ERROR "spirv-val failed on ${spv}:\n${out}")
+    set(failed 1)
+  endif()
+endforeach()
+if(failed)
+  message(FATAL_ERROR "some shaders are not valid SPIR-V")
+endif()

@@ -1,0 +1,17 @@
+# Renderer: camera math (unit, also under ASan/UBSan), and image tests that
+# render a fixed recording with gos-shot on the real Vulkan device (lavapipe
+# in CI, validation on) and compare it with reference PNGs in tests/data.
+gos_add_test(test_camera SAN
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_camera.c
+  LIBS gos_core m
+  LABELS unit)
+gos_add_test(test_render_image GPU TIMEOUT 180
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_render_image.c
+  LIBS gos_render gos_compute
+  LABELS gpu image)
+add_dependencies(test_render_image gos-shot)
+add_test(NAME test_window
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_window.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
+set_tests_properties(test_window PROPERTIES TIMEOUT 180 LABELS "gpu;window"
+                     ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)

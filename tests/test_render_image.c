@@ -1,0 +1,143 @@
+/* Image tests: gos-shot renders tests/data/render_small.jsonl (3 streams, CJK
+ * text, explicit positions left of/above the origin) headless on the real
+ * Vulkan device with validation on, and the PNGs are compared with the
+ * references in tests/data.
+ *
+ * Tolerance: a pixel counts as different when a channel differs by more than
+ * THRESHOLD (16/255); a picture passes when at most MAX_PCT of its pixels
+ * differ (room for rasterizer rounding across Mesa/LLVM versions, far below
+ * what any broken feature changes).
+ *
+ * The same comparison is then shown to fail when a feature breaks: text off,
+ * grid off, flat colors, and a cull margin of 0 (tokens straddling the edge
+ * vanish) each render a picture that must NOT pass.
+ *
+ * GOS_UPDATE_REFERENCE=1 rewrites the references instead (look at them!).
+ * Exit 77 when no Vulkan device exists. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gos_png.h"
+#include "gos_test.h"
+#include "gos_vk.h"
+
+#define THRESHOLD 16
+#define MAX_PCT 0.1
+
+static char shot_bin[512], data_dir[512], out_dir[512];
+
+static int run_shot(const char *out, const char *const *extra)
+{
+	char input[600];
+	snprintf(input, sizeof(input), "%s/render_small.jsonl", data_dir);
+	const char *argv[32] = {shot_bin, "--input", input, "--out", out, "--size", "640x360", "--quiet"};
+	int n = 8;
+	for (int i = 0; extra[i] && n < 30; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv(shot_bin, (char *const *)argv);
+		_exit(127);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Renders and compares; returns the percentage of differing pixels (or 100
+ * when the picture could not be made). */
+static double shot_diff(const char *name, const char *ref, const char *const *extra)
+{
+	char out[700], refp[700], err[256];
+	snprintf(out, sizeof(out), "%s/%s.png", out_dir, name);
+	snprintf(refp, sizeof(refp), "%s/%s", data_dir, ref);
+	int rc = run_shot(out, extra);
+	CHECK(rc == 0, "%s: gos-shot exited %d (3 means validation errors)", name, rc);
+	if (rc != 0)
+		return 100;
+	uint8_t *a = NULL, *b = NULL;
+	uint32_t aw, ah, bw, bh;
+	bool ok = gos_png_read(out, &a, &aw, &ah, err, sizeof(err));
+	CHECK(ok, "%s: %s", name, err);
+	bool ok2 = ok && gos_png_read(refp, &b, &bw, &bh, err, sizeof(err));
+	CHECK(!ok || ok2, "reference %s: %s (GOS_UPDATE_REFERENCE=1 makes it)", refp, err);
+	double pct = 100;
+	if (ok && ok2 && aw == bw && ah == bh) {
+		struct gos_png_diff d;
+		gos_png_compare(a, b, aw, ah, THRESHOLD, &d);
+		pct = d.differing_pct;
+		printf("%-14s vs %-24s max delta %3u, %6.3f%% of pixels differ\n", name, ref,
+		       d.max_delta, d.differing_pct);
+	}
+	free(a);
+	free(b);
+	return pct;
+}
+
+static void update_reference(const char *ref, const char *const *extra)
+{
+	char refp[700];
+	snprintf(refp, sizeof(refp), "%s/%s", data_dir, ref);
+	int rc = run_shot(refp, extra);
+	CHECK(rc == 0, "writing %s: gos-shot exited %d", refp, rc);
+	printf("wrote %s\n", refp);
+}
+
+int main(void)
+{
+	if (!gos_vk_available()) {
+		printf("test_render_image: no Vulkan device, skipped\n");
+		return 77;
+	}
+	const char *src = getenv("GOS_SOURCE_DIR"), *build = getenv("GOS_BUILD_DIR");
+	if (!src || !build) {
+		fprintf(stderr, "test_render_image: run it from ctest (GOS_SOURCE_DIR, GOS_BUILD_DIR)\n");
+		return 1;
+	}
+	snprintf(shot_bin, sizeof(shot_bin), "%s/tools/gos-shot", build);
+	snprintf(data_dir, sizeof(data_dir), "%s/tests/data", src);
+	snprintf(out_dir, sizeof(out_dir), "%s/test_render_image_out", build);
+	if (mkdir(out_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "cannot create %s: %s\n", out_dir, strerror(errno));
+		return 1;
+	}
+
+	const char *const fit[] = {"--fit", NULL};
+	/* Zoomed in so text is legible and tokens straddle the right edge. */
+	const char *const text[] = {"--center", "250,40", "--zoom", "1.7", NULL};
+	if (getenv("GOS_UPDATE_REFERENCE") && !strcmp(getenv("GOS_UPDATE_REFERENCE"), "1")) {
+		update_reference("render_small_fit.png", fit);
+		update_reference("render_small_text.png", text);
+		return gos_test_report("test_render_image");
+	}
+
+	double p = shot_diff("fit", "render_small_fit.png", fit);
+	CHECK(p <= MAX_PCT, "fit view: %.3f%% of pixels differ from the reference (max %.2f%%)", p, MAX_PCT);
+	p = shot_diff("text", "render_small_text.png", text);
+	CHECK(p <= MAX_PCT, "text view: %.3f%% of pixels differ from the reference (max %.2f%%)", p, MAX_PCT);
+
+	/* Broken features must be noticed by the same comparison. */
+	const char *const no_grid[] = {"--fit", "--disable", "grid", NULL};
+	p = shot_diff("broken_grid", "render_small_fit.png", no_grid);
+	CHECK(p > MAX_PCT, "without the grid only %.3f%% differ: the check would miss it", p);
+	const char *const flat[] = {"--fit", "--disable", "color", NULL};
+	p = shot_diff("broken_color", "render_small_fit.png", flat);
+	CHECK(p > MAX_PCT, "with flat colors only %.3f%% differ: the check would miss it", p);
+	const char *const no_text[] = {"--center", "250,40", "--zoom", "1.7", "--disable", "text", NULL};
+	p = shot_diff("broken_text", "render_small_text.png", no_text);
+	CHECK(p > MAX_PCT, "without text only %.3f%% differ: the check would miss it", p);
+	const char *const tight[] = {"--center", "250,40", "--zoom", "1.7", "--disable", "cull", NULL};
+	p = shot_diff("broken_cull", "render_small_text.png", tight);
+	CHECK(p > MAX_PCT, "with a 0 cull margin only %.3f%% differ: the check would miss it", p);
+	const char *const palette[] = {"--fit", "--palette", "red-green", NULL};
+	p = shot_diff("other_palette", "render_small_fit.png", palette);
+	CHECK(p > MAX_PCT, "another palette differs by only %.3f%%", p);
+	return gos_test_report("test_render_image");
+}

@@ -1,0 +1,242 @@
+/* gos-bench render: frame times of the renderer, headless (offscreen target,
+ * the same passes as the window: uploads, compute project/color/cull, grid,
+ * token quads from the indirect draw, HUD), for maps of 10k, 100k and 1M
+ * tokens, and while a writer thread applies 100k events/s to the map (the
+ * core thread's role) and the render loop takes the changes each frame.
+ * A frame's time is from recording to the GPU finishing it (each frame is
+ * waited for: no overlap hides cost). */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gos_bench.h"
+#include "gos_map.h"
+#include "gos_protocol.h"
+#include "gos_render.h"
+#include "gos_vk.h"
+
+static const char *const WORDS[] = {" the", " map", " token", " of", " a", " infinite",
+	" compute", " shader", ",", " and", " light", " to", "ken", " vis", " is", "."};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Applies tokens [first, first + n) of the synthetic session to the map. */
+static void feed(struct gos_map *map, uint64_t first, uint64_t n, uint32_t streams)
+{
+	struct gos_arena arena = {0};
+	struct gos_event ev[1024];
+	char names[64][16];
+	for (uint32_t s = 0; s < streams && s < 64; s++)
+		snprintf(names[s], sizeof(names[s]), "gen-%u", s);
+	for (uint64_t i = 0; i < n;) {
+		size_t k = 0;
+		for (; k < 1024 && i < n; k++, i++) {
+			uint64_t id = first + i;
+			char idbuf[32];
+			int len = snprintf(idbuf, sizeof(idbuf), "t%llu", (unsigned long long)id);
+			ev[k] = (struct gos_event){.type = GOS_EV_TOKEN};
+			ev[k].token.id = gos_arena_strndup(&arena, idbuf, (size_t)len);
+			ev[k].token.text = WORDS[(id * 2654435761u >> 7) % 16];
+			ev[k].token.stream = names[id % streams];
+			ev[k].token.timestamp = (double)id * 0.001;
+			ev[k].token.confidence = (float)((id * 40503u) % 1000) / 999.0f;
+			ev[k].token.logprob = NAN;
+		}
+		gos_map_apply(map, ev, k);
+		gos_arena_reset(&arena);
+	}
+	gos_arena_finish(&arena);
+}
+
+struct flood {
+	struct gos_map *map;
+	double rate;
+	uint64_t first;
+	atomic_bool stop;
+	atomic_uint_fast64_t applied;
+};
+
+static void *flood_main(void *arg)
+{
+	struct flood *f = arg;
+	double t0 = now_s();
+	uint64_t done = 0;
+	while (!atomic_load(&f->stop)) {
+		uint64_t due = (uint64_t)((now_s() - t0) * f->rate);
+		if (due > done) {
+			uint64_t n = due - done > 5000 ? 5000 : due - done;
+			feed(f->map, f->first + done, n, 64);
+			done += n;
+			atomic_store(&f->applied, done);
+		} else {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+struct result {
+	double median_ms, p99_ms, max_ms;
+	uint32_t drawn;
+};
+
+static bool measure(struct gos_render *r, struct gos_offscreen *off, struct gos_map *map,
+                    const struct gos_view *view, int frames, bool sync_each, struct result *res)
+{
+	double *t = calloc((size_t)frames, sizeof(double));
+	if (!t)
+		return false;
+	struct gos_frame_info fi = {.view = *view, .hud = GOS_HUD_ALL, .viewers = -1,
+	                            .active_stream = -1, .no_fade = true};
+	for (int i = -3; i < frames; i++) {
+		double a = now_s();
+		if (sync_each)
+			gos_render_sync(r, map);
+		fi.now = gos_render_now(r);
+		if (!gos_render_frame(r, gos_offscreen_framebuffer(off), gos_offscreen_extent(off), &fi,
+		                      VK_NULL_HANDLE, VK_NULL_HANDLE) || !gos_render_wait(r)) {
+			free(t);
+			return false;
+		}
+		if (i >= 0)
+			t[i] = (now_s() - a) * 1000;
+	}
+	gos_render_drawn(r, &res->drawn);
+	qsort(t, (size_t)frames, sizeof(double), cmp_double);
+	res->median_ms = t[frames / 2];
+	res->p99_ms = t[(int)ceil(frames * 0.99) - 1];
+	res->max_ms = t[frames - 1];
+	free(t);
+	return true;
+}
+
+int gos_bench_render(int argc, char **argv)
+{
+	uint32_t w = 1920, h = 1080;
+	int frames = 60;
+	uint64_t sizes[3] = {10000, 100000, 1000000};
+	double rate = 100000;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help")) {
+			printf("usage: gos-bench render [--frames N] [--size WxH] [--max-tokens N] [--rate EPS]\n"
+			       "Median/p99 frame time headless for 10k, 100k and 1M tokens (fit-all view:\n"
+			       "every token on screen, as points; and zoom 1: text legible, most culled),\n"
+			       "then with EPS (default 100000) events/s arriving on a 100k-token map.\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--frames") && i + 1 < argc) {
+			frames = atoi(argv[++i]);
+			if (frames < 5 || frames > 100000) {
+				fprintf(stderr, "gos-bench render: --frames wants 5 to 100000\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+			if (sscanf(argv[++i], "%ux%u", &w, &h) != 2 || w < 16 || h < 16 || w > 16384 || h > 16384) {
+				fprintf(stderr, "gos-bench render: --size wants WxH\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--max-tokens") && i + 1 < argc) {
+			uint64_t m = strtoull(argv[++i], NULL, 10);
+			for (int k = 0; k < 3; k++)
+				if (sizes[k] > m)
+					sizes[k] = m;
+		} else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
+			rate = atof(argv[++i]);
+			if (!(rate > 0)) {
+				fprintf(stderr, "gos-bench render: --rate wants events/s > 0\n");
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "gos-bench render: unknown option '%s' (try --help)\n", argv[i]);
+			return 2;
+		}
+	}
+	struct gos_vk *vk = gos_vk_create(&(struct gos_vk_opts){.want_graphics = true,
+	                                  .app_name = "gos-bench"});
+	if (!vk) {
+		fprintf(stderr, "gos-bench render: no usable Vulkan device\n");
+		return 1;
+	}
+	int rc = 1;
+	printf("render: %ux%u headless on %s (%s), %d frames each\n", w, h, vk->device_name,
+	       vk->driver_info, frames);
+	printf("%-10s %-8s %10s %10s %10s %10s %8s\n", "tokens", "view", "median ms", "p99 ms",
+	       "max ms", "drawn", "fps");
+	for (int k = 0; k < 3; k++) {
+		if (k > 0 && sizes[k] == sizes[k - 1])
+			continue;
+		char err[256];
+		struct gos_map *map = gos_map_create(&(struct gos_map_opts){0});
+		/* The compositor's per-frame bound on map changes (65536). */
+		struct gos_render *r = gos_render_create(vk, &(struct gos_render_opts){0}, err, sizeof(err));
+		struct gos_offscreen *off = r ? gos_offscreen_create(r, w, h) : NULL;
+		if (!map || !r || !off) {
+			fprintf(stderr, "gos-bench render: %s\n", r ? "no offscreen image" : err);
+			gos_offscreen_destroy(r, off);
+			gos_render_destroy(r);
+			gos_map_destroy(map);
+			goto out;
+		}
+		feed(map, 0, sizes[k], 64);
+		while (gos_render_sync(r, map) > 0 || gos_render_behind(r))
+			;
+		struct gos_view fit = gos_render_fit(r, w, h);
+		struct gos_view one = fit;
+		one.zoom = 1;
+		struct result a, b;
+		bool ok = measure(r, off, map, &fit, frames, false, &a) &&
+		          measure(r, off, map, &one, frames, false, &b);
+		if (ok) {
+			printf("%-10llu %-8s %10.2f %10.2f %10.2f %10u %8.1f\n", (unsigned long long)sizes[k],
+			       "fit-all", a.median_ms, a.p99_ms, a.max_ms, a.drawn, 1000 / a.median_ms);
+			printf("%-10llu %-8s %10.2f %10.2f %10.2f %10u %8.1f\n", (unsigned long long)sizes[k],
+			       "zoom 1", b.median_ms, b.p99_ms, b.max_ms, b.drawn, 1000 / b.median_ms);
+		}
+		if (ok && k == 1) {
+			/* Flood: a writer applies `rate` events/s while frames sync + draw. */
+			struct flood f = {.map = map, .rate = rate, .first = sizes[k]};
+			pthread_t th;
+			pthread_create(&th, NULL, flood_main, &f);
+			struct result c;
+			double t0 = now_s();
+			ok = measure(r, off, map, &fit, frames, true, &c);
+			double dt = now_s() - t0;
+			atomic_store(&f.stop, true);
+			pthread_join(th, NULL);
+			if (ok)
+				printf("%-10s %-8s %10.2f %10.2f %10.2f %10u %8.1f   (%.0f events/s applied "
+				       "while rendering)\n", "100k+flood", "fit-all", c.median_ms, c.p99_ms,
+				       c.max_ms, c.drawn, 1000 / c.median_ms,
+				       (double)atomic_load(&f.applied) / dt);
+		}
+		fflush(stdout);
+		gos_offscreen_destroy(r, off);
+		gos_render_destroy(r);
+		gos_map_destroy(map);
+		if (!ok)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (gos_vk_validation_errors(vk)) {
+		fprintf(stderr, "gos-bench render: %u validation errors\n", gos_vk_validation_errors(vk));
+		rc = 1;
+	}
+	gos_vk_destroy(vk);
+	return rc;
+}
