@@ -51,11 +51,11 @@ gos_add_test(test_llm SAN SOURCES ${GOS_TESTS}/test_llm.c LIBS gos_net LABELS un
 add_test(NAME test_bridge
   COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge>)
-set_tests_properties(test_bridge PROPERTIES TIMEOUT 180 LABELS integration)
+set_tests_properties(test_bridge PROPERTIES TIMEOUT 180 LABELS integration ENVIRONMENT "GOS_VALIDATION=1")
 if(TARGET gos-bridge-asan)
   add_test(NAME test_bridge_asan
     COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
             $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge-asan>)
   set_tests_properties(test_bridge_asan PROPERTIES TIMEOUT 240 LABELS "integration;asan"
-    ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+    ENVIRONMENT "GOS_VALIDATION=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 endif()

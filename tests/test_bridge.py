@@ -40,8 +40,11 @@ def check(cond, what):
 # ---- the pieces ----
 
 def start_compositor(sock):
+    # It renders offscreen (lavapipe here): validation on, and any error
+    # makes it exit 1 at shutdown, which stop_compositor's callers check.
     p = subprocess.Popen([COMPOSITOR, "--headless", "--socket", sock, "--log-interval", "0"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, GOS_VALIDATION="1"))
     for _ in range(500):
         if p.poll() is not None:
             break
@@ -58,10 +61,11 @@ def start_compositor(sock):
 def stop_compositor(p):
     p.terminate()
     try:
-        p.communicate(timeout=20)
+        _, err = p.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         p.kill()
-        p.communicate()
+        _, err = p.communicate()
+    check(p.returncode == 0, f"gos-compositor shut down cleanly (rc={p.returncode}): {err.strip()[-300:]}")
     return p.returncode
 
 
