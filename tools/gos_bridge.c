@@ -1518,7 +1518,8 @@ static void summary(struct bridge *b, bool delivered)
 	if (b->o.sse_url)
 		snprintf(what, sizeof what, "%llu events: %llu tokens, %llu forwarded as is, %llu reconnects",
 		         (unsigned long long)events, (unsigned long long)tokens,
-		         (unsigned long long)forwarded, (unsigned long long)b->jobs[0].attempts - 1);
+		         (unsigned long long)forwarded,
+		         (unsigned long long)(b->jobs[0].attempts > 0 ? b->jobs[0].attempts - 1 : 0));
 	else
 		snprintf(what, sizeof what, "%d generation%s (%d done, %d failed), %llu tokens, ttft %.0f ms, "
 		         "%llu retries", b->n_jobs, b->n_jobs == 1 ? "" : "s", done, failed,
