@@ -74,6 +74,11 @@ struct gos_frame_info {
 	const char *hover_stream;    /* its stream's name */
 	double mouse_x, mouse_y;     /* pixels */
 	const char *banner;          /* a short message at the bottom, or NULL */
+	VkImage image;               /* the target's image, made with TRANSFER_DST usage:
+	                                the background is computed and copied into it
+	                                (cheap on lavapipe, free when the view holds
+	                                still); VK_NULL_HANDLE: drawn with a fullscreen
+	                                fragment pass instead */
 };
 
 struct gos_render;
@@ -149,6 +154,7 @@ struct gos_offscreen *gos_offscreen_create(struct gos_render *r, uint32_t w, uin
 void gos_offscreen_destroy(struct gos_render *r, struct gos_offscreen *o);  /* accepts NULL */
 VkFramebuffer gos_offscreen_framebuffer(const struct gos_offscreen *o);
 VkExtent2D gos_offscreen_extent(const struct gos_offscreen *o);
+VkImage gos_offscreen_image(const struct gos_offscreen *o);   /* for gos_frame_info.image */
 
 /* Waits for the frames, copies the image to rgba (w * h * 4 bytes, RGBA,
  * top row first). Works for a renderer made for a swapchain too (the image
