@@ -68,6 +68,13 @@ vec4 ramp(float confidence)
 	return vec4(lo + (hi - lo) * f, GOS_ALPHA_MIN + GOS_ALPHA_RANGE * t);
 }
 
+/* Line coverage of the level with spacing sp (world units) at `world`. */
+float grid_level(vec2 world, float sp, float strength)
+{
+	vec2 d = abs(fract(world / sp + 0.5) - 0.5) * (sp * pc.zoom);
+	return clamp(1.0 - min(d.x, d.y), 0.0, 1.0) * strength;
+}
+
 /* Premultiplied sRGB color of pixel `px` (integer pixel, row 0 at the top;
  * `frag` its center). */
 vec4 map_background(uvec2 px, vec2 frag)
@@ -76,17 +83,15 @@ vec4 map_background(uvec2 px, vec2 frag)
 	float alpha = 0.0;
 	if ((pc.flags & 1u) != 0u) {
 		vec2 world = (frag - pc.viewport * 0.5) / pc.zoom + pc.center;
-		float sp = pc.base;
 		float a = 0.0;
-		float strength[3] = float[](pc.s0, pc.s1, pc.s2);
-		for (int i = 0; i < 3; i++) {
-			if (strength[i] > 0.0) {
-				vec2 d = abs(fract(world / sp + 0.5) - 0.5) * (sp * pc.zoom);
-				float cov = clamp(1.0 - min(d.x, d.y), 0.0, 1.0);
-				a = max(a, cov * strength[i]);
-			}
-			sp *= 10.0;
-		}
+		/* three levels, unrolled by hand (no local array: llvmpipe would
+		 * keep it in memory) */
+		if (pc.s0 > 0.0)
+			a = max(a, grid_level(world, pc.base, pc.s0));
+		if (pc.s1 > 0.0)
+			a = max(a, grid_level(world, pc.base * 10.0, pc.s1));
+		if (pc.s2 > 0.0)
+			a = max(a, grid_level(world, pc.base * 100.0, pc.s2));
 		a *= pc.line.a;
 		rgb = pc.line.rgb * a;
 		alpha = a;
