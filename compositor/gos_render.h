@@ -1,9 +1,17 @@
 /* gos_render: draws the infinite map into a color target: the background
  * grid (levels of detail that fade, axes at the origin), every token as an
  * instanced quad from the compute pass's indirect draw (colored by
- * token_project.comp, text from the glyph atlas when legible, colored points
- * far out, fading in when new), the newest token of each stream marked, a
+ * token_project.comp, text from the glyph atlas when legible, fading in when
+ * new); far out (line height < 8 px) tokens are splatted by
+ * token_splat.comp into a per-pixel id buffer instead and composited with
+ * the grid (map_background.glsl); the newest token of each stream marked, a
  * HUD, a scale indicator and a hover box.
+ *
+ * Frames reuse what the GPU computed for the previous ones (projection,
+ * splats, background) while the camera, the viewport and the tokens stay
+ * the same. When gos_frame_info.image is given, the background is computed
+ * by map_background.comp and copied into the image (far cheaper than a
+ * fullscreen fragment pass on lavapipe); otherwise grid.frag draws it.
  *
  * It owns the token compute pipeline (gos_compute), the glyph atlas
  * (gos_text), the per-slot data the shaders read (width, arrival, glyphs), a
