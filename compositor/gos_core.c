@@ -35,6 +35,7 @@ static void *core_main(void *arg)
 {
 	struct gos_core *c = arg;
 	struct gos_batch *b;
+	pthread_setname_np(pthread_self(), "gos-core");  /* for top, perf */
 	/* pop returns NULL only once the queue is closed and drained */
 	while ((b = gos_queue_pop(c->o.queue, -1))) {
 		apply_batch(c, b);

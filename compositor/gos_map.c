@@ -2,26 +2,76 @@
  * See gos_map.h for the threading contract. */
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "gos_map.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #define DEFAULT_MAX_TOKENS 10000000ull
 #define DEFAULT_LOG_CAP    (1u << 20)
 #define EMPTY              UINT32_MAX
 /* Events applied per lock hold: bounds how long a reader can wait. */
 #define APPLY_CHUNK        256
+#define HUGE_PAGE          (2u << 20)
 
-/* A token's strings, one allocation with pointers into itself. */
+/* A token's strings in one allocation: id, NUL, text, NUL, then the alts
+ * (8-aligned, see blob_alts) and their strings. cls: its slab class, 0 when
+ * malloc'd. Kept small: its bytes are most of a token's memory. */
 struct blob {
-	const char *id;
-	const char *text;
-	uint32_t n_alts;
-	struct gos_alt *alts;
-	size_t id_len;
+	uint32_t id_len, text_len, n_alts;
+	uint16_t cls;
 	char buf[];
+};
+
+static inline size_t blob_alts_off(size_t id_len, size_t text_len)
+{
+	size_t end = offsetof(struct blob, buf) + id_len + 1 + text_len + 1;
+	return (end + 7) & ~(size_t)7;
+}
+
+static inline struct gos_alt *blob_alts(const struct blob *b)
+{
+	return (struct gos_alt *)((char *)b + blob_alts_off(b->id_len, b->text_len));
+}
+
+static inline const char *blob_id(const struct blob *b)
+{
+	return b->buf;
+}
+
+static inline const char *blob_text(const struct blob *b)
+{
+	return b->buf + b->id_len + 1;
+}
+
+/* Small blobs come from size classes of 16-byte steps carved out of big
+ * lazily-faulted chunks, with one free list per class: no malloc call and
+ * no heap-growth page faults per token. */
+#define SLAB_STEP    16u
+#define SLAB_CLASSES 32u                 /* blobs up to 512 bytes */
+#define SLAB_CHUNK   (64u << 20)
+
+struct slab_chunk {
+	struct slab_chunk *next;
+	size_t size;
+};
+
+struct slab {
+	char *cur, *end;
+	void *free[SLAB_CLASSES + 1];    /* by class; [0] unused */
+	struct slab_chunk *chunks;
 };
 
 enum log_kind { LOG_TOKEN = 1, LOG_STREAM, LOG_REMOVED };
@@ -46,10 +96,17 @@ struct stream_rec {
 };
 
 /* Open addressing with linear probing: string -> index. The strings live
- * elsewhere; key_of() fetches the one an index stands for. */
+ * elsewhere; key_of() fetches the one an index stands for. An entry holds
+ * index + 1 (0: empty, so fresh zeroed pages need no initialization) and
+ * the string's hash side by side: one cache line per probe. */
+struct ix_entry {
+	uint32_t v1;
+	uint32_t hash;
+};
+
 struct str_index {
-	uint32_t *idx;
-	uint32_t *hash;
+	struct ix_entry *e;
+	size_t mapped;   /* bytes mmap'd, 0: calloc'd */
 	uint32_t mask;   /* size - 1, size a power of two */
 	uint32_t count;
 };
@@ -68,13 +125,18 @@ struct gos_map {
 	uint64_t *seq;
 	uint32_t *stream;
 	struct blob **blob;
+	void *tok_region;           /* the arrays above reserved at once, or NULL */
+	size_t tok_region_size;
 	struct str_index tok_index;
+	struct slab slab;
 
 	struct stream_rec *streams;
 	uint32_t n_streams, cap_streams;
+	uint32_t last_stream;       /* stream_get's guess; may be out of range */
 	struct str_index stream_index;
 
 	struct log_entry *log;
+	size_t log_mapped;          /* bytes mmap'd, 0: calloc'd */
 	uint32_t log_cap;
 	uint64_t cur_seq;
 
@@ -146,13 +208,38 @@ static double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Zeroed memory straight from the kernel, reserved but faulted in only as it
+ * is touched, in 2 MiB pages where transparent huge pages are offered: no
+ * realloc copies, no memset, and a few hundred page faults instead of one
+ * per 4 KiB (each costs ~10 us in some VMs). NULL when the kernel refuses
+ * (e.g. strict overcommit); callers fall back to malloc. *size: the bytes
+ * to pass to region_unmap. */
+static void *region_map(size_t bytes, size_t *size)
+{
+	size_t n = (bytes + 4095) & ~(size_t)4095;
+	void *p = mmap(NULL, n ? n : 4096, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (n >= HUGE_PAGE)
+		madvise(p, n, MADV_HUGEPAGE);  /* best effort */
+	*size = n ? n : 4096;
+	return p;
+}
+
+static void region_unmap(void *p, size_t size)
+{
+	if (p)
+		munmap(p, size);
+}
+
 /* ---- string index ---- */
 
 typedef const char *(*key_fn)(const struct gos_map *m, uint32_t idx);
 
 static const char *token_key(const struct gos_map *m, uint32_t slot)
 {
-	return m->blob[slot]->id;
+	return blob_id(m->blob[slot]);
 }
 
 static const char *stream_key(const struct gos_map *m, uint32_t i)
@@ -160,40 +247,45 @@ static const char *stream_key(const struct gos_map *m, uint32_t i)
 	return m->streams[i].name;
 }
 
+/* Tables of 64 KiB and more come from region_map (zeroed, lazily faulted). */
 static void index_init(struct str_index *ix, uint32_t size)
 {
-	ix->idx = xcalloc(size, sizeof(uint32_t));
-	ix->hash = xcalloc(size, sizeof(uint32_t));
-	memset(ix->idx, 0xff, size * sizeof(uint32_t));
+	size_t bytes = (size_t)size * sizeof(struct ix_entry);
+	ix->mapped = 0;
+	ix->e = bytes >= (64u << 10) ? region_map(bytes, &ix->mapped) : NULL;
+	if (!ix->e)
+		ix->e = xcalloc(size, sizeof(struct ix_entry));
 	ix->mask = size - 1;
 	ix->count = 0;
 }
 
 static void index_finish(struct str_index *ix)
 {
-	free(ix->idx);
-	free(ix->hash);
+	if (ix->mapped)
+		region_unmap(ix->e, ix->mapped);
+	else
+		free(ix->e);
+	ix->e = NULL;
 }
 
 static uint32_t index_find(const struct gos_map *m, const struct str_index *ix,
                            key_fn key, const char *s, uint32_t h)
 {
 	for (uint32_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
-		uint32_t v = ix->idx[i];
-		if (v == EMPTY)
+		struct ix_entry e = ix->e[i];
+		if (!e.v1)
 			return EMPTY;
-		if (ix->hash[i] == h && strcmp(key(m, v), s) == 0)
-			return v;
+		if (e.hash == h && strcmp(key(m, e.v1 - 1), s) == 0)
+			return e.v1 - 1;
 	}
 }
 
-static void index_put_raw(struct str_index *ix, uint32_t v, uint32_t h)
+static void index_put_raw(struct str_index *ix, uint32_t v1, uint32_t h)
 {
 	uint32_t i = h & ix->mask;
-	while (ix->idx[i] != EMPTY)
+	while (ix->e[i].v1)
 		i = (i + 1) & ix->mask;
-	ix->idx[i] = v;
-	ix->hash[i] = h;
+	ix->e[i] = (struct ix_entry){.v1 = v1, .hash = h};
 }
 
 static void index_insert(struct str_index *ix, uint32_t v, uint32_t h)
@@ -203,11 +295,11 @@ static void index_insert(struct str_index *ix, uint32_t v, uint32_t h)
 		index_init(ix, (old.mask + 1) * 2);
 		ix->count = old.count;
 		for (uint32_t i = 0; i <= old.mask; i++)
-			if (old.idx[i] != EMPTY)
-				index_put_raw(ix, old.idx[i], old.hash[i]);
+			if (old.e[i].v1)
+				index_put_raw(ix, old.e[i].v1, old.e[i].hash);
 		index_finish(&old);
 	}
-	index_put_raw(ix, v, h);
+	index_put_raw(ix, v + 1, h);
 	ix->count++;
 }
 
@@ -215,60 +307,124 @@ static void index_insert(struct str_index *ix, uint32_t v, uint32_t h)
 static void index_remove(struct str_index *ix, uint32_t v, uint32_t h)
 {
 	uint32_t i = h & ix->mask;
-	while (ix->idx[i] != v) {
-		if (ix->idx[i] == EMPTY)
+	while (ix->e[i].v1 != v + 1) {
+		if (!ix->e[i].v1)
 			return;
 		i = (i + 1) & ix->mask;
 	}
 	uint32_t j = i;
 	for (;;) {
 		j = (j + 1) & ix->mask;
-		if (ix->idx[j] == EMPTY)
+		if (!ix->e[j].v1)
 			break;
-		uint32_t home = ix->hash[j] & ix->mask;
+		uint32_t home = ix->e[j].hash & ix->mask;
 		/* Move j back to i unless its home lies cyclically in (i, j]. */
 		bool stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
 		if (stays)
 			continue;
-		ix->idx[i] = ix->idx[j];
-		ix->hash[i] = ix->hash[j];
+		ix->e[i] = ix->e[j];
 		i = j;
 	}
-	ix->idx[i] = EMPTY;
+	ix->e[i] = (struct ix_entry){0};
 	ix->count--;
 }
 
 /* ---- blobs ---- */
 
-static struct blob *blob_make(const char *id, const char *text,
+static void *slab_alloc(struct slab *sl, uint32_t cls)
+{
+	void *p = sl->free[cls];
+	if (p) {
+		UNPOISON(p, cls * SLAB_STEP);
+		memcpy(&sl->free[cls], p, sizeof(void *));
+		return p;
+	}
+	size_t n = cls * SLAB_STEP;
+	if ((size_t)(sl->end - sl->cur) < n) {
+		size_t size = 0;
+		struct slab_chunk *c = region_map(SLAB_CHUNK, &size);
+		if (!c)
+			return NULL;
+		c->next = sl->chunks;
+		c->size = size;
+		sl->chunks = c;
+		sl->cur = (char *)c + 64;
+		sl->end = (char *)c + size;
+		POISON(sl->cur, (size_t)(sl->end - sl->cur));
+	}
+	p = sl->cur;
+	sl->cur += n;
+	UNPOISON(p, n);
+	return p;
+}
+
+static void slab_free(struct slab *sl, void *p, uint32_t cls)
+{
+	memcpy(p, &sl->free[cls], sizeof(void *));
+	sl->free[cls] = p;
+	POISON(p, cls * SLAB_STEP);
+}
+
+static void slab_finish(struct slab *sl)
+{
+	struct slab_chunk *c = sl->chunks;
+	while (c) {
+		struct slab_chunk *next = c->next;
+		UNPOISON(c, c->size);
+		region_unmap(c, c->size);
+		c = next;
+	}
+	*sl = (struct slab){0};
+}
+
+static void blob_free(struct gos_map *m, struct blob *b)
+{
+	if (!b)
+		return;
+	if (b->cls)
+		slab_free(&m->slab, b, b->cls);
+	else
+		free(b);
+}
+
+static struct blob *blob_make(struct gos_map *m, const char *id, size_t id_len,
+                              const char *text, size_t text_len,
                               uint32_t n_alts, const struct gos_alt *alts)
 {
-	size_t id_len = strlen(id), text_len = strlen(text);
-	size_t size = sizeof(struct blob) + id_len + 1 + text_len + 1;
+	size_t size = offsetof(struct blob, buf) + id_len + 1 + text_len + 1;
 	size_t alts_off = 0;
 	if (n_alts) {
-		alts_off = (size + 7) & ~(size_t)7;
+		alts_off = blob_alts_off(id_len, text_len);
 		size = alts_off + n_alts * sizeof(struct gos_alt);
 		for (uint32_t i = 0; i < n_alts; i++)
 			size += strlen(alts[i].token) + 1;
 	}
-	struct blob *b = xcalloc(1, size);
+	uint32_t cls = (uint32_t)((size + SLAB_STEP - 1) / SLAB_STEP);
+	struct blob *b = NULL;
+	if (cls <= SLAB_CLASSES)
+		b = slab_alloc(&m->slab, cls);
+	if (!b) {
+		b = xcalloc(1, size);
+		cls = 0;
+	}
+	b->id_len = (uint32_t)id_len;
+	b->text_len = (uint32_t)text_len;
+	b->cls = (uint16_t)cls;
 	char *p = b->buf;
-	memcpy(p, id, id_len + 1);
-	b->id = p;
-	b->id_len = id_len;
+	memcpy(p, id, id_len);
+	p[id_len] = '\0';
 	p += id_len + 1;
-	memcpy(p, text, text_len + 1);
-	b->text = p;
+	memcpy(p, text, text_len);
+	p[text_len] = '\0';
 	b->n_alts = n_alts;
 	if (n_alts) {
-		b->alts = (struct gos_alt *)((char *)b + alts_off);
-		char *s = (char *)(b->alts + n_alts);
+		struct gos_alt *ba = (struct gos_alt *)((char *)b + alts_off);
+		char *s = (char *)(ba + n_alts);
 		for (uint32_t i = 0; i < n_alts; i++) {
 			size_t n = strlen(alts[i].token) + 1;
 			memcpy(s, alts[i].token, n);
-			b->alts[i].token = s;
-			b->alts[i].logprob = alts[i].logprob;
+			ba[i].token = s;
+			ba[i].logprob = alts[i].logprob;
 			s += n;
 		}
 	}
@@ -292,6 +448,43 @@ static void log_change(struct gos_map *m, enum log_kind kind, uint32_t idx, char
 		m->streams[idx].seq = s;
 }
 
+/* ---- token arrays ---- */
+
+/* Reserves every token array for max_tokens at once (see region_map), so
+ * they never move or grow. Leaves them NULL when the kernel refuses; then
+ * grow_tokens reallocs them as the map fills. */
+static void reserve_tokens(struct gos_map *m)
+{
+	const size_t sizes[] = {
+		sizeof(*m->x), sizeof(*m->y), sizeof(*m->w), sizeof(*m->conf),
+		sizeof(*m->logprob), sizeof(*m->ts), sizeof(*m->arrived), sizeof(*m->seq),
+		sizeof(*m->stream), sizeof(*m->blob),
+	};
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	size_t off[N], total = 0;
+	for (size_t i = 0; i < N; i++) {
+		off[i] = total;
+		/* each array starts on a huge-page boundary of the region */
+		size_t bytes = (size_t)m->max_tokens * sizes[i];
+		total += (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+	}
+	char *base = region_map(total, &m->tok_region_size);
+	if (!base)
+		return;
+	m->tok_region = base;
+	m->x = (void *)(base + off[0]);
+	m->y = (void *)(base + off[1]);
+	m->w = (void *)(base + off[2]);
+	m->conf = (void *)(base + off[3]);
+	m->logprob = (void *)(base + off[4]);
+	m->ts = (void *)(base + off[5]);
+	m->arrived = (void *)(base + off[6]);
+	m->seq = (void *)(base + off[7]);
+	m->stream = (void *)(base + off[8]);
+	m->blob = (void *)(base + off[9]);
+	m->cap = (uint32_t)m->max_tokens;
+}
+
 /* ---- create / destroy ---- */
 
 struct gos_map *gos_map_create(const struct gos_map_opts *opts)
@@ -304,7 +497,12 @@ struct gos_map *gos_map_create(const struct gos_map_opts *opts)
 		m->max_tokens = UINT32_MAX - 1;
 	m->layout = o.layout;
 	m->log_cap = o.log_capacity ? o.log_capacity : DEFAULT_LOG_CAP;
-	m->log = xcalloc(m->log_cap, sizeof(*m->log));
+	m->log = region_map((size_t)m->log_cap * sizeof(*m->log), &m->log_mapped);
+	if (!m->log) {
+		m->log_mapped = 0;
+		m->log = xcalloc(m->log_cap, sizeof(*m->log));
+	}
+	reserve_tokens(m);
 	index_init(&m->tok_index, 1024);
 	index_init(&m->stream_index, 64);
 	return m;
@@ -315,9 +513,15 @@ void gos_map_destroy(struct gos_map *m)
 	if (!m)
 		return;
 	for (uint32_t i = 0; i < m->used; i++)
-		free(m->blob ? m->blob[i] : NULL);
-	free(m->x); free(m->y); free(m->w); free(m->conf); free(m->logprob);
-	free(m->ts); free(m->arrived); free(m->seq); free(m->stream); free(m->blob);
+		if (m->blob && m->blob[i] && !m->blob[i]->cls)
+			free(m->blob[i]);
+	slab_finish(&m->slab);
+	if (m->tok_region) {
+		region_unmap(m->tok_region, m->tok_region_size);
+	} else {
+		free(m->x); free(m->y); free(m->w); free(m->conf); free(m->logprob);
+		free(m->ts); free(m->arrived); free(m->seq); free(m->stream); free(m->blob);
+	}
 	index_finish(&m->tok_index);
 	for (uint32_t i = 0; i < m->n_streams; i++) {
 		free(m->streams[i].name);
@@ -328,7 +532,10 @@ void gos_map_destroy(struct gos_map *m)
 	if (m->log)
 		for (uint32_t i = 0; i < m->log_cap; i++)
 			free(m->log[i].removed_id);
-	free(m->log);
+	if (m->log_mapped)
+		region_unmap(m->log, m->log_mapped);
+	else
+		free(m->log);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -339,10 +546,15 @@ static uint32_t stream_get(struct gos_map *m, const char *name)
 {
 	if (!name)
 		name = "";
+	/* Events come in runs of one stream: try the last one first. */
+	if (m->last_stream < m->n_streams && strcmp(m->streams[m->last_stream].name, name) == 0)
+		return m->last_stream;
 	uint32_t h = gos_hash32(name, strlen(name));
 	uint32_t i = index_find(m, &m->stream_index, stream_key, name, h);
-	if (i != EMPTY)
+	if (i != EMPTY) {
+		m->last_stream = i;
 		return i;
+	}
 	if (m->n_streams == m->cap_streams) {
 		m->cap_streams = m->cap_streams ? m->cap_streams * 2 : 16;
 		m->streams = xrealloc(m->streams, m->cap_streams * sizeof(*m->streams));
@@ -354,6 +566,7 @@ static uint32_t stream_get(struct gos_map *m, const char *name)
 		.newest_slot = -1,
 	};
 	index_insert(&m->stream_index, i, h);
+	m->last_stream = i;
 	m->stats.streams = m->n_streams;
 	log_change(m, LOG_STREAM, i, NULL);
 	return i;
@@ -384,12 +597,12 @@ static uint32_t utf8_chars(const char *s)
 static void evict(struct gos_map *m, uint32_t slot)
 {
 	struct blob *b = m->blob[slot];
-	index_remove(&m->tok_index, slot, gos_hash32(b->id, b->id_len));
+	index_remove(&m->tok_index, slot, gos_hash32(blob_id(b), b->id_len));
 	struct stream_rec *st = &m->streams[m->stream[slot]];
 	if (st->newest_slot == (int64_t)slot)
 		st->newest_slot = -1;
-	char *id = xstrdup(b->id);
-	free(b);
+	char *id = xstrdup(blob_id(b));
+	blob_free(m, b);
 	m->blob[slot] = NULL;
 	m->live--;
 	m->stats.evicted++;
@@ -438,22 +651,23 @@ static void layout_place(struct gos_map *m, struct stream_rec *st, uint32_t si,
 }
 
 /* Applies one token (token_activation or a token_visualization entry). */
-static void apply_token(struct gos_map *m, const char *id, const char *text,
-                        const char *stream, bool has_pos, float px, float py,
-                        float conf, float logprob, double ts,
+static void apply_token(struct gos_map *m, const char *id, size_t id_len, uint32_t h,
+                        const char *text, const char *stream, bool has_pos,
+                        float px, float py, float conf, float logprob, double ts,
                         uint32_t n_alts, const struct gos_alt *alts, double now)
 {
-	size_t id_len = strlen(id);
-	uint32_t h = gos_hash32(id, id_len);
+	size_t text_len = strlen(text);
 	uint32_t slot = index_find(m, &m->tok_index, token_key, id, h);
-	float w = (float)(utf8_chars(text) ? utf8_chars(text) : 1) * GOS_FLOW_CHAR_W;
+	uint32_t chars = utf8_chars(text);
+	float w = (float)(chars ? chars : 1) * GOS_FLOW_CHAR_W;
 
 	if (slot != EMPTY) {
 		/* Same token_id again: update text, position, confidence. */
 		struct blob *old = m->blob[slot];
-		if (strcmp(old->text, text) != 0 || n_alts || old->n_alts) {
-			m->blob[slot] = blob_make(id, text, n_alts, alts);
-			free(old);
+		if (old->text_len != text_len || memcmp(blob_text(old), text, text_len) != 0 ||
+		    n_alts || old->n_alts) {
+			m->blob[slot] = blob_make(m, id, id_len, text, text_len, n_alts, alts);
+			blob_free(m, old);
 		}
 		if (has_pos) {
 			m->x[slot] = px;
@@ -473,7 +687,7 @@ static void apply_token(struct gos_map *m, const char *id, const char *text,
 	struct stream_rec *st = &m->streams[si];
 	if (!has_pos)
 		layout_place(m, st, si, text, w, &px, &py);
-	m->blob[slot] = blob_make(id, text, n_alts, alts);
+	m->blob[slot] = blob_make(m, id, id_len, text, text_len, n_alts, alts);
 	m->x[slot] = px;
 	m->y[slot] = py;
 	m->w[slot] = w;
@@ -492,19 +706,28 @@ static void apply_token(struct gos_map *m, const char *id, const char *text,
 	log_change(m, LOG_STREAM, si, NULL);
 }
 
-static void apply_one(struct gos_map *m, const struct gos_event *ev, double now)
+/* An event's token_id length and hash, computed ahead of applying it. */
+struct id_hash {
+	size_t len;
+	uint32_t h;
+};
+
+static void apply_one(struct gos_map *m, const struct gos_event *ev, struct id_hash idh,
+                      double now)
 {
 	switch (ev->type) {
 	case GOS_EV_TOKEN: {
 		const struct gos_token_ev *t = &ev->token;
-		apply_token(m, t->id, t->text, t->stream, t->has_position, t->x, t->y,
+		apply_token(m, t->id, idh.len, idh.h, t->text, t->stream, t->has_position, t->x, t->y,
 		            t->confidence, t->logprob, t->timestamp, t->n_alts, t->alts, now);
 		break;
 	}
 	case GOS_EV_VIZ:
 		for (uint32_t i = 0; i < ev->viz.n_tokens; i++) {
 			const struct gos_viz_token *t = &ev->viz.tokens[i];
-			apply_token(m, t->id, t->text, t->stream, true, t->x, t->y,
+			size_t len = strlen(t->id);
+			apply_token(m, t->id, len, gos_hash32(t->id, len), t->text, t->stream, true,
+			            t->x, t->y,
 			            t->confidence, NAN, 0, 0, NULL, now);
 		}
 		break;
@@ -529,14 +752,37 @@ static void apply_one(struct gos_map *m, const struct gos_event *ev, double now)
 		m->stats.applied[ev->type]++;
 }
 
+/* Hashes a token event's id and prefetches its home in the id index, a few
+ * events before it is applied: the probe is the one random access per
+ * token in a table far bigger than the caches. */
+static struct id_hash prefetch_id(const struct gos_map *m, const struct gos_event *ev)
+{
+	struct id_hash r = {0, 0};
+	if (ev->type != GOS_EV_TOKEN)
+		return r;
+	r.len = strlen(ev->token.id);
+	r.h = gos_hash32(ev->token.id, r.len);
+	__builtin_prefetch(&m->tok_index.e[r.h & m->tok_index.mask]);
+	return r;
+}
+
+#define PREFETCH_AHEAD 8   /* a power of two */
+
 void gos_map_apply(struct gos_map *m, const struct gos_event *ev, size_t n)
 {
 	double now = now_mono();
+	struct id_hash ring[PREFETCH_AHEAD];
+	for (size_t j = 0; j < n && j < PREFETCH_AHEAD; j++)
+		ring[j] = prefetch_id(m, &ev[j]);
 	for (size_t i = 0; i < n; i += APPLY_CHUNK) {
 		size_t end = i + APPLY_CHUNK < n ? i + APPLY_CHUNK : n;
 		pthread_mutex_lock(&m->lock);
-		for (size_t j = i; j < end; j++)
-			apply_one(m, &ev[j], now);
+		for (size_t j = i; j < end; j++) {
+			struct id_hash idh = ring[j % PREFETCH_AHEAD];
+			if (j + PREFETCH_AHEAD < n)
+				ring[j % PREFETCH_AHEAD] = prefetch_id(m, &ev[j + PREFETCH_AHEAD]);
+			apply_one(m, &ev[j], idh, now);
+		}
 		m->stats.live_tokens = m->live;
 		m->stats.seq = m->cur_seq;
 		pthread_mutex_unlock(&m->lock);
@@ -563,16 +809,16 @@ static void copy_token(const struct gos_map *m, uint32_t slot, struct gos_map_vi
 		.x = m->x[slot], .y = m->y[slot], .w = m->w[slot],
 		.confidence = m->conf[slot], .logprob = m->logprob[slot],
 		.timestamp = m->ts[slot], .arrived = m->arrived[slot], .seq = m->seq[slot],
-		.id = gos_arena_strndup(&v->arena, b->id, b->id_len),
-		.text = gos_arena_strndup(&v->arena, b->text, strlen(b->text)),
+		.id = gos_arena_strndup(&v->arena, blob_id(b), b->id_len),
+		.text = gos_arena_strndup(&v->arena, blob_text(b), b->text_len),
 		.n_alts = b->n_alts,
 	};
 	if (b->n_alts) {
+		const struct gos_alt *ba = blob_alts(b);
 		struct gos_alt *a = gos_arena_alloc(&v->arena, b->n_alts * sizeof(*a), 8);
 		for (uint32_t i = 0; i < b->n_alts; i++) {
-			a[i].token = gos_arena_strndup(&v->arena, b->alts[i].token,
-			                               strlen(b->alts[i].token));
-			a[i].logprob = b->alts[i].logprob;
+			a[i].token = gos_arena_strndup(&v->arena, ba[i].token, strlen(ba[i].token));
+			a[i].logprob = ba[i].logprob;
 		}
 		t->alts = a;
 	}

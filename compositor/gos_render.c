@@ -27,6 +27,12 @@ static const uint32_t overlay_vert[] =
 static const uint32_t overlay_frag[] =
 #include "overlay.frag.inc"
 ;
+static const uint32_t token_splat_comp[] =
+#include "token_splat.comp.inc"
+;
+static const uint32_t map_background_comp[] =
+#include "map_background.comp.inc"
+;
 
 #define NONE UINT32_MAX
 #define MAX_GLYPHS 16            /* per token; longer texts end in an ellipsis */
@@ -35,6 +41,10 @@ static const uint32_t overlay_frag[] =
 #define BG_G 0.055f
 #define BG_B 0.078f
 #define MAX_STREAMS_SHOWN 10
+/* Below this line height (pixels) no text shows and tokens are boxes of a
+ * few pixels: they are splatted by token_splat.comp instead of drawn as
+ * quads (lavapipe sets up each quad's two triangles at ~1 us). */
+#define SPLAT_BELOW_PX 8.0
 
 /* Mirrors of the shaders' push constant blocks. */
 struct token_push {
@@ -44,18 +54,39 @@ struct token_push {
 	uint32_t flags;
 	uint32_t pad;
 };
+enum {
+	GRID_ON = 1u,
+	GRID_SPLATS = 2u,
+	GRID_FLAT = 4u,
+	GRID_POINTS = 8u,
+	GRID_BGRA = 16u,
+};
 struct grid_push {
+	float line[4];
+	float axis_color[4];
 	float viewport[2];
 	float center[2];
 	float axis[2];
 	float zoom, base;
-	float line[4];
-	float axis_color[4];
-	float enabled;
-	float pad[3];
+	float strength[3];
+	uint32_t flags;              /* GRID_* */
+	VkDeviceAddress ids, tokens, meta, lut;
+	float now, fade_s;
+	uint32_t palette;
+	uint32_t pad;
+};
+/* Mirrors the push constant block of token_splat.comp. */
+struct splat_push {
+	VkDeviceAddress tokens, meta, ids, counter;
+	float center[2];
+	float viewport[2];
+	float zoom, line_h;
+	uint32_t count, row_stride;
 };
 _Static_assert(sizeof(struct token_push) <= PUSH_SIZE, "push size");
 _Static_assert(sizeof(struct grid_push) <= PUSH_SIZE, "push size");
+_Static_assert(offsetof(struct grid_push, ids) == 80 && offsetof(struct grid_push, now) == 112,
+               "grid_push mirrors grid.frag's std430 block");
 
 struct ov_vertex {
 	float x, y, u, v;
@@ -136,6 +167,28 @@ struct gos_render {
 	struct ov_vertex *ov;
 	size_t n_ov, cap_ov;
 	uint32_t drawn;
+
+	/* What the GPU holds from earlier frames, so a frame whose camera and
+	 * tokens did not change skips the work: the projection (quads) ... */
+	bool proj_valid;
+	struct gos_camera proj_cam;
+	/* ... the splats (ids: slot + 1 of the newest token per pixel) ... */
+	VkPipelineLayout splat_layout, bg_layout;
+	VkPipeline splat, bg;
+	struct gos_vk_buffer *splat_ids;    /* 2 uint32 per pixel: ids, then background colors */
+	uint32_t bg_w, bg_h;                /* the extent the buffer is laid out for */
+	struct gos_vk_buffer *splat_count;  /* uint32: tokens splatted */
+	bool splat_valid;
+	struct gos_camera splat_cam;
+	bool last_splat;                    /* the last frame splatted (drawn count) */
+	/* ... and the background colors (copy path). */
+	VkRenderPass pass_load;             /* keeps the copied background */
+	bool bg_valid;
+	bool bg_final;                      /* computed after every fade-in had ended */
+	struct grid_push bg_push;           /* what they were computed with (now = 0) */
+	float last_arrival;                 /* newest meta arrival (renderer clock) */
+	uint64_t backgrounds;
+	uint64_t projections, splats;       /* dispatches recorded */
 };
 
 static double mono_now(void)
@@ -367,6 +420,8 @@ static bool apply_view(struct gos_render *r, bool replace_all)
 			n = boxes;
 		m[0] = t->w;
 		m[1] = (float)(t->arrived - r->epoch);
+		if (m[1] > r->last_arrival)
+			r->last_arrival = m[1];
 		m[2] = (float)t->stream;
 		m[3] = (float)n;
 		for (int k = 0; k < MAX_GLYPHS / 2; k++)
@@ -813,16 +868,19 @@ error:
 	return p;
 }
 
-static bool create_pass(struct gos_render *r)
+/* The render pass: `load` keeps the background copied into the image
+ * (initial layout TRANSFER_DST_OPTIMAL), otherwise it clears. Both are
+ * compatible (the same framebuffers serve both). */
+static bool create_pass(struct gos_render *r, bool load, VkRenderPass *out)
 {
 	VkAttachmentDescription att = {
 		.format = r->o.format,
 		.samples = VK_SAMPLE_COUNT_1_BIT,
-		.loadOp = VK_ATTACHMENT_LOAD_OP_CLEAR,
+		.loadOp = load ? VK_ATTACHMENT_LOAD_OP_LOAD : VK_ATTACHMENT_LOAD_OP_CLEAR,
 		.storeOp = VK_ATTACHMENT_STORE_OP_STORE,
 		.stencilLoadOp = VK_ATTACHMENT_LOAD_OP_DONT_CARE,
 		.stencilStoreOp = VK_ATTACHMENT_STORE_OP_DONT_CARE,
-		.initialLayout = VK_IMAGE_LAYOUT_UNDEFINED,
+		.initialLayout = load ? VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL : VK_IMAGE_LAYOUT_UNDEFINED,
 		.finalLayout = r->o.final_layout,
 	};
 	VkAttachmentReference ref = {0, VK_IMAGE_LAYOUT_COLOR_ATTACHMENT_OPTIMAL};
@@ -832,14 +890,18 @@ static bool create_pass(struct gos_render *r)
 		.pColorAttachments = &ref,
 	};
 	VkSubpassDependency deps[2] = {
-		{ /* earlier reads of the image (readback, presentation) before we write */
+		{ /* earlier reads of the image (readback, presentation) and the
+		     background copy before we read and write it */
 			.srcSubpass = VK_SUBPASS_EXTERNAL,
 			.dstSubpass = 0,
 			.srcStageMask = VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT |
 			                VK_PIPELINE_STAGE_TRANSFER_BIT,
 			.dstStageMask = VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT,
-			.srcAccessMask = 0,
-			.dstAccessMask = VK_ACCESS_COLOR_ATTACHMENT_WRITE_BIT,
+			/* the same in both passes: dependencies are part of
+			   render pass compatibility */
+			.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+			.dstAccessMask = VK_ACCESS_COLOR_ATTACHMENT_WRITE_BIT |
+			                 VK_ACCESS_COLOR_ATTACHMENT_READ_BIT,
 		},
 		{ /* our writes before the readback copy */
 			.srcSubpass = 0,
@@ -859,7 +921,7 @@ static bool create_pass(struct gos_render *r)
 		.dependencyCount = 2,
 		.pDependencies = deps,
 	};
-	VK(vkCreateRenderPass(r->vk->device, &ci, NULL, &r->pass));
+	VK(vkCreateRenderPass(r->vk->device, &ci, NULL, out));
 	return true;
 error:
 	return false;
@@ -949,6 +1011,55 @@ error:
 	return false;
 }
 
+static bool make_compute(struct gos_render *r, const uint32_t *code, size_t size, uint32_t push_size,
+                         const char *name, VkPipelineLayout *layout, VkPipeline *pipe)
+{
+	VkDevice dev = r->vk->device;
+	VkShaderModule m = make_module(dev, code, size);
+	if (!m)
+		return false;
+	VkPushConstantRange range = {VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size};
+	VkPipelineLayoutCreateInfo lci = {
+		.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+		.pushConstantRangeCount = 1,
+		.pPushConstantRanges = &range,
+	};
+	VK(vkCreatePipelineLayout(dev, &lci, NULL, layout));
+	VkComputePipelineCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+		.stage = {
+			.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+			.stage = VK_SHADER_STAGE_COMPUTE_BIT,
+			.module = m,
+			.pName = "main",
+		},
+		.layout = *layout,
+	};
+	VK(vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &ci, NULL, pipe));
+	gos_vk_name(r->vk, VK_OBJECT_TYPE_PIPELINE, (uint64_t)*pipe, "%s", name);
+	vkDestroyShaderModule(dev, m, NULL);
+	return true;
+error:
+	vkDestroyShaderModule(dev, m, NULL);
+	return false;
+}
+
+/* The splat and background compute pipelines and the splat counter. */
+static bool create_splat(struct gos_render *r)
+{
+	if (!make_compute(r, token_splat_comp, sizeof(token_splat_comp), sizeof(struct splat_push),
+	                  "token_splat.comp", &r->splat_layout, &r->splat) ||
+	    !make_compute(r, map_background_comp, sizeof(map_background_comp),
+	                  sizeof(struct grid_push), "map_background.comp", &r->bg_layout, &r->bg))
+		return false;
+	r->splat_count = gos_vk_buffer_create(r->vk, 4, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+	                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+	                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+	                                      VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT,
+	                                      GOS_VK_MEM_DEVICE, "splat count");
+	return r->splat_count != NULL;
+}
+
 struct gos_render *gos_render_create(struct gos_vk *vk, const struct gos_render_opts *opts,
                                      char *err, size_t err_len)
 {
@@ -984,7 +1095,8 @@ struct gos_render *gos_render_create(struct gos_vk *vk, const struct gos_render_
 		goto error;
 	if (!slotbuf_init(vk, &r->meta, "token meta", 16) ||
 	    !slotbuf_init(vk, &r->glyphs, "token glyphs", MAX_GLYPHS * 2) ||
-	    !reserve_slots(r, 0) || !create_pass(r) || !create_layout(r) || !create_frames(r))
+	    !reserve_slots(r, 0) || !create_pass(r, false, &r->pass) ||
+	    !create_pass(r, true, &r->pass_load) || !create_layout(r) || !create_frames(r))
 		goto error;
 	r->grid = make_pipeline(r, fullscreen_vert, sizeof(fullscreen_vert), grid_frag,
 	                        sizeof(grid_frag), false, "grid");
@@ -992,7 +1104,7 @@ struct gos_render *gos_render_create(struct gos_vk *vk, const struct gos_render_
 	                          sizeof(token_frag), false, "tokens");
 	r->overlay = make_pipeline(r, overlay_vert, sizeof(overlay_vert), overlay_frag,
 	                           sizeof(overlay_frag), true, "overlay");
-	if (!r->grid || !r->tokens || !r->overlay)
+	if (!r->grid || !r->tokens || !r->overlay || !create_splat(r))
 		goto error;
 	return r;
 error:
@@ -1023,6 +1135,12 @@ void gos_render_destroy(struct gos_render *r)
 		vkDestroyPipeline(dev, r->tokens, NULL);
 	if (r->overlay)
 		vkDestroyPipeline(dev, r->overlay, NULL);
+	if (r->splat)
+		vkDestroyPipeline(dev, r->splat, NULL);
+	if (r->splat_layout)
+		vkDestroyPipelineLayout(dev, r->splat_layout, NULL);
+	gos_vk_buffer_destroy(vk, r->splat_ids);
+	gos_vk_buffer_destroy(vk, r->splat_count);
 	if (r->layout)
 		vkDestroyPipelineLayout(dev, r->layout, NULL);
 	if (r->dpool)
@@ -1031,6 +1149,12 @@ void gos_render_destroy(struct gos_render *r)
 		vkDestroyDescriptorSetLayout(dev, r->dsl, NULL);
 	if (r->pass)
 		vkDestroyRenderPass(dev, r->pass, NULL);
+	if (r->pass_load)
+		vkDestroyRenderPass(dev, r->pass_load, NULL);
+	if (r->bg)
+		vkDestroyPipeline(dev, r->bg, NULL);
+	if (r->bg_layout)
+		vkDestroyPipelineLayout(dev, r->bg_layout, NULL);
 	slotbuf_finish(vk, &r->meta);
 	slotbuf_finish(vk, &r->glyphs);
 	gos_text_destroy(r->text);
@@ -1058,6 +1182,155 @@ static void push(struct gos_render *r, VkCommandBuffer cmd, const void *data, si
 	                   0, PUSH_SIZE, buf);
 }
 
+/* Makes the id/background buffer fit a w x h target. A new layout
+ * invalidates the splats and the background it held. */
+static bool ensure_bgbuf(struct gos_render *r, uint32_t w, uint32_t h)
+{
+	VkDeviceSize bytes = (VkDeviceSize)w * h * 8;
+	if (r->splat_ids && r->bg_w == w && r->bg_h == h)
+		return true;
+	r->splat_valid = false;
+	r->bg_valid = false;
+	r->bg_w = w;
+	r->bg_h = h;
+	if (r->splat_ids && r->splat_ids->size >= bytes)
+		return true;
+	/* A bigger target: frames in flight may still read the old buffer. */
+	if (r->splat_ids && !gos_render_wait(r))
+		return false;
+	gos_vk_buffer_destroy(r->vk, r->splat_ids);
+	r->splat_ids = gos_vk_buffer_create(r->vk, bytes, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+	                                    VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+	                                    VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+	                                    VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT,
+	                                    GOS_VK_MEM_DEVICE, "splat ids and background");
+	return r->splat_ids != NULL;
+}
+
+/* The splat pass: uploads staged tokens, and unless the GPU already holds
+ * the splats of this camera and these tokens, clears the id buffer and runs
+ * token_splat.comp over every slot. Ends with the ids visible to the
+ * fragment stage (grid.frag). */
+static bool record_splat(struct gos_render *r, VkCommandBuffer cmd, const struct gos_camera *cam)
+{
+	struct gos_vk *vk = r->vk;
+	if (!gos_compute_record_upload(r->compute, cmd))
+		return false;
+	r->proj_valid = false;   /* the projection's output no longer matches the tokens */
+	if (r->splat_valid && !memcmp(cam, &r->splat_cam, sizeof(*cam)))
+		return true;
+	VkDeviceSize bytes = (VkDeviceSize)cam->viewport_w * (VkDeviceSize)cam->viewport_h * 4;
+	if (!ensure_bgbuf(r, (uint32_t)cam->viewport_w, (uint32_t)cam->viewport_h))
+		return false;
+	/* The last frame's grid pass (and splat) are done with the buffers. */
+	VkMemoryBarrier war = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+		.dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
+	                     VK_PIPELINE_STAGE_TRANSFER_BIT,
+	                     VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &war, 0, NULL, 0, NULL);
+	vkCmdFillBuffer(cmd, r->splat_ids->buffer, 0, bytes, 0);
+	vkCmdFillBuffer(cmd, r->splat_count->buffer, 0, 4, 0);
+	VkMemoryBarrier cleared = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+		.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+	                     0, 1, &cleared, 0, NULL, 0, NULL);
+	struct gos_compute_buffers cb;
+	gos_compute_buffers(r->compute, &cb);
+	if (cb.slots) {
+		uint32_t groups = (cb.slots + 63) / 64;
+		uint32_t max_x = vk->props.limits.maxComputeWorkGroupCount[0];
+		uint32_t gx = groups < max_x ? groups : max_x;
+		uint32_t gy = (groups + gx - 1) / gx;
+		struct splat_push sp = {
+			.tokens = cb.tokens_address,
+			.meta = r->meta.dev->address,
+			.ids = r->splat_ids->address,
+			.counter = r->splat_count->address,
+			.center = {cam->center_x, cam->center_y},
+			.viewport = {cam->viewport_w, cam->viewport_h},
+			.zoom = cam->zoom,
+			.line_h = GOS_FLOW_LINE_H,
+			.count = cb.slots,
+			.row_stride = gx * 64,
+		};
+		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->splat);
+		vkCmdPushConstants(cmd, r->splat_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(sp), &sp);
+		vkCmdDispatch(cmd, gx, gy, 1);
+	}
+	VkMemoryBarrier done = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+		.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT,
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+	                     VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
+	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+	                     0, 1, &done, 0, NULL, 0, NULL);
+	r->splat_valid = true;
+	r->bg_valid = false;
+	r->splat_cam = *cam;
+	r->splats++;
+	return true;
+}
+
+/* The copy path: unless the buffer already holds the background for these
+ * inputs, map_background.comp computes it (grid, axes, splats over the
+ * clear color); then it is copied into the target image, which the render
+ * pass (pass_load) keeps. */
+static bool record_background(struct gos_render *r, VkCommandBuffer cmd, const struct grid_push *gp,
+                              const struct gos_frame_info *fi, VkExtent2D ext)
+{
+	struct grid_push key = *gp;
+	key.now = 0;
+	if (!r->bg_valid || !r->bg_final || memcmp(&key, &r->bg_push, sizeof(key))) {
+		/* The last frame's copy has read the buffer before we write it. */
+		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+		                     0, 0, NULL, 0, NULL, 0, NULL);
+		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->bg);
+		vkCmdPushConstants(cmd, r->bg_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(*gp), gp);
+		vkCmdDispatch(cmd, (ext.width + 7) / 8, (ext.height + 7) / 8, 1);
+		VkMemoryBarrier done = {
+			.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+			.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+			.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
+		};
+		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
+		                     0, 1, &done, 0, NULL, 0, NULL);
+		r->bg_valid = true;
+		r->bg_final = !(gp->fade_s > 0 && (gp->flags & GRID_SPLATS) &&
+		                fi->now < (double)r->last_arrival + gp->fade_s);
+		r->bg_push = key;
+		r->backgrounds++;
+	}
+	VkImageMemoryBarrier ib = {
+		.sType = VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER,
+		.srcAccessMask = 0,
+		.dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+		.oldLayout = VK_IMAGE_LAYOUT_UNDEFINED,
+		.newLayout = VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL,
+		.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
+		.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
+		.image = fi->image,
+		.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1},
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+	                     VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 0, NULL, 0, NULL, 1, &ib);
+	VkBufferImageCopy region = {
+		.bufferOffset = (VkDeviceSize)ext.width * ext.height * 4,
+		.imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1},
+		.imageExtent = {ext.width, ext.height, 1},
+	};
+	vkCmdCopyBufferToImage(cmd, r->splat_ids->buffer, fi->image, VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL,
+	                       1, &region);
+	return true;
+}
+
 static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkExtent2D ext,
                    const struct gos_frame_info *fi)
 {
@@ -1073,8 +1346,14 @@ static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
 		.srcAccessMask = 0,
 		.dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
 	};
-	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_VERTEX_SHADER_BIT | VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT,
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_VERTEX_SHADER_BIT | VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT |
+	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
 	                     VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
+	/* Tokens or widths changed: what earlier frames left on the GPU is stale. */
+	if (r->meta.n_pend || gos_compute_pending(r->compute)) {
+		r->proj_valid = false;
+		r->splat_valid = false;
+	}
 	if (!slotbuf_record(vk, &r->meta, r->cur, cmd) || !slotbuf_record(vk, &r->glyphs, r->cur, cmd))
 		return false;
 	VkMemoryBarrier after = {
@@ -1083,7 +1362,8 @@ static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
 		.dstAccessMask = VK_ACCESS_SHADER_READ_BIT,
 	};
 	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
-	                     VK_PIPELINE_STAGE_VERTEX_SHADER_BIT | VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT,
+	                     VK_PIPELINE_STAGE_VERTEX_SHADER_BIT | VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT |
+	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
 	                     0, 1, &after, 0, NULL, 0, NULL);
 
 	double margin = (r->max_w * 0.5 + GOS_FLOW_LINE_H) * v->zoom + 4;
@@ -1095,8 +1375,23 @@ static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
 		.center_x = (float)v->cx, .center_y = (float)v->cy, .zoom = (float)v->zoom,
 		.viewport_w = (float)vw, .viewport_h = (float)vh, .margin = (float)margin,
 	};
-	if (!gos_compute_record(r->compute, cmd, &cam, r->o.palette))
-		return false;
+	/* Far out: splats, no quads. Otherwise the projection feeds the quads.
+	 * Either is skipped when the camera and the tokens are what the GPU
+	 * already holds the result for. */
+	double line_px = GOS_FLOW_LINE_H * v->zoom;
+	bool splat = line_px < SPLAT_BELOW_PX;
+	if (splat) {
+		if (!record_splat(r, cmd, &cam))
+			return false;
+	} else if (!r->proj_valid || memcmp(&cam, &r->proj_cam, sizeof(cam)) ||
+	           gos_compute_pending(r->compute)) {
+		if (!gos_compute_record(r->compute, cmd, &cam, r->o.palette))
+			return false;
+		r->proj_valid = true;
+		r->proj_cam = cam;
+		r->projections++;
+	}
+	r->last_splat = splat;
 
 	/* The overlay's text may rasterize new glyphs: build it before the atlas
 	 * upload is recorded. */
@@ -1120,10 +1415,54 @@ static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
 			return false;
 	}
 
+	/* grid (and the splatted tokens) */
+	struct gos_compute_buffers cb;
+	gos_compute_buffers(r->compute, &cb);
+	double base = pow(10.0, ceil(log10(8.0 / v->zoom)));
+	double period = base * 1000.0;
+	double ax, ay;
+	gos_view_to_screen(v, vw, vh, 0, 0, &ax, &ay);
+	struct grid_push gp = {
+		.line = {0.45f, 0.55f, 0.72f, 0.22f},
+		.axis_color = {0.85f, 0.55f, 0.35f, 0.55f},
+		.viewport = {(float)vw, (float)vh},
+		.center = {(float)fmod(v->cx, period), (float)fmod(v->cy, period)},
+		.axis = {(float)fmin(fmax(ax, -1e6), 1e6), (float)fmin(fmax(ay, -1e6), 1e6)},
+		.zoom = (float)v->zoom,
+		.base = (float)base,
+		.flags = (r->o.disable & GOS_RENDER_NO_GRID) ? 0u : GRID_ON,
+		.now = (float)fi->now,
+		.fade_s = fi->no_fade ? 0.0f : 0.35f,
+		.palette = r->o.palette,
+	};
+	/* Each level's strength: 0 at 8 px spacing, 1 at 800 px, smoothstepped. */
+	for (int i = 0; i < 3; i++) {
+		double px = base * pow(10.0, i) * v->zoom;
+		double t = log(px / 8.0) / log(100.0);
+		t = t < 0 ? 0 : t > 1 ? 1 : t;
+		gp.strength[i] = (float)(t * t * (3.0 - 2.0 * t));
+	}
+	bool copy = fi->image != VK_NULL_HANDLE;
+	if (copy && !ensure_bgbuf(r, ext.width, ext.height))
+		return false;
+	if (copy || splat)
+		gp.ids = r->splat_ids->address;
+	if (copy && (r->o.format == VK_FORMAT_B8G8R8A8_UNORM || r->o.format == VK_FORMAT_B8G8R8A8_SRGB))
+		gp.flags |= GRID_BGRA;
+	if (splat) {
+		gp.flags |= GRID_SPLATS | (line_px < 3.0 ? GRID_POINTS : 0u) |
+		            ((r->o.disable & GOS_RENDER_FLAT) ? GRID_FLAT : 0u);
+		gp.tokens = cb.tokens_address;
+		gp.meta = r->meta.dev->address;
+		gp.lut = cb.palettes_address;
+	}
+	if (copy && !record_background(r, cmd, &gp, fi, ext))
+		return false;
+
 	VkClearValue clear = {.color = {{BG_R, BG_G, BG_B, 1.0f}}};
 	VkRenderPassBeginInfo rbi = {
 		.sType = VK_STRUCTURE_TYPE_RENDER_PASS_BEGIN_INFO,
-		.renderPass = r->pass,
+		.renderPass = copy ? r->pass_load : r->pass,
 		.framebuffer = fb,
 		.renderArea = {{0, 0}, ext},
 		.clearValueCount = 1,
@@ -1136,29 +1475,13 @@ static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
 	vkCmdSetScissor(cmd, 0, 1, &scissor);
 	vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_GRAPHICS, r->layout, 0, 1, &r->set, 0, NULL);
 
-	/* grid */
-	double base = pow(10.0, ceil(log10(8.0 / v->zoom)));
-	double period = base * 1000.0;
-	double ax, ay;
-	gos_view_to_screen(v, vw, vh, 0, 0, &ax, &ay);
-	struct grid_push gp = {
-		.viewport = {(float)vw, (float)vh},
-		.center = {(float)fmod(v->cx, period), (float)fmod(v->cy, period)},
-		.axis = {(float)fmin(fmax(ax, -1e6), 1e6), (float)fmin(fmax(ay, -1e6), 1e6)},
-		.zoom = (float)v->zoom,
-		.base = (float)base,
-		.line = {0.45f, 0.55f, 0.72f, 0.22f},
-		.axis_color = {0.85f, 0.55f, 0.35f, 0.55f},
-		.enabled = (r->o.disable & GOS_RENDER_NO_GRID) ? 0.0f : 1.0f,
-	};
-	vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_GRAPHICS, r->grid);
-	push(r, cmd, &gp, sizeof(gp));
-	vkCmdDraw(cmd, 3, 1, 0, 0);
+	if (!copy) {
+		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_GRAPHICS, r->grid);
+		push(r, cmd, &gp, sizeof(gp));
+		vkCmdDraw(cmd, 3, 1, 0, 0);
+	}
 
 	/* tokens */
-	struct gos_compute_buffers cb;
-	gos_compute_buffers(r->compute, &cb);
-	double line_px = GOS_FLOW_LINE_H * v->zoom;
 	double ta = (line_px - 8.0) / 5.0;
 	ta = ta < 0 ? 0 : ta > 1 ? 1 : ta;
 	if (r->o.disable & GOS_RENDER_NO_TEXT)
@@ -1176,9 +1499,11 @@ static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
 		.char_w = GOS_FLOW_CHAR_W,
 		.flags = (r->o.disable & GOS_RENDER_FLAT) ? 1u : 0u,
 	};
-	vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_GRAPHICS, r->tokens);
-	push(r, cmd, &tp, sizeof(tp));
-	vkCmdDrawIndirect(cmd, cb.indirect, 0, 1, sizeof(VkDrawIndirectCommand));
+	if (!splat) {
+		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_GRAPHICS, r->tokens);
+		push(r, cmd, &tp, sizeof(tp));
+		vkCmdDrawIndirect(cmd, cb.indirect, 0, 1, sizeof(VkDrawIndirectCommand));
+	}
 
 	/* overlay */
 	if (r->n_ov) {
@@ -1214,7 +1539,9 @@ bool gos_render_frame(struct gos_render *r, VkFramebuffer fb, VkExtent2D ext,
 		return false;
 	}
 	VK(vkEndCommandBuffer(f->cmd));
-	VkPipelineStageFlags stage = VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT;
+	/* The background copy writes the image too: it waits as well. */
+	VkPipelineStageFlags stage = VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT |
+	                             (fi->image ? VK_PIPELINE_STAGE_TRANSFER_BIT : 0);
 	VkSubmitInfo si = {
 		.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
 		.waitSemaphoreCount = wait ? 1 : 0,
@@ -1266,11 +1593,19 @@ error:
 	return false;
 }
 
+/* Tokens the last frame drew: splatted, or survivors of the projection. */
+static bool read_drawn(struct gos_render *r, uint32_t *count)
+{
+	if (r->last_splat)
+		return gos_vk_buffer_download(r->vk, r->splat_count, 0, count, sizeof(*count));
+	return gos_compute_read(r->compute, NULL, 0, count);
+}
+
 bool gos_render_drawn(struct gos_render *r, uint32_t *count)
 {
 	if (!gos_render_wait(r))
 		return false;
-	if (!gos_compute_read(r->compute, NULL, 0, count))
+	if (!read_drawn(r, count))
 		return false;
 	r->drawn = *count;
 	return true;
@@ -1304,7 +1639,8 @@ struct gos_offscreen *gos_offscreen_create(struct gos_render *r, uint32_t w, uin
 		.arrayLayers = 1,
 		.samples = VK_SAMPLE_COUNT_1_BIT,
 		.tiling = VK_IMAGE_TILING_OPTIMAL,
-		.usage = VK_IMAGE_USAGE_COLOR_ATTACHMENT_BIT | VK_IMAGE_USAGE_TRANSFER_SRC_BIT,
+		.usage = VK_IMAGE_USAGE_COLOR_ATTACHMENT_BIT | VK_IMAGE_USAGE_TRANSFER_SRC_BIT |
+		         VK_IMAGE_USAGE_TRANSFER_DST_BIT,
 		.initialLayout = VK_IMAGE_LAYOUT_UNDEFINED,
 	};
 	VK(vkCreateImage(dev, &ici, NULL, &o->image));
@@ -1369,6 +1705,7 @@ void gos_offscreen_destroy(struct gos_render *r, struct gos_offscreen *o)
 
 VkFramebuffer gos_offscreen_framebuffer(const struct gos_offscreen *o) { return o->fb; }
 VkExtent2D gos_offscreen_extent(const struct gos_offscreen *o) { return o->ext; }
+VkImage gos_offscreen_image(const struct gos_offscreen *o) { return o->image; }
 
 bool gos_offscreen_read(struct gos_render *r, struct gos_offscreen *o, uint8_t *rgba)
 {
@@ -1417,7 +1754,7 @@ bool gos_offscreen_read(struct gos_render *r, struct gos_offscreen *o, uint8_t *
 		rgba[4 * i + 3] = 255;
 	}
 	uint32_t count;
-	if (gos_compute_read(r->compute, NULL, 0, &count))
+	if (read_drawn(r, &count))
 		r->drawn = count;
 	return true;
 }

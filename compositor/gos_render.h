@@ -1,9 +1,17 @@
 /* gos_render: draws the infinite map into a color target: the background
  * grid (levels of detail that fade, axes at the origin), every token as an
  * instanced quad from the compute pass's indirect draw (colored by
- * token_project.comp, text from the glyph atlas when legible, colored points
- * far out, fading in when new), the newest token of each stream marked, a
+ * token_project.comp, text from the glyph atlas when legible, fading in when
+ * new); far out (line height < 8 px) tokens are splatted by
+ * token_splat.comp into a per-pixel id buffer instead and composited with
+ * the grid (map_background.glsl); the newest token of each stream marked, a
  * HUD, a scale indicator and a hover box.
+ *
+ * Frames reuse what the GPU computed for the previous ones (projection,
+ * splats, background) while the camera, the viewport and the tokens stay
+ * the same. When gos_frame_info.image is given, the background is computed
+ * by map_background.comp and copied into the image (far cheaper than a
+ * fullscreen fragment pass on lavapipe); otherwise grid.frag draws it.
  *
  * It owns the token compute pipeline (gos_compute), the glyph atlas
  * (gos_text), the per-slot data the shaders read (width, arrival, glyphs), a
@@ -74,6 +82,11 @@ struct gos_frame_info {
 	const char *hover_stream;    /* its stream's name */
 	double mouse_x, mouse_y;     /* pixels */
 	const char *banner;          /* a short message at the bottom, or NULL */
+	VkImage image;               /* the target's image, made with TRANSFER_DST usage:
+	                                the background is computed and copied into it
+	                                (cheap on lavapipe, free when the view holds
+	                                still); VK_NULL_HANDLE: drawn with a fullscreen
+	                                fragment pass instead */
 };
 
 struct gos_render;
@@ -149,6 +162,7 @@ struct gos_offscreen *gos_offscreen_create(struct gos_render *r, uint32_t w, uin
 void gos_offscreen_destroy(struct gos_render *r, struct gos_offscreen *o);  /* accepts NULL */
 VkFramebuffer gos_offscreen_framebuffer(const struct gos_offscreen *o);
 VkExtent2D gos_offscreen_extent(const struct gos_offscreen *o);
+VkImage gos_offscreen_image(const struct gos_offscreen *o);   /* for gos_frame_info.image */
 
 /* Waits for the frames, copies the image to rgba (w * h * 4 bytes, RGBA,
  * top row first). Works for a renderer made for a swapchain too (the image

@@ -40,6 +40,8 @@ struct win {
 	VkExtent2D ext;
 	uint32_t n_images;
 	VkImage images[MAX_IMAGES];
+	bool copy_into;              /* images take TRANSFER_DST: the renderer copies its
+	                                background into them (gos_frame_info.image) */
 	VkImageView views[MAX_IMAGES];
 	VkFramebuffer fbs[MAX_IMAGES];
 	VkSemaphore rendered[MAX_IMAGES];
@@ -262,6 +264,9 @@ static bool create_swapchain(struct win *s)
 	};
 	if (!(caps.supportedUsageFlags & VK_IMAGE_USAGE_TRANSFER_SRC_BIT))
 		ci.imageUsage = VK_IMAGE_USAGE_COLOR_ATTACHMENT_BIT;
+	s->copy_into = caps.supportedUsageFlags & VK_IMAGE_USAGE_TRANSFER_DST_BIT;
+	if (s->copy_into)
+		ci.imageUsage |= VK_IMAGE_USAGE_TRANSFER_DST_BIT;
 	VK(vkCreateSwapchainKHR(dev, &ci, NULL, &s->swapchain));
 	if (old)
 		vkDestroySwapchainKHR(dev, old, NULL);
@@ -322,6 +327,7 @@ static void screenshot(struct win *s, double t, double vw, double vh, const stru
 	struct gos_offscreen *off = gos_offscreen_create(s->r, w, h);
 	uint8_t *rgba = malloc((size_t)w * h * 4);
 	struct gos_frame_info f = *fi;
+	f.image = off ? gos_offscreen_image(off) : VK_NULL_HANDLE;
 	f.banner = NULL;
 	f.hover = NULL;
 	bool ok = off && rgba &&
@@ -499,7 +505,8 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		const char **exts = glfwGetRequiredInstanceExtensions(&n_exts);
 		s->vk = gos_vk_create(&(struct gos_vk_opts){
 			.instance_exts = exts, .n_instance_exts = n_exts, .want_graphics = true,
-			.create_surface = make_surface, .surface_user = s, .app_name = "gos-compositor"});
+			.create_surface = make_surface, .surface_user = s, .app_name = "gos-compositor",
+			.gpu = s->o.gpu});
 		if (!s->vk) {
 			fprintf(stderr, "gos: no Vulkan device can draw to this window (see above)\n");
 			goto out;
@@ -507,7 +514,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		s->format = pick_format(s);
 	} else {
 		s->vk = gos_vk_create(&(struct gos_vk_opts){.want_graphics = true,
-		                      .app_name = "gos-compositor"});
+		                      .app_name = "gos-compositor", .gpu = s->o.gpu});
 		if (!s->vk) {
 			fprintf(stderr, "gos: no usable Vulkan device for headless rendering (see above)\n");
 			goto out;
@@ -652,6 +659,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 				ok = false;
 				break;
 			}
+			fi.image = s->copy_into ? s->images[idx] : VK_NULL_HANDLE;
 			if (!gos_render_frame(s->r, s->fbs[idx], s->ext, &fi, acq, s->rendered[idx])) {
 				ok = false;
 				break;
@@ -673,6 +681,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 				break;
 			}
 		} else {
+			fi.image = gos_offscreen_image(s->off);
 			if (!gos_render_frame(s->r, gos_offscreen_framebuffer(s->off), s->ext, &fi,
 			                      VK_NULL_HANDLE, VK_NULL_HANDLE)) {
 				ok = false;

@@ -30,6 +30,7 @@ struct gos_window_opts {
 	                            during the first `frames` frames */
 	uint32_t palette;
 	const char *shot_dir;    /* where S writes screenshots; NULL: "." */
+	const char *gpu;         /* Vulkan device override (gos_vk_opts.gpu) */
 };
 
 /* What the loop asks its owner each frame (main thread callbacks). */

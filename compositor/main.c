@@ -53,6 +53,8 @@ static void usage(FILE *f)
 	        "  --max-fps N          cap the frame rate (default: vsync; headless 10)\n"
 	        "  --no-vsync           present without waiting for vertical blank\n"
 	        "  --palette NAME       confidence colors: viridis (default), red-green\n"
+	        "  --gpu NAME|INDEX     Vulkan device by index or name substring (also GOS_GPU;\n"
+	        "                       default: discrete, integrated, virtual, then CPU)\n"
 	        "  --frames N           quit after N frames (tests, benchmarks)\n"
 	        "  --exercise           with --frames: resize twice and toggle fullscreen (window test)\n"
 	        "  --demo               feed a built-in synthetic stream while no producer is connected\n"
@@ -89,7 +91,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_DEMO, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* renderer (issue 4) */
-	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE,
+	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_GPU,
 	       OPT_FRAMES, OPT_EXERCISE };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, OPT_SOCKET},
@@ -108,6 +110,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"max-fps", required_argument, NULL, OPT_MAX_FPS},
 		{"no-vsync", no_argument, NULL, OPT_NO_VSYNC},
 		{"palette", required_argument, NULL, OPT_PALETTE},
+		{"gpu", required_argument, NULL, OPT_GPU},
 		{"frames", required_argument, NULL, OPT_FRAMES},
 		{"exercise", no_argument, NULL, OPT_EXERCISE},
 		{0},
@@ -201,6 +204,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			break;
 		}
+		case OPT_GPU:
+			o->win.gpu = optarg;
+			break;
 		case OPT_PALETTE:
 			if (!gos_compute_ref_palette_parse(optarg, &o->win.palette)) {
 				fprintf(stderr, "gos-compositor: unknown --palette '%s' (viridis, red-green)\n", optarg);

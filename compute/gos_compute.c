@@ -324,6 +324,7 @@ void gos_compute_buffers(const struct gos_compute *c, struct gos_compute_buffers
 		.indirect = c->draw->buffer,
 		.tokens = c->tokens->buffer,
 		.tokens_address = c->tokens->address,
+		.palettes_address = c->palettes->address,
 		.capacity = c->capacity,
 		.slots = c->n_slots,
 	};
@@ -466,20 +467,25 @@ static size_t build_regions(struct gos_compute *c)
 	return n;
 }
 
-bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
-                        const struct gos_camera *cam, uint32_t palette)
+/* The stages that read the output, indirect and token buffers. */
+static VkPipelineStageFlags reader_stages(const struct gos_compute *c)
+{
+	VkPipelineStageFlags readers = VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT |
+	                               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
+	                               VK_PIPELINE_STAGE_TRANSFER_BIT;
+	if (c->vk->queue_flags & VK_QUEUE_GRAPHICS_BIT)
+		readers |= VK_PIPELINE_STAGE_VERTEX_INPUT_BIT | VK_PIPELINE_STAGE_VERTEX_SHADER_BIT |
+		           VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT;
+	return readers;
+}
+
+/* Records the staged uploads into the token buffer, after a barrier that
+ * waits for earlier readers and writers of the buffers; ends with the
+ * uploads not yet made visible (the caller's closing barrier does that).
+ * Clears the staging state and rotates the staging buffers. */
+static bool record_uploads(struct gos_compute *c, VkCommandBuffer cmd)
 {
 	struct gos_vk *vk = c->vk;
-	char err[256];
-	if (!gos_compute_ref_check_camera(cam, err, sizeof(err))) {
-		log_error("rejected dispatch: %s", err);
-		return false;
-	}
-	if (palette >= GOS_PALETTE_COUNT) {
-		log_error("rejected dispatch: unknown palette %u (0..%d)", palette,
-		          GOS_PALETTE_COUNT - 1);
-		return false;
-	}
 	if (c->n_pending > c->cap_regions) {
 		VkBufferCopy *r = realloc(c->regions, c->n_pending * sizeof(*r));
 		if (!r) {
@@ -493,13 +499,6 @@ bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
 	if (!gos_vk_buffer_flush(vk, st, 0, c->n_pending * sizeof(struct gos_gpu_token)))
 		return false;
 
-	bool graphics = vk->queue_flags & VK_QUEUE_GRAPHICS_BIT;
-	VkPipelineStageFlags readers = VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT |
-	                               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
-	                               VK_PIPELINE_STAGE_TRANSFER_BIT;
-	if (graphics)
-		readers |= VK_PIPELINE_STAGE_VERTEX_INPUT_BIT | VK_PIPELINE_STAGE_VERTEX_SHADER_BIT;
-
 	/* Earlier readers (last frame's draw, copies) and writers (last
 	 * dispatch) are done before this upload and dispatch touch the buffers. */
 	VkMemoryBarrier before = {
@@ -508,7 +507,7 @@ bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
 		.dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT |
 		                 VK_ACCESS_SHADER_WRITE_BIT,
 	};
-	vkCmdPipelineBarrier(cmd, readers, VK_PIPELINE_STAGE_TRANSFER_BIT |
+	vkCmdPipelineBarrier(cmd, reader_stages(c), VK_PIPELINE_STAGE_TRANSFER_BIT |
 	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
 
 	size_t n_regions = build_regions(c);
@@ -539,6 +538,30 @@ bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
 		c->stats.copy_regions += n_regions;
 	}
 	c->stats.records_uploaded += c->n_pending;
+	for (size_t i = 0; i < c->n_pending; i++)
+		c->pending_at[c->pending_slot[i]] = NONE;
+	c->n_pending = 0;
+	c->cur = (c->cur + 1) % c->n_staging;
+	return true;
+}
+
+bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
+                        const struct gos_camera *cam, uint32_t palette)
+{
+	char err[256];
+	if (!gos_compute_ref_check_camera(cam, err, sizeof(err))) {
+		log_error("rejected dispatch: %s", err);
+		return false;
+	}
+	if (palette >= GOS_PALETTE_COUNT) {
+		log_error("rejected dispatch: unknown palette %u (0..%d)", palette,
+		          GOS_PALETTE_COUNT - 1);
+		return false;
+	}
+	if (!record_uploads(c, cmd))
+		return false;
+	bool graphics = c->vk->queue_flags & VK_QUEUE_GRAPHICS_BIT;
+	VkPipelineStageFlags readers = reader_stages(c);
 	const VkDrawIndirectCommand reset = {.vertexCount = 6};
 	vkCmdUpdateBuffer(cmd, c->draw->buffer, 0, sizeof(reset), &reset);
 
@@ -582,12 +605,28 @@ bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
 	};
 	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
 	                     readers, 0, 1, &done, 0, NULL, 0, NULL);
-
-	for (size_t i = 0; i < c->n_pending; i++)
-		c->pending_at[c->pending_slot[i]] = NONE;
-	c->n_pending = 0;
-	c->cur = (c->cur + 1) % c->n_staging;
 	return true;
+}
+
+bool gos_compute_record_upload(struct gos_compute *c, VkCommandBuffer cmd)
+{
+	if (!c->n_pending)
+		return true;
+	if (!record_uploads(c, cmd))
+		return false;
+	VkMemoryBarrier done = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+		.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT,
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+	                     reader_stages(c), 0, 1, &done, 0, NULL, 0, NULL);
+	return true;
+}
+
+size_t gos_compute_pending(const struct gos_compute *c)
+{
+	return c->n_pending;
 }
 
 bool gos_compute_dispatch(struct gos_compute *c, const struct gos_camera *cam, uint32_t palette,

@@ -78,6 +78,19 @@ bool gos_compute_set_all(struct gos_compute *c, const struct gos_token_update *u
 bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
                         const struct gos_camera *cam, uint32_t palette);
 
+/* Records only the staged uploads into the token buffer (no dispatch; the
+ * output and the indirect command keep what the last dispatch wrote, which
+ * no longer matches the tokens). Same barriers as record(): earlier readers
+ * and writers first; at the end the token buffer is visible to the COMPUTE,
+ * VERTEX and FRAGMENT shader stages and to TRANSFER reads. Nothing staged:
+ * records nothing. Same staging contract as record(). For a renderer that
+ * draws the tokens another way this frame (compositor's point splats). */
+bool gos_compute_record_upload(struct gos_compute *c, VkCommandBuffer cmd);
+
+/* Slot records staged and not yet recorded (0: the token buffer on the GPU
+ * is what the map gave, once recorded commands run). */
+size_t gos_compute_pending(const struct gos_compute *c);
+
 /* record() in the object's own command buffer, submitted and waited for,
  * plus a readback of the survivor count into *count (may be NULL). For tools,
  * tests and the benchmark. */
@@ -98,6 +111,8 @@ struct gos_compute_buffers {
 	VkBuffer indirect;              /* VkDrawIndirectCommand at offset 0; INDIRECT usage */
 	VkBuffer tokens;                /* gos_gpu_token[capacity] */
 	VkDeviceAddress tokens_address;
+	VkDeviceAddress palettes_address;  /* the gos_palette.h table (GOS_PALETTE_COUNT x
+	                                      GOS_PALETTE_N rgb float triples) */
 	uint32_t capacity;              /* slots the buffers hold */
 	uint32_t slots;                 /* slots processed: [0, slots) */
 };

@@ -467,6 +467,7 @@ static void *ingest_main(void *arg)
 {
 	struct gos_ingest *in = arg;
 	struct epoll_event evs[MAX_EVENTS];
+	pthread_setname_np(pthread_self(), "gos-ingest");  /* for top, perf */
 	for (;;) {
 		pthread_mutex_lock(&in->lock);
 		bool stop = in->stop;

@@ -15,3 +15,8 @@ add_test(NAME test_window
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
 set_tests_properties(test_window PROPERTIES TIMEOUT 180 LABELS "gpu;window"
                      ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)
+# A renderer reusing earlier frames' GPU work draws what a fresh one draws.
+gos_add_test(test_render_cache GPU TIMEOUT 180
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_render_cache.c
+  LIBS gos_render gos_core gos_compute m
+  LABELS gpu image)

@@ -198,6 +198,61 @@ static void test_read_all_pages_and_states(void)
 	gos_map_destroy(m);
 }
 
+/* Token strings of every size (small ones share slab classes, big ones are
+ * malloc'd), with and without top_logprobs, through updates and evictions
+ * that recycle their memory: what a reader copies out is always exactly the
+ * latest text and alternatives of each live token. */
+static void test_token_strings(void)
+{
+	enum { IDS = 64, MAX = 40, ROUNDS = 3000 };
+	struct gos_map *m = gos_map_create(&(struct gos_map_opts){.max_tokens = MAX});
+	static char text[IDS][1200], alt_text[IDS][3][40];
+	static struct gos_alt alts[IDS][3];
+	uint32_t n_alts[IDS] = {0};
+	uint64_t last_applied[IDS] = {0};  /* round + 1 of the id's last apply */
+	uint64_t rng = 12345;
+	int bad = 0;
+	for (uint64_t r = 0; r < ROUNDS; r++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		int id = (int)((rng >> 33) % IDS);
+		size_t len = (rng >> 20) % 8 == 0 ? 500 + (rng >> 40) % 700 : (rng >> 40) % 40;
+		for (size_t i = 0; i < len; i++)
+			text[id][i] = (char)('a' + (r + i) % 26);
+		text[id][len] = '\0';
+		n_alts[id] = (uint32_t)((rng >> 50) % 4);
+		for (uint32_t k = 0; k < n_alts[id]; k++) {
+			snprintf(alt_text[id][k], sizeof(alt_text[id][k]), "alt%u-%llu", k,
+			         (unsigned long long)r);
+			alts[id][k] = (struct gos_alt){.token = alt_text[id][k], .logprob = -(float)k};
+		}
+		char idbuf[16];
+		snprintf(idbuf, sizeof(idbuf), "id%d", id);
+		struct gos_event e = tok(idbuf, text[id], "");
+		e.token.n_alts = n_alts[id];
+		e.token.alts = n_alts[id] ? alts[id] : NULL;
+		gos_map_apply(m, &e, 1);
+		last_applied[id] = r + 1;
+	}
+	struct gos_map_view v = {0};
+	gos_map_read_all(m, 0, 0, &v);
+	CHECK(v.n_tokens == MAX, "the map holds max_tokens tokens, got %zu", v.n_tokens);
+	for (size_t i = 0; i < v.n_tokens; i++) {
+		const struct gos_token *t = &v.tokens[i];
+		int id = atoi(t->id + 2);
+		if (id < 0 || id >= IDS || !last_applied[id] || strcmp(t->text, text[id]) != 0 ||
+		    t->n_alts != n_alts[id]) {
+			bad++;
+			continue;
+		}
+		for (uint32_t k = 0; k < t->n_alts; k++)
+			if (strcmp(t->alts[k].token, alt_text[id][k]) != 0 || t->alts[k].logprob != -(float)k)
+				bad++;
+	}
+	CHECK(bad == 0, "%d tokens read back with other text or alternatives than last applied", bad);
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
 int main(void)
 {
 	test_update_by_id();
@@ -205,5 +260,6 @@ int main(void)
 	test_hilbert();
 	test_eviction_and_log();
 	test_read_all_pages_and_states();
+	test_token_strings();
 	return gos_test_report("test_map");
 }

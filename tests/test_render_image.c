@@ -8,6 +8,9 @@
  * differ (room for rasterizer rounding across Mesa/LLVM versions, far below
  * what any broken feature changes).
  *
+ * Both background paths (computed + copied, and the fullscreen fragment
+ * pass fallback) must match the same references.
+ *
  * The same comparison is then shown to fail when a feature breaks: text off,
  * grid off, flat colors, and a cull margin of 0 (tokens straddling the edge
  * vanish) each render a picture that must NOT pass.
@@ -122,6 +125,15 @@ int main(void)
 	CHECK(p <= MAX_PCT, "fit view: %.3f%% of pixels differ from the reference (max %.2f%%)", p, MAX_PCT);
 	p = shot_diff("text", "render_small_text.png", text);
 	CHECK(p <= MAX_PCT, "text view: %.3f%% of pixels differ from the reference (max %.2f%%)", p, MAX_PCT);
+
+	/* The fallback for targets that cannot be copied into (the background
+	 * as a fullscreen fragment pass) draws the same pictures. */
+	const char *const fit_fs[] = {"--fit", "--fullscreen-pass", NULL};
+	p = shot_diff("fit_fullscreen", "render_small_fit.png", fit_fs);
+	CHECK(p <= MAX_PCT, "fit view, fullscreen pass: %.3f%% of pixels differ (max %.2f%%)", p, MAX_PCT);
+	const char *const text_fs[] = {"--center", "250,40", "--zoom", "1.7", "--fullscreen-pass", NULL};
+	p = shot_diff("text_fullscreen", "render_small_text.png", text_fs);
+	CHECK(p <= MAX_PCT, "text view, fullscreen pass: %.3f%% of pixels differ (max %.2f%%)", p, MAX_PCT);
 
 	/* Broken features must be noticed by the same comparison. */
 	const char *const no_grid[] = {"--fit", "--disable", "grid", NULL};

@@ -189,9 +189,12 @@ int gos_bench_ingest(int argc, char **argv)
 	uint64_t total = 2000000;
 	static const struct option longopts[] = {
 		{"events", required_argument, NULL, 'n'},
+		{"bytes", required_argument, NULL, 'b'},
+		{"producers", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
+	uint32_t only_bytes = 0, only_prods = 0;  /* 0: every case */
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -201,10 +204,23 @@ int gos_bench_ingest(int argc, char **argv)
 				fprintf(stderr, "gos-bench ingest: --events wants 1000..100000000\n");
 				return 2;
 			}
+		} else if (c == 'b' || c == 'p') {
+			unsigned long v = strtoul(optarg, NULL, 10);
+			if (c == 'b' && v != 120 && v != 400) {
+				fprintf(stderr, "gos-bench ingest: --bytes wants 120 or 400\n");
+				return 2;
+			}
+			if (c == 'p' && v != 1 && v != 4) {
+				fprintf(stderr, "gos-bench ingest: --producers wants 1 or 4\n");
+				return 2;
+			}
+			*(c == 'b' ? &only_bytes : &only_prods) = (uint32_t)v;
 		} else if (c == 'h') {
-			printf("usage: gos-bench ingest [--events N]   (default 2000000 per case)\n"
+			printf("usage: gos-bench ingest [--events N] [--bytes 120|400] [--producers 1|4]\n"
 			       "events/s through the Unix socket into the map state, for 120- and\n"
-			       "400-byte token_activation events from 1 and 4 producer processes.\n");
+			       "400-byte token_activation events from 1 and 4 producer processes\n"
+			       "(default: every case, 2000000 events each; --bytes/--producers\n"
+			       "run only the matching cases, e.g. for a profiler).\n");
 			return 0;
 		} else {
 			return 2;
@@ -219,6 +235,8 @@ int gos_bench_ingest(int argc, char **argv)
 	static const uint32_t prods[] = {1, 4};
 	for (size_t i = 0; i < 2; i++) {
 		for (size_t j = 0; j < 2; j++) {
+			if ((only_bytes && sizes[i] != only_bytes) || (only_prods && prods[j] != only_prods))
+				continue;
 			double rate, per_cpu;
 			if (run_case(sizes[i], prods[j], total / prods[j], &rate, &per_cpu))
 				return 1;

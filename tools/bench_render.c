@@ -3,6 +3,10 @@
  * token quads from the indirect draw, HUD), for maps of 10k, 100k and 1M
  * tokens, and while a writer thread applies 100k events/s to the map (the
  * core thread's role) and the render loop takes the changes each frame.
+ * The frame info names the offscreen image, as gos-shot and the compositor
+ * do, so the background is computed and copied (--fullscreen-pass: the
+ * fallback fragment pass). Static views reuse what the GPU computed for the
+ * last frame (projection, splats, background); the pan row cannot.
  * A frame's time is from recording to the GPU finishing it (each frame is
  * waited for: no overlap hides cost). */
 #include <math.h>
@@ -96,15 +100,23 @@ struct result {
 	uint32_t drawn;
 };
 
+static bool g_fullscreen_pass;   /* --fullscreen-pass: no background copy */
+
+/* Frames of `view`; pan: the view moves 3 px right each frame (nothing the
+ * GPU computed for the last frame can be reused). */
 static bool measure(struct gos_render *r, struct gos_offscreen *off, struct gos_map *map,
-                    const struct gos_view *view, int frames, bool sync_each, struct result *res)
+                    const struct gos_view *view, int frames, bool sync_each, bool pan,
+                    struct result *res)
 {
 	double *t = calloc((size_t)frames, sizeof(double));
 	if (!t)
 		return false;
 	struct gos_frame_info fi = {.view = *view, .hud = GOS_HUD_ALL, .viewers = -1,
-	                            .active_stream = -1, .no_fade = true};
+	                            .active_stream = -1, .no_fade = true,
+	                            .image = g_fullscreen_pass ? VK_NULL_HANDLE : gos_offscreen_image(off)};
 	for (int i = -3; i < frames; i++) {
+		if (pan)
+			fi.view.cx = view->cx + (i + 3) * 3.0 / view->zoom;
 		double a = now_s();
 		if (sync_each)
 			gos_render_sync(r, map);
@@ -134,10 +146,15 @@ int gos_bench_render(int argc, char **argv)
 	double rate = 100000;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
-			printf("usage: gos-bench render [--frames N] [--size WxH] [--max-tokens N] [--rate EPS]\n"
+			printf("usage: gos-bench render [--frames N] [--size WxH] [--max-tokens N] [--tokens N]\n"
+			       "                        [--rate EPS] [--fullscreen-pass]\n"
 			       "Median/p99 frame time headless for 10k, 100k and 1M tokens (fit-all view:\n"
 			       "every token on screen, as points; and zoom 1: text legible, most culled),\n"
-			       "then with EPS (default 100000) events/s arriving on a 100k-token map.\n");
+			       "then with EPS (default 100000) events/s arriving on a 100k-token map.\n"
+			       "Pan: the fit-all view moving 3 px a frame (nothing cached can be reused).\n"
+			       "--tokens N measures one map of N tokens only (no flood).\n"
+			       "--fullscreen-pass draws the background with a fragment pass (the path\n"
+			       "for targets that cannot be copied into) instead of compute + copy.\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--frames") && i + 1 < argc) {
 			frames = atoi(argv[++i]);
@@ -155,6 +172,15 @@ int gos_bench_render(int argc, char **argv)
 			for (int k = 0; k < 3; k++)
 				if (sizes[k] > m)
 					sizes[k] = m;
+		} else if (!strcmp(argv[i], "--fullscreen-pass")) {
+			g_fullscreen_pass = true;
+		} else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+			uint64_t m = strtoull(argv[++i], NULL, 10);
+			if (m < 1 || m > 10000000) {
+				fprintf(stderr, "gos-bench render: --tokens wants 1 to 10000000\n");
+				return 2;
+			}
+			sizes[0] = sizes[1] = sizes[2] = m;
 		} else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
 			rate = atof(argv[++i]);
 			if (!(rate > 0)) {
@@ -198,14 +224,17 @@ int gos_bench_render(int argc, char **argv)
 		struct gos_view fit = gos_render_fit(r, w, h);
 		struct gos_view one = fit;
 		one.zoom = 1;
-		struct result a, b;
-		bool ok = measure(r, off, map, &fit, frames, false, &a) &&
-		          measure(r, off, map, &one, frames, false, &b);
+		struct result a, b, p;
+		bool ok = measure(r, off, map, &fit, frames, false, false, &a) &&
+		          measure(r, off, map, &one, frames, false, false, &b) &&
+		          measure(r, off, map, &fit, frames, false, true, &p);
 		if (ok) {
 			printf("%-10llu %-8s %10.2f %10.2f %10.2f %10u %8.1f\n", (unsigned long long)sizes[k],
 			       "fit-all", a.median_ms, a.p99_ms, a.max_ms, a.drawn, 1000 / a.median_ms);
 			printf("%-10llu %-8s %10.2f %10.2f %10.2f %10u %8.1f\n", (unsigned long long)sizes[k],
 			       "zoom 1", b.median_ms, b.p99_ms, b.max_ms, b.drawn, 1000 / b.median_ms);
+			printf("%-10llu %-8s %10.2f %10.2f %10.2f %10u %8.1f\n", (unsigned long long)sizes[k],
+			       "pan", p.median_ms, p.p99_ms, p.max_ms, p.drawn, 1000 / p.median_ms);
 		}
 		if (ok && k == 1) {
 			/* Flood: a writer applies `rate` events/s while frames sync + draw. */
@@ -214,7 +243,7 @@ int gos_bench_render(int argc, char **argv)
 			pthread_create(&th, NULL, flood_main, &f);
 			struct result c;
 			double t0 = now_s();
-			ok = measure(r, off, map, &fit, frames, true, &c);
+			ok = measure(r, off, map, &fit, frames, true, false, &c);
 			double dt = now_s() - t0;
 			atomic_store(&f.stop, true);
 			pthread_join(th, NULL);

@@ -34,6 +34,7 @@ struct shot_opts {
 	uint32_t disable;
 	uint32_t hud;
 	bool quiet;
+	bool fullscreen_pass;
 };
 
 static void usage(FILE *f)
@@ -57,6 +58,9 @@ static void usage(FILE *f)
 	        "  --disable LIST      switch render features off, comma separated: text, grid,\n"
 	        "                      color, cull (for tests that prove the image check notices)\n"
 	        "  --quiet             no progress bar or summary\n"
+	        "  --fullscreen-pass   draw the background with a fragment pass instead of\n"
+	        "                      computing it and copying it into the image (the path\n"
+	        "                      for targets that cannot be copied into; same picture)\n"
 	        "\n"
 	        "Lines the compositor would reject are reported (file:line: reason) and\n"
 	        "skipped, as the compositor skips them.\n"
@@ -92,7 +96,8 @@ static bool parse_double(const char *s, double *out, char **endp)
 static int parse_args(int argc, char **argv, struct shot_opts *o)
 {
 	enum { OPT_INPUT = 256, OPT_OUT, OPT_SIZE, OPT_FIT, OPT_CENTER, OPT_ZOOM, OPT_PALETTE,
-	       OPT_NO_HUD, OPT_DISABLE, OPT_SOCKET, OPT_QUIET, OPT_HELP };
+	       OPT_NO_HUD, OPT_DISABLE, OPT_SOCKET, OPT_QUIET, OPT_FULLSCREEN_PASS,
+	       OPT_HELP };
 	static const struct option longopts[] = {
 		{"input", required_argument, NULL, OPT_INPUT},
 		{"out", required_argument, NULL, OPT_OUT},
@@ -105,6 +110,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 		{"disable", required_argument, NULL, OPT_DISABLE},
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"fullscreen-pass", no_argument, NULL, OPT_FULLSCREEN_PASS},
 		{"help", no_argument, NULL, OPT_HELP},
 		{0},
 	};
@@ -151,6 +157,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 			break;
 		case OPT_NO_HUD: o->hud = 0; break;
 		case OPT_QUIET: o->quiet = true; break;
+		case OPT_FULLSCREEN_PASS: o->fullscreen_pass = true; break;
 		case OPT_DISABLE: {
 			const char *t = optarg;
 			while (*t) {
@@ -331,6 +338,7 @@ int main(int argc, char **argv)
 		view.zoom = o.zoom;
 	struct gos_frame_info fi = {
 		.view = view, .no_fade = true, .hud = o.hud, .viewers = -1, .active_stream = -1,
+		.image = o.fullscreen_pass ? VK_NULL_HANDLE : gos_offscreen_image(off),
 	};
 	if (!gos_render_frame(r, gos_offscreen_framebuffer(off), gos_offscreen_extent(off), &fi,
 	                      VK_NULL_HANDLE, VK_NULL_HANDLE) ||

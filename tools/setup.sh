@@ -47,4 +47,9 @@ if [ "${1:-}" != "--run" ]; then
     echo "gos setup: installing playwright-core (npm)"
     (cd "$here/tests/browser" && npm install --no-audit --no-fund --silent >/dev/null)
   fi
+  # The SSE differential test parses the same streams with eventsource-parser.
+  if [ ! -d "$here/tests/node-sse/node_modules/eventsource-parser" ] && [ -f "$here/tests/node-sse/package.json" ]; then
+    echo "gos setup: installing eventsource-parser (npm)"
+    (cd "$here/tests/node-sse" && npm install --no-audit --no-fund --silent >/dev/null)
+  fi
 fi

@@ -1,0 +1,403 @@
+/* gos_llm: OpenAI-compatible chat-completions protocol (see gos_llm.h). */
+#include "gos_llm.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+char *gos_llm_request_json(const struct gos_llm_request *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+	if (!o || !msgs)
+		goto error;
+	if (r->model && r->model[0] && !cJSON_AddStringToObject(o, "model", r->model))
+		goto error;
+	if (r->system && r->system[0]) {
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddItemToArray(msgs, m);
+		if (!m || !cJSON_AddStringToObject(m, "role", "system") ||
+		    !cJSON_AddStringToObject(m, "content", r->system))
+			goto error;
+	}
+	cJSON *u = cJSON_CreateObject();
+	cJSON_AddItemToArray(msgs, u);
+	if (!u || !cJSON_AddStringToObject(u, "role", "user") ||
+	    !cJSON_AddStringToObject(u, "content", r->prompt ? r->prompt : ""))
+		goto error;
+	if (!cJSON_AddTrueToObject(o, "stream"))
+		goto error;
+	if (r->include_usage) {
+		cJSON *so = cJSON_AddObjectToObject(o, "stream_options");
+		if (!so || !cJSON_AddTrueToObject(so, "include_usage"))
+			goto error;
+	}
+	if (r->max_tokens > 0 && !cJSON_AddNumberToObject(o, "max_tokens", (double)r->max_tokens))
+		goto error;
+	if (r->temperature >= 0 && !cJSON_AddNumberToObject(o, "temperature", r->temperature))
+		goto error;
+	if (r->logprobs) {
+		if (!cJSON_AddTrueToObject(o, "logprobs"))
+			goto error;
+		int k = r->top_logprobs > 20 ? 20 : r->top_logprobs;
+		if (k > 0 && !cJSON_AddNumberToObject(o, "top_logprobs", k))
+			goto error;
+	}
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+error:
+	cJSON_Delete(o);
+	return NULL;
+}
+
+float gos_llm_confidence(double logprob)
+{
+	if (isnan(logprob))
+		return NAN;
+	double p = exp(logprob);
+	return p > 1.0 ? 1.0f : p < 0.0 ? 0.0f : (float)p;
+}
+
+static const cJSON *item(const cJSON *o, const char *k)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static bool finite_number(const cJSON *v, double *out)
+{
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+		return false;
+	*out = v->valuedouble;
+	return true;
+}
+
+static int64_t count_or(const cJSON *v, int64_t dflt)
+{
+	double d;
+	return finite_number(v, &d) && d >= 0 && d < 9e18 ? (int64_t)d : dflt;
+}
+
+/* Up to GOS_MAX_ALTS top_logprobs entries with a string token and a finite
+ * logprob; others are dropped. */
+static uint32_t read_alts(const cJSON *arr, struct gos_alt **out, struct gos_arena *a)
+{
+	*out = NULL;
+	if (!cJSON_IsArray(arr))
+		return 0;
+	int n = cJSON_GetArraySize(arr);
+	if (n <= 0)
+		return 0;
+	size_t cap = (size_t)n < GOS_MAX_ALTS ? (size_t)n : GOS_MAX_ALTS;
+	struct gos_alt *alts = gos_arena_alloc(a, cap * sizeof *alts, _Alignof(struct gos_alt));
+	uint32_t k = 0;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, arr) {
+		if (k == cap)
+			break;
+		const cJSON *t = item(e, "token");
+		double lp;
+		if (!cJSON_IsString(t) || !finite_number(item(e, "logprob"), &lp))
+			continue;
+		size_t tl = strlen(t->valuestring);
+		if (tl > GOS_MAX_TEXT || !gos_utf8_valid(t->valuestring, tl))
+			continue;
+		alts[k].token = gos_arena_strndup(a, t->valuestring, tl);
+		alts[k].logprob = (float)lp;
+		k++;
+	}
+	*out = alts;
+	return k;
+}
+
+/* Bytes of s (at most max) that end on a UTF-8 character boundary. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n ? n : max;
+}
+
+struct tokens {
+	struct gos_llm_token *v;
+	uint32_t n, cap;
+};
+
+static struct gos_llm_token *push_token(struct tokens *t, struct gos_arena *a)
+{
+	if (t->n == t->cap) {
+		uint32_t cap = t->cap ? t->cap * 2 : 4;
+		struct gos_llm_token *v = gos_arena_alloc(a, cap * sizeof *v, _Alignof(struct gos_llm_token));
+		if (t->n)
+			memcpy(v, t->v, t->n * sizeof *v);
+		t->v = v;
+		t->cap = cap;
+	}
+	struct gos_llm_token *tok = &t->v[t->n++];
+	*tok = (struct gos_llm_token){.logprob = NAN};
+	return tok;
+}
+
+/* text as one or more tokens of at most GOS_MAX_TEXT bytes; the first piece
+ * carries the log-probability and alternatives. */
+static void add_text(struct tokens *t, struct gos_arena *a, const char *text, size_t len,
+                     double logprob, struct gos_alt *alts, uint32_t n_alts)
+{
+	bool first = true;
+	while (len > 0) {
+		size_t n = utf8_cut(text, len, GOS_MAX_TEXT);
+		struct gos_llm_token *tok = push_token(t, a);
+		tok->text = gos_arena_strndup(a, text, n);
+		if (first) {
+			tok->logprob = logprob;
+			tok->alts = alts;
+			tok->n_alts = n_alts;
+		}
+		first = false;
+		text += n;
+		len -= n;
+	}
+}
+
+static void read_choice(const cJSON *choice, struct gos_llm_chunk *out, struct tokens *toks,
+                        struct gos_arena *a)
+{
+	const cJSON *fr = item(choice, "finish_reason");
+	if (cJSON_IsString(fr) && fr->valuestring[0])
+		out->finish_reason = gos_arena_strndup(a, fr->valuestring, strlen(fr->valuestring));
+
+	const cJSON *content = NULL;
+	const cJSON *delta = item(choice, "delta");
+	if (cJSON_IsObject(delta))
+		content = item(delta, "content");
+	else
+		content = item(choice, "text");   /* legacy completions streams */
+
+	const cJSON *lp = item(choice, "logprobs");
+	const cJSON *entries = cJSON_IsObject(lp) ? item(lp, "content") : NULL;
+	out->has_logprobs = cJSON_IsArray(entries);
+
+	if (!cJSON_IsString(content) || !content->valuestring[0])
+		return;
+	const char *text = content->valuestring;
+	size_t len = strlen(text);
+	if (!gos_utf8_valid(text, len))
+		return;   /* cJSON passes raw bytes through; the stream itself was repaired */
+
+	/* The entries spell the delta: one token each. */
+	int n = out->has_logprobs ? cJSON_GetArraySize(entries) : 0;
+	size_t spelled = 0;
+	bool spells = n > 0;
+	double sum = 0;
+	const cJSON *e;
+	if (n > 0) {
+		cJSON_ArrayForEach(e, entries) {
+			const cJSON *tk = item(e, "token");
+			double l;
+			if (!cJSON_IsString(tk) || !finite_number(item(e, "logprob"), &l)) {
+				spells = false;
+				sum = NAN;
+				break;
+			}
+			size_t tl = strlen(tk->valuestring);
+			sum += l;
+			if (spells && (spelled + tl > len || memcmp(text + spelled, tk->valuestring, tl)))
+				spells = false;
+			spelled += tl;
+		}
+		if (spelled != len)
+			spells = false;
+	}
+	if (spells) {
+		cJSON_ArrayForEach(e, entries) {
+			const char *tk = item(e, "token")->valuestring;
+			struct gos_alt *alts;
+			uint32_t na = read_alts(item(e, "top_logprobs"), &alts, a);
+			add_text(toks, a, tk, strlen(tk), item(e, "logprob")->valuedouble, alts, na);
+		}
+		return;
+	}
+	struct gos_alt *alts = NULL;
+	uint32_t na = 0;
+	if (n == 1)
+		na = read_alts(item(cJSON_GetArrayItem(entries, 0), "top_logprobs"), &alts, a);
+	add_text(toks, a, text, len, n > 0 ? sum : NAN, alts, na);
+}
+
+void gos_llm_parse_chunk(const char *data, size_t len, struct gos_llm_chunk *out,
+                         struct gos_arena *arena)
+{
+	*out = (struct gos_llm_chunk){.kind = GOS_LLM_CHUNK, .prompt_tokens = -1, .completion_tokens = -1};
+	size_t b = 0, e = len;
+	while (b < e && isspace((unsigned char)data[b]))
+		b++;
+	while (e > b && isspace((unsigned char)data[e - 1]))
+		e--;
+	if (e - b == 6 && !memcmp(data + b, "[DONE]", 6)) {
+		out->kind = GOS_LLM_DONE;
+		return;
+	}
+	cJSON *o = cJSON_ParseWithLength(data, len);
+	if (!cJSON_IsObject(o)) {
+		out->kind = GOS_LLM_MALFORMED;
+		out->message = o ? "the chunk is JSON but not an object" : "the chunk is not valid JSON";
+		cJSON_Delete(o);
+		return;
+	}
+	const cJSON *err = item(o, "error");
+	if (err && !cJSON_IsNull(err)) {
+		char msg[512];
+		char *s = cJSON_PrintUnformatted(o);
+		gos_llm_error_message(s ? s : "", s ? strlen(s) : 0, msg, sizeof msg);
+		free(s);
+		out->kind = GOS_LLM_ERROR;
+		out->message = gos_arena_strndup(arena, msg[0] ? msg : "error without a message",
+		                                 strlen(msg[0] ? msg : "error without a message"));
+		cJSON_Delete(o);
+		return;
+	}
+	const cJSON *choices = item(o, "choices");
+	const cJSON *usage = item(o, "usage");
+	if (!cJSON_IsArray(choices) && !cJSON_IsObject(usage)) {
+		out->kind = GOS_LLM_MALFORMED;
+		out->message = "the chunk has neither choices nor usage";
+		cJSON_Delete(o);
+		return;
+	}
+	struct tokens toks = {0};
+	const cJSON *c;
+	cJSON_ArrayForEach(c, choices) {
+		if (!cJSON_IsObject(c))
+			continue;
+		if (count_or(item(c, "index"), 0) != 0) {
+			out->other_choices++;
+			continue;
+		}
+		read_choice(c, out, &toks, arena);
+	}
+	out->tokens = toks.v;
+	out->n_tokens = toks.n;
+	if (cJSON_IsObject(usage)) {
+		out->has_usage = true;
+		out->prompt_tokens = count_or(item(usage, "prompt_tokens"), -1);
+		out->completion_tokens = count_or(item(usage, "completion_tokens"), -1);
+	}
+	cJSON_Delete(o);
+}
+
+static void copy_trimmed(const char *s, size_t n, char *out, size_t outlen)
+{
+	while (n && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	const char *nl = memchr(s, '\n', n);
+	if (nl)
+		n = (size_t)(nl - s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	if (n >= outlen)
+		n = utf8_cut(s, n, outlen - 1);
+	/* Keep the sentence printable: control bytes become spaces. */
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		out[k++] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
+	out[k] = '\0';
+}
+
+void gos_llm_error_message(const char *body, size_t len, char *out, size_t outlen)
+{
+	if (!outlen)
+		return;
+	out[0] = '\0';
+	cJSON *o = cJSON_ParseWithLength(body, len);
+	if (cJSON_IsObject(o)) {
+		const cJSON *err = item(o, "error");
+		const cJSON *m = NULL;
+		if (cJSON_IsObject(err))
+			m = item(err, "message");
+		else if (cJSON_IsString(err))
+			m = err;
+		if (!cJSON_IsString(m))
+			m = item(o, "message");
+		if (!cJSON_IsString(m))
+			m = item(o, "detail");
+		if (cJSON_IsString(m))
+			copy_trimmed(m->valuestring, strlen(m->valuestring), out, outlen);
+		else if (cJSON_IsObject(err) || cJSON_IsArray(item(o, "detail"))) {
+			char *s = cJSON_PrintUnformatted(err ? err : item(o, "detail"));
+			if (s)
+				copy_trimmed(s, strlen(s), out, outlen);
+			free(s);
+		}
+		cJSON_Delete(o);
+		return;
+	}
+	cJSON_Delete(o);
+	/* Plain text or HTML: the first line, if it is text. */
+	if (len && memchr(body, '<', len < 16 ? len : 16))
+		return;
+	if (!gos_utf8_valid(body, len))
+		return;
+	copy_trimmed(body, len, out, outlen);
+}
+
+bool gos_llm_error_mentions(const char *body, size_t len, const char *param)
+{
+	size_t pl = strlen(param);
+	for (size_t i = 0; pl && i + pl <= len; i++) {
+		size_t k = 0;
+		while (k < pl && tolower((unsigned char)body[i + k]) == tolower((unsigned char)param[k]))
+			k++;
+		if (k == pl)
+			return true;
+	}
+	return false;
+}
+
+double gos_llm_retry_after(const char *value, time_t now)
+{
+	if (!value)
+		return -1;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (!*value)
+		return -1;
+	if (isdigit((unsigned char)*value)) {
+		char *end;
+		double s = strtod(value, &end);
+		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+			end++;
+		return *end || !isfinite(s) || s < 0 ? -1 : s;
+	}
+	time_t t = curl_getdate(value, NULL);
+	if (t < 0)
+		return -1;
+	return t > now ? (double)(t - now) : 0;
+}
+
+char *gos_llm_first_model(const char *body, size_t len)
+{
+	cJSON *o = cJSON_ParseWithLength(body, len);
+	const cJSON *data = item(o, "data");
+	char *id = NULL;
+	const cJSON *m;
+	if (cJSON_IsArray(data)) {
+		cJSON_ArrayForEach(m, data) {
+			const cJSON *v = item(m, "id");
+			if (cJSON_IsString(v) && v->valuestring[0]) {
+				id = strdup(v->valuestring);
+				break;
+			}
+		}
+	}
+	cJSON_Delete(o);
+	return id;
+}

@@ -1,0 +1,87 @@
+#version 450
+/* token_splat.comp: far out, where tokens are only a few pixels tall and no
+ * text shows, the renderer draws them without triangles: one invocation per
+ * map slot projects the token (the math of token_project.comp) and writes
+ * slot + 1 into every pixel of its box in a screen-sized id buffer with
+ * atomicMax, so where tokens overlap the newest slot wins, whatever order the
+ * invocations run in (the picture is deterministic). grid.frag then looks the
+ * winner of each pixel up (color by confidence, fade-in) and composites it
+ * over the grid. compositor/gos_render.c dispatches it after clearing the
+ * id buffer to 0 (no token).
+ *
+ * The box is the one token.vert would draw: width x line height in world
+ * units times zoom, at least 2 px each way, shrunk by 0.75 px each side (the
+ * gap between neighbours) once it is taller than 6 px. A pixel belongs to it
+ * when its center is inside (left/top edges inclusive). Boxes are capped at
+ * MAX_W x MAX_H pixels (the renderer only splats below 8 px line height). */
+#extension GL_EXT_buffer_reference : require
+
+layout(local_size_x = 64) in;
+
+struct Token {            /* as in token_project.comp: 24 bytes */
+	uint id;
+	uint pad0;
+	vec2 position;
+	float confidence;
+	float pad1;
+};
+
+layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer TokenBuf {
+	Token tokens[];
+};
+/* per slot: width (world), arrival, stream, glyph count (gos_render.c) */
+layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer MetaBuf {
+	vec4 m[];
+};
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer IdBuf {
+	uint ids[];   /* width * height, row 0 at the top; 0: no token */
+};
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer CountBuf {
+	uint splatted;   /* tokens with at least one pixel on screen */
+};
+
+/* Mirrored by struct splat_push in compositor/gos_render.c. */
+layout(push_constant, std430) uniform Push {
+	TokenBuf tokens;
+	MetaBuf meta;
+	IdBuf ids;
+	CountBuf counter;
+	vec2 center;      /* world units */
+	vec2 viewport;    /* pixels */
+	float zoom;       /* pixels per world unit */
+	float line_h;     /* world units */
+	uint count;       /* slots to process */
+	uint row_stride;  /* invocations per dispatch row */
+} pc;
+
+const uint EMPTY = 0xFFFFFFFFu;
+const int MAX_W = 64;
+const int MAX_H = 8;
+
+void main()
+{
+	uint i = gl_GlobalInvocationID.y * pc.row_stride + gl_GlobalInvocationID.x;
+	if (i >= pc.count)
+		return;
+	Token t = pc.tokens.tokens[i];
+	if (t.id == EMPTY)
+		return;
+	vec2 s = (t.position - pc.center) * pc.zoom + pc.viewport * 0.5;
+	vec2 size = vec2(pc.meta.m[t.id].x, pc.line_h) * pc.zoom;
+	vec2 half_sz = max(size * 0.5 - (size.y > 6.0 ? 0.75 : 0.0), vec2(1.0));
+	/* pixels whose centers p + 0.5 lie in [s - half, s + half) */
+	vec2 lo = ceil(s - half_sz - 0.5);
+	vec2 hi = ceil(s + half_sz - 0.5);
+	lo = max(lo, vec2(0.0));
+	hi = min(hi, pc.viewport);
+	if (lo.x >= hi.x || lo.y >= hi.y)
+		return;
+	ivec2 a = ivec2(lo);
+	ivec2 b = min(ivec2(hi), a + ivec2(MAX_W, MAX_H));
+	uint w = uint(pc.viewport.x);
+	uint v = t.id + 1u;
+	for (int y = a.y; y < b.y; y++)
+		for (int x = a.x; x < b.x; x++)
+			atomicMax(pc.ids.ids[uint(y) * w + uint(x)], v);
+	atomicAdd(pc.counter.splatted, 1u);
+}

@@ -1,0 +1,61 @@
+# gos-bridge and the SSE parser: unit, differential, fuzz and end-to-end tests.
+set(GOS_TESTS ${CMAKE_SOURCE_DIR}/tests)
+
+gos_add_test(test_sse SAN SOURCES ${GOS_TESTS}/test_sse.c LIBS gos_net)
+
+# Differential: gos_sse vs npm eventsource-parser@3 (tests/node-sse, installed
+# by tools/setup.sh) on random streams. Skipped (77) only where node is absent.
+gos_add_test(test_sse_diff SOURCES ${GOS_TESTS}/test_sse_diff.c LIBS gos_net TIMEOUT 60)
+set_tests_properties(test_sse_diff PROPERTIES SKIP_RETURN_CODE 77)
+
+# libFuzzer target for the SSE parser, built with clang where clang can link
+# -fsanitize=fuzzer (Debian: clang + libclang-rt-14-dev), run for 20 s.
+find_program(GOS_CLANG NAMES clang-14 clang)
+set(GOS_FUZZ_OK FALSE)
+if(GOS_CLANG)
+  set(probe_dir ${CMAKE_BINARY_DIR}/fuzz_probe)
+  file(MAKE_DIRECTORY ${probe_dir})
+  file(WRITE ${probe_dir}/probe.c
+    "#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n")
+  execute_process(COMMAND ${GOS_CLANG} -fsanitize=fuzzer,address ${probe_dir}/probe.c -o ${probe_dir}/probe
+                  RESULT_VARIABLE probe_rc OUTPUT_QUIET ERROR_QUIET)
+  if(probe_rc EQUAL 0)
+    set(GOS_FUZZ_OK TRUE)
+  endif()
+endif()
+if(GOS_FUZZ_OK)
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
+  set(fuzz_bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_sse)
+  add_custom_command(OUTPUT ${fuzz_bin}
+    COMMAND ${GOS_CLANG} -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra
+            -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+            -I${CMAKE_SOURCE_DIR}/net ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.c -o ${fuzz_bin}
+    DEPENDS ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.h
+    COMMENT "Building the libFuzzer target fuzz_sse with clang")
+  add_custom_target(fuzz_sse ALL DEPENDS ${fuzz_bin})
+  # New inputs go to the build tree; the committed seeds are read only.
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/sse_corpus)
+  add_test(NAME fuzz_sse COMMAND ${fuzz_bin} -max_total_time=20 -timeout=10 -rss_limit_mb=2048
+           -print_final_stats=1 -dict=${GOS_TESTS}/fuzz/sse.dict
+           ${CMAKE_BINARY_DIR}/fuzz/sse_corpus ${GOS_TESTS}/fuzz/sse_corpus)
+  set_tests_properties(fuzz_sse PROPERTIES TIMEOUT 90 LABELS "fuzz")
+else()
+  message(STATUS "gos: clang with libFuzzer not found: the fuzz_sse test is not built")
+endif()
+
+# gos_llm: request bodies, chunk -> tokens, error bodies, Retry-After.
+gos_add_test(test_llm SAN SOURCES ${GOS_TESTS}/test_llm.c LIBS gos_net LABELS unit)
+
+# End to end: the fake OpenAI-compatible server (tests/fake_openai.py), a
+# real headless gos-compositor, gos-bridge between them.
+add_test(NAME test_bridge
+  COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge>)
+set_tests_properties(test_bridge PROPERTIES TIMEOUT 180 LABELS integration ENVIRONMENT "GOS_VALIDATION=1")
+if(TARGET gos-bridge-asan)
+  add_test(NAME test_bridge_asan
+    COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
+            $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge-asan>)
+  set_tests_properties(test_bridge_asan PROPERTIES TIMEOUT 240 LABELS "integration;asan"
+    ENVIRONMENT "GOS_VALIDATION=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+endif()

@@ -1,0 +1,177 @@
+/* Render cache test: a renderer that has drawn earlier frames reuses what the
+ * GPU computed for them (the projection, the splats, the background) only
+ * while the camera, the viewport and the tokens are unchanged. Here one
+ * long-lived renderer draws a sequence of frames (fit view as splats, a
+ * zoomed view as quads, the same views again, after new tokens arrive, panned,
+ * another viewport size), each twice, and every picture must match what a
+ * fresh renderer draws for the same map and view. Both background paths (the
+ * computed + copied one and the fullscreen fragment pass) are run. Real
+ * lavapipe device, validation on (ctest sets GOS_VALIDATION=1): any
+ * validation error fails the test. Exit 77 when no Vulkan device exists. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gos_map.h"
+#include "gos_png.h"
+#include "gos_protocol.h"
+#include "gos_render.h"
+#include "gos_test.h"
+#include "gos_vk.h"
+
+#define THRESHOLD 16
+#define MAX_PCT 0.1
+
+static const char *const WORDS[] = {" the", " map", " token", " of", " a", " shader", ",", "."};
+
+/* Tokens [first, first + n) of a 4-stream session, laid out by the map. */
+static void feed(struct gos_map *map, uint32_t first, uint32_t n)
+{
+	static const char *const streams[] = {"a", "b", "c", "d"};
+	struct gos_arena arena = {0};
+	struct gos_event ev[256];
+	for (uint32_t i = 0; i < n;) {
+		size_t k = 0;
+		for (; k < 256 && i < n; k++, i++) {
+			uint32_t id = first + i;
+			char idbuf[32];
+			int len = snprintf(idbuf, sizeof(idbuf), "t%u", id);
+			ev[k] = (struct gos_event){.type = GOS_EV_TOKEN};
+			ev[k].token.id = gos_arena_strndup(&arena, idbuf, (size_t)len);
+			ev[k].token.text = WORDS[(id * 2654435761u >> 9) % 8];
+			ev[k].token.stream = streams[id % 4];
+			ev[k].token.timestamp = id * 0.01;
+			ev[k].token.confidence = (float)((id * 40503u) % 1000) / 999.0f;
+			ev[k].token.logprob = NAN;
+		}
+		gos_map_apply(map, ev, k);
+		gos_arena_reset(&arena);
+	}
+	gos_arena_finish(&arena);
+}
+
+static void sync_all(struct gos_render *r, struct gos_map *map)
+{
+	while (gos_render_sync(r, map) > 0 || gos_render_behind(r))
+		;
+}
+
+/* One frame of `view` into a w x h offscreen image, read back to rgba. */
+static bool draw(struct gos_render *r, struct gos_offscreen *o, const struct gos_view *view,
+                 bool copy, uint8_t *rgba)
+{
+	struct gos_frame_info fi = {.view = *view, .no_fade = true, .hud = GOS_HUD_ALL,
+	                            .viewers = -1, .active_stream = -1,
+	                            .image = copy ? gos_offscreen_image(o) : VK_NULL_HANDLE};
+	fi.now = gos_render_now(r);
+	return gos_render_frame(r, gos_offscreen_framebuffer(o), gos_offscreen_extent(o), &fi,
+	                        VK_NULL_HANDLE, VK_NULL_HANDLE) &&
+	       gos_offscreen_read(r, o, rgba);
+}
+
+/* What a fresh renderer draws for this map and view. */
+static bool fresh(struct gos_vk *vk, struct gos_map *map, uint32_t w, uint32_t h,
+                  const struct gos_view *view, uint8_t *rgba)
+{
+	char err[256];
+	struct gos_render *r = gos_render_create(vk, &(struct gos_render_opts){0}, err, sizeof(err));
+	struct gos_offscreen *o = r ? gos_offscreen_create(r, w, h) : NULL;
+	bool ok = r && o;
+	if (ok) {
+		sync_all(r, map);
+		ok = draw(r, o, view, true, rgba);
+	}
+	gos_offscreen_destroy(r, o);
+	gos_render_destroy(r);
+	return ok;
+}
+
+int main(void)
+{
+	if (!gos_vk_available()) {
+		printf("test_render_cache: no Vulkan device, skipped\n");
+		return 77;
+	}
+	struct gos_vk *vk = gos_vk_create(&(struct gos_vk_opts){.want_graphics = true,
+	                                  .app_name = "test_render_cache"});
+	CHECK(vk != NULL, "no Vulkan context");
+	if (!vk)
+		return gos_test_report("test_render_cache");
+	char err[256];
+	struct gos_map *map = gos_map_create(&(struct gos_map_opts){0});
+	feed(map, 0, 3000);
+	for (int copy = 1; copy >= 0; copy--) {
+		struct gos_render *r = gos_render_create(vk, &(struct gos_render_opts){0}, err,
+		                                         sizeof(err));
+		CHECK(r != NULL, "renderer: %s", err);
+		if (!r)
+			break;
+		struct gos_offscreen *big = gos_offscreen_create(r, 400, 240);
+		struct gos_offscreen *small = gos_offscreen_create(r, 320, 200);
+		uint8_t *a = malloc(400 * 240 * 4), *b = malloc(400 * 240 * 4);
+		CHECK(big && small && a && b, "offscreen images");
+		sync_all(r, map);
+		struct gos_view fit = gos_render_fit(r, 400, 240);
+		CHECK(GOS_FLOW_LINE_H * fit.zoom < 8.0, "the fit view must be splatted (line %.1f px)",
+		      GOS_FLOW_LINE_H * fit.zoom);
+		struct gos_view near = fit;
+		near.zoom = 0.8;   /* quads with text */
+		struct gos_view panned = fit;
+		panned.cx += 40 / fit.zoom;
+		struct gos_view near_panned = near;
+		near_panned.cy += 30 / near.zoom;
+		struct {
+			const char *what;
+			const struct gos_view *view;
+			bool small;
+			uint32_t add;   /* tokens fed to the map first */
+		} steps[] = {
+			{"fit", &fit, false, 0},
+			{"near", &near, false, 0},
+			{"fit again", &fit, false, 0},
+			{"panned", &panned, false, 0},
+			{"near again", &near, false, 0},
+			{"near panned", &near_panned, false, 0},
+			{"fit before new tokens", &fit, false, 0},
+			{"fit after new tokens", &fit, false, 400},
+			{"near before new tokens", &near, false, 0},
+			{"near after new tokens", &near, false, 400},
+			{"smaller viewport", &fit, true, 0},
+			{"fit back at the first size", &fit, false, 0},
+		};
+		uint32_t fed = 3000;
+		for (size_t i = 0; big && small && a && b && i < sizeof(steps) / sizeof(steps[0]); i++) {
+			if (steps[i].add) {
+				feed(map, fed, steps[i].add);
+				fed += steps[i].add;
+				sync_all(r, map);
+			}
+			struct gos_offscreen *o = steps[i].small ? small : big;
+			uint32_t w = steps[i].small ? 320 : 400, h = steps[i].small ? 200 : 240;
+			for (int twice = 0; twice < 2; twice++) {
+				bool ok = draw(r, o, steps[i].view, copy, a) &&
+				          fresh(vk, map, w, h, steps[i].view, b);
+				CHECK(ok, "%s: rendering failed", steps[i].what);
+				if (!ok)
+					continue;
+				struct gos_png_diff d;
+				gos_png_compare(a, b, w, h, THRESHOLD, &d);
+				CHECK(d.differing_pct <= MAX_PCT,
+				      "%s (%s, frame %d): %.3f%% of pixels differ from a fresh renderer's "
+				      "(max delta %u)", steps[i].what, copy ? "copy" : "fullscreen pass",
+				      twice + 1, d.differing_pct, d.max_delta);
+			}
+		}
+		free(a);
+		free(b);
+		gos_offscreen_destroy(r, big);
+		gos_offscreen_destroy(r, small);
+		gos_render_destroy(r);
+	}
+	CHECK(gos_vk_validation_errors(vk) == 0, "%u validation errors",
+	      gos_vk_validation_errors(vk));
+	gos_map_destroy(map);
+	gos_vk_destroy(vk);
+	return gos_test_report("test_render_cache");
+}
