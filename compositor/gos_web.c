@@ -171,6 +171,8 @@ void gos_web_destroy(struct gos_web *w)
 
 void gos_web_frame(struct gos_web *w, double seconds)
 {
+	if (!w)
+		return;
 	gos_hist_observe(&w->frame_hist, seconds);
 	atomic_fetch_add_explicit(&w->frames, 1, memory_order_relaxed);
 	atomic_store_explicit(&w->last_frame_ns, mono_ns(), memory_order_relaxed);

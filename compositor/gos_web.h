@@ -72,7 +72,7 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 void gos_web_destroy(struct gos_web *web);
 
 /* Render thread, once per presented frame: its duration in seconds (feeds
- * gos_frame_duration_seconds and the render liveness in /health). */
+ * gos_frame_duration_seconds and the render liveness in /health). NULL: no-op. */
 void gos_web_frame(struct gos_web *web, double seconds);
 
 /* Any thread: viewers connected now; -1 with --no-listen (for the HUD). */
