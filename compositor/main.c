@@ -374,12 +374,10 @@ static int run_renderer(struct app *a)
 	struct gos_window_opts wo = a->opt.win;
 	wo.headless = a->opt.headless;
 	if (!wo.headless && !gos_window_display_available(why, sizeof(why))) {
-		fprintf(stderr, "gos: %s: rendering headless; the web viewer will be at "
-		        "http://127.0.0.1:7680/ once it is listening\n", why);
+		fprintf(stderr, "gos: %s: rendering headless (the map is also in the web viewer)\n", why);
 		wo.headless = true;
 	} else if (wo.headless) {
-		fprintf(stderr, "gos: headless: rendering offscreen; the web viewer will be at "
-		        "http://127.0.0.1:7680/ once it is listening\n");
+		fprintf(stderr, "gos: headless: rendering offscreen\n");
 	}
 	clock_gettime(CLOCK_MONOTONIC, &a->last_log);
 	a->last_rate = a->last_log;

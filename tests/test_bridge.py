@@ -42,7 +42,7 @@ def check(cond, what):
 def start_compositor(sock):
     # It renders offscreen (lavapipe here): validation on, and any error
     # makes it exit 1 at shutdown, which stop_compositor's callers check.
-    p = subprocess.Popen([COMPOSITOR, "--headless", "--socket", sock, "--log-interval", "0"],
+    p = subprocess.Popen([COMPOSITOR, "--headless", "--no-listen", "--socket", sock, "--log-interval", "0"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          env=dict(os.environ, GOS_VALIDATION="1"))
     for _ in range(500):

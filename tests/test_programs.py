@@ -24,7 +24,7 @@ def check(cond, what):
 
 
 def start(sock, *extra):
-    p = subprocess.Popen([COMPOSITOR, "--headless", "--socket", sock, "--log-interval", "0", *extra],
+    p = subprocess.Popen([COMPOSITOR, "--headless", "--no-listen", "--socket", sock, "--log-interval", "0", *extra],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(500):
         if p.poll() is not None:
@@ -101,7 +101,7 @@ check(p.poll() is None, "compositor starts over a stale socket file")
 check(stat.S_IMODE(os.stat(sock).st_mode) == 0o600, "socket file mode 0600")
 
 # a second compositor on a live socket is refused
-r = subprocess.run([COMPOSITOR, "--headless", "--socket", sock], capture_output=True, text=True, timeout=10)
+r = subprocess.run([COMPOSITOR, "--headless", "--no-listen", "--socket", sock], capture_output=True, text=True, timeout=10)
 check(r.returncode == 1 and "already listening" in r.stderr, "live socket: exit 1, clear message")
 check(os.path.exists(sock), "the live socket survives the refused start")
 

@@ -214,7 +214,7 @@ static bool start_compositor(const char *path_bin, const char *sock, struct chil
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, 1);
 		dup2(null, 2);
-		execl(path_bin, "gos-compositor", "--headless", "--socket", sock, "--log-interval", "0", (char *)NULL);
+		execl(path_bin, "gos-compositor", "--headless", "--no-listen", "--socket", sock, "--log-interval", "0", (char *)NULL);
 		_exit(127);
 	}
 	c->pid = pid;
