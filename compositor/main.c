@@ -15,6 +15,7 @@
 #include "gos_ingest.h"
 #include "gos_map.h"
 #include "gos_queue.h"
+#include "gos_web.h"
 #include "gos_window.h"
 
 /* Exit codes (documented in --help and README). */
@@ -27,6 +28,7 @@ struct options {
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
 	double log_interval;
+	struct gos_web_opts web;   /* --listen, --tick-ms, ... (gos_web.h) */
 	/* ---- renderer options (issue 4) ---- */
 	struct gos_window_opts win;
 };
@@ -63,7 +65,10 @@ static void usage(FILE *f)
 	        "  --max-tokens N       keep at most N tokens; the oldest are evicted (default 10000000)\n"
 	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
 	        "                       stream (default), or by a hash of the text on a Hilbert curve\n"
-	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n"
+	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n",
+	        def);
+	gos_web_usage(f);
+	fprintf(f,
 	        "  --help, --version\n"
 	        "\n"
 	        "keys: drag pans, wheel zooms about the cursor, arrows and +/- too, Home fits\n"
@@ -71,8 +76,7 @@ static void usage(FILE *f)
 	        "      streams, S writes a screenshot (gos-DATE.png), F11 fullscreen, Esc/Q quits\n"
 	        "\n"
 	        "exit codes: 0 clean shutdown (SIGINT/SIGTERM), 1 start-up failure (socket busy,\n"
-	        "            no permission, ...), 2 bad command line\n",
-	        def);
+	        "            no permission, ...), 2 bad command line\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -102,6 +106,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
+		GOS_WEB_LONGOPTS,
 		/* renderer (issue 4) */
 		{"fullscreen", no_argument, NULL, OPT_FULLSCREEN},
 		{"monitor", required_argument, NULL, OPT_MONITOR},
@@ -120,6 +125,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (gos_web_is_opt(c)) {
+			char err[256];
+			if (!gos_web_parse_opt(&o->web, c, optarg, err, sizeof(err))) {
+				fprintf(stderr, "gos-compositor: %s\n", err);
+				return EXIT_USAGE;
+			}
+			continue;
+		}
 		switch (c) {
 		case OPT_SOCKET:
 			if (strlen(optarg) >= sizeof(o->socket_path)) {
@@ -235,6 +248,8 @@ struct app {
 	struct gos_core *core;
 	struct gos_ingest *ingest;
 	struct gos_demo *demo;
+	struct gos_web *web;
+	struct timespec last_frame;      /* web: frame times for /metrics */
 	/* ---- renderer (issue 4): state of the per-frame tick ---- */
 	sigset_t sigs;
 	struct timespec last_log, last_rate;
@@ -280,6 +295,7 @@ static void log_counts(struct app *a, double dt, uint64_t *last_events)
 
 static void app_finish(struct app *a)
 {
+	gos_web_destroy(a->web);       /* stops reading the map first */
 	gos_demo_destroy(a->demo);
 	gos_ingest_destroy(a->ingest);   /* removes the socket file */
 	gos_core_destroy(a->core);       /* applies what is still queued */
@@ -308,6 +324,9 @@ static bool render_tick(void *ctx)
 		return false;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (a->last_frame.tv_sec)   /* web: frame time histogram and render liveness */
+		gos_web_frame(a->web, since(&a->last_frame, &now));
+	a->last_frame = now;
 	double dr = since(&a->last_rate, &now);
 	if (dr >= 0.5) {
 		struct gos_core_stats cs;
@@ -327,6 +346,11 @@ static bool render_tick(void *ctx)
 static double render_events_per_s(void *ctx)
 {
 	return ((struct app *)ctx)->events_per_s;
+}
+
+static int64_t render_viewers(void *ctx)
+{
+	return gos_web_viewers(((struct app *)ctx)->web);
 }
 
 /* Only logs counts until a signal: the loop when nothing can be rendered. */
@@ -366,7 +390,8 @@ static int run_renderer(struct app *a)
 	clock_gettime(CLOCK_MONOTONIC, &a->last_log);
 	a->last_rate = a->last_log;
 	struct gos_window_deps deps = {
-		.map = a->map, .tick = render_tick, .events_per_s = render_events_per_s, .ctx = a,
+		.map = a->map, .tick = render_tick, .events_per_s = render_events_per_s,
+		.viewers = render_viewers, .ctx = a,
 	};
 	struct gos_window_result res;
 	bool ok = gos_window_run(&wo, &deps, &res);
@@ -423,6 +448,13 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
+	a.web = gos_web_create(&a.opt.web, &(struct gos_web_sources){
+		.map = a.map, .ingest = a.ingest, .core = a.core}, err, sizeof(err));
+	if (!a.web) {
+		fprintf(stderr, "gos-compositor: %s\n", err);
+		app_finish(&a);
+		return EXIT_RUNTIME;
+	}
 	if (a.opt.demo) {
 		a.demo = gos_demo_create(&(struct gos_demo_opts){
 			.queue = a.queue, .busy = producers_connected, .ctx = &a});

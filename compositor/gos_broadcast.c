@@ -1,0 +1,515 @@
+/* The broadcaster's tick thread (see gos_broadcast.h).
+ *
+ * Consistency: live viewers hold the map as of `last_seq`. A tick copies
+ * the changes after last_seq (as they are now) and publishes them as one
+ * delta that brings viewers to the read's seq S. A snapshot is built in the
+ * same tick from a paged full copy taken BEFORE that delta read, overlaid
+ * with the delta (which covers every change since the pages began): the
+ * result is the map exactly at S, so the snapshot's viewers continue with
+ * the next delta, whose `since` is S. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gos_broadcast.h"
+
+struct gos_broadcast {
+	struct gos_map *map;
+	struct gos_ws *ws;
+	struct gos_broadcast_opts opts;
+
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;          /* guards stop + the wake-up */
+	pthread_cond_t cond;
+	bool stop;
+
+	/* Tick thread only. */
+	uint64_t last_seq;
+	uint64_t served_req;
+	struct gos_map_view delta;
+	struct gos_map_view *pages;
+	size_t n_pages, cap_pages;
+	char **stream_names;           /* by stream index: a cache of the map's names */
+	size_t n_names;
+	uint32_t *set;                 /* open-addressed delta id set: index + 1 */
+	size_t set_cap;
+	struct gos_buf text;
+
+	struct gos_hist tick_hist;
+	_Atomic uint64_t ticks, deltas, delta_tokens, snapshots, snapshot_tokens,
+		fallbacks, seq;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* ---- stream names ------------------------------------------------------- */
+
+static void learn_streams(struct gos_broadcast *b, const struct gos_map_view *v)
+{
+	for (size_t i = 0; i < v->n_streams; i++) {
+		const struct gos_stream *s = &v->streams[i];
+		if (s->index >= b->n_names) {
+			size_t n = b->n_names ? b->n_names : 8;
+			while (n <= s->index)
+				n *= 2;
+			char **names = realloc(b->stream_names, n * sizeof(*names));
+			if (!names)
+				abort();
+			memset(names + b->n_names, 0, (n - b->n_names) * sizeof(*names));
+			b->stream_names = names;
+			b->n_names = n;
+		}
+		if (!b->stream_names[s->index]) {
+			b->stream_names[s->index] = strdup(s->name ? s->name : "");
+			if (!b->stream_names[s->index])
+				abort();
+		}
+	}
+}
+
+static const char *stream_name(const struct gos_broadcast *b, uint32_t index)
+{
+	return index < b->n_names && b->stream_names[index] ? b->stream_names[index] : "";
+}
+
+/* ---- serialization ------------------------------------------------------ */
+
+static void emit_token(const struct gos_broadcast *b, struct gos_buf *t,
+                       const struct gos_token *tk)
+{
+	gos_buf_puts(t, "{\"id\":");
+	gos_buf_json_str(t, tk->id);
+	if (tk->removed) {
+		gos_buf_puts(t, ",\"removed\":true}");
+		return;
+	}
+	gos_buf_puts(t, ",\"text\":");
+	gos_buf_json_str(t, tk->text ? tk->text : "");
+	gos_buf_puts(t, ",\"x\":");
+	gos_buf_json_f32(t, tk->x);
+	gos_buf_puts(t, ",\"y\":");
+	gos_buf_json_f32(t, tk->y);
+	gos_buf_puts(t, ",\"w\":");
+	gos_buf_json_f32(t, tk->w);
+	gos_buf_puts(t, ",\"confidence\":");
+	gos_buf_json_f32(t, tk->confidence);
+	gos_buf_puts(t, ",\"stream\":");
+	gos_buf_json_str(t, stream_name(b, tk->stream));
+	gos_buf_puts(t, ",\"timestamp\":");
+	gos_buf_json_f64(t, tk->timestamp);
+	if (isfinite(tk->logprob)) {
+		gos_buf_puts(t, ",\"logprob\":");
+		gos_buf_json_f32(t, tk->logprob);
+	}
+	if (tk->n_alts) {
+		gos_buf_puts(t, ",\"alts\":[");
+		for (uint32_t i = 0; i < tk->n_alts; i++) {
+			if (i)
+				gos_buf_putc(t, ',');
+			gos_buf_puts(t, "{\"token\":");
+			gos_buf_json_str(t, tk->alts[i].token ? tk->alts[i].token : "");
+			gos_buf_puts(t, ",\"logprob\":");
+			gos_buf_json_f32(t, tk->alts[i].logprob);
+			gos_buf_putc(t, '}');
+		}
+		gos_buf_putc(t, ']');
+	}
+	gos_buf_putc(t, '}');
+}
+
+static void emit_stream(struct gos_buf *t, const struct gos_stream *s)
+{
+	gos_buf_puts(t, "{\"stream\":");
+	gos_buf_json_str(t, s->name ? s->name : "");
+	gos_buf_puts(t, ",\"state\":");
+	gos_buf_json_str(t, s->state ? s->state : "");
+	gos_buf_puts(t, ",\"tokens_processed\":");
+	gos_buf_i64(t, s->tokens_processed);
+	gos_buf_puts(t, ",\"total_tokens\":");
+	gos_buf_i64(t, s->total_tokens);
+	gos_buf_puts(t, ",\"elapsed_ms\":");
+	gos_buf_json_f64(t, s->elapsed_ms);
+	gos_buf_puts(t, ",\"tokens\":");
+	gos_buf_u64(t, s->n_tokens);
+	gos_buf_putc(t, '}');
+}
+
+static void header(struct gos_buf *t, const char *type, uint64_t since, uint64_t seq)
+{
+	gos_buf_clear(t);
+	gos_buf_printf(t, "{\"type\":\"%s\",\"since\":", type);
+	gos_buf_u64(t, since);
+	gos_buf_puts(t, ",\"seq\":");
+	gos_buf_u64(t, seq);
+}
+
+static void publish_text(struct gos_broadcast *b, bool snapshot, bool all)
+{
+	struct gos_ws_msg *m = gos_ws_msg_create(b->text.data, b->text.len);
+	if (snapshot)
+		gos_ws_publish_snapshot(b->ws, m, all);
+	else
+		gos_ws_publish(b->ws, m);
+}
+
+/* The delta of one tick: neural_state (when streams changed), then
+ * token_visualization (always, so that `since` chains). */
+static void publish_delta(struct gos_broadcast *b, uint64_t since)
+{
+	const struct gos_map_view *d = &b->delta;
+	struct gos_buf *t = &b->text;
+	if (d->n_streams) {
+		header(t, "neural_state", since, d->seq);
+		gos_buf_puts(t, ",\"streams\":[");
+		for (size_t i = 0; i < d->n_streams; i++) {
+			if (i)
+				gos_buf_putc(t, ',');
+			emit_stream(t, &d->streams[i]);
+		}
+		gos_buf_puts(t, "]}");
+		publish_text(b, false, false);
+		add(&b->deltas, 1);
+	}
+	header(t, "token_visualization", since, d->seq);
+	gos_buf_puts(t, ",\"live_tokens\":");
+	gos_buf_u64(t, d->live_tokens);
+	gos_buf_puts(t, ",\"n\":");
+	gos_buf_u64(t, d->n_tokens);
+	gos_buf_puts(t, ",\"tokens\":[");
+	for (size_t i = 0; i < d->n_tokens; i++) {
+		if (i)
+			gos_buf_putc(t, ',');
+		emit_token(b, t, &d->tokens[i]);
+	}
+	gos_buf_puts(t, "]}");
+	publish_text(b, false, false);
+	add(&b->deltas, 1);
+	add(&b->delta_tokens, d->n_tokens);
+}
+
+/* ---- the delta's id set (to overlay it on the pages) -------------------- */
+
+static void set_build(struct gos_broadcast *b)
+{
+	size_t need = 16;
+	while (need < b->delta.n_tokens * 2)
+		need *= 2;
+	if (need > b->set_cap) {
+		free(b->set);
+		b->set = malloc(need * sizeof(*b->set));
+		if (!b->set)
+			abort();
+		b->set_cap = need;
+	}
+	memset(b->set, 0, b->set_cap * sizeof(*b->set));
+	for (size_t i = 0; i < b->delta.n_tokens; i++) {
+		const char *id = b->delta.tokens[i].id;
+		size_t h = gos_hash32(id, strlen(id)) & (b->set_cap - 1);
+		while (b->set[h])
+			h = (h + 1) & (b->set_cap - 1);
+		b->set[h] = (uint32_t)i + 1;
+	}
+}
+
+static bool set_has(const struct gos_broadcast *b, const char *id)
+{
+	size_t h = gos_hash32(id, strlen(id)) & (b->set_cap - 1);
+	while (b->set[h]) {
+		if (!strcmp(b->delta.tokens[b->set[h] - 1].id, id))
+			return true;
+		h = (h + 1) & (b->set_cap - 1);
+	}
+	return false;
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+static void pages_free(struct gos_broadcast *b)
+{
+	for (size_t i = 0; i < b->cap_pages; i++)
+		gos_map_view_finish(&b->pages[i]);
+	free(b->pages);
+	b->pages = NULL;
+	b->n_pages = b->cap_pages = 0;
+}
+
+/* A full copy of the map in pages (each one short map lock). Returns the
+ * seq the copy began at. */
+static uint64_t pages_read(struct gos_broadcast *b)
+{
+	uint32_t start = 0;
+	b->n_pages = 0;
+	for (;;) {
+		if (b->n_pages == b->cap_pages) {
+			size_t cap = b->cap_pages ? b->cap_pages * 2 : 8;
+			struct gos_map_view *p = realloc(b->pages, cap * sizeof(*p));
+			if (!p)
+				abort();
+			memset(p + b->cap_pages, 0, (cap - b->cap_pages) * sizeof(*p));
+			b->pages = p;
+			b->cap_pages = cap;
+		}
+		struct gos_map_view *v = &b->pages[b->n_pages++];
+		gos_map_read_all(b->map, start, b->opts.page, v);
+		learn_streams(b, v);
+		if (!v->more)
+			break;
+		start = v->next_slot;
+	}
+	return b->pages[0].seq;
+}
+
+/* The snapshot: the pages overlaid with the delta read after them, i.e. the
+ * map exactly at the delta's seq. */
+static void publish_snapshot(struct gos_broadcast *b, bool all)
+{
+	const struct gos_map_view *d = &b->delta;
+	struct gos_buf *t = &b->text;
+	uint64_t n = 0;
+	set_build(b);
+	gos_buf_clear(t);
+	gos_buf_puts(t, "{\"type\":\"snapshot\",\"seq\":");
+	gos_buf_u64(t, d->seq);
+	gos_buf_puts(t, ",\"tokens\":[");
+	for (size_t p = 0; p < b->n_pages; p++) {
+		const struct gos_map_view *v = &b->pages[p];
+		for (size_t i = 0; i < v->n_tokens; i++) {
+			if (v->tokens[i].removed || set_has(b, v->tokens[i].id))
+				continue;
+			if (n++)
+				gos_buf_putc(t, ',');
+			emit_token(b, t, &v->tokens[i]);
+		}
+	}
+	for (size_t i = 0; i < d->n_tokens; i++) {
+		if (d->tokens[i].removed)
+			continue;
+		if (n++)
+			gos_buf_putc(t, ',');
+		emit_token(b, t, &d->tokens[i]);
+	}
+	/* Streams: every stream from the last page, newer states from the delta. */
+	gos_buf_puts(t, "],\"streams\":[");
+	const struct gos_map_view *last = &b->pages[b->n_pages - 1];
+	for (size_t i = 0; i < last->n_streams; i++) {
+		const struct gos_stream *s = &last->streams[i];
+		for (size_t j = 0; j < d->n_streams; j++)
+			if (d->streams[j].index == s->index)
+				s = &d->streams[j];
+		if (i)
+			gos_buf_putc(t, ',');
+		emit_stream(t, s);
+	}
+	for (size_t j = 0; j < d->n_streams; j++) {
+		bool known = false;
+		for (size_t i = 0; i < last->n_streams && !known; i++)
+			known = last->streams[i].index == d->streams[j].index;
+		if (!known) {
+			if (last->n_streams || j)
+				gos_buf_putc(t, ',');
+			emit_stream(t, &d->streams[j]);
+		}
+	}
+	gos_buf_puts(t, "],\"live_tokens\":");
+	gos_buf_u64(t, n);
+	gos_buf_putc(t, '}');
+	publish_text(b, true, all);
+	add(&b->snapshots, 1);
+	add(&b->snapshot_tokens, n);
+}
+
+/* ---- the tick ----------------------------------------------------------- */
+
+static void tick(struct gos_broadcast *b)
+{
+	uint64_t req = gos_ws_snapshot_requests(b->ws);
+	bool want = req != b->served_req;
+	if (!want && gos_ws_viewer_count(b->ws) == 0) {
+		/* Nobody to tell: skip the work. Whoever connects gets a snapshot,
+		 * taken after this point. */
+		struct gos_map_stats ms;
+		gos_map_stats(b->map, &ms);
+		b->last_seq = ms.seq;
+		atomic_store_explicit(&b->seq, b->last_seq, memory_order_relaxed);
+		return;
+	}
+	uint64_t since = b->last_seq;
+	if (want)
+		pages_read(b);
+	if (!gos_map_read_since(b->map, since, b->opts.max_per_tick, &b->delta)) {
+		/* We fell further behind than the change log holds: no delta can be
+		 * made, so every viewer gets resync + a fresh snapshot. */
+		add(&b->fallbacks, 1);
+		since = pages_read(b);
+		if (gos_map_read_since(b->map, since, b->opts.max_per_tick, &b->delta) &&
+		    !b->delta.more) {
+			learn_streams(b, &b->delta);
+			publish_snapshot(b, true);
+			b->last_seq = b->delta.seq;
+			b->served_req = req;
+		}
+		pages_free(b);
+		goto out;
+	}
+	learn_streams(b, &b->delta);
+	if (b->delta.seq != since)
+		publish_delta(b, since);
+	b->last_seq = b->delta.seq;
+	if (want && !b->delta.more) {
+		publish_snapshot(b, false);
+		b->served_req = req;
+	}
+	if (want)
+		pages_free(b);
+out:
+	atomic_store_explicit(&b->seq, b->last_seq, memory_order_relaxed);
+}
+
+static void *tick_main(void *arg)
+{
+	struct gos_broadcast *b = arg;
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&b->lock);
+	while (!b->stop) {
+		next.tv_nsec += (long)b->opts.tick_ms * 1000000L;
+		while (next.tv_nsec >= 1000000000L) {
+			next.tv_nsec -= 1000000000L;
+			next.tv_sec++;
+		}
+		while (!b->stop && pthread_cond_timedwait(&b->cond, &b->lock, &next) == 0)
+			;
+		if (b->stop)
+			break;
+		pthread_mutex_unlock(&b->lock);
+		double t0 = now_s();
+		tick(b);
+		double t1 = now_s();
+		gos_hist_observe(&b->tick_hist, t1 - t0);
+		add(&b->ticks, 1);
+		/* A tick that overran does not cause a burst of catch-up ticks. */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
+			next = now;
+		pthread_mutex_lock(&b->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+struct gos_broadcast *gos_broadcast_create(struct gos_map *map,
+                                           const struct gos_broadcast_opts *opts)
+{
+	static const double tick_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	                                     0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
+	struct gos_broadcast *b = calloc(1, sizeof(*b));
+	if (!b)
+		abort();
+	b->map = map;
+	if (opts)
+		b->opts = *opts;
+	if (!b->opts.tick_ms)
+		b->opts.tick_ms = GOS_BROADCAST_TICK_MS;
+	if (!b->opts.max_per_tick)
+		b->opts.max_per_tick = 65536;
+	if (!b->opts.page)
+		b->opts.page = 16384;
+	gos_hist_init(&b->tick_hist, tick_bounds, sizeof(tick_bounds) / sizeof(tick_bounds[0]));
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return b;
+}
+
+bool gos_broadcast_start(struct gos_broadcast *b, struct gos_ws *ws, char *err, size_t errlen)
+{
+	struct gos_map_stats ms;
+	gos_map_stats(b->map, &ms);
+	b->ws = ws;
+	b->last_seq = ms.seq;
+	b->served_req = 0;  /* requests made before the start are served by the first tick */
+	if (pthread_create(&b->thread, NULL, tick_main, b)) {
+		snprintf(err, errlen, "cannot start the broadcast thread");
+		return false;
+	}
+	b->started = true;
+	return true;
+}
+
+void gos_broadcast_destroy(struct gos_broadcast *b)
+{
+	if (!b)
+		return;
+	if (b->started) {
+		pthread_mutex_lock(&b->lock);
+		b->stop = true;
+		pthread_cond_signal(&b->cond);
+		pthread_mutex_unlock(&b->lock);
+		pthread_join(b->thread, NULL);
+	}
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	gos_map_view_finish(&b->delta);
+	pages_free(b);
+	for (size_t i = 0; i < b->n_names; i++)
+		free(b->stream_names[i]);
+	free(b->stream_names);
+	free(b->set);
+	gos_buf_finish(&b->text);
+	free(b);
+}
+
+void gos_broadcast_stats(struct gos_broadcast *b, struct gos_broadcast_stats *out)
+{
+	*out = (struct gos_broadcast_stats){
+		.ticks = atomic_load_explicit(&b->ticks, memory_order_relaxed),
+		.deltas = atomic_load_explicit(&b->deltas, memory_order_relaxed),
+		.delta_tokens = atomic_load_explicit(&b->delta_tokens, memory_order_relaxed),
+		.snapshots = atomic_load_explicit(&b->snapshots, memory_order_relaxed),
+		.snapshot_tokens = atomic_load_explicit(&b->snapshot_tokens, memory_order_relaxed),
+		.fallbacks = atomic_load_explicit(&b->fallbacks, memory_order_relaxed),
+		.seq = atomic_load_explicit(&b->seq, memory_order_relaxed),
+	};
+}
+
+void gos_broadcast_metrics(struct gos_broadcast *b, struct gos_buf *out)
+{
+	struct gos_broadcast_stats s;
+	gos_broadcast_stats(b, &s);
+	gos_metrics_hist(out, "gos_broadcast_tick_duration_seconds",
+	                 "Time the broadcaster spent per tick (map reads, serialization).",
+	                 &b->tick_hist);
+	static const char *const fam[][3] = {
+		{"gos_broadcast_deltas_total", "counter", "Delta messages serialized (each once, shared by all viewers)."},
+		{"gos_broadcast_delta_tokens_total", "counter", "Token changes carried by delta messages."},
+		{"gos_broadcast_snapshots_total", "counter", "Snapshots serialized (one per request wave)."},
+		{"gos_broadcast_snapshot_tokens_total", "counter", "Tokens carried by snapshots."},
+		{"gos_broadcast_fallbacks_total", "counter", "Times the change log had moved past the broadcaster (every viewer resynced)."},
+		{"gos_broadcast_seq", "gauge", "Map sequence number viewers are brought up to."},
+	};
+	const uint64_t val[] = {s.deltas, s.delta_tokens, s.snapshots, s.snapshot_tokens,
+	                        s.fallbacks, s.seq};
+	for (size_t i = 0; i < sizeof(val) / sizeof(val[0]); i++) {
+		gos_metrics_family(out, fam[i][0], fam[i][1], fam[i][2]);
+		gos_metrics_sample_u64(out, fam[i][0], NULL, val[i]);
+	}
+}

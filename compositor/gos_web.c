@@ -1,0 +1,295 @@
+/* gos-compositor's remote-viewer wiring (see gos_web.h). */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gos_broadcast.h"
+#include "gos_metrics.h"
+#include "gos_web.h"
+#include "gos_ws.h"
+
+/* A renderer that presented nothing for this long is reported as stalled. */
+#define RENDER_STALL_S 2.0
+
+struct gos_web {
+	struct gos_web_sources src;
+	struct gos_broadcast *bc;
+	struct gos_ws *ws;
+	struct gos_hist frame_hist;
+	_Atomic uint64_t frames;
+	_Atomic uint64_t last_frame_ns;   /* CLOCK_MONOTONIC */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const char *const event_names[5] = {
+	"none", "token_activation", "neural_state", "token_visualization", "sync",
+};
+
+static void web_metrics(void *ctx, struct gos_buf *t);
+static bool web_health(void *ctx, struct gos_buf *t);
+
+static bool parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err, size_t errlen)
+{
+	switch (c) {
+	case GOS_WEB_OPT_LISTEN:
+		if (!strchr(arg, ':')) {
+			snprintf(err, errlen, "--listen wants HOST:PORT (e.g. 127.0.0.1:7680 or "
+			         "0.0.0.0:7680), not '%s'", arg);
+			return false;
+		}
+		o->listen = arg;
+		o->no_listen = false;
+		return true;
+	case GOS_WEB_OPT_NO_LISTEN:
+		o->no_listen = true;
+		return true;
+	case GOS_WEB_OPT_TICK_MS:
+		if (!parse_u32(arg, 1, 10000, &o->tick_ms)) {
+			snprintf(err, errlen, "--tick-ms wants milliseconds from 1 to 10000, not '%s'", arg);
+			return false;
+		}
+		return true;
+	case GOS_WEB_OPT_MAX_VIEWERS:
+		if (!parse_u32(arg, 1, 100000, &o->max_viewers)) {
+			snprintf(err, errlen, "--max-viewers wants a whole number from 1 to 100000, "
+			         "not '%s'", arg);
+			return false;
+		}
+		return true;
+	case GOS_WEB_OPT_AUTH_TOKEN_FILE:
+		o->auth_token_file = arg;
+		return true;
+	case GOS_WEB_OPT_ALLOW_ORIGIN: {
+		size_t n = strlen(o->allow_origin);
+		if (n + strlen(arg) + 2 > sizeof(o->allow_origin)) {
+			snprintf(err, errlen, "--allow-origin: too many origins (1 KiB in all)");
+			return false;
+		}
+		snprintf(o->allow_origin + n, sizeof(o->allow_origin) - n, "%s%s", n ? "," : "", arg);
+		return true;
+	}
+	case GOS_WEB_OPT_WEB_DIR:
+		o->web_dir = arg;
+		return true;
+	}
+	snprintf(err, errlen, "unknown web option");
+	return false;
+}
+
+void gos_web_usage(FILE *f)
+{
+	fprintf(f,
+	        "  --listen HOST:PORT   serve browser viewers, /metrics and /health here\n"
+	        "                       (default " GOS_WS_DEFAULT_LISTEN "; port 0 picks a free one)\n"
+	        "  --no-listen          no web server at all\n"
+	        "  --tick-ms MS         viewers get at most one delta per MS (default %d)\n"
+	        "  --max-viewers N      refuse viewers beyond N (default %d)\n"
+	        "  --auth-token-file F  /, /ws and /metrics need the token in F (Authorization:\n"
+	        "                       Bearer TOKEN, or ?token=TOKEN in the URL)\n"
+	        "  --allow-origin LIST  browser Origins allowed to open /ws besides the server's own\n"
+	        "                       (comma-separated, repeatable; '*' allows any)\n"
+	        "  --web-dir DIR        the web viewer's files (default %s)\n",
+	        GOS_BROADCAST_TICK_MS, GOS_WS_MAX_VIEWERS, gos_ws_default_assets_dir());
+}
+
+struct gos_web *gos_web_create(const struct gos_web_opts *opts,
+                               const struct gos_web_sources *src, char *err, size_t errlen)
+{
+	static const double frame_bounds[] = {0.001, 0.002, 0.004, 0.008, 0.0167, 0.025,
+	                                      0.0333, 0.05, 0.1, 0.25, 1.0};
+	struct gos_web *w = calloc(1, sizeof(*w));
+	if (!w)
+		abort();
+	w->src = *src;
+	gos_hist_init(&w->frame_hist, frame_bounds, sizeof(frame_bounds) / sizeof(frame_bounds[0]));
+	if (opts->no_listen)
+		return w;
+	w->bc = gos_broadcast_create(src->map, &(struct gos_broadcast_opts){
+		.tick_ms = opts->tick_ms});
+	w->ws = gos_ws_create(&(struct gos_ws_opts){
+		.listen = opts->listen,
+		.assets_dir = opts->web_dir,
+		.auth_token_file = opts->auth_token_file,
+		.allow_origins = opts->allow_origin[0] ? opts->allow_origin : NULL,
+		.max_viewers = opts->max_viewers,
+		.metrics = web_metrics,
+		.health = web_health,
+		.cb_ctx = w,
+	}, err, errlen);
+	if (!w->ws && !opts->listen && errno == EADDRINUSE) {
+		/* Only the default port, and it is taken (another gos-compositor?):
+		 * carry on without viewers rather than refuse to start. */
+		fprintf(stderr, "gos: web viewer off: %s; pass --listen HOST:PORT (port 0: any "
+		        "free one) or --no-listen\n", err);
+		gos_broadcast_destroy(w->bc);
+		w->bc = NULL;
+		return w;
+	}
+	if (!w->ws)
+		goto error;
+	if (!gos_broadcast_start(w->bc, w->ws, err, errlen))
+		goto error;
+	const char *host = gos_ws_host(w->ws);
+	bool v6 = strchr(host, ':') != NULL;
+	fprintf(stderr, "gos: web viewer at http://%s%s%s:%d/%s\n", v6 ? "[" : "",
+	        host[0] ? host : "0.0.0.0", v6 ? "]" : "", gos_ws_port(w->ws),
+	        opts->auth_token_file ? "?token=TOKEN (the token in --auth-token-file)" : "");
+	return w;
+error:
+	gos_web_destroy(w);
+	return NULL;
+}
+
+void gos_web_destroy(struct gos_web *w)
+{
+	if (!w)
+		return;
+	gos_broadcast_destroy(w->bc);  /* first: it publishes to the server */
+	gos_ws_destroy(w->ws);
+	free(w);
+}
+
+void gos_web_frame(struct gos_web *w, double seconds)
+{
+	if (!w)
+		return;
+	gos_hist_observe(&w->frame_hist, seconds);
+	atomic_fetch_add_explicit(&w->frames, 1, memory_order_relaxed);
+	atomic_store_explicit(&w->last_frame_ns, mono_ns(), memory_order_relaxed);
+}
+
+int64_t gos_web_viewers(const struct gos_web *w)
+{
+	return w && w->ws ? (int64_t)gos_ws_viewer_count(w->ws) : -1;
+}
+
+int gos_web_port(const struct gos_web *w)
+{
+	return w->ws ? gos_ws_port(w->ws) : 0;
+}
+
+static void one(struct gos_buf *t, const char *name, const char *type, const char *help,
+                uint64_t v)
+{
+	gos_metrics_family(t, name, type, help);
+	gos_metrics_sample_u64(t, name, NULL, v);
+}
+
+static void web_metrics(void *ctx, struct gos_buf *t)
+{
+	struct gos_web *s = ctx;
+	char lab[96];
+
+	struct gos_map_stats ms;
+	gos_map_stats(s->src.map, &ms);
+	one(t, "gos_tokens", "gauge", "Tokens on the map now.", ms.live_tokens);
+	one(t, "gos_streams", "gauge", "Streams (generations) known to the map.", ms.streams);
+	one(t, "gos_tokens_evicted_total", "counter", "Tokens evicted past --max-tokens.", ms.evicted);
+	one(t, "gos_tokens_added_total", "counter", "New tokens placed on the map.", ms.tokens_added);
+	one(t, "gos_tokens_updated_total", "counter", "Token updates (same token_id again).", ms.tokens_updated);
+	one(t, "gos_map_seq", "gauge", "The map's change sequence number.", ms.seq);
+	gos_metrics_family(t, "gos_events_applied_total", "counter",
+	                   "Events applied to the map, by type.");
+	for (int i = 1; i <= 3; i++) {
+		snprintf(lab, sizeof(lab), "type=\"%s\"", event_names[i]);
+		gos_metrics_sample_u64(t, "gos_events_applied_total", lab, ms.applied[i]);
+	}
+
+	if (s->src.ingest) {
+		struct gos_ingest_stats is;
+		gos_ingest_stats(s->src.ingest, &is);
+		gos_metrics_family(t, "gos_events_total", "counter",
+		                   "Events accepted from producers, by type.");
+		for (int i = 1; i <= 4; i++) {
+			snprintf(lab, sizeof(lab), "type=\"%s\"", event_names[i]);
+			gos_metrics_sample_u64(t, "gos_events_total", lab, is.accepted[i]);
+		}
+		gos_metrics_family(t, "gos_events_rejected_total", "counter",
+		                   "Lines rejected (answered with an error line), by reason.");
+		for (int r = 1; r < GOS_REJECT_COUNT_; r++) {
+			snprintf(lab, sizeof(lab), "reason=\"%s\"", gos_reject_name((enum gos_reject)r));
+			gos_metrics_sample_u64(t, "gos_events_rejected_total", lab, is.rejected[r]);
+		}
+		one(t, "gos_ingest_connections", "gauge", "Producer connections open now.", is.connections);
+		one(t, "gos_ingest_connections_total", "counter", "Producer connections accepted.",
+		    is.connections_total);
+		one(t, "gos_ingest_received_bytes_total", "counter", "Bytes read from producers.",
+		    is.bytes_in);
+		one(t, "gos_ingest_lines_total", "counter", "Lines (or frames) read from producers.",
+		    is.lines);
+		one(t, "gos_ingest_queue_full_waits_total", "counter",
+		    "Times ingest stopped reading because the core's queue was full.",
+		    is.queue_full_waits);
+	}
+	if (s->src.core) {
+		struct gos_core_stats cs;
+		gos_core_stats(s->src.core, &cs);
+		one(t, "gos_core_batches_total", "counter", "Event batches applied by the core.",
+		    cs.batches);
+	}
+	gos_metrics_hist(t, "gos_frame_duration_seconds",
+	                 "Time per presented frame (render thread).", &s->frame_hist);
+	if (s->bc)
+		gos_broadcast_metrics(s->bc, t);
+}
+
+static bool web_health(void *ctx, struct gos_buf *t)
+{
+	struct gos_web *s = ctx;
+	struct gos_map_stats ms;
+	gos_map_stats(s->src.map, &ms);
+	uint64_t frames = atomic_load_explicit(&s->frames, memory_order_relaxed);
+	double age = frames ? (double)(mono_ns() - atomic_load_explicit(&s->last_frame_ns,
+	                                                                  memory_order_relaxed)) / 1e9
+	                    : -1;
+	/* No renderer yet (headless without frames) is not a failure; a renderer
+	 * that presented frames and then stopped is. */
+	bool render_ok = frames == 0 || age < RENDER_STALL_S;
+	bool ok = render_ok;
+	gos_buf_printf(t, "\"status\":\"%s\",\"tokens\":%llu,\"streams\":%llu,\"seq\":%llu",
+	                ok ? "ok" : "degraded", (unsigned long long)ms.live_tokens,
+	                (unsigned long long)ms.streams, (unsigned long long)ms.seq);
+	if (s->src.ingest) {
+		struct gos_ingest_stats is;
+		gos_ingest_stats(s->src.ingest, &is);
+		uint64_t accepted = 0;
+		for (int i = 0; i < 5; i++)
+			accepted += is.accepted[i];
+		gos_buf_printf(t, ",\"ingest\":{\"alive\":true,\"connections\":%llu,\"events\":%llu}",
+		                (unsigned long long)is.connections, (unsigned long long)accepted);
+	} else {
+		gos_buf_puts(t, ",\"ingest\":{\"alive\":false}");
+	}
+	if (frames)
+		gos_buf_printf(t, ",\"render\":{\"alive\":%s,\"frames\":%llu,\"last_frame_age_s\":%.3f}",
+		                render_ok ? "true" : "false", (unsigned long long)frames, age);
+	else
+		gos_buf_puts(t, ",\"render\":{\"alive\":false,\"frames\":0,\"last_frame_age_s\":null}");
+	if (s->bc) {
+		struct gos_broadcast_stats bs;
+		gos_broadcast_stats(s->bc, &bs);
+		gos_buf_printf(t, ",\"broadcast\":{\"seq\":%llu,\"ticks\":%llu}",
+		                (unsigned long long)bs.seq, (unsigned long long)bs.ticks);
+	}
+	return ok;
+}

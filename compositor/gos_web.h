@@ -1,0 +1,84 @@
+/* The remote-viewer part of gos-compositor: its command-line flags, and the
+ * WebSocket/HTTP server (net/gos_ws), the broadcaster (gos_broadcast) and
+ * the content of /metrics and /health wired together.
+ *
+ * Threads: everything here on main's thread, except gos_web_frame() (the
+ * render thread) and the /metrics and /health callbacks (the server's
+ * thread). Every source in gos_web_sources must outlive the gos_web. */
+#ifndef GOS_WEB_H
+#define GOS_WEB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gos_core.h"
+#include "gos_ingest.h"
+#include "gos_map.h"
+
+/* Flags; zero means default. */
+struct gos_web_opts {
+	const char *listen;           /* --listen HOST:PORT (default 127.0.0.1:7680) */
+	bool no_listen;               /* --no-listen: no server at all */
+	uint32_t tick_ms;             /* --tick-ms (default 33) */
+	uint32_t max_viewers;         /* --max-viewers (default 1000) */
+	const char *auth_token_file;  /* --auth-token-file */
+	char allow_origin[1024];      /* --allow-origin, repeatable: comma-joined */
+	const char *web_dir;          /* --web-dir (default: the source tree's assets/web) */
+};
+
+/* getopt_long entries; option values start at GOS_WEB_OPT_BASE. */
+enum {
+	GOS_WEB_OPT_BASE = 0x1000,
+	GOS_WEB_OPT_LISTEN = GOS_WEB_OPT_BASE, GOS_WEB_OPT_NO_LISTEN, GOS_WEB_OPT_TICK_MS,
+	GOS_WEB_OPT_MAX_VIEWERS, GOS_WEB_OPT_AUTH_TOKEN_FILE, GOS_WEB_OPT_ALLOW_ORIGIN,
+	GOS_WEB_OPT_WEB_DIR, GOS_WEB_OPT_END_,
+};
+#define GOS_WEB_LONGOPTS                                                              \
+	{"listen", required_argument, NULL, GOS_WEB_OPT_LISTEN},                      \
+	{"no-listen", no_argument, NULL, GOS_WEB_OPT_NO_LISTEN},                      \
+	{"tick-ms", required_argument, NULL, GOS_WEB_OPT_TICK_MS},                    \
+	{"max-viewers", required_argument, NULL, GOS_WEB_OPT_MAX_VIEWERS},            \
+	{"auth-token-file", required_argument, NULL, GOS_WEB_OPT_AUTH_TOKEN_FILE},    \
+	{"allow-origin", required_argument, NULL, GOS_WEB_OPT_ALLOW_ORIGIN},          \
+	{"web-dir", required_argument, NULL, GOS_WEB_OPT_WEB_DIR}
+
+/* True when getopt_long's value c is one of ours. */
+static inline bool gos_web_is_opt(int c)
+{
+	return c >= GOS_WEB_OPT_BASE && c < GOS_WEB_OPT_END_;
+}
+
+/* Takes one of our flags. false: a bad value, with one sentence in err. */
+bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err, size_t errlen);
+
+/* The flags' lines for --help. */
+void gos_web_usage(FILE *f);
+
+struct gos_web_sources {
+	struct gos_map *map;          /* required */
+	struct gos_ingest *ingest;    /* NULL: not reported */
+	struct gos_core *core;        /* NULL: not reported */
+};
+
+/* Starts the server and the broadcaster and prints the viewer's URL to
+ * stderr. With --no-listen, or when no --listen was given and the default
+ * port is taken (a warning says so), returns a gos_web that serves nothing.
+ * NULL on failure (the --listen port busy, bad token file...) with one
+ * sentence in err. */
+struct gos_web *gos_web_create(const struct gos_web_opts *opts,
+                               const struct gos_web_sources *src, char *err, size_t errlen);
+/* Stops the broadcaster, closes every viewer, stops the server. Accepts NULL. */
+void gos_web_destroy(struct gos_web *web);
+
+/* Render thread, once per presented frame: its duration in seconds (feeds
+ * gos_frame_duration_seconds and the render liveness in /health). NULL: no-op. */
+void gos_web_frame(struct gos_web *web, double seconds);
+
+/* Any thread: viewers connected now; -1 with --no-listen (for the HUD). */
+int64_t gos_web_viewers(const struct gos_web *web);
+
+/* The port the server listens on (0 with --no-listen). */
+int gos_web_port(const struct gos_web *web);
+
+#endif

@@ -1,0 +1,1331 @@
+/* gos WebSocket + HTTP server on libwebsockets 4.1 (see gos_ws.h).
+ *
+ * Everything below the public functions runs on the service thread, which
+ * owns the lws context, the viewers and their queues. Publishers append to
+ * the inbox under a mutex and wake the thread with lws_cancel_service(). */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <libwebsockets.h>
+
+#include "gos_metrics.h"
+#include "gos_ws.h"
+
+#ifndef GOS_ASSETS_DIR
+#define GOS_ASSETS_DIR "assets/web"
+#endif
+#ifndef GOS_VERSION
+#define GOS_VERSION "0"
+#endif
+
+#define INBOX_MAX        4096              /* publisher -> service thread items */
+#define WS_CHUNK         (64 * 1024)       /* larger messages go out in fragments of this */
+#define WRITE_BUDGET     (512 * 1024)      /* bytes per writeable callback per viewer */
+#define HTTP_CHUNK       (16 * 1024)
+#define MAX_FILE         (32 * 1024 * 1024)
+#define MAX_TOKEN        1024
+#define RATE_CLOSE_AFTER 1000              /* limited messages in a row before closing */
+#define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
+
+struct gos_ws_msg {
+	_Atomic uint32_t refs;
+	size_t len;
+	unsigned char *data;           /* LWS_PRE bytes of headroom before it */
+	unsigned char buf[];
+};
+
+enum item_kind { ITEM_DELTA, ITEM_SNAPSHOT, ITEM_SNAPSHOT_ALL };
+
+struct inbox_item {
+	enum item_kind kind;
+	struct gos_ws_msg *msg;
+};
+
+enum viewer_state { V_WAITING, V_LIVE };
+
+struct viewer {
+	struct viewer *prev, *next;
+	struct lws *wsi;
+	bool counted;                  /* holds a viewer slot (not refused) */
+	enum viewer_state state;
+	bool requested;                /* asked for a snapshot since it began waiting */
+	struct gos_ws_msg **q;         /* ring of queued messages; q[head] is in flight */
+	uint32_t q_head, q_len, q_cap;
+	size_t off;                    /* bytes of q[head] already written */
+	bool ping_due;
+	uint64_t alive_ms;             /* last pong or message from the viewer */
+	double bucket;                 /* inbound rate limit tokens */
+	uint64_t bucket_ms;
+	uint32_t limited_in_row;
+	unsigned char *rx;             /* the inbound message being assembled */
+	size_t rx_len;
+	int close_code;                /* nonzero: close on the next writeable */
+	char close_reason[96];
+	struct gos_ws_msg *reply;      /* a per-viewer reply (pong), sent before the queue */
+	double vp[5];                  /* last viewport: x, y, w, h, zoom */
+};
+
+struct http_sess {
+	char *body;
+	size_t len, off;
+};
+
+struct stats {
+	_Atomic uint64_t viewers, viewers_total, refused[4], messages_sent, bytes_sent,
+		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
+		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
+		max_queue_seen;
+};
+
+struct gos_ws {
+	struct gos_ws_opts opts;
+	char host[256];
+	char iface[INET6_ADDRSTRLEN];
+	int port;
+	char assets_real[PATH_MAX];
+	char token[MAX_TOKEN + 1];
+	size_t token_len;
+	char *origins;                 /* the allow list, copied */
+	uint64_t start_ms;
+
+	struct lws_context *ctx;
+	pthread_t thread;
+	bool thread_started;
+	_Atomic bool stop;
+
+	pthread_mutex_t lock;          /* guards the inbox */
+	struct inbox_item *inbox;
+	size_t inbox_len, inbox_cap;
+	bool inbox_overflow;
+
+	_Atomic uint64_t snapshot_requests;
+	struct stats st;
+
+	/* Service thread only. */
+	struct viewer *viewers;
+	struct gos_ws_msg *hello, *resync;
+	lws_sorted_usec_list_t sul_ping;
+	unsigned char scratch[LWS_PRE + WS_CHUNK];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void st_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static uint64_t st_get(const _Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+struct gos_ws_msg *gos_ws_msg_create(const char *bytes, size_t len)
+{
+	struct gos_ws_msg *m = malloc(sizeof(*m) + LWS_PRE + len + 1);
+	if (!m)
+		abort();
+	atomic_init(&m->refs, 1);
+	m->len = len;
+	m->data = m->buf + LWS_PRE;
+	memcpy(m->data, bytes, len);
+	m->data[len] = '\0';
+	return m;
+}
+
+static struct gos_ws_msg *msg_ref(struct gos_ws_msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+
+void gos_ws_msg_unref(struct gos_ws_msg *m)
+{
+	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+		free(m);
+}
+
+/* ---- viewer queues (service thread) ------------------------------------- */
+
+static struct gos_ws_msg *q_at(struct viewer *v, uint32_t i)
+{
+	return v->q[(v->q_head + i) % v->q_cap];
+}
+
+static bool q_push(struct gos_ws *ws, struct viewer *v, struct gos_ws_msg *m)
+{
+	uint32_t max = ws->opts.max_queued;
+	if (v->q_len == v->q_cap) {
+		if (v->q_cap >= max)
+			return false;
+		uint32_t cap = v->q_cap ? v->q_cap * 2 : 8;
+		if (cap > max)
+			cap = max;
+		struct gos_ws_msg **q = malloc(cap * sizeof(*q));
+		if (!q)
+			abort();
+		for (uint32_t i = 0; i < v->q_len; i++)
+			q[i] = q_at(v, i);
+		free(v->q);
+		v->q = q;
+		v->q_cap = cap;
+		v->q_head = 0;
+	}
+	v->q[(v->q_head + v->q_len) % v->q_cap] = msg_ref(m);
+	v->q_len++;
+	st_add(&ws->st.queued, 1);
+	if (v->q_len > st_get(&ws->st.max_queue_seen))
+		atomic_store_explicit(&ws->st.max_queue_seen, v->q_len, memory_order_relaxed);
+	return true;
+}
+
+static void q_pop(struct gos_ws *ws, struct viewer *v)
+{
+	gos_ws_msg_unref(v->q[v->q_head]);
+	v->q_head = (v->q_head + 1) % v->q_cap;
+	v->q_len--;
+	v->off = 0;
+	atomic_fetch_sub_explicit(&ws->st.queued, 1, memory_order_relaxed);
+}
+
+/* Drops every queued message except one already partly written (a frame
+ * cannot be abandoned halfway). Returns how many were dropped. */
+static uint32_t q_drop_backlog(struct gos_ws *ws, struct viewer *v)
+{
+	uint32_t keep = v->off > 0 ? 1 : 0, dropped = 0;
+	while (v->q_len > keep) {
+		uint32_t last = (v->q_head + v->q_len - 1) % v->q_cap;
+		gos_ws_msg_unref(v->q[last]);
+		v->q_len--;
+		dropped++;
+	}
+	atomic_fetch_sub_explicit(&ws->st.queued, dropped, memory_order_relaxed);
+	return dropped;
+}
+
+static void q_free(struct gos_ws *ws, struct viewer *v)
+{
+	while (v->q_len)
+		q_pop(ws, v);
+	free(v->q);
+	v->q = NULL;
+	v->q_cap = 0;
+}
+
+/* The viewer fell behind (or the publisher lost track): drop its backlog,
+ * tell it, and wait for a snapshot. */
+static void viewer_resync(struct gos_ws *ws, struct viewer *v, uint32_t extra_dropped)
+{
+	st_add(&ws->st.drops, q_drop_backlog(ws, v) + extra_dropped);
+	st_add(&ws->st.resyncs, 1);
+	q_push(ws, v, ws->resync);
+	v->state = V_WAITING;
+	v->requested = false;
+	lws_callback_on_writable(v->wsi);
+}
+
+static void viewer_close(struct viewer *v, int code, const char *reason)
+{
+	if (v->close_code)
+		return;
+	v->close_code = code;
+	snprintf(v->close_reason, sizeof(v->close_reason), "%s", reason);
+	lws_callback_on_writable(v->wsi);
+}
+
+/* A waiting viewer whose queue drained asks for a snapshot. */
+static void viewer_maybe_request(struct gos_ws *ws, struct viewer *v)
+{
+	if (v->state == V_WAITING && !v->requested && v->q_len == 0 && !v->close_code) {
+		v->requested = true;
+		atomic_fetch_add_explicit(&ws->snapshot_requests, 1, memory_order_release);
+	}
+}
+
+/* ---- inbox (service thread side) ---------------------------------------- */
+
+static void deliver(struct gos_ws *ws, const struct inbox_item *it)
+{
+	for (struct viewer *v = ws->viewers; v; v = v->next) {
+		if (!v->counted || v->close_code)
+			continue;
+		switch (it->kind) {
+		case ITEM_DELTA:
+			if (v->state != V_LIVE)
+				break;
+			if (v->q_len + 1 > ws->opts.backpressure || !q_push(ws, v, it->msg)) {
+				viewer_resync(ws, v, 1);
+				break;
+			}
+			lws_callback_on_writable(v->wsi);
+			break;
+		case ITEM_SNAPSHOT:
+			if (v->state != V_WAITING || !v->requested)
+				break;
+			q_push(ws, v, it->msg);
+			v->state = V_LIVE;
+			v->requested = false;
+			st_add(&ws->st.snapshots_sent, 1);
+			lws_callback_on_writable(v->wsi);
+			break;
+		case ITEM_SNAPSHOT_ALL:
+			if (v->state == V_LIVE || v->q_len > 0) {
+				st_add(&ws->st.drops, q_drop_backlog(ws, v));
+				st_add(&ws->st.resyncs, 1);
+				q_push(ws, v, ws->resync);
+			}
+			q_push(ws, v, it->msg);
+			v->state = V_LIVE;
+			v->requested = false;
+			st_add(&ws->st.snapshots_sent, 1);
+			lws_callback_on_writable(v->wsi);
+			break;
+		}
+	}
+}
+
+static void drain_inbox(struct gos_ws *ws)
+{
+	pthread_mutex_lock(&ws->lock);
+	struct inbox_item *items = ws->inbox;
+	size_t n = ws->inbox_len;
+	bool overflow = ws->inbox_overflow;
+	ws->inbox = NULL;
+	ws->inbox_len = ws->inbox_cap = 0;
+	ws->inbox_overflow = false;
+	pthread_mutex_unlock(&ws->lock);
+
+	for (size_t i = 0; i < n; i++) {
+		deliver(ws, &items[i]);
+		gos_ws_msg_unref(items[i].msg);
+	}
+	free(items);
+	if (overflow) {
+		/* Deltas were lost between publisher and us: every live viewer's
+		 * picture is suspect, so all of them start over. */
+		for (struct viewer *v = ws->viewers; v; v = v->next)
+			if (v->counted && !v->close_code && v->state == V_LIVE)
+				viewer_resync(ws, v, 0);
+	}
+}
+
+/* ---- auth, origin, paths ------------------------------------------------ */
+
+static bool ct_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	/* Constant time in the secret's length: every byte of b is compared. */
+	volatile unsigned char diff = (unsigned char)(alen != blen);
+	for (size_t i = 0; i < blen; i++) {
+		unsigned char x = i < alen ? (unsigned char)a[i] : 0;
+		diff |= x ^ (unsigned char)b[i];
+	}
+	return diff == 0;
+}
+
+static int hdr(struct lws *wsi, enum lws_token_indexes h, char *buf, int len)
+{
+	buf[0] = '\0';
+	if (lws_hdr_total_length(wsi, h) <= 0 || lws_hdr_total_length(wsi, h) >= len)
+		return -1;
+	return lws_hdr_copy(wsi, buf, len, h);
+}
+
+static bool token_ok(struct gos_ws *ws, const char *cand, size_t len)
+{
+	return ct_equal(cand, len, ws->token, ws->token_len);
+}
+
+/* Where the request carried the token: 0 nowhere/wrong, 1 header or cookie,
+ * 2 the ?token= argument. */
+static int authorized(struct gos_ws *ws, struct lws *wsi)
+{
+	char buf[MAX_TOKEN + 64];
+	if (!ws->token_len)
+		return 1;
+	if (hdr(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, buf, sizeof(buf)) > 0 &&
+	    !strncasecmp(buf, "Bearer ", 7)) {
+		const char *t = buf + 7;
+		while (*t == ' ')
+			t++;
+		if (token_ok(ws, t, strlen(t)))
+			return 1;
+	}
+	const char *arg = lws_get_urlarg_by_name(wsi, "token=", buf, (int)sizeof(buf));
+	if (arg && token_ok(ws, arg, strlen(arg)))
+		return 2;
+	if (hdr(wsi, WSI_TOKEN_HTTP_COOKIE, buf, sizeof(buf)) > 0) {
+		for (char *p = buf; (p = strstr(p, "gos_token=")) != NULL; p += 10) {
+			if (p != buf && p[-1] != ' ' && p[-1] != ';')
+				continue;
+			const char *v = p + 10;
+			size_t n = strcspn(v, ";");
+			if (token_ok(ws, v, n))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static bool origin_ok(struct gos_ws *ws, struct lws *wsi)
+{
+	char origin[512], host[300], self[320];
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+		return true;  /* not a browser: nothing to protect against */
+	if (hdr(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin)) < 0)
+		return false;
+	size_t olen = strlen(origin);
+	while (olen && origin[olen - 1] == '/')
+		origin[--olen] = '\0';
+	if (hdr(wsi, WSI_TOKEN_HOST, host, sizeof(host)) > 0) {
+		snprintf(self, sizeof(self), "http://%s", host);
+		if (!strcasecmp(origin, self))
+			return true;
+		snprintf(self, sizeof(self), "https://%s", host);
+		if (!strcasecmp(origin, self))
+			return true;
+	}
+	if (!ws->origins)
+		return false;
+	const char *p = ws->origins;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		size_t s = 0;
+		while (s < n && p[s] == ' ')
+			s++;
+		size_t e = n;
+		while (e > s && (p[e - 1] == ' ' || p[e - 1] == '/'))
+			e--;
+		if ((e - s == 1 && p[s] == '*') ||
+		    (e - s == olen && !strncasecmp(p + s, origin, olen)))
+			return true;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+static const char *mime_of(const char *path)
+{
+	static const struct { const char *ext, *mime; } m[] = {
+		{".html", "text/html; charset=utf-8"},
+		{".js", "text/javascript; charset=utf-8"},
+		{".mjs", "text/javascript; charset=utf-8"},
+		{".css", "text/css; charset=utf-8"},
+		{".json", "application/json"},
+		{".svg", "image/svg+xml"},
+		{".png", "image/png"},
+		{".ico", "image/x-icon"},
+		{".woff2", "font/woff2"},
+		{".txt", "text/plain; charset=utf-8"},
+	};
+	const char *dot = strrchr(path, '.');
+	if (dot)
+		for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+			if (!strcasecmp(dot, m[i].ext))
+				return m[i].mime;
+	return "application/octet-stream";
+}
+
+/* Resolves a request path to a regular file inside the assets folder, after
+ * symlinks, or fails. Returns a malloc'd body. */
+static bool read_asset(struct gos_ws *ws, const char *uri, char **body, size_t *len,
+                       const char **mime)
+{
+	char rel[PATH_MAX], full[PATH_MAX], real[PATH_MAX];
+	if (!ws->assets_real[0] || uri[0] != '/')
+		return false;
+	if (!strcmp(uri, "/"))
+		uri = "/index.html";
+	/* lws has already percent-decoded the path; whatever still looks like a
+	 * parent reference, a backslash or an encoded byte is refused outright. */
+	if (strstr(uri, "..") || strchr(uri, '\\') || strchr(uri, '%') || strstr(uri, "//"))
+		return false;
+	if (snprintf(rel, sizeof(rel), "%s", uri + 1) >= (int)sizeof(rel))
+		return false;
+	if (snprintf(full, sizeof(full), "%s/%s", ws->assets_real, rel) >= (int)sizeof(full))
+		return false;
+	if (!realpath(full, real))
+		return false;
+	size_t alen = strlen(ws->assets_real);
+	if (strncmp(real, ws->assets_real, alen) || real[alen] != '/')
+		return false;
+	int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	struct stat sb;
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size > MAX_FILE) {
+		close(fd);
+		return false;
+	}
+	char *b = malloc((size_t)sb.st_size + 1);
+	if (!b)
+		abort();
+	size_t got = 0;
+	while (got < (size_t)sb.st_size) {
+		ssize_t r = read(fd, b + got, (size_t)sb.st_size - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	*body = b;
+	*len = got;
+	*mime = mime_of(real);
+	return true;
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static int http_respond(struct lws *wsi, struct http_sess *s, unsigned int code,
+                        const char *mime, char *body, size_t len, const char *cookie)
+{
+	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+		*end = buf + sizeof(buf) - 1;
+	free(s->body);
+	s->body = body;
+	s->len = len;
+	s->off = 0;
+	if (lws_add_http_common_headers(wsi, code, mime, len, &p, end))
+		return 1;
+	static const char *const extra[][2] = {
+		{"cache-control:", "no-store"},
+		{"x-content-type-options:", "nosniff"},
+		{"referrer-policy:", "no-referrer"},
+	};
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)extra[i][0],
+		                                (const unsigned char *)extra[i][1],
+		                                (int)strlen(extra[i][1]), &p, end))
+			return 1;
+	if (code == 401 &&
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+	                                (const unsigned char *)"Bearer realm=\"gos\"", 18,
+	                                &p, end))
+		return 1;
+	if (cookie && lws_add_http_header_by_name(wsi, (const unsigned char *)"set-cookie:",
+	                                          (const unsigned char *)cookie,
+	                                          (int)strlen(cookie), &p, end))
+		return 1;
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
+		return 1;
+	if (len == 0) {
+		free(s->body);
+		s->body = NULL;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
+                     const char *msg)
+{
+	size_t n = strlen(msg);
+	char *b = malloc(n + 2);
+	if (!b)
+		abort();
+	memcpy(b, msg, n);
+	b[n] = '\n';
+	return http_respond(wsi, s, code, "text/plain; charset=utf-8", b, n + 1, NULL);
+}
+
+static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
+{
+	static const struct { const char *name, *type, *help; size_t off; } m[] = {
+#define M(n, ty, h, f) {n, ty, h, offsetof(struct stats, f)}
+		M("gos_ws_viewers", "gauge", "Browser viewers connected now.", viewers),
+		M("gos_ws_viewers_accepted_total", "counter", "Viewers accepted since start.", viewers_total),
+		M("gos_ws_messages_sent_total", "counter", "WebSocket messages written to viewers.", messages_sent),
+		M("gos_ws_sent_bytes_total", "counter", "Payload bytes written to viewers.", bytes_sent),
+		M("gos_ws_drops_total", "counter", "Messages dropped from the backlogs of viewers that fell behind.", drops),
+		M("gos_ws_resyncs_total", "counter", "Resyncs (backlog replaced by a fresh snapshot).", resyncs),
+		M("gos_ws_snapshots_sent_total", "counter", "Snapshots handed to viewers.", snapshots_sent),
+		M("gos_ws_deltas_published_total", "counter", "Delta messages handed to the server by the broadcaster.", published),
+		M("gos_ws_inbound_messages_total", "counter", "Messages received from viewers.", inbound),
+		M("gos_ws_inbound_ignored_total", "counter", "Viewer messages ignored (unknown type or not JSON).", inbound_ignored),
+		M("gos_ws_inbound_rate_limited_total", "counter", "Viewer messages dropped by the per-viewer rate limit.", inbound_limited),
+		M("gos_ws_closed_oversize_total", "counter", "Viewers closed for sending a message over 64 KiB.", closed_oversize),
+		M("gos_ws_closed_stale_total", "counter", "Viewers closed for not answering pings.", closed_stale),
+		M("gos_http_requests_total", "counter", "HTTP requests served (files, /metrics, /health).", http_requests),
+		M("gos_ws_queued_messages", "gauge", "Messages waiting in viewer queues now.", queued),
+		M("gos_ws_queue_max_messages", "gauge", "Longest viewer queue seen since start.", max_queue_seen),
+#undef M
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		gos_metrics_family(t, m[i].name, m[i].type, m[i].help);
+		gos_metrics_sample_u64(t, m[i].name, NULL,
+		                       st_get((const _Atomic uint64_t *)((const char *)&ws->st + m[i].off)));
+	}
+	gos_metrics_family(t, "gos_ws_refused_total", "counter",
+	                   "Requests or viewers refused, by reason.");
+	for (int r = 0; r < 4; r++) {
+		char lab[64];
+		snprintf(lab, sizeof(lab), "reason=\"%s\"", gos_ws_refusal_name((enum gos_ws_refusal)r));
+		gos_metrics_sample_u64(t, "gos_ws_refused_total", lab, st_get(&ws->st.refused[r]));
+	}
+	gos_metrics_family(t, "gos_ws_snapshot_requests_total", "counter",
+	                   "Snapshot requests by viewers (connects and resyncs).");
+	gos_metrics_sample_u64(t, "gos_ws_snapshot_requests_total", NULL,
+	                       atomic_load(&ws->snapshot_requests));
+	gos_metrics_family(t, "gos_uptime_seconds", "gauge", "Seconds since the server started.");
+	gos_metrics_sample(t, "gos_uptime_seconds", NULL, (double)(now_ms() - ws->start_ms) / 1000.0);
+}
+
+static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
+                        const char *uri)
+{
+	st_add(&ws->st.http_requests, 1);
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+		return http_text(wsi, s, 405, "gos: only GET is served here");
+
+	if (!strcmp(uri, "/health")) {
+		struct gos_buf t = {0};
+		bool ok = true;
+		gos_buf_putc(&t, '{');
+		if (ws->opts.health)
+			ok = ws->opts.health(ws->opts.cb_ctx, &t);
+		else
+			gos_buf_puts(&t, "\"status\":\"ok\"");
+		if (t.len > 1)
+			gos_buf_putc(&t, ',');
+		gos_buf_printf(&t, "\"uptime_s\":%.3f,\"viewers\":%llu,\"max_viewers\":%u,"
+		                "\"protocol\":\"" GOS_WS_PROTOCOL "\",\"version\":\"" GOS_VERSION "\"}",
+		                (double)(now_ms() - ws->start_ms) / 1000.0,
+		                (unsigned long long)st_get(&ws->st.viewers), ws->opts.max_viewers);
+		return http_respond(wsi, s, ok ? 200 : 503, "application/json", t.data, t.len, NULL);
+	}
+
+	int auth = authorized(ws, wsi);
+	if (!auth) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_AUTH], 1);
+		return http_text(wsi, s, 401, "gos: this server needs its token "
+		                 "(Authorization: Bearer TOKEN, or ?token=TOKEN)");
+	}
+
+	if (!strcmp(uri, "/metrics")) {
+		struct gos_buf t = {0};
+		if (ws->opts.metrics)
+			ws->opts.metrics(ws->opts.cb_ctx, &t);
+		ws_metrics(ws, &t);
+		return http_respond(wsi, s, 200, "text/plain; version=0.0.4; charset=utf-8",
+		                    t.data, t.len, NULL);
+	}
+	if (!strcmp(uri, "/ws"))
+		return http_text(wsi, s, 426, "gos: /ws is a WebSocket endpoint (protocol " GOS_WS_PROTOCOL ")");
+
+	char *body;
+	size_t len;
+	const char *mime;
+	if (!read_asset(ws, uri, &body, &len, &mime)) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
+		return http_text(wsi, s, 404, "gos: no such file");
+	}
+	/* A browser that authenticated with ?token= keeps a cookie, so that the
+	 * page's scripts and styles load without the token in their URLs. */
+	char cookie[MAX_TOKEN + 80];
+	if (auth == 2)
+		snprintf(cookie, sizeof(cookie), "gos_token=%s; Path=/; HttpOnly; SameSite=Strict",
+		         ws->token);
+	return http_respond(wsi, s, 200, mime, body, len, auth == 2 ? cookie : NULL);
+}
+
+static int http_writeable(struct lws *wsi, struct http_sess *s)
+{
+	unsigned char buf[LWS_PRE + HTTP_CHUNK];
+	if (!s->body)
+		return 0;
+	size_t n = s->len - s->off;
+	if (n > HTTP_CHUNK)
+		n = HTTP_CHUNK;
+	memcpy(buf + LWS_PRE, s->body + s->off, n);
+	bool last = s->off + n == s->len;
+	if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
+		return -1;
+	s->off += n;
+	if (!last) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	free(s->body);
+	s->body = NULL;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                   void *in, size_t len)
+{
+	struct gos_ws *ws = lws_context_user(lws_get_context(wsi));
+	struct http_sess *s = user;
+	(void)len;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return http_request(ws, wsi, s, in ? (const char *)in : "/");
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_writeable(wsi, s);
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		if (s) {
+			free(s->body);
+			s->body = NULL;
+		}
+		break;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- WebSocket ---------------------------------------------------------- */
+
+/* An HTTP refusal written raw: at this point lws has not settled the request's
+ * HTTP version, and its own status helper answers HTTP/1.0, which strict
+ * WebSocket clients reject instead of reporting the status. */
+static int upgrade_refuse(struct lws *wsi, unsigned int code, const char *status,
+                          const char *text)
+{
+	unsigned char buf[LWS_PRE + 512];
+	size_t tlen = strlen(text);
+	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+	                 "HTTP/1.1 %u %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+	                 "content-length: %zu\r\nconnection: close\r\n%s\r\n%s\n",
+	                 code, status, tlen + 1,
+	                 code == 401 ? "www-authenticate: Bearer realm=\"gos\"\r\n" : "", text);
+	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
+		lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+	return -1;
+}
+
+/* Before the upgrade: path, token and Origin. */
+static int ws_filter(struct gos_ws *ws, struct lws *wsi)
+{
+	char uri[256];
+	if (hdr(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri)) < 0 || strcmp(uri, "/ws")) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
+		return upgrade_refuse(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws");
+	}
+	if (!authorized(ws, wsi)) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_AUTH], 1);
+		return upgrade_refuse(wsi, 401, "Unauthorized", "gos: this server needs its token "
+		                      "(Authorization: Bearer TOKEN, or ?token=TOKEN)");
+	}
+	if (!origin_ok(ws, wsi)) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_ORIGIN], 1);
+		return upgrade_refuse(wsi, 403, "Forbidden",
+		                      "gos: this Origin is not allowed (see --allow-origin)");
+	}
+	return 0;
+}
+
+static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
+{
+	uint64_t now = now_ms();
+	double rate = ws->opts.rx_rate, burst = ws->opts.rx_burst;
+	v->bucket += (double)(now - v->bucket_ms) * rate / 1000.0;
+	if (v->bucket > burst)
+		v->bucket = burst;
+	v->bucket_ms = now;
+	if (v->bucket < 1.0) {
+		st_add(&ws->st.inbound_limited, 1);
+		if (++v->limited_in_row >= RATE_CLOSE_AFTER)
+			viewer_close(v, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+		return;
+	}
+	v->bucket -= 1.0;
+	v->limited_in_row = 0;
+
+	cJSON *j = cJSON_ParseWithLength(msg, len);
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+	if (!cJSON_IsString(type)) {
+		st_add(&ws->st.inbound_ignored, 1);
+	} else if (!strcmp(type->valuestring, "viewport")) {
+		static const char *const keys[5] = {"x", "y", "w", "h", "zoom"};
+		for (int i = 0; i < 5; i++) {
+			const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+			if (cJSON_IsNumber(n))
+				v->vp[i] = n->valuedouble;
+		}
+	} else if (!strcmp(type->valuestring, "ping")) {
+		/* Lets a viewer measure its round trip: the reply echoes `t`. */
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "t");
+		char out[96];
+		int n = snprintf(out, sizeof(out), "{\"type\":\"pong\",\"t\":%.17g}",
+		                 cJSON_IsNumber(t) ? t->valuedouble : 0.0);
+		gos_ws_msg_unref(v->reply);
+		v->reply = gos_ws_msg_create(out, (size_t)n);
+		lws_callback_on_writable(v->wsi);
+	} else {
+		st_add(&ws->st.inbound_ignored, 1);
+	}
+	cJSON_Delete(j);
+}
+
+static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
+                          const void *in, size_t len)
+{
+	v->alive_ms = now_ms();
+	if (v->close_code)
+		return 0;
+	if (v->rx_len + len > GOS_WS_MAX_INBOUND) {
+		st_add(&ws->st.closed_oversize, 1);
+		free(v->rx);
+		v->rx = NULL;
+		v->rx_len = 0;
+		static const char r[] = "message over 64 KiB";
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+		                 (unsigned char *)r, sizeof(r) - 1);
+		return -1;
+	}
+	if (!v->rx) {
+		v->rx = malloc(GOS_WS_MAX_INBOUND);
+		if (!v->rx)
+			abort();
+	}
+	memcpy(v->rx + v->rx_len, in, len);
+	v->rx_len += len;
+	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+		return 0;
+	st_add(&ws->st.inbound, 1);
+	viewer_handle(ws, v, (const char *)v->rx, v->rx_len);
+	v->rx_len = 0;
+	return 0;
+}
+
+static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
+{
+	if (v->close_code) {
+		lws_close_reason(wsi, (enum lws_close_status)v->close_code,
+		                 (unsigned char *)v->close_reason, strlen(v->close_reason));
+		return -1;
+	}
+	size_t budget = WRITE_BUDGET;
+	if (v->reply && v->off == 0 && !lws_partial_buffered(wsi)) {
+		struct gos_ws_msg *m = v->reply;
+		if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
+			return -1;
+		v->reply = NULL;
+		gos_ws_msg_unref(m);
+	}
+	/* lws only calls us once what it buffered is out; after a write it
+	 * could not finish, stop (lws_partial_buffered costs no syscall, unlike
+	 * lws_send_pipe_choked). */
+	while (v->q_len && budget && !lws_partial_buffered(wsi)) {
+		struct gos_ws_msg *m = v->q[v->q_head];
+		if (v->off == 0 && m->len <= WS_CHUNK) {
+			/* Whole message in one frame, straight from the shared bytes:
+			 * lws writes the frame header into the headroom, identical for
+			 * every viewer, and copies aside what the socket does not take. */
+			if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
+				return -1;
+			v->off = m->len;
+		} else {
+			size_t n = m->len - v->off;
+			if (n > WS_CHUNK)
+				n = WS_CHUNK;
+			memcpy(ws->scratch + LWS_PRE, m->data + v->off, n);
+			int flags = lws_write_ws_flags(LWS_WRITE_TEXT, v->off == 0,
+			                               v->off + n == m->len);
+			if (lws_write(wsi, ws->scratch + LWS_PRE, n, (enum lws_write_protocol)flags) < (int)n)
+				return -1;
+			v->off += n;
+		}
+		budget = budget > WS_CHUNK ? budget - WS_CHUNK : 0;
+		if (v->off == m->len) {
+			st_add(&ws->st.messages_sent, 1);
+			st_add(&ws->st.bytes_sent, m->len);
+			q_pop(ws, v);
+		}
+	}
+	if (v->ping_due && v->off == 0 && !lws_partial_buffered(wsi)) {
+		/* lws swallows empty pongs without telling us: the ping carries
+		 * a payload, which the pong echoes. */
+		unsigned char ping[LWS_PRE + 8];
+		memcpy(ping + LWS_PRE, "gos-ping", 8);
+		if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
+			return -1;
+		v->ping_due = false;
+	}
+	viewer_maybe_request(ws, v);
+	if (v->q_len || v->ping_due || v->reply)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void ping_pass(lws_sorted_usec_list_t *sul)
+{
+	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_ping);
+	uint64_t now = now_ms();
+	for (struct viewer *v = ws->viewers; v; v = v->next) {
+		if (v->close_code)
+			continue;
+		if (now - v->alive_ms > ws->opts.stale_timeout_ms) {
+			st_add(&ws->st.closed_stale, 1);
+			viewer_close(v, LWS_CLOSE_STATUS_GOINGAWAY, "stale: no pong");
+			/* A viewer that reads nothing never becomes writeable, so the
+			 * close cannot wait for it: a timeout of 1 s hangs it up. */
+			lws_set_timeout(v->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1);
+			continue;
+		}
+		v->ping_due = true;
+		lws_callback_on_writable(v->wsi);
+	}
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_ping, ping_pass,
+	                 (lws_usec_t)ws->opts.ping_interval_ms * LWS_US_PER_MS);
+}
+
+static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                 void *in, size_t len)
+{
+	struct gos_ws *ws = lws_context_user(lws_get_context(wsi));
+	struct viewer *v = user;
+	switch (reason) {
+	case LWS_CALLBACK_PROTOCOL_INIT:
+		lws_sul_schedule(lws_get_context(wsi), 0, &ws->sul_ping, ping_pass,
+		                 (lws_usec_t)ws->opts.ping_interval_ms * LWS_US_PER_MS);
+		break;
+	case LWS_CALLBACK_PROTOCOL_DESTROY:
+		lws_sul_cancel(&ws->sul_ping);
+		break;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		drain_inbox(ws);
+		break;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return ws_filter(ws, wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		memset(v, 0, sizeof(*v));
+		v->wsi = wsi;
+		v->alive_ms = v->bucket_ms = now_ms();
+		v->bucket = ws->opts.rx_burst;
+		v->next = ws->viewers;
+		if (ws->viewers)
+			ws->viewers->prev = v;
+		ws->viewers = v;
+		if (st_get(&ws->st.viewers) >= ws->opts.max_viewers) {
+			char r[96];
+			snprintf(r, sizeof(r), "too many viewers (max %u)", ws->opts.max_viewers);
+			st_add(&ws->st.refused[GOS_WS_REFUSED_FULL], 1);
+			viewer_close(v, CLOSE_TRY_AGAIN, r);
+			break;
+		}
+		v->counted = true;
+		st_add(&ws->st.viewers, 1);
+		st_add(&ws->st.viewers_total, 1);
+		v->state = V_WAITING;
+		q_push(ws, v, ws->hello);
+		lws_callback_on_writable(wsi);
+		break;
+	case LWS_CALLBACK_RECEIVE:
+		return viewer_receive(ws, v, wsi, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		v->alive_ms = now_ms();
+		break;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return viewer_writeable(ws, v, wsi);
+	case LWS_CALLBACK_CLOSED:
+		if (!v || !v->wsi)
+			break;
+		if (v->prev)
+			v->prev->next = v->next;
+		else
+			ws->viewers = v->next;
+		if (v->next)
+			v->next->prev = v->prev;
+		if (v->counted)
+			atomic_fetch_sub_explicit(&ws->st.viewers, 1, memory_order_relaxed);
+		q_free(ws, v);
+		free(v->rx);
+		gos_ws_msg_unref(v->reply);
+		v->wsi = NULL;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+	/* tx_packet_size: lws sends at most this per send() and copies aside the
+	 * rest (with 0 it would be the rx buffer size: 4 KiB at a time). */
+	{"http", cb_http, sizeof(struct http_sess), 0, 0, NULL, HTTP_CHUNK + 1024},
+	{GOS_WS_PROTOCOL, cb_ws, sizeof(struct viewer), 4096, 0, NULL, WS_CHUNK + 64},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* A client that names no subprotocol still gets gos.v1. */
+static const struct lws_protocol_vhost_options pvo_default = {
+	NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options pvo = {
+	NULL, &pvo_default, GOS_WS_PROTOCOL, ""};
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void *service_main(void *arg)
+{
+	struct gos_ws *ws = arg;
+	while (!atomic_load(&ws->stop))
+		if (lws_service(ws->ctx, 0) < 0)
+			break;
+	return NULL;
+}
+
+static void lws_log(int level, const char *line)
+{
+	(void)level;
+	fprintf(stderr, "gos-ws (libwebsockets): %s", line);
+}
+
+static bool parse_listen(struct gos_ws *ws, const char *listen, char *err, size_t errlen)
+{
+	const char *colon = strrchr(listen, ':');
+	const char *h = listen;
+	size_t hlen;
+	if (!colon) {
+		snprintf(err, errlen, "--listen '%s' is not HOST:PORT", listen);
+		return false;
+	}
+	hlen = (size_t)(colon - listen);
+	if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+		h++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(ws->host)) {
+		snprintf(err, errlen, "--listen '%s': host name too long", listen);
+		return false;
+	}
+	memcpy(ws->host, h, hlen);
+	ws->host[hlen] = '\0';
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || port < 0 || port > 65535) {
+		snprintf(err, errlen, "--listen '%s': the port must be a number 0-65535", listen);
+		return false;
+	}
+	ws->port = (int)port;
+
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(ws->host[0] ? ws->host : NULL, "0", &hints, &ai);
+	if (rc || !ai) {
+		snprintf(err, errlen, "--listen '%s': cannot resolve host '%s' (%s)", listen,
+		         ws->host, gai_strerror(rc));
+		return false;
+	}
+	/* Bind once ourselves so that a busy port or a foreign address gets a
+	 * precise sentence (lws only logs it). */
+	struct sockaddr_storage sa;
+	memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+	socklen_t salen = ai->ai_addrlen;
+	int family = ai->ai_family;
+	if (family == AF_INET) {
+		((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)ws->port);
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ws->iface, sizeof(ws->iface));
+	} else {
+		((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)ws->port);
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ws->iface, sizeof(ws->iface));
+	}
+	freeaddrinfo(ai);
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&sa, salen)) {
+		int e = errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return false;
+	}
+	close(fd);
+	if (!ws->host[0])
+		ws->iface[0] = '\0';  /* every interface */
+	return true;
+}
+
+static bool read_token_file(struct gos_ws *ws, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "cannot read --auth-token-file %s: %s", path, strerror(errno));
+		return false;
+	}
+	size_t n = fread(ws->token, 1, MAX_TOKEN, f);
+	bool too_long = n == MAX_TOKEN && fgetc(f) != EOF;
+	fclose(f);
+	while (n && isspace((unsigned char)ws->token[n - 1]))
+		n--;
+	ws->token[n] = '\0';
+	if (too_long || n == 0 || strlen(ws->token) != n || strpbrk(ws->token, " \t\r\n;,\"")) {
+		snprintf(err, errlen, "--auth-token-file %s must hold one token of 1-%d "
+		         "characters without spaces, quotes, ';' or ','", path, MAX_TOKEN);
+		return false;
+	}
+	ws->token_len = n;
+	return true;
+}
+
+/* lws sizes its descriptor table from the soft limit: make room for
+ * max_viewers connections. */
+static void raise_fd_limit(uint32_t want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	rlim_t need = (rlim_t)want + 256;
+	if (rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t errlen)
+{
+	struct gos_ws *ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		abort();
+	ws->opts = *opts;
+	struct gos_ws_opts *o = &ws->opts;
+	if (!o->listen)
+		o->listen = GOS_WS_DEFAULT_LISTEN;
+	if (!o->max_viewers)
+		o->max_viewers = GOS_WS_MAX_VIEWERS;
+	if (!o->max_queued)
+		o->max_queued = GOS_WS_MAX_QUEUED;
+	if (!o->backpressure)
+		o->backpressure = GOS_WS_BACKPRESSURE_THRESHOLD;
+	if (!o->ping_interval_ms)
+		o->ping_interval_ms = 30000;
+	if (!o->stale_timeout_ms)
+		o->stale_timeout_ms = 300000;
+	if (!o->rx_rate)
+		o->rx_rate = 20;
+	if (!o->rx_burst)
+		o->rx_burst = 40;
+	o->listen = NULL;  /* not kept: the caller's string */
+	o->assets_dir = NULL;
+	o->auth_token_file = NULL;
+	o->allow_origins = NULL;
+	pthread_mutex_init(&ws->lock, NULL);
+	ws->start_ms = now_ms();
+
+	if (!parse_listen(ws, opts->listen ? opts->listen : GOS_WS_DEFAULT_LISTEN, err, errlen))
+		goto error;
+	if (opts->auth_token_file && !read_token_file(ws, opts->auth_token_file, err, errlen))
+		goto error;
+	if (opts->allow_origins && opts->allow_origins[0]) {
+		ws->origins = strdup(opts->allow_origins);
+		if (!ws->origins)
+			abort();
+	}
+	const char *assets = opts->assets_dir ? opts->assets_dir : gos_ws_default_assets_dir();
+	struct stat sb;
+	if (opts->assets_dir && (!realpath(assets, ws->assets_real) || stat(ws->assets_real, &sb) ||
+	                         !S_ISDIR(sb.st_mode))) {
+		snprintf(err, errlen, "the web viewer folder %s is not a readable folder", assets);
+		goto error;
+	}
+	if (!realpath(assets, ws->assets_real)) {
+		/* The server still runs (/ws, /metrics, /health); / answers 404. */
+		fprintf(stderr, "gos-ws: web viewer folder %s not found (%s); / will answer 404\n",
+		        assets, strerror(errno));
+		ws->assets_real[0] = '\0';
+	}
+
+	static const char hello_fmt[] =
+		"{\"type\":\"hello\",\"protocol\":\"" GOS_WS_PROTOCOL "\",\"protocol_version\":1,"
+		"\"server\":\"gos\",\"server_version\":\"" GOS_VERSION "\"}";
+	static const char resync[] = "{\"type\":\"resync\"}";
+	ws->hello = gos_ws_msg_create(hello_fmt, sizeof(hello_fmt) - 1);
+	ws->resync = gos_ws_msg_create(resync, sizeof(resync) - 1);
+
+	raise_fd_limit(o->max_viewers);
+	lws_set_log_level(LLL_ERR, lws_log);
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = ws->port;
+	info.iface = ws->iface[0] ? ws->iface : NULL;
+	info.protocols = protocols;
+	info.pvo = &pvo;
+	info.user = ws;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (strchr(ws->iface, ':') == NULL && ws->iface[0])
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.vhost_name = "gos";
+	info.timeout_secs = 30;
+	ws->ctx = lws_create_context(&info);
+	if (!ws->ctx) {
+		snprintf(err, errlen, "cannot start the web server on %s:%d (libwebsockets failed)",
+		         ws->host, ws->port);
+		goto error;
+	}
+	struct lws_vhost *vh = lws_get_vhost_by_name(ws->ctx, "gos");
+	if (vh && ws->port == 0)
+		ws->port = lws_get_vhost_listen_port(vh);
+	if (pthread_create(&ws->thread, NULL, service_main, ws)) {
+		snprintf(err, errlen, "cannot start the web server thread");
+		goto error;
+	}
+	ws->thread_started = true;
+	return ws;
+error:;
+	int e = errno;
+	gos_ws_destroy(ws);
+	errno = e;
+	return NULL;
+}
+
+void gos_ws_destroy(struct gos_ws *ws)
+{
+	if (!ws)
+		return;
+	if (ws->thread_started) {
+		atomic_store(&ws->stop, true);
+		lws_cancel_service(ws->ctx);
+		pthread_join(ws->thread, NULL);
+	}
+	if (ws->ctx)
+		lws_context_destroy(ws->ctx);
+	for (size_t i = 0; i < ws->inbox_len; i++)
+		gos_ws_msg_unref(ws->inbox[i].msg);
+	free(ws->inbox);
+	gos_ws_msg_unref(ws->hello);
+	gos_ws_msg_unref(ws->resync);
+	free(ws->origins);
+	pthread_mutex_destroy(&ws->lock);
+	free(ws);
+}
+
+int gos_ws_port(const struct gos_ws *ws)
+{
+	return ws->port;
+}
+
+const char *gos_ws_host(const struct gos_ws *ws)
+{
+	return ws->host;
+}
+
+static void inbox_put(struct gos_ws *ws, enum item_kind kind, struct gos_ws_msg *msg)
+{
+	pthread_mutex_lock(&ws->lock);
+	if (ws->inbox_overflow || ws->inbox_len >= INBOX_MAX) {
+		ws->inbox_overflow = true;
+		pthread_mutex_unlock(&ws->lock);
+		gos_ws_msg_unref(msg);
+		st_add(&ws->st.drops, 1);
+		lws_cancel_service(ws->ctx);
+		return;
+	}
+	if (ws->inbox_len == ws->inbox_cap) {
+		size_t cap = ws->inbox_cap ? ws->inbox_cap * 2 : 16;
+		struct inbox_item *n = realloc(ws->inbox, cap * sizeof(*n));
+		if (!n)
+			abort();
+		ws->inbox = n;
+		ws->inbox_cap = cap;
+	}
+	ws->inbox[ws->inbox_len++] = (struct inbox_item){kind, msg};
+	pthread_mutex_unlock(&ws->lock);
+	lws_cancel_service(ws->ctx);
+}
+
+void gos_ws_publish(struct gos_ws *ws, struct gos_ws_msg *msg)
+{
+	st_add(&ws->st.published, 1);
+	inbox_put(ws, ITEM_DELTA, msg);
+}
+
+void gos_ws_publish_snapshot(struct gos_ws *ws, struct gos_ws_msg *msg, bool all)
+{
+	inbox_put(ws, all ? ITEM_SNAPSHOT_ALL : ITEM_SNAPSHOT, msg);
+}
+
+uint64_t gos_ws_snapshot_requests(const struct gos_ws *ws)
+{
+	return atomic_load_explicit(&ws->snapshot_requests, memory_order_acquire);
+}
+
+uint32_t gos_ws_viewer_count(const struct gos_ws *ws)
+{
+	return (uint32_t)st_get(&ws->st.viewers);
+}
+
+void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out)
+{
+	const struct stats *s = &ws->st;
+	*out = (struct gos_ws_stats){
+		.viewers = st_get(&s->viewers),
+		.viewers_total = st_get(&s->viewers_total),
+		.messages_sent = st_get(&s->messages_sent),
+		.bytes_sent = st_get(&s->bytes_sent),
+		.drops = st_get(&s->drops),
+		.resyncs = st_get(&s->resyncs),
+		.snapshots_sent = st_get(&s->snapshots_sent),
+		.published = st_get(&s->published),
+		.inbound = st_get(&s->inbound),
+		.inbound_ignored = st_get(&s->inbound_ignored),
+		.inbound_limited = st_get(&s->inbound_limited),
+		.closed_oversize = st_get(&s->closed_oversize),
+		.closed_stale = st_get(&s->closed_stale),
+		.http_requests = st_get(&s->http_requests),
+		.queued_messages = st_get(&s->queued),
+		.max_queue_seen = st_get(&s->max_queue_seen),
+	};
+	for (int i = 0; i < 4; i++)
+		out->refused_total[i] = st_get(&s->refused[i]);
+}
+
+const char *gos_ws_default_assets_dir(void)
+{
+	static char installed[PATH_MAX + 32];
+	struct stat sb;
+	if (!stat(GOS_ASSETS_DIR, &sb) && S_ISDIR(sb.st_mode))
+		return GOS_ASSETS_DIR;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);  /* Linux */
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(installed, sizeof(installed), "%s/../share/gos/web", exe);
+			if (!stat(installed, &sb) && S_ISDIR(sb.st_mode))
+				return installed;
+		}
+	}
+	return GOS_ASSETS_DIR;
+}
+
+const char *gos_ws_refusal_name(enum gos_ws_refusal r)
+{
+	switch (r) {
+	case GOS_WS_REFUSED_AUTH: return "auth";
+	case GOS_WS_REFUSED_ORIGIN: return "origin";
+	case GOS_WS_REFUSED_FULL: return "max_viewers";
+	case GOS_WS_REFUSED_PATH: return "path";
+	}
+	return "unknown";
+}

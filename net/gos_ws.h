@@ -1,0 +1,140 @@
+/* gos WebSocket + HTTP server: remote browser viewers (protocol gos.v1 at
+ * /ws), the web viewer's files at /, /metrics (Prometheus) and /health (JSON),
+ * all on one port, served by libwebsockets 4.1 on one service thread that
+ * this module owns.
+ *
+ * The module knows nothing of the map: another thread (the broadcaster)
+ * publishes already-serialized messages. A message is serialized once and
+ * shared by reference count among every viewer it goes to.
+ *
+ * Per viewer: hello, then (when the broadcaster answers the viewer's snapshot
+ * request) a snapshot, then every delta published after that snapshot, in
+ * order. A viewer more than `backpressure` messages behind loses its backlog
+ * (counted as drops), is sent {"type":"resync"} and waits for a fresh
+ * snapshot; a viewer that reads nothing therefore holds a bounded number of
+ * messages.
+ *
+ * Threads: gos_ws_create()/gos_ws_destroy() on the owning thread; the
+ * publish/request/stats calls from any thread; the callbacks in the options
+ * run on the service thread. */
+#ifndef GOS_WS_H
+#define GOS_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gos_buf.h"
+
+#define GOS_WS_PROTOCOL               "gos.v1"
+#define GOS_WS_DEFAULT_LISTEN         "127.0.0.1:7680"
+#define GOS_WS_MAX_QUEUED             1000   /* messages queued per viewer, at most */
+#define GOS_WS_BACKPRESSURE_THRESHOLD 100    /* behind by more: resync */
+#define GOS_WS_MAX_INBOUND            (64 * 1024)  /* larger client messages close */
+#define GOS_WS_MAX_VIEWERS            1000
+
+/* Appends Prometheus text (the caller's families) to out. */
+typedef void (*gos_ws_metrics_fn)(void *ctx, struct gos_buf *out);
+/* Appends JSON object members (`"status":"ok","tokens":3`, no braces) to
+ * out; returns false when the program is unhealthy (/health answers 503). */
+typedef bool (*gos_ws_health_fn)(void *ctx, struct gos_buf *out);
+
+/* Zero means default for every field. */
+struct gos_ws_opts {
+	const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; NULL: GOS_WS_DEFAULT_LISTEN;
+	                               * port 0 picks a free port (see gos_ws_port) */
+	const char *assets_dir;       /* the web viewer's folder (must exist); NULL:
+	                               * gos_ws_default_assets_dir(), 404 on / if absent */
+	const char *auth_token_file;  /* NULL: no auth; else /, /ws, /metrics need its token */
+	const char *allow_origins;    /* comma-separated Origins allowed on /ws besides the
+	                               * server's own; "*": any. Requests without Origin
+	                               * (non-browser clients) are always allowed. */
+	uint32_t max_viewers;         /* 0: GOS_WS_MAX_VIEWERS */
+	uint32_t max_queued;          /* 0: GOS_WS_MAX_QUEUED */
+	uint32_t backpressure;        /* 0: GOS_WS_BACKPRESSURE_THRESHOLD */
+	uint32_t ping_interval_ms;    /* stale-viewer pass and ping; 0: 30000 */
+	uint32_t stale_timeout_ms;    /* no pong (or message) for this long: close; 0: 300000 */
+	uint32_t rx_rate;             /* inbound messages per second per viewer; 0: 20 */
+	uint32_t rx_burst;            /* token-bucket depth; 0: 40 */
+	gos_ws_metrics_fn metrics;    /* NULL: only the server's own metrics */
+	gos_ws_health_fn health;      /* NULL: {"status":"ok"} plus the server's fields */
+	void *cb_ctx;
+};
+
+/* Counters since create (any thread, relaxed reads). */
+struct gos_ws_stats {
+	uint64_t viewers;              /* connected now */
+	uint64_t viewers_total;        /* accepted, ever */
+	uint64_t refused_total[4];     /* by enum gos_ws_refusal */
+	uint64_t messages_sent;        /* whole messages written to viewers */
+	uint64_t bytes_sent;           /* their payload bytes */
+	uint64_t drops;                /* messages dropped from backlogs */
+	uint64_t resyncs;              /* resyncs sent */
+	uint64_t snapshots_sent;
+	uint64_t published;            /* deltas handed over by publishers */
+	uint64_t inbound;              /* client messages received */
+	uint64_t inbound_ignored;      /* unknown or malformed client messages */
+	uint64_t inbound_limited;      /* dropped by the rate limit */
+	uint64_t closed_oversize;      /* connections closed for a frame > 64 KiB */
+	uint64_t closed_stale;         /* connections closed by the stale pass */
+	uint64_t http_requests;
+	uint64_t queued_messages;      /* sum of viewer queue lengths now */
+	uint64_t max_queue_seen;       /* longest viewer queue seen, ever */
+};
+
+enum gos_ws_refusal {
+	GOS_WS_REFUSED_AUTH = 0,       /* missing or wrong token */
+	GOS_WS_REFUSED_ORIGIN,         /* Origin not allowed */
+	GOS_WS_REFUSED_FULL,           /* --max-viewers reached */
+	GOS_WS_REFUSED_PATH,           /* a file path outside the assets, or absent */
+};
+
+/* An immutable, reference-counted message (one text frame). */
+struct gos_ws_msg;
+
+/* Any thread. Copies len bytes into a new message with one reference. */
+struct gos_ws_msg *gos_ws_msg_create(const char *bytes, size_t len);
+/* Any thread. */
+void gos_ws_msg_unref(struct gos_ws_msg *msg);  /* accepts NULL */
+
+/* Starts the server (binds, then runs its service thread). On failure returns
+ * NULL and writes one sentence into err; errno is EADDRINUSE when the port
+ * is taken. */
+struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t errlen);
+/* Closes every connection, stops the thread, frees. Accepts NULL. */
+void gos_ws_destroy(struct gos_ws *ws);
+
+/* The port actually bound (useful with port 0) and the host as given. */
+int gos_ws_port(const struct gos_ws *ws);
+const char *gos_ws_host(const struct gos_ws *ws);
+
+/* Any thread. Hands a delta to every viewer that has had its snapshot (in
+ * publish order, interleaved correctly with snapshots). Takes over the
+ * caller's reference. */
+void gos_ws_publish(struct gos_ws *ws, struct gos_ws_msg *msg);
+
+/* Any thread. Hands a snapshot to every viewer waiting for one when the
+ * service thread takes it; those viewers then receive every delta published
+ * after it. all: every viewer gets it (after {"type":"resync"}), e.g. when
+ * the publisher could not produce a delta. Takes over the reference. */
+void gos_ws_publish_snapshot(struct gos_ws *ws, struct gos_ws_msg *msg, bool all);
+
+/* Any thread. Grows by one whenever a viewer starts waiting for a snapshot
+ * (connected, or resynced and drained its queue). The publisher builds one
+ * snapshot when this moved since its last one. */
+uint64_t gos_ws_snapshot_requests(const struct gos_ws *ws);
+
+/* Any thread. Viewers connected now (cheap). */
+uint32_t gos_ws_viewer_count(const struct gos_ws *ws);
+
+void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out);
+
+/* Where the web viewer's files are when no assets_dir is given: the source
+ * tree's assets/web (GOS_ASSETS_DIR, set by the build) if it exists, else
+ * ../share/gos/web beside the executable (an installed layout). */
+const char *gos_ws_default_assets_dir(void);
+
+/* Stable snake_case name of a refusal reason, for /metrics labels. */
+const char *gos_ws_refusal_name(enum gos_ws_refusal r);
+
+#endif

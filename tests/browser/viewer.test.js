@@ -1,0 +1,242 @@
+#!/usr/bin/env node
+// The web viewer in a real browser (Debian's chromium, driven by
+// playwright-core) against a real gos-compositor: the page loads without
+// console errors, tokens fed into the Unix socket appear on screen in the
+// palette's colors (pixels read back from screenshots), hovering a token
+// shows its text, and after the compositor restarts the page reconnects by
+// itself and shows the new map.
+//
+// usage: node viewer.test.js GOS_COMPOSITOR   (run by ctest)
+'use strict';
+
+const { spawn } = require('child_process');
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+const zlib = require('zlib');
+
+let chromium;
+try {
+  ({ chromium } = require('playwright-core'));
+} catch (e) {
+  console.error('viewer.test: playwright-core is missing: run tools/setup.sh ' +
+    '(npm install in tests/browser)');
+  process.exit(1);
+}
+
+const COMPOSITOR = process.argv[2];
+let passed = 0, failed = 0;
+function check(cond, what) {
+  if (cond) passed++;
+  else { failed++; console.error('FAIL: ' + what); }
+  return cond;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gos-browser-'));
+const sock = path.join(tmp, 'gos.sock');
+
+function startCompositor(port) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(COMPOSITOR, ['--headless', '--socket', sock, '--log-interval', '0',
+      '--listen', `127.0.0.1:${port}`, '--tick-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const timer = setTimeout(() => reject(new Error('compositor did not start: ' + err)), 15000);
+    p.stderr.on('data', d => {
+      err += d;
+      const m = /web viewer at http:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
+      if (m) { clearTimeout(timer); resolve({ p, port: Number(m[1]) }); }
+    });
+    p.on('exit', code => reject(new Error(`compositor exited ${code}: ${err}`)));
+  });
+}
+
+function stopCompositor(c) {
+  return new Promise(resolve => {
+    if (c.p.exitCode !== null) return resolve(c.p.exitCode);
+    c.p.removeAllListeners('exit');
+    c.p.on('exit', code => resolve(code));
+    c.p.kill('SIGTERM');
+  });
+}
+
+// Sends JSON lines and a sync barrier; resolves with the sync reply.
+function feed(lines) {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(sock);
+    let buf = '';
+    s.on('error', reject);
+    s.on('data', d => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const m = JSON.parse(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+        if (m.type === 'sync') { s.end(); resolve(m); }
+      }
+    });
+    s.write(lines.map(l => JSON.stringify(l)).join('\n') + '\n{"type":"sync"}\n');
+  });
+}
+
+// One screen pixel, from a 1x1 PNG screenshot (a single pixel needs no
+// PNG filter reconstruction: every filter predicts 0 for it).
+async function pixel(page, x, y) {
+  const png = await page.screenshot({ clip: { x: Math.round(x), y: Math.round(y), width: 1, height: 1 } });
+  let off = 8, idat = [], ctype = 2;
+  while (off < png.length) {
+    const len = png.readUInt32BE(off), type = png.toString('ascii', off + 4, off + 8);
+    const data = png.subarray(off + 8, off + 8 + len);
+    if (type === 'IHDR') ctype = data[9];
+    if (type === 'IDAT') idat.push(data);
+    off += 12 + len;
+  }
+  const raw = zlib.inflateSync(Buffer.concat(idat));
+  check(ctype === 2 || ctype === 6, `screenshot is RGB(A) 8-bit (color type ${ctype})`);
+  return [raw[1], raw[2], raw[3]];
+}
+
+// The palette (shaders/gos_palette.h): viridis entries and the unknown gray,
+// blended over the page background #101014 with the confidence's alpha.
+const BG = [16, 16, 20];
+function blend(rgb, a) { return rgb.map((c, i) => c * 255 * a + BG[i] * (1 - a)); }
+const EXPECT = {
+  one: blend([0.993248, 0.906157, 0.143936], 0.35 + 0.65 * 1.0),
+  half: blend([0.128283, 0.565109, 0.550773], 0.35 + 0.65 * 0.5),
+  unknown: blend([0.6, 0.6, 0.6], 0.6),
+};
+function near(got, want, tol) { return got.every((c, i) => Math.abs(c - want[i]) <= tol); }
+
+async function waitFor(page, fn, arg, what, timeout = 15000) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 50 });
+    return check(true, what);
+  } catch (e) {
+    const st = await page.evaluate(() => window.gos && window.gos.state()).catch(() => null);
+    return check(false, `${what} (state: ${JSON.stringify(st)})`);
+  }
+}
+
+// Moves the camera and waits until a frame with the new view is drawn.
+async function view(page, x, y, zoom) {
+  const before = await page.evaluate(([x, y, zoom]) => {
+    const f = window.gos.state().frames;
+    window.gos.view(x, y, zoom);
+    return f;
+  }, [x, y, zoom]);
+  await page.waitForFunction(f => window.gos.state().frames > f, before, { timeout: 10000, polling: 20 });
+  await page.waitForTimeout(50);   // and composited
+}
+
+// The median colour of a few pixels inside a token's box (grid lines under
+// the translucent box shift single pixels a little).
+async function tokenColor(page, id) {
+  const pts = await page.evaluate(id => {
+    const t = window.gos.token(id);
+    const out = [];
+    for (const f of [0.2, 0.5, 0.8]) out.push(window.gos.worldToScreen(t.l + t.W * f, t.y));
+    return out;
+  }, id);
+  const px = [];
+  for (const [x, y] of pts) px.push(await pixel(page, x, y));
+  return [0, 1, 2].map(i => px.map(p => p[i]).sort((a, b) => a - b)[1]);
+}
+
+async function main() {
+  let c = await startCompositor(0);
+  const port = c.port;
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gos-chromium-'));
+  const ctx = await chromium.launchPersistentContext(userDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 900, height: 600 },
+  });
+  const errors = [];
+  try {
+    const page = ctx.pages()[0] || await ctx.newPage();
+    page.on('console', m => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('pageerror', e => errors.push('pageerror: ' + e.message));
+    page.on('requestfailed', r => errors.push('request failed: ' + r.url()));
+
+    const resp = await page.goto(`http://127.0.0.1:${port}/`);
+    check(resp && resp.status() === 200, 'the page loads (200)');
+    await waitFor(page, () => window.gos && window.gos.state().conn === 'live', null,
+      'the page connects and takes its snapshot');
+
+    const reply = await feed([
+      { type: 'token_activation', token_id: 'one', token_text: 'hello', timestamp: 1, position: [0, 0], confidence: 1.0, stream: 's1' },
+      { type: 'token_activation', token_id: 'half', token_text: 'world', timestamp: 2, position: [200, 0], confidence: 0.5, stream: 's1',
+        logprob: -0.69, top_logprobs: [{ token: 'world', logprob: -0.69 }, { token: 'planet', logprob: -1.2 }] },
+      { type: 'token_activation', token_id: 'unk', token_text: 'unsure', timestamp: 3, position: [400, 0], stream: 's2' },
+      { type: 'neural_state', stream: 's1', state: 'processing', tokens_processed: 2, total_tokens: 10, elapsed_ms: 50 },
+    ]);
+    check(reply.tokens === 3, `three tokens on the map (${JSON.stringify(reply)})`);
+    await waitFor(page, () => window.gos.state().tokens === 3, null, 'the page receives the three tokens');
+
+    // Pixels: zoomed out far enough that no text covers the boxes.
+    await view(page, 200, 0, 0.55);
+    for (const id of ['one', 'half', 'unknown'].map(k => k === 'unknown' ? 'unk' : k)) {
+      const got = await tokenColor(page, id);
+      const want = EXPECT[id === 'unk' ? 'unknown' : id];
+      check(near(got, want, 10), `token '${id}' is drawn in its palette color: got ${got}, want ${want.map(Math.round)}`);
+    }
+    // Far out the boxes are a few pixels, written straight into an ImageData:
+    // same colors.
+    await view(page, 200, 0, 0.2);
+    const dot = await pixel(page, ...(await page.evaluate(() => window.gos.worldToScreen(0, 0))));
+    check(near(dot, EXPECT.one, 10), `zoomed far out, token 'one' is a dot of its color: ${dot}`);
+    await view(page, 200, 0, 0.55);
+    const empty = await pixel(page, 450, 500);
+    check(near(empty, BG, 14), `empty map is background: ${empty}`);
+
+    // Hover: the tooltip shows the token's text, confidence, stream, alternatives.
+    await view(page, 200, 0, 2);
+    const [hx, hy] = await page.evaluate(() => window.gos.worldToScreen(200, 0));
+    await page.mouse.move(hx, hy);
+    await waitFor(page, () => !document.getElementById('tip').hidden, null, 'hovering a token shows a tooltip');
+    const tip = await page.textContent('#tip');
+    check(tip.includes('"world"') && tip.includes('confidence 0.500') && tip.includes('stream s1') &&
+      tip.includes('planet'), `the tooltip has text, confidence, stream, alternatives: ${JSON.stringify(tip)}`);
+    const hud = await page.textContent('#hud');
+    check(/live/.test(hud) && /3 tokens/.test(hud) && /s1/.test(hud) && /processing 2\/10/.test(hud),
+      `the HUD shows state, token count and neural_state: ${JSON.stringify(hud)}`);
+    await page.mouse.move(5, 590);
+    await waitFor(page, () => document.getElementById('tip').hidden, null, 'the tooltip goes away off the tokens');
+
+    check(errors.length === 0, `no console errors while loading and running: ${JSON.stringify(errors)}`);
+
+    // Restart: the page notices, retries with backoff, and shows the new map.
+    const rc = await stopCompositor(c);
+    check(rc === 0, `compositor stops cleanly (${rc})`);
+    await waitFor(page, () => window.gos.state().conn === 'down', null, 'the page notices the server is gone');
+    c = await startCompositor(port);
+    check(c.port === port, 'the compositor comes back on the same port');
+    await feed([{ type: 'token_activation', token_id: 'again', token_text: 'back', timestamp: 4,
+      position: [0, 100], confidence: 1.0 }]);
+    await waitFor(page, () => window.gos.state().conn === 'live' && window.gos.state().tokens === 1 &&
+      window.gos.token('again') !== null, null, 'the page reconnects and shows the new map', 20000);
+    await view(page, 0, 100, 0.55);
+    const again = await tokenColor(page, 'again');
+    check(near(again, EXPECT.one, 10), `the new token is on screen: ${again}`);
+    const gone = await page.evaluate(() => window.gos.token('one'));
+    check(gone === null, 'tokens of the old map are gone after the fresh snapshot');
+    const other = errors.filter(e => !/WebSocket connection to .* failed/.test(e));
+    check(other.length === 0, `only failed reconnect attempts were logged: ${JSON.stringify(other)}`);
+  } finally {
+    await ctx.close().catch(() => {});
+    await stopCompositor(c).catch(() => {});
+    fs.rmSync(userDir, { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(() => {
+  console.log(`ws_browser: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}, e => {
+  console.error('ws_browser: ' + (e && e.stack || e));
+  console.log(`ws_browser: ${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+});

@@ -1,0 +1,259 @@
+/* net/gos_ws on its own (also under ASan/UBSan): the order in which a viewer
+ * gets hello, snapshot and deltas; backpressure on a viewer that stops
+ * reading; the stale-viewer pass; --max-viewers; and the text/metrics
+ * helpers. The viewers are raw TCP WebSocket clients written here, so every
+ * byte the server sends is seen. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gos_metrics.h"
+#include "gos_test.h"
+#include "gos_buf.h"
+#include "gos_ws.h"
+#include "ws_test_client.h"
+#include "ws_test_client.h"
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_text(void)
+{
+	struct gos_buf t = {0};
+	gos_buf_json_str(&t, "a\"b\\c\n\x01 \xc3\xa9");
+	CHECK(!strcmp(t.data, "\"a\\\"b\\\\c\\n\\u0001 \xc3\xa9\""), "json escape: %s", t.data);
+	gos_buf_clear(&t);
+	gos_buf_json_f32(&t, 12.0f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, -0.5f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, NAN);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, 3e20f);
+	CHECK(!strcmp(t.data, "12 -0.5 null 3.00000006e+20"), "numbers: %s", t.data);
+	gos_buf_clear(&t);
+	for (int i = 0; i < 1000; i++)
+		gos_buf_printf(&t, "%d,", i);
+	CHECK(t.len == strlen(t.data) && t.len == 3890, "printf grows the buffer: %zu", t.len);
+	gos_buf_finish(&t);
+
+	static const double b[] = {0.1, 1.0};
+	struct gos_hist h;
+	gos_hist_init(&h, b, 2);
+	gos_hist_observe(&h, 0.05);
+	gos_hist_observe(&h, 0.5);
+	gos_hist_observe(&h, 5.0);
+	gos_metrics_hist(&t, "x_seconds", "help.", &h);
+	CHECK(strstr(t.data, "x_seconds_bucket{le=\"0.1\"} 1\n") &&
+	      strstr(t.data, "x_seconds_bucket{le=\"1\"} 2\n") &&
+	      strstr(t.data, "x_seconds_bucket{le=\"+Inf\"} 3\n") &&
+	      strstr(t.data, "x_seconds_count 3\n") && strstr(t.data, "x_seconds_sum 5.55"),
+	      "cumulative histogram: %s", t.data);
+	gos_buf_finish(&t);
+}
+
+static void test_order(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	CHECK(port > 0, "port 0 picks a port: %d", port);
+
+	struct client a, b;
+	CHECK(client_connect(&a, port, 0), "A upgrades");
+	expect(&a, "\"type\":\"hello\"", "A hello");
+	CHECK(wait_requests(ws, 1), "A asks for a snapshot");
+	publish(ws, "{\"type\":\"delta\",\"n\":0}", false);  /* nobody live: nobody gets it */
+	publish(ws, "{\"type\":\"snapshot\",\"n\":1}", true);
+	publish(ws, "{\"type\":\"delta\",\"n\":2}", false);
+	expect(&a, "\"n\":1", "A gets the snapshot");
+	expect(&a, "\"n\":2", "then the delta after it");
+
+	CHECK(client_connect(&b, port, 0), "B upgrades");
+	expect(&b, "hello", "B hello");
+	CHECK(wait_requests(ws, 2), "B asks for a snapshot");
+	publish(ws, "{\"type\":\"delta\",\"n\":3}", false);     /* A only: B waits */
+	publish(ws, "{\"type\":\"snapshot\",\"n\":4}", true);   /* B only: A is live */
+	publish(ws, "{\"type\":\"delta\",\"n\":5}", false);     /* both */
+	expect(&a, "\"n\":3", "A gets delta 3");
+	expect(&a, "\"n\":5", "A skips snapshot 4 and gets delta 5");
+	expect(&b, "\"n\":4", "B gets snapshot 4, not delta 3");
+	expect(&b, "\"n\":5", "B then gets delta 5");
+
+	/* A large message goes out in fragments and arrives whole. */
+	size_t big = 300 * 1024;
+	char *s = malloc(big + 1);
+	memset(s, 'z', big);
+	memcpy(s, "{\"n\":6,\"p\":\"", 12);
+	memcpy(s + big - 2, "\"}", 2);
+	s[big] = '\0';
+	publish(ws, s, false);
+	char *m = NULL;
+	size_t n = 0;
+	CHECK(client_recv(&a, &m, &n, 5000) && n == big && !memcmp(m, s, big),
+	      "a 300 KiB message arrives whole (%zu bytes)", n);
+	free(m);
+	m = NULL;
+	CHECK(client_recv(&b, &m, &n, 5000) && n == big && !memcmp(m, s, big),
+	      "... to every viewer (%zu bytes)", n);
+	free(m);
+	free(s);
+
+	/* ping -> pong; unknown messages ignored; the connection lives on. */
+	client_send(&a, 0x1, "{\"type\":\"ping\",\"t\":7}", 21);
+	client_send(&a, 0x1, "{\"type\":\"what\"}", 15);
+	expect(&a, "{\"type\":\"pong\",\"t\":7}", "ping answered");
+	publish(ws, "{\"n\":8}", false);
+	expect(&a, "\"n\":8", "A still served after an unknown message");
+
+	struct gos_ws_stats st;
+	gos_ws_stats(ws, &st);
+	CHECK(st.viewers == 2 && st.snapshots_sent == 2 && st.inbound == 2 && st.inbound_ignored == 1,
+	      "stats: viewers %llu snapshots %llu inbound %llu ignored %llu",
+	      (unsigned long long)st.viewers, (unsigned long long)st.snapshots_sent,
+	      (unsigned long long)st.inbound, (unsigned long long)st.inbound_ignored);
+
+	/* Token bucket: 20/s with bursts of 40. 100 at once: most are dropped,
+	 * the connection stays. */
+	static const char vp[] = "{\"type\":\"viewport\",\"x\":0,\"y\":0,\"w\":10,\"h\":10,\"zoom\":1}";
+	expect(&b, "\"n\":8", "B has read what was sent before");
+	for (int i = 0; i < 100; i++)
+		client_send(&b, 0x1, vp, sizeof(vp) - 1);
+	sleep_ms(200);
+	gos_ws_stats(ws, &st);
+	CHECK(st.inbound_limited >= 50 && st.inbound_limited <= 62,
+	      "a burst of 100 messages: about 60 over the bucket dropped (%llu)",
+	      (unsigned long long)st.inbound_limited);
+	publish(ws, "{\"n\":9}", false);
+	expect(&b, "\"n\":9", "the bursting viewer is still served");
+
+	client_close(&a);
+	client_close(&b);
+	gos_ws_destroy(ws);
+}
+
+static void test_backpressure_and_stale(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){
+		.listen = "127.0.0.1:0", .backpressure = 5, .max_queued = 8,
+		.ping_interval_ms = 100, .stale_timeout_ms = 1500}, err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	struct client d;
+	CHECK(client_connect(&d, port, 4096), "D upgrades");
+	expect(&d, "hello", "D hello");
+	CHECK(wait_requests(ws, 1), "D asks for a snapshot");
+	publish(ws, "{\"type\":\"snapshot\"}", true);
+	expect(&d, "snapshot", "D snapshot");
+
+	/* D stops reading; 40 messages of 256 KiB fill its socket and queue. */
+	size_t big = 256 * 1024;
+	char *s = malloc(big + 1);
+	memset(s, 'q', big);
+	s[big] = '\0';
+	for (int i = 0; i < 40; i++) {
+		publish(ws, s, false);
+		sleep_ms(5);
+	}
+	free(s);
+	sleep_ms(200);
+	struct gos_ws_stats st;
+	gos_ws_stats(ws, &st);
+	CHECK(st.resyncs >= 1 && st.drops >= 5, "D was resynced (%llu) with drops (%llu)",
+	      (unsigned long long)st.resyncs, (unsigned long long)st.drops);
+	CHECK(st.max_queue_seen <= 5, "its queue never held more than 5 (%llu)",
+	      (unsigned long long)st.max_queue_seen);
+	uint64_t req = gos_ws_snapshot_requests(ws);
+	CHECK(req == 1, "a viewer that does not read asks for no snapshot (%llu)",
+	      (unsigned long long)req);
+
+	/* D reads again: what was in flight, then resync, then it asks. */
+	bool resync = false;
+	for (int i = 0; i < 100 && !resync; i++) {
+		char *m = NULL;
+		size_t n = 0;
+		if (!client_recv(&d, &m, &n, 5000))
+			break;
+		resync = !strcmp(m, "{\"type\":\"resync\"}");
+		free(m);
+	}
+	CHECK(resync, "D reads {\"type\":\"resync\"}");
+	CHECK(wait_requests(ws, 2), "then asks for a snapshot");
+	publish(ws, "{\"type\":\"snapshot\",\"fresh\":1}", true);
+	expect(&d, "fresh", "and gets the fresh one");
+	publish(ws, "{\"n\":1}", false);
+	expect(&d, "\"n\":1", "then deltas again");
+
+	/* Stale pass: E never reads nor answers pings; D answers (while reading). */
+	struct client e;
+	CHECK(client_connect(&e, port, 0), "E upgrades");
+	double t0 = now_s();
+	while (now_s() - t0 < 2.5) {
+		char *m = NULL;
+		size_t n = 0;
+		client_recv(&d, &m, &n, 50);  /* answers pings */
+		free(m);
+	}
+	gos_ws_stats(ws, &st);
+	CHECK(st.closed_stale == 1 && st.viewers == 1,
+	      "the silent viewer is closed as stale (%llu), the answering one stays (%llu)",
+	      (unsigned long long)st.closed_stale, (unsigned long long)st.viewers);
+	CHECK(d.pings >= 5, "pings were sent every pass (%u)", d.pings);
+	client_close(&e);
+	client_close(&d);
+	gos_ws_destroy(ws);
+}
+
+static void test_max_viewers(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){
+		.listen = "127.0.0.1:0", .max_viewers = 1}, err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	struct client a, b;
+	CHECK(client_connect(&a, gos_ws_port(ws), 0), "first viewer");
+	expect(&a, "hello", "first viewer hello");
+	CHECK(client_connect(&b, gos_ws_port(ws), 0), "second upgrades (then is refused)");
+	char *m = NULL;
+	size_t n = 0;
+	CHECK(!client_recv(&b, &m, &n, 5000) && b.close_code == 1013 &&
+	      strstr(b.close_reason, "too many viewers"),
+	      "second is closed 1013 with a reason: %d '%s'", b.close_code, b.close_reason);
+	free(m);
+	/* Destroy with a viewer still connected: everything is freed (ASan). */
+	client_close(&b);
+	gos_ws_destroy(ws);
+	client_close(&a);
+
+	/* Bad listen addresses get one sentence each. */
+	CHECK(!gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:99999"}, err, sizeof(err)) &&
+	      strstr(err, "port"), "a port out of range: %s", err);
+	CHECK(!gos_ws_create(&(struct gos_ws_opts){.listen = "no-such-host.invalid:80"}, err,
+	                     sizeof(err)) && strstr(err, "resolve"), "an unknown host: %s", err);
+	CHECK(!gos_ws_create(&(struct gos_ws_opts){.listen = "8.8.8.8:7680"}, err, sizeof(err)) &&
+	      strstr(err, "cannot listen"), "an address not of this machine: %s", err);
+}
+
+int main(void)
+{
+	test_text();
+	test_order();
+	test_backpressure_and_stale();
+	test_max_viewers();
+	return gos_test_report("test_ws");
+}
