@@ -475,7 +475,7 @@ void gos_render_state(const struct gos_render *r, struct gos_render_state *out)
 	*out = (struct gos_render_state){
 		.live_tokens = r->live_tokens, .seq = r->seq, .drawn = r->drawn,
 		.has_bounds = r->has_bounds, .x0 = r->bx0, .y0 = r->by0, .x1 = r->bx1, .y1 = r->by1,
-		.n_streams = r->n_streams,
+		.n_streams = r->n_streams, .cpu_compute = gos_compute_is_cpu(r->compute),
 	};
 }
 
@@ -1084,7 +1084,7 @@ struct gos_render *gos_render_create(struct gos_vk *vk, const struct gos_render_
 		goto error;
 	}
 	r->compute = gos_compute_create(vk, &(struct gos_compute_opts){
-		.frames_in_flight = r->n_frames});
+		.frames_in_flight = r->n_frames, .cpu = r->o.cpu_compute});
 	if (!r->compute) {
 		snprintf(err, err_len, "cannot create the token compute pipeline");
 		goto error;

@@ -66,6 +66,9 @@ struct gos_render_opts {
 	uint32_t frames_in_flight;   /* 1..4; 0: 2 */
 	uint32_t disable;            /* GOS_RENDER_NO_* bits */
 	uint32_t max_sync_tokens;    /* tokens taken from the map per sync; 0: 65536 */
+	bool cpu_compute;            /* project/color/cull on the CPU (gos_compute's CPU
+	                                mode, --cpu-compute); it is also what happens,
+	                                logged, when the GPU token pipeline fails */
 };
 
 /* Per-frame inputs (zero is a valid default for every field but view). */
@@ -118,6 +121,7 @@ struct gos_render_state {
 	bool has_bounds;
 	double x0, y0, x1, y1;       /* world bounds of every token seen */
 	size_t n_streams;
+	bool cpu_compute;            /* the token projection runs on the CPU */
 };
 void gos_render_state(const struct gos_render *r, struct gos_render_state *out);
 

@@ -522,7 +522,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		s->format = VK_FORMAT_B8G8R8A8_UNORM;
 	}
 	s->r = gos_render_create(s->vk, &(struct gos_render_opts){
-		.format = s->format, .palette = s->o.palette,
+		.format = s->format, .palette = s->o.palette, .cpu_compute = s->o.cpu_compute,
 		.final_layout = s->window ? VK_IMAGE_LAYOUT_PRESENT_SRC_KHR : 0}, err, sizeof(err));
 	if (!s->r) {
 		fprintf(stderr, "gos: %s\n", err);

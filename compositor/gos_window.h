@@ -31,6 +31,7 @@ struct gos_window_opts {
 	uint32_t palette;
 	const char *shot_dir;    /* where S writes screenshots; NULL: "." */
 	const char *gpu;         /* Vulkan device override (gos_vk_opts.gpu) */
+	bool cpu_compute;        /* token projection on the CPU (gos_render_opts) */
 };
 
 /* What the loop asks its owner each frame (main thread callbacks). */

@@ -55,6 +55,10 @@ static void usage(FILE *f)
 	        "  --palette NAME       confidence colors: viridis (default), red-green\n"
 	        "  --gpu NAME|INDEX     Vulkan device by index or name substring (also GOS_GPU;\n"
 	        "                       default: discrete, integrated, virtual, then CPU)\n"
+	        "  --cpu-compute        project, color and cull the tokens on the CPU (the\n"
+	        "                       reference implementation) instead of the GPU compute\n"
+	        "                       shader; also used, with a log line, when the GPU token\n"
+	        "                       pipeline fails at start-up\n"
 	        "  --frames N           quit after N frames (tests, benchmarks)\n"
 	        "  --exercise           with --frames: resize twice and toggle fullscreen (window test)\n"
 	        "  --demo               feed a built-in synthetic stream while no producer is connected\n"
@@ -92,7 +96,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* renderer (issue 4) */
 	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_GPU,
-	       OPT_FRAMES, OPT_EXERCISE };
+	       OPT_FRAMES, OPT_EXERCISE, OPT_CPU_COMPUTE };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"headless", no_argument, NULL, OPT_HEADLESS},
@@ -113,6 +117,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"gpu", required_argument, NULL, OPT_GPU},
 		{"frames", required_argument, NULL, OPT_FRAMES},
 		{"exercise", no_argument, NULL, OPT_EXERCISE},
+		{"cpu-compute", no_argument, NULL, OPT_CPU_COMPUTE},
 		{0},
 	};
 	gos_default_socket_path(o->socket_path, sizeof(o->socket_path));
@@ -219,6 +224,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return EXIT_USAGE;
 			}
 			break;
+		case OPT_CPU_COMPUTE: o->win.cpu_compute = true; break;
 		case OPT_HELP: usage(stdout); exit(EXIT_OK);
 		case OPT_VERSION: printf("gos-compositor %s\n", GOS_VERSION); exit(EXIT_OK);
 		default:

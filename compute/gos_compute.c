@@ -10,7 +10,15 @@
  *     dispatch whatever the slots.
  * Many small regions cost per region (in drivers, and superlinearly in the
  * validation layer), so `auto` copies up to GOS_COMPUTE_COPY_MAX_RUNS runs and
- * scatters beyond; `gos-bench compute` measures both. */
+ * scatters beyond; `gos-bench compute` measures both.
+ *
+ * CPU mode (opts.cpu, or the fallback when the pipelines cannot be built):
+ * no compute shader of ours runs. A gos_compute_ref store mirrors every
+ * update; the token buffer is still uploaded (by copy; past
+ * GOS_COMPUTE_COPY_MAX_RUNS runs, the whole span from the CPU store) since
+ * the renderer's splats read it; record() projects in the store and copies
+ * the survivors and the indirect command into the same buffers the shader
+ * would have written. */
 #include "gos_compute.h"
 
 #include <stdarg.h>
@@ -76,6 +84,12 @@ struct gos_compute {
 	struct gos_vk_buffer *staging_slots[MAX_FRAMES];  /* their slots (scatter) */
 	uint32_t n_staging, cur;
 
+	/* CPU mode (--cpu-compute): the projection runs in `ref`, which mirrors
+	 * every update, and its survivors reach `out` through out_staging. */
+	bool cpu;
+	struct gos_compute_ref *ref;
+	struct gos_vk_buffer *out_staging[MAX_FRAMES];    /* gos_processed records */
+
 	uint32_t capacity, n_slots, max_slots;
 
 	uint32_t *pending_at;            /* [capacity]: staged index of a slot, or NONE */
@@ -96,16 +110,28 @@ static void log_error(const char *fmt, ...)
 	fprintf(stderr, "gos compute: %s\n", line);
 }
 
+/* The test hook GOS_FORCE_COMPUTE_FAIL=1: token_project.comp "fails" to
+ * build, so tests can prove the CPU fallback (see gos_compute.h). */
+static bool forced_failure(void)
+{
+	const char *v = getenv("GOS_FORCE_COMPUTE_FAIL");
+	return v && !strcmp(v, "1");
+}
+
+/* Builds one compute pipeline; on failure writes what failed to `why`. */
 static bool create_pipe(struct gos_compute *c, struct pipe *p, const uint32_t *code,
-                        size_t code_size, uint32_t push_size, const char *name)
+                        size_t code_size, uint32_t push_size, const char *name,
+                        char *why, size_t why_len)
 {
 	struct gos_vk *vk = c->vk;
+	const char *step = "vkCreateShaderModule";
 	VkShaderModuleCreateInfo mi = {
 		.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
 		.codeSize = code_size,
 		.pCode = code,
 	};
 	VK(vkCreateShaderModule(vk->device, &mi, NULL, &p->module));
+	step = "vkCreatePipelineLayout";
 	gos_vk_name(vk, VK_OBJECT_TYPE_SHADER_MODULE, (uint64_t)p->module, "%s", name);
 
 	VkPushConstantRange range = {
@@ -118,6 +144,7 @@ static bool create_pipe(struct gos_compute *c, struct pipe *p, const uint32_t *c
 		.pPushConstantRanges = &range,
 	};
 	VK(vkCreatePipelineLayout(vk->device, &li, NULL, &p->layout));
+	step = "vkCreateComputePipelines";
 	gos_vk_name(vk, VK_OBJECT_TYPE_PIPELINE_LAYOUT, (uint64_t)p->layout, "%s layout", name);
 
 	VkComputePipelineCreateInfo pi = {
@@ -130,10 +157,15 @@ static bool create_pipe(struct gos_compute *c, struct pipe *p, const uint32_t *c
 		},
 		.layout = p->layout,
 	};
+	if (p == &c->project && forced_failure()) {
+		snprintf(why, why_len, "%s: %s failed: forced by GOS_FORCE_COMPUTE_FAIL=1", name, step);
+		return false;
+	}
 	VK(vkCreateComputePipelines(vk->device, VK_NULL_HANDLE, 1, &pi, NULL, &p->pipeline));
 	gos_vk_name(vk, VK_OBJECT_TYPE_PIPELINE, (uint64_t)p->pipeline, "%s", name);
 	return true;
 error:
+	snprintf(why, why_len, "%s: %s failed", name, step);
 	return false;
 }
 
@@ -222,11 +254,29 @@ struct gos_compute *gos_compute_create(struct gos_vk *vk, const struct gos_compu
 	}
 
 	c->upload = opts ? opts->upload : GOS_COMPUTE_UPLOAD_AUTO;
-	if (!create_pipe(c, &c->project, token_project_spv, sizeof(token_project_spv),
-	                 sizeof(struct gos_compute_push), "token_project.comp") ||
-	    !create_pipe(c, &c->scatter, token_scatter_spv, sizeof(token_scatter_spv),
-	                 sizeof(struct gos_scatter_push), "token_scatter.comp") ||
-	    !create_commands(c))
+	c->cpu = opts && opts->cpu;
+	char why[256];
+	if (!c->cpu &&
+	    (!create_pipe(c, &c->project, token_project_spv, sizeof(token_project_spv),
+	                  sizeof(struct gos_compute_push), "token_project.comp", why, sizeof(why)) ||
+	     !create_pipe(c, &c->scatter, token_scatter_spv, sizeof(token_scatter_spv),
+	                  sizeof(struct gos_scatter_push), "token_scatter.comp", why, sizeof(why)))) {
+		/* Not silent: the user learns why the GPU path is off, and how to
+		 * ask for the CPU path directly. */
+		fprintf(stderr, "gos compute: the GPU token pipeline failed (%s); using the CPU "
+		        "reference instead (--cpu-compute)\n", why);
+		destroy_pipe(vk, &c->project);
+		destroy_pipe(vk, &c->scatter);
+		c->project = c->scatter = (struct pipe){0};
+		c->cpu = true;
+	} else if (c->cpu) {
+		fprintf(stderr, "gos compute: projecting tokens on the CPU (--cpu-compute)\n");
+	}
+	if (c->cpu && !(c->ref = gos_compute_ref_create())) {
+		log_error("out of memory for the CPU token store");
+		goto error;
+	}
+	if (!create_commands(c))
 		goto error;
 	c->tokens = gos_vk_buffer_create(vk, (VkDeviceSize)cap * sizeof(struct gos_gpu_token),
 	                                 VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, GOS_VK_MEM_DEVICE,
@@ -262,6 +312,14 @@ struct gos_compute *gos_compute_create(struct gos_vk *vk, const struct gos_compu
 		                                           GOS_VK_MEM_UPLOAD, name);
 		if (!c->staging[i] || !c->staging_slots[i])
 			goto error;
+		if (c->cpu) {
+			snprintf(name, sizeof(name), "compute cpu output staging %u", i);
+			c->out_staging[i] = gos_vk_buffer_create(vk, 256 * sizeof(struct gos_processed),
+			                                         VK_BUFFER_USAGE_TRANSFER_SRC_BIT,
+			                                         GOS_VK_MEM_UPLOAD, name);
+			if (!c->out_staging[i])
+				goto error;
+		}
 	}
 	c->capacity = cap;
 	c->pending_at = malloc((size_t)cap * sizeof(*c->pending_at));
@@ -287,6 +345,7 @@ void gos_compute_destroy(struct gos_compute *c)
 		for (uint32_t i = 0; i < MAX_FRAMES; i++) {
 			gos_vk_buffer_destroy(vk, c->staging[i]);
 			gos_vk_buffer_destroy(vk, c->staging_slots[i]);
+			gos_vk_buffer_destroy(vk, c->out_staging[i]);
 		}
 		gos_vk_buffer_destroy(vk, c->count_rb);
 		gos_vk_buffer_destroy(vk, c->draw);
@@ -300,10 +359,16 @@ void gos_compute_destroy(struct gos_compute *c)
 		destroy_pipe(vk, &c->project);
 		destroy_pipe(vk, &c->scatter);
 	}
+	gos_compute_ref_destroy(c->ref);
 	free(c->pending_at);
 	free(c->pending_slot);
 	free(c->regions);
 	free(c);
+}
+
+bool gos_compute_is_cpu(const struct gos_compute *c)
+{
+	return c->cpu;
 }
 
 uint32_t gos_compute_max_slots(const struct gos_compute *c)
@@ -409,6 +474,8 @@ bool gos_compute_update(struct gos_compute *c, const struct gos_token_update *u,
 			needed = u[i].slot + 1;
 	if (!reserve_slots(c, needed) || !reserve_staging(c, c->n_pending + n))
 		return false;
+	if (c->cpu && !gos_compute_ref_update(c->ref, u, n))
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		struct gos_gpu_token t = gos_compute_ref_pack(&u[i]);
 		stage(c, u[i].slot, &t);
@@ -431,6 +498,8 @@ bool gos_compute_set_all(struct gos_compute *c, const struct gos_token_update *u
 	/* The image also covers the old slots past the new end, to empty them. */
 	uint32_t image = needed > c->n_slots ? needed : c->n_slots;
 	if (!reserve_slots(c, image) || !reserve_staging(c, image))
+		return false;
+	if (c->cpu && !gos_compute_ref_set_all(c->ref, u, n))
 		return false;
 	for (size_t i = 0; i < c->n_pending; i++)
 		c->pending_at[c->pending_slot[i]] = NONE;
@@ -496,7 +565,34 @@ static bool record_uploads(struct gos_compute *c, VkCommandBuffer cmd)
 		c->cap_regions = c->n_pending;
 	}
 	struct gos_vk_buffer *st = c->staging[c->cur];
-	if (!gos_vk_buffer_flush(vk, st, 0, c->n_pending * sizeof(struct gos_gpu_token)))
+	size_t n_regions = build_regions(c);
+	size_t n_records = c->n_pending;
+	if (c->cpu && n_regions > GOS_COMPUTE_COPY_MAX_RUNS) {
+		/* No scatter shader in CPU mode: copy the whole span of slots the
+		 * changes touch, from the CPU store (which holds every slot), as
+		 * one region. */
+		uint32_t lo = UINT32_MAX, hi = 0;
+		for (size_t i = 0; i < c->n_pending; i++) {
+			uint32_t slot = c->pending_slot[i];
+			lo = slot < lo ? slot : lo;
+			hi = slot + 1 > hi ? slot + 1 : hi;
+		}
+		n_records = hi - lo;
+		if (!reserve_staging(c, n_records))
+			return false;
+		uint32_t n_ref;
+		const struct gos_gpu_token *all = gos_compute_ref_tokens(c->ref, &n_ref);
+		struct gos_gpu_token *rec = st->mapped;
+		uint32_t have = n_ref > lo ? (n_ref < hi ? n_ref : hi) - lo : 0;
+		memcpy(rec, all + lo, (size_t)have * sizeof(*rec));
+		memset(rec + have, 0xff, (n_records - have) * sizeof(*rec));   /* empty */
+		c->regions[0] = (VkBufferCopy){
+			.dstOffset = (VkDeviceSize)lo * sizeof(*rec),
+			.size = (VkDeviceSize)n_records * sizeof(*rec),
+		};
+		n_regions = 1;
+	}
+	if (!gos_vk_buffer_flush(vk, st, 0, n_records * sizeof(struct gos_gpu_token)))
 		return false;
 
 	/* Earlier readers (last frame's draw, copies) and writers (last
@@ -510,9 +606,8 @@ static bool record_uploads(struct gos_compute *c, VkCommandBuffer cmd)
 	vkCmdPipelineBarrier(cmd, reader_stages(c), VK_PIPELINE_STAGE_TRANSFER_BIT |
 	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
 
-	size_t n_regions = build_regions(c);
-	bool scatter = c->upload == GOS_COMPUTE_UPLOAD_SCATTER ||
-	               (c->upload == GOS_COMPUTE_UPLOAD_AUTO && n_regions > GOS_COMPUTE_COPY_MAX_RUNS);
+	bool scatter = !c->cpu && (c->upload == GOS_COMPUTE_UPLOAD_SCATTER ||
+	               (c->upload == GOS_COMPUTE_UPLOAD_AUTO && n_regions > GOS_COMPUTE_COPY_MAX_RUNS));
 	if (n_regions && scatter) {
 		struct gos_vk_buffer *sl = c->staging_slots[c->cur];
 		memcpy(sl->mapped, c->pending_slot, c->n_pending * sizeof(uint32_t));
@@ -545,6 +640,73 @@ static bool record_uploads(struct gos_compute *c, VkCommandBuffer cmd)
 	return true;
 }
 
+/* CPU mode's stand-in for the dispatch: projects in the CPU store and
+ * records the copy of its survivors into the output buffer and the write of
+ * the indirect command (transfer writes; record()'s closing barrier makes
+ * them visible). Uses staging buffer `frame`, under the same rotation
+ * contract as the token uploads. */
+static bool record_cpu(struct gos_compute *c, VkCommandBuffer cmd, const struct gos_camera *cam,
+                       uint32_t palette, uint32_t frame)
+{
+	uint32_t count;
+	if (!gos_compute_ref_dispatch(c->ref, cam, palette, &count))
+		return false;
+	const VkDrawIndirectCommand draw = {.vertexCount = 6, .instanceCount = count};
+	vkCmdUpdateBuffer(cmd, c->draw->buffer, 0, sizeof(draw), &draw);
+	if (!count)
+		return true;
+	struct gos_vk_buffer *st = c->out_staging[frame];
+	VkDeviceSize bytes = (VkDeviceSize)count * sizeof(struct gos_processed);
+	if (!gos_vk_buffer_grow(c->vk, st, bytes, NULL)) {
+		log_error("could not grow the CPU output staging buffer to %u records", count);
+		return false;
+	}
+	memcpy(st->mapped, gos_compute_ref_output(c->ref), (size_t)bytes);
+	if (!gos_vk_buffer_flush(c->vk, st, 0, bytes))
+		return false;
+	VkBufferCopy region = {.size = bytes};
+	vkCmdCopyBuffer(cmd, st->buffer, c->out->buffer, 1, &region);
+	return true;
+}
+
+/* The GPU path: token_project.comp over every slot into the output and the
+ * indirect command. */
+static void record_gpu(struct gos_compute *c, VkCommandBuffer cmd, const struct gos_camera *cam,
+                       uint32_t palette)
+{
+	const VkDrawIndirectCommand reset = {.vertexCount = 6};
+	vkCmdUpdateBuffer(cmd, c->draw->buffer, 0, sizeof(reset), &reset);
+
+	VkMemoryBarrier uploaded = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+		.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &uploaded, 0, NULL, 0, NULL);
+	if (!c->n_slots)
+		return;
+	uint32_t gx, gy;
+	grid(c, c->n_slots, &gx, &gy);
+	struct gos_compute_push push = {
+		.tokens = c->tokens->address,
+		.out = c->out->address,
+		.draw = c->draw->address,
+		.palettes = c->palettes->address,
+		.center = {cam->center_x, cam->center_y},
+		.viewport = {cam->viewport_w, cam->viewport_h},
+		.zoom = cam->zoom,
+		.margin = cam->margin,
+		.count = c->n_slots,
+		.palette = palette,
+		.row_stride = gx * 64,
+	};
+	vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->project.pipeline);
+	vkCmdPushConstants(cmd, c->project.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(push),
+	                   &push);
+	vkCmdDispatch(cmd, gx, gy, 1);
+}
+
 bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
                         const struct gos_camera *cam, uint32_t palette)
 {
@@ -558,44 +720,18 @@ bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
 		          GOS_PALETTE_COUNT - 1);
 		return false;
 	}
+	uint32_t frame = c->cur;   /* record_uploads() rotates it */
 	if (!record_uploads(c, cmd))
 		return false;
-	bool graphics = c->vk->queue_flags & VK_QUEUE_GRAPHICS_BIT;
-	VkPipelineStageFlags readers = reader_stages(c);
-	const VkDrawIndirectCommand reset = {.vertexCount = 6};
-	vkCmdUpdateBuffer(cmd, c->draw->buffer, 0, sizeof(reset), &reset);
-
-	VkMemoryBarrier uploaded = {
-		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-		.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT,
-		.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
-	};
-	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &uploaded, 0, NULL, 0, NULL);
-
-	if (c->n_slots) {
-		uint32_t gx, gy;
-		grid(c, c->n_slots, &gx, &gy);
-		struct gos_compute_push push = {
-			.tokens = c->tokens->address,
-			.out = c->out->address,
-			.draw = c->draw->address,
-			.palettes = c->palettes->address,
-			.center = {cam->center_x, cam->center_y},
-			.viewport = {cam->viewport_w, cam->viewport_h},
-			.zoom = cam->zoom,
-			.margin = cam->margin,
-			.count = c->n_slots,
-			.palette = palette,
-			.row_stride = gx * 64,
-		};
-		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->project.pipeline);
-		vkCmdPushConstants(cmd, c->project.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(push),
-		                   &push);
-		vkCmdDispatch(cmd, gx, gy, 1);
+	if (c->cpu) {
+		if (!record_cpu(c, cmd, cam, palette, frame))
+			return false;
+	} else {
+		record_gpu(c, cmd, cam, palette);
 	}
 	c->stats.dispatches++;
 
+	bool graphics = c->vk->queue_flags & VK_QUEUE_GRAPHICS_BIT;
 	VkMemoryBarrier done = {
 		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
 		.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -604,7 +740,7 @@ bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
 		                 (graphics ? VK_ACCESS_VERTEX_ATTRIBUTE_READ_BIT : 0),
 	};
 	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-	                     readers, 0, 1, &done, 0, NULL, 0, NULL);
+	                     reader_stages(c), 0, 1, &done, 0, NULL, 0, NULL);
 	return true;
 }
 
@@ -717,4 +853,16 @@ bool gos_compute_fill_output(struct gos_compute *c, uint32_t pattern)
 	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
 	                     0, 1, &mb, 0, NULL, 0, NULL);
 	return gos_vk_oneshot_end(c->vk, cmd);
+}
+
+bool gos_compute_read_tokens(struct gos_compute *c, uint32_t first, uint32_t n,
+                             struct gos_gpu_token *out)
+{
+	if (first > c->capacity || n > c->capacity - first) {
+		log_error("read of token records [%u, %u) past the capacity %u", first,
+		          first + n, c->capacity);
+		return false;
+	}
+	return gos_vk_buffer_download(c->vk, c->tokens, (VkDeviceSize)first * sizeof(*out), out,
+	                              (VkDeviceSize)n * sizeof(*out));
 }

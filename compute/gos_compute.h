@@ -6,6 +6,18 @@
  * firstVertex 0, firstInstance 0} for the renderer's token quads. The math
  * and formats are those of gos_compute_ref.h, its CPU reference.
  *
+ * CPU mode (--cpu-compute): with opts.cpu, or when the GPU pipelines cannot
+ * be built at creation (logged on one line: "the GPU token pipeline failed
+ * (why); using the CPU reference instead (--cpu-compute)"), the projection,
+ * coloring and culling run in a gos_compute_ref store that mirrors every
+ * update, and record() copies its survivors (in slot order) and the indirect
+ * command into the same output and indirect buffers, through host-visible
+ * staging. Everything else is unchanged: the token buffer is uploaded as
+ * usual (copy regions; never the scatter shader), the barrier and staging
+ * contracts hold, and the renderer draws from the same buffers. Test hook:
+ * GOS_FORCE_COMPUTE_FAIL=1 in the environment makes the creation of
+ * token_project.comp's pipeline fail, so tests can prove the fallback.
+ *
  * Threads: all calls on the thread that owns the gos_vk queue (the render
  * thread). */
 #ifndef GOS_COMPUTE_H
@@ -30,14 +42,20 @@ enum gos_compute_upload {
 struct gos_compute_opts {
 	uint32_t initial_capacity;   /* slots the buffers start with; 0: 4096 */
 	uint32_t frames_in_flight;   /* staging buffers in rotation, 1..4; 0: 2 */
-	enum gos_compute_upload upload;
+	enum gos_compute_upload upload;   /* CPU mode: always copies */
+	bool cpu;                    /* CPU mode from the start (--cpu-compute) */
 };
 
 struct gos_compute;
 
-/* Builds the pipeline and its buffers on vk (which must outlive it). NULL on
- * failure (logged): the caller may fall back to gos_compute_ref. */
+/* Builds the pipeline and its buffers on vk (which must outlive it). When
+ * the pipelines fail to build, falls back to CPU mode (logged, see above).
+ * NULL on any other failure (logged: no buffer device address, out of
+ * memory, ...). */
 struct gos_compute *gos_compute_create(struct gos_vk *vk, const struct gos_compute_opts *opts);
+
+/* True in CPU mode (asked for, or fallen back to). */
+bool gos_compute_is_cpu(const struct gos_compute *c);
 
 /* Waits for the queue to go idle, then frees everything. Accepts NULL and a
  * half-built object. */
@@ -140,5 +158,11 @@ bool gos_compute_fill_output(struct gos_compute *c, uint32_t pattern);
  * whatever they hold; waits. */
 bool gos_compute_read_range(struct gos_compute *c, uint32_t first, uint32_t n,
                             struct gos_processed *out);
+
+/* Copies token-buffer records [first, first + n) (n within the capacity) to
+ * out, as the GPU holds them (staged updates count once recorded and run);
+ * waits. */
+bool gos_compute_read_tokens(struct gos_compute *c, uint32_t first, uint32_t n,
+                             struct gos_gpu_token *out);
 
 #endif

@@ -20,3 +20,7 @@ add_test(NAME palette_generated
                  -DOUT=${CMAKE_BINARY_DIR}/gos_palette.generated.h
                  -P ${CMAKE_SOURCE_DIR}/tests/cmake/palette_generated.cmake)
 set_tests_properties(palette_generated PROPERTIES LABELS "compute;shaders" TIMEOUT 60)
+# gos_compute's CPU mode (--cpu-compute) and the logged fallback to it when
+# the GPU token pipeline fails (forced by GOS_FORCE_COMPUTE_FAIL=1).
+gos_add_test(compute_cpu SOURCES ${CMAKE_SOURCE_DIR}/tests/test_compute_cpu.c
+             LIBS gos_compute GPU TIMEOUT 120 LABELS compute gpu)

@@ -20,3 +20,10 @@ gos_add_test(test_render_cache GPU TIMEOUT 180
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_render_cache.c
   LIBS gos_render gos_core gos_compute m
   LABELS gpu image)
+# --cpu-compute and the logged fallback to it when the GPU token pipeline
+# fails (GOS_FORCE_COMPUTE_FAIL=1), in gos-compositor --headless.
+add_test(NAME test_cpu_fallback
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_cpu_fallback.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-shot>)
+set_tests_properties(test_cpu_fallback PROPERTIES TIMEOUT 120 LABELS "gpu;compute"
+                     ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)

@@ -5,7 +5,8 @@
  * zoomed view as quads, the same views again, after new tokens arrive, panned,
  * another viewport size), each twice, and every picture must match what a
  * fresh renderer draws for the same map and view. Both background paths (the
- * computed + copied one and the fullscreen fragment pass) are run. Real
+ * computed + copied one and the fullscreen fragment pass) are run, and the
+ * copied one again with the projection on the CPU (--cpu-compute). Real
  * lavapipe device, validation on (ctest sets GOS_VALIDATION=1): any
  * validation error fails the test. Exit 77 when no Vulkan device exists. */
 #include <math.h>
@@ -101,12 +102,19 @@ int main(void)
 	char err[256];
 	struct gos_map *map = gos_map_create(&(struct gos_map_opts){0});
 	feed(map, 0, 3000);
-	for (int copy = 1; copy >= 0; copy--) {
-		struct gos_render *r = gos_render_create(vk, &(struct gos_render_opts){0}, err,
-		                                         sizeof(err));
+	/* Passes: copied background, fullscreen pass, then copied background
+	 * with the projection on the CPU (--cpu-compute), held to fresh GPU
+	 * renderers. */
+	for (int pass = 0; pass < 3; pass++) {
+		bool copy = pass != 1, cpu = pass == 2;
+		struct gos_render *r = gos_render_create(vk, &(struct gos_render_opts){
+		                                         .cpu_compute = cpu}, err, sizeof(err));
 		CHECK(r != NULL, "renderer: %s", err);
 		if (!r)
 			break;
+		struct gos_render_state rs;
+		gos_render_state(r, &rs);
+		CHECK(rs.cpu_compute == cpu, "the renderer's compute path is not the one asked for");
 		struct gos_offscreen *big = gos_offscreen_create(r, 400, 240);
 		struct gos_offscreen *small = gos_offscreen_create(r, 320, 200);
 		uint8_t *a = malloc(400 * 240 * 4), *b = malloc(400 * 240 * 4);
@@ -159,7 +167,8 @@ int main(void)
 				gos_png_compare(a, b, w, h, THRESHOLD, &d);
 				CHECK(d.differing_pct <= MAX_PCT,
 				      "%s (%s, frame %d): %.3f%% of pixels differ from a fresh renderer's "
-				      "(max delta %u)", steps[i].what, copy ? "copy" : "fullscreen pass",
+				      "(max delta %u)", steps[i].what,
+				      cpu ? "copy, CPU compute" : copy ? "copy" : "fullscreen pass",
 				      twice + 1, d.differing_pct, d.max_delta);
 			}
 		}

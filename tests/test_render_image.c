@@ -9,7 +9,10 @@
  * what any broken feature changes).
  *
  * Both background paths (computed + copied, and the fullscreen fragment
- * pass fallback) must match the same references.
+ * pass fallback) must match the same references, and so must the CPU
+ * token projection (--cpu-compute), asked for or fallen back to when the
+ * GPU token pipeline fails (forced by GOS_FORCE_COMPUTE_FAIL=1; the
+ * fallback must be logged).
  *
  * The same comparison is then shown to fail when a feature breaks: text off,
  * grid off, flat colors, and a cull margin of 0 (tokens straddling the edge
@@ -34,17 +37,26 @@
 
 static char shot_bin[512], data_dir[512], out_dir[512];
 
-static int run_shot(const char *out, const char *const *extra)
+/* Runs gos-shot; with `env` ("NAME=VALUE") set in its environment, and its
+ * stderr to `log` when given. */
+static int run_shot_env(const char *out, const char *const *extra, const char *env,
+                        const char *log)
 {
 	char input[600];
 	snprintf(input, sizeof(input), "%s/render_small.jsonl", data_dir);
-	const char *argv[32] = {shot_bin, "--input", input, "--out", out, "--size", "640x360", "--quiet"};
-	int n = 8;
+	/* Not quiet when logged: the summary says which compute path ran. */
+	const char *argv[32] = {shot_bin, "--input", input, "--out", out, "--size", "640x360",
+	                        log ? NULL : "--quiet"};
+	int n = log ? 7 : 8;
 	for (int i = 0; extra[i] && n < 30; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
 	pid_t pid = fork();
 	if (pid == 0) {
+		if (env)
+			putenv((char *)env);
+		if (log && !freopen(log, "w", stderr))
+			_exit(126);
 		execv(shot_bin, (char *const *)argv);
 		_exit(127);
 	}
@@ -54,14 +66,21 @@ static int run_shot(const char *out, const char *const *extra)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Renders and compares; returns the percentage of differing pixels (or 100
- * when the picture could not be made). */
-static double shot_diff(const char *name, const char *ref, const char *const *extra)
+static int run_shot(const char *out, const char *const *extra)
+{
+	return run_shot_env(out, extra, NULL, NULL);
+}
+
+/* Renders (gos-shot run as run_shot_env says) and compares; returns the
+ * percentage of differing pixels (or 100 when the picture could not be
+ * made). */
+static double shot_diff_env(const char *name, const char *ref, const char *const *extra,
+                            const char *env, const char *log)
 {
 	char out[700], refp[700], err[256];
 	snprintf(out, sizeof(out), "%s/%s.png", out_dir, name);
 	snprintf(refp, sizeof(refp), "%s/%s", data_dir, ref);
-	int rc = run_shot(out, extra);
+	int rc = run_shot_env(out, extra, env, log);
 	CHECK(rc == 0, "%s: gos-shot exited %d (3 means validation errors)", name, rc);
 	if (rc != 0)
 		return 100;
@@ -82,6 +101,24 @@ static double shot_diff(const char *name, const char *ref, const char *const *ex
 	free(a);
 	free(b);
 	return pct;
+}
+
+static double shot_diff(const char *name, const char *ref, const char *const *extra)
+{
+	return shot_diff_env(name, ref, extra, NULL, NULL);
+}
+
+/* Whether file `path` contains `needle`. */
+static bool file_contains(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	char buf[8192];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
 }
 
 static void update_reference(const char *ref, const char *const *extra)
@@ -134,6 +171,43 @@ int main(void)
 	const char *const text_fs[] = {"--center", "250,40", "--zoom", "1.7", "--fullscreen-pass", NULL};
 	p = shot_diff("text_fullscreen", "render_small_text.png", text_fs);
 	CHECK(p <= MAX_PCT, "text view, fullscreen pass: %.3f%% of pixels differ (max %.2f%%)", p, MAX_PCT);
+
+	/* --cpu-compute (projection, colors and culling by the CPU reference,
+	 * uploaded into the same buffers) draws the same pictures: the fit view
+	 * (far out: splats from the token buffer) and the text view (quads from
+	 * the projection's survivors). */
+	const char *const fit_cpu[] = {"--fit", "--cpu-compute", NULL};
+	p = shot_diff("fit_cpu", "render_small_fit.png", fit_cpu);
+	CHECK(p <= MAX_PCT, "fit view, --cpu-compute: %.3f%% of pixels differ (max %.2f%%)", p, MAX_PCT);
+	const char *const text_cpu[] = {"--center", "250,40", "--zoom", "1.7", "--cpu-compute", NULL};
+	p = shot_diff("text_cpu", "render_small_text.png", text_cpu);
+	CHECK(p <= MAX_PCT, "text view, --cpu-compute: %.3f%% of pixels differ (max %.2f%%)", p, MAX_PCT);
+	const char *const text_cpu_fs[] = {"--center", "250,40", "--zoom", "1.7", "--cpu-compute",
+	                                   "--fullscreen-pass", NULL};
+	p = shot_diff("text_cpu_fullscreen", "render_small_text.png", text_cpu_fs);
+	CHECK(p <= MAX_PCT, "text view, --cpu-compute, fullscreen pass: %.3f%% of pixels differ", p);
+
+	/* The GPU token pipeline failing at start-up (forced by the test hook)
+	 * falls back to the CPU reference, says so, and still draws the same
+	 * pictures. */
+	char log[700];
+	snprintf(log, sizeof(log), "%s/forced_failure.log", out_dir);
+	p = shot_diff_env("text_forced_failure", "render_small_text.png", text, "GOS_FORCE_COMPUTE_FAIL=1",
+	                  log);
+	CHECK(p <= MAX_PCT, "text view after the forced GPU failure: %.3f%% of pixels differ", p);
+	CHECK(file_contains(log, "the GPU token pipeline failed (") &&
+	      file_contains(log, "using the CPU reference instead (--cpu-compute)") &&
+	      file_contains(log, "GOS_FORCE_COMPUTE_FAIL"),
+	      "the fallback was not logged with its reason (see %s)", log);
+	CHECK(file_contains(log, "drawn (CPU compute)"), "gos-shot did not report CPU compute (see %s)", log);
+	/* Without the hook and the flag, the GPU path runs and says nothing of it. */
+	snprintf(log, sizeof(log), "%s/gpu.log", out_dir);
+	const char *const text_loud[] = {"--center", "250,40", "--zoom", "1.7", NULL};
+	char out[700];
+	snprintf(out, sizeof(out), "%s/text_gpu_loud.png", out_dir);
+	CHECK(run_shot_env(out, text_loud, NULL, log) == 0, "gos-shot failed (see %s)", log);
+	CHECK(file_contains(log, "drawn (GPU compute)") && !file_contains(log, "CPU reference"),
+	      "the plain run did not use the GPU path (see %s)", log);
 
 	/* Broken features must be noticed by the same comparison. */
 	const char *const no_grid[] = {"--fit", "--disable", "grid", NULL};

@@ -101,6 +101,7 @@ struct result {
 };
 
 static bool g_fullscreen_pass;   /* --fullscreen-pass: no background copy */
+static bool g_cpu_compute;       /* --cpu-compute: projection on the CPU */
 
 /* Frames of `view`; pan: the view moves 3 px right each frame (nothing the
  * GPU computed for the last frame can be reused). */
@@ -147,14 +148,16 @@ int gos_bench_render(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
 			printf("usage: gos-bench render [--frames N] [--size WxH] [--max-tokens N] [--tokens N]\n"
-			       "                        [--rate EPS] [--fullscreen-pass]\n"
+			       "                        [--rate EPS] [--fullscreen-pass] [--cpu-compute]\n"
 			       "Median/p99 frame time headless for 10k, 100k and 1M tokens (fit-all view:\n"
 			       "every token on screen, as points; and zoom 1: text legible, most culled),\n"
 			       "then with EPS (default 100000) events/s arriving on a 100k-token map.\n"
 			       "Pan: the fit-all view moving 3 px a frame (nothing cached can be reused).\n"
 			       "--tokens N measures one map of N tokens only (no flood).\n"
 			       "--fullscreen-pass draws the background with a fragment pass (the path\n"
-			       "for targets that cannot be copied into) instead of compute + copy.\n");
+			       "for targets that cannot be copied into) instead of compute + copy.\n"
+			       "--cpu-compute projects, colors and culls the tokens with the CPU reference\n"
+			       "(the fallback path) instead of the compute shader.\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--frames") && i + 1 < argc) {
 			frames = atoi(argv[++i]);
@@ -174,6 +177,8 @@ int gos_bench_render(int argc, char **argv)
 					sizes[k] = m;
 		} else if (!strcmp(argv[i], "--fullscreen-pass")) {
 			g_fullscreen_pass = true;
+		} else if (!strcmp(argv[i], "--cpu-compute")) {
+			g_cpu_compute = true;
 		} else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
 			uint64_t m = strtoull(argv[++i], NULL, 10);
 			if (m < 1 || m > 10000000) {
@@ -209,7 +214,8 @@ int gos_bench_render(int argc, char **argv)
 		char err[256];
 		struct gos_map *map = gos_map_create(&(struct gos_map_opts){0});
 		/* The compositor's per-frame bound on map changes (65536). */
-		struct gos_render *r = gos_render_create(vk, &(struct gos_render_opts){0}, err, sizeof(err));
+		struct gos_render *r = gos_render_create(vk, &(struct gos_render_opts){
+		                                         .cpu_compute = g_cpu_compute}, err, sizeof(err));
 		struct gos_offscreen *off = r ? gos_offscreen_create(r, w, h) : NULL;
 		if (!map || !r || !off) {
 			fprintf(stderr, "gos-bench render: %s\n", r ? "no offscreen image" : err);

@@ -35,6 +35,7 @@ struct shot_opts {
 	uint32_t hud;
 	bool quiet;
 	bool fullscreen_pass;
+	bool cpu_compute;
 };
 
 static void usage(FILE *f)
@@ -61,6 +62,10 @@ static void usage(FILE *f)
 	        "  --fullscreen-pass   draw the background with a fragment pass instead of\n"
 	        "                      computing it and copying it into the image (the path\n"
 	        "                      for targets that cannot be copied into; same picture)\n"
+	        "  --cpu-compute       project, color and cull the tokens on the CPU (the\n"
+	        "                      reference implementation) instead of the GPU compute\n"
+	        "                      shader (same picture); also used, with a log line, when\n"
+	        "                      the GPU token pipeline fails at start-up\n"
 	        "\n"
 	        "Lines the compositor would reject are reported (file:line: reason) and\n"
 	        "skipped, as the compositor skips them.\n"
@@ -97,7 +102,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 {
 	enum { OPT_INPUT = 256, OPT_OUT, OPT_SIZE, OPT_FIT, OPT_CENTER, OPT_ZOOM, OPT_PALETTE,
 	       OPT_NO_HUD, OPT_DISABLE, OPT_SOCKET, OPT_QUIET, OPT_FULLSCREEN_PASS,
-	       OPT_HELP };
+	       OPT_CPU_COMPUTE, OPT_HELP };
 	static const struct option longopts[] = {
 		{"input", required_argument, NULL, OPT_INPUT},
 		{"out", required_argument, NULL, OPT_OUT},
@@ -111,6 +116,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"fullscreen-pass", no_argument, NULL, OPT_FULLSCREEN_PASS},
+		{"cpu-compute", no_argument, NULL, OPT_CPU_COMPUTE},
 		{"help", no_argument, NULL, OPT_HELP},
 		{0},
 	};
@@ -158,6 +164,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 		case OPT_NO_HUD: o->hud = 0; break;
 		case OPT_QUIET: o->quiet = true; break;
 		case OPT_FULLSCREEN_PASS: o->fullscreen_pass = true; break;
+		case OPT_CPU_COMPUTE: o->cpu_compute = true; break;
 		case OPT_DISABLE: {
 			const char *t = optarg;
 			while (*t) {
@@ -315,7 +322,8 @@ int main(int argc, char **argv)
 	}
 	char err[256];
 	r = gos_render_create(vk, &(struct gos_render_opts){.palette = o.palette,
-	                      .disable = o.disable, .max_sync_tokens = 1u << 20}, err, sizeof(err));
+	                      .disable = o.disable, .max_sync_tokens = 1u << 20,
+	                      .cpu_compute = o.cpu_compute}, err, sizeof(err));
 	if (!r) {
 		fprintf(stderr, "gos-shot: %s\n", err);
 		goto out;
@@ -354,9 +362,10 @@ int main(int argc, char **argv)
 	gos_render_state(r, &rs);
 	if (!o.quiet)
 		fprintf(stderr, "gos-shot: wrote %s (%ux%u): %llu lines, %llu rejected, %llu tokens, "
-		        "%u drawn, center %.1f,%.1f zoom %.4g\n", o.out, o.w, o.h,
+		        "%u drawn (%s), center %.1f,%.1f zoom %.4g\n", o.out, o.w, o.h,
 		        (unsigned long long)lines, (unsigned long long)rejected,
-		        (unsigned long long)rs.live_tokens, rs.drawn, view.cx, view.cy, view.zoom);
+		        (unsigned long long)rs.live_tokens, rs.drawn,
+		        rs.cpu_compute ? "CPU compute" : "GPU compute", view.cx, view.cy, view.zoom);
 	rc = EXIT_OK;
 out:
 	free(rgba);
