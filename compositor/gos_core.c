@@ -15,16 +15,18 @@ static void apply_batch(struct gos_core *c, struct gos_batch *b)
 {
 	size_t start = 0;
 	for (size_t i = 0; i < b->n; i++) {
-		if (b->ev[i].type != GOS_EV_SYNC)
+		enum gos_event_type t = b->ev[i].type;
+		if (t != GOS_EV_SYNC && t != GOS_EV_SCREENSHOT)
 			continue;
 		gos_map_apply(c->o.map, b->ev + start, i - start);
 		atomic_fetch_add(&c->events, i - start);
 		start = i + 1;
-		if (c->o.on_sync) {
-			struct gos_map_stats st;
-			gos_map_stats(c->o.map, &st);
+		struct gos_map_stats st;
+		gos_map_stats(c->o.map, &st);
+		if (t == GOS_EV_SYNC && c->o.on_sync)
 			c->o.on_sync(c->o.ctx, &b->ev[i].sync, st.live_tokens);
-		}
+		else if (t == GOS_EV_SCREENSHOT && c->o.on_screenshot)
+			c->o.on_screenshot(c->o.ctx, &b->ev[i].shot, st.live_tokens);
 	}
 	gos_map_apply(c->o.map, b->ev + start, b->n - start);
 	atomic_fetch_add(&c->events, b->n - start);

@@ -1,6 +1,7 @@
 /* The core thread: pops event batches from the ingest queue, applies them to
- * the map state in order, and reports each sync barrier once everything
- * before it is applied. It owns no socket: replies go through on_sync. */
+ * the map state in order, and reports each sync barrier (and screenshot
+ * request) once everything before it is applied. It owns no socket: replies
+ * go through on_sync / on_screenshot. */
 #ifndef GOS_CORE_H
 #define GOS_CORE_H
 
@@ -13,16 +14,23 @@
  * before it has been applied; tokens is the live token count. Must not block. */
 typedef void (*gos_core_sync_fn)(void *ctx, const struct gos_sync_ev *sync, uint64_t tokens);
 
+/* Called on the core thread for each GOS_EV_SCREENSHOT, after every event
+ * queued before it has been applied. shot->path lives only for the call (copy
+ * it). Must not block, and must see that the request is answered exactly once
+ * (gos_ingest_reply), or the producer waits. */
+typedef void (*gos_core_shot_fn)(void *ctx, const struct gos_screenshot_ev *shot, uint64_t tokens);
+
 struct gos_core_opts {
 	struct gos_queue *queue;     /* required; popped by the core thread */
 	struct gos_map *map;         /* required; written by the core thread only */
 	gos_core_sync_fn on_sync;    /* may be NULL */
+	gos_core_shot_fn on_screenshot;  /* may be NULL (requests are then dropped) */
 	void *ctx;
 };
 
 struct gos_core_stats {
 	uint64_t batches;
-	uint64_t events;             /* events applied (sync markers excluded) */
+	uint64_t events;             /* events applied (sync/screenshot markers excluded) */
 };
 
 /* Starts the core thread. NULL on failure (out of threads). */

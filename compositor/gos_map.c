@@ -748,7 +748,7 @@ static void apply_one(struct gos_map *m, const struct gos_event *ev, struct id_h
 	default:
 		return;
 	}
-	if ((unsigned)ev->type < 5)
+	if ((unsigned)ev->type < GOS_EV_COUNT_)
 		m->stats.applied[ev->type]++;
 }
 

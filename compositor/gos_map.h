@@ -84,7 +84,7 @@ struct gos_map_stats {
 	uint64_t live_tokens;
 	uint64_t streams;
 	uint64_t evicted;          /* tokens evicted past max_tokens, ever */
-	uint64_t applied[5];       /* events applied, by enum gos_event_type */
+	uint64_t applied[GOS_EV_COUNT_];  /* events applied, by enum gos_event_type */
 	uint64_t tokens_added;     /* new tokens (not updates) */
 	uint64_t tokens_updated;   /* same token_id again */
 };

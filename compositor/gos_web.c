@@ -30,8 +30,10 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static const char *const event_names[5] = {
-	"none", "token_activation", "neural_state", "token_visualization", "sync",
+static const char *const event_names[GOS_EV_COUNT_] = {
+	[GOS_EV_NONE] = "none", [GOS_EV_TOKEN] = "token_activation",
+	[GOS_EV_STATE] = "neural_state", [GOS_EV_VIZ] = "token_visualization",
+	[GOS_EV_SYNC] = "sync", [GOS_EV_SCREENSHOT] = "screenshot",
 };
 
 static void web_metrics(void *ctx, struct gos_buf *t);
@@ -220,7 +222,7 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 		gos_ingest_stats(s->src.ingest, &is);
 		gos_metrics_family(t, "gos_events_total", "counter",
 		                   "Events accepted from producers, by type.");
-		for (int i = 1; i <= 4; i++) {
+		for (int i = 1; i < GOS_EV_COUNT_; i++) {
 			snprintf(lab, sizeof(lab), "type=\"%s\"", event_names[i]);
 			gos_metrics_sample_u64(t, "gos_events_total", lab, is.accepted[i]);
 		}

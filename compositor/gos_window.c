@@ -314,9 +314,33 @@ static void set_banner(struct win *s, double t, const char *msg)
 	s->banner_until = t + 3;
 }
 
+/* Renders fi into a fresh w x h offscreen image and writes it to path.
+ * False with one sentence in err. */
+static bool capture(struct win *s, const char *path, uint32_t w, uint32_t h,
+                    const struct gos_frame_info *fi, char *err, size_t err_len)
+{
+	struct gos_offscreen *off = gos_offscreen_create(s->r, w, h);
+	uint8_t *rgba = malloc((size_t)w * h * 4);
+	struct gos_frame_info f = *fi;
+	f.image = off ? gos_offscreen_image(off) : VK_NULL_HANDLE;
+	f.banner = NULL;
+	f.hover = NULL;
+	bool ok = false;
+	if (!off || !rgba)
+		snprintf(err, err_len, "cannot create a %ux%u offscreen image", w, h);
+	else if (!gos_render_frame(s->r, gos_offscreen_framebuffer(off), gos_offscreen_extent(off),
+	                           &f, VK_NULL_HANDLE, VK_NULL_HANDLE) ||
+	         !gos_offscreen_read(s->r, off, rgba))
+		snprintf(err, err_len, "rendering the picture failed (see the compositor's log)");
+	else
+		ok = gos_png_write(path, rgba, w, h, err, err_len);
+	free(rgba);
+	gos_offscreen_destroy(s->r, off);
+	return ok;
+}
+
 static void screenshot(struct win *s, double t, double vw, double vh, const struct gos_frame_info *fi)
 {
-	uint32_t w = (uint32_t)vw, h = (uint32_t)vh;
 	char path[512], err[256], msg[600];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -324,25 +348,48 @@ static void screenshot(struct win *s, double t, double vw, double vh, const stru
 	char stamp[32];
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
 	snprintf(path, sizeof(path), "%s/gos-%s.png", s->o.shot_dir ? s->o.shot_dir : ".", stamp);
-	struct gos_offscreen *off = gos_offscreen_create(s->r, w, h);
-	uint8_t *rgba = malloc((size_t)w * h * 4);
-	struct gos_frame_info f = *fi;
-	f.image = off ? gos_offscreen_image(off) : VK_NULL_HANDLE;
-	f.banner = NULL;
-	f.hover = NULL;
-	bool ok = off && rgba &&
-	          gos_render_frame(s->r, gos_offscreen_framebuffer(off), gos_offscreen_extent(off),
-	                           &f, VK_NULL_HANDLE, VK_NULL_HANDLE) &&
-	          gos_offscreen_read(s->r, off, rgba) &&
-	          gos_png_write(path, rgba, w, h, err, sizeof(err));
-	if (ok)
+	if (capture(s, path, (uint32_t)vw, (uint32_t)vh, fi, err, sizeof(err)))
 		snprintf(msg, sizeof(msg), "screenshot saved to %s", path);
 	else
 		snprintf(msg, sizeof(msg), "screenshot failed (%s)", path);
 	fprintf(stderr, "gos: %s\n", msg);
 	set_banner(s, t, msg);
-	free(rgba);
-	gos_offscreen_destroy(s->r, off);
+}
+
+/* Requested pictures: the map as of the request (it was applied before the
+ * request reached the owner), drawn like gos-shot draws a recording: every
+ * token faded in, the stream list and scale bar, no hover or banner. */
+static void remote_shots(struct win *s, struct gos_map *map, double vw, double vh,
+                         const struct gos_frame_info *fi)
+{
+	const struct gos_window_deps *d = s->d;
+	if (!d->shot_take || !d->shot_done)
+		return;
+	struct gos_window_shot req;
+	bool synced = false;
+	while (d->shot_take(d->ctx, &req)) {
+		if (!synced) {
+			while (gos_render_sync(s->r, map) > 0 || gos_render_behind(s->r))
+				;
+			synced = true;
+		}
+		struct gos_frame_info f = *fi;
+		f.no_fade = true;
+		f.hud = GOS_HUD_STREAMS | GOS_HUD_SCALE;
+		f.active_stream = -1;
+		if (req.fit)
+			f.view = gos_render_fit(s->r, vw, vh);
+		char err[300] = "";
+		struct gos_window_shot_result res = {.width = (uint32_t)vw, .height = (uint32_t)vh};
+		res.ok = capture(s, req.path, res.width, res.height, &f, err, sizeof(err));
+		struct gos_render_state rs;
+		gos_render_state(s->r, &rs);
+		res.tokens = rs.live_tokens;
+		res.reason = res.ok ? NULL : err;
+		fprintf(stderr, "gos: requested screenshot %s: %s\n", req.path,
+		        res.ok ? "written" : err);
+		d->shot_done(d->ctx, &req, &res);
+	}
 }
 
 static void toggle_fullscreen(struct win *s)
@@ -640,6 +687,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		};
 		if (s->in.keys[GLFW_KEY_S])
 			screenshot(s, t, vw, vh, &fi);
+		remote_shots(s, deps->map, vw, vh, &fi);
 
 		if (s->window) {
 			if (!gos_render_wait_slot(s->r)) {

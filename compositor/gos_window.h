@@ -7,7 +7,8 @@
  *
  * Keys: drag pans; wheel zooms about the cursor; arrows pan; +/- zoom;
  * Home fits all tokens; F follows the newest token of the active stream;
- * Tab cycles the active stream; S writes a screenshot PNG; F11 toggles
+ * Tab cycles the active stream; S writes a screenshot PNG (and so does a
+ * request through deps->shot_take, gos-shot --socket); F11 toggles
  * fullscreen; Esc/Q quit. Hover shows a token's details. */
 #ifndef GOS_WINDOW_H
 #define GOS_WINDOW_H
@@ -34,6 +35,23 @@ struct gos_window_opts {
 	bool cpu_compute;        /* token projection on the CPU (gos_render_opts) */
 };
 
+/* A picture asked for from outside (gos-shot --socket). The owner keeps
+ * path alive until shot_done; tag is the owner's, passed back untouched. */
+struct gos_window_shot {
+	const char *path;
+	bool fit;                /* frame every token instead of the current view */
+	uint64_t tag;
+};
+
+/* How a requested picture went: ok with its size and the tokens it shows, or
+ * not with one sentence in reason. */
+struct gos_window_shot_result {
+	bool ok;
+	uint32_t width, height;
+	uint64_t tokens;
+	const char *reason;
+};
+
 /* What the loop asks its owner each frame (main thread callbacks). */
 struct gos_window_deps {
 	struct gos_map *map;                  /* required */
@@ -41,6 +59,14 @@ struct gos_window_deps {
 	bool (*tick)(void *ctx);
 	double (*events_per_s)(void *ctx);    /* may be NULL */
 	int64_t (*viewers)(void *ctx);        /* may be NULL: not shown */
+	/* Requested pictures (may be NULL): polled once per drawn frame until it
+	 * returns false. For each one taken, the loop brings its copy of the map
+	 * fully up to date, renders the picture offscreen at the current size
+	 * (the current view, or a fitted one for that picture only; the user's
+	 * camera does not move), writes the PNG and calls shot_done once. */
+	bool (*shot_take)(void *ctx, struct gos_window_shot *out);
+	void (*shot_done)(void *ctx, const struct gos_window_shot *shot,
+	                  const struct gos_window_shot_result *res);
 	void *ctx;
 };
 

@@ -241,8 +241,29 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
+/* Screenshot requests on their way from the core thread to the render loop:
+ * a bounded mailbox (the core never waits on it); beyond SHOT_PENDING_MAX a
+ * request is answered with an error at once. Once rendering is known to be
+ * off (or the loop has ended) requests are answered with an error at once. */
+#define SHOT_PENDING_MAX 16
+
+struct shot_req {
+	uint64_t conn;
+	char *path;
+	bool fit;
+};
+
+struct shot_box {
+	pthread_mutex_t lock;           /* guards everything below */
+	struct shot_req q[SHOT_PENDING_MAX];
+	size_t head, n;
+	bool closed;                    /* no render loop to take requests */
+	const char *closed_reason;
+};
+
 struct app {
 	struct options opt;
+	struct shot_box shots;
 	struct gos_queue *queue;
 	struct gos_map *map;
 	struct gos_core *core;
@@ -263,6 +284,94 @@ static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
 	struct app *a = ctx;
 	if (a->ingest)
 		gos_ingest_sync_done(a->ingest, s->conn, s->applied, s->rejected, tokens);
+}
+
+static void shot_reply_error(struct app *a, uint64_t conn, const char *path, const char *reason)
+{
+	char *line = gos_protocol_screenshot_reply(path, false, 0, 0, 0, reason);
+	if (!line)
+		abort();
+	gos_ingest_reply(a->ingest, conn, line);
+	free(line);
+}
+
+/* Core thread: hand the request to the render loop, or refuse it now. */
+static void on_screenshot(void *ctx, const struct gos_screenshot_ev *shot, uint64_t tokens)
+{
+	(void)tokens;
+	struct app *a = ctx;
+	if (!a->ingest)
+		return;
+	struct shot_box *b = &a->shots;
+	const char *refuse = NULL;
+	char *path = strdup(shot->path);
+	if (!path)
+		abort();
+	pthread_mutex_lock(&b->lock);
+	if (b->closed)
+		refuse = b->closed_reason;
+	else if (b->n == SHOT_PENDING_MAX)
+		refuse = "too many screenshot requests pending (limit 16); try again";
+	else
+		b->q[(b->head + b->n++) % SHOT_PENDING_MAX] =
+			(struct shot_req){.conn = shot->conn, .path = path, .fit = shot->fit};
+	pthread_mutex_unlock(&b->lock);
+	if (refuse) {
+		shot_reply_error(a, shot->conn, path, refuse);
+		free(path);
+	}
+}
+
+/* Main thread (render loop): the oldest pending request. */
+static bool shot_take(void *ctx, struct gos_window_shot *out)
+{
+	struct app *a = ctx;
+	struct shot_box *b = &a->shots;
+	pthread_mutex_lock(&b->lock);
+	bool have = b->n > 0;
+	if (have) {
+		struct shot_req *r = &b->q[b->head];
+		*out = (struct gos_window_shot){.path = r->path, .fit = r->fit, .tag = r->conn};
+		b->head = (b->head + 1) % SHOT_PENDING_MAX;
+		b->n--;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return have;
+}
+
+static void shot_done(void *ctx, const struct gos_window_shot *shot,
+                      const struct gos_window_shot_result *res)
+{
+	struct app *a = ctx;
+	char *line = gos_protocol_screenshot_reply(shot->path, res->ok, res->width, res->height,
+	                                           res->tokens, res->reason);
+	if (!line)
+		abort();
+	gos_ingest_reply(a->ingest, shot->tag, line);
+	free(line);
+	free((char *)shot->path);   /* strdup'd by on_screenshot */
+}
+
+/* Main thread: no render loop will take requests from now on; answers what
+ * is pending and every later one with `reason`. */
+static void shots_close(struct app *a, const char *reason)
+{
+	struct shot_box *b = &a->shots;
+	struct shot_req left[SHOT_PENDING_MAX];
+	size_t n = 0;
+	pthread_mutex_lock(&b->lock);
+	b->closed = true;
+	b->closed_reason = reason;
+	while (b->n) {
+		left[n++] = b->q[b->head];
+		b->head = (b->head + 1) % SHOT_PENDING_MAX;
+		b->n--;
+	}
+	pthread_mutex_unlock(&b->lock);
+	for (size_t i = 0; i < n; i++) {
+		shot_reply_error(a, left[i].conn, left[i].path, reason);
+		free(left[i].path);
+	}
 }
 
 static bool producers_connected(void *ctx)
@@ -295,12 +404,18 @@ static void log_counts(struct app *a, double dt, uint64_t *last_events)
 
 static void app_finish(struct app *a)
 {
+	if (a->ingest)
+		shots_close(a, "the compositor is shutting down");
 	gos_web_destroy(a->web);       /* stops reading the map first */
 	gos_demo_destroy(a->demo);
-	gos_ingest_destroy(a->ingest);   /* removes the socket file */
+	/* The core before the ingest: it answers barriers through the ingest
+	 * (on_sync, on_screenshot) while it drains the queue. Closing the queue
+	 * also stops the ingest thread's pushes. */
 	gos_core_destroy(a->core);       /* applies what is still queued */
+	gos_ingest_destroy(a->ingest);   /* removes the socket file */
 	gos_map_destroy(a->map);
 	gos_queue_destroy(a->queue);
+	pthread_mutex_destroy(&a->shots.lock);
 }
 
 /* ---- renderer (issue 4) ----
@@ -389,10 +504,13 @@ static int run_renderer(struct app *a)
 	a->last_rate = a->last_log;
 	struct gos_window_deps deps = {
 		.map = a->map, .tick = render_tick, .events_per_s = render_events_per_s,
-		.viewers = render_viewers, .ctx = a,
+		.viewers = render_viewers, .shot_take = shot_take, .shot_done = shot_done, .ctx = a,
 	};
 	struct gos_window_result res;
 	bool ok = gos_window_run(&wo, &deps, &res);
+	shots_close(a, ok ? "the compositor is shutting down"
+	                  : "rendering is off in this compositor (no usable Vulkan device or "
+	                    "renderer; see its log), so it cannot take a picture");
 	if (ok)
 		fprintf(stderr, "gos: %llu frames in %.1f s (%.1f fps)\n", (unsigned long long)res.frames,
 		        res.seconds, res.seconds > 0 ? (double)res.frames / res.seconds : 0.0);
@@ -428,11 +546,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	char err[512] = "";
+	pthread_mutex_init(&a.shots.lock, NULL);
 	a.queue = gos_queue_create(64);
 	a.map = gos_map_create(&(struct gos_map_opts){
 		.max_tokens = a.opt.max_tokens, .layout = a.opt.layout});
 	a.core = gos_core_create(&(struct gos_core_opts){
-		.queue = a.queue, .map = a.map, .on_sync = on_sync, .ctx = &a});
+		.queue = a.queue, .map = a.map, .on_sync = on_sync,
+		.on_screenshot = on_screenshot, .ctx = &a});
 	if (!a.queue || !a.map || !a.core) {
 		fprintf(stderr, "gos-compositor: cannot start the core (out of memory or threads)\n");
 		app_finish(&a);

@@ -33,7 +33,7 @@ struct conn {
 	uint64_t line_no, accepted, rejected;
 	char *out;
 	size_t out_len, out_off, out_cap;
-	uint32_t pending_syncs;
+	uint32_t pending_replies;  /* sync/screenshot barriers not answered yet */
 	bool eof;
 	uint32_t interest;        /* current epoll mask; 0: not registered */
 	bool closing;             /* closed at the end of this loop round */
@@ -182,7 +182,13 @@ static bool handle_line(struct gos_ingest *in, struct conn *c, const char *p, si
 		ev->sync.conn = c->id;
 		ev->sync.applied = c->accepted;
 		ev->sync.rejected = c->rejected;
-		c->pending_syncs++;
+		c->pending_replies++;
+		return flush_batch(in);
+	}
+	if (ev->type == GOS_EV_SCREENSHOT) {
+		/* Not counted in `accepted` (that counts map events, as for sync). */
+		ev->shot.conn = c->id;
+		c->pending_replies++;
 		return flush_batch(in);
 	}
 	c->accepted++;
@@ -333,7 +339,7 @@ static void conn_close(struct gos_ingest *in, struct conn *c)
  * the loop round closes it (later events of the round may still name it). */
 static void maybe_close(struct gos_ingest *in, struct conn *c)
 {
-	if (c->eof && c->out_len == c->out_off && c->pending_syncs == 0) {
+	if (c->eof && c->out_len == c->out_off && c->pending_replies == 0) {
 		c->closing = true;
 		if (c->interest) {
 			epoll_ctl(in->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -442,8 +448,8 @@ static void drain_replies(struct gos_ingest *in)
 		for (struct conn *c = in->conns; c; c = c->next) {
 			if (c->id == r->conn && !c->closing) {
 				out_append(c, r->text, strlen(r->text));
-				if (c->pending_syncs)
-					c->pending_syncs--;
+				if (c->pending_replies)
+					c->pending_replies--;
 				out_flush(c);
 				maybe_close(in, c);
 				break;
@@ -658,13 +664,27 @@ void gos_ingest_destroy(struct gos_ingest *in)
 void gos_ingest_sync_done(struct gos_ingest *in, uint64_t conn, uint64_t applied,
                           uint64_t rejected, uint64_t tokens)
 {
+	char *text = gos_protocol_sync_reply(applied, rejected, tokens);
+	if (!text)
+		abort();
+	gos_ingest_reply(in, conn, text);
+	free(text);
+}
+
+void gos_ingest_reply(struct gos_ingest *in, uint64_t conn, const char *json_line)
+{
 	struct reply *r = calloc(1, sizeof(*r));
 	if (!r)
 		abort();
 	r->conn = conn;
-	r->text = gos_protocol_sync_reply(applied, rejected, tokens);
+	size_t n = strlen(json_line);
+	while (n && (json_line[n - 1] == '\n' || json_line[n - 1] == '\r'))
+		n--;   /* out_append adds the one newline */
+	r->text = malloc(n + 1);
 	if (!r->text)
 		abort();
+	memcpy(r->text, json_line, n);
+	r->text[n] = '\0';
 	pthread_mutex_lock(&in->lock);
 	*in->replies_tail = r;
 	in->replies_tail = &r->next;

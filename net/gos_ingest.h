@@ -26,7 +26,7 @@ struct gos_ingest_stats {
 	uint64_t connections_total;
 	uint64_t bytes_in;
 	uint64_t lines;               /* lines/frames seen */
-	uint64_t accepted[5];         /* by enum gos_event_type */
+	uint64_t accepted[GOS_EV_COUNT_];  /* by enum gos_event_type */
 	uint64_t rejected[GOS_REJECT_COUNT_];  /* by enum gos_reject */
 	uint64_t queue_full_waits;    /* times the thread waited on a full queue */
 };
@@ -42,9 +42,17 @@ struct gos_ingest *gos_ingest_create(const struct gos_ingest_opts *opts,
 void gos_ingest_destroy(struct gos_ingest *in);
 
 /* Any thread (the core, after applying a GOS_EV_SYNC marker): queues the
- * sync reply for connection `conn` (dropped if it has gone). Never blocks. */
+ * sync reply for connection `conn` (dropped if it has gone). Never blocks.
+ * Same as gos_ingest_reply() with gos_protocol_sync_reply()'s text. */
 void gos_ingest_sync_done(struct gos_ingest *in, uint64_t conn, uint64_t applied,
                           uint64_t rejected, uint64_t tokens);
+
+/* Any thread, never blocks: queues one reply line (a JSON object; the
+ * newline is added) for connection `conn`, answering one barrier it sent
+ * (sync or screenshot): a connection stays open until each of its barriers
+ * has been answered, so call this exactly once per barrier. Dropped if the
+ * connection has gone. The text is copied. */
+void gos_ingest_reply(struct gos_ingest *in, uint64_t conn, const char *json_line);
 
 /* Any thread. */
 void gos_ingest_stats(struct gos_ingest *in, struct gos_ingest_stats *out);

@@ -300,7 +300,7 @@ static void collect(const cJSON *obj, const struct key *keys, size_t nkeys, cons
 enum {
 	F_TYPE, F_TOKEN_ID, F_TOKEN_TEXT, F_TIMESTAMP, F_CONFIDENCE, F_POSITION,
 	F_STREAM, F_LOGPROB, F_TOP_LOGPROBS, F_STATE, F_TOKENS_PROCESSED,
-	F_TOTAL_TOKENS, F_ELAPSED_MS, F_TOKENS, F_COUNT_
+	F_TOTAL_TOKENS, F_ELAPSED_MS, F_TOKENS, F_PATH, F_FIT, F_COUNT_
 };
 
 static const struct key top_keys[F_COUNT_] = {
@@ -318,6 +318,8 @@ static const struct key top_keys[F_COUNT_] = {
 	[F_TOTAL_TOKENS] = KEY("total_tokens"),
 	[F_ELAPSED_MS] = KEY("elapsed_ms"),
 	[F_TOKENS] = KEY("tokens"),
+	[F_PATH] = KEY("path"),
+	[F_FIT] = KEY("fit"),
 };
 
 enum { V_ID, V_TEXT, V_X, V_Y, V_CONFIDENCE, V_STREAM, V_COUNT_ };
@@ -507,6 +509,24 @@ static bool parse_viz(struct pctx *pc, const cJSON **f, struct gos_viz_ev *z)
 	return true;
 }
 
+static bool parse_screenshot(struct pctx *pc, const cJSON **f, struct gos_screenshot_ev *s)
+{
+	if (!f[F_PATH])
+		return missing(pc, "path");
+	if (!read_string(pc, f[F_PATH], "path", GOS_MAX_PATH, false, &s->path))
+		return false;
+	if (s->path[0] != '/')
+		return fail(pc->err, GOS_REJECT_WRONG_TYPE,
+		            "field \"path\" must be an absolute path (starting with '/'), got \"%.*s\"",
+		            utf8_prefix(s->path, strlen(s->path), 48), s->path);
+	if (f[F_FIT]) {
+		if (!cJSON_IsBool(f[F_FIT]))
+			return wrong(pc, "fit", "true or false", f[F_FIT]);
+		s->fit = cJSON_IsTrue(f[F_FIT]);
+	}
+	return true;
+}
+
 /* ---- escaped NULs -------------------------------------------------------- */
 
 /* True when the JSON text holds a \u0000 escape. Backslashes only occur
@@ -660,10 +680,12 @@ static bool parse_cjson(const char *line, size_t len, struct gos_event *ev,
 		ev->type = GOS_EV_VIZ;
 	} else if (!strcmp(tn, "sync")) {
 		ev->type = GOS_EV_SYNC;
+	} else if (!strcmp(tn, "screenshot")) {
+		ev->type = GOS_EV_SCREENSHOT;
 	} else {
 		fail(err, GOS_REJECT_UNKNOWN_TYPE,
 		     "unknown \"type\" \"%.*s\" (expected token_activation, neural_state, "
-		     "token_visualization or sync)", utf8_prefix(tn, strlen(tn), 32), tn);
+		     "token_visualization, sync or screenshot)", utf8_prefix(tn, strlen(tn), 32), tn);
 		goto out;
 	}
 
@@ -685,7 +707,9 @@ static bool parse_cjson(const char *line, size_t len, struct gos_event *ev,
 	case GOS_EV_STATE: ok = parse_state(&pc, f, &ev->state); break;
 	case GOS_EV_VIZ: ok = parse_viz(&pc, f, &ev->viz); break;
 	case GOS_EV_SYNC: ok = true; break;
-	case GOS_EV_NONE: break;
+	case GOS_EV_SCREENSHOT: ok = parse_screenshot(&pc, f, &ev->shot); break;
+	case GOS_EV_NONE:
+	case GOS_EV_COUNT_: break;
 	}
 out:
 	cJSON_Delete(root);
@@ -1300,7 +1324,15 @@ char *gos_protocol_serialize(const struct gos_event *ev)
 	case GOS_EV_STATE: write_state(&w, &ev->state); break;
 	case GOS_EV_VIZ: write_viz(&w, &ev->viz); break;
 	case GOS_EV_SYNC: jw_lit(&w, "{\"type\":\"sync\"}"); break;
-	case GOS_EV_NONE: return NULL;
+	case GOS_EV_SCREENSHOT:
+		jw_lit(&w, "{\"type\":\"screenshot\",\"path\":");
+		jw_str(&w, ev->shot.path ? ev->shot.path : "");
+		if (ev->shot.fit)
+			jw_lit(&w, ",\"fit\":true");
+		jw_lit(&w, "}");
+		break;
+	case GOS_EV_NONE:
+	case GOS_EV_COUNT_: return NULL;
 	}
 	return jw_finish(&w);
 }
@@ -1327,6 +1359,27 @@ char *gos_protocol_sync_reply(uint64_t applied, uint64_t rejected, uint64_t toke
 	jw_u64(&w, rejected);
 	jw_lit(&w, ",\"tokens\":");
 	jw_u64(&w, tokens);
+	jw_lit(&w, "}");
+	return jw_finish(&w);
+}
+
+char *gos_protocol_screenshot_reply(const char *path, bool ok, uint32_t width, uint32_t height,
+                                    uint64_t tokens, const char *reason)
+{
+	struct jw w = {0};
+	jw_lit(&w, "{\"type\":\"screenshot\",\"path\":");
+	jw_str(&w, path ? path : "");
+	if (ok) {
+		jw_lit(&w, ",\"ok\":true,\"width\":");
+		jw_u64(&w, width);
+		jw_lit(&w, ",\"height\":");
+		jw_u64(&w, height);
+		jw_lit(&w, ",\"tokens\":");
+		jw_u64(&w, tokens);
+	} else {
+		jw_lit(&w, ",\"ok\":false,\"reason\":");
+		jw_str(&w, reason ? reason : "unknown failure");
+	}
 	jw_lit(&w, "}");
 	return jw_finish(&w);
 }

@@ -17,6 +17,7 @@
 #define GOS_MAX_STATE       64
 #define GOS_MAX_ALTS        20          /* top_logprobs entries kept per token */
 #define GOS_MAX_VIZ_TOKENS  100000      /* tokens in one token_visualization */
+#define GOS_MAX_PATH        4096        /* screenshot "path" */
 
 enum gos_event_type {
 	GOS_EV_NONE = 0,
@@ -24,6 +25,8 @@ enum gos_event_type {
 	GOS_EV_STATE,        /* "neural_state" */
 	GOS_EV_VIZ,          /* "token_visualization" */
 	GOS_EV_SYNC,         /* "sync" barrier: carries no payload */
+	GOS_EV_SCREENSHOT,   /* "screenshot": a PNG of the map, answered on the connection */
+	GOS_EV_COUNT_        /* sizes arrays indexed by event type */
 };
 
 /* Why a line was rejected. gos_reject_name() gives the stable snake_case name
@@ -97,6 +100,17 @@ struct gos_sync_ev {
 	uint64_t rejected;
 };
 
+/* The screenshot request: {"type":"screenshot","path":"/abs.png","fit":bool}.
+ * path is absolute (starts with '/'), at most GOS_MAX_PATH bytes; fit (false
+ * when absent) frames every token instead of the current view. Like sync it
+ * is a barrier: the ingest layer fills in conn, and the picture shows every
+ * earlier line of that connection applied. */
+struct gos_screenshot_ev {
+	const char *path;
+	bool fit;
+	uint64_t conn;
+};
+
 struct gos_event {
 	enum gos_event_type type;
 	union {
@@ -104,6 +118,7 @@ struct gos_event {
 		struct gos_state_ev state;
 		struct gos_viz_ev viz;
 		struct gos_sync_ev sync;
+		struct gos_screenshot_ev shot;
 	};
 };
 
@@ -146,5 +161,9 @@ char *gos_protocol_serialize(const struct gos_event *ev);
 char *gos_protocol_error_line(uint64_t line_no, const struct gos_parse_error *err);
 /* {"type":"sync","applied":N,"rejected":M,"tokens":T} */
 char *gos_protocol_sync_reply(uint64_t applied, uint64_t rejected, uint64_t tokens);
+/* ok: {"type":"screenshot","path":"...","ok":true,"width":W,"height":H,"tokens":T}
+ * else {"type":"screenshot","path":"...","ok":false,"reason":"..."} */
+char *gos_protocol_screenshot_reply(const char *path, bool ok, uint32_t width, uint32_t height,
+                                    uint64_t tokens, const char *reason);
 
 #endif

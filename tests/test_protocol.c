@@ -746,7 +746,10 @@ static bool same_event(const struct gos_event *a, const struct gos_event *b)
 		return true;
 	case GOS_EV_SYNC:
 		return true;
+	case GOS_EV_SCREENSHOT:
+		return !strcmp(a->shot.path, b->shot.path) && a->shot.fit == b->shot.fit;
 	case GOS_EV_NONE:
+	case GOS_EV_COUNT_:
 		break;
 	}
 	return false;

@@ -473,7 +473,11 @@ static bool same_event(const struct gos_event *a, const struct gos_event *b)
 	case GOS_EV_SYNC:
 		return a->sync.conn == b->sync.conn && a->sync.applied == b->sync.applied &&
 		       a->sync.rejected == b->sync.rejected;
+	case GOS_EV_SCREENSHOT:
+		return same_str(a->shot.path, b->shot.path) && a->shot.fit == b->shot.fit &&
+		       a->shot.conn == b->shot.conn;
 	case GOS_EV_NONE:
+	case GOS_EV_COUNT_:
 		return true;
 	}
 	return false;

@@ -642,7 +642,8 @@ static void sse_event(struct job *j, const struct gos_sse_event *ev)
 		gos_arena_reset(&j->arena);
 		struct gos_event e;
 		struct gos_parse_error perr;
-		if (gos_protocol_parse(d, ev->data_len, &e, &j->arena, &perr) && e.type != GOS_EV_SYNC) {
+		if (gos_protocol_parse(d, ev->data_len, &e, &j->arena, &perr) && e.type != GOS_EV_SYNC &&
+		    e.type != GOS_EV_SCREENSHOT) {
 			char *line;
 			if (memchr(d, '\n', ev->data_len) || memchr(d, '\r', ev->data_len)) {
 				line = with_newline(gos_protocol_serialize(&e));
@@ -659,7 +660,9 @@ static void sse_event(struct job *j, const struct gos_sse_event *ev)
 		}
 		if (j->malformed++ < 3)
 			note("event data looks like JSON but is not an ingest event (%s): shown as text",
-			     e.type == GOS_EV_SYNC ? "a sync barrier is not forwarded" : perr.message);
+			     e.type == GOS_EV_SYNC ? "a sync barrier is not forwarded" :
+			     e.type == GOS_EV_SCREENSHOT ? "a screenshot request is not forwarded" :
+			     perr.message);
 	}
 	emit_text(j, ev->data, ev->data_len);
 	if (mono() - j->last_state >= STATE_EVERY_S)
