@@ -27,3 +27,11 @@ add_test(NAME test_cpu_fallback
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-shot>)
 set_tests_properties(test_cpu_fallback PROPERTIES TIMEOUT 120 LABELS "gpu;compute"
                      ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)
+# gos-shot --socket: a picture of a running headless compositor (validation
+# on), compared with gos-shot --input of the same recording; its errors.
+add_test(NAME test_shot_socket
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_shot_socket.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-shot> $<TARGET_FILE:gos-feed>
+          ${CMAKE_SOURCE_DIR}/tests/data)
+set_tests_properties(test_shot_socket PROPERTIES TIMEOUT 180 LABELS "gpu;image"
+                     ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)

@@ -1,6 +1,8 @@
 /* gos-shot: renders a recorded session (JSON lines in the ingest format) to a
  * PNG through the same map state, compute and render passes as the
- * compositor, headless. */
+ * compositor, headless; or (--socket) asks a running compositor for a
+ * picture of its map with a "screenshot" message. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gos_client.h"
 #include "gos_compute_ref.h"
 #include "gos_map.h"
 #include "gos_png.h"
@@ -19,7 +22,7 @@
 #include "gos_vk.h"
 
 /* Exit codes (documented in --help). */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_VALIDATION = 3 };
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_VALIDATION = 3, EXIT_UNREACHABLE = 4 };
 
 #define BATCH 1024
 
@@ -36,6 +39,8 @@ struct shot_opts {
 	bool quiet;
 	bool fullscreen_pass;
 	bool cpu_compute;
+	bool render_flags;       /* an option that only applies to --input was given */
+	double timeout;          /* --socket: seconds to wait for the picture */
 };
 
 static void usage(FILE *f)
@@ -43,12 +48,22 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: gos-shot --input REC.jsonl --out SHOT.png [--size WxH]\n"
 	        "                [--fit | --center X,Y --zoom Z] [--palette NAME] [--no-hud]\n"
+	        "       gos-shot --socket PATH --out SHOT.png [--fit] [--timeout S]\n"
 	        "\n"
 	        "Replays a recording (JSON lines in the ingest format, as sent to\n"
 	        "gos-compositor's socket) through the map state and the GPU compute and\n"
 	        "render passes, headless, and writes the picture as a PNG.\n"
 	        "\n"
+	        "With --socket it asks the compositor listening there for a picture of its\n"
+	        "map instead: the compositor renders its next frame at its own size (the\n"
+	        "current view, or with --fit a view of every token for this picture only)\n"
+	        "and writes the PNG itself, to the absolute path of --out (so the path must\n"
+	        "be writable by the compositor). Prints one line with the result.\n"
+	        "\n"
 	        "  --input FILE        the recording ('-': stdin)\n"
+	        "  --socket PATH       a running gos-compositor's socket (excludes --input;\n"
+	        "                      only --out, --fit, --timeout and --quiet apply)\n"
+	        "  --timeout S         --socket: seconds to wait for the picture (default 30)\n"
 	        "  --out FILE          the PNG to write\n"
 	        "  --size WxH          picture size in pixels (default 1920x1080)\n"
 	        "  --fit               frame every token (the default)\n"
@@ -71,8 +86,10 @@ static void usage(FILE *f)
 	        "skipped, as the compositor skips them.\n"
 	        "\n"
 	        "exit codes: 0 written, 1 failure (unreadable input, no Vulkan device,\n"
-	        "            cannot write the PNG), 2 bad command line, 3 Vulkan validation\n"
-	        "            reported errors (with GOS_VALIDATION=1)\n");
+	        "            cannot write the PNG; --socket: the compositor refused or\n"
+	        "            failed, or no answer within --timeout), 2 bad command line,\n"
+	        "            3 Vulkan validation reported errors (with GOS_VALIDATION=1),\n"
+	        "            4 --socket: cannot reach the compositor\n");
 }
 
 static bool parse_size(const char *s, uint32_t *w, uint32_t *h)
@@ -102,7 +119,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 {
 	enum { OPT_INPUT = 256, OPT_OUT, OPT_SIZE, OPT_FIT, OPT_CENTER, OPT_ZOOM, OPT_PALETTE,
 	       OPT_NO_HUD, OPT_DISABLE, OPT_SOCKET, OPT_QUIET, OPT_FULLSCREEN_PASS,
-	       OPT_CPU_COMPUTE, OPT_HELP };
+	       OPT_CPU_COMPUTE, OPT_TIMEOUT, OPT_HELP };
 	static const struct option longopts[] = {
 		{"input", required_argument, NULL, OPT_INPUT},
 		{"out", required_argument, NULL, OPT_OUT},
@@ -117,17 +134,30 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"fullscreen-pass", no_argument, NULL, OPT_FULLSCREEN_PASS},
 		{"cpu-compute", no_argument, NULL, OPT_CPU_COMPUTE},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"help", no_argument, NULL, OPT_HELP},
 		{0},
 	};
 	o->w = 1920;
 	o->h = 1080;
 	o->hud = GOS_HUD_STREAMS | GOS_HUD_SCALE;
+	o->timeout = 30;
 	opterr = 0;
 	int c;
 	char *end;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (c == OPT_SIZE || c == OPT_CENTER || c == OPT_ZOOM || c == OPT_PALETTE ||
+		    c == OPT_NO_HUD || c == OPT_DISABLE || c == OPT_FULLSCREEN_PASS || c == OPT_CPU_COMPUTE)
+			o->render_flags = true;
 		switch (c) {
+		case OPT_TIMEOUT:
+			if (!parse_double(optarg, &o->timeout, &end) || *end || o->timeout <= 0 ||
+			    o->timeout > 86400) {
+				fprintf(stderr, "gos-shot: --timeout wants seconds (more than 0, up to 86400), not '%s'\n",
+				        optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case OPT_INPUT: o->input = optarg; break;
 		case OPT_OUT: o->out = optarg; break;
 		case OPT_SOCKET: o->socket = optarg; break;
@@ -196,9 +226,21 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 		return EXIT_USAGE;
 	}
 	if (o->socket) {
-		fprintf(stderr, "gos-shot: --socket (a picture of a running compositor) is not "
-		        "implemented yet; record the session and use --input\n");
-		return EXIT_USAGE;
+		if (o->input) {
+			fprintf(stderr, "gos-shot: --input (replay a recording) and --socket (a picture of "
+			        "a running compositor) exclude each other\n");
+			return EXIT_USAGE;
+		}
+		if (o->render_flags) {
+			fprintf(stderr, "gos-shot: with --socket only --out, --fit, --timeout and --quiet "
+			        "apply (the compositor draws with its own size, palette and view)\n");
+			return EXIT_USAGE;
+		}
+		if (!o->out) {
+			fprintf(stderr, "gos-shot: --out is required (try --help)\n");
+			return EXIT_USAGE;
+		}
+		return -1;
 	}
 	if (!o->input || !o->out) {
 		fprintf(stderr, "gos-shot: --input and --out are required (try --help)\n");
@@ -294,12 +336,133 @@ static bool replay(const struct shot_opts *o, struct gos_map *map, uint64_t *n_l
 	return ok;
 }
 
+/* ---- --socket: ask a running compositor ---- */
+
+struct remote {
+	bool done, ok, refused;
+	char line[1024];         /* the answer (or error line), cut to fit */
+	uint32_t w, h;
+	uint64_t tokens;
+	char reason[600];
+};
+
+static void remote_line(void *ctx, const char *line, size_t len)
+{
+	struct remote *r = ctx;
+	if (r->done)
+		return;
+	cJSON *j = cJSON_ParseWithLength(line, len);
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+	if (cJSON_IsString(type) && !strcmp(type->valuestring, "screenshot")) {
+		const cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
+		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
+		r->done = true;
+		r->ok = cJSON_IsTrue(ok);
+		r->w = (uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "width"));
+		r->h = (uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "height"));
+		double t = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "tokens"));
+		r->tokens = t >= 0 && t < 1.8e19 ? (uint64_t)t : 0;
+		snprintf(r->reason, sizeof(r->reason), "%s",
+		         cJSON_IsString(reason) ? reason->valuestring : "no reason given");
+	} else if (cJSON_IsString(type) && !strcmp(type->valuestring, "error")) {
+		/* Our one line was rejected (an old compositor, a path too long). */
+		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
+		r->done = true;
+		r->refused = true;
+		snprintf(r->reason, sizeof(r->reason), "%s",
+		         cJSON_IsString(reason) ? reason->valuestring : "request rejected");
+	}
+	cJSON_Delete(j);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int shoot_remote(const struct shot_opts *o)
+{
+	char path[GOS_MAX_PATH + 1];
+	if (o->out[0] == '/') {
+		if (strlen(o->out) > GOS_MAX_PATH) {
+			fprintf(stderr, "gos-shot: --out path is over %d bytes\n", GOS_MAX_PATH);
+			return EXIT_USAGE;
+		}
+		snprintf(path, sizeof(path), "%s", o->out);
+	} else {
+		char cwd[GOS_MAX_PATH + 1];
+		if (!getcwd(cwd, sizeof(cwd))) {
+			fprintf(stderr, "gos-shot: cannot tell the current directory: %s\n", strerror(errno));
+			return EXIT_RUNTIME;
+		}
+		size_t n = strlen(cwd);
+		const char *rel = o->out[0] == '.' && o->out[1] == '/' ? o->out + 2 : o->out;
+		if (n + 1 + strlen(rel) > GOS_MAX_PATH) {
+			fprintf(stderr, "gos-shot: --out path is over %d bytes once made absolute\n",
+			        GOS_MAX_PATH);
+			return EXIT_USAGE;
+		}
+		size_t rl = strlen(rel);
+		memcpy(path, cwd, n);
+		if (!n || cwd[n - 1] != '/')
+			path[n++] = '/';
+		memcpy(path + n, rel, rl + 1);
+	}
+	char err[512];
+	struct gos_client *c = gos_client_connect(o->socket, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "gos-shot: %s\n", err);
+		return EXIT_UNREACHABLE;
+	}
+	struct remote r = {0};
+	gos_client_on_line(c, remote_line, &r);
+	struct gos_event ev = {.type = GOS_EV_SCREENSHOT, .shot = {.path = path, .fit = o->fit}};
+	char *line = gos_protocol_serialize(&ev);
+	if (!line) {
+		fprintf(stderr, "gos-shot: out of memory\n");
+		gos_client_close(c);
+		return EXIT_RUNTIME;
+	}
+	bool sent = gos_client_send(c, line, strlen(line));
+	free(line);
+	bool gone = !sent;
+	double deadline = mono_s() + o->timeout;
+	while (!gone && !r.done) {
+		double left = deadline - mono_s();
+		if (left <= 0)
+			break;
+		int ms = left > 0.2 ? 200 : (int)(left * 1000) + 1;
+		gone = !gos_client_poll(c, ms);
+	}
+	gos_client_close(c);
+	if (r.done && r.ok) {
+		if (!o->quiet)
+			printf("gos-shot: wrote %s (%ux%u, %llu tokens)\n", path, r.w, r.h,
+			       (unsigned long long)r.tokens);
+		return EXIT_OK;
+	}
+	if (r.done)
+		fprintf(stderr, "gos-shot: the compositor at %s %s: %s\n", o->socket,
+		        r.refused ? "rejected the request" : "could not take the picture", r.reason);
+	else if (gone)
+		fprintf(stderr, "gos-shot: the compositor at %s closed the connection without "
+		        "answering\n", o->socket);
+	else
+		fprintf(stderr, "gos-shot: no answer from the compositor at %s within %g s "
+		        "(--timeout)\n", o->socket, o->timeout);
+	return EXIT_RUNTIME;
+}
+
 int main(int argc, char **argv)
 {
 	struct shot_opts o = {0};
 	int rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
+	if (o.socket)
+		return shoot_remote(&o);
 
 	struct gos_map *map = gos_map_create(&(struct gos_map_opts){0});
 	struct gos_vk *vk = NULL;
