@@ -983,6 +983,73 @@ static void test_replies(void)
 	free(s);
 }
 
+/* The screenshot request and its replies. */
+static void test_screenshot(void)
+{
+	struct gos_event ev;
+	if (ACCEPT("{\"type\":\"screenshot\",\"path\":\"/tmp/a b/\u00e9.png\"}", &ev))
+		CHECK(ev.type == GOS_EV_SCREENSHOT && !strcmp(ev.shot.path, "/tmp/a b/\xc3\xa9.png") &&
+		      !ev.shot.fit && ev.shot.conn == 0, "screenshot %d %s", ev.type, ev.shot.path);
+	if (ACCEPT("{\"fit\":true,\"type\":\"screenshot\",\"path\":\"/x.png\",\"extra\":1}", &ev))
+		CHECK(ev.type == GOS_EV_SCREENSHOT && ev.shot.fit && !strcmp(ev.shot.path, "/x.png"),
+		      "screenshot with fit");
+	if (ACCEPT("{\"type\":\"screenshot\",\"path\":\"/x.png\",\"fit\":false}", &ev))
+		CHECK(!ev.shot.fit, "fit false");
+	REJECT("{\"type\":\"screenshot\"}", GOS_REJECT_MISSING_FIELD, "\"path\" is missing");
+	REJECT("{\"type\":\"screenshot\",\"path\":\"\"}", GOS_REJECT_MISSING_FIELD, "\"path\" is empty");
+	REJECT("{\"type\":\"screenshot\",\"path\":\"shot.png\"}", GOS_REJECT_WRONG_TYPE,
+	       "absolute path");
+	REJECT("{\"type\":\"screenshot\",\"path\":\"./shot.png\"}", GOS_REJECT_WRONG_TYPE, "\"./shot.png\"");
+	REJECT("{\"type\":\"screenshot\",\"path\":7}", GOS_REJECT_WRONG_TYPE, "\"path\" must be a string");
+	REJECT("{\"type\":\"screenshot\",\"path\":\"/x\",\"fit\":1}", GOS_REJECT_WRONG_TYPE,
+	       "\"fit\" must be true or false");
+	REJECT("{\"type\":\"screenshot\",\"path\":\"/x\",\"fit\":\"yes\"}", GOS_REJECT_WRONG_TYPE, "fit");
+	/* The path limit: GOS_MAX_PATH bytes pass, one more is too long. */
+	char line[GOS_MAX_PATH + 100];
+	char path[GOS_MAX_PATH + 2];
+	memset(path, 'a', sizeof(path));
+	path[0] = '/';
+	path[GOS_MAX_PATH] = '\0';
+	snprintf(line, sizeof(line), "{\"type\":\"screenshot\",\"path\":\"%s\"}", path);
+	if (ACCEPT(line, &ev))
+		CHECK(strlen(ev.shot.path) == GOS_MAX_PATH, "path of %d bytes", GOS_MAX_PATH);
+	path[GOS_MAX_PATH] = 'a';
+	path[GOS_MAX_PATH + 1] = '\0';
+	snprintf(line, sizeof(line), "{\"type\":\"screenshot\",\"path\":\"%s\"}", path);
+	REJECT(line, GOS_REJECT_TOO_LONG, "\"path\" is 4097 bytes long");
+
+	/* Serialize and parse back. */
+	struct gos_event out = {.type = GOS_EV_SCREENSHOT,
+	                        .shot = {.path = "/q\"uote\\d.png", .fit = true, .conn = 9}};
+	char *s = gos_protocol_serialize(&out);
+	CHECK(s && !strcmp(s, "{\"type\":\"screenshot\",\"path\":\"/q\\\"uote\\\\d.png\",\"fit\":true}"),
+	      "serialized %s", s ? s : "(null)");
+	if (s && ACCEPT(s, &ev))
+		CHECK(ev.type == GOS_EV_SCREENSHOT && !strcmp(ev.shot.path, out.shot.path) && ev.shot.fit,
+		      "round trip of %s", s);
+	free(s);
+
+	/* Replies. */
+	s = gos_protocol_screenshot_reply("/a.png", true, 640, 360, 151, NULL);
+	CHECK(s && !strcmp(s, "{\"type\":\"screenshot\",\"path\":\"/a.png\",\"ok\":true,"
+	                      "\"width\":640,\"height\":360,\"tokens\":151}"), "ok reply %s", s ? s : "(null)");
+	free(s);
+	s = gos_protocol_screenshot_reply("/a\".png", false, 0, 0, 0, "cannot write \"/a\".png\"");
+	cJSON *j = s ? cJSON_Parse(s) : NULL;
+	CHECK(j != NULL, "failure reply is not JSON: %s", s ? s : "(null)");
+	if (j) {
+		CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "ok")), "ok:false in %s", s);
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "path");
+		CHECK(cJSON_IsString(r) && !strcmp(r->valuestring, "cannot write \"/a\".png\""), "reason in %s", s);
+		CHECK(cJSON_IsString(p) && !strcmp(p->valuestring, "/a\".png"), "path in %s", s);
+		CHECK(!cJSON_GetObjectItemCaseSensitive(j, "width"), "no width in a failure: %s", s);
+	}
+	cJSON_Delete(j);
+	free(s);
+	gos_arena_reset(&arena);
+}
+
 static void test_names_and_arena(void)
 {
 	static const char *const names[] = {"none", "not_json", "unknown_type", "missing_field", "wrong_type",
@@ -1018,6 +1085,7 @@ int main(void)
 	test_canonical();
 	test_round_trips();
 	test_replies();
+	test_screenshot();
 	test_names_and_arena();
 	gos_arena_finish(&arena);
 	return gos_test_report("test_protocol");
