@@ -74,6 +74,7 @@ static void usage(FILE *f)
 	        "keys: drag pans, wheel zooms about the cursor, arrows and +/- too, Home fits\n"
 	        "      all tokens, F follows the newest token of the active stream, Tab cycles\n"
 	        "      streams, S writes a screenshot (gos-DATE.png), F11 fullscreen, Esc/Q quits\n"
+	        "      (gos-shot --socket PATH --out FILE asks a running compositor for a picture)\n"
 	        "\n"
 	        "exit codes: 0 clean shutdown (SIGINT/SIGTERM), 1 start-up failure (socket busy,\n"
 	        "            no permission, ...), 2 bad command line\n");
