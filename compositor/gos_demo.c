@@ -68,6 +68,7 @@ struct gos_demo_state {
 	uint32_t rng;
 	uint32_t n_streams;
 	uint32_t generation;  /* streams started so far */
+	uint32_t next_gen;    /* round-robin cursor across calls */
 	struct gen *gens;
 };
 
@@ -217,7 +218,8 @@ static void push_token(struct gos_demo_state *s, struct gos_batch *b, struct gen
 void gos_demo_generate(struct gos_demo_state *s, struct gos_batch *b, uint32_t n, double now)
 {
 	for (uint32_t k = 0; k < n; k++) {
-		struct gen *g = &s->gens[k % s->n_streams];
+		struct gen *g = &s->gens[s->next_gen];
+		s->next_gen = (s->next_gen + 1) % s->n_streams;
 		if (!g->toks || (g->next >= g->n && now >= g->pause_until && g->pause_until > 0)) {
 			gen_start(s, g, now);
 		}

@@ -12,3 +12,7 @@ add_test(NAME test_programs
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_programs.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
 set_tests_properties(test_programs PROPERTIES TIMEOUT 120 LABELS integration)
+gos_add_test(test_demo SAN
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_demo.c
+  LIBS gos_core gos_net
+  LABELS unit)
