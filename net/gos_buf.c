@@ -115,7 +115,15 @@ void gos_buf_json_f32(struct gos_buf *t, float v)
 		gos_buf_i64(t, (long)v);
 		return;
 	}
-	gos_buf_printf(t, "%.9g", (double)v);
+	static const int prec[] = {7, 9};
+	char b[40];
+	int n = 0;
+	for (size_t i = 0; i < sizeof(prec) / sizeof(prec[0]); i++) {
+		n = snprintf(b, sizeof(b), "%.*g", prec[i], (double)v);
+		if ((float)strtod(b, NULL) == v)
+			break;
+	}
+	gos_buf_append(t, b, (size_t)n);
 }
 
 void gos_buf_json_f64(struct gos_buf *t, double v)
@@ -124,7 +132,11 @@ void gos_buf_json_f64(struct gos_buf *t, double v)
 		gos_buf_append(t, "null", 4);
 		return;
 	}
-	gos_buf_printf(t, "%.17g", v);
+	char b[40];
+	int n = snprintf(b, sizeof(b), "%.15g", v);
+	if (strtod(b, NULL) != v)
+		n = snprintf(b, sizeof(b), "%.17g", v);
+	gos_buf_append(t, b, (size_t)n);
 }
 
 void gos_buf_u64(struct gos_buf *t, unsigned long long v)
@@ -146,6 +158,15 @@ void gos_buf_i64(struct gos_buf *t, long long v)
 	} else {
 		gos_buf_u64(t, (unsigned long long)v);
 	}
+}
+
+char *gos_buf_take(struct gos_buf *t)
+{
+	gos_buf_reserve(t, 0);   /* an empty buffer still gets its NUL */
+	t->data[t->len] = '\0';
+	char *d = t->data;
+	*t = (struct gos_buf){0};
+	return d;
 }
 
 void gos_buf_clear(struct gos_buf *t)

@@ -25,12 +25,15 @@ void gos_buf_vprintf(struct gos_buf *t, const char *fmt, va_list ap);
 /* A JSON string literal, quotes included; s is UTF-8 (not validated here:
  * callers pass text that the protocol layer already validated). */
 void gos_buf_json_str(struct gos_buf *t, const char *s);
-/* A JSON number with enough digits for a float/double; non-finite: null. */
+/* A JSON number, the shortest of a few precisions that reads back (strtod,
+ * then narrowing for f32) to exactly v; non-finite: null. */
 void gos_buf_json_f32(struct gos_buf *t, float v);
 void gos_buf_json_f64(struct gos_buf *t, double v);
 void gos_buf_u64(struct gos_buf *t, unsigned long long v);
 void gos_buf_i64(struct gos_buf *t, long long v);
 
+/* Hands the NUL-terminated text to the caller (free() it); t is empty again. */
+char *gos_buf_take(struct gos_buf *t);
 void gos_buf_clear(struct gos_buf *t);   /* len = 0, keeps the memory */
 void gos_buf_finish(struct gos_buf *t);  /* frees; t is empty again */
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gos_buf.h"
 #include "gos_protocol.h"
 #include "gos_protocol_internal.h"
 
@@ -1094,127 +1095,13 @@ bool gos_protocol_parse_fast(const char *line, size_t len, struct gos_event *ev,
 
 /* ---- serializers --------------------------------------------------------- */
 
-/* A growing output buffer; oom sticks and makes finish return NULL. */
-struct jw {
-	char *buf;
-	size_t len, cap;
-	bool oom;
-};
+/* Serializers write through gos_buf, the JSON writer the broadcaster uses
+ * too. s must be a string literal (sizeof gives its length). */
+#define jw_lit(w, s) gos_buf_append((w), "" s, sizeof(s) - 1)
 
-static bool jw_reserve(struct jw *w, size_t n)
+static void jw_str(struct gos_buf *w, const char *s)
 {
-	if (w->oom)
-		return false;
-	if (w->len + n + 1 <= w->cap)
-		return true;
-	size_t cap = w->cap ? w->cap : 256;
-	while (cap < w->len + n + 1)
-		cap *= 2;
-	char *b = realloc(w->buf, cap);
-	if (!b) {
-		w->oom = true;
-		return false;
-	}
-	w->buf = b;
-	w->cap = cap;
-	return true;
-}
-
-static void jw_raw(struct jw *w, const char *s, size_t n)
-{
-	if (!jw_reserve(w, n))
-		return;
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-}
-
-/* s must be a string literal (sizeof gives its length). */
-#define jw_lit(w, s) jw_raw((w), "" s, sizeof(s) - 1)
-
-/* A JSON string: quotes, backslashes and control characters escaped. */
-static void jw_str(struct jw *w, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	if (!s)
-		s = "";
-	jw_lit(w, "\"");
-	const char *run = s;
-	for (const char *p = s;; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		jw_raw(w, run, (size_t)(p - run));
-		run = p + 1;
-		if (c == '\0')
-			break;
-		char e[6] = {'\\', 0};
-		size_t n = 2;
-		switch (c) {
-		case '"': e[1] = '"'; break;
-		case '\\': e[1] = '\\'; break;
-		case '\n': e[1] = 'n'; break;
-		case '\r': e[1] = 'r'; break;
-		case '\t': e[1] = 't'; break;
-		case '\b': e[1] = 'b'; break;
-		case '\f': e[1] = 'f'; break;
-		default:
-			memcpy(e + 1, "u00", 3);
-			e[4] = hex[c >> 4];
-			e[5] = hex[c & 15];
-			n = 6;
-		}
-		jw_raw(w, e, n);
-	}
-	jw_lit(w, "\"");
-}
-
-/* The shortest of a few precisions that reads back (as the parser reads it:
- * strtod, then narrowing) to exactly v. */
-static void jw_double(struct jw *w, double v)
-{
-	char b[40];
-	if (!isfinite(v)) {
-		jw_lit(w, "null");  /* not a valid event; keep the output valid JSON */
-		return;
-	}
-	int n = snprintf(b, sizeof(b), "%.15g", v);
-	if (strtod(b, NULL) != v)
-		n = snprintf(b, sizeof(b), "%.17g", v);
-	jw_raw(w, b, (size_t)n);
-}
-
-static void jw_float(struct jw *w, float v)
-{
-	static const int prec[] = {7, 9, 17};
-	char b[40];
-	int n = 0;
-	if (!isfinite(v)) {
-		jw_lit(w, "null");
-		return;
-	}
-	for (size_t i = 0; i < sizeof(prec) / sizeof(prec[0]); i++) {
-		n = snprintf(b, sizeof(b), "%.*g", prec[i], (double)v);
-		if ((float)strtod(b, NULL) == v)
-			break;
-	}
-	jw_raw(w, b, (size_t)n);
-}
-
-static void jw_u64(struct jw *w, uint64_t v)
-{
-	char b[24];
-	int n = snprintf(b, sizeof(b), "%" PRIu64, v);
-	jw_raw(w, b, (size_t)n);
-}
-
-static char *jw_finish(struct jw *w)
-{
-	if (jw_reserve(w, 0)) {
-		w->buf[w->len] = '\0';
-		return w->buf;
-	}
-	free(w->buf);
-	return NULL;
+	gos_buf_json_str(w, s ? s : "");
 }
 
 static bool has_text(const char *s)
@@ -1222,23 +1109,23 @@ static bool has_text(const char *s)
 	return s && s[0];
 }
 
-static void write_token(struct jw *w, const struct gos_token_ev *t)
+static void write_token(struct gos_buf *w, const struct gos_token_ev *t)
 {
 	jw_lit(w, "{\"type\":\"token_activation\",\"token_id\":");
 	jw_str(w, t->id);
 	jw_lit(w, ",\"token_text\":");
 	jw_str(w, t->text);
 	jw_lit(w, ",\"timestamp\":");
-	jw_double(w, t->timestamp);
+	gos_buf_json_f64(w, t->timestamp);
 	if (!isnan(t->confidence)) {
 		jw_lit(w, ",\"confidence\":");
-		jw_float(w, t->confidence);
+		gos_buf_json_f32(w, t->confidence);
 	}
 	if (t->has_position) {
 		jw_lit(w, ",\"position\":[");
-		jw_float(w, t->x);
+		gos_buf_json_f32(w, t->x);
 		jw_lit(w, ",");
-		jw_float(w, t->y);
+		gos_buf_json_f32(w, t->y);
 		jw_lit(w, "]");
 	}
 	if (has_text(t->stream)) {
@@ -1247,7 +1134,7 @@ static void write_token(struct jw *w, const struct gos_token_ev *t)
 	}
 	if (!isnan(t->logprob)) {
 		jw_lit(w, ",\"logprob\":");
-		jw_float(w, t->logprob);
+		gos_buf_json_f32(w, t->logprob);
 	}
 	if (t->n_alts) {
 		jw_lit(w, ",\"top_logprobs\":[");
@@ -1255,7 +1142,7 @@ static void write_token(struct jw *w, const struct gos_token_ev *t)
 			jw_lit(w, "{\"token\":");
 			jw_str(w, t->alts[i].token);
 			jw_lit(w, ",\"logprob\":");
-			jw_float(w, t->alts[i].logprob);
+			gos_buf_json_f32(w, t->alts[i].logprob);
 			jw_lit(w, "}");
 			if (i + 1 < t->n_alts)
 				jw_lit(w, ",");
@@ -1265,21 +1152,21 @@ static void write_token(struct jw *w, const struct gos_token_ev *t)
 	jw_lit(w, "}");
 }
 
-static void write_state(struct jw *w, const struct gos_state_ev *s)
+static void write_state(struct gos_buf *w, const struct gos_state_ev *s)
 {
 	jw_lit(w, "{\"type\":\"neural_state\",\"state\":");
 	jw_str(w, s->state);
 	if (s->tokens_processed >= 0) {
 		jw_lit(w, ",\"tokens_processed\":");
-		jw_u64(w, (uint64_t)s->tokens_processed);
+		gos_buf_u64(w, (uint64_t)s->tokens_processed);
 	}
 	if (s->total_tokens >= 0) {
 		jw_lit(w, ",\"total_tokens\":");
-		jw_u64(w, (uint64_t)s->total_tokens);
+		gos_buf_u64(w, (uint64_t)s->total_tokens);
 	}
 	if (!isnan(s->elapsed_ms)) {
 		jw_lit(w, ",\"elapsed_ms\":");
-		jw_double(w, s->elapsed_ms);
+		gos_buf_json_f64(w, s->elapsed_ms);
 	}
 	if (has_text(s->stream)) {
 		jw_lit(w, ",\"stream\":");
@@ -1288,7 +1175,7 @@ static void write_state(struct jw *w, const struct gos_state_ev *s)
 	jw_lit(w, "}");
 }
 
-static void write_viz(struct jw *w, const struct gos_viz_ev *z)
+static void write_viz(struct gos_buf *w, const struct gos_viz_ev *z)
 {
 	jw_lit(w, "{\"type\":\"token_visualization\",\"tokens\":[");
 	for (uint32_t i = 0; i < z->n_tokens; i++) {
@@ -1298,12 +1185,12 @@ static void write_viz(struct jw *w, const struct gos_viz_ev *z)
 		jw_lit(w, ",\"text\":");
 		jw_str(w, t->text);
 		jw_lit(w, ",\"x\":");
-		jw_float(w, t->x);
+		gos_buf_json_f32(w, t->x);
 		jw_lit(w, ",\"y\":");
-		jw_float(w, t->y);
+		gos_buf_json_f32(w, t->y);
 		if (!isnan(t->confidence)) {
 			jw_lit(w, ",\"confidence\":");
-			jw_float(w, t->confidence);
+			gos_buf_json_f32(w, t->confidence);
 		}
 		if (has_text(t->stream)) {
 			jw_lit(w, ",\"stream\":");
@@ -1318,7 +1205,7 @@ static void write_viz(struct jw *w, const struct gos_viz_ev *z)
 
 char *gos_protocol_serialize(const struct gos_event *ev)
 {
-	struct jw w = {0};
+	struct gos_buf w = {0};
 	switch (ev->type) {
 	case GOS_EV_TOKEN: write_token(&w, &ev->token); break;
 	case GOS_EV_STATE: write_state(&w, &ev->state); break;
@@ -1334,52 +1221,52 @@ char *gos_protocol_serialize(const struct gos_event *ev)
 	case GOS_EV_NONE:
 	case GOS_EV_COUNT_: return NULL;
 	}
-	return jw_finish(&w);
+	return gos_buf_take(&w);
 }
 
 char *gos_protocol_error_line(uint64_t line_no, const struct gos_parse_error *err)
 {
-	struct jw w = {0};
+	struct gos_buf w = {0};
 	jw_lit(&w, "{\"type\":\"error\",\"line\":");
-	jw_u64(&w, line_no);
+	gos_buf_u64(&w, line_no);
 	jw_lit(&w, ",\"reason\":");
 	jw_str(&w, err->message);
 	jw_lit(&w, ",\"code\":");
 	jw_str(&w, gos_reject_name(err->reason));
 	jw_lit(&w, "}");
-	return jw_finish(&w);
+	return gos_buf_take(&w);
 }
 
 char *gos_protocol_sync_reply(uint64_t applied, uint64_t rejected, uint64_t tokens)
 {
-	struct jw w = {0};
+	struct gos_buf w = {0};
 	jw_lit(&w, "{\"type\":\"sync\",\"applied\":");
-	jw_u64(&w, applied);
+	gos_buf_u64(&w, applied);
 	jw_lit(&w, ",\"rejected\":");
-	jw_u64(&w, rejected);
+	gos_buf_u64(&w, rejected);
 	jw_lit(&w, ",\"tokens\":");
-	jw_u64(&w, tokens);
+	gos_buf_u64(&w, tokens);
 	jw_lit(&w, "}");
-	return jw_finish(&w);
+	return gos_buf_take(&w);
 }
 
 char *gos_protocol_screenshot_reply(const char *path, bool ok, uint32_t width, uint32_t height,
                                     uint64_t tokens, const char *reason)
 {
-	struct jw w = {0};
+	struct gos_buf w = {0};
 	jw_lit(&w, "{\"type\":\"screenshot\",\"path\":");
 	jw_str(&w, path ? path : "");
 	if (ok) {
 		jw_lit(&w, ",\"ok\":true,\"width\":");
-		jw_u64(&w, width);
+		gos_buf_u64(&w, width);
 		jw_lit(&w, ",\"height\":");
-		jw_u64(&w, height);
+		gos_buf_u64(&w, height);
 		jw_lit(&w, ",\"tokens\":");
-		jw_u64(&w, tokens);
+		gos_buf_u64(&w, tokens);
 	} else {
 		jw_lit(&w, ",\"ok\":false,\"reason\":");
 		jw_str(&w, reason ? reason : "unknown failure");
 	}
 	jw_lit(&w, "}");
-	return jw_finish(&w);
+	return gos_buf_take(&w);
 }

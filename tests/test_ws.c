@@ -36,7 +36,14 @@ static void test_text(void)
 	gos_buf_json_f32(&t, NAN);
 	gos_buf_putc(&t, ' ');
 	gos_buf_json_f32(&t, 3e20f);
-	CHECK(!strcmp(t.data, "12 -0.5 null 3.00000006e+20"), "numbers: %s", t.data);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, 0.1f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f64(&t, 0.1);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, 16777217.5f);
+	/* shortest text that reads back to the same float/double */
+	CHECK(!strcmp(t.data, "12 -0.5 null 3e+20 0.1 0.1 16777218"), "numbers: %s", t.data);
 	gos_buf_clear(&t);
 	for (int i = 0; i < 1000; i++)
 		gos_buf_printf(&t, "%d,", i);
