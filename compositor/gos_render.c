@@ -60,7 +60,6 @@ enum {
 	GRID_FLAT = 4u,
 	GRID_POINTS = 8u,
 	GRID_BGRA = 16u,
-	GRID_TABLES = 32u,           /* map_background.comp: per column/row pass */
 };
 struct grid_push {
 	float line[4];
@@ -176,7 +175,7 @@ struct gos_render {
 	/* ... the splats (ids: slot + 1 of the newest token per pixel) ... */
 	VkPipelineLayout splat_layout, bg_layout;
 	VkPipeline splat, bg;
-	struct gos_vk_buffer *splat_ids;    /* 2 uint32 per pixel: ids, then background colors; grid tables */
+	struct gos_vk_buffer *splat_ids;    /* 2 uint32 per pixel: ids, then background colors */
 	uint32_t bg_w, bg_h;                /* the extent the buffer is laid out for */
 	struct gos_vk_buffer *splat_count;  /* uint32: tokens splatted */
 	bool splat_valid;
@@ -1187,8 +1186,7 @@ static void push(struct gos_render *r, VkCommandBuffer cmd, const void *data, si
  * invalidates the splats and the background it held. */
 static bool ensure_bgbuf(struct gos_render *r, uint32_t w, uint32_t h)
 {
-	/* ids, background colors, then the grid tables: 2 floats per column and row */
-	VkDeviceSize bytes = (VkDeviceSize)w * h * 8 + ((VkDeviceSize)w + h) * 8;
+	VkDeviceSize bytes = (VkDeviceSize)w * h * 8;
 	if (r->splat_ids && r->bg_w == w && r->bg_h == h)
 		return true;
 	r->splat_valid = false;
@@ -1295,18 +1293,6 @@ static bool record_background(struct gos_render *r, VkCommandBuffer cmd, const s
 		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
 		                     0, 0, NULL, 0, NULL, 0, NULL);
 		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->bg);
-		/* the grid per column and row, then per pixel (map_background.comp) */
-		struct grid_push tables = *gp;
-		tables.flags |= GRID_TABLES;
-		vkCmdPushConstants(cmd, r->bg_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(tables), &tables);
-		vkCmdDispatch(cmd, (ext.width + ext.height + 63) / 64, 1, 1);
-		VkMemoryBarrier tabbed = {
-			.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-			.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
-			.dstAccessMask = VK_ACCESS_SHADER_READ_BIT,
-		};
-		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-		                     0, 1, &tabbed, 0, NULL, 0, NULL);
 		vkCmdPushConstants(cmd, r->bg_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(*gp), gp);
 		if (!getenv("XNOBG")) vkCmdDispatch(cmd, (ext.width + 7) / 8, (ext.height + 7) / 8, 1);
 		VkMemoryBarrier done = {

@@ -68,47 +68,35 @@ vec4 ramp(float confidence)
 	return vec4(lo + (hi - lo) * f, GOS_ALPHA_MIN + GOS_ALPHA_RANGE * t);
 }
 
-/* Line coverage, along one axis, of the level with spacing sp (world units)
- * at world coordinate `w`. */
-float grid_level(float w, float sp, float strength)
+/* Line coverage of the level with spacing sp (world units) at `world`. */
+float grid_level(vec2 world, float sp, float strength)
 {
-	float d = abs(fract(w / sp + 0.5) - 0.5) * (sp * pc.zoom);
-	return clamp(1.0 - d, 0.0, 1.0) * strength;
+	vec2 d = abs(fract(world / sp + 0.5) - 0.5) * (sp * pc.zoom);
+	return clamp(1.0 - min(d.x, d.y), 0.0, 1.0) * strength;
 }
 
-/* The grid and axes are separable: a pixel's line coverage is the larger of
- * its column's (lines of constant x) and its row's (constant y), since
- * clamp(1 - min(dx, dy)) = max(clamp(1 - dx), clamp(1 - dy)), and so is the
- * axes' coverage. grid_1d gives one column's or row's share: frag, viewport,
- * center and axis of that coordinate; x: grid coverage (before line.a),
- * y: axis coverage (before axis_color.a). map_background.comp computes them
- * once per column and row of a workgroup. */
-vec2 grid_1d(float frag, float viewport, float center, float axis)
-{
-	float w = (frag - viewport * 0.5) / pc.zoom + center;
-	float a = 0.0;
-	/* three levels, unrolled by hand (no local array: llvmpipe would keep
-	 * it in memory) */
-	if (pc.s0 > 0.0)
-		a = max(a, grid_level(w, pc.base, pc.s0));
-	if (pc.s1 > 0.0)
-		a = max(a, grid_level(w, pc.base * 10.0, pc.s1));
-	if (pc.s2 > 0.0)
-		a = max(a, grid_level(w, pc.base * 100.0, pc.s2));
-	return vec2(a, clamp(1.5 - abs(frag - axis), 0.0, 1.0));
-}
-
-/* Premultiplied sRGB color of pixel `px` (integer pixel, row 0 at the top)
- * from its column's and row's grid_1d (used when the grid is on). */
-vec4 map_background_sep(uvec2 px, vec2 col, vec2 row)
+/* Premultiplied sRGB color of pixel `px` (integer pixel, row 0 at the top;
+ * `frag` its center). */
+vec4 map_background(uvec2 px, vec2 frag)
 {
 	vec3 rgb = vec3(0.0);
 	float alpha = 0.0;
 	if ((pc.flags & 1u) != 0u) {
-		float a = max(col.x, row.x) * pc.line.a;
+		vec2 world = (frag - pc.viewport * 0.5) / pc.zoom + pc.center;
+		float a = 0.0;
+		/* three levels, unrolled by hand (no local array: llvmpipe would
+		 * keep it in memory) */
+		if (pc.s0 > 0.0)
+			a = max(a, grid_level(world, pc.base, pc.s0));
+		if (pc.s1 > 0.0)
+			a = max(a, grid_level(world, pc.base * 10.0, pc.s1));
+		if (pc.s2 > 0.0)
+			a = max(a, grid_level(world, pc.base * 100.0, pc.s2));
+		a *= pc.line.a;
 		rgb = pc.line.rgb * a;
 		alpha = a;
-		float ax = max(col.y, row.y) * pc.axis_color.a;
+		vec2 da = abs(frag - pc.axis);
+		float ax = clamp(1.5 - min(da.x, da.y), 0.0, 1.0) * pc.axis_color.a;
 		rgb = rgb * (1.0 - ax) + pc.axis_color.rgb * ax;
 		alpha = alpha * (1.0 - ax) + ax;
 	}
@@ -130,16 +118,4 @@ vec4 map_background_sep(uvec2 px, vec2 col, vec2 row)
 		}
 	}
 	return vec4(rgb, alpha);
-}
-
-/* Premultiplied sRGB color of pixel `px` (integer pixel, row 0 at the top;
- * `frag` its center). */
-vec4 map_background(uvec2 px, vec2 frag)
-{
-	vec2 col = vec2(0.0), row = vec2(0.0);
-	if ((pc.flags & 1u) != 0u) {
-		col = grid_1d(frag.x, pc.viewport.x, pc.center.x, pc.axis.x);
-		row = grid_1d(frag.y, pc.viewport.y, pc.center.y, pc.axis.y);
-	}
-	return map_background_sep(px, col, row);
 }

@@ -115,10 +115,7 @@ static bool measure(struct gos_render *r, struct gos_offscreen *off, struct gos_
 	struct gos_frame_info fi = {.view = *view, .hud = GOS_HUD_ALL, .viewers = -1,
 	                            .active_stream = -1, .no_fade = true,
 	                            .image = g_fullscreen_pass ? VK_NULL_HANDLE : gos_offscreen_image(off)};
-	struct timespec c0, c1;
 	for (int i = -3; i < frames; i++) {
-		if (i == 0)
-			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 		if (pan)
 			fi.view.cx = view->cx + (i + 3) * 3.0 / view->zoom;
 		double a = now_s();
@@ -133,10 +130,6 @@ static bool measure(struct gos_render *r, struct gos_offscreen *off, struct gos_
 		if (i >= 0)
 			t[i] = (now_s() - a) * 1000;
 	}
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-	if (getenv("XCPU"))
-		fprintf(stderr, "XCPU %s %.2f\n", pan ? "pan" : "view",
-		        ((c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) / 1e6) / frames);
 	gos_render_drawn(r, &res->drawn);
 	qsort(t, (size_t)frames, sizeof(double), cmp_double);
 	res->median_ms = t[frames / 2];
