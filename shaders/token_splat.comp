@@ -4,7 +4,10 @@
  * map slot projects the token (the math of token_project.comp) and writes
  * slot + 1 into every pixel of its box in a screen-sized id buffer with
  * atomicMax, so where tokens overlap the newest slot wins, whatever order the
- * invocations run in (the picture is deterministic). grid.frag then looks the
+ * invocations run in (the picture is deterministic). Invocation i takes slot
+ * count - 1 - i (newest first) and reads a pixel before the atomic, so the
+ * pixels a newer token already holds cost a plain load (atomics are what a
+ * CPU driver pays most for); the splatted count is summed per workgroup. grid.frag then looks the
  * winner of each pixel up (color by confidence, fade-in) and composites it
  * over the grid. compositor/gos_render.c dispatches it after clearing the
  * id buffer to 0 (no token).
