@@ -4,7 +4,10 @@
  * map slot projects the token (the math of token_project.comp) and writes
  * slot + 1 into every pixel of its box in a screen-sized id buffer with
  * atomicMax, so where tokens overlap the newest slot wins, whatever order the
- * invocations run in (the picture is deterministic). grid.frag then looks the
+ * invocations run in (the picture is deterministic). Invocation i takes slot
+ * count - 1 - i (newest first) and reads a pixel before the atomic, so the
+ * pixels a newer token already holds cost a plain load (atomics are what a
+ * CPU driver pays most for); the splatted count is summed per workgroup. grid.frag then looks the
  * winner of each pixel up (color by confidence, fade-in) and composites it
  * over the grid. compositor/gos_render.c dispatches it after clearing the
  * id buffer to 0 (no token).
@@ -58,14 +61,14 @@ const uint EMPTY = 0xFFFFFFFFu;
 const int MAX_W = 64;
 const int MAX_H = 8;
 
-void main()
+shared uint group_splatted;
+
+/* Splats slot i; true when it has a pixel on screen. */
+bool splat(uint i)
 {
-	uint i = gl_GlobalInvocationID.y * pc.row_stride + gl_GlobalInvocationID.x;
-	if (i >= pc.count)
-		return;
 	Token t = pc.tokens.tokens[i];
 	if (t.id == EMPTY)
-		return;
+		return false;
 	vec2 s = (t.position - pc.center) * pc.zoom + pc.viewport * 0.5;
 	vec2 size = vec2(pc.meta.m[t.id].x, pc.line_h) * pc.zoom;
 	vec2 half_sz = max(size * 0.5 - (size.y > 6.0 ? 0.75 : 0.0), vec2(1.0));
@@ -75,13 +78,34 @@ void main()
 	lo = max(lo, vec2(0.0));
 	hi = min(hi, pc.viewport);
 	if (lo.x >= hi.x || lo.y >= hi.y)
-		return;
+		return false;
 	ivec2 a = ivec2(lo);
 	ivec2 b = min(ivec2(hi), a + ivec2(MAX_W, MAX_H));
 	uint w = uint(pc.viewport.x);
 	uint v = t.id + 1u;
+	/* A plain read first: the atomic (costly on a CPU) only where this
+	 * token beats what the pixel holds. Slots run newest first (main), so
+	 * most pixels an older token shares are already taken. */
 	for (int y = a.y; y < b.y; y++)
-		for (int x = a.x; x < b.x; x++)
-			atomicMax(pc.ids.ids[uint(y) * w + uint(x)], v);
-	atomicAdd(pc.counter.splatted, 1u);
+		for (int x = a.x; x < b.x; x++) {
+			uint p = uint(y) * w + uint(x);
+			if (pc.ids.ids[p] < v)
+				atomicMax(pc.ids.ids[p], v);
+		}
+	return true;
+}
+
+void main()
+{
+	if (gl_LocalInvocationIndex == 0u)
+		group_splatted = 0u;
+	barrier();
+	uint i = gl_GlobalInvocationID.y * pc.row_stride + gl_GlobalInvocationID.x;
+	/* newest slot first (the result does not depend on the order) */
+	if (i < pc.count && splat(pc.count - 1u - i))
+		atomicAdd(group_splatted, 1u);
+	barrier();
+	/* one global atomic per workgroup instead of one per token */
+	if (gl_LocalInvocationIndex == 0u && group_splatted != 0u)
+		atomicAdd(pc.counter.splatted, group_splatted);
 }
