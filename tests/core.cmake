@@ -16,3 +16,10 @@ gos_add_test(test_demo SAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_demo.c
   LIBS gos_core gos_net
   LABELS unit)
+# The README's first command (tools/run.sh: set-up, build, gos-compositor
+# --demo), run against this build directory and stopped after 3 frames.
+add_test(NAME run_script
+  COMMAND env GOS_BUILD_DIR=${CMAKE_BINARY_DIR} GOS_VALIDATION=1
+          bash ${CMAKE_SOURCE_DIR}/tools/run.sh --headless --no-listen --frames 3
+          --log-interval 0 --socket ${CMAKE_BINARY_DIR}/run_script.sock)
+set_tests_properties(run_script PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE LABELS integration)

@@ -8,4 +8,4 @@ bash tools/setup.sh --run
 build=${GOS_BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target gos-compositor >/dev/null
-exec "$build/gos-compositor" --demo "$@"
+exec "$build/compositor/gos-compositor" --demo "$@"
