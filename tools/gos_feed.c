@@ -42,6 +42,7 @@ static void usage(FILE *f)
 	        "  --streams K         synthetic generations, round robin (default 4)\n"
 	        "  --bytes B           pad each synthetic event to about B bytes (default 120)\n"
 	        "  --quiet             do not print the summary line\n"
+	        "  --help, --version\n"
 	        "\n"
 	        "exit codes: 0 all applied, 1 some lines rejected, 2 bad command line,\n"
 	        "            3 cannot reach the compositor or the connection was lost\n",
@@ -180,7 +181,7 @@ static bool parse_num(const char *s, double lo, double hi, double *out)
 
 int main(int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_LEN, O_SYN, O_COUNT, O_RATE, O_STREAMS, O_BYTES, O_QUIET, O_HELP };
+	enum { O_SOCKET = 256, O_LEN, O_SYN, O_COUNT, O_RATE, O_STREAMS, O_BYTES, O_QUIET, O_HELP, O_VERSION };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"length-prefixed", no_argument, NULL, O_LEN},
@@ -191,6 +192,7 @@ int main(int argc, char **argv)
 		{"bytes", required_argument, NULL, O_BYTES},
 		{"quiet", no_argument, NULL, O_QUIET},
 		{"help", no_argument, NULL, O_HELP},
+		{"version", no_argument, NULL, O_VERSION},
 		{0},
 	};
 	char path[256];
@@ -212,6 +214,7 @@ int main(int argc, char **argv)
 		case O_BYTES: ok = parse_num(optarg, 0, 8000, &bytes); break;
 		case O_QUIET: f.quiet = true; break;
 		case O_HELP: usage(stdout); return EXIT_OK;
+		case O_VERSION: printf("gos-feed %s\n", GOS_VERSION); return EXIT_OK;
 		default:
 			fprintf(stderr, "gos-feed: unknown or incomplete option '%s' (try --help)\n", argv[optind - 1]);
 			return EXIT_USAGE;

@@ -74,6 +74,7 @@ static void usage(FILE *f)
 	        "  --disable LIST      switch render features off, comma separated: text, grid,\n"
 	        "                      color, cull (for tests that prove the image check notices)\n"
 	        "  --quiet             no progress bar or summary\n"
+	        "  --help, --version\n"
 	        "  --fullscreen-pass   draw the background with a fragment pass instead of\n"
 	        "                      computing it and copying it into the image (the path\n"
 	        "                      for targets that cannot be copied into; same picture)\n"
@@ -119,7 +120,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 {
 	enum { OPT_INPUT = 256, OPT_OUT, OPT_SIZE, OPT_FIT, OPT_CENTER, OPT_ZOOM, OPT_PALETTE,
 	       OPT_NO_HUD, OPT_DISABLE, OPT_SOCKET, OPT_QUIET, OPT_FULLSCREEN_PASS,
-	       OPT_CPU_COMPUTE, OPT_TIMEOUT, OPT_HELP };
+	       OPT_CPU_COMPUTE, OPT_TIMEOUT, OPT_HELP, OPT_VERSION };
 	static const struct option longopts[] = {
 		{"input", required_argument, NULL, OPT_INPUT},
 		{"out", required_argument, NULL, OPT_OUT},
@@ -136,6 +137,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 		{"cpu-compute", no_argument, NULL, OPT_CPU_COMPUTE},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"help", no_argument, NULL, OPT_HELP},
+		{"version", no_argument, NULL, OPT_VERSION},
 		{0},
 	};
 	o->w = 1920;
@@ -215,6 +217,7 @@ static int parse_args(int argc, char **argv, struct shot_opts *o)
 			break;
 		}
 		case OPT_HELP: usage(stdout); exit(EXIT_OK);
+		case OPT_VERSION: printf("gos-shot %s\n", GOS_VERSION); exit(EXIT_OK);
 		default:
 			fprintf(stderr, "gos-shot: unknown or incomplete option '%s' (try --help)\n",
 			        argv[optind - 1]);
