@@ -73,7 +73,7 @@ struct grid_push {
 	VkDeviceAddress ids, tokens, meta, lut;
 	float now, fade_s;
 	uint32_t palette;
-	uint32_t pad;
+	uint32_t origin;             /* map_background.comp: first pixel, x | y << 16 */
 };
 /* Mirrors the push constant block of token_splat.comp. */
 struct splat_push {
@@ -82,6 +82,9 @@ struct splat_push {
 	float viewport[2];
 	float zoom, line_h;
 	uint32_t count, row_stride;
+	int32_t cols[2], rows[2];    /* pixels written: these columns and rows */
+	float max_half;              /* pixels: no token's half width exceeds it */
+	uint32_t pad;
 };
 _Static_assert(sizeof(struct token_push) <= PUSH_SIZE, "push size");
 _Static_assert(sizeof(struct grid_push) <= PUSH_SIZE, "push size");
@@ -180,6 +183,18 @@ struct gos_render {
 	struct gos_vk_buffer *splat_count;  /* uint32: tokens splatted */
 	bool splat_valid;
 	struct gos_camera splat_cam;
+	/* A pan by whole pixels shifts the buffer into its twin (ping-pong)
+	 * and computes only the exposed strips: the view center and zoom the
+	 * ids show exactly (the camera's may differ by < 0.01 px) ... */
+	double splat_cx, splat_cy, splat_zoom;
+	struct gos_vk_buffer *splat_twin;
+	struct gos_vk_buffer *zeros;        /* uint32 0 per column: clears exposed columns */
+	VkBufferCopy *clear_rows;
+	size_t cap_clear_rows;
+	/* ... and the background strips left to compute (bg_shift). */
+	bool bg_shift, bg_on_splat;
+	int32_t shift_dx, shift_dy;
+	uint64_t shifts;
 	bool last_splat;                    /* the last frame splatted (drawn count) */
 	/* ... and the background colors (copy path). */
 	VkRenderPass pass_load;             /* keeps the copied background */
@@ -476,6 +491,7 @@ void gos_render_state(const struct gos_render *r, struct gos_render_state *out)
 		.live_tokens = r->live_tokens, .seq = r->seq, .drawn = r->drawn,
 		.has_bounds = r->has_bounds, .x0 = r->bx0, .y0 = r->by0, .x1 = r->bx1, .y1 = r->by1,
 		.n_streams = r->n_streams, .cpu_compute = gos_compute_is_cpu(r->compute),
+		.shifts = r->shifts,
 	};
 }
 
@@ -1141,6 +1157,9 @@ void gos_render_destroy(struct gos_render *r)
 		vkDestroyPipelineLayout(dev, r->splat_layout, NULL);
 	gos_vk_buffer_destroy(vk, r->splat_ids);
 	gos_vk_buffer_destroy(vk, r->splat_count);
+	gos_vk_buffer_destroy(vk, r->splat_twin);
+	gos_vk_buffer_destroy(vk, r->zeros);
+	free(r->clear_rows);
 	if (r->layout)
 		vkDestroyPipelineLayout(dev, r->layout, NULL);
 	if (r->dpool)
@@ -1191,6 +1210,7 @@ static bool ensure_bgbuf(struct gos_render *r, uint32_t w, uint32_t h)
 		return true;
 	r->splat_valid = false;
 	r->bg_valid = false;
+	r->bg_shift = false;
 	r->bg_w = w;
 	r->bg_h = h;
 	if (r->splat_ids && r->splat_ids->size >= bytes)
@@ -1207,18 +1227,148 @@ static bool ensure_bgbuf(struct gos_render *r, uint32_t w, uint32_t h)
 	return r->splat_ids != NULL;
 }
 
-/* The splat pass: uploads staged tokens, and unless the GPU already holds
- * the splats of this camera and these tokens, clears the id buffer and runs
- * token_splat.comp over every slot. Ends with the ids visible to the
- * fragment stage (grid.frag). */
-static bool record_splat(struct gos_render *r, VkCommandBuffer cmd, const struct gos_camera *cam)
+static void dispatch_splat(struct gos_render *r, VkCommandBuffer cmd, const struct gos_camera *cam,
+                           const int32_t cols[2], const int32_t rows[2]);
+
+/* The whole pixels (dx, dy) the view moved since the splats the buffer
+ * holds, when shifting them gives this view: same zoom and viewport, the
+ * move a whole number of pixels (to 1/100 px) and at most a quarter of the
+ * view (beyond that the strips cost about what a full pass does). */
+static bool shift_of(const struct gos_render *r, const struct gos_camera *cam, const struct gos_view *v,
+                     int32_t *dx, int32_t *dy)
+{
+	if (!r->splat_valid || v->zoom != r->splat_zoom || cam->viewport_w != r->splat_cam.viewport_w ||
+	    cam->viewport_h != r->splat_cam.viewport_h)
+		return false;
+	double fx = (v->cx - r->splat_cx) * v->zoom, fy = (v->cy - r->splat_cy) * v->zoom;
+	double rx = round(fx), ry = round(fy);
+	if (fabs(fx - rx) > 0.01 || fabs(fy - ry) > 0.01 || fabs(rx) * 4 > cam->viewport_w ||
+	    fabs(ry) * 4 > cam->viewport_h)
+		return false;
+	*dx = (int32_t)rx;
+	*dy = (int32_t)ry;
+	return true;
+}
+
+/* The shift path of the splat pass: copies the ids (and the background,
+ * when it was computed for them and has no fade-in left) into the twin
+ * buffer moved by (dx, dy) pixels, so pixel (x, y) gets what (x + dx,
+ * y + dy) held, zeroes the ids of the exposed columns and rows, splats only
+ * those, and makes the twin the buffer. The background strips are left to
+ * record_background (bg_shift). */
+static bool record_shift(struct gos_render *r, VkCommandBuffer cmd, const struct gos_camera *cam,
+                         const struct gos_view *v, int32_t dx, int32_t dy)
 {
 	struct gos_vk *vk = r->vk;
+	uint32_t w = r->bg_w, h = r->bg_h;
+	/* Frames in flight may still use a buffer being replaced. */
+	if (!r->splat_twin || r->splat_twin->size < r->splat_ids->size) {
+		if (r->splat_twin && !gos_render_wait(r))
+			return false;
+		gos_vk_buffer_destroy(vk, r->splat_twin);
+		r->splat_twin = gos_vk_buffer_create(vk, r->splat_ids->size, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+		                                     VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+		                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+		                                     VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT,
+		                                     GOS_VK_MEM_DEVICE, "splat ids and background (twin)");
+		if (!r->splat_twin)
+			return false;
+	}
+	if (!r->zeros || r->zeros->size < (VkDeviceSize)w * 4) {
+		if (r->zeros && !gos_render_wait(r))
+			return false;
+		gos_vk_buffer_destroy(vk, r->zeros);
+		r->zeros = gos_vk_buffer_create(vk, (VkDeviceSize)w * 4, VK_BUFFER_USAGE_TRANSFER_SRC_BIT,
+		                                GOS_VK_MEM_UPLOAD, "zero columns");
+		if (!r->zeros)
+			return false;
+		memset(r->zeros->mapped, 0, (size_t)w * 4);
+		if (!gos_vk_buffer_flush(vk, r->zeros, 0, (VkDeviceSize)w * 4))
+			return false;
+	}
+	if (h > r->cap_clear_rows) {
+		VkBufferCopy *n = realloc(r->clear_rows, h * sizeof(*n));
+		if (!n)
+			return false;
+		r->clear_rows = n;
+		r->cap_clear_rows = h;
+	}
+	bool bg = r->bg_valid && r->bg_final && r->bg_on_splat;
+	/* The last frames' passes and copies are done with both buffers. */
+	VkMemoryBarrier war = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+		.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
+	                     VK_PIPELINE_STAGE_TRANSFER_BIT,
+	                     VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &war, 0, NULL, 0, NULL);
+	/* One linear copy: twin[p] = ids[p + dy * w + dx]. Row-major, so what
+	 * wraps across a row end (or from the ids into the background) lands
+	 * only in the exposed columns and rows, which are redone. */
+	int64_t n = (int64_t)w * h * (bg ? 2 : 1);
+	int64_t off = (int64_t)dy * w + dx;
+	int64_t p0 = off < 0 ? -off : 0, p1 = off > 0 ? n - off : n;
+	VkBufferCopy moved = {
+		.srcOffset = (VkDeviceSize)(p0 + off) * 4,
+		.dstOffset = (VkDeviceSize)p0 * 4,
+		.size = (VkDeviceSize)(p1 - p0) * 4,
+	};
+	vkCmdCopyBuffer(cmd, r->splat_ids->buffer, r->splat_twin->buffer, 1, &moved);
+	VkMemoryBarrier copied = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+		.dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
+	                     0, 1, &copied, 0, NULL, 0, NULL);
+	int32_t cols[2] = {dx > 0 ? (int32_t)w - dx : 0, dx > 0 ? (int32_t)w : -dx};
+	int32_t rows[2] = {dy > 0 ? (int32_t)h - dy : 0, dy > 0 ? (int32_t)h : -dy};
+	if (rows[1] > rows[0])
+		vkCmdFillBuffer(cmd, r->splat_twin->buffer, (VkDeviceSize)rows[0] * w * 4,
+		                (VkDeviceSize)(rows[1] - rows[0]) * w * 4, 0);
+	uint32_t k = 0;
+	for (int32_t y = 0; cols[1] > cols[0] && y < (int32_t)h; y++)
+		if (y < rows[0] || y >= rows[1])
+			r->clear_rows[k++] = (VkBufferCopy){
+				.srcOffset = 0,
+				.dstOffset = ((VkDeviceSize)y * w + (VkDeviceSize)cols[0]) * 4,
+				.size = (VkDeviceSize)(cols[1] - cols[0]) * 4,
+			};
+	if (k)
+		vkCmdCopyBuffer(cmd, r->zeros->buffer, r->splat_twin->buffer, k, r->clear_rows);
+	struct gos_vk_buffer *t = r->splat_ids;
+	r->splat_ids = r->splat_twin;
+	r->splat_twin = t;
+	dispatch_splat(r, cmd, cam, cols, rows);
+	r->splat_valid = true;
+	r->splat_cam = *cam;
+	r->splat_cx += dx / v->zoom;
+	r->splat_cy += dy / v->zoom;
+	r->bg_valid = false;
+	r->bg_shift = bg;
+	r->shift_dx = dx;
+	r->shift_dy = dy;
+	r->shifts++;
+	return true;
+}
+
+/* The splat pass: uploads staged tokens, and unless the GPU already holds
+ * the splats of this camera and these tokens, clears the id buffer and runs
+ * token_splat.comp over every slot (after a pan by whole pixels: shifts
+ * them and splats the exposed strips, record_shift). Ends with the ids
+ * visible to the fragment stage (grid.frag). */
+static bool record_splat(struct gos_render *r, VkCommandBuffer cmd, const struct gos_camera *cam,
+                         const struct gos_view *v)
+{
 	if (!gos_compute_record_upload(r->compute, cmd))
 		return false;
 	r->proj_valid = false;   /* the projection's output no longer matches the tokens */
 	if (r->splat_valid && !memcmp(cam, &r->splat_cam, sizeof(*cam)))
 		return true;
+	int32_t dx, dy;
+	if (shift_of(r, cam, v, &dx, &dy))
+		return record_shift(r, cmd, cam, v, dx, dy);
 	VkDeviceSize bytes = (VkDeviceSize)cam->viewport_w * (VkDeviceSize)cam->viewport_h * 4;
 	if (!ensure_bgbuf(r, (uint32_t)cam->viewport_w, (uint32_t)cam->viewport_h))
 		return false;
@@ -1232,6 +1382,27 @@ static bool record_splat(struct gos_render *r, VkCommandBuffer cmd, const struct
 	                     VK_PIPELINE_STAGE_TRANSFER_BIT,
 	                     VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &war, 0, NULL, 0, NULL);
 	vkCmdFillBuffer(cmd, r->splat_ids->buffer, 0, bytes, 0);
+	int32_t all[2] = {0, (int32_t)cam->viewport_w}, none[2] = {0, 0};
+	dispatch_splat(r, cmd, cam, all, none);
+	r->splat_valid = true;
+	r->bg_valid = false;
+	r->bg_shift = false;
+	r->splat_cam = *cam;
+	r->splat_cx = v->cx;
+	r->splat_cy = v->cy;
+	r->splat_zoom = v->zoom;
+	r->splats++;
+	return true;
+}
+
+/* Zeroes the counter and runs token_splat.comp over every slot, writing the
+ * pixels of columns cols and rows rows (the ids transfers recorded before
+ * are made visible to it). Ends with the ids visible to the fragment,
+ * compute and transfer stages. */
+static void dispatch_splat(struct gos_render *r, VkCommandBuffer cmd, const struct gos_camera *cam,
+                           const int32_t cols[2], const int32_t rows[2])
+{
+	struct gos_vk *vk = r->vk;
 	vkCmdFillBuffer(cmd, r->splat_count->buffer, 0, 4, 0);
 	VkMemoryBarrier cleared = {
 		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -1258,6 +1429,9 @@ static bool record_splat(struct gos_render *r, VkCommandBuffer cmd, const struct
 			.line_h = GOS_FLOW_LINE_H,
 			.count = cb.slots,
 			.row_stride = gx * 64,
+			.cols = {cols[0], cols[1]},
+			.rows = {rows[0], rows[1]},
+			.max_half = fmaxf(r->max_w * cam->zoom * 0.5f, 1.0f),
 		};
 		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->splat);
 		vkCmdPushConstants(cmd, r->splat_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(sp), &sp);
@@ -1272,11 +1446,6 @@ static bool record_splat(struct gos_render *r, VkCommandBuffer cmd, const struct
 	                     VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
 	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
 	                     0, 1, &done, 0, NULL, 0, NULL);
-	r->splat_valid = true;
-	r->bg_valid = false;
-	r->splat_cam = *cam;
-	r->splats++;
-	return true;
 }
 
 /* The copy path: unless the buffer already holds the background for these
@@ -1284,11 +1453,58 @@ static bool record_splat(struct gos_render *r, VkCommandBuffer cmd, const struct
  * clear color); then it is copied into the target image, which the render
  * pass (pass_load) keeps. */
 static bool record_background(struct gos_render *r, VkCommandBuffer cmd, const struct grid_push *gp,
-                              const struct gos_frame_info *fi, VkExtent2D ext)
+                              const struct gos_frame_info *fi, VkExtent2D ext, bool splat)
 {
 	struct grid_push key = *gp;
 	key.now = 0;
-	if (!r->bg_valid || !r->bg_final || memcmp(&key, &r->bg_push, sizeof(key))) {
+	bool final = !(gp->fade_s > 0 && (gp->flags & GRID_SPLATS) &&
+	               fi->now < (double)r->last_arrival + gp->fade_s);
+	/* Shifted with the splats (record_shift): only the grid's position may
+	 * differ from what it was computed with. */
+	struct grid_push was = r->bg_push, now = key;
+	memset(was.center, 0, sizeof(was.center));
+	memset(was.axis, 0, sizeof(was.axis));
+	was.ids = 0;
+	memset(now.center, 0, sizeof(now.center));
+	memset(now.axis, 0, sizeof(now.axis));
+	now.ids = 0;
+	if (r->bg_shift && final && splat && !memcmp(&was, &now, sizeof(was))) {
+		VkMemoryBarrier moved = {
+			.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+			.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+			.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+		};
+		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+		                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &moved, 0, NULL, 0, NULL);
+		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->bg);
+		int32_t dx = r->shift_dx, dy = r->shift_dy;
+		uint32_t w = ext.width, h = ext.height;
+		if (dx) {
+			struct grid_push strip = *gp;
+			uint32_t x0 = dx > 0 ? w - (uint32_t)dx : 0, n = (uint32_t)abs(dx);
+			strip.origin = x0;
+			vkCmdPushConstants(cmd, r->bg_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(strip), &strip);
+			vkCmdDispatch(cmd, (n + 7) / 8, (h + 7) / 8, 1);
+		}
+		if (dy) {
+			struct grid_push strip = *gp;
+			uint32_t y0 = dy > 0 ? h - (uint32_t)dy : 0, n = (uint32_t)abs(dy);
+			strip.origin = y0 << 16;
+			vkCmdPushConstants(cmd, r->bg_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(strip), &strip);
+			vkCmdDispatch(cmd, (w + 7) / 8, (n + 7) / 8, 1);
+		}
+		VkMemoryBarrier done = {
+			.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+			.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+			.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
+		};
+		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
+		                     0, 1, &done, 0, NULL, 0, NULL);
+		r->bg_valid = true;
+		r->bg_final = true;
+		r->bg_push = key;
+		r->bg_on_splat = true;
+	} else if (!r->bg_valid || !r->bg_final || memcmp(&key, &r->bg_push, sizeof(key))) {
 		/* The last frame's copy has read the buffer before we write it. */
 		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
 		                     0, 0, NULL, 0, NULL, 0, NULL);
@@ -1303,11 +1519,12 @@ static bool record_background(struct gos_render *r, VkCommandBuffer cmd, const s
 		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
 		                     0, 1, &done, 0, NULL, 0, NULL);
 		r->bg_valid = true;
-		r->bg_final = !(gp->fade_s > 0 && (gp->flags & GRID_SPLATS) &&
-		                fi->now < (double)r->last_arrival + gp->fade_s);
+		r->bg_final = final;
 		r->bg_push = key;
+		r->bg_on_splat = splat;
 		r->backgrounds++;
 	}
+	r->bg_shift = false;
 	VkImageMemoryBarrier ib = {
 		.sType = VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER,
 		.srcAccessMask = 0,
@@ -1381,7 +1598,7 @@ static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
 	double line_px = GOS_FLOW_LINE_H * v->zoom;
 	bool splat = line_px < SPLAT_BELOW_PX;
 	if (splat) {
-		if (!record_splat(r, cmd, &cam))
+		if (!record_splat(r, cmd, &cam, v))
 			return false;
 	} else if (!r->proj_valid || memcmp(&cam, &r->proj_cam, sizeof(cam)) ||
 	           gos_compute_pending(r->compute)) {
@@ -1456,7 +1673,7 @@ static bool record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
 		gp.meta = r->meta.dev->address;
 		gp.lut = cb.palettes_address;
 	}
-	if (copy && !record_background(r, cmd, &gp, fi, ext))
+	if (copy && !record_background(r, cmd, &gp, fi, ext, splat))
 		return false;
 
 	VkClearValue clear = {.color = {{BG_R, BG_G, BG_B, 1.0f}}};

@@ -9,7 +9,9 @@
  *
  * Frames reuse what the GPU computed for the previous ones (projection,
  * splats, background) while the camera, the viewport and the tokens stay
- * the same. When gos_frame_info.image is given, the background is computed
+ * the same; after a pan by a whole number of pixels (same zoom, viewport
+ * and tokens, no fade-in running) they shift the splats and background and
+ * redo only the newly exposed strips. When gos_frame_info.image is given, the background is computed
  * by map_background.comp and copied into the image (far cheaper than a
  * fullscreen fragment pass on lavapipe); otherwise grid.frag draws it.
  *
@@ -122,6 +124,7 @@ struct gos_render_state {
 	double x0, y0, x1, y1;       /* world bounds of every token seen */
 	size_t n_streams;
 	bool cpu_compute;            /* the token projection runs on the CPU */
+	uint64_t shifts;             /* frames that reused the last splats shifted (whole-pixel pan) */
 };
 void gos_render_state(const struct gos_render *r, struct gos_render_state *out);
 

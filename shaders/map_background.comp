@@ -5,7 +5,9 @@
  * ids[w*h + y*w + x]. compositor/gos_render.c copies that into the target
  * image and draws the quads and the overlay over it: on lavapipe this costs
  * a fraction of a fullscreen fragment pass, and a frame whose camera and
- * tokens did not change only repeats the copy. */
+ * tokens did not change only repeats the copy. After a pan by whole pixels
+ * the renderer shifts the buffer and dispatches this over the newly exposed
+ * strips only (pc.origin: the strip's first pixel). */
 #define IDS_QUALIFIER
 #include "map_background.glsl"
 
@@ -15,7 +17,7 @@ const vec3 BG = vec3(0.043, 0.055, 0.078);   /* gos_render.c BG_R/G/B */
 
 void main()
 {
-	uvec2 px = gl_GlobalInvocationID.xy;
+	uvec2 px = gl_GlobalInvocationID.xy + uvec2(pc.origin & 0xFFFFu, pc.origin >> 16);
 	uint w = uint(pc.viewport.x), h = uint(pc.viewport.y);
 	if (px.x >= w || px.y >= h)
 		return;

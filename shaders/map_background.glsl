@@ -50,7 +50,7 @@ layout(push_constant, std430) uniform Push {
 	float now;       /* renderer clock, s */
 	float fade_s;    /* fade-in time, s (0: none) */
 	uint palette;
-	uint pad;
+	uint origin;     /* map_background.comp: first pixel, x | y << 16 (a strip) */
 } pc;
 
 /* The confidence ramp of token_project.comp (not bit-exact: no precise). */

@@ -6,7 +6,8 @@
  * The frame info names the offscreen image, as gos-shot and the compositor
  * do, so the background is computed and copied (--fullscreen-pass: the
  * fallback fragment pass). Static views reuse what the GPU computed for the
- * last frame (projection, splats, background); the pan row cannot.
+ * last frame (projection, splats, background); the pan row (3 px a frame,
+ * whole pixels) reuses the last splats and background shifted, far out.
  * A frame's time is from recording to the GPU finishing it (each frame is
  * waited for: no overlap hides cost). */
 #include <math.h>
@@ -103,8 +104,9 @@ struct result {
 static bool g_fullscreen_pass;   /* --fullscreen-pass: no background copy */
 static bool g_cpu_compute;       /* --cpu-compute: projection on the CPU */
 
-/* Frames of `view`; pan: the view moves 3 px right each frame (nothing the
- * GPU computed for the last frame can be reused). */
+/* Frames of `view`; pan: the view moves 3 px right each frame (far out the
+ * renderer shifts the last frame's splats and background and redoes the
+ * exposed 3 px strip; closer in it projects again). */
 static bool measure(struct gos_render *r, struct gos_offscreen *off, struct gos_map *map,
                     const struct gos_view *view, int frames, bool sync_each, bool pan,
                     struct result *res)
