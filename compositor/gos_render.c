@@ -1452,6 +1452,24 @@ static void dispatch_splat(struct gos_render *r, VkCommandBuffer cmd, const stru
  * inputs, map_background.comp computes it (grid, axes, splats over the
  * clear color); then it is copied into the target image, which the render
  * pass (pass_load) keeps. */
+/* The background buffer was just written by compute: make it visible to the
+ * copy into the image, and remember what it now holds. */
+static void background_written(struct gos_render *r, VkCommandBuffer cmd,
+                               const struct grid_push *key, bool final, bool on_splat)
+{
+	VkMemoryBarrier done = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+		.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+		.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
+	};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
+	                     0, 1, &done, 0, NULL, 0, NULL);
+	r->bg_valid = true;
+	r->bg_final = final;
+	r->bg_push = *key;
+	r->bg_on_splat = on_splat;
+}
+
 static bool record_background(struct gos_render *r, VkCommandBuffer cmd, const struct grid_push *gp,
                               const struct gos_frame_info *fi, VkExtent2D ext, bool splat)
 {
@@ -1493,17 +1511,7 @@ static bool record_background(struct gos_render *r, VkCommandBuffer cmd, const s
 			vkCmdPushConstants(cmd, r->bg_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(strip), &strip);
 			vkCmdDispatch(cmd, (w + 7) / 8, (n + 7) / 8, 1);
 		}
-		VkMemoryBarrier done = {
-			.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-			.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
-			.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
-		};
-		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
-		                     0, 1, &done, 0, NULL, 0, NULL);
-		r->bg_valid = true;
-		r->bg_final = true;
-		r->bg_push = key;
-		r->bg_on_splat = true;
+		background_written(r, cmd, &key, true, true);
 	} else if (!r->bg_valid || !r->bg_final || memcmp(&key, &r->bg_push, sizeof(key))) {
 		/* The last frame's copy has read the buffer before we write it. */
 		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
@@ -1511,17 +1519,7 @@ static bool record_background(struct gos_render *r, VkCommandBuffer cmd, const s
 		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->bg);
 		vkCmdPushConstants(cmd, r->bg_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(*gp), gp);
 		vkCmdDispatch(cmd, (ext.width + 7) / 8, (ext.height + 7) / 8, 1);
-		VkMemoryBarrier done = {
-			.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-			.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
-			.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
-		};
-		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
-		                     0, 1, &done, 0, NULL, 0, NULL);
-		r->bg_valid = true;
-		r->bg_final = final;
-		r->bg_push = key;
-		r->bg_on_splat = splat;
+		background_written(r, cmd, &key, final, splat);
 		r->backgrounds++;
 	}
 	r->bg_shift = false;
