@@ -176,6 +176,36 @@ static void test_partial_lines(void)
 	rig_finish(&r);
 }
 
+/* Lines and their sync in one write land in one read and one batch: the
+ * reply must still come after those lines are on the map. */
+static void test_sync_same_batch(void)
+{
+	struct rig r;
+	if (!rig_init(&r, 0, 0, true)) {
+		CHECK(0, "rig");
+		return;
+	}
+	int fd = raw_connect(r.path);
+	char buf[4096];
+	size_t len = 0;
+	for (int i = 0; i < 10; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "same-%d", i);
+		len += (size_t)token_line(buf + len, sizeof(buf) - len, id);
+	}
+	memcpy(buf + len, SYNC, sizeof(SYNC) - 1);
+	len += sizeof(SYNC) - 1;
+	CHECK(write_all(fd, buf, len), "one write");
+	struct gos_sync_result res = {0};
+	int errors = 0;
+	CHECK(read_sync(fd, &res, &errors, NULL), "sync reply");
+	CHECK(res.applied == 10 && res.tokens == 10,
+	      "the sync reply follows its own batch's lines: applied %llu, tokens %llu",
+	      (unsigned long long)res.applied, (unsigned long long)res.tokens);
+	close(fd);
+	rig_finish(&r);
+}
+
 static void put_frame(char *buf, size_t *len, const char *json, size_t n)
 {
 	buf[*len + 0] = (char)(n & 0xff);
@@ -526,6 +556,7 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	test_partial_lines();
+	test_sync_same_batch();
 	test_length_framing();
 	test_many_producers();
 	test_malformed_mixed();
