@@ -924,6 +924,18 @@ error:
 	return false;
 }
 
+/* Whether [offset, offset + size) lies inside the buffer; logs it if not. */
+static bool in_range(const struct gos_vk_buffer *b, VkDeviceSize offset, VkDeviceSize size,
+                     const char *what)
+{
+	if (offset <= b->size && size <= b->size - offset)
+		return true;
+	gos_vk_log("%s of %llu bytes at %llu overruns buffer '%s' (%llu bytes)", what,
+	           (unsigned long long)size, (unsigned long long)offset, b->name,
+	           (unsigned long long)b->size);
+	return false;
+}
+
 bool gos_vk_buffer_upload(struct gos_vk *vk, struct gos_vk_buffer *b, VkDeviceSize offset,
                           const void *data, VkDeviceSize size)
 {
@@ -931,12 +943,8 @@ bool gos_vk_buffer_upload(struct gos_vk *vk, struct gos_vk_buffer *b, VkDeviceSi
 	bool ok = false;
 	if (size == 0)
 		return true;
-	if (offset > b->size || size > b->size - offset) {
-		gos_vk_log("upload of %llu bytes at %llu overruns buffer '%s' (%llu bytes)",
-		           (unsigned long long)size, (unsigned long long)offset, b->name,
-		           (unsigned long long)b->size);
+	if (!in_range(b, offset, size, "upload"))
 		return false;
-	}
 	if (b->mapped) {
 		VK(vkQueueWaitIdle(vk->queue));
 		memcpy((char *)b->mapped + offset, data, size);
@@ -969,12 +977,8 @@ bool gos_vk_buffer_download(struct gos_vk *vk, struct gos_vk_buffer *b, VkDevice
 	bool ok = false;
 	if (size == 0)
 		return true;
-	if (offset > b->size || size > b->size - offset) {
-		gos_vk_log("download of %llu bytes at %llu overruns buffer '%s' (%llu bytes)",
-		           (unsigned long long)size, (unsigned long long)offset, b->name,
-		           (unsigned long long)b->size);
+	if (!in_range(b, offset, size, "download"))
 		return false;
-	}
 	if (b->mapped) {
 		VK(vkQueueWaitIdle(vk->queue));
 		if (!gos_vk_buffer_invalidate(vk, b))
