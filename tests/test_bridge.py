@@ -26,6 +26,8 @@ passed = failed = 0
 
 sys.path.insert(0, HERE)
 from fake_openai import WORDS, logprob  # noqa: E402  (the server's own token table)
+import gos_proc  # noqa: E402
+from gos_proc import sync  # noqa: E402
 
 
 def check(cond, what):
@@ -41,48 +43,17 @@ def check(cond, what):
 
 def start_compositor(sock):
     # It renders offscreen (lavapipe here): validation on, and any error
-    # makes it exit 1 at shutdown, which stop_compositor's callers check.
-    p = subprocess.Popen([COMPOSITOR, "--headless", "--no-listen", "--socket", sock, "--log-interval", "0"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         env=dict(os.environ, GOS_VALIDATION="1"))
-    for _ in range(500):
-        if p.poll() is not None:
-            break
-        try:
-            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            c.connect(sock)
-            c.close()
-            return p
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("gos-compositor did not start: " + p.stderr.read())
+    # makes it exit 1 at shutdown, which stop_compositor checks.
+    p = gos_proc.start_compositor(COMPOSITOR, sock, validation=True, stdout=subprocess.DEVNULL)
+    if p.poll() is not None:
+        raise RuntimeError("gos-compositor did not start: " + p.stderr.read())
+    return p
 
 
 def stop_compositor(p):
-    p.terminate()
-    try:
-        _, err = p.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        _, err = p.communicate()
-    check(p.returncode == 0, f"gos-compositor shut down cleanly (rc={p.returncode}): {err.strip()[-300:]}")
-    return p.returncode
-
-
-def sync(sock):
-    """The compositor's own account: a sync barrier on a fresh connection."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(sock)
-    s.sendall(b'{"type":"sync"}\n')
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return json.loads(data.decode())
+    rc, err = gos_proc.stop_compositor(p)
+    check(rc == 0, f"gos-compositor shut down cleanly (rc={rc}): {err.strip()[-300:]}")
+    return rc
 
 
 class Proxy:

@@ -10,6 +10,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gos_proc import start_compositor, stop_compositor, sync  # noqa: E402
+
 COMPOSITOR, FEED = sys.argv[1], sys.argv[2]
 passed = failed = 0
 
@@ -24,50 +27,17 @@ def check(cond, what):
 
 
 def start(sock, *extra):
-    p = subprocess.Popen([COMPOSITOR, "--headless", "--no-listen", "--socket", sock, "--log-interval", "0", *extra],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(500):
-        if p.poll() is not None:
-            break
-        try:
-            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            c.connect(sock)
-            c.close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    return p
+    return start_compositor(COMPOSITOR, sock, *extra)
 
 
 def stop(p):
-    p.terminate()
-    try:
-        out, err = p.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-    return p.returncode, err
+    return stop_compositor(p)
 
 
 def feed(sock, *args, stdin=None):
     r = subprocess.run([FEED, "--socket", sock, *args], input=stdin, capture_output=True,
                        text=True, timeout=60)
     return r.returncode, r.stderr
-
-
-def sync(sock):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(sock)
-    s.sendall(b'{"type":"sync"}\n')
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    import json
-    return json.loads(data.decode())
 
 
 def tok(i, text="tok", conf=0.5):
