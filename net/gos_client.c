@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "gos_client.h"
+#include "gos_json.h"
 
 struct gos_client {
 	int fd;
@@ -87,7 +88,7 @@ static void dispatch_line(struct gos_client *c, const char *line, size_t len)
 {
 	/* Sync replies are recognised here; every line also goes to on_line. */
 	if (memmem(line, len, "sync", 4)) {
-		cJSON *o = cJSON_ParseWithLength(line, len);
+		cJSON *o = gos_json_parse(line, len);
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
 		if (o && cJSON_IsString(t) && strcmp(t->valuestring, "sync") == 0) {
 			c->sync.applied = json_u64(o, "applied");

@@ -9,6 +9,8 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "gos_json.h"
+
 char *gos_llm_request_json(const struct gos_llm_request *r)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -244,7 +246,7 @@ void gos_llm_parse_chunk(const char *data, size_t len, struct gos_llm_chunk *out
 		out->kind = GOS_LLM_DONE;
 		return;
 	}
-	cJSON *o = cJSON_ParseWithLength(data, len);
+	cJSON *o = gos_json_parse(data, len);
 	if (!cJSON_IsObject(o)) {
 		out->kind = GOS_LLM_MALFORMED;
 		out->message = o ? "the chunk is JSON but not an object" : "the chunk is not valid JSON";
@@ -317,7 +319,7 @@ void gos_llm_error_message(const char *body, size_t len, char *out, size_t outle
 	if (!outlen)
 		return;
 	out[0] = '\0';
-	cJSON *o = cJSON_ParseWithLength(body, len);
+	cJSON *o = gos_json_parse(body, len);
 	if (cJSON_IsObject(o)) {
 		const cJSON *err = item(o, "error");
 		const cJSON *m = NULL;
@@ -385,7 +387,7 @@ double gos_llm_retry_after(const char *value, time_t now)
 
 char *gos_llm_first_model(const char *body, size_t len)
 {
-	cJSON *o = cJSON_ParseWithLength(body, len);
+	cJSON *o = gos_json_parse(body, len);
 	const cJSON *data = item(o, "data");
 	char *id = NULL;
 	const cJSON *m;

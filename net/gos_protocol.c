@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gos_buf.h"
+#include "gos_json.h"
 #include "gos_protocol.h"
 #include "gos_protocol_internal.h"
 
@@ -639,16 +640,16 @@ static bool precheck(const char *line, size_t len, struct gos_parse_error *err)
 static bool parse_cjson(const char *line, size_t len, struct gos_event *ev,
                         struct gos_arena *arena, struct gos_parse_error *err)
 {
-	const char *end = NULL;
-	cJSON *root = len ? cJSON_ParseWithLengthOpts(line, len, &end, false) : NULL;
+	size_t stop = 0;
+	cJSON *root = len ? gos_json_parse_at(line, len, &stop) : NULL;
 	if (!root) {
 		if (len == 0)
 			return fail(err, GOS_REJECT_NOT_JSON, "line is empty, expected a JSON object");
 		return fail(err, GOS_REJECT_NOT_JSON, "line is not valid JSON (error near offset %zu)",
-		            end ? (size_t)(end - line) : (size_t)0);
+		            stop);
 	}
 	bool ok = false;
-	for (const char *p = end; p < line + len; p++) {
+	for (const char *p = line + stop; p < line + len; p++) {
 		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
 			fail(err, GOS_REJECT_NOT_JSON, "unexpected text after the JSON value at offset %zu",
 			     (size_t)(p - line));

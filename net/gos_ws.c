@@ -25,6 +25,7 @@
 #include <libwebsockets.h>
 
 #include "gos_metrics.h"
+#include "gos_json.h"
 #include "gos_ws.h"
 
 #ifndef GOS_ASSETS_DIR
@@ -757,7 +758,7 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 	v->bucket -= 1.0;
 	v->limited_in_row = 0;
 
-	cJSON *j = cJSON_ParseWithLength(msg, len);
+	cJSON *j = gos_json_parse(msg, len);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
 	if (!cJSON_IsString(type)) {
 		st_add(&ws->st.inbound_ignored, 1);

@@ -10,3 +10,17 @@ gos_add_test(test_protocol_diff SAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_protocol_diff.c
   LIBS gos_net
   LABELS unit)
+# Every JSON reader in gos parses NUL-terminated copies (net/gos_json.h):
+# tests/json_guard.c aborts on any cJSON_ParseWithLength* call, which cJSON
+# before 1.7.18 over-reads by one byte. test_ws links the guard too.
+set(GOS_JSON_GUARD_LINK
+  -Wl,--wrap=cJSON_ParseWithLength -Wl,--wrap=cJSON_ParseWithLengthOpts)
+gos_add_test(test_json SAN
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_json.c ${CMAKE_SOURCE_DIR}/tests/json_guard.c
+  LIBS gos_net
+  LABELS unit)
+foreach(t test_json test_json_asan)
+  if(TARGET ${t})
+    target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
+  endif()
+endforeach()

@@ -3,9 +3,14 @@
 # with Debian's python3-websockets, and Debian's chromium driven by
 # playwright-core for the web viewer).
 gos_add_test(test_ws SAN TIMEOUT 60
-  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws.c
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws.c ${CMAKE_SOURCE_DIR}/tests/json_guard.c
   LIBS gos_net
   LABELS unit ws)
+foreach(t test_ws test_ws_asan)  # viewer messages parse through gos_json
+  if(TARGET ${t})
+    target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
+  endif()
+endforeach()
 gos_add_test(test_broadcast SAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_broadcast.c
   LIBS gos_core gos_net

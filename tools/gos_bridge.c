@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "gos_client.h"
+#include "gos_json.h"
 #include "gos_llm.h"
 #include "gos_protocol.h"
 #include "gos_sse.h"
@@ -232,7 +233,7 @@ static void fail_msg(const char *fmt, ...)
 static void out_on_line(void *ctx, const char *line, size_t len)
 {
 	struct out *o = ctx;
-	cJSON *j = cJSON_ParseWithLength(line, len);
+	cJSON *j = gos_json_parse(line, len);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
 	if (cJSON_IsString(type) && !strcmp(type->valuestring, "sync")) {
 		const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "applied");

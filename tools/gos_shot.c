@@ -15,6 +15,7 @@
 
 #include "gos_client.h"
 #include "gos_compute_ref.h"
+#include "gos_json.h"
 #include "gos_map.h"
 #include "gos_png.h"
 #include "gos_protocol.h"
@@ -354,7 +355,7 @@ static void remote_line(void *ctx, const char *line, size_t len)
 	struct remote *r = ctx;
 	if (r->done)
 		return;
-	cJSON *j = cJSON_ParseWithLength(line, len);
+	cJSON *j = gos_json_parse(line, len);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
 	if (cJSON_IsString(type) && !strcmp(type->valuestring, "screenshot")) {
 		const cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
