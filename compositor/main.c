@@ -24,6 +24,7 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 struct options {
 	char socket_path[256];
 	bool headless;
+	bool no_render;
 	bool demo;
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
@@ -47,6 +48,8 @@ static void usage(FILE *f)
 	        "  --socket PATH        Unix socket to listen on (default %s)\n"
 	        "  --headless           no window: render the same passes offscreen (also what\n"
 	        "                       happens when no display is available)\n"
+	        "  --no-render          draw nothing (no window, no Vulkan): keep the map, serve\n"
+	        "                       viewers, /metrics and /health (a server without a GPU)\n"
 	        "  --fullscreen         fullscreen window (F11 toggles)\n"
 	        "  --monitor N          fullscreen on monitor N (0: primary)\n"
 	        "  --size WxH           window size (default 1280x720; headless: the offscreen size)\n"
@@ -93,7 +96,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_DEMO, OPT_MAX_TOKENS, OPT_LAYOUT,
+	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* renderer (issue 4) */
 	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_GPU,
@@ -101,6 +104,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"headless", no_argument, NULL, OPT_HEADLESS},
+		{"no-render", no_argument, NULL, OPT_NO_RENDER},
 		{"demo", no_argument, NULL, OPT_DEMO},
 		{"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
 		{"layout", required_argument, NULL, OPT_LAYOUT},
@@ -143,6 +147,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			snprintf(o->socket_path, sizeof(o->socket_path), "%s", optarg);
 			break;
 		case OPT_HEADLESS: o->headless = true; break;
+		case OPT_NO_RENDER: o->no_render = true; break;
 		case OPT_DEMO: o->demo = true; break;
 		case OPT_MAX_TOKENS:
 			if (!parse_u64(optarg, &o->max_tokens) || o->max_tokens == 0 ||
@@ -492,6 +497,17 @@ static void wait_for_signals(struct app *a)
 
 static int run_renderer(struct app *a)
 {
+	clock_gettime(CLOCK_MONOTONIC, &a->last_log);
+	a->last_rate = a->last_log;
+	if (a->opt.no_render) {
+		fprintf(stderr, "gos: --no-render: drawing nothing; taking events (Ctrl-C quits)\n");
+		shots_close(a, "this compositor runs with --no-render, so it cannot take a picture");
+		wait_for_signals(a);
+		if (a->exit_signal)
+			fprintf(stderr, "gos: %s, shutting down\n",
+			        a->exit_signal == SIGINT ? "SIGINT" : "SIGTERM");
+		return EXIT_OK;
+	}
 	char why[256];
 	struct gos_window_opts wo = a->opt.win;
 	wo.headless = a->opt.headless;
@@ -501,8 +517,6 @@ static int run_renderer(struct app *a)
 	} else if (wo.headless) {
 		fprintf(stderr, "gos: headless: rendering offscreen\n");
 	}
-	clock_gettime(CLOCK_MONOTONIC, &a->last_log);
-	a->last_rate = a->last_log;
 	struct gos_window_deps deps = {
 		.map = a->map, .tick = render_tick, .events_per_s = render_events_per_s,
 		.viewers = render_viewers, .shot_take = shot_take, .shot_done = shot_done, .ctx = a,

@@ -301,7 +301,7 @@ struct gos_compute *gos_compute_create(struct gos_vk *vk, const struct gos_compu
 	    !gos_vk_buffer_upload(vk, c->palettes, 0, lut, lut_floats * sizeof(float)))
 		goto error;
 	for (uint32_t i = 0; i < c->n_staging; i++) {
-		char name[32];
+		char name[48];
 		snprintf(name, sizeof(name), "compute staging %u", i);
 		c->staging[i] = gos_vk_buffer_create(vk, 1024 * sizeof(struct gos_gpu_token),
 		                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT,

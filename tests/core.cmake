@@ -1,10 +1,10 @@
 # Map state, ingest through a real Unix socket, and the programs end to end.
 # test_map and test_ingest also run under ASan/UBSan (SAN).
-gos_add_test(test_map SAN
+gos_add_test(test_map SAN TSAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_map.c
   LIBS gos_core gos_net
   LABELS unit)
-gos_add_test(test_ingest SAN TIMEOUT 300
+gos_add_test(test_ingest SAN TSAN TIMEOUT 300
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ingest.c
   LIBS gos_core gos_net
   LABELS integration)

@@ -2,16 +2,16 @@
 # ASan, then through a real gos-compositor with independent clients (Python
 # with Debian's python3-websockets, and Debian's chromium driven by
 # playwright-core for the web viewer).
-gos_add_test(test_ws SAN TIMEOUT 60
+gos_add_test(test_ws SAN TSAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws.c ${CMAKE_SOURCE_DIR}/tests/json_guard.c
   LIBS gos_net
   LABELS unit ws)
-foreach(t test_ws test_ws_asan)  # viewer messages parse through gos_json
+foreach(t test_ws test_ws_asan test_ws_tsan)  # viewer messages parse through gos_json
   if(TARGET ${t})
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()
 endforeach()
-gos_add_test(test_broadcast SAN TIMEOUT 60
+gos_add_test(test_broadcast SAN TSAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_broadcast.c
   LIBS gos_core gos_net
   LABELS unit ws)
@@ -37,3 +37,22 @@ add_test(NAME ws_browser
 set_tests_properties(ws_browser PROPERTIES
   TIMEOUT 120 LABELS "integration;ws;browser"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
+
+# The whole compositor under ThreadSanitizer (renderer off) with producers,
+# viewers and /health under load, then SIGTERM: any report fails.
+if(TARGET gos-compositor-tsan)
+  add_test(NAME tsan_compositor
+    COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/tsan_compositor.py
+            $<TARGET_FILE:gos-compositor-tsan> $<TARGET_FILE:gos-feed>)
+  set_tests_properties(tsan_compositor PROPERTIES TIMEOUT 240 LABELS "integration;tsan"
+    ENVIRONMENT "${GOS_TSAN_ENV}")
+endif()
+
+# Hostile clients (issue 9): fd exhaustion by producers and by idle HTTP
+# clients, broken framing, memory held by half-sent lines and unread files,
+# a FIFO in the web folder, a ping flood; each against a fresh compositor,
+# with its numbers printed (RSS, CPU-s, log bytes, time to answer).
+add_test(NAME hostile
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/hostile.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
+set_tests_properties(hostile PROPERTIES TIMEOUT 180 LABELS "integration;ws;hostile")
