@@ -58,3 +58,16 @@ def sync(sock, timeout=10):
         data += chunk
     s.close()
     return json.loads(data.decode())
+
+
+def skip(name, why):
+    """Exit 77 (ctest: skipped) because `why` (no Vulkan device, no xvfb-run);
+    in CI (CI set), where tools/setup.sh installs lavapipe and Xvfb, a skip
+    hides a broken set-up, so it is a failure that says so."""
+    import sys
+    if os.environ.get("CI"):
+        print(f"{name}: FAILED: {why}, and CI is set: in CI every GPU test must run "
+              "(tools/setup.sh installs Mesa lavapipe and Xvfb)", flush=True)
+        sys.exit(1)
+    print(f"{name}: {why}, skipped", flush=True)
+    sys.exit(77)

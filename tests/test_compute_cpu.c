@@ -25,6 +25,7 @@
 
 #include "gos_compute.h"
 #include "gos_test.h"
+#include "gos_test_gpu.h"
 
 static const uint32_t POISON = 0xDEADBEEFu;
 
@@ -404,8 +405,7 @@ int main(void)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!gos_vk_available()) {
-		printf("no Vulkan device: skipped\n");
-		return 77;
+		return gos_test_no_gpu("test_compute_cpu");
 	}
 	struct gos_vk *vk = gos_vk_create(NULL);
 	CHECK(vk != NULL, "no Vulkan context");

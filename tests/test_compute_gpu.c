@@ -33,6 +33,7 @@ static double now(void)
 }
 
 #include "gos_compute.h"
+#include "gos_test_gpu.h"
 
 static int failures;
 
@@ -630,8 +631,7 @@ int main(void)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!gos_vk_available()) {
-		printf("no Vulkan device: skipped\n");
-		return 77;
+		return gos_test_no_gpu("test_compute_gpu");
 	}
 	struct gos_vk *vk = gos_vk_create(NULL);
 	CHECK(vk != NULL);

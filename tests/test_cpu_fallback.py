@@ -11,6 +11,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gos_proc import skip  # noqa: E402
+
 COMPOSITOR, SHOT = sys.argv[1], sys.argv[2]
 passed = failed = 0
 FALLBACK = "the GPU token pipeline failed ("
@@ -34,8 +37,7 @@ def compositor(d, name, *extra, env_extra=None):
                         "--socket", os.path.join(d, name + ".sock"), "--log-interval", "0", *extra],
                        capture_output=True, text=True, timeout=60, env=env)
     if "no usable Vulkan device" in r.stderr:
-        print("test_cpu_fallback: no Vulkan device, skipped")
-        sys.exit(77)
+        skip("test_cpu_fallback", "no Vulkan device")
     sys.stderr.write(r.stderr)
     return r
 

@@ -21,6 +21,7 @@
 #include "gos_render.h"
 #include "gos_test.h"
 #include "gos_vk.h"
+#include "gos_test_gpu.h"
 
 #define THRESHOLD 16
 #define MAX_PCT 0.1
@@ -92,8 +93,7 @@ static bool fresh(struct gos_vk *vk, struct gos_map *map, uint32_t w, uint32_t h
 int main(void)
 {
 	if (!gos_vk_available()) {
-		printf("test_render_cache: no Vulkan device, skipped\n");
-		return 77;
+		return gos_test_no_gpu("test_render_cache");
 	}
 	struct gos_vk *vk = gos_vk_create(&(struct gos_vk_opts){.want_graphics = true,
 	                                  .app_name = "test_render_cache"});

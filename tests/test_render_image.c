@@ -31,6 +31,7 @@
 #include "gos_png.h"
 #include "gos_test.h"
 #include "gos_vk.h"
+#include "gos_test_gpu.h"
 
 #define THRESHOLD 16
 #define MAX_PCT 0.1
@@ -133,8 +134,7 @@ static void update_reference(const char *ref, const char *const *extra)
 int main(void)
 {
 	if (!gos_vk_available()) {
-		printf("test_render_image: no Vulkan device, skipped\n");
-		return 77;
+		return gos_test_no_gpu("test_render_image");
 	}
 	const char *src = getenv("GOS_SOURCE_DIR"), *build = getenv("GOS_BUILD_DIR");
 	if (!src || !build) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gos_vk.h"
+#include "gos_test_gpu.h"
 
 static int failures;
 
@@ -352,8 +353,7 @@ int main(void)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!gos_vk_available()) {
-		printf("no Vulkan device: skipped\n");
-		return 77;
+		return gos_test_no_gpu("test_vk_context");
 	}
 	test_vk_macro();
 	test_default_context();

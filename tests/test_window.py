@@ -12,6 +12,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gos_proc import skip  # noqa: E402
+
 COMPOSITOR, FEED = sys.argv[1], sys.argv[2]
 passed = failed = 0
 
@@ -26,8 +29,7 @@ def check(cond, what):
 
 
 if not shutil.which("xvfb-run"):
-    print("test_window: xvfb-run not installed, skipped")
-    sys.exit(77)
+    skip("test_window", "xvfb-run not installed")
 
 with tempfile.TemporaryDirectory() as d:
     sock = os.path.join(d, "gos.sock")
@@ -49,8 +51,7 @@ with tempfile.TemporaryDirectory() as d:
         p.kill()
         out, err = p.communicate()
     if "no Vulkan device" in err or "no usable Vulkan device" in err:
-        print("test_window: no Vulkan device, skipped")
-        sys.exit(77)
+        skip("test_window", "no Vulkan device")
     sys.stderr.write(err)
     check(p.returncode == 0, f"gos-compositor exited {p.returncode}")
     check("120 frames in" in err, "it did not report 120 frames")
