@@ -166,7 +166,12 @@ void gos_web_destroy(struct gos_web *w)
 {
 	if (!w)
 		return;
-	gos_broadcast_destroy(w->bc);  /* first: it publishes to the server */
+	/* Stop every thread before freeing what it reads: the server's thread
+	 * reads the broadcaster for /health and /metrics, the broadcaster
+	 * publishes to the server. */
+	gos_ws_stop(w->ws);
+	gos_broadcast_stop(w->bc);
+	gos_broadcast_destroy(w->bc);
 	gos_ws_destroy(w->ws);
 	free(w);
 }

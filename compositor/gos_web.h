@@ -68,7 +68,8 @@ struct gos_web_sources {
  * sentence in err. */
 struct gos_web *gos_web_create(const struct gos_web_opts *opts,
                                const struct gos_web_sources *src, char *err, size_t errlen);
-/* Stops the broadcaster, closes every viewer, stops the server. Accepts NULL. */
+/* Stops the server's thread (no more /health, /metrics), then the
+ * broadcaster, then closes every viewer and frees both. Accepts NULL. */
 void gos_web_destroy(struct gos_web *web);
 
 /* Render thread, once per presented frame: its duration in seconds (feeds

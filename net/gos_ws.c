@@ -1197,15 +1197,21 @@ error:;
 	return NULL;
 }
 
+void gos_ws_stop(struct gos_ws *ws)
+{
+	if (!ws || !ws->thread_started)
+		return;
+	atomic_store(&ws->stop, true);
+	lws_cancel_service(ws->ctx);
+	pthread_join(ws->thread, NULL);
+	ws->thread_started = false;
+}
+
 void gos_ws_destroy(struct gos_ws *ws)
 {
 	if (!ws)
 		return;
-	if (ws->thread_started) {
-		atomic_store(&ws->stop, true);
-		lws_cancel_service(ws->ctx);
-		pthread_join(ws->thread, NULL);
-	}
+	gos_ws_stop(ws);
 	if (ws->ctx)
 		lws_context_destroy(ws->ctx);
 	for (size_t i = 0; i < ws->inbox_len; i++)

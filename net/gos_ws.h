@@ -101,7 +101,12 @@ void gos_ws_msg_unref(struct gos_ws_msg *msg);  /* accepts NULL */
  * NULL and writes one sentence into err; errno is EADDRINUSE when the port
  * is taken. */
 struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t errlen);
-/* Closes every connection, stops the thread, frees. Accepts NULL. */
+/* Owning thread. Stops serving: when it returns the service thread has
+ * ended, so no callback of the options (metrics, health) runs any more and
+ * whatever they read may be freed. Publishing stays allowed (nobody gets
+ * it). Idempotent; accepts NULL. */
+void gos_ws_stop(struct gos_ws *ws);
+/* Stops (gos_ws_stop), closes every connection, frees. Accepts NULL. */
 void gos_ws_destroy(struct gos_ws *ws);
 
 /* The port actually bound (useful with port 0) and the host as given. */
