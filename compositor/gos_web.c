@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "gos_broadcast.h"
+#include "gos_host.h"
 #include "gos_metrics.h"
 #include "gos_web.h"
 #include "gos_ws.h"
@@ -93,6 +94,19 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 	case GOS_WEB_OPT_WEB_DIR:
 		o->web_dir = arg;
 		return true;
+	case GOS_WEB_OPT_ALLOW_HOST: {
+		struct gos_host_allow *check = gos_host_allow_create(NULL, NULL, 1, arg, err, errlen);
+		if (!check)
+			return false;
+		gos_host_allow_destroy(check);
+		size_t n = strlen(o->allow_host);
+		if (n + strlen(arg) + 2 > sizeof(o->allow_host)) {
+			snprintf(err, errlen, "--allow-host: too many names (1 KiB in all)");
+			return false;
+		}
+		snprintf(o->allow_host + n, sizeof(o->allow_host) - n, "%s%s", n ? "," : "", arg);
+		return true;
+	}
 	}
 	snprintf(err, errlen, "unknown web option");
 	return false;
@@ -110,6 +124,12 @@ void gos_web_usage(FILE *f)
 	        "                       Bearer TOKEN, or ?token=TOKEN in the URL)\n"
 	        "  --allow-origin LIST  browser Origins allowed to open /ws besides the server's own\n"
 	        "                       (comma-separated, repeatable; '*' allows any)\n"
+	        "  --allow-host LIST    Host names the server answers to besides its own (localhost,\n"
+	        "                       *.localhost, 127.0.0.0/8, ::1, the --listen address; with\n"
+	        "                       0.0.0.0 or :: also this machine's addresses and name):\n"
+	        "                       NAME, NAME:PORT, *.SUFFIX, an address, '*' any; comma-\n"
+	        "                       separated, repeatable. Other Hosts get 403 on every path\n"
+	        "                       (a defence against DNS rebinding)\n"
 	        "  --web-dir DIR        the web viewer's files (default %s)\n",
 	        GOS_BROADCAST_TICK_MS, GOS_WS_MAX_VIEWERS, gos_ws_default_assets_dir());
 }
@@ -133,6 +153,7 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.assets_dir = opts->web_dir,
 		.auth_token_file = opts->auth_token_file,
 		.allow_origins = opts->allow_origin[0] ? opts->allow_origin : NULL,
+		.allow_hosts = opts->allow_host[0] ? opts->allow_host : NULL,
 		.max_viewers = opts->max_viewers,
 		.metrics = web_metrics,
 		.health = web_health,

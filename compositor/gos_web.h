@@ -24,6 +24,7 @@ struct gos_web_opts {
 	uint32_t max_viewers;         /* --max-viewers (default 1000) */
 	const char *auth_token_file;  /* --auth-token-file */
 	char allow_origin[1024];      /* --allow-origin, repeatable: comma-joined */
+	char allow_host[1024];        /* --allow-host, repeatable: comma-joined */
 	const char *web_dir;          /* --web-dir (default: the source tree's assets/web) */
 };
 
@@ -32,7 +33,7 @@ enum {
 	GOS_WEB_OPT_BASE = 0x1000,
 	GOS_WEB_OPT_LISTEN = GOS_WEB_OPT_BASE, GOS_WEB_OPT_NO_LISTEN, GOS_WEB_OPT_TICK_MS,
 	GOS_WEB_OPT_MAX_VIEWERS, GOS_WEB_OPT_AUTH_TOKEN_FILE, GOS_WEB_OPT_ALLOW_ORIGIN,
-	GOS_WEB_OPT_WEB_DIR, GOS_WEB_OPT_END_,
+	GOS_WEB_OPT_WEB_DIR, GOS_WEB_OPT_ALLOW_HOST, GOS_WEB_OPT_END_,
 };
 #define GOS_WEB_LONGOPTS                                                              \
 	{"listen", required_argument, NULL, GOS_WEB_OPT_LISTEN},                      \
@@ -41,7 +42,8 @@ enum {
 	{"max-viewers", required_argument, NULL, GOS_WEB_OPT_MAX_VIEWERS},            \
 	{"auth-token-file", required_argument, NULL, GOS_WEB_OPT_AUTH_TOKEN_FILE},    \
 	{"allow-origin", required_argument, NULL, GOS_WEB_OPT_ALLOW_ORIGIN},          \
-	{"web-dir", required_argument, NULL, GOS_WEB_OPT_WEB_DIR}
+	{"web-dir", required_argument, NULL, GOS_WEB_OPT_WEB_DIR},                    \
+	{"allow-host", required_argument, NULL, GOS_WEB_OPT_ALLOW_HOST}
 
 /* True when getopt_long's value c is one of ours. */
 static inline bool gos_web_is_opt(int c)

@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
 
+#include "gos_host.h"
 #include "gos_metrics.h"
 #include "gos_ws.h"
 
@@ -87,7 +88,7 @@ struct http_sess {
 };
 
 struct stats {
-	_Atomic uint64_t viewers, viewers_total, refused[4], messages_sent, bytes_sent,
+	_Atomic uint64_t viewers, viewers_total, refused[GOS_WS_REFUSED_COUNT_], messages_sent, bytes_sent,
 		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
 		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
 		max_queue_seen;
@@ -102,6 +103,7 @@ struct gos_ws {
 	char token[MAX_TOKEN + 1];
 	size_t token_len;
 	char *origins;                 /* the allow list, copied */
+	struct gos_host_allow *hosts;  /* the names we answer to (service thread) */
 	uint64_t start_ms;
 
 	struct lws_context *ctx;
@@ -428,6 +430,20 @@ static bool origin_ok(struct gos_ws *ws, struct lws *wsi)
 	return false;
 }
 
+/* The Host header names this server (gos_host.h); no Host is fine. */
+static bool host_ok(struct gos_ws *ws, struct lws *wsi)
+{
+	char host[300];
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HOST) <= 0)
+		return gos_host_check(ws->hosts, NULL);
+	if (hdr(wsi, WSI_TOKEN_HOST, host, sizeof(host)) < 0)
+		return false;
+	return gos_host_check(ws->hosts, host);
+}
+
+#define HOST_REFUSED "gos: this server does not answer to that Host name (DNS rebinding " \
+	"defence; see --allow-host)"
+
 static const char *mime_of(const char *path)
 {
 	static const struct { const char *ext, *mime; } m[] = {
@@ -582,7 +598,7 @@ static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
 	}
 	gos_metrics_family(t, "gos_ws_refused_total", "counter",
 	                   "Requests or viewers refused, by reason.");
-	for (int r = 0; r < 4; r++) {
+	for (int r = 0; r < GOS_WS_REFUSED_COUNT_; r++) {
 		char lab[64];
 		snprintf(lab, sizeof(lab), "reason=\"%s\"", gos_ws_refusal_name((enum gos_ws_refusal)r));
 		gos_metrics_sample_u64(t, "gos_ws_refused_total", lab, st_get(&ws->st.refused[r]));
@@ -599,6 +615,10 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
                         const char *uri)
 {
 	st_add(&ws->st.http_requests, 1);
+	if (!host_ok(ws, wsi)) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_HOST], 1);
+		return http_text(wsi, s, 403, HOST_REFUSED);
+	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
 		return http_text(wsi, s, 405, "gos: only GET is served here");
 
@@ -723,6 +743,10 @@ static int upgrade_refuse(struct lws *wsi, unsigned int code, const char *status
 static int ws_filter(struct gos_ws *ws, struct lws *wsi)
 {
 	char uri[256];
+	if (!host_ok(ws, wsi)) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_HOST], 1);
+		return upgrade_refuse(wsi, 403, "Forbidden", HOST_REFUSED);
+	}
 	if (hdr(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri)) < 0 || strcmp(uri, "/ws")) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
 		return upgrade_refuse(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws");
@@ -1128,6 +1152,7 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	o->assets_dir = NULL;
 	o->auth_token_file = NULL;
 	o->allow_origins = NULL;
+	o->allow_hosts = NULL;
 	pthread_mutex_init(&ws->lock, NULL);
 	ws->start_ms = now_ms();
 
@@ -1184,6 +1209,10 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	struct lws_vhost *vh = lws_get_vhost_by_name(ws->ctx, "gos");
 	if (vh && ws->port == 0)
 		ws->port = lws_get_vhost_listen_port(vh);
+	ws->hosts = gos_host_allow_create(ws->host, ws->iface, ws->port, opts->allow_hosts,
+	                                  err, errlen);
+	if (!ws->hosts)
+		goto error;
 	if (pthread_create(&ws->thread, NULL, service_main, ws)) {
 		snprintf(err, errlen, "cannot start the web server thread");
 		goto error;
@@ -1220,6 +1249,7 @@ void gos_ws_destroy(struct gos_ws *ws)
 	gos_ws_msg_unref(ws->hello);
 	gos_ws_msg_unref(ws->resync);
 	free(ws->origins);
+	gos_host_allow_destroy(ws->hosts);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
 }
@@ -1300,7 +1330,7 @@ void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out)
 		.queued_messages = st_get(&s->queued),
 		.max_queue_seen = st_get(&s->max_queue_seen),
 	};
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < GOS_WS_REFUSED_COUNT_; i++)
 		out->refused_total[i] = st_get(&s->refused[i]);
 }
 
@@ -1332,6 +1362,8 @@ const char *gos_ws_refusal_name(enum gos_ws_refusal r)
 	case GOS_WS_REFUSED_ORIGIN: return "origin";
 	case GOS_WS_REFUSED_FULL: return "max_viewers";
 	case GOS_WS_REFUSED_PATH: return "path";
+	case GOS_WS_REFUSED_HOST: return "host";
+	case GOS_WS_REFUSED_COUNT_: break;
 	}
 	return "unknown";
 }

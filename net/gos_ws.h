@@ -49,6 +49,12 @@ struct gos_ws_opts {
 	const char *allow_origins;    /* comma-separated Origins allowed on /ws besides the
 	                               * server's own; "*": any. Requests without Origin
 	                               * (non-browser clients) are always allowed. */
+	const char *allow_hosts;      /* Host names allowed besides the server's own
+	                               * (gos_host.h: loopback names and addresses, the
+	                               * listen address, with a wildcard listen the
+	                               * machine's addresses and name); comma-separated,
+	                               * "*": any. Every request (/health too) whose Host
+	                               * is none of them gets 403: DNS rebinding. */
 	uint32_t max_viewers;         /* 0: GOS_WS_MAX_VIEWERS */
 	uint32_t max_queued;          /* 0: GOS_WS_MAX_QUEUED */
 	uint32_t backpressure;        /* 0: GOS_WS_BACKPRESSURE_THRESHOLD */
@@ -61,11 +67,20 @@ struct gos_ws_opts {
 	void *cb_ctx;
 };
 
+enum gos_ws_refusal {
+	GOS_WS_REFUSED_AUTH = 0,       /* missing or wrong token */
+	GOS_WS_REFUSED_ORIGIN,         /* Origin not allowed */
+	GOS_WS_REFUSED_FULL,           /* --max-viewers reached */
+	GOS_WS_REFUSED_PATH,           /* a file path outside the assets, or absent */
+	GOS_WS_REFUSED_HOST,           /* Host is not one of the server's names (403) */
+	GOS_WS_REFUSED_COUNT_
+};
+
 /* Counters since create (any thread, relaxed reads). */
 struct gos_ws_stats {
 	uint64_t viewers;              /* connected now */
 	uint64_t viewers_total;        /* accepted, ever */
-	uint64_t refused_total[4];     /* by enum gos_ws_refusal */
+	uint64_t refused_total[GOS_WS_REFUSED_COUNT_];  /* by enum gos_ws_refusal */
 	uint64_t messages_sent;        /* whole messages written to viewers */
 	uint64_t bytes_sent;           /* their payload bytes */
 	uint64_t drops;                /* messages dropped from backlogs */
@@ -82,12 +97,6 @@ struct gos_ws_stats {
 	uint64_t max_queue_seen;       /* longest viewer queue seen, ever */
 };
 
-enum gos_ws_refusal {
-	GOS_WS_REFUSED_AUTH = 0,       /* missing or wrong token */
-	GOS_WS_REFUSED_ORIGIN,         /* Origin not allowed */
-	GOS_WS_REFUSED_FULL,           /* --max-viewers reached */
-	GOS_WS_REFUSED_PATH,           /* a file path outside the assets, or absent */
-};
 
 /* An immutable, reference-counted message (one text frame). */
 struct gos_ws_msg;

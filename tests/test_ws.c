@@ -17,8 +17,8 @@
 #include "gos_metrics.h"
 #include "gos_test.h"
 #include "gos_buf.h"
+#include "gos_host.h"
 #include "gos_ws.h"
-#include "ws_test_client.h"
 #include "ws_test_client.h"
 
 /* ---- tests --------------------------------------------------------------- */
@@ -256,9 +256,117 @@ static void test_max_viewers(void)
 	      strstr(err, "cannot listen"), "an address not of this machine: %s", err);
 }
 
+/* The names a server answers to (DNS rebinding), as a table. */
+static void test_host_names(void)
+{
+	char err[256];
+	struct gos_host_allow *lo = gos_host_allow_create("127.0.0.1", "127.0.0.1", 7680, NULL,
+	                                                  err, sizeof(err));
+	CHECK(lo != NULL, "loopback allow list: %s", err);
+	static const struct { const char *host; bool ok; } cases[] = {
+		{NULL, true},                       /* no Host: HTTP/1.0, not a browser */
+		{"127.0.0.1:7680", true}, {"127.0.0.1", true}, {"127.9.8.7:7680", true},
+		{"localhost:7680", true}, {"LocalHost:7680", true}, {"localhost.:7680", true},
+		{"viewer.localhost:7680", true}, {"[::1]:7680", true}, {"[::1]", true},
+		{"[::ffff:127.0.0.1]:7680", true}, {" localhost:7680 ", true},
+		{"rebind.evil.example:7680", false}, {"rebind.evil.example", false},
+		{"localhost.evil.example:7680", false}, {"evillocalhost:7680", false},
+		{"127.0.0.1:7681", false}, {"localhost:80", false}, {"localhost:", true},
+		{"[::2]:7680", false}, {"::1", false}, {"192.168.1.9:7680", false},
+		{"", false}, {"local host", false}, {"localhost:76a0", false},
+		{"localhost:99999", false}, {"[::1", false}, {"[::1]x", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK(gos_host_check(lo, cases[i].host) == cases[i].ok, "Host '%s' %s",
+		      cases[i].host ? cases[i].host : "(none)", cases[i].ok ? "allowed" : "refused");
+	gos_host_allow_destroy(lo);
+
+	struct gos_host_allow *al = gos_host_allow_create("gos.lan", "192.168.1.9", 7680,
+	                                                  "viewer.example, *.corp.example ,"
+	                                                  "proxy.example:443,[fd00::5]",
+	                                                  err, sizeof(err));
+	CHECK(al != NULL, "allow list: %s", err);
+	static const struct { const char *host; bool ok; } more[] = {
+		{"gos.lan:7680", true}, {"GOS.LAN", true}, {"192.168.1.9:7680", true},
+		{"192.168.1.8:7680", false}, {"viewer.example:7680", true},
+		{"viewer.example:8080", false}, {"a.corp.example:7680", true},
+		{"corp.example:7680", false}, {"proxy.example:443", true}, {"proxy.example", true},
+		{"proxy.example:7680", false}, {"[fd00::5]:7680", true}, {"localhost:7680", true},
+	};
+	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+		CHECK(gos_host_check(al, more[i].host) == more[i].ok, "allow list: Host '%s' %s",
+		      more[i].host, more[i].ok ? "allowed" : "refused");
+	gos_host_allow_destroy(al);
+
+	struct gos_host_allow *any = gos_host_allow_create("", "", 7680, "*", err, sizeof(err));
+	CHECK(any && gos_host_check(any, "rebind.evil.example:1"), "'*' allows any Host");
+	gos_host_allow_destroy(any);
+	/* A wildcard listen address answers to the machine's own addresses. */
+	struct gos_host_allow *wild = gos_host_allow_create("0.0.0.0", "0.0.0.0", 7680, NULL,
+	                                                    err, sizeof(err));
+	CHECK(wild && gos_host_check(wild, "127.0.0.1:7680") &&
+	      !gos_host_check(wild, "rebind.evil.example:7680"), "wildcard listen: own names only");
+	gos_host_allow_destroy(wild);
+	CHECK(!gos_host_allow_create("", "", 1, "ok.example,bad host", err, sizeof(err)) &&
+	      strstr(err, "bad host"), "a malformed --allow-host entry is named: %s", err);
+}
+
+/* DNS rebinding: a page at http://rebind.evil.example:PORT/ whose name now
+ * points at 127.0.0.1 sends its own name in Host (and Origin). */
+static void test_rebinding(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	char req[512];
+	static const char *const paths[] = {"/metrics", "/health", "/"};
+	for (int i = 0; i < 3; i++) {
+		int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: rebind.evil.example:%d\r\n"
+		                 "Origin: http://rebind.evil.example:%d\r\nConnection: close\r\n\r\n",
+		                 paths[i], port, port);
+		char *r = http_raw(port, req, (size_t)n, 3000, NULL);
+		CHECK(!strncmp(r, "HTTP/1.1 403", 12) && !strstr(r, "gos_uptime_seconds"),
+		      "%s with the attacker's Host: 403, nothing read (%.40s)", paths[i], r);
+		free(r);
+	}
+	int n = snprintf(req, sizeof(req),
+	                 "GET /ws HTTP/1.1\r\nHost: rebind.evil.example:%d\r\n"
+	                 "Origin: http://rebind.evil.example:%d\r\nUpgrade: websocket\r\n"
+	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: gos.v1\r\n\r\n",
+	                 port, port);
+	char *r = http_raw(port, req, (size_t)n, 3000, NULL);
+	CHECK(!strncmp(r, "HTTP/1.1 403", 12), "/ws upgrade with the attacker's Host: 403 (%.40s)", r);
+	free(r);
+	/* The server's own names, and no Host at all, still work. */
+	static const char *const good[] = {"localhost:%d", "127.0.0.1:%d", "[::1]:%d", NULL};
+	for (int i = 0; i < 4; i++) {
+		char h[64] = "";
+		if (good[i])
+			snprintf(h, sizeof(h), good[i], port);
+		n = snprintf(req, sizeof(req), "GET /metrics HTTP/1.%d\r\n%s%s%sConnection: close\r\n\r\n",
+		             good[i] ? 1 : 0, good[i] ? "Host: " : "", h, good[i] ? "\r\n" : "");
+		r = http_raw(port, req, (size_t)n, 3000, NULL);
+		CHECK(strstr(r, " 200 ") && strstr(r, "gos_uptime_seconds"), "/metrics with Host '%s': 200",
+		      good[i] ? h : "(none, HTTP/1.0)");
+		free(r);
+	}
+	struct gos_ws_stats st;
+	gos_ws_stats(ws, &st);
+	CHECK(st.refused_total[GOS_WS_REFUSED_HOST] == 4, "host refusals counted (%llu)",
+	      (unsigned long long)st.refused_total[GOS_WS_REFUSED_HOST]);
+	gos_ws_destroy(ws);
+}
+
 int main(void)
 {
 	test_text();
+	test_host_names();
+	test_rebinding();
 	test_order();
 	test_backpressure_and_stale();
 	test_max_viewers();
