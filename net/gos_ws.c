@@ -569,6 +569,61 @@ static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
 	return http_respond(wsi, s, code, "text/plain; charset=utf-8", b, n + 1, NULL);
 }
 
+/* A refusal written raw in one piece, after which the connection closes.
+ * Used where lws cannot be trusted to come back for a body: before an
+ * upgrade lws has not settled the HTTP version (its own status helper
+ * answers HTTP/1.0, which strict WebSocket clients reject), and a request
+ * with a body would have lws read the body, not call us writeable. What
+ * follows on the connection is never read as a request. */
+static int refuse_and_close(struct lws *wsi, unsigned int code, const char *status,
+                            const char *text)
+{
+	unsigned char buf[LWS_PRE + 640];
+	size_t tlen = strlen(text);
+	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+	                 "HTTP/1.1 %u %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+	                 "content-length: %zu\r\ncache-control: no-store\r\n"
+	                 "x-content-type-options: nosniff\r\nconnection: close\r\n%s\r\n%s\n",
+	                 code, status, tlen + 1,
+	                 code == 401 ? "www-authenticate: Bearer realm=\"gos\"\r\n" : "", text);
+	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
+		lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+	return -1;
+}
+
+/* How many times header h came (lws keeps a repeat as another fragment). */
+static int hdr_count(struct lws *wsi, enum lws_token_indexes h)
+{
+	int n = 0;
+	while (n < 16 && lws_hdr_fragment_length(wsi, h, n) > 0)
+		n++;
+	return n;
+}
+
+/* Request smuggling: we serve GET only, without a body. A body announced
+ * any way (Content-Length other than one "0", Transfer-Encoding), or a
+ * Content-Length given twice, would let lws and a proxy in front disagree
+ * on where the next request starts: refuse and hang up. */
+static const char *framing_error(struct lws *wsi)
+{
+	char cl[32];
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+		return "gos: Transfer-Encoding is not accepted (GET only, no body)";
+	int n = hdr_count(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (n > 1)
+		return "gos: more than one Content-Length";
+	if (n == 1) {
+		if (hdr(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl)) < 0)
+			return "gos: bad Content-Length";
+		const char *p = cl;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '0' || p[1 + strspn(p + 1, " \t")] != '\0')
+			return "gos: a request body is not accepted (GET only)";
+	}
+	return NULL;
+}
+
 static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
 {
 	static const struct { const char *name, *type, *help; size_t off; } m[] = {
@@ -615,12 +670,17 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
                         const char *uri)
 {
 	st_add(&ws->st.http_requests, 1);
+	const char *bad = framing_error(wsi);
+	if (bad) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_BAD_REQUEST], 1);
+		return refuse_and_close(wsi, 400, "Bad Request", bad);
+	}
 	if (!host_ok(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_HOST], 1);
 		return http_text(wsi, s, 403, HOST_REFUSED);
 	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
-		return http_text(wsi, s, 405, "gos: only GET is served here");
+		return refuse_and_close(wsi, 405, "Method Not Allowed", "gos: only GET is served here");
 
 	if (!strcmp(uri, "/health")) {
 		struct gos_buf t = {0};
@@ -721,44 +781,31 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 
 /* ---- WebSocket ---------------------------------------------------------- */
 
-/* An HTTP refusal written raw: at this point lws has not settled the request's
- * HTTP version, and its own status helper answers HTTP/1.0, which strict
- * WebSocket clients reject instead of reporting the status. */
-static int upgrade_refuse(struct lws *wsi, unsigned int code, const char *status,
-                          const char *text)
-{
-	unsigned char buf[LWS_PRE + 512];
-	size_t tlen = strlen(text);
-	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
-	                 "HTTP/1.1 %u %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-	                 "content-length: %zu\r\nconnection: close\r\n%s\r\n%s\n",
-	                 code, status, tlen + 1,
-	                 code == 401 ? "www-authenticate: Bearer realm=\"gos\"\r\n" : "", text);
-	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
-		lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
-	return -1;
-}
-
 /* Before the upgrade: path, token and Origin. */
 static int ws_filter(struct gos_ws *ws, struct lws *wsi)
 {
 	char uri[256];
+	const char *bad = framing_error(wsi);
+	if (bad) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_BAD_REQUEST], 1);
+		return refuse_and_close(wsi, 400, "Bad Request", bad);
+	}
 	if (!host_ok(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_HOST], 1);
-		return upgrade_refuse(wsi, 403, "Forbidden", HOST_REFUSED);
+		return refuse_and_close(wsi, 403, "Forbidden", HOST_REFUSED);
 	}
 	if (hdr(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri)) < 0 || strcmp(uri, "/ws")) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
-		return upgrade_refuse(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws");
+		return refuse_and_close(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws");
 	}
 	if (!authorized(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_AUTH], 1);
-		return upgrade_refuse(wsi, 401, "Unauthorized", "gos: this server needs its token "
+		return refuse_and_close(wsi, 401, "Unauthorized", "gos: this server needs its token "
 		                      "(Authorization: Bearer TOKEN, or ?token=TOKEN)");
 	}
 	if (!origin_ok(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_ORIGIN], 1);
-		return upgrade_refuse(wsi, 403, "Forbidden",
+		return refuse_and_close(wsi, 403, "Forbidden",
 		                      "gos: this Origin is not allowed (see --allow-origin)");
 	}
 	return 0;
@@ -1363,6 +1410,7 @@ const char *gos_ws_refusal_name(enum gos_ws_refusal r)
 	case GOS_WS_REFUSED_FULL: return "max_viewers";
 	case GOS_WS_REFUSED_PATH: return "path";
 	case GOS_WS_REFUSED_HOST: return "host";
+	case GOS_WS_REFUSED_BAD_REQUEST: return "bad_request";
 	case GOS_WS_REFUSED_COUNT_: break;
 	}
 	return "unknown";

@@ -73,6 +73,7 @@ enum gos_ws_refusal {
 	GOS_WS_REFUSED_FULL,           /* --max-viewers reached */
 	GOS_WS_REFUSED_PATH,           /* a file path outside the assets, or absent */
 	GOS_WS_REFUSED_HOST,           /* Host is not one of the server's names (403) */
+	GOS_WS_REFUSED_BAD_REQUEST,    /* a body, Transfer-Encoding or two Content-Lengths (400) */
 	GOS_WS_REFUSED_COUNT_
 };
 

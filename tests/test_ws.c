@@ -362,11 +362,71 @@ static void test_rebinding(void)
 	gos_ws_destroy(ws);
 }
 
+/* Request smuggling: a request that announces a body (we serve GET only),
+ * or two Content-Lengths, is answered 400 and the connection closed, so
+ * what follows it is never served as a request of its own. */
+static void test_smuggling(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	char hidden[128], req[1024];
+	int hl = snprintf(hidden, sizeof(hidden), "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+	                  port);
+	static const char *const framing[] = {
+		"Content-Length: 0\r\nContent-Length: %d\r\n",   /* the first one wins in lws */
+		"Content-Length: %d\r\nContent-Length: 0\r\n",
+		"Content-Length: %d\r\n",                          /* a body on GET */
+		"Transfer-Encoding: chunked\r\n",
+		"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n",
+	};
+	for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++) {
+		char f[128];
+		snprintf(f, sizeof(f), framing[i], hl);
+		int n = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n%s%s",
+		                 port, f, strstr(f, "chunked") ? "0\r\n\r\n" : "", hidden);
+		bool closed;
+		char *r = http_raw(port, req, (size_t)n, 2000, &closed);
+		CHECK(!strncmp(r, "HTTP/1.1 400", 12) && count_of(r, "HTTP/1.1 ") == 1 &&
+		      !strstr(r, "gos_uptime_seconds") && closed,
+		      "framing %zu: 400, connection closed, the hidden request not served (%u answers, "
+		      "closed %d: %.60s)", i, count_of(r, "HTTP/1.1 "), closed, r);
+		free(r);
+	}
+	/* An upgrade with a body is refused the same way. */
+	int n = snprintf(req, sizeof(req),
+	                 "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n"
+	                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n%s",
+	                 port, hl, hidden);
+	char *r = http_raw(port, req, (size_t)n, 2000, NULL);
+	CHECK(!strncmp(r, "HTTP/1.1 400", 12) && !strstr(r, "gos_uptime_seconds"),
+	      "an upgrade with a body: 400 (%.40s)", r);
+	free(r);
+	/* Honest pipelining still works: two requests, two answers. */
+	n = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+	             "Content-Length: 0\r\n\r\n%s", port, hidden);
+	r = http_raw(port, req, (size_t)n, 1000, NULL);
+	CHECK(count_of(r, "HTTP/1.1 200") == 2 && strstr(r, "gos_uptime_seconds"),
+	      "two pipelined GETs: two answers (%u)", count_of(r, "HTTP/1.1 200"));
+	free(r);
+	struct gos_ws_stats st;
+	gos_ws_stats(ws, &st);
+	CHECK(st.refused_total[GOS_WS_REFUSED_BAD_REQUEST] == 6, "bad requests counted (%llu)",
+	      (unsigned long long)st.refused_total[GOS_WS_REFUSED_BAD_REQUEST]);
+	gos_ws_destroy(ws);
+}
+
 int main(void)
 {
 	test_text();
 	test_host_names();
 	test_rebinding();
+	test_smuggling();
 	test_order();
 	test_backpressure_and_stale();
 	test_max_viewers();
