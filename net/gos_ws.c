@@ -18,8 +18,11 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/openat2.h>
 
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
@@ -38,8 +41,7 @@
 #define INBOX_MAX        4096              /* publisher -> service thread items */
 #define WS_CHUNK         (64 * 1024)       /* larger messages go out in fragments of this */
 #define WRITE_BUDGET     (512 * 1024)      /* bytes per writeable callback per viewer */
-#define HTTP_CHUNK       (16 * 1024)
-#define MAX_FILE         (32 * 1024 * 1024)
+#define HTTP_CHUNK       (16 * 1024)       /* file bytes read per writeable callback */
 #define MAX_TOKEN        1024
 #define RATE_CLOSE_AFTER 1000              /* limited messages in a row before closing */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
@@ -82,9 +84,16 @@ struct viewer {
 	double vp[5];                  /* last viewport: x, y, w, h, zoom */
 };
 
+/* One HTTP response in flight: an answer built in memory (small: text,
+ * /metrics, /health), or a file streamed from its descriptor one chunk per
+ * writeable callback, so that a client that does not read holds at most a
+ * chunk here (and lws at most one unsent chunk), never the file. */
 struct http_sess {
 	char *body;
 	size_t len, off;
+	bool file;                     /* fd is open (lws zeroes this struct: fd 0 is valid) */
+	int fd;
+	uint64_t left;                 /* file bytes still to send */
 };
 
 struct stats {
@@ -100,6 +109,8 @@ struct gos_ws {
 	char iface[INET6_ADDRSTRLEN];
 	int port;
 	char assets_real[PATH_MAX];
+	int assets_fd;                 /* the folder (O_PATH), -1: none */
+	bool no_openat2;               /* the kernel (or a seccomp filter) lacks openat2 */
 	char token[MAX_TOKEN + 1];
 	size_t token_len;
 	char *origins;                 /* the allow list, copied */
@@ -466,66 +477,79 @@ static const char *mime_of(const char *path)
 	return "application/octet-stream";
 }
 
-/* Resolves a request path to a regular file inside the assets folder, after
- * symlinks, or fails. Returns a malloc'd body. */
-static bool read_asset(struct gos_ws *ws, const char *uri, char **body, size_t *len,
-                       const char **mime)
+/* The fallback without openat2: resolve every link, demand the result be
+ * inside the folder, then open that path without following a last link
+ * (what a link swapped in since could point to). */
+static int asset_open_realpath(struct gos_ws *ws, const char *rel, int flags)
 {
-	char rel[PATH_MAX], full[PATH_MAX], real[PATH_MAX];
-	if (!ws->assets_real[0] || uri[0] != '/')
-		return false;
+	char full[PATH_MAX], real[PATH_MAX];
+	if (snprintf(full, sizeof(full), "%s/%s", ws->assets_real, rel) >= (int)sizeof(full) ||
+	    !realpath(full, real))
+		return -1;
+	size_t alen = strlen(ws->assets_real);
+	if (strncmp(real, ws->assets_real, alen) || real[alen] != '/')
+		return -1;
+	return open(real, flags | O_NOFOLLOW);
+}
+
+/* Opens a request path as a regular file beneath the assets folder, or
+ * returns -1. Links are followed only while they stay beneath the folder
+ * (openat2 RESOLVE_BENEATH: no "..", absolute or /proc links out), and the
+ * open never blocks: O_NONBLOCK makes a FIFO (or a device) open at once,
+ * and then fstat refuses anything but a regular file. */
+static int asset_open(struct gos_ws *ws, const char *uri, struct stat *sb, const char **mime)
+{
+	char rel[PATH_MAX];
+	if (ws->assets_fd < 0 || uri[0] != '/')
+		return -1;
 	if (!strcmp(uri, "/"))
 		uri = "/index.html";
 	/* lws has already percent-decoded the path; whatever still looks like a
 	 * parent reference, a backslash or an encoded byte is refused outright. */
 	if (strstr(uri, "..") || strchr(uri, '\\') || strchr(uri, '%') || strstr(uri, "//"))
-		return false;
+		return -1;
 	if (snprintf(rel, sizeof(rel), "%s", uri + 1) >= (int)sizeof(rel))
-		return false;
-	if (snprintf(full, sizeof(full), "%s/%s", ws->assets_real, rel) >= (int)sizeof(full))
-		return false;
-	if (!realpath(full, real))
-		return false;
-	size_t alen = strlen(ws->assets_real);
-	if (strncmp(real, ws->assets_real, alen) || real[alen] != '/')
-		return false;
-	int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		return -1;
+	int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+	int fd = -1;
+	if (!ws->no_openat2) {
+		struct open_how how = {.flags = (uint64_t)flags,
+		                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+		fd = (int)syscall(SYS_openat2, ws->assets_fd, rel, &how, sizeof(how));
+		if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+			ws->no_openat2 = true;  /* Linux < 5.6, or a filter that forbids it */
+	}
+	if (ws->no_openat2)
+		fd = asset_open_realpath(ws, rel, flags);
 	if (fd < 0)
-		return false;
-	struct stat sb;
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size > MAX_FILE) {
+		return -1;
+	if (fstat(fd, sb) || !S_ISREG(sb->st_mode)) {
 		close(fd);
-		return false;
+		return -1;
 	}
-	char *b = malloc((size_t)sb.st_size + 1);
-	if (!b)
-		abort();
-	size_t got = 0;
-	while (got < (size_t)sb.st_size) {
-		ssize_t r = read(fd, b + got, (size_t)sb.st_size - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	*body = b;
-	*len = got;
-	*mime = mime_of(real);
-	return true;
+	*mime = mime_of(rel);
+	return fd;
+}
+
+static void http_sess_clear(struct http_sess *s)
+{
+	free(s->body);
+	s->body = NULL;
+	if (s->file)
+		close(s->fd);
+	s->file = false;
 }
 
 /* ---- HTTP --------------------------------------------------------------- */
 
-static int http_respond(struct lws *wsi, struct http_sess *s, unsigned int code,
-                        const char *mime, char *body, size_t len, const char *cookie)
+/* Writes the status and headers of a response of len bytes; then either
+ * completes the transaction (len 0) or asks for writeable callbacks. */
+static int http_head(struct lws *wsi, struct http_sess *s, unsigned int code,
+                     const char *mime, uint64_t len, const char *cookie)
 {
 	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
 		*end = buf + sizeof(buf) - 1;
-	free(s->body);
-	s->body = body;
-	s->len = len;
-	s->off = 0;
-	if (lws_add_http_common_headers(wsi, code, mime, len, &p, end))
+	if (lws_add_http_common_headers(wsi, code, mime, (lws_filepos_t)len, &p, end))
 		return 1;
 	static const char *const extra[][2] = {
 		{"cache-control:", "no-store"},
@@ -549,12 +573,33 @@ static int http_respond(struct lws *wsi, struct http_sess *s, unsigned int code,
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
 	if (len == 0) {
-		free(s->body);
-		s->body = NULL;
+		http_sess_clear(s);
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
 	lws_callback_on_writable(wsi);
 	return 0;
+}
+
+/* Answers with body (malloc'd, taken over). */
+static int http_respond(struct lws *wsi, struct http_sess *s, unsigned int code,
+                        const char *mime, char *body, size_t len, const char *cookie)
+{
+	http_sess_clear(s);
+	s->body = body;
+	s->len = len;
+	s->off = 0;
+	return http_head(wsi, s, code, mime, len, cookie);
+}
+
+/* Answers with the file open on fd (taken over), size bytes. */
+static int http_file(struct lws *wsi, struct http_sess *s, const char *mime, int fd,
+                     uint64_t size, const char *cookie)
+{
+	http_sess_clear(s);
+	s->file = true;
+	s->fd = fd;
+	s->left = size;
+	return http_head(wsi, s, 200, mime, size, cookie);
 }
 
 static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
@@ -717,10 +762,10 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 	if (!strcmp(uri, "/ws"))
 		return http_text(wsi, s, 426, "gos: /ws is a WebSocket endpoint (protocol " GOS_WS_PROTOCOL ")");
 
-	char *body;
-	size_t len;
+	struct stat sb;
 	const char *mime;
-	if (!read_asset(ws, uri, &body, &len, &mime)) {
+	int fd = asset_open(ws, uri, &sb, &mime);
+	if (fd < 0) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
 		return http_text(wsi, s, 404, "gos: no such file");
 	}
@@ -730,28 +775,42 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 	if (auth == 2)
 		snprintf(cookie, sizeof(cookie), "gos_token=%s; Path=/; HttpOnly; SameSite=Strict",
 		         ws->token);
-	return http_respond(wsi, s, 200, mime, body, len, auth == 2 ? cookie : NULL);
+	return http_file(wsi, s, mime, fd, (uint64_t)sb.st_size, auth == 2 ? cookie : NULL);
 }
 
+/* One chunk per call, and only when lws has sent everything before it: lws
+ * copies aside what the socket does not take, so that copy stays under one
+ * chunk (tx_packet_size) per connection. */
 static int http_writeable(struct lws *wsi, struct http_sess *s)
 {
 	unsigned char buf[LWS_PRE + HTTP_CHUNK];
-	if (!s->body)
+	size_t n;
+	bool last;
+	if (s->file) {
+		n = s->left > HTTP_CHUNK ? HTTP_CHUNK : (size_t)s->left;
+		ssize_t r = read(s->fd, buf + LWS_PRE, n);
+		if (r <= 0)
+			return -1;  /* the file shrank: the promised length cannot be kept */
+		n = (size_t)r;
+		last = n == s->left;
+		s->left -= n;
+	} else if (s->body) {
+		n = s->len - s->off;
+		if (n > HTTP_CHUNK)
+			n = HTTP_CHUNK;
+		memcpy(buf + LWS_PRE, s->body + s->off, n);
+		s->off += n;
+		last = s->off == s->len;
+	} else {
 		return 0;
-	size_t n = s->len - s->off;
-	if (n > HTTP_CHUNK)
-		n = HTTP_CHUNK;
-	memcpy(buf + LWS_PRE, s->body + s->off, n);
-	bool last = s->off + n == s->len;
+	}
 	if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
 		return -1;
-	s->off += n;
 	if (!last) {
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	free(s->body);
-	s->body = NULL;
+	http_sess_clear(s);
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -768,10 +827,8 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		return http_writeable(wsi, s);
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-		if (s) {
-			free(s->body);
-			s->body = NULL;
-		}
+		if (s)
+			http_sess_clear(s);
 		break;
 	default:
 		break;
@@ -1178,6 +1235,7 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	if (!ws)
 		abort();
 	ws->opts = *opts;
+	ws->assets_fd = -1;
 	struct gos_ws_opts *o = &ws->opts;
 	if (!o->listen)
 		o->listen = GOS_WS_DEFAULT_LISTEN;
@@ -1224,6 +1282,8 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		fprintf(stderr, "gos-ws: web viewer folder %s not found (%s); / will answer 404\n",
 		        assets, strerror(errno));
 		ws->assets_real[0] = '\0';
+	} else {
+		ws->assets_fd = open(ws->assets_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
 
 	static const char hello_fmt[] =
@@ -1297,6 +1357,8 @@ void gos_ws_destroy(struct gos_ws *ws)
 	gos_ws_msg_unref(ws->resync);
 	free(ws->origins);
 	gos_host_allow_destroy(ws->hosts);
+	if (ws->assets_fd >= 0)
+		close(ws->assets_fd);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
 }

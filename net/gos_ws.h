@@ -14,6 +14,12 @@
  * snapshot; a viewer that reads nothing therefore holds a bounded number of
  * messages.
  *
+ * Files from the assets folder are streamed from their descriptor, one
+ * 16 KiB chunk per writeable callback: a client that does not read costs
+ * the server one chunk (plus what lws holds of it), never the whole file.
+ * Only regular files beneath the folder are served (links are followed
+ * only while they stay beneath it), and opening one never blocks.
+ *
  * Threads: gos_ws_create()/gos_ws_destroy() on the owning thread; the
  * publish/request/stats calls from any thread; the callbacks in the options
  * run on the service thread. */

@@ -10,7 +10,9 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -421,12 +423,164 @@ static void test_smuggling(void)
 	gos_ws_destroy(ws);
 }
 
+/* Resident memory of this process (the server runs in it), in bytes. */
+static long rss_bytes(void)
+{
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return resident * sysconf(_SC_PAGESIZE);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* The web folder's files: served from the folder only, regular files only,
+ * streamed (a client that does not read holds a chunk, not the file), and
+ * never blocking the service thread (a FIFO). */
+static void test_files(void)
+{
+	char dir[] = "/tmp/gos-test-ws-XXXXXX", path[512], link[512];
+	if (!mkdtemp(dir)) {
+		CHECK(false, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/web", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/secret.txt", dir);
+	write_file(path, "TOP-SECRET\n");
+	snprintf(path, sizeof(path), "%s/web/index.html", dir);
+	write_file(path, "<p>gos</p>\n");
+	snprintf(path, sizeof(path), "%s/web/leak.txt", dir);
+	snprintf(link, sizeof(link), "%s/secret.txt", dir);
+	CHECK(!symlink(link, path), "symlink out: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/web/up.txt", dir);
+	CHECK(!symlink("../secret.txt", path), "relative symlink out: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/web/same.html", dir);
+	CHECK(!symlink("index.html", path), "symlink inside: %s", strerror(errno));
+	char fifo[512];
+	snprintf(fifo, sizeof(fifo), "%s/web/fifo.html", dir);
+	CHECK(!mkfifo(fifo, 0600), "mkfifo: %s", strerror(errno));
+	/* 24 MiB, a different byte every KiB so that a short or shifted body shows. */
+	enum { BIG = 24 << 20 };
+	char *big = malloc(BIG);
+	for (size_t i = 0; i < BIG; i++)
+		big[i] = (char)('a' + (i / 1024) % 26);
+	snprintf(path, sizeof(path), "%s/web/big.bin", dir);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fwrite(big, 1, BIG, f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/web", dir);
+
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0",
+	                                                        .assets_dir = path},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		goto out;
+	int port = gos_ws_port(ws);
+	char req[256];
+	static const struct { const char *path; const char *status; } files[] = {
+		{"/", "200"}, {"/same.html", "200"}, {"/leak.txt", "404"}, {"/up.txt", "404"},
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+		                 "Connection: close\r\n\r\n", files[i].path, port);
+		char *r = http_raw(port, req, (size_t)n, 3000, NULL);
+		CHECK(!strncmp(r + 9, files[i].status, 3) && !strstr(r, "TOP-SECRET") &&
+		      (files[i].status[0] != '2' || strstr(r, "<p>gos</p>")),
+		      "%s: %s (%.12s)", files[i].path, files[i].status, r);
+		free(r);
+	}
+
+	/* A FIFO: refused at once, and the server keeps answering. */
+	double t0 = now_s();
+	int n = snprintf(req, sizeof(req), "GET /fifo.html HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+	                 "Connection: close\r\n\r\n", port);
+	char *r = http_raw(port, req, (size_t)n, 2000, NULL);
+	CHECK(!strncmp(r, "HTTP/1.1 404", 12), "a FIFO is not served (%.12s)", r);
+	free(r);
+	n = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+	             "Connection: close\r\n\r\n", port);
+	r = http_raw(port, req, (size_t)n, 2000, NULL);
+	CHECK(!strncmp(r, "HTTP/1.1 200", 12) && now_s() - t0 < 1.0,
+	      "/health answers right after (%.2f s)", now_s() - t0);
+	free(r);
+	int unblock = open(fifo, O_WRONLY | O_NONBLOCK);  /* frees a server stuck in open() */
+	if (unblock >= 0)
+		close(unblock);
+
+	/* 20 clients ask for 24 MiB and do not read: the server holds chunks. */
+	enum { SLOW = 20 };
+	int fds[SLOW];
+	long rss0 = rss_bytes();
+	n = snprintf(req, sizeof(req), "GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+	for (int i = 0; i < SLOW; i++) {
+		fds[i] = tcp_connect_rcvbuf(port, 4096);
+		send(fds[i], req, (size_t)n, MSG_NOSIGNAL);
+	}
+	sleep_ms(700);
+	long grown = rss_bytes() - rss0;
+	CHECK(grown < 24L << 20, "%d readers of 24 MiB that do not read: RSS grew %.1f MiB "
+	      "(a whole copy each would be %d MiB)", SLOW, (double)grown / (1 << 20), SLOW * 24);
+	/* One of them reads now: the whole file arrives, byte for byte. */
+	struct gos_buf got = {0};
+	double deadline = now_s() + 20;
+	size_t head = 0;
+	while (now_s() < deadline) {
+		struct pollfd p = {fds[0], POLLIN, 0};
+		if (poll(&p, 1, 2000) <= 0)
+			break;
+		char b[65536];
+		ssize_t k = recv(fds[0], b, sizeof(b), 0);
+		if (k <= 0)
+			break;
+		gos_buf_append(&got, b, (size_t)k);
+		if (!head && got.len >= 4) {
+			char *e = memmem(got.data, got.len, "\r\n\r\n", 4);
+			head = e ? (size_t)(e + 4 - got.data) : 0;
+		}
+		if (head && got.len - head >= BIG)
+			break;
+	}
+	CHECK(head && got.len - head == BIG && !memcmp(got.data + head, big, BIG),
+	      "the reader gets all 24 MiB intact (%zu)", head ? got.len - head : 0);
+	gos_buf_finish(&got);
+	for (int i = 0; i < SLOW; i++)
+		close(fds[i]);
+	gos_ws_destroy(ws);
+out:
+	free(big);
+	static const char *const names[] = {"web/index.html", "web/leak.txt", "web/up.txt",
+	                                    "web/same.html", "web/fifo.html", "web/big.bin",
+	                                    "secret.txt", "web", ""};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (remove(path))
+			rmdir(path);
+	}
+}
+
 int main(void)
 {
 	test_text();
 	test_host_names();
 	test_rebinding();
 	test_smuggling();
+	test_files();
 	test_order();
 	test_backpressure_and_stale();
 	test_max_viewers();

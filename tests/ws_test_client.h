@@ -189,10 +189,13 @@ static inline void client_close(struct client *c)
 	c->buf = NULL;
 }
 
-/* A TCP connection to 127.0.0.1:port, or -1. */
-static inline int tcp_connect(int port)
+/* A TCP connection to 127.0.0.1:port, or -1; rcvbuf: SO_RCVBUF (set before
+ * connecting, so that the window is negotiated for it), 0: the default. */
+static inline int tcp_connect_rcvbuf(int port, int rcvbuf)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && rcvbuf)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
@@ -200,6 +203,11 @@ static inline int tcp_connect(int port)
 		fd = -1;
 	}
 	return fd;
+}
+
+static inline int tcp_connect(int port)
+{
+	return tcp_connect_rcvbuf(port, 0);
 }
 
 /* Sends req as is on a new connection and reads what comes back until the
