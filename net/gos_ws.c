@@ -825,6 +825,12 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		return http_request(ws, wsi, s, in ? (const char *)in : "/");
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_writeable(wsi, s);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* A client asked for "http" as its WebSocket subprotocol: lws
+		 * would bind the upgrade here, past every check of ws_filter. */
+		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
+		return refuse_and_close(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws, "
+		                        "subprotocol " GOS_WS_PROTOCOL);
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (s)

@@ -344,6 +344,14 @@ static void test_rebinding(void)
 	char *r = http_raw(port, req, (size_t)n, 3000, NULL);
 	CHECK(!strncmp(r, "HTTP/1.1 403", 12), "/ws upgrade with the attacker's Host: 403 (%.40s)", r);
 	free(r);
+	/* Nor through lws's own "http" protocol named as the subprotocol. */
+	n = snprintf(req, sizeof(req),
+	             "GET /x HTTP/1.1\r\nHost: rebind.evil.example:%d\r\nUpgrade: websocket\r\n"
+	             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: http\r\n\r\n", port);
+	r = http_raw(port, req, (size_t)n, 3000, NULL);
+	CHECK(!strncmp(r, "HTTP/1.1 404", 12), "an upgrade to subprotocol \"http\": 404 (%.40s)", r);
+	free(r);
 	/* The server's own names, and no Host at all, still work. */
 	static const char *const good[] = {"localhost:%d", "127.0.0.1:%d", "[::1]:%d", NULL};
 	for (int i = 0; i < 4; i++) {
