@@ -79,6 +79,13 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 			return false;
 		}
 		return true;
+	case GOS_WEB_OPT_MAX_HTTP:
+		if (!parse_u32(arg, 1, 100000, &o->max_http)) {
+			snprintf(err, errlen, "--max-http wants a whole number from 1 to 100000, "
+			         "not '%s'", arg);
+			return false;
+		}
+		return true;
 	case GOS_WEB_OPT_AUTH_TOKEN_FILE:
 		o->auth_token_file = arg;
 		return true;
@@ -120,6 +127,9 @@ void gos_web_usage(FILE *f)
 	        "  --no-listen          no web server at all\n"
 	        "  --tick-ms MS         viewers get at most one delta per MS (default %d)\n"
 	        "  --max-viewers N      refuse viewers beyond N (default %d)\n"
+	        "  --max-http N         plain HTTP connections (pages, /metrics, /health, viewers\n"
+	        "                       before their upgrade) at most (default %d): beyond, the\n"
+	        "                       oldest idle one is closed, or with none idle 503\n"
 	        "  --auth-token-file F  /, /ws and /metrics need the token in F (Authorization:\n"
 	        "                       Bearer TOKEN, or ?token=TOKEN in the URL)\n"
 	        "  --allow-origin LIST  browser Origins allowed to open /ws besides the server's own\n"
@@ -131,7 +141,16 @@ void gos_web_usage(FILE *f)
 	        "                       separated, repeatable. Other Hosts get 403 on every path\n"
 	        "                       (a defence against DNS rebinding)\n"
 	        "  --web-dir DIR        the web viewer's files (default %s)\n",
-	        GOS_BROADCAST_TICK_MS, GOS_WS_MAX_VIEWERS, gos_ws_default_assets_dir());
+	        GOS_BROADCAST_TICK_MS, GOS_WS_MAX_VIEWERS, GOS_WS_MAX_HTTP,
+	        gos_ws_default_assets_dir());
+}
+
+uint64_t gos_web_fds(const struct gos_web_opts *o)
+{
+	if (o->no_listen)
+		return 0;
+	return GOS_WS_FDS(o->max_viewers ? o->max_viewers : GOS_WS_MAX_VIEWERS,
+	                  o->max_http ? o->max_http : GOS_WS_MAX_HTTP);
 }
 
 struct gos_web *gos_web_create(const struct gos_web_opts *opts,
@@ -155,6 +174,7 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.allow_origins = opts->allow_origin[0] ? opts->allow_origin : NULL,
 		.allow_hosts = opts->allow_host[0] ? opts->allow_host : NULL,
 		.max_viewers = opts->max_viewers,
+		.max_http = opts->max_http,
 		.metrics = web_metrics,
 		.health = web_health,
 		.cb_ctx = w,

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,6 +44,9 @@
 #define MAX_TOKEN        1024
 #define RATE_CLOSE_AFTER 1000              /* limited messages in a row before closing */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
+#define ACCEPT_BATCH     64                /* connections accepted per wake-up */
+#define ACCEPT_RETRY_MS  100               /* out of descriptors: look again after */
+#define EPISODE_END_MS   5000              /* a limit not hit for this long: episode over */
 
 struct gos_ws_msg {
 	_Atomic uint32_t refs;
@@ -96,11 +98,30 @@ struct http_sess {
 	uint64_t left;                 /* file bytes still to send */
 };
 
+/* Every accepted connection, tied to its wsi as lws's opaque user data
+ * (which stays through the upgrade to WebSocket): the budget it counts in.
+ * A connection is HTTP until it becomes a counted viewer. */
+enum conn_kind { CONN_HTTP, CONN_VIEWER };
+
+struct conn {
+	struct conn *prev, *next;      /* HTTP connections, least recently active first */
+	struct lws *wsi;
+	enum conn_kind kind;
+	bool busy;                     /* a request being answered or upgraded */
+	bool adopting, dead;           /* lws may destroy it inside the adoption call */
+};
+
+/* A limit being hit: logged when it starts and, with counts, when it ends. */
+struct episode {
+	bool on;
+	uint64_t since_ms, last_ms, n1, n2;
+};
+
 struct stats {
 	_Atomic uint64_t viewers, viewers_total, refused[GOS_WS_REFUSED_COUNT_], messages_sent, bytes_sent,
 		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
 		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
-		max_queue_seen;
+		max_queue_seen, http_conns, http_evicted, accept_no_fd;
 };
 
 struct gos_ws {
@@ -118,6 +139,9 @@ struct gos_ws {
 	uint64_t start_ms;
 
 	struct lws_context *ctx;
+	struct lws_vhost *vhost;       /* HTTP and WebSocket connections */
+	int listen_fd;                 /* ours until lws adopts it (then lws closes it) */
+	bool listen_adopted;
 	pthread_t thread;
 	bool thread_started;
 	_Atomic bool stop;
@@ -133,7 +157,14 @@ struct gos_ws {
 	/* Service thread only. */
 	struct viewer *viewers;
 	struct gos_ws_msg *hello, *resync;
-	lws_sorted_usec_list_t sul_ping;
+	lws_sorted_usec_list_t sul_ping, sul_accept, sul_tick;
+	struct lws *listen_wsi;
+	bool accept_paused;
+	struct conn *http_head, *http_tail;
+	uint32_t n_http;
+	struct episode no_fd;          /* n1: failed accepts */
+	struct episode http_full;      /* n1: idle connections closed, n2: refused */
+	struct episode viewers_full;   /* n1: refused */
 	unsigned char scratch[LWS_PRE + WS_CHUNK];
 };
 
@@ -345,6 +376,208 @@ static void drain_inbox(struct gos_ws *ws)
 	}
 }
 
+/* ---- connections: budgets and accept (service thread) ------------------ */
+
+/* We own the listening socket (lws adopts each accepted descriptor) rather
+ * than let lws listen: lws 4.1 answers a failed accept (EMFILE) by logging
+ * and returning to poll(), which reports the socket readable again at
+ * once, so at the descriptor limit it spins a core and floods the log. Its
+ * own remedy, accept modulation at fd_limit_per_thread, only covers the
+ * descriptors lws counts itself. Here every connection is counted in a
+ * budget (HTTP: max_http, viewers: max_viewers) before lws sees it; a full
+ * HTTP budget closes the oldest idle connection or answers 503; and an
+ * accept that fails for lack of descriptors, whoever holds them, pauses
+ * accepting for ACCEPT_RETRY_MS instead of spinning, logged once per
+ * episode with counts. */
+
+static void http_link(struct gos_ws *ws, struct conn *c)
+{
+	c->prev = ws->http_tail;
+	c->next = NULL;
+	if (ws->http_tail)
+		ws->http_tail->next = c;
+	else
+		ws->http_head = c;
+	ws->http_tail = c;
+}
+
+static void http_unlink(struct gos_ws *ws, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ws->http_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		ws->http_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* An HTTP connection stops counting (closed, or now a viewer). */
+static void http_uncount(struct gos_ws *ws, struct conn *c)
+{
+	http_unlink(ws, c);
+	ws->n_http--;
+	atomic_fetch_sub_explicit(&ws->st.http_conns, 1, memory_order_relaxed);
+}
+
+/* A request starts (busy) or its answer is out (idle again, and the most
+ * recently active: the last to be closed for room). */
+static void conn_busy(struct gos_ws *ws, struct lws *wsi, bool busy)
+{
+	struct conn *c = lws_get_opaque_user_data(wsi);
+	if (!c || c->kind != CONN_HTTP)
+		return;
+	c->busy = busy;
+	if (!busy && c != ws->http_tail) {
+		http_unlink(ws, c);
+		http_link(ws, c);
+	}
+}
+
+/* lws is freeing the connection's wsi. */
+static void conn_gone(struct gos_ws *ws, struct lws *wsi)
+{
+	struct conn *c = lws_get_opaque_user_data(wsi);
+	if (!c)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	if (c->kind == CONN_HTTP)
+		http_uncount(ws, c);
+	c->wsi = NULL;
+	if (c->adopting)
+		c->dead = true;  /* conn_admit frees it */
+	else
+		free(c);
+}
+
+static void episode_start(struct episode *e)
+{
+	if (!e->on)
+		*e = (struct episode){.on = true, .since_ms = now_ms()};
+	e->last_ms = now_ms();
+}
+
+/* The HTTP budget is full: close the oldest idle connection (no request in
+ * flight, nothing left unsent), if there is one. */
+static bool http_make_room(struct gos_ws *ws)
+{
+	for (struct conn *c = ws->http_head; c; c = c->next) {
+		if (c->busy || !c->wsi || lws_partial_buffered(c->wsi))
+			continue;
+		bool first = !ws->http_full.on;
+		episode_start(&ws->http_full);
+		if (first)
+			fprintf(stderr, "gos-ws: %u HTTP connections, the most allowed: closing the "
+			        "oldest idle ones, answering 503 when none is idle\n", ws->opts.max_http);
+		ws->http_full.n1++;
+		st_add(&ws->st.http_evicted, 1);
+		/* Synchronous: its descriptor is free before the new one is adopted. */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+		return ws->n_http < ws->opts.max_http;
+	}
+	return false;
+}
+
+static void conn_admit(struct gos_ws *ws, int fd)
+{
+	if (ws->n_http >= ws->opts.max_http && !http_make_room(ws)) {
+		static const char busy[] =
+			"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+			"content-length: 40\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
+			"gos: too many connections, retry later\n";
+		bool first = !ws->http_full.on;
+		episode_start(&ws->http_full);
+		if (first)
+			fprintf(stderr, "gos-ws: %u HTTP connections, the most allowed, all busy: "
+			        "answering 503\n", ws->opts.max_http);
+		ws->http_full.n2++;
+		st_add(&ws->st.refused[GOS_WS_REFUSED_HTTP_FULL], 1);
+		if (send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			(void)0;  /* it goes away all the same */
+		close(fd);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		abort();
+	c->kind = CONN_HTTP;
+	c->adopting = true;
+	http_link(ws, c);
+	ws->n_http++;
+	st_add(&ws->st.http_conns, 1);
+	lws_adopt_desc_t ad;
+	memset(&ad, 0, sizeof(ad));
+	ad.vh = ws->vhost;
+	ad.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP;
+	ad.fd.sockfd = fd;
+	ad.opaque = c;
+	struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&ad);  /* closes fd on failure */
+	c->adopting = false;
+	if (!wsi || c->dead) {
+		if (!c->dead)
+			http_uncount(ws, c);
+		free(c);
+		return;
+	}
+	c->wsi = wsi;
+}
+
+static void accept_retry(lws_sorted_usec_list_t *sul);
+
+/* Out of descriptors (or another accept failure): stop polling the
+ * listening socket for a while; the connections wait in its backlog. */
+static void accept_pause(struct gos_ws *ws, int err)
+{
+	st_add(&ws->st.accept_no_fd, 1);
+	if (!ws->no_fd.on)
+		fprintf(stderr, "gos-ws: cannot accept connections: %s (%u HTTP connections and "
+		        "%llu viewers open here); trying again every %d ms\n", strerror(err),
+		        ws->n_http, (unsigned long long)st_get(&ws->st.viewers), ACCEPT_RETRY_MS);
+	episode_start(&ws->no_fd);
+	ws->no_fd.n1++;
+	ws->accept_paused = true;
+	lws_rx_flow_control(ws->listen_wsi, 0);
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_accept, accept_retry,
+	                 (lws_usec_t)ACCEPT_RETRY_MS * LWS_US_PER_MS);
+}
+
+static void accept_ready(struct gos_ws *ws)
+{
+	for (int i = 0; i < ACCEPT_BATCH && !ws->accept_paused; i++) {
+		if (atomic_load(&ws->stop) || !ws->listen_wsi)
+			return;
+		int fd = accept4(ws->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			int e = errno;
+			if (e == EINTR || e == ECONNABORTED)
+				continue;
+			if (e == EAGAIN || e == EWOULDBLOCK)
+				return;
+			accept_pause(ws, e);
+			return;
+		}
+		if (ws->no_fd.on) {
+			fprintf(stderr, "gos-ws: accepting connections again after %.1f s (%llu accepts "
+			        "failed)\n", (double)(now_ms() - ws->no_fd.since_ms) / 1000.0,
+			        (unsigned long long)ws->no_fd.n1);
+			ws->no_fd.on = false;
+		}
+		conn_admit(ws, fd);
+	}
+}
+
+static void accept_retry(lws_sorted_usec_list_t *sul)
+{
+	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_accept);
+	ws->accept_paused = false;
+	if (!ws->listen_wsi || atomic_load(&ws->stop))
+		return;
+	lws_rx_flow_control(ws->listen_wsi, 1);
+	accept_ready(ws);
+}
+
 /* ---- auth, origin, paths ------------------------------------------------ */
 
 static bool ct_equal(const char *a, size_t alen, const char *b, size_t blen)
@@ -542,6 +775,14 @@ static void http_sess_clear(struct http_sess *s)
 
 /* ---- HTTP --------------------------------------------------------------- */
 
+/* The answer is out: the connection is idle again (keep-alive). */
+static int http_complete(struct lws *wsi, struct http_sess *s)
+{
+	http_sess_clear(s);
+	conn_busy(lws_context_user(lws_get_context(wsi)), wsi, false);
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 /* Writes the status and headers of a response of len bytes; then either
  * completes the transaction (len 0) or asks for writeable callbacks. */
 static int http_head(struct lws *wsi, struct http_sess *s, unsigned int code,
@@ -572,10 +813,8 @@ static int http_head(struct lws *wsi, struct http_sess *s, unsigned int code,
 		return 1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
-	if (len == 0) {
-		http_sess_clear(s);
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
-	}
+	if (len == 0)
+		return http_complete(wsi, s);
 	lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -687,6 +926,9 @@ static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
 		M("gos_ws_closed_oversize_total", "counter", "Viewers closed for sending a message over 64 KiB.", closed_oversize),
 		M("gos_ws_closed_stale_total", "counter", "Viewers closed for not answering pings.", closed_stale),
 		M("gos_http_requests_total", "counter", "HTTP requests served (files, /metrics, /health).", http_requests),
+		M("gos_http_connections", "gauge", "HTTP connections open now (not yet viewers; at most --max-http).", http_conns),
+		M("gos_http_evicted_total", "counter", "Idle HTTP connections closed to make room for new ones.", http_evicted),
+		M("gos_ws_accept_no_fd_total", "counter", "Accepts that failed for lack of file descriptors (accepting paused, not spinning).", accept_no_fd),
 		M("gos_ws_queued_messages", "gauge", "Messages waiting in viewer queues now.", queued),
 		M("gos_ws_queue_max_messages", "gauge", "Longest viewer queue seen since start.", max_queue_seen),
 #undef M
@@ -715,6 +957,7 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
                         const char *uri)
 {
 	st_add(&ws->st.http_requests, 1);
+	conn_busy(ws, wsi, true);
 	const char *bad = framing_error(wsi);
 	if (bad) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_BAD_REQUEST], 1);
@@ -738,9 +981,11 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 		if (t.len > 1)
 			gos_buf_putc(&t, ',');
 		gos_buf_printf(&t, "\"uptime_s\":%.3f,\"viewers\":%llu,\"max_viewers\":%u,"
+		                "\"http_connections\":%u,\"max_http\":%u,"
 		                "\"protocol\":\"" GOS_WS_PROTOCOL "\",\"version\":\"" GOS_VERSION "\"}",
 		                (double)(now_ms() - ws->start_ms) / 1000.0,
-		                (unsigned long long)st_get(&ws->st.viewers), ws->opts.max_viewers);
+		                (unsigned long long)st_get(&ws->st.viewers), ws->opts.max_viewers,
+		                ws->n_http, ws->opts.max_http);
 		return http_respond(wsi, s, ok ? 200 : 503, "application/json", t.data, t.len, NULL);
 	}
 
@@ -810,8 +1055,7 @@ static int http_writeable(struct lws *wsi, struct http_sess *s)
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	http_sess_clear(s);
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	return http_complete(wsi, s);
 }
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -836,6 +1080,9 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		if (s)
 			http_sess_clear(s);
 		break;
+	case LWS_CALLBACK_WSI_DESTROY:
+		conn_gone(ws, wsi);
+		break;
 	default:
 		break;
 	}
@@ -848,6 +1095,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 static int ws_filter(struct gos_ws *ws, struct lws *wsi)
 {
 	char uri[256];
+	conn_busy(ws, wsi, true);
 	const char *bad = framing_error(wsi);
 	if (bad) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_BAD_REQUEST], 1);
@@ -1061,11 +1309,21 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			char r[96];
 			snprintf(r, sizeof(r), "too many viewers (max %u)", ws->opts.max_viewers);
 			st_add(&ws->st.refused[GOS_WS_REFUSED_FULL], 1);
+			if (!ws->viewers_full.on)
+				fprintf(stderr, "gos-ws: %u viewers, the most allowed: refusing new ones "
+				        "(close 1013)\n", ws->opts.max_viewers);
+			episode_start(&ws->viewers_full);
+			ws->viewers_full.n1++;
 			viewer_close(v, CLOSE_TRY_AGAIN, r);
 			break;
 		}
 		v->counted = true;
 		st_add(&ws->st.viewers, 1);
+		struct conn *c = lws_get_opaque_user_data(wsi);
+		if (c && c->kind == CONN_HTTP) {
+			http_uncount(ws, c);  /* from the HTTP budget to the viewers' */
+			c->kind = CONN_VIEWER;
+		}
 		st_add(&ws->st.viewers_total, 1);
 		v->state = V_WAITING;
 		q_push(ws, v, ws->hello);
@@ -1108,6 +1366,34 @@ static const struct lws_protocols protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* The listening socket, adopted as a raw descriptor on a vhost of its own
+ * (so that no client can name its protocol as a WebSocket subprotocol). */
+static int cb_listen(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                     void *in, size_t len)
+{
+	struct gos_ws *ws = lws_context_user(lws_get_context(wsi));
+	(void)user;
+	(void)in;
+	(void)len;
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		accept_ready(ws);
+		break;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		ws->listen_wsi = NULL;
+		lws_sul_cancel(&ws->sul_accept);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols listen_protocols[] = {
+	{"gos-listen", cb_listen, 0, 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
 /* A client that names no subprotocol still gets gos.v1. */
 static const struct lws_protocol_vhost_options pvo_default = {
 	NULL, NULL, "default", "1"};
@@ -1125,28 +1411,90 @@ static void *service_main(void *arg)
 	return NULL;
 }
 
-static void lws_log(int level, const char *line)
+/* lws's log lines, collapsed: a line that comes again (numbers aside)
+ * within a minute is counted, not printed; the count is printed when
+ * another line comes or (tick) when the run has stopped for a second. A
+ * failure that repeats thousands of times a second costs two lines. */
+static struct {
+	pthread_mutex_t lock;
+	char last[256];                /* the line without its digits */
+	uint64_t repeats, first_ms, last_ms;
+} lwslog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void lwslog_flush(void)
 {
-	(void)level;
-	fprintf(stderr, "gos-ws (libwebsockets): %s", line);
+	if (lwslog.repeats)
+		fprintf(stderr, "gos-ws (libwebsockets): the line above came %llu more times in "
+		        "%.1f s\n", (unsigned long long)lwslog.repeats,
+		        (double)(lwslog.last_ms - lwslog.first_ms) / 1000.0);
+	lwslog.repeats = 0;
 }
 
-static bool parse_listen(struct gos_ws *ws, const char *listen, char *err, size_t errlen)
+static void lws_log(int level, const char *line)
 {
-	const char *colon = strrchr(listen, ':');
-	const char *h = listen;
+	char norm[sizeof(lwslog.last)];
+	size_t n = 0;
+	(void)level;
+	for (const char *p = line; *p && n + 1 < sizeof(norm); p++)
+		if (!isdigit((unsigned char)*p))
+			norm[n++] = *p;
+	norm[n] = '\0';
+	uint64_t now = now_ms();
+	pthread_mutex_lock(&lwslog.lock);
+	if (!strcmp(norm, lwslog.last) && now - lwslog.first_ms < 60000) {
+		lwslog.repeats++;
+		lwslog.last_ms = now;
+	} else {
+		lwslog_flush();
+		fprintf(stderr, "gos-ws (libwebsockets): %s", line);
+		memcpy(lwslog.last, norm, n + 1);
+		lwslog.first_ms = lwslog.last_ms = now;
+	}
+	pthread_mutex_unlock(&lwslog.lock);
+}
+
+/* Once a second: the ends of log runs and of limit episodes. */
+static void tick(lws_sorted_usec_list_t *sul)
+{
+	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_tick);
+	uint64_t now = now_ms();
+	pthread_mutex_lock(&lwslog.lock);
+	if (lwslog.repeats && now - lwslog.last_ms >= 1000)
+		lwslog_flush();
+	pthread_mutex_unlock(&lwslog.lock);
+	if (ws->http_full.on && now - ws->http_full.last_ms >= EPISODE_END_MS) {
+		fprintf(stderr, "gos-ws: HTTP connections were at the limit (%u) for %.1f s: %llu idle "
+		        "ones closed, %llu refused with 503\n", ws->opts.max_http,
+		        (double)(ws->http_full.last_ms - ws->http_full.since_ms) / 1000.0,
+		        (unsigned long long)ws->http_full.n1, (unsigned long long)ws->http_full.n2);
+		ws->http_full.on = false;
+	}
+	if (ws->viewers_full.on && now - ws->viewers_full.last_ms >= EPISODE_END_MS) {
+		fprintf(stderr, "gos-ws: viewers were at the limit (%u) for %.1f s: %llu refused\n",
+		        ws->opts.max_viewers,
+		        (double)(ws->viewers_full.last_ms - ws->viewers_full.since_ms) / 1000.0,
+		        (unsigned long long)ws->viewers_full.n1);
+		ws->viewers_full.on = false;
+	}
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, tick, LWS_US_PER_SEC);
+}
+
+static bool parse_listen(struct gos_ws *ws, const char *spec, char *err, size_t errlen)
+{
+	const char *colon = strrchr(spec, ':');
+	const char *h = spec;
 	size_t hlen;
 	if (!colon) {
-		snprintf(err, errlen, "--listen '%s' is not HOST:PORT", listen);
+		snprintf(err, errlen, "--listen '%s' is not HOST:PORT", spec);
 		return false;
 	}
-	hlen = (size_t)(colon - listen);
+	hlen = (size_t)(colon - spec);
 	if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
 		h++;
 		hlen -= 2;
 	}
 	if (hlen >= sizeof(ws->host)) {
-		snprintf(err, errlen, "--listen '%s': host name too long", listen);
+		snprintf(err, errlen, "--listen '%s': host name too long", spec);
 		return false;
 	}
 	memcpy(ws->host, h, hlen);
@@ -1155,7 +1503,7 @@ static bool parse_listen(struct gos_ws *ws, const char *listen, char *err, size_
 	errno = 0;
 	long port = strtol(colon + 1, &end, 10);
 	if (errno || end == colon + 1 || *end || port < 0 || port > 65535) {
-		snprintf(err, errlen, "--listen '%s': the port must be a number 0-65535", listen);
+		snprintf(err, errlen, "--listen '%s': the port must be a number 0-65535", spec);
 		return false;
 	}
 	ws->port = (int)port;
@@ -1164,36 +1512,59 @@ static bool parse_listen(struct gos_ws *ws, const char *listen, char *err, size_
 	struct addrinfo *ai = NULL;
 	int rc = getaddrinfo(ws->host[0] ? ws->host : NULL, "0", &hints, &ai);
 	if (rc || !ai) {
-		snprintf(err, errlen, "--listen '%s': cannot resolve host '%s' (%s)", listen,
+		snprintf(err, errlen, "--listen '%s': cannot resolve host '%s' (%s)", spec,
 		         ws->host, gai_strerror(rc));
 		return false;
 	}
-	/* Bind once ourselves so that a busy port or a foreign address gets a
-	 * precise sentence (lws only logs it). */
+	/* Every interface: IPv6 and IPv4 on one socket where the host has IPv6. */
+	bool dual = !ws->host[0];
 	struct sockaddr_storage sa;
-	memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+	memset(&sa, 0, sizeof(sa));
 	socklen_t salen = ai->ai_addrlen;
-	int family = ai->ai_family;
-	if (family == AF_INET) {
-		((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)ws->port);
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ws->iface, sizeof(ws->iface));
+	int family = dual ? AF_INET6 : ai->ai_family;
+	if (dual) {
+		((struct sockaddr_in6 *)&sa)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&sa)->sin6_addr = in6addr_any;
+		salen = sizeof(struct sockaddr_in6);
 	} else {
-		((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)ws->port);
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ws->iface, sizeof(ws->iface));
+		memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
 	}
 	freeaddrinfo(ai);
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)&sa, salen)) {
+	for (;;) {
+		if (family == AF_INET) {
+			((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)ws->port);
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ws->iface,
+			          sizeof(ws->iface));
+		} else {
+			((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)ws->port);
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ws->iface,
+			          sizeof(ws->iface));
+		}
+		ws->listen_fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (ws->listen_fd >= 0 || !dual || errno != EAFNOSUPPORT)
+			break;
+		dual = false;  /* no IPv6 here: 0.0.0.0 */
+		family = AF_INET;
+		memset(&sa, 0, sizeof(sa));
+		((struct sockaddr_in *)&sa)->sin_family = AF_INET;
+		((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_ANY);
+		salen = sizeof(struct sockaddr_in);
+	}
+	int one = 1, zero = 0;
+	if (ws->listen_fd < 0 ||
+	    setsockopt(ws->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (dual && setsockopt(ws->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero))) ||
+	    bind(ws->listen_fd, (struct sockaddr *)&sa, salen) ||
+	    listen(ws->listen_fd, SOMAXCONN)) {
 		int e = errno;
-		snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(e));
-		if (fd >= 0)
-			close(fd);
+		snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(e));
 		errno = e;
 		return false;
 	}
-	close(fd);
+	salen = sizeof(sa);
+	if (ws->port == 0 && !getsockname(ws->listen_fd, (struct sockaddr *)&sa, &salen))
+		ws->port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
+		                                   : ((struct sockaddr_in6 *)&sa)->sin6_port);
 	if (!ws->host[0])
 		ws->iface[0] = '\0';  /* every interface */
 	return true;
@@ -1221,20 +1592,6 @@ static bool read_token_file(struct gos_ws *ws, const char *path, char *err, size
 	return true;
 }
 
-/* lws sizes its descriptor table from the soft limit: make room for
- * max_viewers connections. */
-static void raise_fd_limit(uint32_t want)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		return;
-	rlim_t need = (rlim_t)want + 256;
-	if (rl.rlim_cur >= need)
-		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-}
-
 struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t errlen)
 {
 	struct gos_ws *ws = calloc(1, sizeof(*ws));
@@ -1242,11 +1599,14 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		abort();
 	ws->opts = *opts;
 	ws->assets_fd = -1;
+	ws->listen_fd = -1;
 	struct gos_ws_opts *o = &ws->opts;
 	if (!o->listen)
 		o->listen = GOS_WS_DEFAULT_LISTEN;
 	if (!o->max_viewers)
 		o->max_viewers = GOS_WS_MAX_VIEWERS;
+	if (!o->max_http)
+		o->max_http = GOS_WS_MAX_HTTP;
 	if (!o->max_queued)
 		o->max_queued = GOS_WS_MAX_QUEUED;
 	if (!o->backpressure)
@@ -1299,29 +1659,37 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	ws->hello = gos_ws_msg_create(hello_fmt, sizeof(hello_fmt) - 1);
 	ws->resync = gos_ws_msg_create(resync, sizeof(resync) - 1);
 
-	raise_fd_limit(o->max_viewers);
 	lws_set_log_level(LLL_ERR, lws_log);
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
-	info.port = ws->port;
-	info.iface = ws->iface[0] ? ws->iface : NULL;
-	info.protocols = protocols;
-	info.pvo = &pvo;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.user = ws;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-	if (strchr(ws->iface, ':') == NULL && ws->iface[0])
-		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-	info.vhost_name = "gos";
 	info.timeout_secs = 30;
 	ws->ctx = lws_create_context(&info);
-	if (!ws->ctx) {
+	if (ws->ctx) {
+		info.port = CONTEXT_PORT_NO_LISTEN_SERVER;  /* connections come from accept_ready */
+		info.protocols = protocols;
+		info.pvo = &pvo;
+		info.vhost_name = "gos";
+		ws->vhost = lws_create_vhost(ws->ctx, &info);
+		info.port = CONTEXT_PORT_NO_LISTEN;
+		info.protocols = listen_protocols;
+		info.pvo = NULL;
+		info.vhost_name = "gos-listen";
+		struct lws_vhost *lvh = lws_create_vhost(ws->ctx, &info);
+		if (ws->vhost && lvh) {
+			lws_sock_file_fd_type lfd = {.filefd = ws->listen_fd};
+			ws->listen_wsi = lws_adopt_descriptor_vhost(lvh, LWS_ADOPT_RAW_FILE_DESC, lfd,
+			                                            "gos-listen", NULL);
+			ws->listen_adopted = ws->listen_wsi != NULL;
+		}
+	}
+	if (!ws->listen_adopted) {
 		snprintf(err, errlen, "cannot start the web server on %s:%d (libwebsockets failed)",
 		         ws->host, ws->port);
 		goto error;
 	}
-	struct lws_vhost *vh = lws_get_vhost_by_name(ws->ctx, "gos");
-	if (vh && ws->port == 0)
-		ws->port = lws_get_vhost_listen_port(vh);
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, tick, LWS_US_PER_SEC);
 	ws->hosts = gos_host_allow_create(ws->host, ws->iface, ws->port, opts->allow_hosts,
 	                                  err, errlen);
 	if (!ws->hosts)
@@ -1344,6 +1712,8 @@ void gos_ws_stop(struct gos_ws *ws)
 	if (!ws || !ws->thread_started)
 		return;
 	atomic_store(&ws->stop, true);
+	/* Stop accepting first: new connections are refused from here on. */
+	shutdown(ws->listen_fd, SHUT_RDWR);
 	lws_cancel_service(ws->ctx);
 	pthread_join(ws->thread, NULL);
 	ws->thread_started = false;
@@ -1354,8 +1724,13 @@ void gos_ws_destroy(struct gos_ws *ws)
 	if (!ws)
 		return;
 	gos_ws_stop(ws);
-	if (ws->ctx)
+	if (ws->ctx) {
+		lws_sul_cancel(&ws->sul_tick);
+		lws_sul_cancel(&ws->sul_accept);
 		lws_context_destroy(ws->ctx);
+	}
+	if (ws->listen_fd >= 0 && !ws->listen_adopted)
+		close(ws->listen_fd);
 	for (size_t i = 0; i < ws->inbox_len; i++)
 		gos_ws_msg_unref(ws->inbox[i].msg);
 	free(ws->inbox);
@@ -1442,6 +1817,9 @@ void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out)
 		.closed_oversize = st_get(&s->closed_oversize),
 		.closed_stale = st_get(&s->closed_stale),
 		.http_requests = st_get(&s->http_requests),
+		.http_connections = st_get(&s->http_conns),
+		.http_evicted = st_get(&s->http_evicted),
+		.accept_no_fd = st_get(&s->accept_no_fd),
 		.queued_messages = st_get(&s->queued),
 		.max_queue_seen = st_get(&s->max_queue_seen),
 	};
@@ -1479,6 +1857,7 @@ const char *gos_ws_refusal_name(enum gos_ws_refusal r)
 	case GOS_WS_REFUSED_PATH: return "path";
 	case GOS_WS_REFUSED_HOST: return "host";
 	case GOS_WS_REFUSED_BAD_REQUEST: return "bad_request";
+	case GOS_WS_REFUSED_HTTP_FULL: return "http_full";
 	case GOS_WS_REFUSED_COUNT_: break;
 	}
 	return "unknown";

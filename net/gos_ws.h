@@ -3,6 +3,11 @@
  * all on one port, served by libwebsockets 4.1 on one service thread that
  * this module owns.
  *
+ * Connections: the server listens and accepts itself and hands each
+ * connection to lws counted in a budget: max_http plain HTTP connections
+ * (a viewer counts there until its upgrade), max_viewers viewers. See
+ * GOS_WS_FDS for the descriptors that bounds.
+ *
  * The module knows nothing of the map: another thread (the broadcaster)
  * publishes already-serialized messages. A message is serialized once and
  * shared by reference count among every viewer it goes to.
@@ -38,6 +43,15 @@
 #define GOS_WS_BACKPRESSURE_THRESHOLD 100    /* behind by more: resync */
 #define GOS_WS_MAX_INBOUND            (64 * 1024)  /* larger client messages close */
 #define GOS_WS_MAX_VIEWERS            1000
+#define GOS_WS_MAX_HTTP               256    /* plain HTTP connections (not yet viewers) */
+
+/* File descriptors a server may hold at most: one per viewer, one per HTTP
+ * connection plus the file it may be sending, and a few of its own (the
+ * listening socket, lws's wake-up pipe, the assets folder, one just
+ * accepted). The owner raises RLIMIT_NOFILE to hold this beside its other
+ * descriptors; gos_ws never changes the limit, and when the process runs
+ * out all the same it pauses accepting (no spinning, one log line). */
+#define GOS_WS_FDS(max_viewers, max_http) ((uint64_t)(max_viewers) + 2u * (max_http) + 8u)
 
 /* Appends Prometheus text (the caller's families) to out. */
 typedef void (*gos_ws_metrics_fn)(void *ctx, struct gos_buf *out);
@@ -61,7 +75,11 @@ struct gos_ws_opts {
 	                               * machine's addresses and name); comma-separated,
 	                               * "*": any. Every request (/health too) whose Host
 	                               * is none of them gets 403: DNS rebinding. */
-	uint32_t max_viewers;         /* 0: GOS_WS_MAX_VIEWERS */
+	uint32_t max_viewers;         /* 0: GOS_WS_MAX_VIEWERS; beyond: closed with 1013 */
+	uint32_t max_http;            /* HTTP connections (files, /metrics, /health, and
+	                               * each viewer until its upgrade); 0: GOS_WS_MAX_HTTP.
+	                               * Full: the oldest idle one is closed for the new
+	                               * one, or with none idle the new one gets 503. */
 	uint32_t max_queued;          /* 0: GOS_WS_MAX_QUEUED */
 	uint32_t backpressure;        /* 0: GOS_WS_BACKPRESSURE_THRESHOLD */
 	uint32_t ping_interval_ms;    /* stale-viewer pass and ping; 0: 30000 */
@@ -80,6 +98,7 @@ enum gos_ws_refusal {
 	GOS_WS_REFUSED_PATH,           /* a file path outside the assets, or absent */
 	GOS_WS_REFUSED_HOST,           /* Host is not one of the server's names (403) */
 	GOS_WS_REFUSED_BAD_REQUEST,    /* a body, Transfer-Encoding or two Content-Lengths (400) */
+	GOS_WS_REFUSED_HTTP_FULL,      /* max_http busy connections: 503 */
 	GOS_WS_REFUSED_COUNT_
 };
 
@@ -100,6 +119,9 @@ struct gos_ws_stats {
 	uint64_t closed_oversize;      /* connections closed for a frame > 64 KiB */
 	uint64_t closed_stale;         /* connections closed by the stale pass */
 	uint64_t http_requests;
+	uint64_t http_connections;     /* HTTP connections open now (not viewers) */
+	uint64_t http_evicted;         /* idle HTTP connections closed to make room */
+	uint64_t accept_no_fd;         /* accepts that failed for lack of descriptors */
 	uint64_t queued_messages;      /* sum of viewer queue lengths now */
 	uint64_t max_queue_seen;       /* longest viewer queue seen, ever */
 };

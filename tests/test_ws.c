@@ -10,7 +10,9 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -570,6 +572,37 @@ static void test_files(void)
 	for (int i = 0; i < SLOW; i++)
 		close(fds[i]);
 	gos_ws_destroy(ws);
+
+	/* A budget of 2 HTTP connections, both busy sending the file: a third
+	 * gets 503 at once, nobody is cut off. */
+	ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0", .assets_dir = path,
+	                                         .max_http = 2}, err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		goto out;
+	port = gos_ws_port(ws);
+	n = snprintf(req, sizeof(req), "GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+	for (int i = 0; i < 2; i++) {
+		fds[i] = tcp_connect_rcvbuf(port, 4096);
+		send(fds[i], req, (size_t)n, MSG_NOSIGNAL);
+	}
+	sleep_ms(200);
+	bool closed;
+	t0 = now_s();
+	n = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+	r = http_raw(port, req, (size_t)n, 2000, &closed);
+	CHECK(!strncmp(r, "HTTP/1.1 503", 12) && closed && now_s() - t0 < 1.0,
+	      "both connections busy: the third gets 503 and is closed (%.12s)", r);
+	free(r);
+	struct gos_ws_stats st;
+	gos_ws_stats(ws, &st);
+	CHECK(st.refused_total[GOS_WS_REFUSED_HTTP_FULL] == 1 && st.http_evicted == 0 &&
+	      st.http_connections == 2, "refused as http_full (%llu), no busy one evicted (%llu)",
+	      (unsigned long long)st.refused_total[GOS_WS_REFUSED_HTTP_FULL],
+	      (unsigned long long)st.http_evicted);
+	for (int i = 0; i < 2; i++)
+		close(fds[i]);
+	gos_ws_destroy(ws);
 out:
 	free(big);
 	static const char *const names[] = {"web/index.html", "web/leak.txt", "web/up.txt",
@@ -582,6 +615,175 @@ out:
 	}
 }
 
+static int open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3;  /* ".", ".." and the directory's own descriptor */
+}
+
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static char *get_health(int port, int timeout_ms)
+{
+	char req[128];
+	int n = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+	                 "Connection: close\r\n\r\n", port);
+	return http_raw(port, req, (size_t)n, timeout_ms, NULL);
+}
+
+/* Plain HTTP connections have a budget: idle ones beyond it are closed,
+ * oldest first, and the server keeps answering. */
+static void test_http_budget(void)
+{
+	int fds0 = open_fds();
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0",
+	                                                        .max_http = 8},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	enum { IDLE = 30 };
+	int idle[IDLE];
+	for (int i = 0; i < IDLE; i++) {
+		idle[i] = tcp_connect(port);
+		sleep_ms(2);  /* an order to close them in */
+	}
+	sleep_ms(200);
+	struct gos_ws_stats st;
+	gos_ws_stats(ws, &st);
+	CHECK(st.http_connections <= 8 && st.http_evicted >= IDLE - 8,
+	      "30 idle connections, budget 8: %llu open, %llu closed for room",
+	      (unsigned long long)st.http_connections, (unsigned long long)st.http_evicted);
+	int closed = 0, first_open = -1;
+	for (int i = 0; i < IDLE; i++) {
+		struct pollfd p = {idle[i], POLLIN, 0};
+		char b[16];
+		if (poll(&p, 1, 0) == 1 && recv(idle[i], b, sizeof(b), MSG_DONTWAIT) <= 0)
+			closed++;
+		else if (first_open < 0)
+			first_open = i;
+	}
+	CHECK(closed >= IDLE - 8 && first_open >= IDLE - 8 - 1,
+	      "the oldest were closed (%d closed, the first still open: #%d)", closed, first_open);
+	double t0 = now_s();
+	char *r = get_health(port, 2000);
+	CHECK(!strncmp(r, "HTTP/1.1 200", 12) && now_s() - t0 < 1.0 && strstr(r, "\"max_http\":8"),
+	      "/health answers at once (%.2f s): %.12s", now_s() - t0, r);
+	free(r);
+	/* A viewer leaves the HTTP budget once upgraded. */
+	struct client v;
+	CHECK(client_connect(&v, port, 0), "a viewer connects through a full HTTP budget");
+	expect(&v, "hello", "viewer hello");
+	for (int i = 0; i < IDLE; i++)
+		close(idle[i]);
+	sleep_ms(100);
+	gos_ws_stats(ws, &st);
+	CHECK(st.http_connections == 0 && st.viewers == 1,
+	      "closed connections leave the count (%llu HTTP, %llu viewers)",
+	      (unsigned long long)st.http_connections, (unsigned long long)st.viewers);
+	r = get_health(port, 2000);
+	free(r);
+	gos_ws_stats(ws, &st);
+	CHECK(st.refused_total[GOS_WS_REFUSED_HTTP_FULL] == 0, "nobody refused while some were idle");
+	client_close(&v);
+	gos_ws_destroy(ws);
+	CHECK(open_fds() == fds0, "every descriptor is closed after destroy (%d, was %d)",
+	      open_fds(), fds0);
+}
+
+/* The process out of descriptors (someone else's): the server pauses
+ * accepting, without spinning or flooding the log, and resumes. */
+static void test_fd_exhaustion(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	char logpath[] = "/tmp/gos-test-ws-log-XXXXXX";
+	int logfd = mkstemp(logpath);
+	int saved_err = dup(2);
+	fflush(stderr);
+	dup2(logfd, 2);
+	struct rlimit rl0, rl;
+	getrlimit(RLIMIT_NOFILE, &rl0);
+	rl = rl0;
+	rl.rlim_cur = (rlim_t)open_fds() + 64;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	int late = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  /* made now, connected later */
+	int *hog = malloc(256 * sizeof(*hog)), n_hog = 0;
+	while (n_hog < 256 && (hog[n_hog] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		n_hog++;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bool connected = !connect(late, (struct sockaddr *)&sa, sizeof(sa));
+	char req[128];
+	int n = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+	                 "Connection: close\r\n\r\n", port);
+	send(late, req, (size_t)n, MSG_NOSIGNAL);
+	sleep_ms(100);
+	double c0 = cpu_s(), t0 = now_s();
+	sleep_ms(1000);
+	double busy = (cpu_s() - c0) / (now_s() - t0);
+	struct gos_ws_stats st;
+	gos_ws_stats(ws, &st);
+	uint64_t no_fd = st.accept_no_fd;
+	for (int i = 0; i < n_hog; i++)
+		close(hog[i]);
+	free(hog);
+	t0 = now_s();
+	struct gos_buf got = {0};
+	while (now_s() - t0 < 2.0) {
+		struct pollfd p = {late, POLLIN, 0};
+		char b[4096];
+		if (poll(&p, 1, 2000) <= 0)
+			break;
+		ssize_t k = recv(late, b, sizeof(b), 0);
+		if (k <= 0)
+			break;
+		gos_buf_append(&got, b, (size_t)k);
+	}
+	double answered = now_s() - t0;
+	close(late);
+	setrlimit(RLIMIT_NOFILE, &rl0);
+	fflush(stderr);
+	dup2(saved_err, 2);
+	close(saved_err);
+	struct stat sb;
+	fstat(logfd, &sb);
+	char logtext[4096] = "";
+	ssize_t lr = pread(logfd, logtext, sizeof(logtext) - 1, 0);
+	logtext[lr > 0 ? lr : 0] = '\0';
+	close(logfd);
+	unlink(logpath);
+	CHECK(connected && n_hog > 0, "a client waits while the process is out of descriptors");
+	CHECK(busy < 0.25, "no spinning at the descriptor limit: %.0f%% of a core", busy * 100);
+	CHECK(no_fd >= 1 && no_fd < 100, "failed accepts counted, a few per second (%llu)",
+	      (unsigned long long)no_fd);
+	CHECK(sb.st_size < 1024 && count_of(logtext, "cannot accept connections") == 1,
+	      "one log line for the episode (%lld bytes): %s", (long long)sb.st_size, logtext);
+	CHECK(got.data && strstr(got.data, "HTTP/1.1 200") && answered < 1.0,
+	      "descriptors free again: the waiting client is answered (%.2f s)", answered);
+	gos_buf_finish(&got);
+	gos_ws_destroy(ws);
+}
+
 int main(void)
 {
 	test_text();
@@ -589,6 +791,8 @@ int main(void)
 	test_rebinding();
 	test_smuggling();
 	test_files();
+	test_http_budget();
+	test_fd_exhaustion();
 	test_order();
 	test_backpressure_and_stale();
 	test_max_viewers();
