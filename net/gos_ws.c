@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -22,6 +23,8 @@
 #include <unistd.h>
 
 #include <linux/openat2.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
 
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
@@ -42,7 +45,10 @@
 #define WRITE_BUDGET     (512 * 1024)      /* bytes per writeable callback per viewer */
 #define HTTP_CHUNK       (16 * 1024)       /* file bytes read per writeable callback */
 #define MAX_TOKEN        1024
-#define RATE_CLOSE_AFTER 1000              /* limited messages in a row before closing */
+#define RATE_CLOSE_AFTER 1000              /* limited messages or frames in a row: close */
+#define CTL_MIN_FRAME    6                 /* the smallest client frame: 2 + 4 (mask) */
+#define CTL_SLACK        (2 * 4096 + 64)   /* frame bytes lws may hold before we see them */
+#define CTL_CHECK_MS     20                /* looks at a viewer's byte count at most this often */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
 #define ACCEPT_BATCH     64                /* connections accepted per wake-up */
 #define ACCEPT_RETRY_MS  100               /* out of descriptors: look again after */
@@ -78,6 +84,13 @@ struct viewer {
 	double bucket;                 /* inbound rate limit tokens */
 	uint64_t bucket_ms;
 	uint32_t limited_in_row;
+	bool write_asked;              /* we asked lws for a writeable callback */
+	int fd;                        /* the socket: how many bytes came in (TCP_INFO) */
+	uint64_t wire_base;            /* bytes taken from the socket before the upgrade */
+	uint64_t data_wire;            /* bytes of the data frames (and pongs) we were given */
+	uint64_t frame_len;            /* payload of the data frame in progress */
+	uint64_t ctl_charged;          /* bytes charged to the bucket as control frames */
+	uint64_t wire_ms;              /* last look at the byte count */
 	unsigned char *rx;             /* the inbound message being assembled */
 	size_t rx_len;
 	int close_code;                /* nonzero: close on the next writeable */
@@ -121,7 +134,7 @@ struct stats {
 	_Atomic uint64_t viewers, viewers_total, refused[GOS_WS_REFUSED_COUNT_], messages_sent, bytes_sent,
 		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
 		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
-		max_queue_seen, http_conns, http_evicted, accept_no_fd;
+		max_queue_seen, http_conns, http_evicted, accept_no_fd, inbound_control, closed_rate;
 };
 
 struct gos_ws {
@@ -279,6 +292,12 @@ static void q_free(struct gos_ws *ws, struct viewer *v)
 	v->q_cap = 0;
 }
 
+static void viewer_want_write(struct viewer *v)
+{
+	v->write_asked = true;
+	lws_callback_on_writable(v->wsi);
+}
+
 /* The viewer fell behind (or the publisher lost track): drop its backlog,
  * tell it, and wait for a snapshot. */
 static void viewer_resync(struct gos_ws *ws, struct viewer *v, uint32_t extra_dropped)
@@ -288,7 +307,7 @@ static void viewer_resync(struct gos_ws *ws, struct viewer *v, uint32_t extra_dr
 	q_push(ws, v, ws->resync);
 	v->state = V_WAITING;
 	v->requested = false;
-	lws_callback_on_writable(v->wsi);
+	viewer_want_write(v);
 }
 
 static void viewer_close(struct viewer *v, int code, const char *reason)
@@ -297,7 +316,7 @@ static void viewer_close(struct viewer *v, int code, const char *reason)
 		return;
 	v->close_code = code;
 	snprintf(v->close_reason, sizeof(v->close_reason), "%s", reason);
-	lws_callback_on_writable(v->wsi);
+	viewer_want_write(v);
 }
 
 /* A waiting viewer whose queue drained asks for a snapshot. */
@@ -324,7 +343,7 @@ static void deliver(struct gos_ws *ws, const struct inbox_item *it)
 				viewer_resync(ws, v, 1);
 				break;
 			}
-			lws_callback_on_writable(v->wsi);
+			viewer_want_write(v);
 			break;
 		case ITEM_SNAPSHOT:
 			if (v->state != V_WAITING || !v->requested)
@@ -333,7 +352,7 @@ static void deliver(struct gos_ws *ws, const struct inbox_item *it)
 			v->state = V_LIVE;
 			v->requested = false;
 			st_add(&ws->st.snapshots_sent, 1);
-			lws_callback_on_writable(v->wsi);
+			viewer_want_write(v);
 			break;
 		case ITEM_SNAPSHOT_ALL:
 			if (v->state == V_LIVE || v->q_len > 0) {
@@ -345,7 +364,7 @@ static void deliver(struct gos_ws *ws, const struct inbox_item *it)
 			v->state = V_LIVE;
 			v->requested = false;
 			st_add(&ws->st.snapshots_sent, 1);
-			lws_callback_on_writable(v->wsi);
+			viewer_want_write(v);
 			break;
 		}
 	}
@@ -922,7 +941,9 @@ static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
 		M("gos_ws_deltas_published_total", "counter", "Delta messages handed to the server by the broadcaster.", published),
 		M("gos_ws_inbound_messages_total", "counter", "Messages received from viewers.", inbound),
 		M("gos_ws_inbound_ignored_total", "counter", "Viewer messages ignored (unknown type or not JSON).", inbound_ignored),
-		M("gos_ws_inbound_rate_limited_total", "counter", "Viewer messages dropped by the per-viewer rate limit.", inbound_limited),
+		M("gos_ws_inbound_rate_limited_total", "counter", "Viewer messages and frames over the per-viewer rate limit (messages dropped).", inbound_limited),
+		M("gos_ws_inbound_control_frames_total", "counter", "Control frames (pings, pongs, closes) viewers sent, counted from their bytes (at most).", inbound_control),
+		M("gos_ws_closed_rate_total", "counter", "Viewers closed (1008) for staying over the inbound rate limit.", closed_rate),
 		M("gos_ws_closed_oversize_total", "counter", "Viewers closed for sending a message over 64 KiB.", closed_oversize),
 		M("gos_ws_closed_stale_total", "counter", "Viewers closed for not answering pings.", closed_stale),
 		M("gos_http_requests_total", "counter", "HTTP requests served (files, /metrics, /health).", http_requests),
@@ -1122,7 +1143,12 @@ static int ws_filter(struct gos_ws *ws, struct lws *wsi)
 	return 0;
 }
 
-static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
+/* Takes n tokens from the viewer's inbound bucket (rx_rate a second,
+ * rx_burst deep): whole messages, further fragments of a message and
+ * control frames all pay. Returns how many were over the limit; after
+ * RATE_CLOSE_AFTER over in a row the viewer is closed (1008) and no longer
+ * read, so that a flood costs nothing while the close goes out. */
+static uint64_t rx_charge(struct gos_ws *ws, struct viewer *v, uint64_t n)
 {
 	uint64_t now = now_ms();
 	double rate = ws->opts.rx_rate, burst = ws->opts.rx_burst;
@@ -1130,14 +1156,73 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 	if (v->bucket > burst)
 		v->bucket = burst;
 	v->bucket_ms = now;
-	if (v->bucket < 1.0) {
-		st_add(&ws->st.inbound_limited, 1);
-		if (++v->limited_in_row >= RATE_CLOSE_AFTER)
-			viewer_close(v, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
-		return;
+	uint64_t ok = v->bucket >= (double)n ? n : (uint64_t)v->bucket;
+	v->bucket -= (double)ok;
+	uint64_t over = n - ok;
+	if (!over) {
+		v->limited_in_row = 0;
+		return 0;
 	}
-	v->bucket -= 1.0;
-	v->limited_in_row = 0;
+	st_add(&ws->st.inbound_limited, over);
+	v->limited_in_row = over >= RATE_CLOSE_AFTER ? RATE_CLOSE_AFTER
+	                                             : v->limited_in_row + (uint32_t)over;
+	if (v->limited_in_row >= RATE_CLOSE_AFTER && !v->close_code) {
+		st_add(&ws->st.closed_rate, 1);
+		viewer_close(v, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+		lws_rx_flow_control(v->wsi, 0);
+		lws_set_timeout(v->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1);
+	}
+	return over;
+}
+
+/* Bytes the peer sent that have left the socket for lws (Linux 4.1+). */
+static bool wire_bytes(int fd, uint64_t *out)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int inq = 0;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) ||
+	    ioctl(fd, SIOCINQ, &inq) || inq < 0 || (uint64_t)inq > ti.tcpi_bytes_received)
+		return false;
+	*out = ti.tcpi_bytes_received - (uint64_t)inq;
+	return true;
+}
+
+/* The wire size of a client's data frame with this payload. */
+static uint64_t frame_wire(uint64_t payload)
+{
+	return payload + 2 + 4 + (payload >= 65536 ? 8 : payload >= 126 ? 2 : 0);
+}
+
+/* Control frames. lws answers pings (and swallows empty pongs and the
+ * close handshake) inside its parser and tells us nothing, so a ping flood
+ * would cost no token. But every byte the viewer sent reaches us as data
+ * frames or pongs except those: the socket's byte count (TCP_INFO) minus
+ * what we were given is control frames, at least CTL_MIN_FRAME bytes each.
+ * That many frames (an upper bound) are charged to the bucket, once past
+ * CTL_SLACK, the bytes lws may hold of a frame not yet handed to us. */
+static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
+{
+	uint64_t now = now_ms(), wire;
+	if (now - v->wire_ms < CTL_CHECK_MS || v->close_code || v->fd < 0)
+		return;
+	v->wire_ms = now;
+	if (!wire_bytes(v->fd, &wire) || wire < v->wire_base)
+		return;
+	uint64_t got = wire - v->wire_base, known = v->data_wire + CTL_SLACK + v->ctl_charged;
+	if (got < known + CTL_MIN_FRAME)
+		return;
+	uint64_t frames = (got - known) / CTL_MIN_FRAME;
+	v->ctl_charged += frames * CTL_MIN_FRAME;
+	st_add(&ws->st.inbound_control, frames);
+	rx_charge(ws, v, frames);
+}
+
+static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
+{
+	if (rx_charge(ws, v, 1))
+		return;  /* over the limit: dropped */
 
 	cJSON *j = cJSON_ParseWithLength(msg, len);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
@@ -1158,7 +1243,7 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 		                 cJSON_IsNumber(t) ? t->valuedouble : 0.0);
 		gos_ws_msg_unref(v->reply);
 		v->reply = gos_ws_msg_create(out, (size_t)n);
-		lws_callback_on_writable(v->wsi);
+		viewer_want_write(v);
 	} else {
 		st_add(&ws->st.inbound_ignored, 1);
 	}
@@ -1169,6 +1254,12 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
                           const void *in, size_t len)
 {
 	v->alive_ms = now_ms();
+	v->frame_len += len;
+	bool frame_done = !lws_remaining_packet_payload(wsi);
+	if (frame_done) {
+		v->data_wire += frame_wire(v->frame_len);
+		v->frame_len = 0;
+	}
 	if (v->close_code)
 		return 0;
 	if (v->rx_len + len > GOS_WS_MAX_INBOUND) {
@@ -1188,8 +1279,13 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 	}
 	memcpy(v->rx + v->rx_len, in, len);
 	v->rx_len += len;
-	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+	viewer_check_control(ws, v);
+	if (!frame_done)
 		return 0;
+	if (!lws_is_final_fragment(wsi)) {
+		rx_charge(ws, v, 1);  /* a fragment is a frame to pay for too */
+		return 0;
+	}
 	st_add(&ws->st.inbound, 1);
 	viewer_handle(ws, v, (const char *)v->rx, v->rx_len);
 	v->rx_len = 0;
@@ -1198,6 +1294,11 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 
 static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 {
+	/* Unasked, lws calls here after it sent a pong of its own: look at
+	 * what the viewer sends. */
+	if (!v->write_asked)
+		viewer_check_control(ws, v);
+	v->write_asked = false;
 	if (v->close_code) {
 		lws_close_reason(wsi, (enum lws_close_status)v->close_code,
 		                 (unsigned char *)v->close_reason, strlen(v->close_reason));
@@ -1252,7 +1353,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 	}
 	viewer_maybe_request(ws, v);
 	if (v->q_len || v->ping_due || v->reply)
-		lws_callback_on_writable(wsi);
+		viewer_want_write(v);
 	return 0;
 }
 
@@ -1272,7 +1373,7 @@ static void ping_pass(lws_sorted_usec_list_t *sul)
 			continue;
 		}
 		v->ping_due = true;
-		lws_callback_on_writable(v->wsi);
+		viewer_want_write(v);
 	}
 	lws_sul_schedule(ws->ctx, 0, &ws->sul_ping, ping_pass,
 	                 (lws_usec_t)ws->opts.ping_interval_ms * LWS_US_PER_MS);
@@ -1299,6 +1400,9 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(v, 0, sizeof(*v));
 		v->wsi = wsi;
+		v->fd = lws_get_socket_fd(wsi);
+		if (v->fd < 0 || !wire_bytes(v->fd, &v->wire_base))
+			v->fd = -1;  /* no byte counts here: messages are limited all the same */
 		v->alive_ms = v->bucket_ms = now_ms();
 		v->bucket = ws->opts.rx_burst;
 		v->next = ws->viewers;
@@ -1327,12 +1431,14 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		st_add(&ws->st.viewers_total, 1);
 		v->state = V_WAITING;
 		q_push(ws, v, ws->hello);
-		lws_callback_on_writable(wsi);
+		viewer_want_write(v);
 		break;
 	case LWS_CALLBACK_RECEIVE:
 		return viewer_receive(ws, v, wsi, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
 		v->alive_ms = now_ms();
+		v->data_wire += CTL_MIN_FRAME + len;  /* seen: not charged twice */
+		rx_charge(ws, v, 1);
 		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return viewer_writeable(ws, v, wsi);
@@ -1462,6 +1568,10 @@ static void tick(lws_sorted_usec_list_t *sul)
 	if (lwslog.repeats && now - lwslog.last_ms >= 1000)
 		lwslog_flush();
 	pthread_mutex_unlock(&lwslog.lock);
+	/* Viewers that sent only control frames since the last look. */
+	for (struct viewer *v = ws->viewers; v; v = v->next)
+		if (now - v->wire_ms >= 1000)
+			viewer_check_control(ws, v);
 	if (ws->http_full.on && now - ws->http_full.last_ms >= EPISODE_END_MS) {
 		fprintf(stderr, "gos-ws: HTTP connections were at the limit (%u) for %.1f s: %llu idle "
 		        "ones closed, %llu refused with 503\n", ws->opts.max_http,
@@ -1814,6 +1924,8 @@ void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out)
 		.inbound = st_get(&s->inbound),
 		.inbound_ignored = st_get(&s->inbound_ignored),
 		.inbound_limited = st_get(&s->inbound_limited),
+		.inbound_control = st_get(&s->inbound_control),
+		.closed_rate = st_get(&s->closed_rate),
 		.closed_oversize = st_get(&s->closed_oversize),
 		.closed_stale = st_get(&s->closed_stale),
 		.http_requests = st_get(&s->http_requests),

@@ -84,7 +84,10 @@ struct gos_ws_opts {
 	uint32_t backpressure;        /* 0: GOS_WS_BACKPRESSURE_THRESHOLD */
 	uint32_t ping_interval_ms;    /* stale-viewer pass and ping; 0: 30000 */
 	uint32_t stale_timeout_ms;    /* no pong (or message) for this long: close; 0: 300000 */
-	uint32_t rx_rate;             /* inbound messages per second per viewer; 0: 20 */
+	uint32_t rx_rate;             /* inbound messages per second per viewer; 0: 20.
+	                               * Further fragments of a message and control
+	                               * frames (pings, pongs) pay too; 1000 over in a
+	                               * row close the viewer (1008) */
 	uint32_t rx_burst;            /* token-bucket depth; 0: 40 */
 	gos_ws_metrics_fn metrics;    /* NULL: only the server's own metrics */
 	gos_ws_health_fn health;      /* NULL: {"status":"ok"} plus the server's fields */
@@ -115,7 +118,9 @@ struct gos_ws_stats {
 	uint64_t published;            /* deltas handed over by publishers */
 	uint64_t inbound;              /* client messages received */
 	uint64_t inbound_ignored;      /* unknown or malformed client messages */
-	uint64_t inbound_limited;      /* dropped by the rate limit */
+	uint64_t inbound_limited;      /* messages and frames over the rate limit */
+	uint64_t inbound_control;      /* control frames received (an upper bound) */
+	uint64_t closed_rate;          /* viewers closed (1008) for the rate limit */
 	uint64_t closed_oversize;      /* connections closed for a frame > 64 KiB */
 	uint64_t closed_stale;         /* connections closed by the stale pass */
 	uint64_t http_requests;

@@ -784,6 +784,131 @@ static void test_fd_exhaustion(void)
 	gos_ws_destroy(ws);
 }
 
+/* Appends one masked (zero mask) client frame to b. */
+static void frame_put(struct gos_buf *b, bool fin, int opcode, const char *data, size_t n)
+{
+	unsigned char h[8];
+	size_t hl = 0;
+	h[hl++] = (unsigned char)((fin ? 0x80 : 0) | opcode);
+	if (n < 126) {
+		h[hl++] = (unsigned char)(0x80 | n);
+	} else {
+		h[hl++] = 0x80 | 126;
+		h[hl++] = (unsigned char)(n >> 8);
+		h[hl++] = (unsigned char)n;
+	}
+	memset(h + hl, 0, 4);
+	hl += 4;
+	gos_buf_append(b, (const char *)h, hl);
+	gos_buf_append(b, data, n);
+}
+
+/* Reads until the server closes; true when it sent close code `code`. */
+static bool closed_with(struct client *c, int code, double within_s)
+{
+	double deadline = now_s() + within_s;
+	while (now_s() < deadline) {
+		char *m = NULL;
+		size_t n = 0;
+		bool got = client_recv(c, &m, &n, (int)((deadline - now_s()) * 1000) + 1);
+		free(m);
+		if (!got)
+			break;
+	}
+	return c->close_code == code;
+}
+
+/* Control frames and fragments pay into the inbound rate limit like
+ * messages: a ping flood, a pong flood and a message in 3000 fragments are
+ * closed with 1008 at once; a polite viewer is not touched. */
+static void test_control_flood(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	static const struct { const char *what; int opcode; size_t payload; } floods[] = {
+		{"empty pings", 0x9, 0}, {"pings with 125 bytes", 0x9, 125}, {"pongs", 0xA, 4},
+	};
+	char pad[128];
+	memset(pad, 'p', sizeof(pad));
+	for (size_t f = 0; f < sizeof(floods) / sizeof(floods[0]); f++) {
+		struct client c;
+		CHECK(client_connect(&c, port, 0), "flooder upgrades");
+		expect(&c, "hello", "flooder hello");
+		struct gos_buf b = {0};
+		for (int i = 0; i < 20000; i++)
+			frame_put(&b, true, floods[f].opcode, pad, floods[f].payload);
+		double t0 = now_s();
+		for (size_t off = 0; off < b.len;) {
+			ssize_t k = send(c.fd, b.data + off, b.len - off, MSG_NOSIGNAL);
+			if (k <= 0)
+				break;
+			off += (size_t)k;
+		}
+		gos_buf_finish(&b);
+		CHECK(closed_with(&c, 1008, 3.0) && strstr(c.close_reason, "rate limit") &&
+		      now_s() - t0 < 2.0, "20000 %s: closed 1008 '%s' (%d) in %.2f s", floods[f].what,
+		      c.close_reason, c.close_code, now_s() - t0);
+		client_close(&c);
+	}
+	/* One text message in 3000 one-byte fragments: 3000 frames to pay. */
+	struct client c;
+	CHECK(client_connect(&c, port, 0), "fragmenter upgrades");
+	expect(&c, "hello", "fragmenter hello");
+	struct gos_buf b = {0};
+	frame_put(&b, false, 0x1, "{", 1);
+	for (int i = 0; i < 3000; i++)
+		frame_put(&b, false, 0x0, " ", 1);
+	frame_put(&b, true, 0x0, "}", 1);
+	send(c.fd, b.data, b.len, MSG_NOSIGNAL);
+	gos_buf_finish(&b);
+	CHECK(closed_with(&c, 1008, 3.0), "a message in 3000 fragments: closed 1008 (%d)", c.close_code);
+	client_close(&c);
+
+	/* A polite viewer: a few pings, a 60 KiB message in one frame, a 20 KiB
+	 * one in 10 fragments, and viewports: nothing limited, still served. */
+	struct gos_ws_stats st0, st;
+	gos_ws_stats(ws, &st0);
+	struct client p;
+	uint64_t req0 = gos_ws_snapshot_requests(ws);
+	CHECK(client_connect(&p, port, 0), "polite viewer upgrades");
+	expect(&p, "hello", "polite viewer hello");
+	CHECK(wait_requests(ws, req0 + 1), "asks for a snapshot");
+	for (int i = 0; i < 5; i++)
+		client_send(&p, 0x9, "hi", 2);
+	char *big = malloc(60 * 1024);
+	memset(big, ' ', 60 * 1024);
+	big[0] = '{';
+	big[60 * 1024 - 1] = '}';
+	client_send(&p, 0x1, big, 60 * 1024);
+	gos_buf_append(&b, "", 0);
+	b.len = 0;
+	for (int i = 0; i < 10; i++)
+		frame_put(&b, i == 9, i ? 0x0 : 0x1, big, 2048);
+	send(p.fd, b.data, b.len, MSG_NOSIGNAL);
+	gos_buf_finish(&b);
+	free(big);
+	static const char vp[] = "{\"type\":\"viewport\",\"x\":0,\"y\":0,\"w\":10,\"h\":10,\"zoom\":1}";
+	for (int i = 0; i < 5; i++)
+		client_send(&p, 0x1, vp, sizeof(vp) - 1);
+	sleep_ms(1200);  /* past the server's 1 s look at every viewer */
+	publish(ws, "{\"type\":\"snapshot\",\"n\":1}", true);
+	expect(&p, "\"n\":1", "the polite viewer is still served");
+	gos_ws_stats(ws, &st);
+	CHECK(st.inbound_limited == st0.inbound_limited && st.closed_rate == 3 + 1,
+	      "nothing of the polite viewer limited (%llu -> %llu), 4 floods closed (%llu)",
+	      (unsigned long long)st0.inbound_limited, (unsigned long long)st.inbound_limited,
+	      (unsigned long long)st.closed_rate);
+	CHECK(st.inbound_control >= 3000, "control frames counted (%llu)",
+	      (unsigned long long)st.inbound_control);
+	client_close(&p);
+	gos_ws_destroy(ws);
+}
+
 int main(void)
 {
 	test_text();
@@ -793,6 +918,7 @@ int main(void)
 	test_files();
 	test_http_budget();
 	test_fd_exhaustion();
+	test_control_flood();
 	test_order();
 	test_backpressure_and_stale();
 	test_max_viewers();
