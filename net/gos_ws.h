@@ -49,8 +49,10 @@
  * connection plus the file it may be sending, and a few of its own (the
  * listening socket, lws's wake-up pipe, the assets folder, one just
  * accepted). The owner raises RLIMIT_NOFILE to hold this beside its other
- * descriptors; gos_ws never changes the limit, and when the process runs
- * out all the same it pauses accepting (no spinning, one log line). */
+ * descriptors, before gos_ws_create (lws sizes its tables by the soft limit
+ * then, and refuses descriptors numbered above it later); gos_ws never
+ * changes the limit, and when the process runs out all the same it pauses
+ * accepting (no spinning, one log line per episode). */
 #define GOS_WS_FDS(max_viewers, max_http) ((uint64_t)(max_viewers) + 2u * (max_http) + 8u)
 
 /* Appends Prometheus text (the caller's families) to out. */

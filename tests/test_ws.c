@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libwebsockets.h>
+
 #include "gos_metrics.h"
 #include "gos_test.h"
 #include "gos_buf.h"
@@ -909,6 +911,39 @@ static void test_control_flood(void)
 	gos_ws_destroy(ws);
 }
 
+/* lws's own log lines (through gos_ws's emitter) collapse: a line that
+ * repeats, numbers aside, is printed once and then counted. */
+static void test_lws_log(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	char logpath[] = "/tmp/gos-test-ws-log-XXXXXX";
+	int logfd = mkstemp(logpath);
+	int saved_err = dup(2);
+	fflush(stderr);
+	dup2(logfd, 2);
+	for (int i = 0; i < 10000; i++)
+		lwsl_err("accept: errno %d\n", 24 + i % 2);
+	sleep_ms(1300);  /* the server's once-a-second look ends the run */
+	lwsl_err("another line\n");
+	fflush(stderr);
+	dup2(saved_err, 2);
+	close(saved_err);
+	char text[4096] = "";
+	ssize_t n = pread(logfd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	close(logfd);
+	unlink(logpath);
+	CHECK(count_of(text, "accept: errno") == 1 && strstr(text, "came 9999 more times") &&
+	      strstr(text, "another line") && strlen(text) < 400,
+	      "10000 repeats of a line: 3 lines in all (%zu bytes): %s", strlen(text), text);
+	gos_ws_destroy(ws);
+}
+
 int main(void)
 {
 	test_text();
@@ -919,6 +954,7 @@ int main(void)
 	test_http_budget();
 	test_fd_exhaustion();
 	test_control_flood();
+	test_lws_log();
 	test_order();
 	test_backpressure_and_stale();
 	test_max_viewers();
