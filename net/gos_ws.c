@@ -513,8 +513,7 @@ static void conn_admit(struct gos_ws *ws, int fd)
 			        "answering 503\n", ws->opts.max_http);
 		ws->http_full.n2++;
 		st_add(&ws->st.refused[GOS_WS_REFUSED_HTTP_FULL], 1);
-		if (send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			(void)0;  /* it goes away all the same */
+		send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);  /* best effort */
 		close(fd);
 		return;
 	}

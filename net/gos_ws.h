@@ -21,7 +21,8 @@
  *
  * Files from the assets folder are streamed from their descriptor, one
  * 16 KiB chunk per writeable callback: a client that does not read costs
- * the server one chunk (plus what lws holds of it), never the whole file.
+ * the server at most one unsent chunk (held by lws), never the whole file,
+ * so files in flight hold at most max_http x 16 KiB in all.
  * Only regular files beneath the folder are served (links are followed
  * only while they stay beneath it), and opening one never blocks.
  *
