@@ -102,7 +102,9 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 		o->web_dir = arg;
 		return true;
 	case GOS_WEB_OPT_ALLOW_HOST: {
-		struct gos_host_allow *check = gos_host_allow_create(NULL, NULL, 1, arg, err, errlen);
+		/* Checked now, so that a typo is a usage error (exit 2). */
+		struct gos_host_allow *check = gos_host_allow_create(NULL, "127.0.0.1", 1, arg, err,
+		                                                     errlen);
 		if (!check)
 			return false;
 		gos_host_allow_destroy(check);
