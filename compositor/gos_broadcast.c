@@ -455,17 +455,23 @@ bool gos_broadcast_start(struct gos_broadcast *b, struct gos_ws *ws, char *err, 
 	return true;
 }
 
+void gos_broadcast_stop(struct gos_broadcast *b)
+{
+	if (!b || !b->started)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->stop = true;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	pthread_join(b->thread, NULL);
+	b->started = false;
+}
+
 void gos_broadcast_destroy(struct gos_broadcast *b)
 {
 	if (!b)
 		return;
-	if (b->started) {
-		pthread_mutex_lock(&b->lock);
-		b->stop = true;
-		pthread_cond_signal(&b->cond);
-		pthread_mutex_unlock(&b->lock);
-		pthread_join(b->thread, NULL);
-	}
+	gos_broadcast_stop(b);
 	pthread_cond_destroy(&b->cond);
 	pthread_mutex_destroy(&b->lock);
 	gos_map_view_finish(&b->delta);

@@ -45,7 +45,10 @@ struct gos_broadcast *gos_broadcast_create(struct gos_map *map,
 /* Starts the tick thread publishing to ws. false (err filled) if the thread
  * cannot start. */
 bool gos_broadcast_start(struct gos_broadcast *b, struct gos_ws *ws, char *err, size_t errlen);
-/* Stops the thread (within one tick) and frees. Accepts NULL. */
+/* Stops the tick thread (within one tick): nothing is published after it
+ * returns; the stats stay readable. Idempotent; accepts NULL. */
+void gos_broadcast_stop(struct gos_broadcast *b);
+/* Stops (gos_broadcast_stop) and frees. Accepts NULL. */
 void gos_broadcast_destroy(struct gos_broadcast *b);
 
 /* Any thread. */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "gos_broadcast.h"
+#include "gos_host.h"
 #include "gos_metrics.h"
 #include "gos_web.h"
 #include "gos_ws.h"
@@ -78,6 +79,13 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 			return false;
 		}
 		return true;
+	case GOS_WEB_OPT_MAX_HTTP:
+		if (!parse_u32(arg, 1, 100000, &o->max_http)) {
+			snprintf(err, errlen, "--max-http wants a whole number from 1 to 100000, "
+			         "not '%s'", arg);
+			return false;
+		}
+		return true;
 	case GOS_WEB_OPT_AUTH_TOKEN_FILE:
 		o->auth_token_file = arg;
 		return true;
@@ -93,6 +101,21 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 	case GOS_WEB_OPT_WEB_DIR:
 		o->web_dir = arg;
 		return true;
+	case GOS_WEB_OPT_ALLOW_HOST: {
+		/* Checked now, so that a typo is a usage error (exit 2). */
+		struct gos_host_allow *check = gos_host_allow_create(NULL, "127.0.0.1", 1, arg, err,
+		                                                     errlen);
+		if (!check)
+			return false;
+		gos_host_allow_destroy(check);
+		size_t n = strlen(o->allow_host);
+		if (n + strlen(arg) + 2 > sizeof(o->allow_host)) {
+			snprintf(err, errlen, "--allow-host: too many names (1 KiB in all)");
+			return false;
+		}
+		snprintf(o->allow_host + n, sizeof(o->allow_host) - n, "%s%s", n ? "," : "", arg);
+		return true;
+	}
 	}
 	snprintf(err, errlen, "unknown web option");
 	return false;
@@ -106,12 +129,30 @@ void gos_web_usage(FILE *f)
 	        "  --no-listen          no web server at all\n"
 	        "  --tick-ms MS         viewers get at most one delta per MS (default %d)\n"
 	        "  --max-viewers N      refuse viewers beyond N (default %d)\n"
+	        "  --max-http N         plain HTTP connections (pages, /metrics, /health, viewers\n"
+	        "                       before their upgrade) at most (default %d): beyond, the\n"
+	        "                       oldest idle one is closed, or with none idle 503\n"
 	        "  --auth-token-file F  /, /ws and /metrics need the token in F (Authorization:\n"
 	        "                       Bearer TOKEN, or ?token=TOKEN in the URL)\n"
 	        "  --allow-origin LIST  browser Origins allowed to open /ws besides the server's own\n"
 	        "                       (comma-separated, repeatable; '*' allows any)\n"
+	        "  --allow-host LIST    Host names the server answers to besides its own (localhost,\n"
+	        "                       *.localhost, 127.0.0.0/8, ::1, the --listen address; with\n"
+	        "                       0.0.0.0 or :: also this machine's addresses and name):\n"
+	        "                       NAME, NAME:PORT, *.SUFFIX, an address, '*' any; comma-\n"
+	        "                       separated, repeatable. Other Hosts get 403 on every path\n"
+	        "                       (a defence against DNS rebinding)\n"
 	        "  --web-dir DIR        the web viewer's files (default %s)\n",
-	        GOS_BROADCAST_TICK_MS, GOS_WS_MAX_VIEWERS, gos_ws_default_assets_dir());
+	        GOS_BROADCAST_TICK_MS, GOS_WS_MAX_VIEWERS, GOS_WS_MAX_HTTP,
+	        gos_ws_default_assets_dir());
+}
+
+uint64_t gos_web_fds(const struct gos_web_opts *o)
+{
+	if (o->no_listen)
+		return 0;
+	return GOS_WS_FDS(o->max_viewers ? o->max_viewers : GOS_WS_MAX_VIEWERS,
+	                  o->max_http ? o->max_http : GOS_WS_MAX_HTTP);
 }
 
 struct gos_web *gos_web_create(const struct gos_web_opts *opts,
@@ -133,7 +174,9 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.assets_dir = opts->web_dir,
 		.auth_token_file = opts->auth_token_file,
 		.allow_origins = opts->allow_origin[0] ? opts->allow_origin : NULL,
+		.allow_hosts = opts->allow_host[0] ? opts->allow_host : NULL,
 		.max_viewers = opts->max_viewers,
+		.max_http = opts->max_http,
 		.metrics = web_metrics,
 		.health = web_health,
 		.cb_ctx = w,
@@ -166,7 +209,12 @@ void gos_web_destroy(struct gos_web *w)
 {
 	if (!w)
 		return;
-	gos_broadcast_destroy(w->bc);  /* first: it publishes to the server */
+	/* Stop every thread before freeing what it reads: the server's thread
+	 * reads the broadcaster for /health and /metrics, the broadcaster
+	 * publishes to the server. */
+	gos_ws_stop(w->ws);
+	gos_broadcast_stop(w->bc);
+	gos_broadcast_destroy(w->bc);
 	gos_ws_destroy(w->ws);
 	free(w);
 }

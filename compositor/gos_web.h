@@ -22,8 +22,10 @@ struct gos_web_opts {
 	bool no_listen;               /* --no-listen: no server at all */
 	uint32_t tick_ms;             /* --tick-ms (default 33) */
 	uint32_t max_viewers;         /* --max-viewers (default 1000) */
+	uint32_t max_http;            /* --max-http (default 256) */
 	const char *auth_token_file;  /* --auth-token-file */
 	char allow_origin[1024];      /* --allow-origin, repeatable: comma-joined */
+	char allow_host[1024];        /* --allow-host, repeatable: comma-joined */
 	const char *web_dir;          /* --web-dir (default: the source tree's assets/web) */
 };
 
@@ -32,7 +34,7 @@ enum {
 	GOS_WEB_OPT_BASE = 0x1000,
 	GOS_WEB_OPT_LISTEN = GOS_WEB_OPT_BASE, GOS_WEB_OPT_NO_LISTEN, GOS_WEB_OPT_TICK_MS,
 	GOS_WEB_OPT_MAX_VIEWERS, GOS_WEB_OPT_AUTH_TOKEN_FILE, GOS_WEB_OPT_ALLOW_ORIGIN,
-	GOS_WEB_OPT_WEB_DIR, GOS_WEB_OPT_END_,
+	GOS_WEB_OPT_WEB_DIR, GOS_WEB_OPT_ALLOW_HOST, GOS_WEB_OPT_MAX_HTTP, GOS_WEB_OPT_END_,
 };
 #define GOS_WEB_LONGOPTS                                                              \
 	{"listen", required_argument, NULL, GOS_WEB_OPT_LISTEN},                      \
@@ -41,7 +43,9 @@ enum {
 	{"max-viewers", required_argument, NULL, GOS_WEB_OPT_MAX_VIEWERS},            \
 	{"auth-token-file", required_argument, NULL, GOS_WEB_OPT_AUTH_TOKEN_FILE},    \
 	{"allow-origin", required_argument, NULL, GOS_WEB_OPT_ALLOW_ORIGIN},          \
-	{"web-dir", required_argument, NULL, GOS_WEB_OPT_WEB_DIR}
+	{"web-dir", required_argument, NULL, GOS_WEB_OPT_WEB_DIR},                    \
+	{"allow-host", required_argument, NULL, GOS_WEB_OPT_ALLOW_HOST},              \
+	{"max-http", required_argument, NULL, GOS_WEB_OPT_MAX_HTTP}
 
 /* True when getopt_long's value c is one of ours. */
 static inline bool gos_web_is_opt(int c)
@@ -54,6 +58,13 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 
 /* The flags' lines for --help. */
 void gos_web_usage(FILE *f);
+
+/* File descriptors the web server may hold at most with these flags (0
+ * with --no-listen): every viewer, every HTTP connection and the file it
+ * may be sending, and a few of its own (GOS_WS_FDS). main raises
+ * RLIMIT_NOFILE before gos_web_create to hold this beside its other
+ * descriptors. */
+uint64_t gos_web_fds(const struct gos_web_opts *opts);
 
 struct gos_web_sources {
 	struct gos_map *map;          /* required */
@@ -68,7 +79,8 @@ struct gos_web_sources {
  * sentence in err. */
 struct gos_web *gos_web_create(const struct gos_web_opts *opts,
                                const struct gos_web_sources *src, char *err, size_t errlen);
-/* Stops the broadcaster, closes every viewer, stops the server. Accepts NULL. */
+/* Stops the server's thread (no more /health, /metrics), then the
+ * broadcaster, then closes every viewer and frees both. Accepts NULL. */
 void gos_web_destroy(struct gos_web *web);
 
 /* Render thread, once per presented frame: its duration in seconds (feeds

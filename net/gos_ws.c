@@ -15,15 +15,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/openat2.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
 
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
 
+#include "gos_host.h"
 #include "gos_metrics.h"
 #include "gos_json.h"
 #include "gos_ws.h"
@@ -38,11 +44,16 @@
 #define INBOX_MAX        4096              /* publisher -> service thread items */
 #define WS_CHUNK         (64 * 1024)       /* larger messages go out in fragments of this */
 #define WRITE_BUDGET     (512 * 1024)      /* bytes per writeable callback per viewer */
-#define HTTP_CHUNK       (16 * 1024)
-#define MAX_FILE         (32 * 1024 * 1024)
+#define HTTP_CHUNK       (16 * 1024)       /* file bytes read per writeable callback */
 #define MAX_TOKEN        1024
-#define RATE_CLOSE_AFTER 1000              /* limited messages in a row before closing */
+#define RATE_CLOSE_AFTER 1000              /* limited messages or frames in a row: close */
+#define CTL_MIN_FRAME    6                 /* the smallest client frame: 2 + 4 (mask) */
+#define CTL_SLACK        (2 * 4096 + 64)   /* frame bytes lws may hold before we see them */
+#define CTL_CHECK_MS     20                /* looks at a viewer's byte count at most this often */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
+#define ACCEPT_BATCH     64                /* connections accepted per wake-up */
+#define ACCEPT_RETRY_MS  100               /* out of descriptors: look again after */
+#define EPISODE_END_MS   5000              /* a limit not hit for this long: episode over */
 
 struct gos_ws_msg {
 	_Atomic uint32_t refs;
@@ -74,6 +85,13 @@ struct viewer {
 	double bucket;                 /* inbound rate limit tokens */
 	uint64_t bucket_ms;
 	uint32_t limited_in_row;
+	bool write_asked;              /* we asked lws for a writeable callback */
+	int fd;                        /* the socket: how many bytes came in (TCP_INFO) */
+	uint64_t wire_base;            /* bytes taken from the socket before the upgrade */
+	uint64_t data_wire;            /* bytes of the data frames (and pongs) we were given */
+	uint64_t frame_len;            /* payload of the data frame in progress */
+	uint64_t ctl_charged;          /* bytes charged to the bucket as control frames */
+	uint64_t wire_ms;              /* last look at the byte count */
 	unsigned char *rx;             /* the inbound message being assembled */
 	size_t rx_len;
 	int close_code;                /* nonzero: close on the next writeable */
@@ -82,16 +100,42 @@ struct viewer {
 	double vp[5];                  /* last viewport: x, y, w, h, zoom */
 };
 
+/* One HTTP response in flight: an answer built in memory (small: text,
+ * /metrics, /health), or a file streamed from its descriptor one chunk per
+ * writeable callback, so that a client that does not read holds at most a
+ * chunk here (and lws at most one unsent chunk), never the file. */
 struct http_sess {
 	char *body;
 	size_t len, off;
+	bool file;                     /* fd is open (lws zeroes this struct: fd 0 is valid) */
+	int fd;
+	uint64_t left;                 /* file bytes still to send */
+};
+
+/* Every accepted connection, tied to its wsi as lws's opaque user data
+ * (which stays through the upgrade to WebSocket): the budget it counts in.
+ * A connection is HTTP until it becomes a counted viewer. */
+enum conn_kind { CONN_HTTP, CONN_VIEWER };
+
+struct conn {
+	struct conn *prev, *next;      /* HTTP connections, least recently active first */
+	struct lws *wsi;
+	enum conn_kind kind;
+	bool busy;                     /* a request being answered or upgraded */
+	bool adopting, dead;           /* lws may destroy it inside the adoption call */
+};
+
+/* A limit being hit: logged when it starts and, with counts, when it ends. */
+struct episode {
+	bool on;
+	uint64_t since_ms, last_ms, n1, n2;
 };
 
 struct stats {
-	_Atomic uint64_t viewers, viewers_total, refused[4], messages_sent, bytes_sent,
+	_Atomic uint64_t viewers, viewers_total, refused[GOS_WS_REFUSED_COUNT_], messages_sent, bytes_sent,
 		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
 		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
-		max_queue_seen;
+		max_queue_seen, http_conns, http_evicted, accept_no_fd, inbound_control, closed_rate;
 };
 
 struct gos_ws {
@@ -100,12 +144,18 @@ struct gos_ws {
 	char iface[INET6_ADDRSTRLEN];
 	int port;
 	char assets_real[PATH_MAX];
+	int assets_fd;                 /* the folder (O_PATH), -1: none */
+	bool no_openat2;               /* the kernel (or a seccomp filter) lacks openat2 */
 	char token[MAX_TOKEN + 1];
 	size_t token_len;
 	char *origins;                 /* the allow list, copied */
+	struct gos_host_allow *hosts;  /* the names we answer to (service thread) */
 	uint64_t start_ms;
 
 	struct lws_context *ctx;
+	struct lws_vhost *vhost;       /* HTTP and WebSocket connections */
+	int listen_fd;                 /* ours until lws adopts it (then lws closes it) */
+	bool listen_adopted;
 	pthread_t thread;
 	bool thread_started;
 	_Atomic bool stop;
@@ -121,7 +171,14 @@ struct gos_ws {
 	/* Service thread only. */
 	struct viewer *viewers;
 	struct gos_ws_msg *hello, *resync;
-	lws_sorted_usec_list_t sul_ping;
+	lws_sorted_usec_list_t sul_ping, sul_accept, sul_tick;
+	struct lws *listen_wsi;
+	bool accept_paused;
+	struct conn *http_head, *http_tail;
+	uint32_t n_http;
+	struct episode no_fd;          /* n1: failed accepts */
+	struct episode http_full;      /* n1: idle connections closed, n2: refused */
+	struct episode viewers_full;   /* n1: refused */
 	unsigned char scratch[LWS_PRE + WS_CHUNK];
 };
 
@@ -236,6 +293,12 @@ static void q_free(struct gos_ws *ws, struct viewer *v)
 	v->q_cap = 0;
 }
 
+static void viewer_want_write(struct viewer *v)
+{
+	v->write_asked = true;
+	lws_callback_on_writable(v->wsi);
+}
+
 /* The viewer fell behind (or the publisher lost track): drop its backlog,
  * tell it, and wait for a snapshot. */
 static void viewer_resync(struct gos_ws *ws, struct viewer *v, uint32_t extra_dropped)
@@ -245,7 +308,7 @@ static void viewer_resync(struct gos_ws *ws, struct viewer *v, uint32_t extra_dr
 	q_push(ws, v, ws->resync);
 	v->state = V_WAITING;
 	v->requested = false;
-	lws_callback_on_writable(v->wsi);
+	viewer_want_write(v);
 }
 
 static void viewer_close(struct viewer *v, int code, const char *reason)
@@ -254,7 +317,7 @@ static void viewer_close(struct viewer *v, int code, const char *reason)
 		return;
 	v->close_code = code;
 	snprintf(v->close_reason, sizeof(v->close_reason), "%s", reason);
-	lws_callback_on_writable(v->wsi);
+	viewer_want_write(v);
 }
 
 /* A waiting viewer whose queue drained asks for a snapshot. */
@@ -281,7 +344,7 @@ static void deliver(struct gos_ws *ws, const struct inbox_item *it)
 				viewer_resync(ws, v, 1);
 				break;
 			}
-			lws_callback_on_writable(v->wsi);
+			viewer_want_write(v);
 			break;
 		case ITEM_SNAPSHOT:
 			if (v->state != V_WAITING || !v->requested)
@@ -290,7 +353,7 @@ static void deliver(struct gos_ws *ws, const struct inbox_item *it)
 			v->state = V_LIVE;
 			v->requested = false;
 			st_add(&ws->st.snapshots_sent, 1);
-			lws_callback_on_writable(v->wsi);
+			viewer_want_write(v);
 			break;
 		case ITEM_SNAPSHOT_ALL:
 			if (v->state == V_LIVE || v->q_len > 0) {
@@ -302,7 +365,7 @@ static void deliver(struct gos_ws *ws, const struct inbox_item *it)
 			v->state = V_LIVE;
 			v->requested = false;
 			st_add(&ws->st.snapshots_sent, 1);
-			lws_callback_on_writable(v->wsi);
+			viewer_want_write(v);
 			break;
 		}
 	}
@@ -331,6 +394,207 @@ static void drain_inbox(struct gos_ws *ws)
 			if (v->counted && !v->close_code && v->state == V_LIVE)
 				viewer_resync(ws, v, 0);
 	}
+}
+
+/* ---- connections: budgets and accept (service thread) ------------------ */
+
+/* We own the listening socket (lws adopts each accepted descriptor) rather
+ * than let lws listen: lws 4.1 answers a failed accept (EMFILE) by logging
+ * and returning to poll(), which reports the socket readable again at
+ * once, so at the descriptor limit it spins a core and floods the log. Its
+ * own remedy, accept modulation at fd_limit_per_thread, only covers the
+ * descriptors lws counts itself. Here every connection is counted in a
+ * budget (HTTP: max_http, viewers: max_viewers) before lws sees it; a full
+ * HTTP budget closes the oldest idle connection or answers 503; and an
+ * accept that fails for lack of descriptors, whoever holds them, pauses
+ * accepting for ACCEPT_RETRY_MS instead of spinning, logged once per
+ * episode with counts. */
+
+static void http_link(struct gos_ws *ws, struct conn *c)
+{
+	c->prev = ws->http_tail;
+	c->next = NULL;
+	if (ws->http_tail)
+		ws->http_tail->next = c;
+	else
+		ws->http_head = c;
+	ws->http_tail = c;
+}
+
+static void http_unlink(struct gos_ws *ws, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ws->http_head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		ws->http_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* An HTTP connection stops counting (closed, or now a viewer). */
+static void http_uncount(struct gos_ws *ws, struct conn *c)
+{
+	http_unlink(ws, c);
+	ws->n_http--;
+	atomic_fetch_sub_explicit(&ws->st.http_conns, 1, memory_order_relaxed);
+}
+
+/* A request starts (busy) or its answer is out (idle again, and the most
+ * recently active: the last to be closed for room). */
+static void conn_busy(struct gos_ws *ws, struct lws *wsi, bool busy)
+{
+	struct conn *c = lws_get_opaque_user_data(wsi);
+	if (!c || c->kind != CONN_HTTP)
+		return;
+	c->busy = busy;
+	if (!busy && c != ws->http_tail) {
+		http_unlink(ws, c);
+		http_link(ws, c);
+	}
+}
+
+/* lws is freeing the connection's wsi. */
+static void conn_gone(struct gos_ws *ws, struct lws *wsi)
+{
+	struct conn *c = lws_get_opaque_user_data(wsi);
+	if (!c)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	if (c->kind == CONN_HTTP)
+		http_uncount(ws, c);
+	c->wsi = NULL;
+	if (c->adopting)
+		c->dead = true;  /* conn_admit frees it */
+	else
+		free(c);
+}
+
+static void episode_start(struct episode *e)
+{
+	if (!e->on)
+		*e = (struct episode){.on = true, .since_ms = now_ms()};
+	e->last_ms = now_ms();
+}
+
+/* The HTTP budget is full: close the oldest idle connection (no request in
+ * flight, nothing left unsent), if there is one. */
+static bool http_make_room(struct gos_ws *ws)
+{
+	for (struct conn *c = ws->http_head; c; c = c->next) {
+		if (c->busy || !c->wsi || lws_partial_buffered(c->wsi))
+			continue;
+		bool first = !ws->http_full.on;
+		episode_start(&ws->http_full);
+		if (first)
+			fprintf(stderr, "gos-ws: %u HTTP connections, the most allowed: closing the "
+			        "oldest idle ones, answering 503 when none is idle\n", ws->opts.max_http);
+		ws->http_full.n1++;
+		st_add(&ws->st.http_evicted, 1);
+		/* Synchronous: its descriptor is free before the new one is adopted. */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+		return ws->n_http < ws->opts.max_http;
+	}
+	return false;
+}
+
+static void conn_admit(struct gos_ws *ws, int fd)
+{
+	if (ws->n_http >= ws->opts.max_http && !http_make_room(ws)) {
+		static const char busy[] =
+			"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+			"content-length: 40\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
+			"gos: too many connections, retry later\n";
+		bool first = !ws->http_full.on;
+		episode_start(&ws->http_full);
+		if (first)
+			fprintf(stderr, "gos-ws: %u HTTP connections, the most allowed, all busy: "
+			        "answering 503\n", ws->opts.max_http);
+		ws->http_full.n2++;
+		st_add(&ws->st.refused[GOS_WS_REFUSED_HTTP_FULL], 1);
+		send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);  /* best effort */
+		close(fd);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		abort();
+	c->kind = CONN_HTTP;
+	c->adopting = true;
+	http_link(ws, c);
+	ws->n_http++;
+	st_add(&ws->st.http_conns, 1);
+	lws_adopt_desc_t ad;
+	memset(&ad, 0, sizeof(ad));
+	ad.vh = ws->vhost;
+	ad.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP;
+	ad.fd.sockfd = fd;
+	ad.opaque = c;
+	struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&ad);  /* closes fd on failure */
+	c->adopting = false;
+	if (!wsi || c->dead) {
+		if (!c->dead)
+			http_uncount(ws, c);
+		free(c);
+		return;
+	}
+	c->wsi = wsi;
+}
+
+static void accept_retry(lws_sorted_usec_list_t *sul);
+
+/* Out of descriptors (or another accept failure): stop polling the
+ * listening socket for a while; the connections wait in its backlog. */
+static void accept_pause(struct gos_ws *ws, int err)
+{
+	st_add(&ws->st.accept_no_fd, 1);
+	if (!ws->no_fd.on)
+		fprintf(stderr, "gos-ws: cannot accept connections: %s (%u HTTP connections and "
+		        "%llu viewers open here); trying again every %d ms\n", strerror(err),
+		        ws->n_http, (unsigned long long)st_get(&ws->st.viewers), ACCEPT_RETRY_MS);
+	episode_start(&ws->no_fd);
+	ws->no_fd.n1++;
+	ws->accept_paused = true;
+	lws_rx_flow_control(ws->listen_wsi, 0);
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_accept, accept_retry,
+	                 (lws_usec_t)ACCEPT_RETRY_MS * LWS_US_PER_MS);
+}
+
+static void accept_ready(struct gos_ws *ws)
+{
+	for (int i = 0; i < ACCEPT_BATCH && !ws->accept_paused; i++) {
+		if (atomic_load(&ws->stop) || !ws->listen_wsi)
+			return;
+		int fd = accept4(ws->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			int e = errno;
+			if (e == EINTR || e == ECONNABORTED)
+				continue;
+			if (e == EAGAIN || e == EWOULDBLOCK)
+				return;
+			accept_pause(ws, e);
+			return;
+		}
+		if (ws->no_fd.on) {
+			fprintf(stderr, "gos-ws: accepting connections again after %.1f s (%llu accepts "
+			        "failed)\n", (double)(now_ms() - ws->no_fd.since_ms) / 1000.0,
+			        (unsigned long long)ws->no_fd.n1);
+			ws->no_fd.on = false;
+		}
+		conn_admit(ws, fd);
+	}
+}
+
+static void accept_retry(lws_sorted_usec_list_t *sul)
+{
+	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_accept);
+	ws->accept_paused = false;
+	if (!ws->listen_wsi || atomic_load(&ws->stop))
+		return;
+	lws_rx_flow_control(ws->listen_wsi, 1);
+	accept_ready(ws);
 }
 
 /* ---- auth, origin, paths ------------------------------------------------ */
@@ -429,6 +693,20 @@ static bool origin_ok(struct gos_ws *ws, struct lws *wsi)
 	return false;
 }
 
+/* The Host header names this server (gos_host.h); no Host is fine. */
+static bool host_ok(struct gos_ws *ws, struct lws *wsi)
+{
+	char host[300];
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HOST) <= 0)
+		return gos_host_check(ws->hosts, NULL);
+	if (hdr(wsi, WSI_TOKEN_HOST, host, sizeof(host)) < 0)
+		return false;
+	return gos_host_check(ws->hosts, host);
+}
+
+#define HOST_REFUSED "gos: this server does not answer to that Host name (DNS rebinding " \
+	"defence; see --allow-host)"
+
 static const char *mime_of(const char *path)
 {
 	static const struct { const char *ext, *mime; } m[] = {
@@ -451,66 +729,87 @@ static const char *mime_of(const char *path)
 	return "application/octet-stream";
 }
 
-/* Resolves a request path to a regular file inside the assets folder, after
- * symlinks, or fails. Returns a malloc'd body. */
-static bool read_asset(struct gos_ws *ws, const char *uri, char **body, size_t *len,
-                       const char **mime)
+/* The fallback without openat2: resolve every link, demand the result be
+ * inside the folder, then open that path without following a last link
+ * (what a link swapped in since could point to). */
+static int asset_open_realpath(struct gos_ws *ws, const char *rel, int flags)
 {
-	char rel[PATH_MAX], full[PATH_MAX], real[PATH_MAX];
-	if (!ws->assets_real[0] || uri[0] != '/')
-		return false;
+	char full[PATH_MAX], real[PATH_MAX];
+	if (snprintf(full, sizeof(full), "%s/%s", ws->assets_real, rel) >= (int)sizeof(full) ||
+	    !realpath(full, real))
+		return -1;
+	size_t alen = strlen(ws->assets_real);
+	if (strncmp(real, ws->assets_real, alen) || real[alen] != '/')
+		return -1;
+	return open(real, flags | O_NOFOLLOW);
+}
+
+/* Opens a request path as a regular file beneath the assets folder, or
+ * returns -1. Links are followed only while they stay beneath the folder
+ * (openat2 RESOLVE_BENEATH: no "..", absolute or /proc links out), and the
+ * open never blocks: O_NONBLOCK makes a FIFO (or a device) open at once,
+ * and then fstat refuses anything but a regular file. */
+static int asset_open(struct gos_ws *ws, const char *uri, struct stat *sb, const char **mime)
+{
+	char rel[PATH_MAX];
+	if (ws->assets_fd < 0 || uri[0] != '/')
+		return -1;
 	if (!strcmp(uri, "/"))
 		uri = "/index.html";
 	/* lws has already percent-decoded the path; whatever still looks like a
 	 * parent reference, a backslash or an encoded byte is refused outright. */
 	if (strstr(uri, "..") || strchr(uri, '\\') || strchr(uri, '%') || strstr(uri, "//"))
-		return false;
+		return -1;
 	if (snprintf(rel, sizeof(rel), "%s", uri + 1) >= (int)sizeof(rel))
-		return false;
-	if (snprintf(full, sizeof(full), "%s/%s", ws->assets_real, rel) >= (int)sizeof(full))
-		return false;
-	if (!realpath(full, real))
-		return false;
-	size_t alen = strlen(ws->assets_real);
-	if (strncmp(real, ws->assets_real, alen) || real[alen] != '/')
-		return false;
-	int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		return -1;
+	int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+	int fd = -1;
+	if (!ws->no_openat2) {
+		struct open_how how = {.flags = (uint64_t)flags,
+		                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+		fd = (int)syscall(SYS_openat2, ws->assets_fd, rel, &how, sizeof(how));
+		if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+			ws->no_openat2 = true;  /* Linux < 5.6, or a filter that forbids it */
+	}
+	if (ws->no_openat2)
+		fd = asset_open_realpath(ws, rel, flags);
 	if (fd < 0)
-		return false;
-	struct stat sb;
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size > MAX_FILE) {
+		return -1;
+	if (fstat(fd, sb) || !S_ISREG(sb->st_mode)) {
 		close(fd);
-		return false;
+		return -1;
 	}
-	char *b = malloc((size_t)sb.st_size + 1);
-	if (!b)
-		abort();
-	size_t got = 0;
-	while (got < (size_t)sb.st_size) {
-		ssize_t r = read(fd, b + got, (size_t)sb.st_size - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	*body = b;
-	*len = got;
-	*mime = mime_of(real);
-	return true;
+	*mime = mime_of(rel);
+	return fd;
+}
+
+static void http_sess_clear(struct http_sess *s)
+{
+	free(s->body);
+	s->body = NULL;
+	if (s->file)
+		close(s->fd);
+	s->file = false;
 }
 
 /* ---- HTTP --------------------------------------------------------------- */
 
-static int http_respond(struct lws *wsi, struct http_sess *s, unsigned int code,
-                        const char *mime, char *body, size_t len, const char *cookie)
+/* The answer is out: the connection is idle again (keep-alive). */
+static int http_complete(struct lws *wsi, struct http_sess *s)
+{
+	http_sess_clear(s);
+	conn_busy(lws_context_user(lws_get_context(wsi)), wsi, false);
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* Writes the status and headers of a response of len bytes; then either
+ * completes the transaction (len 0) or asks for writeable callbacks. */
+static int http_head(struct lws *wsi, struct http_sess *s, unsigned int code,
+                     const char *mime, uint64_t len, const char *cookie)
 {
 	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
 		*end = buf + sizeof(buf) - 1;
-	free(s->body);
-	s->body = body;
-	s->len = len;
-	s->off = 0;
-	if (lws_add_http_common_headers(wsi, code, mime, len, &p, end))
+	if (lws_add_http_common_headers(wsi, code, mime, (lws_filepos_t)len, &p, end))
 		return 1;
 	static const char *const extra[][2] = {
 		{"cache-control:", "no-store"},
@@ -533,13 +832,32 @@ static int http_respond(struct lws *wsi, struct http_sess *s, unsigned int code,
 		return 1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
-	if (len == 0) {
-		free(s->body);
-		s->body = NULL;
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
-	}
+	if (len == 0)
+		return http_complete(wsi, s);
 	lws_callback_on_writable(wsi);
 	return 0;
+}
+
+/* Answers with body (malloc'd, taken over). */
+static int http_respond(struct lws *wsi, struct http_sess *s, unsigned int code,
+                        const char *mime, char *body, size_t len, const char *cookie)
+{
+	http_sess_clear(s);
+	s->body = body;
+	s->len = len;
+	s->off = 0;
+	return http_head(wsi, s, code, mime, len, cookie);
+}
+
+/* Answers with the file open on fd (taken over), size bytes. */
+static int http_file(struct lws *wsi, struct http_sess *s, const char *mime, int fd,
+                     uint64_t size, const char *cookie)
+{
+	http_sess_clear(s);
+	s->file = true;
+	s->fd = fd;
+	s->left = size;
+	return http_head(wsi, s, 200, mime, size, cookie);
 }
 
 static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
@@ -552,6 +870,61 @@ static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
 	memcpy(b, msg, n);
 	b[n] = '\n';
 	return http_respond(wsi, s, code, "text/plain; charset=utf-8", b, n + 1, NULL);
+}
+
+/* A refusal written raw in one piece, after which the connection closes.
+ * Used where lws cannot be trusted to come back for a body: before an
+ * upgrade lws has not settled the HTTP version (its own status helper
+ * answers HTTP/1.0, which strict WebSocket clients reject), and a request
+ * with a body would have lws read the body, not call us writeable. What
+ * follows on the connection is never read as a request. */
+static int refuse_and_close(struct lws *wsi, unsigned int code, const char *status,
+                            const char *text)
+{
+	unsigned char buf[LWS_PRE + 640];
+	size_t tlen = strlen(text);
+	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+	                 "HTTP/1.1 %u %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+	                 "content-length: %zu\r\ncache-control: no-store\r\n"
+	                 "x-content-type-options: nosniff\r\nconnection: close\r\n%s\r\n%s\n",
+	                 code, status, tlen + 1,
+	                 code == 401 ? "www-authenticate: Bearer realm=\"gos\"\r\n" : "", text);
+	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
+		lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+	return -1;
+}
+
+/* How many times header h came (lws keeps a repeat as another fragment). */
+static int hdr_count(struct lws *wsi, enum lws_token_indexes h)
+{
+	int n = 0;
+	while (n < 16 && lws_hdr_fragment_length(wsi, h, n) > 0)
+		n++;
+	return n;
+}
+
+/* Request smuggling: we serve GET only, without a body. A body announced
+ * any way (Content-Length other than one "0", Transfer-Encoding), or a
+ * Content-Length given twice, would let lws and a proxy in front disagree
+ * on where the next request starts: refuse and hang up. */
+static const char *framing_error(struct lws *wsi)
+{
+	char cl[32];
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+		return "gos: Transfer-Encoding is not accepted (GET only, no body)";
+	int n = hdr_count(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (n > 1)
+		return "gos: more than one Content-Length";
+	if (n == 1) {
+		if (hdr(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl)) < 0)
+			return "gos: bad Content-Length";
+		const char *p = cl;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '0' || p[1 + strspn(p + 1, " \t")] != '\0')
+			return "gos: a request body is not accepted (GET only)";
+	}
+	return NULL;
 }
 
 static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
@@ -568,10 +941,15 @@ static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
 		M("gos_ws_deltas_published_total", "counter", "Delta messages handed to the server by the broadcaster.", published),
 		M("gos_ws_inbound_messages_total", "counter", "Messages received from viewers.", inbound),
 		M("gos_ws_inbound_ignored_total", "counter", "Viewer messages ignored (unknown type or not JSON).", inbound_ignored),
-		M("gos_ws_inbound_rate_limited_total", "counter", "Viewer messages dropped by the per-viewer rate limit.", inbound_limited),
+		M("gos_ws_inbound_rate_limited_total", "counter", "Viewer messages and frames over the per-viewer rate limit (messages dropped).", inbound_limited),
+		M("gos_ws_inbound_control_frames_total", "counter", "Control frames (pings, pongs, closes) viewers sent, counted from their bytes (at most).", inbound_control),
+		M("gos_ws_closed_rate_total", "counter", "Viewers closed (1008) for staying over the inbound rate limit.", closed_rate),
 		M("gos_ws_closed_oversize_total", "counter", "Viewers closed for sending a message over 64 KiB.", closed_oversize),
 		M("gos_ws_closed_stale_total", "counter", "Viewers closed for not answering pings.", closed_stale),
 		M("gos_http_requests_total", "counter", "HTTP requests served (files, /metrics, /health).", http_requests),
+		M("gos_http_connections", "gauge", "HTTP connections open now (not yet viewers; at most --max-http).", http_conns),
+		M("gos_http_evicted_total", "counter", "Idle HTTP connections closed to make room for new ones.", http_evicted),
+		M("gos_ws_accept_no_fd_total", "counter", "Accepts that failed for lack of file descriptors (accepting paused, not spinning).", accept_no_fd),
 		M("gos_ws_queued_messages", "gauge", "Messages waiting in viewer queues now.", queued),
 		M("gos_ws_queue_max_messages", "gauge", "Longest viewer queue seen since start.", max_queue_seen),
 #undef M
@@ -583,7 +961,7 @@ static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
 	}
 	gos_metrics_family(t, "gos_ws_refused_total", "counter",
 	                   "Requests or viewers refused, by reason.");
-	for (int r = 0; r < 4; r++) {
+	for (int r = 0; r < GOS_WS_REFUSED_COUNT_; r++) {
 		char lab[64];
 		snprintf(lab, sizeof(lab), "reason=\"%s\"", gos_ws_refusal_name((enum gos_ws_refusal)r));
 		gos_metrics_sample_u64(t, "gos_ws_refused_total", lab, st_get(&ws->st.refused[r]));
@@ -600,8 +978,18 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
                         const char *uri)
 {
 	st_add(&ws->st.http_requests, 1);
+	conn_busy(ws, wsi, true);
+	const char *bad = framing_error(wsi);
+	if (bad) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_BAD_REQUEST], 1);
+		return refuse_and_close(wsi, 400, "Bad Request", bad);
+	}
+	if (!host_ok(ws, wsi)) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_HOST], 1);
+		return http_text(wsi, s, 403, HOST_REFUSED);
+	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
-		return http_text(wsi, s, 405, "gos: only GET is served here");
+		return refuse_and_close(wsi, 405, "Method Not Allowed", "gos: only GET is served here");
 
 	if (!strcmp(uri, "/health")) {
 		struct gos_buf t = {0};
@@ -614,9 +1002,11 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 		if (t.len > 1)
 			gos_buf_putc(&t, ',');
 		gos_buf_printf(&t, "\"uptime_s\":%.3f,\"viewers\":%llu,\"max_viewers\":%u,"
+		                "\"http_connections\":%u,\"max_http\":%u,"
 		                "\"protocol\":\"" GOS_WS_PROTOCOL "\",\"version\":\"" GOS_VERSION "\"}",
 		                (double)(now_ms() - ws->start_ms) / 1000.0,
-		                (unsigned long long)st_get(&ws->st.viewers), ws->opts.max_viewers);
+		                (unsigned long long)st_get(&ws->st.viewers), ws->opts.max_viewers,
+		                ws->n_http, ws->opts.max_http);
 		return http_respond(wsi, s, ok ? 200 : 503, "application/json", t.data, t.len, NULL);
 	}
 
@@ -638,10 +1028,10 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 	if (!strcmp(uri, "/ws"))
 		return http_text(wsi, s, 426, "gos: /ws is a WebSocket endpoint (protocol " GOS_WS_PROTOCOL ")");
 
-	char *body;
-	size_t len;
+	struct stat sb;
 	const char *mime;
-	if (!read_asset(ws, uri, &body, &len, &mime)) {
+	int fd = asset_open(ws, uri, &sb, &mime);
+	if (fd < 0) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
 		return http_text(wsi, s, 404, "gos: no such file");
 	}
@@ -651,29 +1041,42 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 	if (auth == 2)
 		snprintf(cookie, sizeof(cookie), "gos_token=%s; Path=/; HttpOnly; SameSite=Strict",
 		         ws->token);
-	return http_respond(wsi, s, 200, mime, body, len, auth == 2 ? cookie : NULL);
+	return http_file(wsi, s, mime, fd, (uint64_t)sb.st_size, auth == 2 ? cookie : NULL);
 }
 
+/* One chunk per call, and only when lws has sent everything before it: lws
+ * copies aside what the socket does not take, so that copy stays under one
+ * chunk (tx_packet_size) per connection. */
 static int http_writeable(struct lws *wsi, struct http_sess *s)
 {
 	unsigned char buf[LWS_PRE + HTTP_CHUNK];
-	if (!s->body)
+	size_t n;
+	bool last;
+	if (s->file) {
+		n = s->left > HTTP_CHUNK ? HTTP_CHUNK : (size_t)s->left;
+		ssize_t r = read(s->fd, buf + LWS_PRE, n);
+		if (r <= 0)
+			return -1;  /* the file shrank: the promised length cannot be kept */
+		n = (size_t)r;
+		last = n == s->left;
+		s->left -= n;
+	} else if (s->body) {
+		n = s->len - s->off;
+		if (n > HTTP_CHUNK)
+			n = HTTP_CHUNK;
+		memcpy(buf + LWS_PRE, s->body + s->off, n);
+		s->off += n;
+		last = s->off == s->len;
+	} else {
 		return 0;
-	size_t n = s->len - s->off;
-	if (n > HTTP_CHUNK)
-		n = HTTP_CHUNK;
-	memcpy(buf + LWS_PRE, s->body + s->off, n);
-	bool last = s->off + n == s->len;
+	}
 	if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
 		return -1;
-	s->off += n;
 	if (!last) {
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	free(s->body);
-	s->body = NULL;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	return http_complete(wsi, s);
 }
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -687,12 +1090,19 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		return http_request(ws, wsi, s, in ? (const char *)in : "/");
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_writeable(wsi, s);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* A client asked for "http" as its WebSocket subprotocol: lws
+		 * would bind the upgrade here, past every check of ws_filter. */
+		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
+		return refuse_and_close(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws, "
+		                        "subprotocol " GOS_WS_PROTOCOL);
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-		if (s) {
-			free(s->body);
-			s->body = NULL;
-		}
+		if (s)
+			http_sess_clear(s);
+		break;
+	case LWS_CALLBACK_WSI_DESTROY:
+		conn_gone(ws, wsi);
 		break;
 	default:
 		break;
@@ -702,46 +1112,43 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 
 /* ---- WebSocket ---------------------------------------------------------- */
 
-/* An HTTP refusal written raw: at this point lws has not settled the request's
- * HTTP version, and its own status helper answers HTTP/1.0, which strict
- * WebSocket clients reject instead of reporting the status. */
-static int upgrade_refuse(struct lws *wsi, unsigned int code, const char *status,
-                          const char *text)
-{
-	unsigned char buf[LWS_PRE + 512];
-	size_t tlen = strlen(text);
-	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
-	                 "HTTP/1.1 %u %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-	                 "content-length: %zu\r\nconnection: close\r\n%s\r\n%s\n",
-	                 code, status, tlen + 1,
-	                 code == 401 ? "www-authenticate: Bearer realm=\"gos\"\r\n" : "", text);
-	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
-		lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
-	return -1;
-}
-
 /* Before the upgrade: path, token and Origin. */
 static int ws_filter(struct gos_ws *ws, struct lws *wsi)
 {
 	char uri[256];
+	conn_busy(ws, wsi, true);
+	const char *bad = framing_error(wsi);
+	if (bad) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_BAD_REQUEST], 1);
+		return refuse_and_close(wsi, 400, "Bad Request", bad);
+	}
+	if (!host_ok(ws, wsi)) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_HOST], 1);
+		return refuse_and_close(wsi, 403, "Forbidden", HOST_REFUSED);
+	}
 	if (hdr(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri)) < 0 || strcmp(uri, "/ws")) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
-		return upgrade_refuse(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws");
+		return refuse_and_close(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws");
 	}
 	if (!authorized(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_AUTH], 1);
-		return upgrade_refuse(wsi, 401, "Unauthorized", "gos: this server needs its token "
+		return refuse_and_close(wsi, 401, "Unauthorized", "gos: this server needs its token "
 		                      "(Authorization: Bearer TOKEN, or ?token=TOKEN)");
 	}
 	if (!origin_ok(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_ORIGIN], 1);
-		return upgrade_refuse(wsi, 403, "Forbidden",
+		return refuse_and_close(wsi, 403, "Forbidden",
 		                      "gos: this Origin is not allowed (see --allow-origin)");
 	}
 	return 0;
 }
 
-static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
+/* Takes n tokens from the viewer's inbound bucket (rx_rate a second,
+ * rx_burst deep): whole messages, further fragments of a message and
+ * control frames all pay. Returns how many were over the limit; after
+ * RATE_CLOSE_AFTER over in a row the viewer is closed (1008) and no longer
+ * read, so that a flood costs nothing while the close goes out. */
+static uint64_t rx_charge(struct gos_ws *ws, struct viewer *v, uint64_t n)
 {
 	uint64_t now = now_ms();
 	double rate = ws->opts.rx_rate, burst = ws->opts.rx_burst;
@@ -749,14 +1156,73 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 	if (v->bucket > burst)
 		v->bucket = burst;
 	v->bucket_ms = now;
-	if (v->bucket < 1.0) {
-		st_add(&ws->st.inbound_limited, 1);
-		if (++v->limited_in_row >= RATE_CLOSE_AFTER)
-			viewer_close(v, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
-		return;
+	uint64_t ok = v->bucket >= (double)n ? n : (uint64_t)v->bucket;
+	v->bucket -= (double)ok;
+	uint64_t over = n - ok;
+	if (!over) {
+		v->limited_in_row = 0;
+		return 0;
 	}
-	v->bucket -= 1.0;
-	v->limited_in_row = 0;
+	st_add(&ws->st.inbound_limited, over);
+	v->limited_in_row = over >= RATE_CLOSE_AFTER ? RATE_CLOSE_AFTER
+	                                             : v->limited_in_row + (uint32_t)over;
+	if (v->limited_in_row >= RATE_CLOSE_AFTER && !v->close_code) {
+		st_add(&ws->st.closed_rate, 1);
+		viewer_close(v, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+		lws_rx_flow_control(v->wsi, 0);
+		lws_set_timeout(v->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1);
+	}
+	return over;
+}
+
+/* Bytes the peer sent that have left the socket for lws (Linux 4.1+). */
+static bool wire_bytes(int fd, uint64_t *out)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int inq = 0;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) ||
+	    ioctl(fd, SIOCINQ, &inq) || inq < 0 || (uint64_t)inq > ti.tcpi_bytes_received)
+		return false;
+	*out = ti.tcpi_bytes_received - (uint64_t)inq;
+	return true;
+}
+
+/* The wire size of a client's data frame with this payload. */
+static uint64_t frame_wire(uint64_t payload)
+{
+	return payload + 2 + 4 + (payload >= 65536 ? 8 : payload >= 126 ? 2 : 0);
+}
+
+/* Control frames. lws answers pings (and swallows empty pongs and the
+ * close handshake) inside its parser and tells us nothing, so a ping flood
+ * would cost no token. But every byte the viewer sent reaches us as data
+ * frames or pongs except those: the socket's byte count (TCP_INFO) minus
+ * what we were given is control frames, at least CTL_MIN_FRAME bytes each.
+ * That many frames (an upper bound) are charged to the bucket, once past
+ * CTL_SLACK, the bytes lws may hold of a frame not yet handed to us. */
+static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
+{
+	uint64_t now = now_ms(), wire;
+	if (now - v->wire_ms < CTL_CHECK_MS || v->close_code || v->fd < 0)
+		return;
+	v->wire_ms = now;
+	if (!wire_bytes(v->fd, &wire) || wire < v->wire_base)
+		return;
+	uint64_t got = wire - v->wire_base, known = v->data_wire + CTL_SLACK + v->ctl_charged;
+	if (got < known + CTL_MIN_FRAME)
+		return;
+	uint64_t frames = (got - known) / CTL_MIN_FRAME;
+	v->ctl_charged += frames * CTL_MIN_FRAME;
+	st_add(&ws->st.inbound_control, frames);
+	rx_charge(ws, v, frames);
+}
+
+static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
+{
+	if (rx_charge(ws, v, 1))
+		return;  /* over the limit: dropped */
 
 	cJSON *j = gos_json_parse(msg, len);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
@@ -777,7 +1243,7 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 		                 cJSON_IsNumber(t) ? t->valuedouble : 0.0);
 		gos_ws_msg_unref(v->reply);
 		v->reply = gos_ws_msg_create(out, (size_t)n);
-		lws_callback_on_writable(v->wsi);
+		viewer_want_write(v);
 	} else {
 		st_add(&ws->st.inbound_ignored, 1);
 	}
@@ -788,6 +1254,12 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
                           const void *in, size_t len)
 {
 	v->alive_ms = now_ms();
+	v->frame_len += len;
+	bool frame_done = !lws_remaining_packet_payload(wsi);
+	if (frame_done) {
+		v->data_wire += frame_wire(v->frame_len);
+		v->frame_len = 0;
+	}
 	if (v->close_code)
 		return 0;
 	if (v->rx_len + len > GOS_WS_MAX_INBOUND) {
@@ -807,8 +1279,13 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 	}
 	memcpy(v->rx + v->rx_len, in, len);
 	v->rx_len += len;
-	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+	viewer_check_control(ws, v);
+	if (!frame_done)
 		return 0;
+	if (!lws_is_final_fragment(wsi)) {
+		rx_charge(ws, v, 1);  /* a fragment is a frame to pay for too */
+		return 0;
+	}
 	st_add(&ws->st.inbound, 1);
 	viewer_handle(ws, v, (const char *)v->rx, v->rx_len);
 	v->rx_len = 0;
@@ -817,6 +1294,11 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 
 static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 {
+	/* Unasked, lws calls here after it sent a pong of its own: look at
+	 * what the viewer sends. */
+	if (!v->write_asked)
+		viewer_check_control(ws, v);
+	v->write_asked = false;
 	if (v->close_code) {
 		lws_close_reason(wsi, (enum lws_close_status)v->close_code,
 		                 (unsigned char *)v->close_reason, strlen(v->close_reason));
@@ -871,7 +1353,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 	}
 	viewer_maybe_request(ws, v);
 	if (v->q_len || v->ping_due || v->reply)
-		lws_callback_on_writable(wsi);
+		viewer_want_write(v);
 	return 0;
 }
 
@@ -891,7 +1373,7 @@ static void ping_pass(lws_sorted_usec_list_t *sul)
 			continue;
 		}
 		v->ping_due = true;
-		lws_callback_on_writable(v->wsi);
+		viewer_want_write(v);
 	}
 	lws_sul_schedule(ws->ctx, 0, &ws->sul_ping, ping_pass,
 	                 (lws_usec_t)ws->opts.ping_interval_ms * LWS_US_PER_MS);
@@ -918,6 +1400,9 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(v, 0, sizeof(*v));
 		v->wsi = wsi;
+		v->fd = lws_get_socket_fd(wsi);
+		if (v->fd < 0 || !wire_bytes(v->fd, &v->wire_base))
+			v->fd = -1;  /* no byte counts here: messages are limited all the same */
 		v->alive_ms = v->bucket_ms = now_ms();
 		v->bucket = ws->opts.rx_burst;
 		v->next = ws->viewers;
@@ -928,20 +1413,32 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			char r[96];
 			snprintf(r, sizeof(r), "too many viewers (max %u)", ws->opts.max_viewers);
 			st_add(&ws->st.refused[GOS_WS_REFUSED_FULL], 1);
+			if (!ws->viewers_full.on)
+				fprintf(stderr, "gos-ws: %u viewers, the most allowed: refusing new ones "
+				        "(close 1013)\n", ws->opts.max_viewers);
+			episode_start(&ws->viewers_full);
+			ws->viewers_full.n1++;
 			viewer_close(v, CLOSE_TRY_AGAIN, r);
 			break;
 		}
 		v->counted = true;
 		st_add(&ws->st.viewers, 1);
+		struct conn *c = lws_get_opaque_user_data(wsi);
+		if (c && c->kind == CONN_HTTP) {
+			http_uncount(ws, c);  /* from the HTTP budget to the viewers' */
+			c->kind = CONN_VIEWER;
+		}
 		st_add(&ws->st.viewers_total, 1);
 		v->state = V_WAITING;
 		q_push(ws, v, ws->hello);
-		lws_callback_on_writable(wsi);
+		viewer_want_write(v);
 		break;
 	case LWS_CALLBACK_RECEIVE:
 		return viewer_receive(ws, v, wsi, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
 		v->alive_ms = now_ms();
+		v->data_wire += CTL_MIN_FRAME + len;  /* seen: not charged twice */
+		rx_charge(ws, v, 1);
 		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return viewer_writeable(ws, v, wsi);
@@ -975,6 +1472,34 @@ static const struct lws_protocols protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* The listening socket, adopted as a raw descriptor on a vhost of its own
+ * (so that no client can name its protocol as a WebSocket subprotocol). */
+static int cb_listen(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                     void *in, size_t len)
+{
+	struct gos_ws *ws = lws_context_user(lws_get_context(wsi));
+	(void)user;
+	(void)in;
+	(void)len;
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		accept_ready(ws);
+		break;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		ws->listen_wsi = NULL;
+		lws_sul_cancel(&ws->sul_accept);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols listen_protocols[] = {
+	{"gos-listen", cb_listen, 0, 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
 /* A client that names no subprotocol still gets gos.v1. */
 static const struct lws_protocol_vhost_options pvo_default = {
 	NULL, NULL, "default", "1"};
@@ -992,28 +1517,94 @@ static void *service_main(void *arg)
 	return NULL;
 }
 
-static void lws_log(int level, const char *line)
+/* lws's log lines, collapsed: a line that comes again (numbers aside)
+ * within a minute is counted, not printed; the count is printed when
+ * another line comes or (tick) when the run has stopped for a second. A
+ * failure that repeats thousands of times a second costs two lines. */
+static struct {
+	pthread_mutex_t lock;
+	char last[256];                /* the line without its digits */
+	uint64_t repeats, first_ms, last_ms;
+} lwslog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void lwslog_flush(void)
 {
-	(void)level;
-	fprintf(stderr, "gos-ws (libwebsockets): %s", line);
+	if (lwslog.repeats)
+		fprintf(stderr, "gos-ws (libwebsockets): the line above came %llu more times in "
+		        "%.1f s\n", (unsigned long long)lwslog.repeats,
+		        (double)(lwslog.last_ms - lwslog.first_ms) / 1000.0);
+	lwslog.repeats = 0;
 }
 
-static bool parse_listen(struct gos_ws *ws, const char *listen, char *err, size_t errlen)
+static void lws_log(int level, const char *line)
 {
-	const char *colon = strrchr(listen, ':');
-	const char *h = listen;
+	char norm[sizeof(lwslog.last)];
+	size_t n = 0;
+	(void)level;
+	for (const char *p = line; *p && n + 1 < sizeof(norm); p++)
+		if (!isdigit((unsigned char)*p))
+			norm[n++] = *p;
+	norm[n] = '\0';
+	uint64_t now = now_ms();
+	pthread_mutex_lock(&lwslog.lock);
+	if (!strcmp(norm, lwslog.last) && now - lwslog.first_ms < 60000) {
+		lwslog.repeats++;
+		lwslog.last_ms = now;
+	} else {
+		lwslog_flush();
+		fprintf(stderr, "gos-ws (libwebsockets): %s", line);
+		memcpy(lwslog.last, norm, n + 1);
+		lwslog.first_ms = lwslog.last_ms = now;
+	}
+	pthread_mutex_unlock(&lwslog.lock);
+}
+
+/* Once a second: the ends of log runs and of limit episodes. */
+static void tick(lws_sorted_usec_list_t *sul)
+{
+	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_tick);
+	uint64_t now = now_ms();
+	pthread_mutex_lock(&lwslog.lock);
+	if (lwslog.repeats && now - lwslog.last_ms >= 1000)
+		lwslog_flush();
+	pthread_mutex_unlock(&lwslog.lock);
+	/* Viewers that sent only control frames since the last look. */
+	for (struct viewer *v = ws->viewers; v; v = v->next)
+		if (now - v->wire_ms >= 1000)
+			viewer_check_control(ws, v);
+	if (ws->http_full.on && now - ws->http_full.last_ms >= EPISODE_END_MS) {
+		fprintf(stderr, "gos-ws: HTTP connections were at the limit (%u) for %.1f s: %llu idle "
+		        "ones closed, %llu refused with 503\n", ws->opts.max_http,
+		        (double)(ws->http_full.last_ms - ws->http_full.since_ms) / 1000.0,
+		        (unsigned long long)ws->http_full.n1, (unsigned long long)ws->http_full.n2);
+		ws->http_full.on = false;
+	}
+	if (ws->viewers_full.on && now - ws->viewers_full.last_ms >= EPISODE_END_MS) {
+		fprintf(stderr, "gos-ws: viewers were at the limit (%u) for %.1f s: %llu refused\n",
+		        ws->opts.max_viewers,
+		        (double)(ws->viewers_full.last_ms - ws->viewers_full.since_ms) / 1000.0,
+		        (unsigned long long)ws->viewers_full.n1);
+		ws->viewers_full.on = false;
+	}
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, tick, LWS_US_PER_SEC);
+}
+
+static bool parse_listen(struct gos_ws *ws, const char *spec, char *err, size_t errlen)
+{
+	const char *colon = strrchr(spec, ':');
+	const char *h = spec;
 	size_t hlen;
 	if (!colon) {
-		snprintf(err, errlen, "--listen '%s' is not HOST:PORT", listen);
+		snprintf(err, errlen, "--listen '%s' is not HOST:PORT", spec);
 		return false;
 	}
-	hlen = (size_t)(colon - listen);
+	hlen = (size_t)(colon - spec);
 	if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
 		h++;
 		hlen -= 2;
 	}
 	if (hlen >= sizeof(ws->host)) {
-		snprintf(err, errlen, "--listen '%s': host name too long", listen);
+		snprintf(err, errlen, "--listen '%s': host name too long", spec);
 		return false;
 	}
 	memcpy(ws->host, h, hlen);
@@ -1022,7 +1613,7 @@ static bool parse_listen(struct gos_ws *ws, const char *listen, char *err, size_
 	errno = 0;
 	long port = strtol(colon + 1, &end, 10);
 	if (errno || end == colon + 1 || *end || port < 0 || port > 65535) {
-		snprintf(err, errlen, "--listen '%s': the port must be a number 0-65535", listen);
+		snprintf(err, errlen, "--listen '%s': the port must be a number 0-65535", spec);
 		return false;
 	}
 	ws->port = (int)port;
@@ -1031,36 +1622,59 @@ static bool parse_listen(struct gos_ws *ws, const char *listen, char *err, size_
 	struct addrinfo *ai = NULL;
 	int rc = getaddrinfo(ws->host[0] ? ws->host : NULL, "0", &hints, &ai);
 	if (rc || !ai) {
-		snprintf(err, errlen, "--listen '%s': cannot resolve host '%s' (%s)", listen,
+		snprintf(err, errlen, "--listen '%s': cannot resolve host '%s' (%s)", spec,
 		         ws->host, gai_strerror(rc));
 		return false;
 	}
-	/* Bind once ourselves so that a busy port or a foreign address gets a
-	 * precise sentence (lws only logs it). */
+	/* Every interface: IPv6 and IPv4 on one socket where the host has IPv6. */
+	bool dual = !ws->host[0];
 	struct sockaddr_storage sa;
-	memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+	memset(&sa, 0, sizeof(sa));
 	socklen_t salen = ai->ai_addrlen;
-	int family = ai->ai_family;
-	if (family == AF_INET) {
-		((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)ws->port);
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ws->iface, sizeof(ws->iface));
+	int family = dual ? AF_INET6 : ai->ai_family;
+	if (dual) {
+		((struct sockaddr_in6 *)&sa)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)&sa)->sin6_addr = in6addr_any;
+		salen = sizeof(struct sockaddr_in6);
 	} else {
-		((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)ws->port);
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ws->iface, sizeof(ws->iface));
+		memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
 	}
 	freeaddrinfo(ai);
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)&sa, salen)) {
+	for (;;) {
+		if (family == AF_INET) {
+			((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)ws->port);
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ws->iface,
+			          sizeof(ws->iface));
+		} else {
+			((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)ws->port);
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ws->iface,
+			          sizeof(ws->iface));
+		}
+		ws->listen_fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (ws->listen_fd >= 0 || !dual || errno != EAFNOSUPPORT)
+			break;
+		dual = false;  /* no IPv6 here: 0.0.0.0 */
+		family = AF_INET;
+		memset(&sa, 0, sizeof(sa));
+		((struct sockaddr_in *)&sa)->sin_family = AF_INET;
+		((struct sockaddr_in *)&sa)->sin_addr.s_addr = htonl(INADDR_ANY);
+		salen = sizeof(struct sockaddr_in);
+	}
+	int one = 1, zero = 0;
+	if (ws->listen_fd < 0 ||
+	    setsockopt(ws->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (dual && setsockopt(ws->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero))) ||
+	    bind(ws->listen_fd, (struct sockaddr *)&sa, salen) ||
+	    listen(ws->listen_fd, SOMAXCONN)) {
 		int e = errno;
-		snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(e));
-		if (fd >= 0)
-			close(fd);
+		snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(e));
 		errno = e;
 		return false;
 	}
-	close(fd);
+	salen = sizeof(sa);
+	if (ws->port == 0 && !getsockname(ws->listen_fd, (struct sockaddr *)&sa, &salen))
+		ws->port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
+		                                   : ((struct sockaddr_in6 *)&sa)->sin6_port);
 	if (!ws->host[0])
 		ws->iface[0] = '\0';  /* every interface */
 	return true;
@@ -1088,31 +1702,21 @@ static bool read_token_file(struct gos_ws *ws, const char *path, char *err, size
 	return true;
 }
 
-/* lws sizes its descriptor table from the soft limit: make room for
- * max_viewers connections. */
-static void raise_fd_limit(uint32_t want)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		return;
-	rlim_t need = (rlim_t)want + 256;
-	if (rl.rlim_cur >= need)
-		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-}
-
 struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t errlen)
 {
 	struct gos_ws *ws = calloc(1, sizeof(*ws));
 	if (!ws)
 		abort();
 	ws->opts = *opts;
+	ws->assets_fd = -1;
+	ws->listen_fd = -1;
 	struct gos_ws_opts *o = &ws->opts;
 	if (!o->listen)
 		o->listen = GOS_WS_DEFAULT_LISTEN;
 	if (!o->max_viewers)
 		o->max_viewers = GOS_WS_MAX_VIEWERS;
+	if (!o->max_http)
+		o->max_http = GOS_WS_MAX_HTTP;
 	if (!o->max_queued)
 		o->max_queued = GOS_WS_MAX_QUEUED;
 	if (!o->backpressure)
@@ -1129,6 +1733,7 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	o->assets_dir = NULL;
 	o->auth_token_file = NULL;
 	o->allow_origins = NULL;
+	o->allow_hosts = NULL;
 	pthread_mutex_init(&ws->lock, NULL);
 	ws->start_ms = now_ms();
 
@@ -1153,6 +1758,8 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		fprintf(stderr, "gos-ws: web viewer folder %s not found (%s); / will answer 404\n",
 		        assets, strerror(errno));
 		ws->assets_real[0] = '\0';
+	} else {
+		ws->assets_fd = open(ws->assets_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
 
 	static const char hello_fmt[] =
@@ -1162,29 +1769,41 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	ws->hello = gos_ws_msg_create(hello_fmt, sizeof(hello_fmt) - 1);
 	ws->resync = gos_ws_msg_create(resync, sizeof(resync) - 1);
 
-	raise_fd_limit(o->max_viewers);
 	lws_set_log_level(LLL_ERR, lws_log);
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
-	info.port = ws->port;
-	info.iface = ws->iface[0] ? ws->iface : NULL;
-	info.protocols = protocols;
-	info.pvo = &pvo;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.user = ws;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-	if (strchr(ws->iface, ':') == NULL && ws->iface[0])
-		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-	info.vhost_name = "gos";
 	info.timeout_secs = 30;
 	ws->ctx = lws_create_context(&info);
-	if (!ws->ctx) {
+	if (ws->ctx) {
+		info.port = CONTEXT_PORT_NO_LISTEN_SERVER;  /* connections come from accept_ready */
+		info.protocols = protocols;
+		info.pvo = &pvo;
+		info.vhost_name = "gos";
+		ws->vhost = lws_create_vhost(ws->ctx, &info);
+		info.port = CONTEXT_PORT_NO_LISTEN;
+		info.protocols = listen_protocols;
+		info.pvo = NULL;
+		info.vhost_name = "gos-listen";
+		struct lws_vhost *lvh = lws_create_vhost(ws->ctx, &info);
+		if (ws->vhost && lvh) {
+			lws_sock_file_fd_type lfd = {.filefd = ws->listen_fd};
+			ws->listen_wsi = lws_adopt_descriptor_vhost(lvh, LWS_ADOPT_RAW_FILE_DESC, lfd,
+			                                            "gos-listen", NULL);
+			ws->listen_adopted = ws->listen_wsi != NULL;
+		}
+	}
+	if (!ws->listen_adopted) {
 		snprintf(err, errlen, "cannot start the web server on %s:%d (libwebsockets failed)",
 		         ws->host, ws->port);
 		goto error;
 	}
-	struct lws_vhost *vh = lws_get_vhost_by_name(ws->ctx, "gos");
-	if (vh && ws->port == 0)
-		ws->port = lws_get_vhost_listen_port(vh);
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, tick, LWS_US_PER_SEC);
+	ws->hosts = gos_host_allow_create(ws->host, ws->iface, ws->port, opts->allow_hosts,
+	                                  err, errlen);
+	if (!ws->hosts)
+		goto error;
 	if (pthread_create(&ws->thread, NULL, service_main, ws)) {
 		snprintf(err, errlen, "cannot start the web server thread");
 		goto error;
@@ -1198,23 +1817,39 @@ error:;
 	return NULL;
 }
 
+void gos_ws_stop(struct gos_ws *ws)
+{
+	if (!ws || !ws->thread_started)
+		return;
+	atomic_store(&ws->stop, true);
+	/* Stop accepting first: new connections are refused from here on. */
+	shutdown(ws->listen_fd, SHUT_RDWR);
+	lws_cancel_service(ws->ctx);
+	pthread_join(ws->thread, NULL);
+	ws->thread_started = false;
+}
+
 void gos_ws_destroy(struct gos_ws *ws)
 {
 	if (!ws)
 		return;
-	if (ws->thread_started) {
-		atomic_store(&ws->stop, true);
-		lws_cancel_service(ws->ctx);
-		pthread_join(ws->thread, NULL);
-	}
-	if (ws->ctx)
+	gos_ws_stop(ws);
+	if (ws->ctx) {
+		lws_sul_cancel(&ws->sul_tick);
+		lws_sul_cancel(&ws->sul_accept);
 		lws_context_destroy(ws->ctx);
+	}
+	if (ws->listen_fd >= 0 && !ws->listen_adopted)
+		close(ws->listen_fd);
 	for (size_t i = 0; i < ws->inbox_len; i++)
 		gos_ws_msg_unref(ws->inbox[i].msg);
 	free(ws->inbox);
 	gos_ws_msg_unref(ws->hello);
 	gos_ws_msg_unref(ws->resync);
 	free(ws->origins);
+	gos_host_allow_destroy(ws->hosts);
+	if (ws->assets_fd >= 0)
+		close(ws->assets_fd);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
 }
@@ -1289,13 +1924,18 @@ void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out)
 		.inbound = st_get(&s->inbound),
 		.inbound_ignored = st_get(&s->inbound_ignored),
 		.inbound_limited = st_get(&s->inbound_limited),
+		.inbound_control = st_get(&s->inbound_control),
+		.closed_rate = st_get(&s->closed_rate),
 		.closed_oversize = st_get(&s->closed_oversize),
 		.closed_stale = st_get(&s->closed_stale),
 		.http_requests = st_get(&s->http_requests),
+		.http_connections = st_get(&s->http_conns),
+		.http_evicted = st_get(&s->http_evicted),
+		.accept_no_fd = st_get(&s->accept_no_fd),
 		.queued_messages = st_get(&s->queued),
 		.max_queue_seen = st_get(&s->max_queue_seen),
 	};
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < GOS_WS_REFUSED_COUNT_; i++)
 		out->refused_total[i] = st_get(&s->refused[i]);
 }
 
@@ -1327,6 +1967,10 @@ const char *gos_ws_refusal_name(enum gos_ws_refusal r)
 	case GOS_WS_REFUSED_ORIGIN: return "origin";
 	case GOS_WS_REFUSED_FULL: return "max_viewers";
 	case GOS_WS_REFUSED_PATH: return "path";
+	case GOS_WS_REFUSED_HOST: return "host";
+	case GOS_WS_REFUSED_BAD_REQUEST: return "bad_request";
+	case GOS_WS_REFUSED_HTTP_FULL: return "http_full";
+	case GOS_WS_REFUSED_COUNT_: break;
 	}
 	return "unknown";
 }

@@ -3,6 +3,11 @@
  * all on one port, served by libwebsockets 4.1 on one service thread that
  * this module owns.
  *
+ * Connections: the server listens and accepts itself and hands each
+ * connection to lws counted in a budget: max_http plain HTTP connections
+ * (a viewer counts there until its upgrade), max_viewers viewers. See
+ * GOS_WS_FDS for the descriptors that bounds.
+ *
  * The module knows nothing of the map: another thread (the broadcaster)
  * publishes already-serialized messages. A message is serialized once and
  * shared by reference count among every viewer it goes to.
@@ -13,6 +18,13 @@
  * (counted as drops), is sent {"type":"resync"} and waits for a fresh
  * snapshot; a viewer that reads nothing therefore holds a bounded number of
  * messages.
+ *
+ * Files from the assets folder are streamed from their descriptor, one
+ * 16 KiB chunk per writeable callback: a client that does not read costs
+ * the server at most one unsent chunk (held by lws), never the whole file,
+ * so files in flight hold at most max_http x 16 KiB in all.
+ * Only regular files beneath the folder are served (links are followed
+ * only while they stay beneath it), and opening one never blocks.
  *
  * Threads: gos_ws_create()/gos_ws_destroy() on the owning thread; the
  * publish/request/stats calls from any thread; the callbacks in the options
@@ -32,6 +44,17 @@
 #define GOS_WS_BACKPRESSURE_THRESHOLD 100    /* behind by more: resync */
 #define GOS_WS_MAX_INBOUND            (64 * 1024)  /* larger client messages close */
 #define GOS_WS_MAX_VIEWERS            1000
+#define GOS_WS_MAX_HTTP               256    /* plain HTTP connections (not yet viewers) */
+
+/* File descriptors a server may hold at most: one per viewer, one per HTTP
+ * connection plus the file it may be sending, and a few of its own (the
+ * listening socket, lws's wake-up pipe, the assets folder, one just
+ * accepted). The owner raises RLIMIT_NOFILE to hold this beside its other
+ * descriptors, before gos_ws_create (lws sizes its tables by the soft limit
+ * then, and refuses descriptors numbered above it later); gos_ws never
+ * changes the limit, and when the process runs out all the same it pauses
+ * accepting (no spinning, one log line per episode). */
+#define GOS_WS_FDS(max_viewers, max_http) ((uint64_t)(max_viewers) + 2u * (max_http) + 8u)
 
 /* Appends Prometheus text (the caller's families) to out. */
 typedef void (*gos_ws_metrics_fn)(void *ctx, struct gos_buf *out);
@@ -49,23 +72,47 @@ struct gos_ws_opts {
 	const char *allow_origins;    /* comma-separated Origins allowed on /ws besides the
 	                               * server's own; "*": any. Requests without Origin
 	                               * (non-browser clients) are always allowed. */
-	uint32_t max_viewers;         /* 0: GOS_WS_MAX_VIEWERS */
+	const char *allow_hosts;      /* Host names allowed besides the server's own
+	                               * (gos_host.h: loopback names and addresses, the
+	                               * listen address, with a wildcard listen the
+	                               * machine's addresses and name); comma-separated,
+	                               * "*": any. Every request (/health too) whose Host
+	                               * is none of them gets 403: DNS rebinding. */
+	uint32_t max_viewers;         /* 0: GOS_WS_MAX_VIEWERS; beyond: closed with 1013 */
+	uint32_t max_http;            /* HTTP connections (files, /metrics, /health, and
+	                               * each viewer until its upgrade); 0: GOS_WS_MAX_HTTP.
+	                               * Full: the oldest idle one is closed for the new
+	                               * one, or with none idle the new one gets 503. */
 	uint32_t max_queued;          /* 0: GOS_WS_MAX_QUEUED */
 	uint32_t backpressure;        /* 0: GOS_WS_BACKPRESSURE_THRESHOLD */
 	uint32_t ping_interval_ms;    /* stale-viewer pass and ping; 0: 30000 */
 	uint32_t stale_timeout_ms;    /* no pong (or message) for this long: close; 0: 300000 */
-	uint32_t rx_rate;             /* inbound messages per second per viewer; 0: 20 */
+	uint32_t rx_rate;             /* inbound messages per second per viewer; 0: 20.
+	                               * Further fragments of a message and control
+	                               * frames (pings, pongs) pay too; 1000 over in a
+	                               * row close the viewer (1008) */
 	uint32_t rx_burst;            /* token-bucket depth; 0: 40 */
 	gos_ws_metrics_fn metrics;    /* NULL: only the server's own metrics */
 	gos_ws_health_fn health;      /* NULL: {"status":"ok"} plus the server's fields */
 	void *cb_ctx;
 };
 
+enum gos_ws_refusal {
+	GOS_WS_REFUSED_AUTH = 0,       /* missing or wrong token */
+	GOS_WS_REFUSED_ORIGIN,         /* Origin not allowed */
+	GOS_WS_REFUSED_FULL,           /* --max-viewers reached */
+	GOS_WS_REFUSED_PATH,           /* a file path outside the assets, or absent */
+	GOS_WS_REFUSED_HOST,           /* Host is not one of the server's names (403) */
+	GOS_WS_REFUSED_BAD_REQUEST,    /* a body, Transfer-Encoding or two Content-Lengths (400) */
+	GOS_WS_REFUSED_HTTP_FULL,      /* max_http busy connections: 503 */
+	GOS_WS_REFUSED_COUNT_
+};
+
 /* Counters since create (any thread, relaxed reads). */
 struct gos_ws_stats {
 	uint64_t viewers;              /* connected now */
 	uint64_t viewers_total;        /* accepted, ever */
-	uint64_t refused_total[4];     /* by enum gos_ws_refusal */
+	uint64_t refused_total[GOS_WS_REFUSED_COUNT_];  /* by enum gos_ws_refusal */
 	uint64_t messages_sent;        /* whole messages written to viewers */
 	uint64_t bytes_sent;           /* their payload bytes */
 	uint64_t drops;                /* messages dropped from backlogs */
@@ -74,20 +121,19 @@ struct gos_ws_stats {
 	uint64_t published;            /* deltas handed over by publishers */
 	uint64_t inbound;              /* client messages received */
 	uint64_t inbound_ignored;      /* unknown or malformed client messages */
-	uint64_t inbound_limited;      /* dropped by the rate limit */
+	uint64_t inbound_limited;      /* messages and frames over the rate limit */
+	uint64_t inbound_control;      /* control frames received (an upper bound) */
+	uint64_t closed_rate;          /* viewers closed (1008) for the rate limit */
 	uint64_t closed_oversize;      /* connections closed for a frame > 64 KiB */
 	uint64_t closed_stale;         /* connections closed by the stale pass */
 	uint64_t http_requests;
+	uint64_t http_connections;     /* HTTP connections open now (not viewers) */
+	uint64_t http_evicted;         /* idle HTTP connections closed to make room */
+	uint64_t accept_no_fd;         /* accepts that failed for lack of descriptors */
 	uint64_t queued_messages;      /* sum of viewer queue lengths now */
 	uint64_t max_queue_seen;       /* longest viewer queue seen, ever */
 };
 
-enum gos_ws_refusal {
-	GOS_WS_REFUSED_AUTH = 0,       /* missing or wrong token */
-	GOS_WS_REFUSED_ORIGIN,         /* Origin not allowed */
-	GOS_WS_REFUSED_FULL,           /* --max-viewers reached */
-	GOS_WS_REFUSED_PATH,           /* a file path outside the assets, or absent */
-};
 
 /* An immutable, reference-counted message (one text frame). */
 struct gos_ws_msg;
@@ -101,7 +147,12 @@ void gos_ws_msg_unref(struct gos_ws_msg *msg);  /* accepts NULL */
  * NULL and writes one sentence into err; errno is EADDRINUSE when the port
  * is taken. */
 struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t errlen);
-/* Closes every connection, stops the thread, frees. Accepts NULL. */
+/* Owning thread. Stops serving: when it returns the service thread has
+ * ended, so no callback of the options (metrics, health) runs any more and
+ * whatever they read may be freed. Publishing stays allowed (nobody gets
+ * it). Idempotent; accepts NULL. */
+void gos_ws_stop(struct gos_ws *ws);
+/* Stops (gos_ws_stop), closes every connection, frees. Accepts NULL. */
 void gos_ws_destroy(struct gos_ws *ws);
 
 /* The port actually bound (useful with port 0) and the host as given. */

@@ -2,8 +2,13 @@
  * under ASan/UBSan): a viewer that applies hello, snapshot and deltas ends up
  * with exactly the map, `since` chains, evictions reach it, and when the
  * broadcaster falls further behind than the map's change log holds (a tiny
- * log here) every viewer gets resync + a fresh snapshot that equals the map. */
+ * log here) every viewer gets resync + a fresh snapshot that equals the map.
+ * Then gos_web (server + broadcaster) torn down while clients keep asking
+ * for /health and /metrics: nothing may read the broadcaster once it is
+ * freed (ASan here; a ThreadSanitizer build sees the race itself). */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +18,7 @@
 #include "gos_broadcast.h"
 #include "gos_map.h"
 #include "gos_test.h"
+#include "gos_web.h"
 #include "gos_ws.h"
 #include "ws_test_client.h"
 
@@ -123,6 +129,85 @@ static void apply_tokens(struct gos_map *map, const char *prefix, int from, int 
 	free(texts);
 }
 
+/* ---- gos_web shut down under /health and /metrics traffic ---------------- */
+
+struct hammer {
+	pthread_t thread;
+	int port;
+	const char *path;
+	_Atomic bool *stop;
+	_Atomic unsigned answered;    /* 200 answers read */
+};
+
+/* Keep-alive requests back to back (several in flight), reconnecting when
+ * the server hangs up, until told to stop. */
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	char req[256];
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+	                 h->path, h->port);
+	while (!atomic_load(h->stop)) {
+		int fd = tcp_connect(h->port);
+		if (fd < 0) {
+			sleep_ms(1);
+			continue;
+		}
+		char buf[65536];
+		while (!atomic_load(h->stop)) {
+			for (int i = 0; i < 4; i++)
+				send(fd, req, (size_t)n, MSG_NOSIGNAL);
+			struct pollfd p = {fd, POLLIN, 0};
+			if (poll(&p, 1, 200) <= 0)
+				break;
+			ssize_t got = recv(fd, buf, sizeof(buf) - 1, 0);
+			if (got <= 0)
+				break;
+			buf[got] = '\0';
+			if (strstr(buf, "HTTP/1.1 200"))
+				atomic_fetch_add(&h->answered, 1);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void test_web_shutdown(void)
+{
+	char err[256];
+	struct gos_map *map = gos_map_create(&(struct gos_map_opts){.max_tokens = 100});
+	struct gos_web_opts wo = {.listen = "127.0.0.1:0", .tick_ms = 1};
+	struct gos_web *w = gos_web_create(&wo, &(struct gos_web_sources){.map = map},
+	                                   err, sizeof(err));
+	CHECK(w != NULL, "gos_web starts: %s", err);
+	if (!w) {
+		gos_map_destroy(map);
+		return;
+	}
+	_Atomic bool stop = false;
+	struct hammer h[6];
+	for (int i = 0; i < 6; i++) {
+		h[i] = (struct hammer){.port = gos_web_port(w), .path = i % 2 ? "/metrics" : "/health",
+		                       .stop = &stop};
+		pthread_create(&h[i].thread, NULL, hammer_main, &h[i]);
+	}
+	double deadline = now_s() + 10;
+	bool all = false;
+	while (!all && now_s() < deadline) {
+		all = true;
+		for (int i = 0; i < 6; i++)
+			all = all && atomic_load(&h[i].answered) > 0;
+		sleep_ms(1);
+	}
+	CHECK(all, "/health and /metrics answered before the shutdown");
+	sleep_ms(20);
+	gos_web_destroy(w);  /* while the clients keep asking */
+	atomic_store(&stop, true);
+	for (int i = 0; i < 6; i++)
+		pthread_join(h[i].thread, NULL);
+	gos_map_destroy(map);
+}
+
 int main(void)
 {
 	char err[256];
@@ -205,5 +290,6 @@ int main(void)
 	gos_broadcast_destroy(bc);
 	gos_ws_destroy(ws);
 	gos_map_destroy(map);
+	test_web_shutdown();
 	return gos_test_report("test_broadcast");
 }

@@ -189,6 +189,68 @@ static inline void client_close(struct client *c)
 	c->buf = NULL;
 }
 
+/* A TCP connection to 127.0.0.1:port, or -1; rcvbuf: SO_RCVBUF (set before
+ * connecting, so that the window is negotiated for it), 0: the default. */
+static inline int tcp_connect_rcvbuf(int port, int rcvbuf)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && rcvbuf)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static inline int tcp_connect(int port)
+{
+	return tcp_connect_rcvbuf(port, 0);
+}
+
+/* Sends req as is on a new connection and reads what comes back until the
+ * server closes or timeout_ms passes without a byte. Returns the bytes
+ * (NUL-terminated, caller frees; "" when nothing came) and sets *closed when
+ * the server hung up. */
+static inline char *http_raw(int port, const char *req, size_t reqlen, int timeout_ms,
+                             bool *closed)
+{
+	struct gos_buf out = {0};
+	gos_buf_append(&out, "", 0);
+	if (closed)
+		*closed = false;
+	int fd = tcp_connect(port);
+	if (fd < 0)
+		return out.data;
+	send(fd, req, reqlen, MSG_NOSIGNAL);
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, timeout_ms) <= 0)
+			break;
+		char b[16384];
+		ssize_t n = recv(fd, b, sizeof(b), 0);
+		if (n <= 0) {
+			if (closed)
+				*closed = true;
+			break;
+		}
+		gos_buf_append(&out, b, (size_t)n);
+	}
+	close(fd);
+	return out.data;
+}
+
+/* How many times needle occurs in hay. */
+static inline unsigned count_of(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
 static inline void publish(struct gos_ws *ws, const char *s, bool snapshot)
 {
 	struct gos_ws_msg *m = gos_ws_msg_create(s, strlen(s));
