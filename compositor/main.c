@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "gos_client.h"
@@ -16,16 +17,23 @@
 #include "gos_map.h"
 #include "gos_queue.h"
 #include "gos_web.h"
+#include "gos_ws.h"
 #include "gos_window.h"
 
 /* Exit codes (documented in --help and README). */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+#define MAX_PRODUCERS 1024   /* --max-producers default */
+/* Descriptors kept out of every connection budget: stdio, epoll and event
+ * fds, the listening sockets, Vulkan/GLFW, screenshots being written. */
+#define FD_RESERVE 64
 
 struct options {
 	char socket_path[256];
 	bool headless;
 	bool no_render;
 	bool demo;
+	uint32_t max_producers;
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
 	double log_interval;
@@ -65,11 +73,13 @@ static void usage(FILE *f)
 	        "  --frames N           quit after N frames (tests, benchmarks)\n"
 	        "  --exercise           with --frames: resize twice and toggle fullscreen (window test)\n"
 	        "  --demo               feed a built-in synthetic stream while no producer is connected\n"
+	        "  --max-producers N    producer connections at most (default %d); more are\n"
+	        "                       answered with an error line and closed\n"
 	        "  --max-tokens N       keep at most N tokens; the oldest are evicted (default 10000000)\n"
 	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
 	        "                       stream (default), or by a hash of the text on a Hilbert curve\n"
 	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n",
-	        def);
+	        def, MAX_PRODUCERS);
 	gos_web_usage(f);
 	fprintf(f,
 	        "  --help, --version\n"
@@ -96,7 +106,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_TOKENS, OPT_LAYOUT,
+	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* renderer (issue 4) */
 	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_GPU,
@@ -107,6 +117,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"no-render", no_argument, NULL, OPT_NO_RENDER},
 		{"demo", no_argument, NULL, OPT_DEMO},
 		{"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
+		{"max-producers", required_argument, NULL, OPT_MAX_PRODUCERS},
 		{"layout", required_argument, NULL, OPT_LAYOUT},
 		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
 		{"help", no_argument, NULL, OPT_HELP},
@@ -149,6 +160,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_HEADLESS: o->headless = true; break;
 		case OPT_NO_RENDER: o->no_render = true; break;
 		case OPT_DEMO: o->demo = true; break;
+		case OPT_MAX_PRODUCERS: {
+			uint64_t v;
+			if (!parse_u64(optarg, &v) || v == 0 || v > 1000000) {
+				fprintf(stderr, "gos-compositor: --max-producers wants a whole number "
+				        "from 1 to 1000000, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->max_producers = (uint32_t)v;
+			break;
+		}
 		case OPT_MAX_TOKENS:
 			if (!parse_u64(optarg, &o->max_tokens) || o->max_tokens == 0 ||
 			    o->max_tokens > 4000000000ull) {
@@ -408,6 +429,50 @@ static void log_counts(struct app *a, double dt, uint64_t *last_events)
 	*last_events = cs.events;
 }
 
+/* Every kind of connection has a budget under the descriptor limit, so that
+ * no accept ever meets EMFILE by design: the soft limit is raised to the
+ * hard one, and producers, viewers and HTTP connections (gos_web_fds) must
+ * fit in it with FD_RESERVE to spare. What does not fit is scaled down
+ * evenly, with one line that says so. */
+static void fd_budget(struct options *o)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (!o->max_producers)
+		o->max_producers = MAX_PRODUCERS;
+	uint64_t web = gos_web_fds(&o->web);
+	uint64_t need = o->max_producers + web + FD_RESERVE;
+	if (rl.rlim_cur == RLIM_INFINITY || need <= rl.rlim_cur)
+		return;
+	uint64_t room = rl.rlim_cur > FD_RESERVE + 16 ? rl.rlim_cur - FD_RESERVE - 16 : 0;
+	uint32_t viewers = o->web.max_viewers ? o->web.max_viewers : GOS_WS_MAX_VIEWERS;
+	uint32_t http = o->web.max_http ? o->web.max_http : GOS_WS_MAX_HTTP;
+	/* Each counts as the descriptors it may hold: a viewer 1, an HTTP
+	 * connection 2 (the file it sends), a producer 1. */
+	double units = (double)o->max_producers + (o->web.no_listen ? 0.0 : viewers + 2.0 * http);
+	double f = units > 0 ? (double)room / units : 0;
+	uint32_t p = (uint32_t)((double)o->max_producers * f), v = (uint32_t)(viewers * f),
+		h = (uint32_t)(http * f);
+	o->max_producers = p ? p : 1;
+	if (!o->web.no_listen) {
+		o->web.max_viewers = v ? v : 1;
+		o->web.max_http = h ? h : 1;
+	}
+	fprintf(stderr, "gos: file descriptor limit %llu is below the %llu the connection limits "
+	        "need: now at most %u producers", (unsigned long long)rl.rlim_cur,
+	        (unsigned long long)need, o->max_producers);
+	if (!o->web.no_listen)
+		fprintf(stderr, ", %u viewers, %u HTTP connections", o->web.max_viewers,
+		        o->web.max_http);
+	fprintf(stderr, " (raise the hard limit: ulimit -Hn, LimitNOFILE=)\n");
+}
+
 static void app_finish(struct app *a)
 {
 	if (a->ingest)
@@ -573,8 +638,10 @@ int main(int argc, char **argv)
 		app_finish(&a);
 		return EXIT_RUNTIME;
 	}
+	fd_budget(&a.opt);
 	a.ingest = gos_ingest_create(&(struct gos_ingest_opts){
-		.socket_path = a.opt.socket_path, .queue = a.queue}, err, sizeof(err));
+		.socket_path = a.opt.socket_path, .queue = a.queue,
+		.max_connections = (int)a.opt.max_producers}, err, sizeof(err));
 	if (!a.ingest) {
 		fprintf(stderr, "gos-compositor: %s\n", err);
 		app_finish(&a);

@@ -188,7 +188,30 @@ def fd_producers(binary, feed, tmp):
         cpu = quiet_cpu(g)
         figure("fd_producers", "CPU while 300 producers sit idle", cpu, "s/2s", "0.3",
                cpu < 0.3)
-        health_figures(g, "fd_producers", feed)
+        h = g.health_s()
+        figure("fd_producers", "/health answered in", h if h is not None else -1.0, "s",
+               "1 s", h is not None and h < 1.0)
+        # A producer already connected is still served...
+        conns[0].sendall(b'{"type":"sync"}\n')
+        at, line, _, _ = read_reply(conns[0], 3, lambda d: b"\n" in d)
+        figure("fd_producers", "a connected producer's sync in", at if at is not None else -1.0,
+               "s", "1 s", at is not None and at < 1.0 and '"sync"' in line)
+        # ...and one past the budget is told so at once, not left hanging.
+        try:
+            late = unix_conn(g.sock)
+            try:
+                late.sendall(b'{"type":"sync"}\n')
+            except OSError:
+                pass  # refused and closed already: its answer is waiting
+            at, line, _, _ = read_reply(late, 3, lambda d: b"\n" in d)
+            late.close()
+        except OSError as e:
+            at, line = None, repr(e)
+        if not figure("fd_producers", "one more producer answered in",
+                      at if at is not None else -1.0, "s", "1 s",
+                      at is not None and at < 1.0 and
+                      ("too_many_producers" in line or '"sync"' in line)):
+            print(f"  answer: {line!r}", flush=True)
         grew = g.log_bytes() - log0
         figure("fd_producers", "log written", grew, "B", "4096", grew < 4096)
         for c in conns[:150]:
