@@ -290,6 +290,19 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 		one(t, "gos_ingest_queue_full_waits_total", "counter",
 		    "Times ingest stopped reading because the core's queue was full.",
 		    is.queue_full_waits);
+		one(t, "gos_ingest_buffered_bytes", "gauge",
+		    "Bytes held now for producers' incomplete lines (all connections).",
+		    is.buffered_bytes);
+		one(t, "gos_ingest_buffered_peak_bytes", "gauge",
+		    "The most bytes ever held at once for incomplete lines.", is.buffered_peak);
+		one(t, "gos_ingest_buffer_waits_total", "counter",
+		    "Times a producer connection waited for input buffer space.", is.buffer_waits);
+		gos_metrics_family(t, "gos_ingest_refused_total", "counter",
+		                   "Producer connections refused, by reason.");
+		gos_metrics_sample_u64(t, "gos_ingest_refused_total", "reason=\"max_connections\"",
+		                       is.refused_limit);
+		gos_metrics_sample_u64(t, "gos_ingest_refused_total", "reason=\"out_of_fds\"",
+		                       is.refused_no_fd);
 	}
 	if (s->src.core) {
 		struct gos_core_stats cs;

@@ -1,8 +1,22 @@
 /* Unix-socket ingest: one thread (epoll) serves every producer connection,
- * parses and validates each line (or length-prefixed frame), answers rejects
- * on the same connection and hands accepted events to the core in batches
- * through a gos_queue. When the queue is full the thread stops reading, so
- * the kernel pushes back on producers: nothing accepted is dropped. */
+ * frames its bytes (gos_frame.h: JSON lines or length-prefixed frames),
+ * parses and validates each line, answers rejects on the same connection
+ * and hands accepted events to the core in batches through a gos_queue.
+ * When the queue is full the thread stops reading, so the kernel pushes
+ * back on producers: nothing accepted is dropped.
+ *
+ * What producers can make it hold is bounded. Incomplete lines of all
+ * connections share one memory budget (input_budget); a connection that
+ * would need more stops being read until there is room (the kernel holds
+ * its bytes meanwhile), and one connection at a time may always finish its
+ * line, so a full budget never deadlocks. A connection that is inside a line
+ * or frame and sends no byte for progress_timeout_ms gets an error line
+ * (reason "timeout") and is closed; one that is idle between lines is kept
+ * for ever. A frame length over GOS_MAX_LINE, or first bytes that are
+ * neither JSON nor a sane length, get an error line and close the
+ * connection (its framing is lost). Producers past max_connections, or
+ * arriving when the process is out of file descriptors, get an error line
+ * ("too_many_producers") and are closed, logged once per episode. */
 #ifndef GOS_INGEST_H
 #define GOS_INGEST_H
 
@@ -19,6 +33,12 @@ struct gos_ingest_opts {
 	struct gos_queue *queue;      /* required: accepted events go here */
 	size_t batch_events;          /* events per batch (0: 4096) */
 	int max_connections;          /* 0: 1024; more are refused with an error line */
+	size_t input_budget;          /* bytes held for incomplete lines, all connections
+	                               * together (0: 64 MiB; at least 2 MiB). Each
+	                               * connection also keeps up to GOS_FRAME_INLINE
+	                               * bytes (4 KiB) of its own. */
+	int progress_timeout_ms;      /* no byte for this long inside a line or frame:
+	                               * error and close (0: 10000) */
 };
 
 struct gos_ingest_stats {
@@ -29,6 +49,11 @@ struct gos_ingest_stats {
 	uint64_t accepted[GOS_EV_COUNT_];  /* by enum gos_event_type */
 	uint64_t rejected[GOS_REJECT_COUNT_];  /* by enum gos_reject */
 	uint64_t queue_full_waits;    /* times the thread waited on a full queue */
+	uint64_t buffered_bytes;      /* held now for incomplete lines (input_budget) */
+	uint64_t buffered_peak;       /* the most ever held at once */
+	uint64_t buffer_waits;        /* times a connection waited for input buffer space */
+	uint64_t refused_limit;       /* producers refused: max_connections reached */
+	uint64_t refused_no_fd;       /* producers refused: out of file descriptors */
 };
 
 /* Binds the socket (mode 0600) and starts the ingest thread. A stale socket

@@ -32,6 +32,7 @@ static const char *const reject_names[GOS_REJECT_COUNT_] = {
 	[GOS_REJECT_UTF8] = "utf8",
 	[GOS_REJECT_TOO_LONG] = "too_long",
 	[GOS_REJECT_LINE_TOO_LONG] = "line_too_long",
+	[GOS_REJECT_TIMEOUT] = "timeout",
 };
 
 const char *gos_reject_name(enum gos_reject r)

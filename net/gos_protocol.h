@@ -42,6 +42,7 @@ enum gos_reject {
 	GOS_REJECT_UTF8,            /* the line is not valid UTF-8 */
 	GOS_REJECT_TOO_LONG,        /* a string field is over its limit */
 	GOS_REJECT_LINE_TOO_LONG,   /* the line is over GOS_MAX_LINE */
+	GOS_REJECT_TIMEOUT,         /* the producer stalled inside a line (ingest only) */
 	GOS_REJECT_COUNT_
 };
 

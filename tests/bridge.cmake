@@ -9,26 +9,12 @@ gos_add_test(test_sse_diff SOURCES ${GOS_TESTS}/test_sse_diff.c LIBS gos_net TIM
 set_tests_properties(test_sse_diff PROPERTIES SKIP_RETURN_CODE 77)
 
 # libFuzzer target for the SSE parser, built with clang where clang can link
-# -fsanitize=fuzzer (Debian: clang + libclang-rt-14-dev), run for 20 s.
-find_program(GOS_CLANG NAMES clang-14 clang)
-set(GOS_FUZZ_OK FALSE)
-if(GOS_CLANG)
-  set(probe_dir ${CMAKE_BINARY_DIR}/fuzz_probe)
-  file(MAKE_DIRECTORY ${probe_dir})
-  file(WRITE ${probe_dir}/probe.c
-    "#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n")
-  execute_process(COMMAND ${GOS_CLANG} -fsanitize=fuzzer,address ${probe_dir}/probe.c -o ${probe_dir}/probe
-                  RESULT_VARIABLE probe_rc OUTPUT_QUIET ERROR_QUIET)
-  if(probe_rc EQUAL 0)
-    set(GOS_FUZZ_OK TRUE)
-  endif()
-endif()
+# -fsanitize=fuzzer (tests/cmake/fuzz_probe.cmake), run for 20 s.
+include(${CMAKE_SOURCE_DIR}/tests/cmake/fuzz_probe.cmake)
 if(GOS_FUZZ_OK)
-  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
   set(fuzz_bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_sse)
   add_custom_command(OUTPUT ${fuzz_bin}
-    COMMAND ${GOS_CLANG} -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra
-            -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS}
             -I${CMAKE_SOURCE_DIR}/net ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.c -o ${fuzz_bin}
     DEPENDS ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.h
     COMMENT "Building the libFuzzer target fuzz_sse with clang")

@@ -1,8 +1,14 @@
 # Map state, ingest through a real Unix socket, and the programs end to end.
-# test_map and test_ingest also run under ASan/UBSan (SAN).
+# test_map, test_frame and test_ingest also run under ASan/UBSan (SAN);
+# test_map and test_ingest (threads) under ThreadSanitizer too (TSAN).
 gos_add_test(test_map SAN TSAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_map.c
   LIBS gos_core gos_net
+  LABELS unit)
+# The ingest's framing state machine alone (net/gos_frame.c).
+gos_add_test(test_frame SAN
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_frame.c
+  LIBS gos_net
   LABELS unit)
 gos_add_test(test_ingest SAN TSAN TIMEOUT 300
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ingest.c

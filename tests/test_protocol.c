@@ -1053,7 +1053,8 @@ static void test_screenshot(void)
 static void test_names_and_arena(void)
 {
 	static const char *const names[] = {"none", "not_json", "unknown_type", "missing_field", "wrong_type",
-	                                    "not_finite", "confidence", "utf8", "too_long", "line_too_long"};
+	                                    "not_finite", "confidence", "utf8", "too_long", "line_too_long",
+	                                    "timeout"};
 	for (int r = 0; r < GOS_REJECT_COUNT_; r++)
 		CHECK(!strcmp(gos_reject_name((enum gos_reject)r), names[r]), "name of %d: %s", r,
 		      gos_reject_name((enum gos_reject)r));

@@ -1,0 +1,39 @@
+# libFuzzer targets for the ingest (tests/fuzz/): the line parser, its fast
+# path held to the cJSON path (fuzz_ingest), and the framing state machine
+# held to a reference model over random splits and caps (fuzz_frame). Built
+# with clang where it can link -fsanitize=fuzzer (tests/cmake/fuzz_probe.cmake);
+# each runs for 15 s from the committed seeds, new inputs going to the build tree.
+include(${CMAKE_SOURCE_DIR}/tests/cmake/fuzz_probe.cmake)
+if(GOS_FUZZ_OK)
+  set(net ${CMAKE_SOURCE_DIR}/net)
+  set(fz ${CMAKE_SOURCE_DIR}/tests/fuzz)
+
+  set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_ingest)
+  set(srcs ${fz}/fuzz_ingest.c ${net}/gos_protocol.c ${net}/gos_arena.c ${net}/gos_buf.c)
+  add_custom_command(OUTPUT ${bin}
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${net} ${srcs} -lcjson -lm -o ${bin}
+    DEPENDS ${srcs} ${net}/gos_protocol.h ${net}/gos_protocol_internal.h ${net}/gos_buf.h
+    COMMENT "Building the libFuzzer target fuzz_ingest with clang")
+  add_custom_target(fuzz_ingest ALL DEPENDS ${bin})
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/ingest_corpus)
+  add_test(NAME fuzz_ingest COMMAND ${bin} -max_total_time=15 -timeout=10 -rss_limit_mb=2048
+           -print_final_stats=1 -dict=${fz}/ingest.dict
+           ${CMAKE_BINARY_DIR}/fuzz/ingest_corpus ${fz}/ingest_corpus)
+  set_tests_properties(fuzz_ingest PROPERTIES TIMEOUT 90 LABELS "fuzz")
+
+  set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_frame)
+  set(srcs ${fz}/fuzz_frame.c ${net}/gos_frame.c ${net}/gos_protocol.c ${net}/gos_arena.c
+           ${net}/gos_buf.c)
+  add_custom_command(OUTPUT ${bin}
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${net} ${srcs} -lcjson -lm -o ${bin}
+    DEPENDS ${srcs} ${net}/gos_frame.h ${net}/gos_protocol.h
+    COMMENT "Building the libFuzzer target fuzz_frame with clang")
+  add_custom_target(fuzz_frame ALL DEPENDS ${bin})
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/frame_corpus)
+  add_test(NAME fuzz_frame COMMAND ${bin} -max_total_time=15 -timeout=10 -rss_limit_mb=2048
+           -max_len=8192 -print_final_stats=1 -dict=${fz}/frame.dict
+           ${CMAKE_BINARY_DIR}/fuzz/frame_corpus ${fz}/frame_corpus)
+  set_tests_properties(fuzz_frame PROPERTIES TIMEOUT 90 LABELS "fuzz")
+else()
+  message(STATUS "gos: clang with libFuzzer not found: fuzz_ingest and fuzz_frame are not built")
+endif()
