@@ -34,6 +34,7 @@ struct options {
 	bool no_render;
 	bool demo;
 	uint32_t max_producers;
+	int producer_timeout_ms;
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
 	double log_interval;
@@ -75,6 +76,9 @@ static void usage(FILE *f)
 	        "  --demo               feed a built-in synthetic stream while no producer is connected\n"
 	        "  --max-producers N    producer connections at most (default %d); more are\n"
 	        "                       answered with an error line and closed\n"
+	        "  --producer-timeout SEC  a producer that stops sending inside a line or frame\n"
+	        "                       for SEC seconds gets an error line and is closed (default\n"
+	        "                       10; idle between lines is fine)\n"
 	        "  --max-tokens N       keep at most N tokens; the oldest are evicted (default 10000000)\n"
 	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
 	        "                       stream (default), or by a hash of the text on a Hilbert curve\n"
@@ -106,7 +110,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_MAX_TOKENS, OPT_LAYOUT,
+	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* renderer (issue 4) */
 	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_GPU,
@@ -118,6 +122,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"demo", no_argument, NULL, OPT_DEMO},
 		{"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
 		{"max-producers", required_argument, NULL, OPT_MAX_PRODUCERS},
+		{"producer-timeout", required_argument, NULL, OPT_PRODUCER_TIMEOUT},
 		{"layout", required_argument, NULL, OPT_LAYOUT},
 		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
 		{"help", no_argument, NULL, OPT_HELP},
@@ -168,6 +173,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return EXIT_USAGE;
 			}
 			o->max_producers = (uint32_t)v;
+			break;
+		}
+		case OPT_PRODUCER_TIMEOUT: {
+			char *end;
+			errno = 0;
+			double v = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(v >= 0.1 && v <= 86400)) {
+				fprintf(stderr, "gos-compositor: --producer-timeout wants seconds from 0.1 "
+				        "to 86400, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->producer_timeout_ms = (int)(v * 1000.0 + 0.5);
 			break;
 		}
 		case OPT_MAX_TOKENS:
@@ -641,7 +658,8 @@ int main(int argc, char **argv)
 	fd_budget(&a.opt);
 	a.ingest = gos_ingest_create(&(struct gos_ingest_opts){
 		.socket_path = a.opt.socket_path, .queue = a.queue,
-		.max_connections = (int)a.opt.max_producers}, err, sizeof(err));
+		.max_connections = (int)a.opt.max_producers,
+		.progress_timeout_ms = a.opt.producer_timeout_ms}, err, sizeof(err));
 	if (!a.ingest) {
 		fprintf(stderr, "gos-compositor: %s\n", err);
 		app_finish(&a);

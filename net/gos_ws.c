@@ -50,6 +50,11 @@
 #define CTL_MIN_FRAME    6                 /* the smallest client frame: 2 + 4 (mask) */
 #define CTL_SLACK        (2 * 4096 + 64)   /* frame bytes lws may hold before we see them */
 #define CTL_CHECK_MS     20                /* looks at a viewer's byte count at most this often */
+/* Every viewer's byte count is looked at this often even when lws calls us
+ * for nothing (a flood of empty pings: lws answers none and tells us
+ * nothing), so a flood is stopped within about this long. Two cheap
+ * syscalls per viewer per scan. */
+#define CTL_SCAN_MS      100
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
 #define ACCEPT_BATCH     64                /* connections accepted per wake-up */
 #define ACCEPT_RETRY_MS  100               /* out of descriptors: look again after */
@@ -1559,7 +1564,8 @@ static void lws_log(int level, const char *line)
 	pthread_mutex_unlock(&lwslog.lock);
 }
 
-/* Once a second: the ends of log runs and of limit episodes. */
+/* Every CTL_SCAN_MS: viewers that sent only control frames since the last
+ * look, and the ends of log runs and of limit episodes. */
 static void tick(lws_sorted_usec_list_t *sul)
 {
 	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_tick);
@@ -1570,7 +1576,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 	pthread_mutex_unlock(&lwslog.lock);
 	/* Viewers that sent only control frames since the last look. */
 	for (struct viewer *v = ws->viewers; v; v = v->next)
-		if (now - v->wire_ms >= 1000)
+		if (now - v->wire_ms >= CTL_SCAN_MS)
 			viewer_check_control(ws, v);
 	if (ws->http_full.on && now - ws->http_full.last_ms >= EPISODE_END_MS) {
 		fprintf(stderr, "gos-ws: HTTP connections were at the limit (%u) for %.1f s: %llu idle "
@@ -1586,7 +1592,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 		        (unsigned long long)ws->viewers_full.n1);
 		ws->viewers_full.on = false;
 	}
-	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, tick, LWS_US_PER_SEC);
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, tick, CTL_SCAN_MS * LWS_US_PER_MS);
 }
 
 static bool parse_listen(struct gos_ws *ws, const char *spec, char *err, size_t errlen)
@@ -1799,7 +1805,7 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		         ws->host, ws->port);
 		goto error;
 	}
-	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, tick, LWS_US_PER_SEC);
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, tick, CTL_SCAN_MS * LWS_US_PER_MS);
 	ws->hosts = gos_host_allow_create(ws->host, ws->iface, ws->port, opts->allow_hosts,
 	                                  err, errlen);
 	if (!ws->hosts)

@@ -9,7 +9,7 @@ if(GOS_FUZZ_OK)
   set(fz ${CMAKE_SOURCE_DIR}/tests/fuzz)
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_ingest)
-  set(srcs ${fz}/fuzz_ingest.c ${net}/gos_protocol.c ${net}/gos_arena.c ${net}/gos_buf.c)
+  set(srcs ${fz}/fuzz_ingest.c ${net}/gos_protocol.c ${net}/gos_json.c ${net}/gos_arena.c ${net}/gos_buf.c)
   add_custom_command(OUTPUT ${bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${net} ${srcs} -lcjson -lm -o ${bin}
     DEPENDS ${srcs} ${net}/gos_protocol.h ${net}/gos_protocol_internal.h ${net}/gos_buf.h
@@ -22,7 +22,7 @@ if(GOS_FUZZ_OK)
   set_tests_properties(fuzz_ingest PROPERTIES TIMEOUT 90 LABELS "fuzz")
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_frame)
-  set(srcs ${fz}/fuzz_frame.c ${net}/gos_frame.c ${net}/gos_protocol.c ${net}/gos_arena.c
+  set(srcs ${fz}/fuzz_frame.c ${net}/gos_frame.c ${net}/gos_protocol.c ${net}/gos_json.c ${net}/gos_arena.c
            ${net}/gos_buf.c)
   add_custom_command(OUTPUT ${bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${net} ${srcs} -lcjson -lm -o ${bin}

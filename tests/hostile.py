@@ -321,7 +321,8 @@ def mem_lines(binary, feed, tmp):
             s = unix_conn(g.sock)
             s.setblocking(False)
             conns.append([s, 0])
-        deadline = time.monotonic() + 6
+        deadline = time.monotonic() + 4
+        peak = 0.0
         while time.monotonic() < deadline and any(off < len(chunk) for _, off in conns):
             for c in conns:
                 if c[1] < len(chunk):
@@ -329,10 +330,10 @@ def mem_lines(binary, feed, tmp):
                         c[1] += c[0].send(chunk[c[1]:c[1] + 262144])
                     except (BlockingIOError, OSError):
                         pass
-        time.sleep(0.5)
-        held = g.rss_mib() - rss0
-        figure("mem_lines", "RSS growth, 300 x (1 MiB - 16) held", held, "MiB", "160",
-               held < 160)
+            peak = max(peak, g.rss_mib() - rss0)
+        sent = sum(off for _, off in conns) / (1 << 20)
+        figure("mem_lines", "MiB of unfinished lines sent", sent, "MiB", "-", True)
+        figure("mem_lines", "peak RSS growth meanwhile", peak, "MiB", "160", peak < 160)
         health_figures(g, "mem_lines", feed)
         for s, _ in conns:
             s.close()
@@ -407,8 +408,8 @@ def ping_flood(binary, feed, tmp):
         cpu = g.cpu_s() - c0
         figure("ping_flood", "pings sent", sent, "", "-", True)
         figure("ping_flood", "closed by the server after", closed_at if closed_at else -1.0,
-               "s", "3 s", closed_at is not None)
-        figure("ping_flood", "server CPU during the flood", cpu, "s", "1.0", cpu < 1.0)
+               "s", "1 s", closed_at is not None and closed_at < 1.0)
+        figure("ping_flood", "server CPU during the flood", cpu, "s", "0.5", cpu < 0.5)
         v.s.close()
         health_figures(g, "ping_flood", feed)
     finally:
