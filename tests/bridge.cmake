@@ -15,8 +15,8 @@ if(GOS_FUZZ_OK)
   set(fuzz_bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_sse)
   add_custom_command(OUTPUT ${fuzz_bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS}
-            -I${CMAKE_SOURCE_DIR}/net ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.c -o ${fuzz_bin}
-    DEPENDS ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.c ${CMAKE_SOURCE_DIR}/net/gos_sse.h
+            -I${CMAKE_SOURCE_DIR}/net/llm ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/llm/gos_sse.c -o ${fuzz_bin}
+    DEPENDS ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/llm/gos_sse.c ${CMAKE_SOURCE_DIR}/net/llm/gos_sse.h
     COMMENT "Building the libFuzzer target fuzz_sse with clang")
   add_custom_target(fuzz_sse ALL DEPENDS ${fuzz_bin})
   # New inputs go to the build tree; the committed seeds are read only.
@@ -32,7 +32,7 @@ endif()
 # gos_llm: request bodies, chunk -> tokens, error bodies, Retry-After.
 gos_add_test(test_llm SAN SOURCES ${GOS_TESTS}/test_llm.c LIBS gos_net LABELS unit)
 
-# End to end: the fake OpenAI-compatible server (tests/fake_openai.py), a
+# End to end: the fake OpenAI-compatible server (tests/support/fake_openai.py), a
 # real headless gos-compositor, gos-bridge between them.
 add_test(NAME test_bridge
   COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py

@@ -5,14 +5,17 @@
 # each runs for 15 s from the committed seeds, new inputs going to the build tree.
 include(${CMAKE_SOURCE_DIR}/tests/cmake/fuzz_probe.cmake)
 if(GOS_FUZZ_OK)
-  set(net ${CMAKE_SOURCE_DIR}/net)
+  set(proto ${CMAKE_SOURCE_DIR}/net/protocol)
+  set(ingest ${CMAKE_SOURCE_DIR}/net/ingest)
+  set(base ${CMAKE_SOURCE_DIR}/compositor/base)
+  set(incs -I${proto} -I${ingest} -I${base})
   set(fz ${CMAKE_SOURCE_DIR}/tests/fuzz)
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_ingest)
-  set(srcs ${fz}/fuzz_ingest.c ${net}/gos_protocol.c ${net}/gos_json.c ${net}/gos_arena.c ${net}/gos_buf.c)
+  set(srcs ${fz}/fuzz_ingest.c ${proto}/gos_protocol.c ${proto}/gos_json.c ${base}/gos_arena.c ${base}/gos_buf.c)
   add_custom_command(OUTPUT ${bin}
-    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${net} ${srcs} -lcjson -lm -o ${bin}
-    DEPENDS ${srcs} ${net}/gos_protocol.h ${net}/gos_protocol_internal.h ${net}/gos_buf.h
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} ${srcs} -lcjson -lm -o ${bin}
+    DEPENDS ${srcs} ${proto}/gos_protocol.h ${proto}/gos_protocol_internal.h ${base}/gos_buf.h
     COMMENT "Building the libFuzzer target fuzz_ingest with clang")
   add_custom_target(fuzz_ingest ALL DEPENDS ${bin})
   file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/ingest_corpus)
@@ -22,11 +25,11 @@ if(GOS_FUZZ_OK)
   set_tests_properties(fuzz_ingest PROPERTIES TIMEOUT 90 LABELS "fuzz")
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_frame)
-  set(srcs ${fz}/fuzz_frame.c ${net}/gos_frame.c ${net}/gos_protocol.c ${net}/gos_json.c ${net}/gos_arena.c
-           ${net}/gos_buf.c)
+  set(srcs ${fz}/fuzz_frame.c ${ingest}/gos_frame.c ${proto}/gos_protocol.c ${proto}/gos_json.c ${base}/gos_arena.c
+           ${base}/gos_buf.c)
   add_custom_command(OUTPUT ${bin}
-    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${net} ${srcs} -lcjson -lm -o ${bin}
-    DEPENDS ${srcs} ${net}/gos_frame.h ${net}/gos_protocol.h
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} ${srcs} -lcjson -lm -o ${bin}
+    DEPENDS ${srcs} ${ingest}/gos_frame.h ${proto}/gos_protocol.h
     COMMENT "Building the libFuzzer target fuzz_frame with clang")
   add_custom_target(fuzz_frame ALL DEPENDS ${bin})
   file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/frame_corpus)

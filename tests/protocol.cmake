@@ -16,7 +16,7 @@ gos_add_test(test_protocol_diff SAN
 set(GOS_JSON_GUARD_LINK
   -Wl,--wrap=cJSON_ParseWithLength -Wl,--wrap=cJSON_ParseWithLengthOpts)
 gos_add_test(test_json SAN
-  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_json.c ${CMAKE_SOURCE_DIR}/tests/json_guard.c
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_json.c ${CMAKE_SOURCE_DIR}/tests/support/json_guard.c
   LIBS gos_net
   LABELS unit)
 foreach(t test_json test_json_asan)

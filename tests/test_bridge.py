@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """gos-bridge end to end, as a user runs it: a real gos-compositor (headless),
-the fake OpenAI-compatible server (tests/fake_openai.py), and gos-bridge in
+the fake OpenAI-compatible server (tests/support/fake_openai.py), and gos-bridge in
 between. Every scenario checks the exit code, the one-sentence error, what
 the server was asked (its /stats), the lines the bridge wrote (recorded by a
 pass-through proxy in front of the compositor's socket) and what the
@@ -24,7 +24,7 @@ COMPOSITOR, BRIDGE = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
 passed = failed = 0
 
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "support"))
 from fake_openai import WORDS, logprob  # noqa: E402  (the server's own token table)
 import gos_proc  # noqa: E402
 from gos_proc import sync  # noqa: E402
@@ -130,7 +130,7 @@ class Proxy:
 
 class Fake:
     def __init__(self):
-        self.p = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "fake_openai.py")],
+        self.p = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "support", "fake_openai.py")],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.port = int(self.p.stdout.readline().split()[1])
         self.base = f"http://127.0.0.1:{self.port}"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from gos_proc import skip  # noqa: E402
 
 COMPOSITOR, SHOT = sys.argv[1], sys.argv[2]

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from gos_proc import start_compositor, stop_compositor, sync  # noqa: E402
 
 COMPOSITOR, FEED = sys.argv[1], sys.argv[2]

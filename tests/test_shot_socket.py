@@ -20,7 +20,7 @@ import tempfile
 import time
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from gos_proc import skip  # noqa: E402
 
 COMPOSITOR, SHOT, FEED, DATA = (os.path.abspath(p) for p in sys.argv[1:5])

@@ -19,7 +19,7 @@ import time
 
 import websockets
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from ws_util import check, report  # noqa: E402
 
 EVENTS = 30000

@@ -3,7 +3,7 @@
 # with Debian's python3-websockets, and Debian's chromium driven by
 # playwright-core for the web viewer).
 gos_add_test(test_ws SAN TSAN TIMEOUT 60
-  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws.c ${CMAKE_SOURCE_DIR}/tests/json_guard.c
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws.c ${CMAKE_SOURCE_DIR}/tests/support/json_guard.c
   LIBS gos_net
   LABELS unit ws)
 foreach(t test_ws test_ws_asan test_ws_tsan)  # viewer messages parse through gos_json

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from ws_util import Compositor, Mirror, RawViewer, check, metric, report  # noqa: E402
 
 COMPOSITOR = sys.argv[1]

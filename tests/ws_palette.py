@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from ws_util import check, report  # noqa: E402
 
 SOURCE = os.environ.get("GOS_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))

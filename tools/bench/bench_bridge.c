@@ -2,7 +2,7 @@
  * OpenAI-style stream (chat.completion.chunk events with logprobs, as
  * gos-bridge receives them), alone and with each chunk turned into tokens
  * (gos_llm, cJSON); (2) the tokens/s gos-bridge sustains from the fake
- * OpenAI server (tests/fake_openai.py, python3) into a real gos-compositor,
+ * OpenAI server (tests/support/fake_openai.py, python3) into a real gos-compositor,
  * at --parallel 1 and 64: the clock runs from starting gos-bridge to its
  * exit, which comes after the compositor confirmed every event. */
 #include <errno.h>
@@ -185,7 +185,7 @@ static bool start_fake(const char *source, struct child *c, int *port)
 	if (pipe(in) || pipe(out))
 		return false;
 	char script[4200];
-	snprintf(script, sizeof script, "%s/tests/fake_openai.py", source);
+	snprintf(script, sizeof script, "%s/tests/support/fake_openai.py", source);
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(in[0], 0);
@@ -300,7 +300,7 @@ static int bench_e2e(uint64_t tokens, const char *source_opt)
 	struct child fake = {0}, comp = {0};
 	int port = 0, rc = 1;
 	if (!start_fake(source, &fake, &port)) {
-		fprintf(stderr, "gos-bench bridge: the fake server (%s/tests/fake_openai.py) did not start\n", source);
+		fprintf(stderr, "gos-bench bridge: the fake server (%s/tests/support/fake_openai.py) did not start\n", source);
 		stop_child(&fake);
 		return 1;
 	}
@@ -384,7 +384,7 @@ int gos_bench_bridge(int argc, char **argv)
 			printf("usage: gos-bench bridge [--sse-mb N] [--tokens N] [--source DIR] [--parser-only|--e2e-only]\n"
 			       "  --sse-mb N     size of the generated event stream for the parser (default 64)\n"
 			       "  --tokens N     tokens per end-to-end case (default 64000)\n"
-			       "  --source DIR   the gos source tree (for tests/fake_openai.py; default: from the build)\n");
+			       "  --source DIR   the gos source tree (for tests/support/fake_openai.py; default: from the build)\n");
 			return 0;
 		default:
 			fprintf(stderr, "try 'gos-bench bridge --help'\n");
