@@ -15,7 +15,7 @@ if(GOS_FUZZ_OK)
   set(fuzz_bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_sse)
   add_custom_command(OUTPUT ${fuzz_bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS}
-            -I${CMAKE_SOURCE_DIR}/net/llm ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/llm/gos_sse.c -o ${fuzz_bin}
+            -I${CMAKE_SOURCE_DIR}/net/llm -I${CMAKE_SOURCE_DIR}/compositor/base ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/llm/gos_sse.c ${CMAKE_SOURCE_DIR}/compositor/base/gos_utf8.c -o ${fuzz_bin}
     DEPENDS ${GOS_TESTS}/fuzz/fuzz_sse.c ${CMAKE_SOURCE_DIR}/net/llm/gos_sse.c ${CMAKE_SOURCE_DIR}/net/llm/gos_sse.h
     COMMENT "Building the libFuzzer target fuzz_sse with clang")
   add_custom_target(fuzz_sse ALL DEPENDS ${fuzz_bin})

@@ -3,7 +3,7 @@
 # test_map and test_ingest (threads) under ThreadSanitizer too (TSAN).
 gos_add_test(test_map SAN TSAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_map.c
-  LIBS gos_core gos_net
+  LIBS gos_map
   LABELS unit)
 # The ingest's framing state machine alone (net/gos_frame.c).
 gos_add_test(test_frame SAN

@@ -3,7 +3,7 @@
 # in CI, validation on) and compare it with reference PNGs in tests/data.
 gos_add_test(test_camera SAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_camera.c
-  LIBS gos_core m
+  LIBS gos_map m
   LABELS unit)
 gos_add_test(test_render_image GPU TIMEOUT 180
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_render_image.c
@@ -18,7 +18,7 @@ set_tests_properties(test_window PROPERTIES TIMEOUT 180 LABELS "gpu;window"
 # A renderer reusing earlier frames' GPU work draws what a fresh one draws.
 gos_add_test(test_render_cache GPU TIMEOUT 180
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_render_cache.c
-  LIBS gos_render gos_core gos_compute m
+  LIBS gos_render gos_core gos_net gos_compute m
   LABELS gpu image)
 # --cpu-compute and the logged fallback to it when the GPU token pipeline
 # fails (GOS_FORCE_COMPUTE_FAIL=1), in gos-compositor --headless.

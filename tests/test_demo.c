@@ -8,6 +8,7 @@
 #include "gos_map.h"
 #include "gos_queue.h"
 #include "gos_test.h"
+#include "gos_utf8.h"
 
 int main(void)
 {

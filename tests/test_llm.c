@@ -11,6 +11,7 @@
 
 #include "gos_llm.h"
 #include "gos_test.h"
+#include "gos_utf8.h"
 
 static struct gos_arena arena;
 

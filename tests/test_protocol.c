@@ -12,6 +12,7 @@
 
 #include "gos_protocol.h"
 #include "gos_test.h"
+#include "gos_utf8.h"
 
 static struct gos_arena arena;
 

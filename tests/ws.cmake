@@ -13,7 +13,7 @@ foreach(t test_ws test_ws_asan test_ws_tsan)  # viewer messages parse through go
 endforeach()
 gos_add_test(test_broadcast SAN TSAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_broadcast.c
-  LIBS gos_core gos_net
+  LIBS gos_web
   LABELS unit ws)
 
 add_test(NAME ws_protocol

@@ -23,6 +23,8 @@
 #include "gos_llm.h"
 #include "gos_protocol.h"
 #include "gos_sse.h"
+#include "gos_time.h"
+#include "gos_utf8.h"
 
 /* Exit codes (documented in --help and the README). */
 enum {
@@ -178,13 +180,6 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static double wall(void)
 {
 	struct timespec ts;
@@ -283,7 +278,7 @@ static void out_lost(struct bridge *b)
 	o->n_marks = 0;
 	o->last_mark = o->base;
 	o->have_result = false;   /* counts are per connection */
-	o->next_reconnect = mono() + 0.25;
+	o->next_reconnect = gos_now_s() + 0.25;
 	if (!o->outage)
 		fail_msg("lost the compositor at %s: keeping up to %zu events and reconnecting",
 		         b->o.socket_path, o->cap);
@@ -293,12 +288,12 @@ static void out_lost(struct bridge *b)
 static void out_reconnect(struct bridge *b)
 {
 	struct out *o = &b->out;
-	if (o->c || mono() < o->next_reconnect)
+	if (o->c || gos_now_s() < o->next_reconnect)
 		return;
 	char err[512];
 	o->c = gos_client_connect(b->o.socket_path, err, sizeof err);
 	if (!o->c) {
-		o->next_reconnect = mono() + 0.5;
+		o->next_reconnect = gos_now_s() + 0.5;
 		return;
 	}
 	gos_client_on_line(o->c, out_on_line, o);
@@ -313,7 +308,7 @@ static void out_flush(struct bridge *b, bool force)
 	out_reconnect(b);
 	if (!o->c)
 		return;
-	double now = mono();
+	double now = gos_now_s();
 	bool want_sync = o->n_marks < MAX_MARKS &&
 		(force ? o->last_mark < o->end || (o->n_marks == 0 && !o->have_result)
 		       : o->end - o->last_mark >= SYNC_EVERY_LINES ||
@@ -381,8 +376,8 @@ static void out_push(struct bridge *b, char *line)
 static bool out_drain(struct bridge *b, double timeout_s)
 {
 	struct out *o = &b->out;
-	double deadline = mono() + timeout_s;
-	while (mono() < deadline) {
+	double deadline = gos_now_s() + timeout_s;
+	while (gos_now_s() < deadline) {
 		out_reconnect(b);
 		if (o->c && o->base == o->end && o->n_marks == 0 && o->have_result)
 			return true;
@@ -430,7 +425,7 @@ static void emit_token(struct job *j, const char *text, double logprob,
 		.alts = alts,
 	};
 	if (j->tokens == 0)
-		j->t_first = mono();
+		j->t_first = gos_now_s();
 	j->tokens++;
 	out_push(b, with_newline(gos_protocol_serialize(&ev)));
 	if (b->o.echo) {
@@ -445,7 +440,7 @@ static void emit_token(struct job *j, const char *text, double logprob,
 static void emit_state(struct job *j, const char *state, const char *message)
 {
 	struct bridge *b = j->b;
-	double now = mono();
+	double now = gos_now_s();
 	bool final = !strcmp(state, "done") || !strcmp(state, "error") || !strcmp(state, "cancelled");
 	int64_t total = b->o.max_tokens > 0 ? b->o.max_tokens : -1;
 	if (!strcmp(state, "done"))
@@ -509,7 +504,7 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
 {
 	struct job *j = ud;
 	size_t len = size * n;
-	j->last_activity = mono();
+	j->last_activity = gos_now_s();
 	if (len > 12 && !strncasecmp(ptr, "retry-after:", 12)) {
 		size_t vl = len - 12;
 		if (vl >= sizeof j->retry_after)
@@ -526,7 +521,7 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
 {
 	struct job *j = ud;
 	size_t len = size * n;
-	j->last_activity = mono();
+	j->last_activity = gos_now_s();
 	check_head(j);
 	if (!j->is_sse) {
 		size_t keep = len;
@@ -596,11 +591,11 @@ static void chat_event(struct job *j, const struct gos_sse_event *ev)
 		emit_token(j, c.tokens[i].text, c.tokens[i].logprob, c.tokens[i].alts, c.tokens[i].n_alts);
 	if (c.finish_reason && !j->got_finish) {
 		j->got_finish = true;
-		j->finish_at = mono();
+		j->finish_at = gos_now_s();
 	}
 	if (c.has_usage && c.completion_tokens >= 0)
 		j->completion_tokens = c.completion_tokens;
-	if (c.n_tokens && mono() - j->last_state >= STATE_EVERY_S)
+	if (c.n_tokens && gos_now_s() - j->last_state >= STATE_EVERY_S)
 		emit_state(j, "processing", NULL);
 }
 
@@ -666,7 +661,7 @@ static void sse_event(struct job *j, const struct gos_sse_event *ev)
 			     perr.message);
 	}
 	emit_text(j, ev->data, ev->data_len);
-	if (mono() - j->last_state >= STATE_EVERY_S)
+	if (gos_now_s() - j->last_state >= STATE_EVERY_S)
 		emit_state(j, "processing", NULL);
 }
 
@@ -808,7 +803,7 @@ static void job_fail(struct job *j, int code, const char *fmt, ...)
 	va_end(ap);
 	j->state = JOB_FAILED;
 	j->exit_code = code;
-	j->t_end = mono();
+	j->t_end = gos_now_s();
 	fail_msg("%s: %s", j->stream, j->error);
 	emit_state(j, code == EXIT_INTERRUPTED ? "cancelled" : "error", j->error);
 }
@@ -816,7 +811,7 @@ static void job_fail(struct job *j, int code, const char *fmt, ...)
 static void job_done(struct job *j)
 {
 	j->state = JOB_DONE;
-	j->t_end = mono();
+	j->t_end = gos_now_s();
 	emit_state(j, "done", NULL);
 }
 
@@ -834,7 +829,7 @@ static double backoff(int failures, double base, double max)
 static void retry_later(struct job *j, int code, const char *what)
 {
 	struct bridge *b = j->b;
-	double now = mono();
+	double now = gos_now_s();
 	struct upstream *u = &b->up[j->url];
 	/* The job's own count sets the pace: N parallel jobs failing together
 	 * must not push each other's backoff up. */
@@ -934,7 +929,7 @@ static void chat_attempt_ended(struct job *j, CURLcode res)
 		u->no_logprobs = true;
 		note("%s refuses logprobs (%s): asking without; tokens are drawn without confidence",
 		     u->base, what);
-		j->wake_at = mono();
+		j->wake_at = gos_now_s();
 		j->state = JOB_WAIT;
 		return;
 	}
@@ -942,7 +937,7 @@ static void chat_attempt_ended(struct job *j, CURLcode res)
 	    gos_llm_error_mentions(j->errbody, j->errbody_len, "stream_options")) {
 		u->no_usage = true;
 		note("%s refuses stream_options: asking without", u->base);
-		j->wake_at = mono();
+		j->wake_at = gos_now_s();
 		j->state = JOB_WAIT;
 		return;
 	}
@@ -953,7 +948,7 @@ static void sse_attempt_ended(struct job *j, CURLcode res)
 {
 	struct bridge *b = j->b;
 	char what[700];
-	double now = mono();
+	double now = gos_now_s();
 	if (j->is_sse) {
 		j->ever_streamed = true;
 		j->sse_failures = 0;
@@ -1517,7 +1512,7 @@ static void summary(struct bridge *b, bool delivered)
 			ttft_n++;
 		}
 	}
-	double secs = mono() - b->t0;
+	double secs = gos_now_s() - b->t0;
 	char what[256];
 	if (b->o.sse_url)
 		snprintf(what, sizeof what, "%llu events: %llu tokens, %llu forwarded as is, %llu reconnects",
@@ -1600,7 +1595,7 @@ int main(int argc, char **argv)
 	if (!b.multi || !b.jobs)
 		abort();
 	name_streams(&b, b.o.model);
-	b.t0 = mono();
+	b.t0 = gos_now_s();
 	for (int k = 0; k < b.n_jobs; k++) {
 		struct job *j = &b.jobs[k];
 		j->b = &b;
@@ -1622,7 +1617,7 @@ int main(int argc, char **argv)
 
 	bool cancelled = false;
 	for (;;) {
-		double now = mono();
+		double now = gos_now_s();
 		if (interrupted && !b.stopping) {
 			b.stopping = true;
 			for (int k = 0; k < b.n_jobs; k++) {
@@ -1666,7 +1661,7 @@ int main(int argc, char **argv)
 			if (j && j->state == JOB_RUNNING)
 				attempt_ended(j, res);
 		}
-		now = mono();
+		now = gos_now_s();
 		for (int k = 0; k < b.n_jobs; k++) {
 			struct job *j = &b.jobs[k];
 			if (j->state == JOB_RUNNING && j->got_finish && now - j->finish_at > FINISH_GRACE_S) {
@@ -1686,11 +1681,11 @@ int main(int argc, char **argv)
 		out_flush(&b, false);
 		if (b.out.c && !gos_client_poll(b.out.c, 0))
 			out_lost(&b);
-		double next_wake = mono() + 0.1;
+		double next_wake = gos_now_s() + 0.1;
 		for (int k = 0; k < b.n_jobs; k++)
 			if (b.jobs[k].state == JOB_WAIT && b.jobs[k].wake_at < next_wake)
 				next_wake = b.jobs[k].wake_at;
-		int wait_ms = (int)((next_wake - mono()) * 1e3);
+		int wait_ms = (int)((next_wake - gos_now_s()) * 1e3);
 		if (wait_ms < 0)
 			wait_ms = 0;
 		if (wait_ms > 100)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "gos_client.h"
+#include "gos_time.h"
 
 enum { EXIT_OK = 0, EXIT_REJECTED = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
 
@@ -100,13 +101,6 @@ static bool put_line(struct feed *f, const char *line, size_t n)
 	return true;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static const char *const words[] = {
 	" the", " model", " token", " map", " of", " light", " and", " shader", " GPU",
 	" stream", " is", " a", " very", " fast", " compute", " text", " on", " every", ".",
@@ -115,12 +109,12 @@ static const char *const words[] = {
 static bool synthetic(struct feed *f, uint64_t count, double rate, uint32_t streams, uint32_t bytes)
 {
 	char line[8192];
-	double start = now_s();
+	double start = gos_now_s();
 	uint32_t rng = 12345;
 	for (uint64_t i = 0; i < count; i++) {
 		if (rate > 0 && (i & 63) == 0) {
 			double due = start + (double)i / rate;
-			double t = now_s();
+			double t = gos_now_s();
 			if (due > t) {
 				if (!flush(f))
 					return false;
@@ -253,13 +247,13 @@ int main(int argc, char **argv)
 	f.buf = malloc(SEND_BUF);
 	if (!f.buf)
 		abort();
-	double t0 = now_s();
+	double t0 = gos_now_s();
 	bool ok = syn ? synthetic(&f, (uint64_t)count, rate, (uint32_t)streams, (uint32_t)bytes)
 	              : from_file(&f, in);
 	ok = ok && flush(&f);
 	struct gos_sync_result r = {0};
 	ok = ok && gos_client_sync(f.client, -1, &r);
-	double dt = now_s() - t0;
+	double dt = gos_now_s() - t0;
 	if (in && in != stdin)
 		fclose(in);
 	free(f.buf);

@@ -21,6 +21,7 @@
 #include "gos_protocol.h"
 #include "gos_render.h"
 #include "gos_vk.h"
+#include "gos_time.h"
 
 /* Exit codes (documented in --help). */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_VALIDATION = 3, EXIT_UNREACHABLE = 4 };
@@ -379,13 +380,6 @@ static void remote_line(void *ctx, const char *line, size_t len)
 	cJSON_Delete(j);
 }
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int shoot_remote(const struct shot_opts *o)
 {
 	char path[GOS_MAX_PATH + 1];
@@ -432,9 +426,9 @@ static int shoot_remote(const struct shot_opts *o)
 	bool sent = gos_client_send(c, line, strlen(line));
 	free(line);
 	bool gone = !sent;
-	double deadline = mono_s() + o->timeout;
+	double deadline = gos_now_s() + o->timeout;
 	while (!gone && !r.done) {
-		double left = deadline - mono_s();
+		double left = deadline - gos_now_s();
 		if (left <= 0)
 			break;
 		int ms = left > 0.2 ? 200 : (int)(left * 1000) + 1;

@@ -1,8 +1,8 @@
-/* Bump allocator for parsed events (see gos_protocol.h). */
+/* Bump allocator for parsed events (see gos_arena.h). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "gos_protocol.h"
+#include "gos_arena.h"
 
 struct gos_arena_block {
 	struct gos_arena_block *next;

@@ -7,7 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gos_protocol.h"
+#include "gos_arena.h"
+#include "gos_event.h"
 
 /* Events plus the arena their strings live in. */
 struct gos_batch {

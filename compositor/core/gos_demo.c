@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "gos_demo.h"
+#include "gos_time.h"
 
 static const char *const answers[] = {
 	"The GPU runs thousands of threads in lockstep. Each workgroup shares fast "
@@ -251,21 +252,14 @@ struct gos_demo {
 	bool stop;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void *demo_main(void *arg)
 {
 	struct gos_demo *d = arg;
 	double period = 1.0 / (d->o.tokens_per_s * d->o.streams);
-	double next = now_s();
+	double next = gos_now_s();
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
-		double t = now_s();
+		double t = gos_now_s();
 		if (t < next) {
 			double wait = next - t;
 			struct timespec ts;

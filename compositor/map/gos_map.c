@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "gos_map.h"
+#include "gos_time.h"
+#include "gos_utf8.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -199,13 +201,6 @@ static char *xstrdup(const char *s)
 	char *d = xcalloc(1, n + 1);
 	memcpy(d, s, n);
 	return d;
-}
-
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Zeroed memory straight from the kernel, reserved but faulted in only as it
@@ -586,14 +581,6 @@ static void grow_tokens(struct gos_map *m)
 	m->cap = n;
 }
 
-static uint32_t utf8_chars(const char *s)
-{
-	uint32_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
-
 static void evict(struct gos_map *m, uint32_t slot)
 {
 	struct blob *b = m->blob[slot];
@@ -658,7 +645,7 @@ static void apply_token(struct gos_map *m, const char *id, size_t id_len, uint32
 {
 	size_t text_len = strlen(text);
 	uint32_t slot = index_find(m, &m->tok_index, token_key, id, h);
-	uint32_t chars = utf8_chars(text);
+	uint32_t chars = gos_utf8_chars(text);
 	float w = (float)(chars ? chars : 1) * GOS_FLOW_CHAR_W;
 
 	if (slot != EMPTY) {
@@ -770,7 +757,7 @@ static struct id_hash prefetch_id(const struct gos_map *m, const struct gos_even
 
 void gos_map_apply(struct gos_map *m, const struct gos_event *ev, size_t n)
 {
-	double now = now_mono();
+	double now = gos_now_s();
 	struct id_hash ring[PREFETCH_AHEAD];
 	for (size_t j = 0; j < n && j < PREFETCH_AHEAD; j++)
 		ring[j] = prefetch_id(m, &ev[j]);

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gos_protocol.h"
+#include "gos_arena.h"
+#include "gos_event.h"
 
 enum gos_layout_kind {
 	GOS_LAYOUT_FLOW = 0,   /* per stream, tokens flow like lines of text */

@@ -8,6 +8,7 @@
 
 #include "gos_compute.h"
 #include "gos_text.h"
+#include "gos_time.h"
 
 static const uint32_t fullscreen_vert[] =
 #include "fullscreen.vert.inc"
@@ -206,16 +207,9 @@ struct gos_render {
 	uint64_t projections, splats;       /* dispatches recorded */
 };
 
-static double mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 double gos_render_now(const struct gos_render *r)
 {
-	return mono_now() - r->epoch;
+	return gos_now_s() - r->epoch;
 }
 
 /* ---- per-slot buffers ---- */
@@ -1094,7 +1088,7 @@ struct gos_render *gos_render_create(struct gos_vk *vk, const struct gos_render_
 	r->n_frames = r->o.frames_in_flight ? r->o.frames_in_flight : 2;
 	if (r->n_frames > 4)
 		r->n_frames = 4;
-	r->epoch = mono_now();
+	r->epoch = gos_now_s();
 	if (!(vk->queue_flags & VK_QUEUE_GRAPHICS_BIT)) {
 		snprintf(err, err_len, "the Vulkan queue has no graphics support");
 		goto error;

@@ -13,6 +13,7 @@
 #include "gos_png.h"
 #include "gos_render.h"
 #include "gos_vk.h"
+#include "gos_time.h"
 
 #define MAX_IMAGES 8
 #define CAM_TAU 0.09           /* s: camera smoothing time constant */
@@ -57,13 +58,6 @@ struct win {
 	char banner[640];
 	int win_x, win_y, win_w, win_h;   /* windowed geometry, for F11 */
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void sleep_s(double s)
 {
@@ -591,7 +585,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 	}
 	gos_cam_init(&s->cam, s->ext.width, s->ext.height);
 
-	double t0 = now_s(), last = t0, fps = 0, fps_t = t0;
+	double t0 = gos_now_s(), last = t0, fps = 0, fps_t = t0;
 	uint64_t fps_frames = 0;
 	bool fitted = false;
 	ok = true;
@@ -604,7 +598,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		}
 		if (deps->tick && !deps->tick(deps->ctx))
 			break;
-		double t = now_s(), dt = t - last;
+		double t = gos_now_s(), dt = t - last;
 		last = t;
 
 		/* Test hook: resize twice and toggle fullscreen on and off. */
@@ -740,9 +734,9 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		if (s->o.frames && res->frames >= s->o.frames)
 			break;
 		if (max_fps > 0)
-			sleep_s(1.0 / max_fps - (now_s() - t));
+			sleep_s(1.0 / max_fps - (gos_now_s() - t));
 	}
-	res->seconds = now_s() - t0;
+	res->seconds = gos_now_s() - t0;
 out:
 	if (s->vk) {
 		if (s->r)

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "gos_broadcast.h"
+#include "gos_time.h"
 
 struct gos_broadcast {
 	struct gos_map *map;
@@ -44,13 +45,6 @@ struct gos_broadcast {
 	_Atomic uint64_t ticks, deltas, delta_tokens, snapshots, snapshot_tokens,
 		fallbacks, seq;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void add(_Atomic uint64_t *c, uint64_t n)
 {
@@ -397,9 +391,9 @@ static void *tick_main(void *arg)
 		if (b->stop)
 			break;
 		pthread_mutex_unlock(&b->lock);
-		double t0 = now_s();
+		double t0 = gos_now_s();
 		tick(b);
-		double t1 = now_s();
+		double t1 = gos_now_s();
 		gos_hist_observe(&b->tick_hist, t1 - t0);
 		add(&b->ticks, 1);
 		/* A tick that overran does not cause a burst of catch-up ticks. */

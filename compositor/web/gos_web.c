@@ -11,6 +11,7 @@
 #include "gos_metrics.h"
 #include "gos_web.h"
 #include "gos_ws.h"
+#include "gos_time.h"
 
 /* A renderer that presented nothing for this long is reported as stalled. */
 #define RENDER_STALL_S 2.0
@@ -23,13 +24,6 @@ struct gos_web {
 	_Atomic uint64_t frames;
 	_Atomic uint64_t last_frame_ns;   /* CLOCK_MONOTONIC */
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static const char *const event_names[GOS_EV_COUNT_] = {
 	[GOS_EV_NONE] = "none", [GOS_EV_TOKEN] = "token_activation",
@@ -225,7 +219,7 @@ void gos_web_frame(struct gos_web *w, double seconds)
 		return;
 	gos_hist_observe(&w->frame_hist, seconds);
 	atomic_fetch_add_explicit(&w->frames, 1, memory_order_relaxed);
-	atomic_store_explicit(&w->last_frame_ns, mono_ns(), memory_order_relaxed);
+	atomic_store_explicit(&w->last_frame_ns, gos_now_ns(), memory_order_relaxed);
 }
 
 int64_t gos_web_viewers(const struct gos_web *w)
@@ -322,7 +316,7 @@ static bool web_health(void *ctx, struct gos_buf *t)
 	struct gos_map_stats ms;
 	gos_map_stats(s->src.map, &ms);
 	uint64_t frames = atomic_load_explicit(&s->frames, memory_order_relaxed);
-	double age = frames ? (double)(mono_ns() - atomic_load_explicit(&s->last_frame_ns,
+	double age = frames ? (double)(gos_now_ns() - atomic_load_explicit(&s->last_frame_ns,
 	                                                                  memory_order_relaxed)) / 1e9
 	                    : -1;
 	/* No renderer yet (headless without frames) is not a failure; a renderer

@@ -13,6 +13,7 @@
 
 #include "gos_client.h"
 #include "gos_json.h"
+#include "gos_time.h"
 
 struct gos_client {
 	int fd;
@@ -179,13 +180,6 @@ bool gos_client_send(struct gos_client *c, const char *line, size_t len)
 	return true;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
 bool gos_client_poll(struct gos_client *c, int timeout_ms)
 {
 	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
@@ -206,11 +200,11 @@ bool gos_client_sync(struct gos_client *c, int timeout_ms, struct gos_sync_resul
 	                               : send_all(c, req, sizeof(req) - 1);
 	if (!sent)
 		return false;
-	double deadline = now_ms() + timeout_ms;
+	double deadline = (gos_now_s() * 1e3) + timeout_ms;
 	while (!c->got_sync) {
 		int wait = -1;
 		if (timeout_ms >= 0) {
-			double left = deadline - now_ms();
+			double left = deadline - (gos_now_s() * 1e3);
 			if (left <= 0)
 				return false;
 			wait = (int)left + 1;

@@ -22,6 +22,7 @@
 
 #include "gos_frame.h"
 #include "gos_ingest.h"
+#include "gos_time.h"
 
 #define READ_CHUNK         (64u * 1024u)
 #define READ_BUDGET        (1u << 20)       /* bytes per connection per wakeup */
@@ -123,13 +124,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, const char *a, co
 {
 	if (err && errlen)
 		snprintf(err, errlen, fmt, a, b ? b : "");
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void node_init(struct node *s)
@@ -386,7 +380,7 @@ static void budget_update(struct gos_ingest *in)
 			unpark(in, CONN_OF(in->parked.next, park));
 	}
 	if (node_empty(&in->parked) && in->ep_budget.active && !in->budget_quiet_since)
-		in->budget_quiet_since = now_ns();
+		in->budget_quiet_since = (int64_t)gos_now_ns();
 }
 
 /* The budget episode ends after a quiet second, so that a busy budget logs
@@ -433,7 +427,7 @@ static void after_feed(struct gos_ingest *in, struct conn *c, size_t used)
 		return;
 	}
 	if (used || !c->partial.next) {
-		c->progress_ns = now_ns();
+		c->progress_ns = (int64_t)gos_now_ns();
 		node_remove(&c->partial);
 		node_append(&in->partial, &c->partial);
 	}
@@ -832,10 +826,10 @@ static void *ingest_main(void *arg)
 		pthread_mutex_unlock(&in->lock);
 		if (stop)
 			break;
-		int n = epoll_wait(in->epoll_fd, evs, MAX_EVENTS, wait_ms(in, now_ns()));
+		int n = epoll_wait(in->epoll_fd, evs, MAX_EVENTS, wait_ms(in, (int64_t)gos_now_ns()));
 		if (n < 0 && errno != EINTR)
 			break;
-		int64_t now = now_ns();
+		int64_t now = (int64_t)gos_now_ns();
 		for (int i = 0; i < n; i++) {
 			void *ptr = evs[i].data.ptr;
 			if (ptr == &in->listen_fd) {
@@ -860,7 +854,7 @@ static void *ingest_main(void *arg)
 				out_flush(c);
 			maybe_close(in, c);
 		}
-		now = now_ns();
+		now = (int64_t)gos_now_ns();
 		if (in->accept_paused && now >= in->accept_resume_ns)
 			accept_resume(in);
 		expire_stalled(in, now);

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "gos_json.h"
+#include "gos_utf8.h"
 
 char *gos_llm_request_json(const struct gos_llm_request *r)
 {
@@ -116,14 +117,11 @@ static uint32_t read_alts(const cJSON *arr, struct gos_alt **out, struct gos_are
 	return k;
 }
 
-/* Bytes of s (at most max) that end on a UTF-8 character boundary. */
+/* Bytes of s (at most max) that end on a UTF-8 character boundary; a first
+ * character longer than max is cut through rather than lost. */
 static size_t utf8_cut(const char *s, size_t len, size_t max)
 {
-	if (len <= max)
-		return len;
-	size_t n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
+	size_t n = gos_utf8_cut(s, len, max);
 	return n ? n : max;
 }
 

@@ -1,5 +1,6 @@
 /* gos_sse: WHATWG event-stream parser (see gos_sse.h). */
 #include "gos_sse.h"
+#include "gos_utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,55 +97,6 @@ static void buf_free(struct buf *b)
 
 /* ---- UTF-8, as the Encoding standard's decoder reads it ---- */
 
-/* Length of the valid UTF-8 prefix of s[0..n). */
-static size_t utf8_valid_prefix(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		if (n - i >= 8) {
-			uint64_t w;
-			memcpy(&w, s + i, 8);
-			if (!(w & 0x8080808080808080ull)) {
-				i += 8;
-				continue;
-			}
-		}
-		unsigned c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t need;
-		unsigned lo = 0x80, hi = 0xBF;
-		if (c >= 0xC2 && c <= 0xDF) {
-			need = 1;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			if (c == 0xE0)
-				lo = 0xA0;
-			else if (c == 0xED)
-				hi = 0x9F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			if (c == 0xF0)
-				lo = 0x90;
-			else if (c == 0xF4)
-				hi = 0x8F;
-		} else {
-			return i;
-		}
-		if (n - i <= need)
-			return i;
-		if (s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (size_t j = 2; j <= need; j++)
-			if (s[i + j] < 0x80 || s[i + j] > 0xBF)
-				return i;
-		i += need + 1;
-	}
-	return n;
-}
-
 /* Decodes s[0..n) into out, each maximal invalid subpart becoming U+FFFD
  * (what TextDecoder and the WHATWG stream decoder produce). Stops adding
  * once out would pass limit; returns false only when out of memory. */
@@ -154,7 +106,7 @@ static bool utf8_repair(const unsigned char *s, size_t n, struct buf *out, size_
 	out->len = 0;
 	size_t i = 0;
 	while (i < n && out->len <= limit) {
-		size_t ok = utf8_valid_prefix(s + i, n - i);
+		size_t ok = gos_utf8_valid_prefix((const char *)s + i, n - i);
 		if (!buf_append(out, (const char *)s + i, ok))
 			return false;
 		i += ok;
@@ -262,7 +214,7 @@ static bool process_line(struct gos_sse *p, const char *s, size_t n, bool over)
 		return dispatch(p);
 	if (s[0] == ':')
 		return true;
-	if (utf8_valid_prefix((const unsigned char *)s, n) != n) {
+	if (gos_utf8_valid_prefix(s, n) != n) {
 		if (!utf8_repair((const unsigned char *)s, n, &p->fixed, p->max_line))
 			return false;
 		s = p->fixed.p;

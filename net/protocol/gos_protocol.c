@@ -16,6 +16,7 @@
 
 #include "gos_buf.h"
 #include "gos_json.h"
+#include "gos_utf8.h"
 #include "gos_protocol.h"
 #include "gos_protocol_internal.h"
 
@@ -40,76 +41,6 @@ const char *gos_reject_name(enum gos_reject r)
 	if ((unsigned)r >= GOS_REJECT_COUNT_)
 		return "unknown";
 	return reject_names[r];
-}
-
-/* Offset of the first byte that starts an invalid sequence, or len when all
- * of s is valid UTF-8 (Unicode 15, table 3-7: no overlongs, no surrogates,
- * nothing above U+10FFFF). */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		/* Lines are mostly ASCII: skip eight bytes at a time. */
-		while (i + 8 <= len) {
-			uint64_t w;
-			memcpy(&w, s + i, 8);
-			if (w & 0x8080808080808080ull)
-				break;
-			i += 8;
-		}
-		if (i >= len)
-			break;
-		unsigned c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		unsigned lo = 0x80, hi = 0xBF;  /* range of the second byte */
-		size_t n;                       /* continuation bytes */
-		if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			n = 2;
-			if (c == 0xE0)
-				lo = 0xA0;      /* overlong */
-			else if (c == 0xED)
-				hi = 0x9F;      /* surrogates */
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 3;
-			if (c == 0xF0)
-				lo = 0x90;      /* overlong */
-			else if (c == 0xF4)
-				hi = 0x8F;      /* above U+10FFFF */
-		} else {
-			return i;               /* continuation, C0/C1 or F5..FF */
-		}
-		if (len - i <= n)
-			return i;               /* truncated sequence */
-		if (s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (size_t k = 2; k <= n; k++)
-			if ((s[i + k] & 0xC0) != 0x80)
-				return i;
-		i += n + 1;
-	}
-	return len;
-}
-
-bool gos_utf8_valid(const char *s, size_t len)
-{
-	return utf8_invalid_at((const unsigned char *)s, len) == len;
-}
-
-/* Length of the longest prefix of s[0..len) that is at most max bytes and
- * ends on a character boundary (s is valid UTF-8). */
-static int utf8_prefix(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return (int)len;
-	size_t n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return (int)n;
 }
 
 /* ---- parse context and errors ------------------------------------------- */
@@ -521,7 +452,7 @@ static bool parse_screenshot(struct pctx *pc, const cJSON **f, struct gos_screen
 	if (s->path[0] != '/')
 		return fail(pc->err, GOS_REJECT_WRONG_TYPE,
 		            "field \"path\" must be an absolute path (starting with '/'), got \"%.*s\"",
-		            utf8_prefix(s->path, strlen(s->path), 48), s->path);
+		            (int)gos_utf8_cut(s->path, strlen(s->path), 48), s->path);
 	if (f[F_FIT]) {
 		if (!cJSON_IsBool(f[F_FIT]))
 			return wrong(pc, "fit", "true or false", f[F_FIT]);
@@ -603,7 +534,7 @@ static void name_nul_string(const char *s, size_t len, char *out, size_t cap)
 					int w;
 					if (st[d].object)
 						w = snprintf(out + o, cap - o, "%s%.*s", d ? "." : "",
-						             utf8_prefix(st[d].key, st[d].key_len, 40), st[d].key);
+						             (int)gos_utf8_cut(st[d].key, st[d].key_len, 40), st[d].key);
 					else
 						w = snprintf(out + o, cap - o, "[%" PRIu32 "]", st[d].index);
 					if (w < 0)
@@ -625,7 +556,7 @@ static bool precheck(const char *line, size_t len, struct gos_parse_error *err)
 	if (len > GOS_MAX_LINE)
 		return fail(err, GOS_REJECT_LINE_TOO_LONG, "line is %zu bytes long, over the limit of %u",
 		            len, GOS_MAX_LINE);
-	size_t bad = utf8_invalid_at((const unsigned char *)line, len);
+	size_t bad = gos_utf8_valid_prefix(line, len);
 	if (bad != len)
 		return fail(err, GOS_REJECT_UTF8, "line is not valid UTF-8 (bad byte 0x%02X at offset %zu)",
 		            (unsigned char)line[bad], bad);
@@ -688,7 +619,7 @@ static bool parse_cjson(const char *line, size_t len, struct gos_event *ev,
 	} else {
 		fail(err, GOS_REJECT_UNKNOWN_TYPE,
 		     "unknown \"type\" \"%.*s\" (expected token_activation, neural_state, "
-		     "token_visualization, sync or screenshot)", utf8_prefix(tn, strlen(tn), 32), tn);
+		     "token_visualization, sync or screenshot)", (int)gos_utf8_cut(tn, strlen(tn), 32), tn);
 		goto out;
 	}
 
@@ -785,7 +716,7 @@ static const char *fast_string_end(const char *p, const char *end)
 	for (; p < end; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c == '"') {
-			if ((high & highs) && utf8_invalid_at((const unsigned char *)start,
+			if ((high & highs) && gos_utf8_valid_prefix(start,
 			                                      (size_t)(p - start)) != (size_t)(p - start))
 				return NULL;
 			return p;

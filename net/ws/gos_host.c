@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gos_host.h"
+#include "gos_time.h"
 
 #define NAME_MAX_LEN     253
 #define IF_REFRESH_MS    5000
@@ -48,13 +49,6 @@ struct gos_host_allow {
 	size_t n_ifs;
 	uint64_t ifs_ms;               /* when they were read */
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ::ffff:a.b.c.d is a.b.c.d. */
 static void addr_normalize(struct addr *a)
@@ -183,7 +177,7 @@ static bool name_is_localhost(const char *n)
 static void ifs_refresh(struct gos_host_allow *a)
 {
 	struct ifaddrs *list = NULL;
-	a->ifs_ms = now_ms();
+	a->ifs_ms = gos_now_ms();
 	a->n_ifs = 0;
 	if (getifaddrs(&list))
 		return;
@@ -343,7 +337,7 @@ bool gos_host_check(struct gos_host_allow *a, const char *value)
 		if (ifs_have(a, &h.addr))
 			return true;
 		/* Addresses come and go (DHCP, VPN): look again, now and then. */
-		if (now_ms() - a->ifs_ms < IF_REFRESH_MS)
+		if (gos_now_ms() - a->ifs_ms < IF_REFRESH_MS)
 			return false;
 		ifs_refresh(a);
 		return ifs_have(a, &h.addr);

@@ -33,6 +33,7 @@
 #include "gos_metrics.h"
 #include "gos_json.h"
 #include "gos_ws.h"
+#include "gos_time.h"
 
 #ifndef GOS_ASSETS_DIR
 #define GOS_ASSETS_DIR "assets/web"
@@ -186,13 +187,6 @@ struct gos_ws {
 	struct episode viewers_full;   /* n1: refused */
 	unsigned char scratch[LWS_PRE + WS_CHUNK];
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void st_add(_Atomic uint64_t *c, uint64_t n)
 {
@@ -480,8 +474,8 @@ static void conn_gone(struct gos_ws *ws, struct lws *wsi)
 static void episode_start(struct episode *e)
 {
 	if (!e->on)
-		*e = (struct episode){.on = true, .since_ms = now_ms()};
-	e->last_ms = now_ms();
+		*e = (struct episode){.on = true, .since_ms = gos_now_ms()};
+	e->last_ms = gos_now_ms();
 }
 
 /* The HTTP budget is full: close the oldest idle connection (no request in
@@ -584,7 +578,7 @@ static void accept_ready(struct gos_ws *ws)
 		}
 		if (ws->no_fd.on) {
 			fprintf(stderr, "gos-ws: accepting connections again after %.1f s (%llu accepts "
-			        "failed)\n", (double)(now_ms() - ws->no_fd.since_ms) / 1000.0,
+			        "failed)\n", (double)(gos_now_ms() - ws->no_fd.since_ms) / 1000.0,
 			        (unsigned long long)ws->no_fd.n1);
 			ws->no_fd.on = false;
 		}
@@ -976,7 +970,7 @@ static void ws_metrics(struct gos_ws *ws, struct gos_buf *t)
 	gos_metrics_sample_u64(t, "gos_ws_snapshot_requests_total", NULL,
 	                       atomic_load(&ws->snapshot_requests));
 	gos_metrics_family(t, "gos_uptime_seconds", "gauge", "Seconds since the server started.");
-	gos_metrics_sample(t, "gos_uptime_seconds", NULL, (double)(now_ms() - ws->start_ms) / 1000.0);
+	gos_metrics_sample(t, "gos_uptime_seconds", NULL, (double)(gos_now_ms() - ws->start_ms) / 1000.0);
 }
 
 static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
@@ -1009,7 +1003,7 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 		gos_buf_printf(&t, "\"uptime_s\":%.3f,\"viewers\":%llu,\"max_viewers\":%u,"
 		                "\"http_connections\":%u,\"max_http\":%u,"
 		                "\"protocol\":\"" GOS_WS_PROTOCOL "\",\"version\":\"" GOS_VERSION "\"}",
-		                (double)(now_ms() - ws->start_ms) / 1000.0,
+		                (double)(gos_now_ms() - ws->start_ms) / 1000.0,
 		                (unsigned long long)st_get(&ws->st.viewers), ws->opts.max_viewers,
 		                ws->n_http, ws->opts.max_http);
 		return http_respond(wsi, s, ok ? 200 : 503, "application/json", t.data, t.len, NULL);
@@ -1155,7 +1149,7 @@ static int ws_filter(struct gos_ws *ws, struct lws *wsi)
  * read, so that a flood costs nothing while the close goes out. */
 static uint64_t rx_charge(struct gos_ws *ws, struct viewer *v, uint64_t n)
 {
-	uint64_t now = now_ms();
+	uint64_t now = gos_now_ms();
 	double rate = ws->opts.rx_rate, burst = ws->opts.rx_burst;
 	v->bucket += (double)(now - v->bucket_ms) * rate / 1000.0;
 	if (v->bucket > burst)
@@ -1209,7 +1203,7 @@ static uint64_t frame_wire(uint64_t payload)
  * CTL_SLACK, the bytes lws may hold of a frame not yet handed to us. */
 static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
 {
-	uint64_t now = now_ms(), wire;
+	uint64_t now = gos_now_ms(), wire;
 	if (now - v->wire_ms < CTL_CHECK_MS || v->close_code || v->fd < 0)
 		return;
 	v->wire_ms = now;
@@ -1258,7 +1252,7 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
                           const void *in, size_t len)
 {
-	v->alive_ms = now_ms();
+	v->alive_ms = gos_now_ms();
 	v->frame_len += len;
 	bool frame_done = !lws_remaining_packet_payload(wsi);
 	if (frame_done) {
@@ -1365,7 +1359,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 static void ping_pass(lws_sorted_usec_list_t *sul)
 {
 	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_ping);
-	uint64_t now = now_ms();
+	uint64_t now = gos_now_ms();
 	for (struct viewer *v = ws->viewers; v; v = v->next) {
 		if (v->close_code)
 			continue;
@@ -1408,7 +1402,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		v->fd = lws_get_socket_fd(wsi);
 		if (v->fd < 0 || !wire_bytes(v->fd, &v->wire_base))
 			v->fd = -1;  /* no byte counts here: messages are limited all the same */
-		v->alive_ms = v->bucket_ms = now_ms();
+		v->alive_ms = v->bucket_ms = gos_now_ms();
 		v->bucket = ws->opts.rx_burst;
 		v->next = ws->viewers;
 		if (ws->viewers)
@@ -1441,7 +1435,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_RECEIVE:
 		return viewer_receive(ws, v, wsi, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
-		v->alive_ms = now_ms();
+		v->alive_ms = gos_now_ms();
 		v->data_wire += CTL_MIN_FRAME + len;  /* seen: not charged twice */
 		rx_charge(ws, v, 1);
 		break;
@@ -1550,7 +1544,7 @@ static void lws_log(int level, const char *line)
 		if (!isdigit((unsigned char)*p))
 			norm[n++] = *p;
 	norm[n] = '\0';
-	uint64_t now = now_ms();
+	uint64_t now = gos_now_ms();
 	pthread_mutex_lock(&lwslog.lock);
 	if (!strcmp(norm, lwslog.last) && now - lwslog.first_ms < 60000) {
 		lwslog.repeats++;
@@ -1569,7 +1563,7 @@ static void lws_log(int level, const char *line)
 static void tick(lws_sorted_usec_list_t *sul)
 {
 	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_tick);
-	uint64_t now = now_ms();
+	uint64_t now = gos_now_ms();
 	pthread_mutex_lock(&lwslog.lock);
 	if (lwslog.repeats && now - lwslog.last_ms >= 1000)
 		lwslog_flush();
@@ -1741,7 +1735,7 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	o->allow_origins = NULL;
 	o->allow_hosts = NULL;
 	pthread_mutex_init(&ws->lock, NULL);
-	ws->start_ms = now_ms();
+	ws->start_ms = gos_now_ms();
 
 	if (!parse_listen(ws, opts->listen ? opts->listen : GOS_WS_DEFAULT_LISTEN, err, errlen))
 		goto error;

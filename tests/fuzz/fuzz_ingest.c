@@ -12,6 +12,7 @@
 
 #include "gos_protocol.h"
 #include "gos_protocol_internal.h"
+#include "gos_utf8.h"
 
 static int same_str(const char *a, const char *b)
 {

@@ -22,13 +22,7 @@
 #include "gos_client.h"
 #include "gos_llm.h"
 #include "gos_sse.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "gos_time.h"
 
 /* ---- the parser ---- */
 
@@ -89,11 +83,11 @@ static double parse_time(const char *s, size_t len, size_t chunk, bool to_tokens
 		struct counts c = {.to_tokens = to_tokens};
 		struct gos_sse_callbacks cb = {count_event, NULL, NULL, &c};
 		struct gos_sse *p = gos_sse_create(NULL, &cb);
-		double t = now_s();
+		double t = gos_now_s();
 		for (size_t at = 0; at < len; at += chunk)
 			gos_sse_feed(p, s + at, len - at < chunk ? len - at : chunk);
 		gos_sse_end(p);
-		t = now_s() - t;
+		t = gos_now_s() - t;
 		gos_sse_destroy(p);
 		gos_arena_finish(&c.arena);
 		if (t < best)
@@ -249,7 +243,7 @@ static int run_bridge(const char *bin, const char *sock, int port, uint64_t per_
 	char url[256], par[16];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/big,n=%llu/v1", port, (unsigned long long)per_stream);
 	snprintf(par, sizeof par, "%d", parallel);
-	double t = now_s();
+	double t = gos_now_s();
 	pid_t pid = fork();
 	if (pid == 0) {
 		execl(bin, "gos-bridge", "--url", url, "--model", "bench", "--prompt", "go", "--parallel", par,
@@ -260,7 +254,7 @@ static int run_bridge(const char *bin, const char *sock, int port, uint64_t per_
 	struct rusage ru;
 	if (wait4(pid, &status, 0, &ru) < 0)
 		return -1;
-	*wall = now_s() - t;
+	*wall = gos_now_s() - t;
 	*cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;

@@ -33,6 +33,7 @@
 
 #include "gos_bench.h"
 #include "gos_buf.h"
+#include "gos_time.h"
 
 #ifndef GOS_SOURCE_DIR
 #define GOS_SOURCE_DIR "."
@@ -76,13 +77,6 @@ struct feeder {
 	bool ok;
 	char err[256];
 };
-
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static double wall(void)
 {
@@ -129,8 +123,8 @@ static bool server_start(struct server *s, char *const argv[], const char *marke
 	s->out_fd = fds[0];
 	char line[4096];
 	size_t len = 0;
-	double deadline = mono() + 15;
-	while (mono() < deadline) {
+	double deadline = gos_now_s() + 15;
+	while (gos_now_s() < deadline) {
 		ssize_t r = read(s->out_fd, line + len, sizeof(line) - 1 - len);
 		if (r <= 0)
 			break;
@@ -233,7 +227,7 @@ static void *feeder_main(void *arg)
 	}
 	f->ok = true;
 	struct gos_buf t = {0};
-	double t0 = mono();
+	double t0 = gos_now_s();
 	uint64_t sent = 0;
 	struct timespec next;
 	clock_gettime(CLOCK_MONOTONIC, &next);
@@ -245,7 +239,7 @@ static void *feeder_main(void *arg)
 			next.tv_sec++;
 		}
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-		uint64_t due = (uint64_t)((mono() - t0) * f->rate);
+		uint64_t due = (uint64_t)((gos_now_s() - t0) * f->rate);
 		gos_buf_clear(&t);
 		double ts = wall();
 		for (; sent < due; sent++)
@@ -370,8 +364,8 @@ static int cmp_double(const void *a, const void *b)
 
 static void service_for(struct lws_context *ctx, double seconds)
 {
-	double end = mono() + seconds;
-	while (mono() < end)
+	double end = gos_now_s() + seconds;
+	while (gos_now_s() < end)
 		lws_service(ctx, 0);
 }
 
@@ -422,8 +416,8 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 		if (i % 50 == 49)
 			service_for(ctx, 0.005);
 	}
-	double deadline = mono() + 20;
-	while (r.ready + r.failed < viewers && mono() < deadline)
+	double deadline = gos_now_s() + 20;
+	while (r.ready + r.failed < viewers && gos_now_s() < deadline)
 		lws_service(ctx, 0);
 	res->connected = r.ready;
 
@@ -431,11 +425,11 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 	pthread_t ft;
 	bool feeding = !pthread_create(&ft, NULL, feeder_main, &f);
 	service_for(ctx, warmup);
-	double c0 = cpu_seconds(srv.pid), t0 = mono(), k0 = self_cpu();
+	double c0 = cpu_seconds(srv.pid), t0 = gos_now_s(), k0 = self_cpu();
 	r.measuring = true;
 	service_for(ctx, seconds);
 	r.measuring = false;
-	double t1 = mono(), c1 = cpu_seconds(srv.pid);
+	double t1 = gos_now_s(), c1 = cpu_seconds(srv.pid);
 	res->client_cpu_s = self_cpu() - k0;
 	res->rss_mib = rss_mib(srv.pid, "VmRSS:");
 	res->hwm_mib = rss_mib(srv.pid, "VmHWM:");

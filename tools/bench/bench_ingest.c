@@ -20,13 +20,7 @@
 #include "gos_core.h"
 #include "gos_ingest.h"
 #include "gos_map.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "gos_time.h"
 
 /* Builds `count` token_activation lines of about `bytes` bytes each. */
 static char *make_lines(uint64_t count, uint32_t bytes, uint32_t producer, size_t *len_out)
@@ -155,7 +149,7 @@ static int run_case(uint32_t bytes, uint32_t producers, uint64_t per_producer, d
 		fprintf(stderr, "gos-bench: %s\n", err);
 		return 1;
 	}
-	double t0 = now_s(), c0 = cpu_self();
+	double t0 = gos_now_s(), c0 = cpu_self();
 	for (uint32_t p = 0; p < producers; p++)
 		if (write(go[1], "g", 1) != 1)
 			return 1;
@@ -165,7 +159,7 @@ static int run_case(uint32_t bytes, uint32_t producers, uint64_t per_producer, d
 		waitpid(pids[p], &st, 0);
 		failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
 	}
-	double dt = now_s() - t0, dc = cpu_self() - c0;
+	double dt = gos_now_s() - t0, dc = cpu_self() - c0;
 	close(go[1]);
 	struct gos_map_stats ms;
 	gos_map_stats(r.map, &ms);

@@ -23,16 +23,10 @@
 #include "gos_protocol.h"
 #include "gos_render.h"
 #include "gos_vk.h"
+#include "gos_time.h"
 
 static const char *const WORDS[] = {" the", " map", " token", " of", " a", " infinite",
 	" compute", " shader", ",", " and", " light", " to", "ken", " vis", " is", "."};
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -79,10 +73,10 @@ struct flood {
 static void *flood_main(void *arg)
 {
 	struct flood *f = arg;
-	double t0 = now_s();
+	double t0 = gos_now_s();
 	uint64_t done = 0;
 	while (!atomic_load(&f->stop)) {
-		uint64_t due = (uint64_t)((now_s() - t0) * f->rate);
+		uint64_t due = (uint64_t)((gos_now_s() - t0) * f->rate);
 		if (due > done) {
 			uint64_t n = due - done > 5000 ? 5000 : due - done;
 			feed(f->map, f->first + done, n, 64);
@@ -120,7 +114,7 @@ static bool measure(struct gos_render *r, struct gos_offscreen *off, struct gos_
 	for (int i = -3; i < frames; i++) {
 		if (pan)
 			fi.view.cx = view->cx + (i + 3) * 3.0 / view->zoom;
-		double a = now_s();
+		double a = gos_now_s();
 		if (sync_each)
 			gos_render_sync(r, map);
 		fi.now = gos_render_now(r);
@@ -130,7 +124,7 @@ static bool measure(struct gos_render *r, struct gos_offscreen *off, struct gos_
 			return false;
 		}
 		if (i >= 0)
-			t[i] = (now_s() - a) * 1000;
+			t[i] = (gos_now_s() - a) * 1000;
 	}
 	gos_render_drawn(r, &res->drawn);
 	qsort(t, (size_t)frames, sizeof(double), cmp_double);
@@ -250,9 +244,9 @@ int gos_bench_render(int argc, char **argv)
 			pthread_t th;
 			pthread_create(&th, NULL, flood_main, &f);
 			struct result c;
-			double t0 = now_s();
+			double t0 = gos_now_s();
 			ok = measure(r, off, map, &fit, frames, true, false, &c);
-			double dt = now_s() - t0;
+			double dt = gos_now_s() - t0;
 			atomic_store(&f.stop, true);
 			pthread_join(th, NULL);
 			if (ok)
