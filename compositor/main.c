@@ -39,9 +39,11 @@ struct options {
 	enum gos_layout_kind layout;
 	double log_interval;
 	struct gos_web_opts web;   /* --listen, --tick-ms, ... (gos_web.h) */
-	/* ---- renderer options (issue 4) ---- */
+	/* the window or offscreen target */
 	struct gos_window_opts win;
 };
+
+/* ---- command line ---- */
 
 static void usage(FILE *f)
 {
@@ -112,7 +114,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
-	       /* renderer (issue 4) */
+	       /* the window or offscreen target */
 	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_GPU,
 	       OPT_FRAMES, OPT_EXERCISE, OPT_CPU_COMPUTE };
 	static const struct option longopts[] = {
@@ -128,7 +130,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		GOS_WEB_LONGOPTS,
-		/* renderer (issue 4) */
+		/* the window or offscreen target */
 		{"fullscreen", no_argument, NULL, OPT_FULLSCREEN},
 		{"monitor", required_argument, NULL, OPT_MONITOR},
 		{"size", required_argument, NULL, OPT_SIZE},
@@ -214,7 +216,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			break;
 		}
-		/* ---- renderer options (issue 4) ---- */
+		/* the window or offscreen target */
 		case OPT_FULLSCREEN: o->win.fullscreen = true; break;
 		case OPT_NO_VSYNC: o->win.no_vsync = true; break;
 		case OPT_EXERCISE: o->win.exercise = true; break;
@@ -285,6 +287,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
+/* ---- barriers answered from other threads: sync and screenshot ---- */
+
 /* Screenshot requests on their way from the core thread to the render loop:
  * a bounded mailbox (the core never waits on it); beyond SHOT_PENDING_MAX a
  * request is answered with an error at once. Once rendering is known to be
@@ -315,7 +319,7 @@ struct app {
 	struct gos_demo *demo;
 	struct gos_web *web;
 	struct timespec last_frame;      /* web: frame times for /metrics */
-	/* ---- renderer (issue 4): state of the per-frame tick ---- */
+	/* the render loop's per-frame tick (main thread) */
 	sigset_t sigs;
 	struct timespec last_log, last_rate;
 	uint64_t last_events, rate_events;
@@ -418,6 +422,8 @@ static void shots_close(struct app *a, const char *reason)
 	}
 }
 
+/* ---- counts, descriptor budget, shutdown ---- */
+
 static bool producers_connected(void *ctx)
 {
 	struct app *a = ctx;
@@ -506,12 +512,12 @@ static void app_finish(struct app *a)
 	pthread_mutex_destroy(&a->shots.lock);
 }
 
-/* ---- renderer (issue 4) ----
- * The main thread runs the render loop (GLFW needs it): a window when a
- * display is available, else offscreen. Each frame's tick takes pending
- * signals without blocking and prints the counts every --log-interval. When
- * no renderer can start at all (no Vulkan device), the compositor keeps
- * taking events and only logs counts. */
+/* ---- the render loop (main thread) ----
+ * A window when a display is available, else offscreen; --no-render draws
+ * nothing. Each frame's tick takes pending signals without blocking and
+ * prints the counts every --log-interval. When no renderer can start at all
+ * (no Vulkan device), the compositor keeps taking events and only logs
+ * counts. */
 static double since(const struct timespec *a, const struct timespec *b)
 {
 	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) * 1e-9;
@@ -625,8 +631,6 @@ static int run_renderer(struct app *a)
 		fprintf(stderr, "gos: %s, shutting down\n", a->exit_signal == SIGINT ? "SIGINT" : "SIGTERM");
 	return EXIT_OK;
 }
-/* ---- end of renderer (issue 4) ---- */
-
 int main(int argc, char **argv)
 {
 	struct app a = {0};
@@ -684,7 +688,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gos: demo stream on (pauses while a producer is connected)\n");
 	}
 
-	/* ---- renderer (issue 4): the render loop runs on the main thread ---- */
+	/* The render loop runs on the main thread (GLFW needs it). */
 	a.sigs = sigs;
 	rc = run_renderer(&a);
 	app_finish(&a);
