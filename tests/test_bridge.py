@@ -22,21 +22,12 @@ import urllib.request
 
 COMPOSITOR, BRIDGE = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
-passed = failed = 0
 
 sys.path.insert(0, os.path.join(HERE, "support"))
+from gos_check import check, failures, report  # noqa: E402
 from fake_openai import WORDS, logprob  # noqa: E402  (the server's own token table)
 import gos_proc  # noqa: E402
 from gos_proc import sync  # noqa: E402
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr, flush=True)
 
 
 # ---- the pieces ----
@@ -420,5 +411,4 @@ check(p.returncode == 3 and "dropped" in err and "--buffer" in err, f"--buffer 5
 stop_compositor(comp)
 fake.stop()
 shutil.rmtree(tmp, ignore_errors=True)
-print(f"test_bridge: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report("test_bridge"))

@@ -12,21 +12,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from gos_check import check, failures, report  # noqa: E402
 from gos_proc import skip  # noqa: E402
 
 COMPOSITOR, SHOT = sys.argv[1], sys.argv[2]
-passed = failed = 0
 FALLBACK = "the GPU token pipeline failed ("
 INSTEAD = "using the CPU reference instead (--cpu-compute)"
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
 
 
 def compositor(d, name, *extra, env_extra=None):
@@ -67,5 +58,4 @@ with tempfile.TemporaryDirectory() as d:
     check(FALLBACK not in r.stderr and "projecting tokens on the CPU" not in r.stderr,
           "a plain run took the CPU path")
 
-print(f"test_cpu_fallback: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report("test_cpu_fallback"))

@@ -11,19 +11,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from gos_check import check, failures, report  # noqa: E402
 from gos_proc import start_compositor, stop_compositor, sync  # noqa: E402
 
 COMPOSITOR, FEED = sys.argv[1], sys.argv[2]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
 
 
 def start(sock, *extra):
@@ -120,5 +111,4 @@ rc, err = stop(p)
 check(rc == 0, "demo compositor stops cleanly")
 
 shutil.rmtree(tmp, ignore_errors=True)
-print(f"test_programs: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report("test_programs"))

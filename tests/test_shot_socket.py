@@ -21,22 +21,13 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from gos_check import check, failures, report  # noqa: E402
 from gos_proc import skip  # noqa: E402
 
 COMPOSITOR, SHOT, FEED, DATA = (os.path.abspath(p) for p in sys.argv[1:5])
 REC = os.path.join(DATA, "render_small.jsonl")
 W, H = 640, 360
 THRESHOLD, MAX_PCT = 16, 0.1   # as in tests/test_render_image.c
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
 
 
 def read_png(path):
@@ -203,8 +194,7 @@ with tempfile.TemporaryDirectory() as d:
         text = log.read()
         check(rc == 0, f"the compositor exited {rc}")
         check("validation reported" not in text, "the compositor reported validation errors")
-        if failed:
+        if failures():
             sys.stderr.write(text)
 
-print(f"test_shot_socket: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report("test_shot_socket"))

@@ -13,19 +13,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from gos_check import check, failures, report  # noqa: E402
 from gos_proc import skip  # noqa: E402
 
 COMPOSITOR, FEED = sys.argv[1], sys.argv[2]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
 
 
 if not shutil.which("xvfb-run"):
@@ -66,5 +57,4 @@ with tempfile.TemporaryDirectory() as d:
     check(feed.returncode in (0, 3), f"gos-feed exited {feed.returncode}: {feed.stderr}")
     check("rejected" not in feed.stderr, f"gos-feed saw rejections: {feed.stderr}")
 
-print(f"test_window: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(report("test_window"))
