@@ -1,5 +1,9 @@
 /* gos_compute: the GPU token pipeline. See gos_compute.h.
  *
+ * Over 800 lines on purpose: one pipeline (upload, project, compact, read
+ * back) whose buffers, barriers and frames in flight only make sense read
+ * together; the CPU mode fills the same buffers and sits beside it.
+ *
  * Uploads: gos_compute_update() writes each changed slot's record into the
  * current host-visible staging buffer (once per slot: pending_at[] maps a
  * slot to its staged record, so a slot changed twice is staged once). record()

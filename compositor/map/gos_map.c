@@ -1,5 +1,11 @@
 /* Map state: struct-of-arrays token store, id index, streams, change log.
- * See gos_map.h for the threading contract. */
+ * See gos_map.h for the threading contract.
+ *
+ * Over 800 lines on purpose: this is the one place where the threads meet,
+ * and every piece here (the index, the slabs, the log, the writer and the
+ * readers) works on the same struct under the same short lock; read whole,
+ * the invariants between them (a slot's blob, its index entry and its log
+ * entry change together) stay visible. */
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
