@@ -264,6 +264,14 @@ bool render_record_splat(struct gos_render *r, VkCommandBuffer cmd, const struct
 
 /* ---- render_background.c ---- */
 
+/* The background's inputs, for grid.frag (fullscreen pass) and
+ * map_background.comp alike: the grid's levels and axes for fi->view on an
+ * ext-sized target, and when the frame splats or copies (`splat`, `copy`)
+ * the id buffer (which must exist: render_record_splat() or
+ * render_ensure_bgbuf() made it) and the token data it is colored from. */
+struct grid_push render_grid_push(const struct gos_render *r, const struct gos_frame_info *fi,
+                                  VkExtent2D ext, bool copy, bool splat);
+
 /* The copy path: unless the buffer already holds the background for these
  * inputs, map_background.comp computes it (grid, axes, splats over the
  * clear color; after a whole-pixel shift only the exposed strips); then it

@@ -1,12 +1,62 @@
-/* gos_render, background: when the target's image can be copied into,
- * map_background.comp computes the grid, the axes and the splats over the
- * clear color into a buffer, kept while its inputs hold (and after a
- * whole-pixel shift only the exposed strips redone), and the buffer is
- * copied into the image for the render pass to draw over. */
+/* gos_render, background: the grid, the axes and the splats behind the
+ * tokens. Its inputs (struct grid_push) serve grid.frag's fullscreen pass
+ * and map_background.comp alike; when the target's image can be copied
+ * into, map_background.comp computes it into a buffer, kept while its
+ * inputs hold (after a whole-pixel shift only the exposed strips are
+ * redone), and the buffer is copied into the image for the render pass to
+ * draw over. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gos_compute.h"
 #include "gos_render_internal.h"
+
+struct grid_push render_grid_push(const struct gos_render *r, const struct gos_frame_info *fi,
+                                  VkExtent2D ext, bool copy, bool splat)
+{
+	const struct gos_view *v = &fi->view;
+	double vw = ext.width, vh = ext.height;
+	double base = pow(10.0, ceil(log10(8.0 / v->zoom)));
+	double period = base * 1000.0;
+	double ax, ay;
+	gos_view_to_screen(v, vw, vh, 0, 0, &ax, &ay);
+	struct grid_push gp = {
+		.line = {0.45f, 0.55f, 0.72f, 0.22f},
+		.axis_color = {0.85f, 0.55f, 0.35f, 0.55f},
+		.viewport = {(float)vw, (float)vh},
+		.center = {(float)fmod(v->cx, period), (float)fmod(v->cy, period)},
+		.axis = {(float)fmin(fmax(ax, -1e6), 1e6), (float)fmin(fmax(ay, -1e6), 1e6)},
+		.zoom = (float)v->zoom,
+		.base = (float)base,
+		.flags = (r->o.disable & GOS_RENDER_NO_GRID) ? 0u : GRID_ON,
+		.now = (float)fi->now,
+		.fade_s = fi->no_fade ? 0.0f : 0.35f,
+		.palette = r->o.palette,
+	};
+	/* Each level's strength: 0 at 8 px spacing, 1 at 800 px, smoothstepped. */
+	for (int i = 0; i < 3; i++) {
+		double px = base * pow(10.0, i) * v->zoom;
+		double t = log(px / 8.0) / log(100.0);
+		t = t < 0 ? 0 : t > 1 ? 1 : t;
+		gp.strength[i] = (float)(t * t * (3.0 - 2.0 * t));
+	}
+	if (copy || splat)
+		gp.ids = r->splat_ids->address;
+	if (copy && (r->o.format == VK_FORMAT_B8G8R8A8_UNORM || r->o.format == VK_FORMAT_B8G8R8A8_SRGB))
+		gp.flags |= GRID_BGRA;
+	if (splat) {
+		double line_px = GOS_FLOW_LINE_H * v->zoom;
+		struct gos_compute_buffers cb;
+		gos_compute_buffers(r->compute, &cb);
+		gp.flags |= GRID_SPLATS | (line_px < 3.0 ? GRID_POINTS : 0u) |
+		            ((r->o.disable & GOS_RENDER_FLAT) ? GRID_FLAT : 0u);
+		gp.tokens = cb.tokens_address;
+		gp.meta = r->meta.dev->address;
+		gp.lut = cb.palettes_address;
+	}
+	return gp;
+}
 
 /* The background buffer was just written by compute: make it visible to the
  * copy into the image, and remember what it now holds. */
