@@ -76,9 +76,8 @@ struct gos_render *gos_render_create(struct gos_vk *vk, const struct gos_render_
 		goto error;
 	if (!render_slotbuf_init(vk, &r->meta, "token meta", 16) ||
 	    !render_slotbuf_init(vk, &r->glyphs, "token glyphs", MAX_GLYPHS * 2) ||
-	    !render_reserve_slots(r, 0) || !render_create_pass(r, false, &r->pass) ||
-	    !render_create_pass(r, true, &r->pass_load) || !render_create_layout(r) ||
-	    !create_frames(r) || !render_create_pipelines(r))
+	    !render_reserve_slots(r, 0) || !render_pipelines_init(r) || !create_frames(r) ||
+	    !render_splat_init(r))
 		goto error;
 	return r;
 error:
@@ -103,35 +102,8 @@ void gos_render_destroy(struct gos_render *r)
 	}
 	if (r->cmd_pool)
 		vkDestroyCommandPool(dev, r->cmd_pool, NULL);
-	if (r->grid)
-		vkDestroyPipeline(dev, r->grid, NULL);
-	if (r->tokens)
-		vkDestroyPipeline(dev, r->tokens, NULL);
-	if (r->overlay)
-		vkDestroyPipeline(dev, r->overlay, NULL);
-	if (r->splat)
-		vkDestroyPipeline(dev, r->splat, NULL);
-	if (r->splat_layout)
-		vkDestroyPipelineLayout(dev, r->splat_layout, NULL);
-	gos_vk_buffer_destroy(vk, r->splat_ids);
-	gos_vk_buffer_destroy(vk, r->splat_count);
-	gos_vk_buffer_destroy(vk, r->splat_twin);
-	gos_vk_buffer_destroy(vk, r->zeros);
-	free(r->clear_rows);
-	if (r->layout)
-		vkDestroyPipelineLayout(dev, r->layout, NULL);
-	if (r->dpool)
-		vkDestroyDescriptorPool(dev, r->dpool, NULL);
-	if (r->dsl)
-		vkDestroyDescriptorSetLayout(dev, r->dsl, NULL);
-	if (r->pass)
-		vkDestroyRenderPass(dev, r->pass, NULL);
-	if (r->pass_load)
-		vkDestroyRenderPass(dev, r->pass_load, NULL);
-	if (r->bg)
-		vkDestroyPipeline(dev, r->bg, NULL);
-	if (r->bg_layout)
-		vkDestroyPipelineLayout(dev, r->bg_layout, NULL);
+	render_pipelines_finish(r);
+	render_splat_finish(r);
 	render_slotbuf_finish(vk, &r->meta);
 	render_slotbuf_finish(vk, &r->glyphs);
 	gos_text_destroy(r->text);

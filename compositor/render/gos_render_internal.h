@@ -225,19 +225,15 @@ void render_build_overlay(struct gos_render *r, const struct gos_frame_info *fi,
 
 /* ---- render_pipelines.c ---- */
 
-/* The render pass for r->o.format: `load` keeps the background copied into
- * the image (initial layout TRANSFER_DST_OPTIMAL), otherwise it clears.
- * Both are compatible (the same framebuffers serve both). */
-bool render_create_pass(struct gos_render *r, bool load, VkRenderPass *out);
-
-/* The glyph atlas's descriptor set (r->dsl, r->dpool, r->set) and the
- * graphics pipelines' layout (r->layout). Needs r->text. */
-bool render_create_layout(struct gos_render *r);
-
-/* The grid, tokens and overlay pipelines (for r->pass and r->layout), the
- * splat and background compute pipelines and the splat counter. What was
- * made before a failure is left for gos_render_destroy(). */
-bool render_create_pipelines(struct gos_render *r);
+/* The render passes (r->pass clears, r->pass_load keeps the copied
+ * background; compatible, so one framebuffer serves both), the glyph
+ * atlas's descriptor set, the graphics pipelines' layout, the grid, tokens
+ * and overlay pipelines and the splat and background compute pipelines.
+ * Needs r->text. What was made before a failure is left for
+ * render_pipelines_finish(), which accepts a half-built renderer (after
+ * the GPU is idle). */
+bool render_pipelines_init(struct gos_render *r);
+void render_pipelines_finish(struct gos_render *r);
 
 /* ---- render_record.c ---- */
 
@@ -248,6 +244,11 @@ bool render_record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkEx
                    const struct gos_frame_info *fi);
 
 /* ---- render_splat.c ---- */
+
+/* The splat counter; render_splat_finish() frees it and the id buffers
+ * (accepts a half-built renderer, after the GPU is idle). */
+bool render_splat_init(struct gos_render *r);
+void render_splat_finish(struct gos_render *r);
 
 /* Makes the id/background buffer (r->splat_ids) fit a w x h target. A new
  * layout invalidates the splats and the background it held; a bigger

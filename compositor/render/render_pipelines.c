@@ -139,7 +139,10 @@ error:
 	return p;
 }
 
-bool render_create_pass(struct gos_render *r, bool load, VkRenderPass *out)
+/* The render pass: `load` keeps the background copied into the image
+ * (initial layout TRANSFER_DST_OPTIMAL), otherwise it clears. Both are
+ * compatible (the same framebuffers serve both). */
+static bool create_pass(struct gos_render *r, bool load, VkRenderPass *out)
 {
 	VkAttachmentDescription att = {
 		.format = r->o.format,
@@ -195,7 +198,8 @@ error:
 	return false;
 }
 
-bool render_create_layout(struct gos_render *r)
+/* The glyph atlas's descriptor set and the graphics pipelines' layout. */
+static bool create_layout(struct gos_render *r)
 {
 	VkDevice dev = r->vk->device;
 	VkDescriptorSetLayoutBinding b = {
@@ -286,29 +290,49 @@ error:
 	return false;
 }
 
-/* The splat and background compute pipelines and the splat counter. */
-static bool create_splat(struct gos_render *r)
+bool render_pipelines_init(struct gos_render *r)
 {
-	if (!make_compute(r, token_splat_comp, sizeof(token_splat_comp), sizeof(struct splat_push),
-	                  "token_splat.comp", &r->splat_layout, &r->splat) ||
-	    !make_compute(r, map_background_comp, sizeof(map_background_comp),
-	                  sizeof(struct grid_push), "map_background.comp", &r->bg_layout, &r->bg))
+	if (!create_pass(r, false, &r->pass) || !create_pass(r, true, &r->pass_load) ||
+	    !create_layout(r))
 		return false;
-	r->splat_count = gos_vk_buffer_create(r->vk, 4, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-	                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT |
-	                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-	                                      VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT,
-	                                      GOS_VK_MEM_DEVICE, "splat count");
-	return r->splat_count != NULL;
-}
-
-bool render_create_pipelines(struct gos_render *r)
-{
 	r->grid = make_pipeline(r, fullscreen_vert, sizeof(fullscreen_vert), grid_frag,
 	                        sizeof(grid_frag), false, "grid");
 	r->tokens = make_pipeline(r, token_vert, sizeof(token_vert), token_frag,
 	                          sizeof(token_frag), false, "tokens");
 	r->overlay = make_pipeline(r, overlay_vert, sizeof(overlay_vert), overlay_frag,
 	                           sizeof(overlay_frag), true, "overlay");
-	return r->grid && r->tokens && r->overlay && create_splat(r);
+	return r->grid && r->tokens && r->overlay &&
+	       make_compute(r, token_splat_comp, sizeof(token_splat_comp), sizeof(struct splat_push),
+	                    "token_splat.comp", &r->splat_layout, &r->splat) &&
+	       make_compute(r, map_background_comp, sizeof(map_background_comp),
+	                    sizeof(struct grid_push), "map_background.comp", &r->bg_layout, &r->bg);
+}
+
+void render_pipelines_finish(struct gos_render *r)
+{
+	VkDevice dev = r->vk->device;
+	if (r->grid)
+		vkDestroyPipeline(dev, r->grid, NULL);
+	if (r->tokens)
+		vkDestroyPipeline(dev, r->tokens, NULL);
+	if (r->overlay)
+		vkDestroyPipeline(dev, r->overlay, NULL);
+	if (r->splat)
+		vkDestroyPipeline(dev, r->splat, NULL);
+	if (r->splat_layout)
+		vkDestroyPipelineLayout(dev, r->splat_layout, NULL);
+	if (r->bg)
+		vkDestroyPipeline(dev, r->bg, NULL);
+	if (r->bg_layout)
+		vkDestroyPipelineLayout(dev, r->bg_layout, NULL);
+	if (r->layout)
+		vkDestroyPipelineLayout(dev, r->layout, NULL);
+	if (r->dpool)
+		vkDestroyDescriptorPool(dev, r->dpool, NULL);
+	if (r->dsl)
+		vkDestroyDescriptorSetLayout(dev, r->dsl, NULL);
+	if (r->pass)
+		vkDestroyRenderPass(dev, r->pass, NULL);
+	if (r->pass_load)
+		vkDestroyRenderPass(dev, r->pass_load, NULL);
 }

@@ -9,6 +9,25 @@
 #include "gos_compute.h"
 #include "gos_render_internal.h"
 
+bool render_splat_init(struct gos_render *r)
+{
+	r->splat_count = gos_vk_buffer_create(r->vk, 4, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+	                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT |
+	                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+	                                      VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT,
+	                                      GOS_VK_MEM_DEVICE, "splat count");
+	return r->splat_count != NULL;
+}
+
+void render_splat_finish(struct gos_render *r)
+{
+	gos_vk_buffer_destroy(r->vk, r->splat_ids);
+	gos_vk_buffer_destroy(r->vk, r->splat_count);
+	gos_vk_buffer_destroy(r->vk, r->splat_twin);
+	gos_vk_buffer_destroy(r->vk, r->zeros);
+	free(r->clear_rows);
+}
+
 bool render_ensure_bgbuf(struct gos_render *r, uint32_t w, uint32_t h)
 {
 	VkDeviceSize bytes = (VkDeviceSize)w * h * 8;
