@@ -95,16 +95,17 @@ static void stream_color(uint32_t i, float c[4])
 	c[3] = 1;
 }
 
-void render_build_overlay(struct gos_render *r, const struct gos_frame_info *fi, double vw,
-                          double vh)
-{
-	static const float panel[4] = {0.02f, 0.025f, 0.04f, 0.78f};
-	static const float white[4] = {0.93f, 0.95f, 1.0f, 1.0f};
-	static const float dim[4] = {0.62f, 0.67f, 0.76f, 1.0f};
-	const struct gos_view *v = &fi->view;
-	r->n_ov = 0;
+/* The HUD's colors: panels, text, secondary text. */
+static const float panel[4] = {0.02f, 0.025f, 0.04f, 0.78f};
+static const float white[4] = {0.93f, 0.95f, 1.0f, 1.0f};
+static const float dim[4] = {0.62f, 0.67f, 0.76f, 1.0f};
 
-	/* Newest token of each stream: a caret after it and an underline. */
+/* The newest token of each stream: a caret after it and an underline
+ * (a dot when too small), pulsing unless fi->no_fade. */
+static void overlay_markers(struct gos_render *r, const struct gos_frame_info *fi, double vw,
+                            double vh)
+{
+	const struct gos_view *v = &fi->view;
 	double pulse = fi->no_fade ? 1.0 : 0.6 + 0.4 * cos(fi->now * 5.0);
 	for (size_t i = 0; i < r->n_streams; i++) {
 		const struct gos_stream *s = &r->streams[i].s;
@@ -128,126 +129,158 @@ void render_build_overlay(struct gos_render *r, const struct gos_frame_info *fi,
 			ov_rect(r, (float)sx - 3, (float)sy - 3, 6, 6, c);
 		}
 	}
+}
 
-	float px = 15, lh = 20;
-	if (fi->hud & (GOS_HUD_STATS | GOS_HUD_STREAMS)) {
-		char line[MAX_STREAMS_SHOWN + 2][160];
-		int nl = 0;
-		if (fi->hud & GOS_HUD_STATS) {
-			char tok[32], ev[32];
-			fmt_count(tok, sizeof(tok), (double)r->live_tokens);
-			fmt_count(ev, sizeof(ev), fi->events_per_s);
-			if (fi->viewers >= 0)
-				snprintf(line[nl++], sizeof(line[0]), "%5.1f fps  %s tokens  %s events/s  %lld viewers",
-				         fi->fps, tok, ev, (long long)fi->viewers);
-			else
-				snprintf(line[nl++], sizeof(line[0]), "%5.1f fps  %s tokens  %s events/s",
-				         fi->fps, tok, ev);
-		}
-		size_t first_stream_line = (size_t)nl;
-		if (fi->hud & GOS_HUD_STREAMS) {
-			for (size_t i = 0; i < r->n_streams && nl < MAX_STREAMS_SHOWN + 1; i++) {
-				const struct stream_copy *c = &r->streams[i];
-				char prog[64] = "";
-				if (c->s.total_tokens > 0)
-					snprintf(prog, sizeof(prog), "  %lld/%lld", (long long)c->s.tokens_processed,
-					         (long long)c->s.total_tokens);
-				else if (c->s.tokens_processed > 0)
-					snprintf(prog, sizeof(prog), "  %lld", (long long)c->s.tokens_processed);
-				char el[32] = "";
-				if (c->s.elapsed_ms > 0)
-					snprintf(el, sizeof(el), "  %.1fs", c->s.elapsed_ms / 1000.0);
-				snprintf(line[nl++], sizeof(line[0]), "   %.24s  %.16s%s%s  (%llu tokens)",
-				         c->name[0] ? c->name : "default", c->state[0] ? c->state : "-",
-				         prog, el, (unsigned long long)c->s.n_tokens);
-			}
-			if (r->n_streams > MAX_STREAMS_SHOWN)
-				snprintf(line[nl++], sizeof(line[0]), "   + %zu more streams",
-				         r->n_streams - MAX_STREAMS_SHOWN);
-		}
-		float wmax = 0;
-		for (int i = 0; i < nl; i++) {
-			float w = text_width(px, line[i]);
-			if (w > wmax)
-				wmax = w;
-		}
-		if (nl) {
-			ov_rect(r, 10, 10, wmax + 20, (float)nl * lh + 12, panel);
-			for (int i = 0; i < nl; i++) {
-				float y = 16 + (float)i * lh;
-				bool is_stream = (size_t)i >= first_stream_line && (size_t)i - first_stream_line < r->n_streams;
-				if (is_stream) {
-					size_t si = (size_t)i - first_stream_line;
-					float c[4];
-					stream_color((uint32_t)si, c);
-					ov_rect(r, 22, y + 5, 9, 9, c);
-					if ((int32_t)si == fi->active_stream)
-						ov_rect(r, 12, y + 2, 3, 15, white);
-				}
-				ov_text(r, 20, y, px, line[i], is_stream ? dim : white);
-			}
-		}
-	}
-
-	if (fi->hud & GOS_HUD_SCALE) {
-		double len = gos_cam_nice_length(v->zoom, 160);
-		float bar = (float)(len * v->zoom);
-		char lab[48];
-		if (len >= 1)
-			snprintf(lab, sizeof(lab), "%.0f units", len);
+/* The top-left panel: the stats line (GOS_HUD_STATS) and one line per
+ * stream (GOS_HUD_STREAMS), the active one marked. */
+static void overlay_panel(struct gos_render *r, const struct gos_frame_info *fi)
+{
+	const float px = 15, lh = 20;   /* text and line height, pixels */
+	char line[MAX_STREAMS_SHOWN + 2][160];
+	int nl = 0;
+	if (fi->hud & GOS_HUD_STATS) {
+		char tok[32], ev[32];
+		fmt_count(tok, sizeof(tok), (double)r->live_tokens);
+		fmt_count(ev, sizeof(ev), fi->events_per_s);
+		if (fi->viewers >= 0)
+			snprintf(line[nl++], sizeof(line[0]), "%5.1f fps  %s tokens  %s events/s  %lld viewers",
+			         fi->fps, tok, ev, (long long)fi->viewers);
 		else
-			snprintf(lab, sizeof(lab), "%g units", len);
-		float x = 20, y = (float)vh - 22;
-		ov_rect(r, x - 8, y - 24, (bar > text_width(13, lab) ? bar : text_width(13, lab)) + 16, 36, panel);
-		ov_rect(r, x, y, bar, 2, white);
-		ov_rect(r, x, y - 5, 2, 7, white);
-		ov_rect(r, x + bar - 2, y - 5, 2, 7, white);
-		ov_text(r, x, y - 21, 13, lab, dim);
+			snprintf(line[nl++], sizeof(line[0]), "%5.1f fps  %s tokens  %s events/s",
+			         fi->fps, tok, ev);
 	}
-
-	if (fi->hud & GOS_HUD_HELP) {
-		const char *help = "drag pan  wheel zoom  Home fit  F follow  Tab stream  S shot  Q quit";
-		float w = text_width(13, help);
-		ov_text(r, (float)vw - w - 16, (float)vh - 24, 13, help, dim);
-	}
-
-	if (fi->banner) {
-		float w = text_width(16, fi->banner);
-		float x = (float)(vw - w) * 0.5f, y = (float)vh - 60;
-		ov_rect(r, x - 12, y - 6, w + 24, 28, panel);
-		ov_text(r, x, y, 16, fi->banner, white);
-	}
-
-	if (fi->hover) {
-		const struct gos_token *t = fi->hover;
-		char lines[12][160];
-		int nl = 0;
-		snprintf(lines[nl++], sizeof(lines[0]), "\"%.60s\"", t->text ? t->text : "");
-		if (isnan(t->confidence))
-			snprintf(lines[nl++], sizeof(lines[0]), "confidence  unknown");
-		else
-			snprintf(lines[nl++], sizeof(lines[0]), "confidence  %.3f", t->confidence);
-		snprintf(lines[nl++], sizeof(lines[0]), "stream      %.40s",
-		         fi->hover_stream && fi->hover_stream[0] ? fi->hover_stream : "default");
-		snprintf(lines[nl++], sizeof(lines[0]), "timestamp   %.3f", t->timestamp);
-		snprintf(lines[nl++], sizeof(lines[0]), "id          %.40s", t->id ? t->id : "");
-		for (uint32_t i = 0; i < t->n_alts && nl < 12; i++)
-			snprintf(lines[nl++], sizeof(lines[0]), "  %-14.14s p=%.3f", t->alts[i].token,
-			         exp(t->alts[i].logprob));
-		float wmax = 0;
-		for (int i = 0; i < nl; i++) {
-			float w = text_width(px, lines[i]);
-			if (w > wmax)
-				wmax = w;
+	size_t first_stream_line = (size_t)nl;
+	if (fi->hud & GOS_HUD_STREAMS) {
+		for (size_t i = 0; i < r->n_streams && nl < MAX_STREAMS_SHOWN + 1; i++) {
+			const struct stream_copy *c = &r->streams[i];
+			char prog[64] = "";
+			if (c->s.total_tokens > 0)
+				snprintf(prog, sizeof(prog), "  %lld/%lld", (long long)c->s.tokens_processed,
+				         (long long)c->s.total_tokens);
+			else if (c->s.tokens_processed > 0)
+				snprintf(prog, sizeof(prog), "  %lld", (long long)c->s.tokens_processed);
+			char el[32] = "";
+			if (c->s.elapsed_ms > 0)
+				snprintf(el, sizeof(el), "  %.1fs", c->s.elapsed_ms / 1000.0);
+			snprintf(line[nl++], sizeof(line[0]), "   %.24s  %.16s%s%s  (%llu tokens)",
+			         c->name[0] ? c->name : "default", c->state[0] ? c->state : "-",
+			         prog, el, (unsigned long long)c->s.n_tokens);
 		}
-		float bw = wmax + 20, bh = (float)nl * lh + 12;
-		float x = (float)fi->mouse_x + 18, y = (float)fi->mouse_y + 18;
-		if (x + bw > vw)
-			x = (float)fi->mouse_x - 18 - bw;
-		if (y + bh > vh)
-			y = (float)fi->mouse_y - 18 - bh;
-		ov_rect(r, x, y, bw, bh, panel);
-		for (int i = 0; i < nl; i++)
-			ov_text(r, x + 10, y + 6 + (float)i * lh, px, lines[i], i == 0 ? white : dim);
+		if (r->n_streams > MAX_STREAMS_SHOWN)
+			snprintf(line[nl++], sizeof(line[0]), "   + %zu more streams",
+			         r->n_streams - MAX_STREAMS_SHOWN);
 	}
+	float wmax = 0;
+	for (int i = 0; i < nl; i++) {
+		float w = text_width(px, line[i]);
+		if (w > wmax)
+			wmax = w;
+	}
+	if (nl) {
+		ov_rect(r, 10, 10, wmax + 20, (float)nl * lh + 12, panel);
+		for (int i = 0; i < nl; i++) {
+			float y = 16 + (float)i * lh;
+			bool is_stream = (size_t)i >= first_stream_line && (size_t)i - first_stream_line < r->n_streams;
+			if (is_stream) {
+				size_t si = (size_t)i - first_stream_line;
+				float c[4];
+				stream_color((uint32_t)si, c);
+				ov_rect(r, 22, y + 5, 9, 9, c);
+				if ((int32_t)si == fi->active_stream)
+					ov_rect(r, 12, y + 2, 3, 15, white);
+			}
+			ov_text(r, 20, y, px, line[i], is_stream ? dim : white);
+		}
+	}
+}
+
+/* The scale bar with its length in world units, bottom left. */
+static void overlay_scale(struct gos_render *r, const struct gos_view *v, double vh)
+{
+	double len = gos_cam_nice_length(v->zoom, 160);
+	float bar = (float)(len * v->zoom);
+	char lab[48];
+	if (len >= 1)
+		snprintf(lab, sizeof(lab), "%.0f units", len);
+	else
+		snprintf(lab, sizeof(lab), "%g units", len);
+	float x = 20, y = (float)vh - 22;
+	ov_rect(r, x - 8, y - 24, (bar > text_width(13, lab) ? bar : text_width(13, lab)) + 16, 36, panel);
+	ov_rect(r, x, y, bar, 2, white);
+	ov_rect(r, x, y - 5, 2, 7, white);
+	ov_rect(r, x + bar - 2, y - 5, 2, 7, white);
+	ov_text(r, x, y - 21, 13, lab, dim);
+}
+
+/* The key help, bottom right. */
+static void overlay_help(struct gos_render *r, double vw, double vh)
+{
+	const char *help = "drag pan  wheel zoom  Home fit  F follow  Tab stream  S shot  Q quit";
+	float w = text_width(13, help);
+	ov_text(r, (float)vw - w - 16, (float)vh - 24, 13, help, dim);
+}
+
+/* A short message, bottom center. */
+static void overlay_banner(struct gos_render *r, const struct gos_frame_info *fi, double vw,
+                           double vh)
+{
+	float w = text_width(16, fi->banner);
+	float x = (float)(vw - w) * 0.5f, y = (float)vh - 60;
+	ov_rect(r, x - 12, y - 6, w + 24, 28, panel);
+	ov_text(r, x, y, 16, fi->banner, white);
+}
+
+/* The hovered token's text, confidence, stream, timestamp, id and
+ * alternatives, beside the pointer (flipped to stay on screen). */
+static void overlay_hover(struct gos_render *r, const struct gos_frame_info *fi, double vw,
+                          double vh)
+{
+	const float px = 15, lh = 20;   /* as in the panel */
+	const struct gos_token *t = fi->hover;
+	char lines[12][160];
+	int nl = 0;
+	snprintf(lines[nl++], sizeof(lines[0]), "\"%.60s\"", t->text ? t->text : "");
+	if (isnan(t->confidence))
+		snprintf(lines[nl++], sizeof(lines[0]), "confidence  unknown");
+	else
+		snprintf(lines[nl++], sizeof(lines[0]), "confidence  %.3f", t->confidence);
+	snprintf(lines[nl++], sizeof(lines[0]), "stream      %.40s",
+	         fi->hover_stream && fi->hover_stream[0] ? fi->hover_stream : "default");
+	snprintf(lines[nl++], sizeof(lines[0]), "timestamp   %.3f", t->timestamp);
+	snprintf(lines[nl++], sizeof(lines[0]), "id          %.40s", t->id ? t->id : "");
+	for (uint32_t i = 0; i < t->n_alts && nl < 12; i++)
+		snprintf(lines[nl++], sizeof(lines[0]), "  %-14.14s p=%.3f", t->alts[i].token,
+		         exp(t->alts[i].logprob));
+	float wmax = 0;
+	for (int i = 0; i < nl; i++) {
+		float w = text_width(px, lines[i]);
+		if (w > wmax)
+			wmax = w;
+	}
+	float bw = wmax + 20, bh = (float)nl * lh + 12;
+	float x = (float)fi->mouse_x + 18, y = (float)fi->mouse_y + 18;
+	if (x + bw > vw)
+		x = (float)fi->mouse_x - 18 - bw;
+	if (y + bh > vh)
+		y = (float)fi->mouse_y - 18 - bh;
+	ov_rect(r, x, y, bw, bh, panel);
+	for (int i = 0; i < nl; i++)
+		ov_text(r, x + 10, y + 6 + (float)i * lh, px, lines[i], i == 0 ? white : dim);
+}
+
+void render_build_overlay(struct gos_render *r, const struct gos_frame_info *fi, double vw,
+                          double vh)
+{
+	r->n_ov = 0;
+	overlay_markers(r, fi, vw, vh);
+	if (fi->hud & (GOS_HUD_STATS | GOS_HUD_STREAMS))
+		overlay_panel(r, fi);
+	if (fi->hud & GOS_HUD_SCALE)
+		overlay_scale(r, &fi->view, vh);
+	if (fi->hud & GOS_HUD_HELP)
+		overlay_help(r, vw, vh);
+	if (fi->banner)
+		overlay_banner(r, fi, vw, vh);
+	if (fi->hover)
+		overlay_hover(r, fi, vw, vh);
 }

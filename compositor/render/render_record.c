@@ -124,7 +124,8 @@ static bool record_overlay(struct gos_render *r, struct frame *f, const struct g
 
 /* token.vert/token.frag's inputs: the text fades in between 8 and 13 px
  * line height (never with GOS_RENDER_NO_TEXT). */
-static struct token_push make_token_push(const struct gos_render *r, const struct gos_frame_info *fi,
+static struct token_push make_token_push(const struct gos_render *r,
+                                         const struct gos_frame_info *fi,
                                          const struct gos_compute_buffers *cb, double vw, double vh)
 {
 	const struct gos_view *v = &fi->view;
