@@ -25,7 +25,7 @@ static bool create_frames(struct gos_render *r)
 	};
 	VK(vkCreateCommandPool(dev, &pci, NULL, &r->cmd_pool));
 	for (uint32_t i = 0; i < r->n_frames; i++) {
-		struct frame *f = &r->frames[i];
+		struct render_frame *f = &r->frames[i];
 		VkCommandBufferAllocateInfo ai = {
 			.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
 			.commandPool = r->cmd_pool,
@@ -95,7 +95,7 @@ void gos_render_destroy(struct gos_render *r)
 	VkDevice dev = vk->device;
 	vkDeviceWaitIdle(dev);
 	for (uint32_t i = 0; i < 4; i++) {
-		struct frame *f = &r->frames[i];
+		struct render_frame *f = &r->frames[i];
 		if (f->fence)
 			vkDestroyFence(dev, f->fence, NULL);
 		gos_vk_buffer_destroy(vk, f->overlay);
@@ -125,7 +125,7 @@ bool gos_render_frame(struct gos_render *r, VkFramebuffer fb, VkExtent2D ext,
                       const struct gos_frame_info *fi, VkSemaphore wait, VkSemaphore signal)
 {
 	VkDevice dev = r->vk->device;
-	struct frame *f = &r->frames[r->cur];
+	struct render_frame *f = &r->frames[r->cur];
 	if (f->submitted) {
 		VK(vkWaitForFences(dev, 1, &f->fence, VK_TRUE, UINT64_MAX));
 		VK(vkResetFences(dev, 1, &f->fence));
@@ -165,7 +165,7 @@ error:
 
 bool gos_render_wait_slot(struct gos_render *r)
 {
-	struct frame *f = &r->frames[r->cur];
+	struct render_frame *f = &r->frames[r->cur];
 	if (f->submitted) {
 		VK(vkWaitForFences(r->vk->device, 1, &f->fence, VK_TRUE, UINT64_MAX));
 		VK(vkResetFences(r->vk->device, 1, &f->fence));
@@ -184,7 +184,7 @@ uint32_t gos_render_slot_index(const struct gos_render *r)
 bool gos_render_wait(struct gos_render *r)
 {
 	for (uint32_t i = 0; i < r->n_frames; i++) {
-		struct frame *f = &r->frames[i];
+		struct render_frame *f = &r->frames[i];
 		if (!f->submitted)
 			continue;
 		VK(vkWaitForFences(r->vk->device, 1, &f->fence, VK_TRUE, UINT64_MAX));

@@ -83,6 +83,8 @@ _Static_assert(sizeof(struct grid_push) <= PUSH_SIZE, "push size");
 _Static_assert(offsetof(struct grid_push, ids) == 80 && offsetof(struct grid_push, now) == 112,
                "grid_push mirrors grid.frag's std430 block");
 
+/* One overlay vertex (overlay.vert's input): mode 0 is a solid color, 1
+ * samples the glyph atlas at (u, v). */
 struct ov_vertex {
 	float x, y, u, v;
 	float r, g, b, a;
@@ -91,7 +93,7 @@ struct ov_vertex {
 
 /* Per-slot records on the GPU, updated through staged copies recorded into
  * the frame (only the slots that changed). */
-struct slotbuf {
+struct render_slotbuf {
 	const char *name;
 	size_t rec;                  /* bytes per slot */
 	struct gos_vk_buffer *dev;
@@ -105,14 +107,16 @@ struct slotbuf {
 	size_t cap_regions;
 };
 
-struct frame {
+/* One slot of the ring of frames in flight. */
+struct render_frame {
 	VkCommandBuffer cmd;
 	VkFence fence;
 	bool submitted;
 	struct gos_vk_buffer *overlay;
 };
 
-struct stream_copy {
+/* A stream as of the last sync, its strings copied. */
+struct render_stream {
 	struct gos_stream s;         /* name/state point into the strings below */
 	char name[64];
 	char state[32];
@@ -132,10 +136,10 @@ struct gos_render {
 	VkPipelineLayout layout;
 	VkPipeline grid, tokens, overlay;
 	VkCommandPool cmd_pool;
-	struct frame frames[4];
+	struct render_frame frames[4];
 	uint32_t n_frames, cur;
 
-	struct slotbuf meta, glyphs;
+	struct render_slotbuf meta, glyphs;
 
 	/* CPU copy of what the pick, bounds and markers need: x, y, w (w < 0:
 	 * empty slot). */
@@ -156,7 +160,7 @@ struct gos_render {
 	struct gos_token_update *upd;
 	size_t cap_upd;
 	uint64_t live_tokens;
-	struct stream_copy *streams;
+	struct render_stream *streams;
 	size_t n_streams, cap_streams;
 
 	struct ov_vertex *ov;
@@ -203,13 +207,14 @@ struct gos_render {
 /* A per-slot buffer of `rec` bytes a slot, 4096 slots to start with
  * (grows). False when out of memory; render_slotbuf_finish() cleans up
  * either way. */
-bool render_slotbuf_init(struct gos_vk *vk, struct slotbuf *b, const char *name, size_t rec);
-void render_slotbuf_finish(struct gos_vk *vk, struct slotbuf *b);
+bool render_slotbuf_init(struct gos_vk *vk, struct render_slotbuf *b, const char *name,
+                         size_t rec);
+void render_slotbuf_finish(struct gos_vk *vk, struct render_slotbuf *b);
 
 /* Records the copies of the pending slots into cmd through ring slot
  * frame's staging buffer (which it owns from now until that frame's fence
  * signals) and clears the pending list. */
-bool render_slotbuf_record(struct gos_vk *vk, struct slotbuf *b, uint32_t frame,
+bool render_slotbuf_record(struct gos_vk *vk, struct render_slotbuf *b, uint32_t frame,
                            VkCommandBuffer cmd);
 
 /* Makes the CPU copy (xyw) hold `slot`; new slots are empty. */
@@ -240,8 +245,8 @@ void render_pipelines_finish(struct gos_render *r);
 /* Records a whole frame into f->cmd (begun by the caller): uploads, the
  * token pass (projection or splats), the background, the render pass into
  * fb. False on failure (logged where Vulkan failed). */
-bool render_record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkExtent2D ext,
-                   const struct gos_frame_info *fi);
+bool render_record(struct gos_render *r, struct render_frame *f, VkFramebuffer fb,
+                   VkExtent2D ext, const struct gos_frame_info *fi);
 
 /* ---- render_splat.c ---- */
 

@@ -152,7 +152,7 @@ static void overlay_panel(struct gos_render *r, const struct gos_frame_info *fi)
 	size_t first_stream_line = (size_t)nl;
 	if (fi->hud & GOS_HUD_STREAMS) {
 		for (size_t i = 0; i < r->n_streams && nl < MAX_STREAMS_SHOWN + 1; i++) {
-			const struct stream_copy *c = &r->streams[i];
+			const struct render_stream *c = &r->streams[i];
 			char prog[64] = "";
 			if (c->s.total_tokens > 0)
 				snprintf(prog, sizeof(prog), "  %lld/%lld", (long long)c->s.tokens_processed,

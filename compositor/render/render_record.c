@@ -96,8 +96,8 @@ static bool record_token_pass(struct gos_render *r, VkCommandBuffer cmd,
 /* Builds the overlay, records the glyph atlas upload (the overlay's text
  * may have rasterized new glyphs, so in this order) and writes the
  * vertices into the frame's vertex buffer (grown as needed). */
-static bool record_overlay(struct gos_render *r, struct frame *f, const struct gos_frame_info *fi,
-                           double vw, double vh)
+static bool record_overlay(struct gos_render *r, struct render_frame *f,
+                           const struct gos_frame_info *fi, double vw, double vh)
 {
 	struct gos_vk *vk = r->vk;
 	render_build_overlay(r, fi, vw, vh);
@@ -152,9 +152,9 @@ static struct token_push make_token_push(const struct gos_render *r,
 /* The render pass into fb: the grid (unless the background was copied into
  * the image, which pass_load keeps), the token quads (unless splatted) and
  * the overlay. */
-static void record_draws(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkExtent2D ext,
-                         const struct gos_frame_info *fi, const struct grid_push *gp, bool copy,
-                         bool splat)
+static void record_draws(struct gos_render *r, struct render_frame *f, VkFramebuffer fb,
+                         VkExtent2D ext, const struct gos_frame_info *fi,
+                         const struct grid_push *gp, bool copy, bool splat)
 {
 	VkCommandBuffer cmd = f->cmd;
 	double vw = ext.width, vh = ext.height;
@@ -198,8 +198,8 @@ static void record_draws(struct gos_render *r, struct frame *f, VkFramebuffer fb
 	vkCmdEndRenderPass(cmd);
 }
 
-bool render_record(struct gos_render *r, struct frame *f, VkFramebuffer fb, VkExtent2D ext,
-                   const struct gos_frame_info *fi)
+bool render_record(struct gos_render *r, struct render_frame *f, VkFramebuffer fb,
+                   VkExtent2D ext, const struct gos_frame_info *fi)
 {
 	VkCommandBuffer cmd = f->cmd;
 	const struct gos_view *v = &fi->view;

@@ -15,7 +15,8 @@
 
 /* ---- per-slot buffers ---- */
 
-bool render_slotbuf_init(struct gos_vk *vk, struct slotbuf *b, const char *name, size_t rec)
+bool render_slotbuf_init(struct gos_vk *vk, struct render_slotbuf *b, const char *name,
+                         size_t rec)
 {
 	b->name = name;
 	b->rec = rec;
@@ -31,7 +32,7 @@ bool render_slotbuf_init(struct gos_vk *vk, struct slotbuf *b, const char *name,
 	return true;
 }
 
-void render_slotbuf_finish(struct gos_vk *vk, struct slotbuf *b)
+void render_slotbuf_finish(struct gos_vk *vk, struct render_slotbuf *b)
 {
 	gos_vk_buffer_destroy(vk, b->dev);
 	for (int i = 0; i < 4; i++)
@@ -43,7 +44,7 @@ void render_slotbuf_finish(struct gos_vk *vk, struct slotbuf *b)
 }
 
 /* Where the record for `slot` goes (later writes of a slot win). */
-static void *slotbuf_write(struct gos_vk *vk, struct slotbuf *b, uint32_t slot)
+static void *slotbuf_write(struct gos_vk *vk, struct render_slotbuf *b, uint32_t slot)
 {
 	if (slot >= b->cap) {
 		uint32_t cap = b->cap;
@@ -78,7 +79,7 @@ static void *slotbuf_write(struct gos_vk *vk, struct slotbuf *b, uint32_t slot)
 	return b->pend + (size_t)b->n_pend++ * b->rec;
 }
 
-bool render_slotbuf_record(struct gos_vk *vk, struct slotbuf *b, uint32_t frame,
+bool render_slotbuf_record(struct gos_vk *vk, struct render_slotbuf *b, uint32_t frame,
                            VkCommandBuffer cmd)
 {
 	if (!b->n_pend)
@@ -148,14 +149,14 @@ static void copy_stream(struct gos_render *r, const struct gos_stream *s)
 		size_t cap = r->cap_streams ? r->cap_streams : 8;
 		while (cap <= s->index)
 			cap *= 2;
-		struct stream_copy *p = realloc(r->streams, cap * sizeof(*p));
+		struct render_stream *p = realloc(r->streams, cap * sizeof(*p));
 		if (!p)
 			return;
 		memset(p + r->cap_streams, 0, (cap - r->cap_streams) * sizeof(*p));
 		r->streams = p;
 		r->cap_streams = cap;
 	}
-	struct stream_copy *c = &r->streams[s->index];
+	struct render_stream *c = &r->streams[s->index];
 	c->s = *s;
 	snprintf(c->name, sizeof(c->name), "%s", s->name ? s->name : "");
 	snprintf(c->state, sizeof(c->state), "%s", s->state ? s->state : "");
@@ -294,7 +295,7 @@ const struct gos_stream *gos_render_stream(const struct gos_render *r, size_t i)
 {
 	if (i >= r->n_streams)
 		return NULL;
-	struct stream_copy *c = &r->streams[i];
+	struct render_stream *c = &r->streams[i];
 	c->s.name = c->name;
 	c->s.state = c->state;
 	return &c->s;
