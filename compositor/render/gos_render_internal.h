@@ -2,15 +2,15 @@
  * gos_render.h; nothing outside compositor/render/gos_render.c and the
  * render_*.c files includes this header):
  *
- *   gos_render.c         create/destroy, frame submission, the waits
- *   render_sync.c        map sync into per-slot buffers, streams, pick, fit
- *   render_hud.c         overlay geometry: markers, HUD text, hover box
- *   render_pipelines.c   shader modules, render passes, layouts, pipelines
- *   render_record.c      a frame's command recording, step by step
- *   render_splat.c       token splats and the whole-pixel shift
- *   render_background.c the background (grid, axes, splats) computed and
- *                        copied into the target image
- *   render_offscreen.c   the offscreen target and its readback
+ *   gos_render.c          create/destroy, frame submission, the waits
+ *   render_sync.c         map sync into per-slot buffers, streams, pick, fit
+ *   render_hud.c          overlay geometry: markers, HUD text, hover box
+ *   render_pipelines.c    shader modules, render passes, layouts, pipelines
+ *   render_record.c       a frame's command recording, step by step
+ *   render_splat.c        token splats and the whole-pixel shift
+ *   render_background.c   the background's inputs, and the background
+ *                         computed and copied into the target image
+ *   render_offscreen.c    the offscreen target and its readback
  *
  * Threads: like gos_render.h, everything here is for the render thread
  * only. */
