@@ -11,6 +11,16 @@ foreach(t test_ws test_ws_asan test_ws_tsan)  # viewer messages parse through go
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()
 endforeach()
+# The gos.v1 messages' bytes and the viewer's messages read (net/ws/gos_viewer_proto).
+gos_add_test(test_ws_proto SAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws_proto.c ${CMAKE_SOURCE_DIR}/tests/support/json_guard.c
+  LIBS gos_net
+  LABELS unit ws)
+foreach(t test_ws_proto test_ws_proto_asan)
+  if(TARGET ${t})
+    target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
+  endif()
+endforeach()
 gos_add_test(test_broadcast SAN TSAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_broadcast.c
   LIBS gos_web
