@@ -26,14 +26,13 @@
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 
-#include <cjson/cJSON.h>
 #include <libwebsockets.h>
 
 #include "gos_host.h"
 #include "gos_metrics.h"
-#include "gos_json.h"
-#include "gos_ws.h"
 #include "gos_time.h"
+#include "gos_viewer_proto.h"
+#include "gos_ws.h"
 
 #ifndef GOS_ASSETS_DIR
 #define GOS_ASSETS_DIR "assets/web"
@@ -103,7 +102,7 @@ struct viewer {
 	int close_code;                /* nonzero: close on the next writeable */
 	char close_reason[96];
 	struct gos_ws_msg *reply;      /* a per-viewer reply (pong), sent before the queue */
-	double vp[5];                  /* last viewport: x, y, w, h, zoom */
+	struct gos_viewer_viewport viewport;  /* the last one the viewer sent */
 };
 
 /* One HTTP response in flight: an answer built in memory (small: text,
@@ -1223,30 +1222,25 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 	if (rx_charge(ws, v, 1))
 		return;  /* over the limit: dropped */
 
-	cJSON *j = gos_json_parse(msg, len);
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-	if (!cJSON_IsString(type)) {
-		st_add(&ws->st.inbound_ignored, 1);
-	} else if (!strcmp(type->valuestring, "viewport")) {
-		static const char *const keys[5] = {"x", "y", "w", "h", "zoom"};
-		for (int i = 0; i < 5; i++) {
-			const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
-			if (cJSON_IsNumber(n))
-				v->vp[i] = n->valuedouble;
-		}
-	} else if (!strcmp(type->valuestring, "ping")) {
+	struct gos_viewer_in in;
+	switch (gos_viewer_parse(msg, len, &in)) {
+	case GOS_VIEWER_IN_VIEWPORT:
+		gos_viewer_viewport_update(&v->viewport, &in);
+		break;
+	case GOS_VIEWER_IN_PING: {
 		/* Lets a viewer measure its round trip: the reply echoes `t`. */
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "t");
-		char out[96];
-		int n = snprintf(out, sizeof(out), "{\"type\":\"pong\",\"t\":%.17g}",
-		                 cJSON_IsNumber(t) ? t->valuedouble : 0.0);
+		struct gos_buf out = {0};
+		gos_viewer_pong(&out, in.ping_t);
 		gos_ws_msg_unref(v->reply);
-		v->reply = gos_ws_msg_create(out, (size_t)n);
+		v->reply = gos_ws_msg_create(out.data, out.len);
+		gos_buf_finish(&out);
 		viewer_want_write(v);
-	} else {
-		st_add(&ws->st.inbound_ignored, 1);
+		break;
 	}
-	cJSON_Delete(j);
+	case GOS_VIEWER_IN_IGNORED:
+		st_add(&ws->st.inbound_ignored, 1);
+		break;
+	}
 }
 
 static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
@@ -1762,12 +1756,13 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		ws->assets_fd = open(ws->assets_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
 
-	static const char hello_fmt[] =
-		"{\"type\":\"hello\",\"protocol\":\"" GOS_WS_PROTOCOL "\",\"protocol_version\":1,"
-		"\"server\":\"gos\",\"server_version\":\"" GOS_VERSION "\"}";
-	static const char resync[] = "{\"type\":\"resync\"}";
-	ws->hello = gos_ws_msg_create(hello_fmt, sizeof(hello_fmt) - 1);
-	ws->resync = gos_ws_msg_create(resync, sizeof(resync) - 1);
+	struct gos_buf text = {0};
+	gos_viewer_hello(&text);
+	ws->hello = gos_ws_msg_create(text.data, text.len);
+	gos_buf_clear(&text);
+	gos_viewer_resync(&text);
+	ws->resync = gos_ws_msg_create(text.data, text.len);
+	gos_buf_finish(&text);
 
 	lws_set_log_level(LLL_ERR, lws_log);
 	struct lws_context_creation_info info;
