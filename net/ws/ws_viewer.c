@@ -256,10 +256,10 @@ static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
 	rx_charge(ws, v, frames);
 }
 
-void ws_viewer_scan(struct gos_ws *ws, uint64_t now)
+void ws_viewer_scan(struct gos_ws *ws, uint64_t now_ms)
 {
 	for (struct viewer *v = ws->viewers; v; v = v->next)
-		if (now - v->wire_ms >= CTL_SCAN_MS)
+		if (now_ms - v->wire_ms >= CTL_SCAN_MS)
 			viewer_check_control(ws, v);
 }
 
