@@ -1,7 +1,8 @@
 /* net/ws/gos_viewer_proto on its own (also under ASan/UBSan): the exact bytes
  * of every gos.v1 message the server writes (the Python and browser tests
  * compare them on the wire, so they must not move), a misused writer
- * aborting, and what the viewer's messages read as. */
+ * aborting, and what the viewer's messages read as; first the gos_buf and
+ * metrics helpers they are written with. */
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -11,9 +12,52 @@
 #include <unistd.h>
 
 #include "gos_buf.h"
+#include "gos_metrics.h"
 #include "gos_test.h"
 #include "gos_viewer_proto.h"
 #include "gos_ws.h"
+
+static void test_text(void)
+{
+	struct gos_buf t = {0};
+	gos_buf_json_str(&t, "a\"b\\c\n\x01 \xc3\xa9");
+	CHECK(!strcmp(t.data, "\"a\\\"b\\\\c\\n\\u0001 \xc3\xa9\""), "json escape: %s", t.data);
+	gos_buf_clear(&t);
+	gos_buf_json_f32(&t, 12.0f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, -0.5f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, NAN);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, 3e20f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, 0.1f);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f64(&t, 0.1);
+	gos_buf_putc(&t, ' ');
+	gos_buf_json_f32(&t, 16777217.5f);
+	/* shortest text that reads back to the same float/double */
+	CHECK(!strcmp(t.data, "12 -0.5 null 3e+20 0.1 0.1 16777218"), "numbers: %s", t.data);
+	gos_buf_clear(&t);
+	for (int i = 0; i < 1000; i++)
+		gos_buf_printf(&t, "%d,", i);
+	CHECK(t.len == strlen(t.data) && t.len == 3890, "printf grows the buffer: %zu", t.len);
+	gos_buf_finish(&t);
+
+	static const double b[] = {0.1, 1.0};
+	struct gos_hist h;
+	gos_hist_init(&h, b, 2);
+	gos_hist_observe(&h, 0.05);
+	gos_hist_observe(&h, 0.5);
+	gos_hist_observe(&h, 5.0);
+	gos_metrics_hist(&t, "x_seconds", "help.", &h);
+	CHECK(strstr(t.data, "x_seconds_bucket{le=\"0.1\"} 1\n") &&
+	      strstr(t.data, "x_seconds_bucket{le=\"1\"} 2\n") &&
+	      strstr(t.data, "x_seconds_bucket{le=\"+Inf\"} 3\n") &&
+	      strstr(t.data, "x_seconds_count 3\n") && strstr(t.data, "x_seconds_sum 5.55"),
+	      "cumulative histogram: %s", t.data);
+	gos_buf_finish(&t);
+}
 
 static void check_text(struct gos_buf *b, const char *want, const char *what)
 {
@@ -214,6 +258,7 @@ static void test_parse(void)
 
 int main(void)
 {
+	test_text();
 	test_single_messages();
 	test_lists();
 	test_misuse();
