@@ -1,12 +1,26 @@
-# Remote viewers: the WebSocket/HTTP server (net/gos_ws) on its own under
-# ASan, then through a real gos-compositor with independent clients (Python
-# with Debian's python3-websockets, and Debian's chromium driven by
+# Remote viewers: the WebSocket/HTTP server (net/ws) on its own under ASan
+# and TSan (test_ws: viewers; test_ws_http: HTTP and connections), then
+# through a real gos-compositor with independent clients (Python with
+# Debian's python3-websockets, and Debian's chromium driven by
 # playwright-core for the web viewer).
-gos_add_test(test_ws SAN TSAN TIMEOUT 60
-  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws.c ${CMAKE_SOURCE_DIR}/tests/support/json_guard.c
+foreach(t test_ws test_ws_http)
+  gos_add_test(${t} SAN TSAN TIMEOUT 60
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/${t}.c ${CMAKE_SOURCE_DIR}/tests/support/json_guard.c
+    LIBS gos_net
+    LABELS unit ws)
+  foreach(v ${t} ${t}_asan ${t}_tsan)  # viewer messages parse through gos_json
+    if(TARGET ${v})
+      target_link_options(${v} PRIVATE ${GOS_JSON_GUARD_LINK})
+    endif()
+  endforeach()
+endforeach()
+
+# The gos.v1 messages' bytes and the viewer's messages read (net/ws/gos_viewer_proto).
+gos_add_test(test_ws_proto SAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ws_proto.c ${CMAKE_SOURCE_DIR}/tests/support/json_guard.c
   LIBS gos_net
   LABELS unit ws)
-foreach(t test_ws test_ws_asan test_ws_tsan)  # viewer messages parse through gos_json
+foreach(t test_ws_proto test_ws_proto_asan)
   if(TARGET ${t})
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()

@@ -6,8 +6,10 @@
  * same tick from a paged full copy taken BEFORE that delta read, overlaid
  * with the delta (which covers every change since the pages began): the
  * result is the map exactly at S, so the snapshot's viewers continue with
- * the next delta, whose `since` is S. */
-#include <math.h>
+ * the next delta, whose `since` is S.
+ *
+ * The bytes are gos_viewer_proto's: this file only maps the map's tokens
+ * and streams to that module's plain structs. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 #include "gos_broadcast.h"
 #include "gos_time.h"
+#include "gos_viewer_proto.h"
 
 struct gos_broadcast {
 	struct gos_map *map;
@@ -81,75 +84,38 @@ static const char *stream_name(const struct gos_broadcast *b, uint32_t index)
 	return index < b->n_names && b->stream_names[index] ? b->stream_names[index] : "";
 }
 
-/* ---- serialization ------------------------------------------------------ */
+/* ---- serialization (gos_viewer_proto writes the bytes) ------------------- */
 
-static void emit_token(const struct gos_broadcast *b, struct gos_buf *t,
-                       const struct gos_token *tk)
+/* The map's token as the protocol takes it (pointers into the view). */
+static void put_token(const struct gos_broadcast *b, struct gos_viewer_writer *w,
+                      const struct gos_token *tk)
 {
-	gos_buf_puts(t, "{\"id\":");
-	gos_buf_json_str(t, tk->id);
-	if (tk->removed) {
-		gos_buf_puts(t, ",\"removed\":true}");
-		return;
-	}
-	gos_buf_puts(t, ",\"text\":");
-	gos_buf_json_str(t, tk->text ? tk->text : "");
-	gos_buf_puts(t, ",\"x\":");
-	gos_buf_json_f32(t, tk->x);
-	gos_buf_puts(t, ",\"y\":");
-	gos_buf_json_f32(t, tk->y);
-	gos_buf_puts(t, ",\"w\":");
-	gos_buf_json_f32(t, tk->w);
-	gos_buf_puts(t, ",\"confidence\":");
-	gos_buf_json_f32(t, tk->confidence);
-	gos_buf_puts(t, ",\"stream\":");
-	gos_buf_json_str(t, stream_name(b, tk->stream));
-	gos_buf_puts(t, ",\"timestamp\":");
-	gos_buf_json_f64(t, tk->timestamp);
-	if (isfinite(tk->logprob)) {
-		gos_buf_puts(t, ",\"logprob\":");
-		gos_buf_json_f32(t, tk->logprob);
-	}
-	if (tk->n_alts) {
-		gos_buf_puts(t, ",\"alts\":[");
-		for (uint32_t i = 0; i < tk->n_alts; i++) {
-			if (i)
-				gos_buf_putc(t, ',');
-			gos_buf_puts(t, "{\"token\":");
-			gos_buf_json_str(t, tk->alts[i].token ? tk->alts[i].token : "");
-			gos_buf_puts(t, ",\"logprob\":");
-			gos_buf_json_f32(t, tk->alts[i].logprob);
-			gos_buf_putc(t, '}');
-		}
-		gos_buf_putc(t, ']');
-	}
-	gos_buf_putc(t, '}');
+	gos_viewer_put_token(w, &(struct gos_viewer_token){
+		.id = tk->id,
+		.removed = tk->removed,
+		.text = tk->text,
+		.x = tk->x,
+		.y = tk->y,
+		.w = tk->w,
+		.confidence = tk->confidence,
+		.stream = stream_name(b, tk->stream),
+		.timestamp = tk->timestamp,
+		.logprob = tk->logprob,
+		.n_alts = tk->n_alts,
+		.alts = tk->alts,
+	});
 }
 
-static void emit_stream(struct gos_buf *t, const struct gos_stream *s)
+static void put_stream(struct gos_viewer_writer *w, const struct gos_stream *s)
 {
-	gos_buf_puts(t, "{\"stream\":");
-	gos_buf_json_str(t, s->name ? s->name : "");
-	gos_buf_puts(t, ",\"state\":");
-	gos_buf_json_str(t, s->state ? s->state : "");
-	gos_buf_puts(t, ",\"tokens_processed\":");
-	gos_buf_i64(t, s->tokens_processed);
-	gos_buf_puts(t, ",\"total_tokens\":");
-	gos_buf_i64(t, s->total_tokens);
-	gos_buf_puts(t, ",\"elapsed_ms\":");
-	gos_buf_json_f64(t, s->elapsed_ms);
-	gos_buf_puts(t, ",\"tokens\":");
-	gos_buf_u64(t, s->n_tokens);
-	gos_buf_putc(t, '}');
-}
-
-static void header(struct gos_buf *t, const char *type, uint64_t since, uint64_t seq)
-{
-	gos_buf_clear(t);
-	gos_buf_printf(t, "{\"type\":\"%s\",\"since\":", type);
-	gos_buf_u64(t, since);
-	gos_buf_puts(t, ",\"seq\":");
-	gos_buf_u64(t, seq);
+	gos_viewer_put_stream(w, &(struct gos_viewer_stream){
+		.name = s->name,
+		.state = s->state,
+		.tokens_processed = s->tokens_processed,
+		.total_tokens = s->total_tokens,
+		.elapsed_ms = s->elapsed_ms,
+		.tokens = s->n_tokens,
+	});
 }
 
 static void publish_text(struct gos_broadcast *b, bool snapshot, bool all)
@@ -167,30 +133,21 @@ static void publish_delta(struct gos_broadcast *b, uint64_t since)
 {
 	const struct gos_map_view *d = &b->delta;
 	struct gos_buf *t = &b->text;
+	struct gos_viewer_writer w;
 	if (d->n_streams) {
-		header(t, "neural_state", since, d->seq);
-		gos_buf_puts(t, ",\"streams\":[");
-		for (size_t i = 0; i < d->n_streams; i++) {
-			if (i)
-				gos_buf_putc(t, ',');
-			emit_stream(t, &d->streams[i]);
-		}
-		gos_buf_puts(t, "]}");
+		gos_buf_clear(t);
+		gos_viewer_neural_state_begin(&w, t, since, d->seq);
+		for (size_t i = 0; i < d->n_streams; i++)
+			put_stream(&w, &d->streams[i]);
+		gos_viewer_end(&w);
 		publish_text(b, false, false);
 		add(&b->deltas, 1);
 	}
-	header(t, "token_visualization", since, d->seq);
-	gos_buf_puts(t, ",\"live_tokens\":");
-	gos_buf_u64(t, d->live_tokens);
-	gos_buf_puts(t, ",\"n\":");
-	gos_buf_u64(t, d->n_tokens);
-	gos_buf_puts(t, ",\"tokens\":[");
-	for (size_t i = 0; i < d->n_tokens; i++) {
-		if (i)
-			gos_buf_putc(t, ',');
-		emit_token(b, t, &d->tokens[i]);
-	}
-	gos_buf_puts(t, "]}");
+	gos_buf_clear(t);
+	gos_viewer_token_visualization_begin(&w, t, since, d->seq, d->live_tokens, d->n_tokens);
+	for (size_t i = 0; i < d->n_tokens; i++)
+		put_token(b, &w, &d->tokens[i]);
+	gos_viewer_end(&w);
 	publish_text(b, false, false);
 	add(&b->deltas, 1);
 	add(&b->delta_tokens, d->n_tokens);
@@ -274,54 +231,36 @@ static void publish_snapshot(struct gos_broadcast *b, bool all)
 {
 	const struct gos_map_view *d = &b->delta;
 	struct gos_buf *t = &b->text;
-	uint64_t n = 0;
+	struct gos_viewer_writer w;
 	set_build(b);
 	gos_buf_clear(t);
-	gos_buf_puts(t, "{\"type\":\"snapshot\",\"seq\":");
-	gos_buf_u64(t, d->seq);
-	gos_buf_puts(t, ",\"tokens\":[");
+	gos_viewer_snapshot_begin(&w, t, d->seq);
 	for (size_t p = 0; p < b->n_pages; p++) {
 		const struct gos_map_view *v = &b->pages[p];
-		for (size_t i = 0; i < v->n_tokens; i++) {
-			if (v->tokens[i].removed || set_has(b, v->tokens[i].id))
-				continue;
-			if (n++)
-				gos_buf_putc(t, ',');
-			emit_token(b, t, &v->tokens[i]);
-		}
+		for (size_t i = 0; i < v->n_tokens; i++)
+			if (!v->tokens[i].removed && !set_has(b, v->tokens[i].id))
+				put_token(b, &w, &v->tokens[i]);
 	}
-	for (size_t i = 0; i < d->n_tokens; i++) {
-		if (d->tokens[i].removed)
-			continue;
-		if (n++)
-			gos_buf_putc(t, ',');
-		emit_token(b, t, &d->tokens[i]);
-	}
+	for (size_t i = 0; i < d->n_tokens; i++)
+		if (!d->tokens[i].removed)
+			put_token(b, &w, &d->tokens[i]);
 	/* Streams: every stream from the last page, newer states from the delta. */
-	gos_buf_puts(t, "],\"streams\":[");
 	const struct gos_map_view *last = &b->pages[b->n_pages - 1];
 	for (size_t i = 0; i < last->n_streams; i++) {
 		const struct gos_stream *s = &last->streams[i];
 		for (size_t j = 0; j < d->n_streams; j++)
 			if (d->streams[j].index == s->index)
 				s = &d->streams[j];
-		if (i)
-			gos_buf_putc(t, ',');
-		emit_stream(t, s);
+		put_stream(&w, s);
 	}
 	for (size_t j = 0; j < d->n_streams; j++) {
 		bool known = false;
 		for (size_t i = 0; i < last->n_streams && !known; i++)
 			known = last->streams[i].index == d->streams[j].index;
-		if (!known) {
-			if (last->n_streams || j)
-				gos_buf_putc(t, ',');
-			emit_stream(t, &d->streams[j]);
-		}
+		if (!known)
+			put_stream(&w, &d->streams[j]);
 	}
-	gos_buf_puts(t, "],\"live_tokens\":");
-	gos_buf_u64(t, n);
-	gos_buf_putc(t, '}');
+	uint64_t n = gos_viewer_end(&w);
 	publish_text(b, true, all);
 	add(&b->snapshots, 1);
 	add(&b->snapshot_tokens, n);

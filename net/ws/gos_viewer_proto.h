@@ -1,0 +1,129 @@
+/* gos_viewer: the remote-viewer protocol gos.v1 (docs/protocol.md), written
+ * and read in this one place.
+ *
+ * Server to viewer: every message is appended to a gos_buf as the bytes of
+ * one text frame. hello, resync and pong take one call each. snapshot,
+ * token_visualization and neural_state carry lists and are written in parts
+ * through a struct gos_viewer_writer: a *_begin call, one put per token or
+ * stream, then gos_viewer_end. Tokens and streams come in as plain structs
+ * that the caller fills from whatever it holds (the broadcaster: the map's
+ * view; pointers are only read during the call), so nothing here knows the
+ * map or the server.
+ *
+ * Viewer to server: gos_viewer_parse reads one text message (viewport,
+ * ping) into a plain struct; anything else is GOS_VIEWER_IN_IGNORED.
+ *
+ * Threads: any thread; nothing is shared (a writer and its buffer belong to
+ * one thread at a time). */
+#ifndef GOS_VIEWER_PROTO_H
+#define GOS_VIEWER_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gos_buf.h"
+#include "gos_event.h"
+
+#define GOS_VIEWER_PROTOCOL         "gos.v1"  /* the WebSocket subprotocol (GOS_WS_PROTOCOL) */
+#define GOS_VIEWER_PROTOCOL_VERSION 1
+
+/* One token of a snapshot or token_visualization. */
+struct gos_viewer_token {
+	const char *id;              /* the producer's token_id */
+	bool removed;                /* evicted: only id is written, with "removed":true */
+	const char *text;            /* NULL: "" */
+	float x, y;                  /* the centre of its box, world units */
+	float w;                     /* the box's width, world units */
+	float confidence;            /* 0..1; NAN: unknown (null) */
+	const char *stream;          /* its stream's name, "" the default; NULL: "" */
+	double timestamp;            /* the producer's, seconds */
+	float logprob;               /* NAN: none sent (the field is left out) */
+	uint32_t n_alts;             /* top_logprobs alternatives; 0: "alts" left out */
+	const struct gos_alt *alts;  /* an alt's token NULL: "" */
+};
+
+/* One stream of a snapshot or neural_state. */
+struct gos_viewer_stream {
+	const char *name;            /* "" the default stream; NULL: "" */
+	const char *state;           /* the latest neural_state's, "" none yet; NULL: "" */
+	int64_t tokens_processed;
+	int64_t total_tokens;        /* -1: not sent */
+	double elapsed_ms;           /* NAN: not sent (null) */
+	uint64_t tokens;             /* tokens of this stream applied, ever */
+};
+
+/* A list-carrying message being written. Caller-owned; a *_begin call
+ * (re)initializes it, so it needs no setup and holds no memory. The fields
+ * are the writer's own. */
+struct gos_viewer_writer {
+	struct gos_buf *out;
+	int kind;                    /* which message */
+	int list;                    /* which of its lists is open */
+	uint64_t n;                  /* entries in the open list */
+	uint64_t tokens;             /* tokens put */
+	uint64_t announced;          /* token_visualization: its "n" */
+};
+
+/* {"type":"hello",...}: protocol, protocol_version, this server's version. */
+void gos_viewer_hello(struct gos_buf *out);
+/* {"type":"resync"}: the backlog was dropped, a snapshot follows. */
+void gos_viewer_resync(struct gos_buf *out);
+/* {"type":"pong","t":T}: the answer to a ping, echoing its t. */
+void gos_viewer_pong(struct gos_buf *out, double t);
+
+/* snapshot at seq: put every token, then every stream; gos_viewer_end
+ * writes live_tokens, the number of tokens put. */
+void gos_viewer_snapshot_begin(struct gos_viewer_writer *w, struct gos_buf *out, uint64_t seq);
+/* token_visualization from since to seq: put exactly n tokens (changed or
+ * removed); live_tokens: tokens on the map at seq. */
+void gos_viewer_token_visualization_begin(struct gos_viewer_writer *w, struct gos_buf *out,
+                                          uint64_t since, uint64_t seq, uint64_t live_tokens,
+                                          uint64_t n);
+/* neural_state from since to seq: put the streams that changed. */
+void gos_viewer_neural_state_begin(struct gos_viewer_writer *w, struct gos_buf *out,
+                                   uint64_t since, uint64_t seq);
+
+/* Put one token or stream into the open message. A put the message does not
+ * carry (a token in neural_state, a token after a snapshot's streams) is a
+ * programming error and aborts. */
+void gos_viewer_put_token(struct gos_viewer_writer *w, const struct gos_viewer_token *t);
+void gos_viewer_put_stream(struct gos_viewer_writer *w, const struct gos_viewer_stream *s);
+/* Closes the message; returns the number of tokens put. A
+ * token_visualization with other than its n tokens aborts. */
+uint64_t gos_viewer_end(struct gos_viewer_writer *w);
+
+enum gos_viewer_in_type {
+	GOS_VIEWER_IN_IGNORED = 0,   /* not JSON, no string "type", or a type gos.v1 lacks */
+	GOS_VIEWER_IN_VIEWPORT,
+	GOS_VIEWER_IN_PING,
+};
+
+/* The viewer's visible world rectangle. */
+struct gos_viewer_viewport {
+	double x, y, w, h, zoom;
+};
+
+/* Bits of gos_viewer_in.viewport_has. */
+#define GOS_VIEWER_VP_X    (1u << 0)
+#define GOS_VIEWER_VP_Y    (1u << 1)
+#define GOS_VIEWER_VP_W    (1u << 2)
+#define GOS_VIEWER_VP_H    (1u << 3)
+#define GOS_VIEWER_VP_ZOOM (1u << 4)
+
+/* One viewer message, read. */
+struct gos_viewer_in {
+	enum gos_viewer_in_type type;
+	struct gos_viewer_viewport viewport;  /* VIEWPORT: the fields in viewport_has */
+	unsigned viewport_has;                /* GOS_VIEWER_VP_*: the fields sent as numbers */
+	double ping_t;                        /* PING: its t; 0 when absent or not a number */
+};
+
+/* Reads len bytes (one text message; need not be NUL-terminated) into
+ * *out and returns out->type. */
+enum gos_viewer_in_type gos_viewer_parse(const char *msg, size_t len, struct gos_viewer_in *out);
+
+/* Copies the fields a viewport message sent into *vp (the others stay). */
+void gos_viewer_viewport_update(struct gos_viewer_viewport *vp, const struct gos_viewer_in *in);
+
+#endif

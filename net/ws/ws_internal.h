@@ -1,0 +1,242 @@
+/* gos_ws's internals, shared by the files of the module (see gos_ws.h for
+ * what it does; nothing here is public):
+ *   gos_ws.c     create/stop/destroy, the service thread, messages, the
+ *                publishers' inbox, stats, lws's protocol tables
+ *   ws_accept.c  the listening socket, accepting and adopting connections
+ *                into their budgets, limit episodes, lws's log collapsed,
+ *                the service thread's periodic tick
+ *   ws_http.c    HTTP: Host, token and Origin checks, request-smuggling
+ *                refusals, files, /metrics and /health, the checks before
+ *                a WebSocket upgrade
+ *   ws_viewer.c  viewers: queues and backpressure, writing, receiving,
+ *                inbound rate limits (control frames too), the ping pass
+ *
+ * Threads: everything declared here is for the service thread only, which
+ * owns the lws context, the connections and the viewers, except where a
+ * declaration says otherwise; struct gos_ws says which fields other
+ * threads touch (the inbox under its lock, the atomics). */
+#ifndef GOS_WS_INTERNAL_H
+#define GOS_WS_INTERNAL_H
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "gos_host.h"
+#include "gos_viewer_proto.h"
+#include "gos_ws.h"
+
+#define WS_CHUNK         (64 * 1024)       /* larger messages go out in fragments of this */
+#define HTTP_CHUNK       (16 * 1024)       /* file bytes read per writeable callback */
+#define MAX_TOKEN        1024
+/* Every viewer's byte count is looked at this often even when lws calls us
+ * for nothing (a flood of empty pings: lws answers none and tells us
+ * nothing), so a flood is stopped within about this long. Two cheap
+ * syscalls per viewer per scan. */
+#define CTL_SCAN_MS      100
+
+/* Immutable once created, shared by every viewer queue holding it. */
+struct gos_ws_msg {
+	_Atomic uint32_t refs;
+	size_t len;
+	unsigned char *data;           /* LWS_PRE bytes of headroom before it */
+	unsigned char buf[];
+};
+
+/* What a publisher handed over, waiting for the service thread. */
+enum item_kind { ITEM_DELTA, ITEM_SNAPSHOT, ITEM_SNAPSHOT_ALL };
+
+struct inbox_item {
+	enum item_kind kind;
+	struct gos_ws_msg *msg;
+};
+
+enum viewer_state { V_WAITING, V_LIVE };
+
+/* A viewer: lws's per-connection data of the gos.v1 protocol (ws_viewer.c),
+ * linked in ws->viewers. */
+struct viewer {
+	struct viewer *prev, *next;
+	struct lws *wsi;
+	bool counted;                  /* holds a viewer slot (not refused) */
+	enum viewer_state state;
+	bool requested;                /* asked for a snapshot since it began waiting */
+	struct gos_ws_msg **q;         /* ring of queued messages; q[head] is in flight */
+	uint32_t q_head, q_len, q_cap;
+	size_t off;                    /* bytes of q[head] already written */
+	bool ping_due;
+	uint64_t alive_ms;             /* last pong or message from the viewer */
+	double bucket;                 /* inbound rate limit tokens */
+	uint64_t bucket_ms;
+	uint32_t limited_in_row;
+	bool write_asked;              /* we asked lws for a writeable callback */
+	int fd;                        /* the socket: how many bytes came in (TCP_INFO) */
+	uint64_t wire_base;            /* bytes taken from the socket before the upgrade */
+	uint64_t data_wire;            /* bytes of the data frames (and pongs) we were given */
+	uint64_t frame_len;            /* payload of the data frame in progress */
+	uint64_t ctl_charged;          /* bytes charged to the bucket as control frames */
+	uint64_t wire_ms;              /* last look at the byte count */
+	unsigned char *rx;             /* the inbound message being assembled */
+	size_t rx_len;
+	int close_code;                /* nonzero: close on the next writeable */
+	char close_reason[96];
+	struct gos_ws_msg *reply;      /* a per-viewer reply (pong), sent before the queue */
+	struct gos_viewer_viewport viewport;  /* the last one the viewer sent */
+};
+
+/* One HTTP response in flight: an answer built in memory (small: text,
+ * /metrics, /health), or a file streamed from its descriptor one chunk per
+ * writeable callback, so that a client that does not read holds at most a
+ * chunk here (and lws at most one unsent chunk), never the file. */
+struct http_sess {
+	char *body;
+	size_t len, off;
+	bool file;                     /* fd is open (lws zeroes this struct: fd 0 is valid) */
+	int fd;
+	uint64_t left;                 /* file bytes still to send */
+};
+
+/* Every accepted connection, tied to its wsi as lws's opaque user data
+ * (which stays through the upgrade to WebSocket): the budget it counts in.
+ * A connection is HTTP until it becomes a counted viewer. */
+enum conn_kind { CONN_HTTP, CONN_VIEWER };
+
+struct conn {
+	struct conn *prev, *next;      /* HTTP connections, least recently active first */
+	struct lws *wsi;
+	enum conn_kind kind;
+	bool busy;                     /* a request being answered or upgraded */
+	bool adopting, dead;           /* lws may destroy it inside the adoption call */
+};
+
+/* A limit being hit: logged when it starts and, with counts, when it ends. */
+struct episode {
+	bool on;
+	uint64_t since_ms, last_ms, n1, n2;
+};
+
+/* Counters: written on the service thread (published and drops also by
+ * publishers), read from any thread; relaxed atomics. */
+struct stats {
+	_Atomic uint64_t viewers, viewers_total, refused[GOS_WS_REFUSED_COUNT_], messages_sent, bytes_sent,
+		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
+		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
+		max_queue_seen, http_conns, http_evicted, accept_no_fd, inbound_control, closed_rate;
+};
+
+/* The server. gos_ws_create sets up the first block on the owning thread
+ * before the service thread starts; after that it is read-only, except
+ * no_openat2 and the hosts' address cache (service thread). */
+struct gos_ws {
+	struct gos_ws_opts opts;
+	char host[256];
+	char iface[INET6_ADDRSTRLEN];
+	int port;
+	char assets_real[PATH_MAX];
+	int assets_fd;                 /* the folder (O_PATH), -1: none */
+	bool no_openat2;               /* the kernel (or a seccomp filter) lacks openat2 */
+	char token[MAX_TOKEN + 1];
+	size_t token_len;
+	char *origins;                 /* the allow list, copied */
+	struct gos_host_allow *hosts;  /* the names we answer to (service thread) */
+	uint64_t start_ms;
+
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;       /* HTTP and WebSocket connections */
+	int listen_fd;                 /* ours until lws adopts it (then lws closes it) */
+	bool listen_adopted;
+	pthread_t thread;
+	bool thread_started;
+	_Atomic bool stop;
+
+	pthread_mutex_t lock;          /* guards the inbox */
+	struct inbox_item *inbox;
+	size_t inbox_len, inbox_cap;
+	bool inbox_overflow;
+
+	_Atomic uint64_t snapshot_requests;
+	struct stats st;
+
+	/* Service thread only. */
+	struct viewer *viewers;
+	struct gos_ws_msg *hello, *resync;
+	lws_sorted_usec_list_t sul_ping, sul_accept, sul_tick;
+	struct lws *listen_wsi;
+	bool accept_paused;
+	struct conn *http_head, *http_tail;
+	uint32_t n_http;
+	struct episode no_fd;          /* n1: failed accepts */
+	struct episode http_full;      /* n1: idle connections closed, n2: refused */
+	struct episode viewers_full;   /* n1: refused */
+	unsigned char scratch[LWS_PRE + WS_CHUNK];
+};
+
+static inline void st_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline uint64_t st_get(const _Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* ---- gos_ws.c ---- */
+
+/* Any thread: one more reference to m. */
+struct gos_ws_msg *ws_msg_ref(struct gos_ws_msg *m);
+/* Hands what publishers put in the inbox to the viewers (lws_cancel_service
+ * woke the service thread). */
+void ws_drain_inbox(struct gos_ws *ws);
+
+/* ---- ws_accept.c ---- */
+
+/* Owning thread, from gos_ws_create: resolves "HOST:PORT" and listens
+ * (ws->host, iface, port, listen_fd); false with one sentence in err. */
+bool ws_listen_open(struct gos_ws *ws, const char *spec, char *err, size_t errlen);
+/* The listening socket's lws callback: accepts what is waiting. */
+int ws_listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                       void *in, size_t len);
+/* A request on an HTTP connection starts (busy) or its answer is out. */
+void ws_conn_busy(struct gos_ws *ws, struct lws *wsi, bool busy);
+/* The connection became a viewer: it leaves the HTTP budget. */
+void ws_conn_upgraded(struct gos_ws *ws, struct lws *wsi);
+/* lws is freeing the connection's wsi: it leaves its budget. */
+void ws_conn_gone(struct gos_ws *ws, struct lws *wsi);
+/* A viewer was refused for max_viewers: logged once per episode. */
+void ws_viewers_full(struct gos_ws *ws);
+/* Any thread (lws logs from whichever calls it; own lock): lws's log
+ * emitter, collapsing repeated lines. */
+void ws_lws_log(int level, const char *line);
+/* Every CTL_SCAN_MS (ws->sul_tick): viewers' control frames, the ends of
+ * log runs and of limit episodes. */
+void ws_tick(lws_sorted_usec_list_t *sul);
+
+/* ---- ws_http.c ---- */
+
+/* lws callback of the "http" protocol: requests and their answers. */
+int ws_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                     void *in, size_t len);
+/* Before an upgrade to a viewer: framing, Host, path, token, Origin. 0 to
+ * let it through; otherwise the refusal is written and lws must close. */
+int ws_upgrade_filter(struct gos_ws *ws, struct lws *wsi);
+
+/* ---- ws_viewer.c ---- */
+
+/* lws callback of the gos.v1 protocol: the viewers. */
+int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                       void *in, size_t len);
+/* One inbox item to every viewer it is for. */
+void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it);
+/* Deltas were lost before the service thread: every live viewer resyncs. */
+void ws_viewer_resync_live(struct gos_ws *ws);
+/* Looks at the byte counts of viewers not looked at for CTL_SCAN_MS. */
+void ws_viewer_scan(struct gos_ws *ws, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,496 @@
+/* gos_ws: the viewers (ws_internal.h). Their queues of shared messages,
+ * with backpressure (a viewer too far behind is resynced), delivery of what
+ * publishers sent, writing (large messages in fragments), receiving and the
+ * inbound rate limit (control frames counted from the socket's bytes), the
+ * ping pass that closes stale viewers, and the gos.v1 protocol's callback. */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+
+#include <libwebsockets.h>
+
+#include "gos_time.h"
+#include "gos_viewer_proto.h"
+#include "ws_internal.h"
+
+#define WRITE_BUDGET     (512 * 1024)      /* bytes per writeable callback per viewer */
+#define RATE_CLOSE_AFTER 1000              /* limited messages or frames in a row: close */
+#define CTL_MIN_FRAME    6                 /* the smallest client frame: 2 + 4 (mask) */
+#define CTL_SLACK        (2 * 4096 + 64)   /* frame bytes lws may hold before we see them */
+#define CTL_CHECK_MS     20                /* looks at a viewer's byte count at most this often */
+#define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
+
+/* ---- viewer queues (service thread) ------------------------------------- */
+
+static struct gos_ws_msg *q_at(struct viewer *v, uint32_t i)
+{
+	return v->q[(v->q_head + i) % v->q_cap];
+}
+
+static bool q_push(struct gos_ws *ws, struct viewer *v, struct gos_ws_msg *m)
+{
+	uint32_t max = ws->opts.max_queued;
+	if (v->q_len == v->q_cap) {
+		if (v->q_cap >= max)
+			return false;
+		uint32_t cap = v->q_cap ? v->q_cap * 2 : 8;
+		if (cap > max)
+			cap = max;
+		struct gos_ws_msg **q = malloc(cap * sizeof(*q));
+		if (!q)
+			abort();
+		for (uint32_t i = 0; i < v->q_len; i++)
+			q[i] = q_at(v, i);
+		free(v->q);
+		v->q = q;
+		v->q_cap = cap;
+		v->q_head = 0;
+	}
+	v->q[(v->q_head + v->q_len) % v->q_cap] = ws_msg_ref(m);
+	v->q_len++;
+	st_add(&ws->st.queued, 1);
+	if (v->q_len > st_get(&ws->st.max_queue_seen))
+		atomic_store_explicit(&ws->st.max_queue_seen, v->q_len, memory_order_relaxed);
+	return true;
+}
+
+static void q_pop(struct gos_ws *ws, struct viewer *v)
+{
+	gos_ws_msg_unref(v->q[v->q_head]);
+	v->q_head = (v->q_head + 1) % v->q_cap;
+	v->q_len--;
+	v->off = 0;
+	atomic_fetch_sub_explicit(&ws->st.queued, 1, memory_order_relaxed);
+}
+
+/* Drops every queued message except one already partly written (a frame
+ * cannot be abandoned halfway). Returns how many were dropped. */
+static uint32_t q_drop_backlog(struct gos_ws *ws, struct viewer *v)
+{
+	uint32_t keep = v->off > 0 ? 1 : 0, dropped = 0;
+	while (v->q_len > keep) {
+		uint32_t last = (v->q_head + v->q_len - 1) % v->q_cap;
+		gos_ws_msg_unref(v->q[last]);
+		v->q_len--;
+		dropped++;
+	}
+	atomic_fetch_sub_explicit(&ws->st.queued, dropped, memory_order_relaxed);
+	return dropped;
+}
+
+static void q_free(struct gos_ws *ws, struct viewer *v)
+{
+	while (v->q_len)
+		q_pop(ws, v);
+	free(v->q);
+	v->q = NULL;
+	v->q_cap = 0;
+}
+
+static void viewer_want_write(struct viewer *v)
+{
+	v->write_asked = true;
+	lws_callback_on_writable(v->wsi);
+}
+
+/* The viewer fell behind (or the publisher lost track): drop its backlog,
+ * tell it, and wait for a snapshot. */
+static void viewer_resync(struct gos_ws *ws, struct viewer *v, uint32_t extra_dropped)
+{
+	st_add(&ws->st.drops, q_drop_backlog(ws, v) + extra_dropped);
+	st_add(&ws->st.resyncs, 1);
+	q_push(ws, v, ws->resync);
+	v->state = V_WAITING;
+	v->requested = false;
+	viewer_want_write(v);
+}
+
+static void viewer_close(struct viewer *v, int code, const char *reason)
+{
+	if (v->close_code)
+		return;
+	v->close_code = code;
+	snprintf(v->close_reason, sizeof(v->close_reason), "%s", reason);
+	viewer_want_write(v);
+}
+
+/* A waiting viewer whose queue drained asks for a snapshot. */
+static void viewer_maybe_request(struct gos_ws *ws, struct viewer *v)
+{
+	if (v->state == V_WAITING && !v->requested && v->q_len == 0 && !v->close_code) {
+		v->requested = true;
+		atomic_fetch_add_explicit(&ws->snapshot_requests, 1, memory_order_release);
+	}
+}
+
+/* ---- delivery (the inbox, drained) -------------------------------------- */
+
+void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it)
+{
+	for (struct viewer *v = ws->viewers; v; v = v->next) {
+		if (!v->counted || v->close_code)
+			continue;
+		switch (it->kind) {
+		case ITEM_DELTA:
+			if (v->state != V_LIVE)
+				break;
+			if (v->q_len + 1 > ws->opts.backpressure || !q_push(ws, v, it->msg)) {
+				viewer_resync(ws, v, 1);
+				break;
+			}
+			viewer_want_write(v);
+			break;
+		case ITEM_SNAPSHOT:
+			if (v->state != V_WAITING || !v->requested)
+				break;
+			q_push(ws, v, it->msg);
+			v->state = V_LIVE;
+			v->requested = false;
+			st_add(&ws->st.snapshots_sent, 1);
+			viewer_want_write(v);
+			break;
+		case ITEM_SNAPSHOT_ALL:
+			if (v->state == V_LIVE || v->q_len > 0) {
+				st_add(&ws->st.drops, q_drop_backlog(ws, v));
+				st_add(&ws->st.resyncs, 1);
+				q_push(ws, v, ws->resync);
+			}
+			q_push(ws, v, it->msg);
+			v->state = V_LIVE;
+			v->requested = false;
+			st_add(&ws->st.snapshots_sent, 1);
+			viewer_want_write(v);
+			break;
+		}
+	}
+}
+
+void ws_viewer_resync_live(struct gos_ws *ws)
+{
+	for (struct viewer *v = ws->viewers; v; v = v->next)
+		if (v->counted && !v->close_code && v->state == V_LIVE)
+			viewer_resync(ws, v, 0);
+}
+
+/* ---- inbound: rate limits, control frames, messages --------------------- */
+
+/* Takes n tokens from the viewer's inbound bucket (rx_rate a second,
+ * rx_burst deep): whole messages, further fragments of a message and
+ * control frames all pay. Returns how many were over the limit; after
+ * RATE_CLOSE_AFTER over in a row the viewer is closed (1008) and no longer
+ * read, so that a flood costs nothing while the close goes out. */
+static uint64_t rx_charge(struct gos_ws *ws, struct viewer *v, uint64_t n)
+{
+	uint64_t now = gos_now_ms();
+	double rate = ws->opts.rx_rate, burst = ws->opts.rx_burst;
+	v->bucket += (double)(now - v->bucket_ms) * rate / 1000.0;
+	if (v->bucket > burst)
+		v->bucket = burst;
+	v->bucket_ms = now;
+	uint64_t ok = v->bucket >= (double)n ? n : (uint64_t)v->bucket;
+	v->bucket -= (double)ok;
+	uint64_t over = n - ok;
+	if (!over) {
+		v->limited_in_row = 0;
+		return 0;
+	}
+	st_add(&ws->st.inbound_limited, over);
+	v->limited_in_row = over >= RATE_CLOSE_AFTER ? RATE_CLOSE_AFTER
+	                                             : v->limited_in_row + (uint32_t)over;
+	if (v->limited_in_row >= RATE_CLOSE_AFTER && !v->close_code) {
+		st_add(&ws->st.closed_rate, 1);
+		viewer_close(v, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+		lws_rx_flow_control(v->wsi, 0);
+		lws_set_timeout(v->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1);
+	}
+	return over;
+}
+
+/* Bytes the peer sent that have left the socket for lws (Linux 4.1+). */
+static bool wire_bytes(int fd, uint64_t *out)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int inq = 0;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received) ||
+	    ioctl(fd, SIOCINQ, &inq) || inq < 0 || (uint64_t)inq > ti.tcpi_bytes_received)
+		return false;
+	*out = ti.tcpi_bytes_received - (uint64_t)inq;
+	return true;
+}
+
+/* The wire size of a client's data frame with this payload. */
+static uint64_t frame_wire(uint64_t payload)
+{
+	return payload + 2 + 4 + (payload >= 65536 ? 8 : payload >= 126 ? 2 : 0);
+}
+
+/* Control frames. lws answers pings (and swallows empty pongs and the
+ * close handshake) inside its parser and tells us nothing, so a ping flood
+ * would cost no token. But every byte the viewer sent reaches us as data
+ * frames or pongs except those: the socket's byte count (TCP_INFO) minus
+ * what we were given is control frames, at least CTL_MIN_FRAME bytes each.
+ * That many frames (an upper bound) are charged to the bucket, once past
+ * CTL_SLACK, the bytes lws may hold of a frame not yet handed to us. */
+static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
+{
+	uint64_t now = gos_now_ms(), wire;
+	if (now - v->wire_ms < CTL_CHECK_MS || v->close_code || v->fd < 0)
+		return;
+	v->wire_ms = now;
+	if (!wire_bytes(v->fd, &wire) || wire < v->wire_base)
+		return;
+	uint64_t got = wire - v->wire_base, known = v->data_wire + CTL_SLACK + v->ctl_charged;
+	if (got < known + CTL_MIN_FRAME)
+		return;
+	uint64_t frames = (got - known) / CTL_MIN_FRAME;
+	v->ctl_charged += frames * CTL_MIN_FRAME;
+	st_add(&ws->st.inbound_control, frames);
+	rx_charge(ws, v, frames);
+}
+
+void ws_viewer_scan(struct gos_ws *ws, uint64_t now_ms)
+{
+	for (struct viewer *v = ws->viewers; v; v = v->next)
+		if (now_ms - v->wire_ms >= CTL_SCAN_MS)
+			viewer_check_control(ws, v);
+}
+
+static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
+{
+	if (rx_charge(ws, v, 1))
+		return;  /* over the limit: dropped */
+
+	struct gos_viewer_in in;
+	switch (gos_viewer_parse(msg, len, &in)) {
+	case GOS_VIEWER_IN_VIEWPORT:
+		gos_viewer_viewport_update(&v->viewport, &in);
+		break;
+	case GOS_VIEWER_IN_PING: {
+		/* Lets a viewer measure its round trip: the reply echoes `t`. */
+		struct gos_buf out = {0};
+		gos_viewer_pong(&out, in.ping_t);
+		gos_ws_msg_unref(v->reply);
+		v->reply = gos_ws_msg_create(out.data, out.len);
+		gos_buf_finish(&out);
+		viewer_want_write(v);
+		break;
+	}
+	case GOS_VIEWER_IN_IGNORED:
+		st_add(&ws->st.inbound_ignored, 1);
+		break;
+	}
+}
+
+static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
+                          const void *in, size_t len)
+{
+	v->alive_ms = gos_now_ms();
+	v->frame_len += len;
+	bool frame_done = !lws_remaining_packet_payload(wsi);
+	if (frame_done) {
+		v->data_wire += frame_wire(v->frame_len);
+		v->frame_len = 0;
+	}
+	if (v->close_code)
+		return 0;
+	if (v->rx_len + len > GOS_WS_MAX_INBOUND) {
+		st_add(&ws->st.closed_oversize, 1);
+		free(v->rx);
+		v->rx = NULL;
+		v->rx_len = 0;
+		static const char r[] = "message over 64 KiB";
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+		                 (unsigned char *)r, sizeof(r) - 1);
+		return -1;
+	}
+	if (!v->rx) {
+		v->rx = malloc(GOS_WS_MAX_INBOUND);
+		if (!v->rx)
+			abort();
+	}
+	memcpy(v->rx + v->rx_len, in, len);
+	v->rx_len += len;
+	viewer_check_control(ws, v);
+	if (!frame_done)
+		return 0;
+	if (!lws_is_final_fragment(wsi)) {
+		rx_charge(ws, v, 1);  /* a fragment is a frame to pay for too */
+		return 0;
+	}
+	st_add(&ws->st.inbound, 1);
+	viewer_handle(ws, v, (const char *)v->rx, v->rx_len);
+	v->rx_len = 0;
+	return 0;
+}
+
+static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
+{
+	/* Unasked, lws calls here after it sent a pong of its own: look at
+	 * what the viewer sends. */
+	if (!v->write_asked)
+		viewer_check_control(ws, v);
+	v->write_asked = false;
+	if (v->close_code) {
+		lws_close_reason(wsi, (enum lws_close_status)v->close_code,
+		                 (unsigned char *)v->close_reason, strlen(v->close_reason));
+		return -1;
+	}
+	size_t budget = WRITE_BUDGET;
+	if (v->reply && v->off == 0 && !lws_partial_buffered(wsi)) {
+		struct gos_ws_msg *m = v->reply;
+		if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
+			return -1;
+		v->reply = NULL;
+		gos_ws_msg_unref(m);
+	}
+	/* lws only calls us once what it buffered is out; after a write it
+	 * could not finish, stop (lws_partial_buffered costs no syscall, unlike
+	 * lws_send_pipe_choked). */
+	while (v->q_len && budget && !lws_partial_buffered(wsi)) {
+		struct gos_ws_msg *m = v->q[v->q_head];
+		if (v->off == 0 && m->len <= WS_CHUNK) {
+			/* Whole message in one frame, straight from the shared bytes:
+			 * lws writes the frame header into the headroom, identical for
+			 * every viewer, and copies aside what the socket does not take. */
+			if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
+				return -1;
+			v->off = m->len;
+		} else {
+			size_t n = m->len - v->off;
+			if (n > WS_CHUNK)
+				n = WS_CHUNK;
+			memcpy(ws->scratch + LWS_PRE, m->data + v->off, n);
+			int flags = lws_write_ws_flags(LWS_WRITE_TEXT, v->off == 0,
+			                               v->off + n == m->len);
+			if (lws_write(wsi, ws->scratch + LWS_PRE, n, (enum lws_write_protocol)flags) < (int)n)
+				return -1;
+			v->off += n;
+		}
+		budget = budget > WS_CHUNK ? budget - WS_CHUNK : 0;
+		if (v->off == m->len) {
+			st_add(&ws->st.messages_sent, 1);
+			st_add(&ws->st.bytes_sent, m->len);
+			q_pop(ws, v);
+		}
+	}
+	if (v->ping_due && v->off == 0 && !lws_partial_buffered(wsi)) {
+		/* lws swallows empty pongs without telling us: the ping carries
+		 * a payload, which the pong echoes. */
+		unsigned char ping[LWS_PRE + 8];
+		memcpy(ping + LWS_PRE, "gos-ping", 8);
+		if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
+			return -1;
+		v->ping_due = false;
+	}
+	viewer_maybe_request(ws, v);
+	if (v->q_len || v->ping_due || v->reply)
+		viewer_want_write(v);
+	return 0;
+}
+
+static void ping_pass(lws_sorted_usec_list_t *sul)
+{
+	struct gos_ws *ws = lws_container_of(sul, struct gos_ws, sul_ping);
+	uint64_t now = gos_now_ms();
+	for (struct viewer *v = ws->viewers; v; v = v->next) {
+		if (v->close_code)
+			continue;
+		if (now - v->alive_ms > ws->opts.stale_timeout_ms) {
+			st_add(&ws->st.closed_stale, 1);
+			viewer_close(v, LWS_CLOSE_STATUS_GOINGAWAY, "stale: no pong");
+			/* A viewer that reads nothing never becomes writeable, so the
+			 * close cannot wait for it: a timeout of 1 s hangs it up. */
+			lws_set_timeout(v->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1);
+			continue;
+		}
+		v->ping_due = true;
+		viewer_want_write(v);
+	}
+	lws_sul_schedule(ws->ctx, 0, &ws->sul_ping, ping_pass,
+	                 (lws_usec_t)ws->opts.ping_interval_ms * LWS_US_PER_MS);
+}
+
+int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                       void *in, size_t len)
+{
+	struct gos_ws *ws = lws_context_user(lws_get_context(wsi));
+	struct viewer *v = user;
+	switch (reason) {
+	case LWS_CALLBACK_PROTOCOL_INIT:
+		lws_sul_schedule(lws_get_context(wsi), 0, &ws->sul_ping, ping_pass,
+		                 (lws_usec_t)ws->opts.ping_interval_ms * LWS_US_PER_MS);
+		break;
+	case LWS_CALLBACK_PROTOCOL_DESTROY:
+		lws_sul_cancel(&ws->sul_ping);
+		break;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		ws_drain_inbox(ws);
+		break;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return ws_upgrade_filter(ws, wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		memset(v, 0, sizeof(*v));
+		v->wsi = wsi;
+		v->fd = lws_get_socket_fd(wsi);
+		if (v->fd < 0 || !wire_bytes(v->fd, &v->wire_base))
+			v->fd = -1;  /* no byte counts here: messages are limited all the same */
+		v->alive_ms = v->bucket_ms = gos_now_ms();
+		v->bucket = ws->opts.rx_burst;
+		v->next = ws->viewers;
+		if (ws->viewers)
+			ws->viewers->prev = v;
+		ws->viewers = v;
+		if (st_get(&ws->st.viewers) >= ws->opts.max_viewers) {
+			char r[96];
+			snprintf(r, sizeof(r), "too many viewers (max %u)", ws->opts.max_viewers);
+			st_add(&ws->st.refused[GOS_WS_REFUSED_FULL], 1);
+			ws_viewers_full(ws);
+			viewer_close(v, CLOSE_TRY_AGAIN, r);
+			break;
+		}
+		v->counted = true;
+		st_add(&ws->st.viewers, 1);
+		ws_conn_upgraded(ws, wsi);
+		st_add(&ws->st.viewers_total, 1);
+		v->state = V_WAITING;
+		q_push(ws, v, ws->hello);
+		viewer_want_write(v);
+		break;
+	case LWS_CALLBACK_RECEIVE:
+		return viewer_receive(ws, v, wsi, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		v->alive_ms = gos_now_ms();
+		v->data_wire += CTL_MIN_FRAME + len;  /* seen: not charged twice */
+		rx_charge(ws, v, 1);
+		break;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return viewer_writeable(ws, v, wsi);
+	case LWS_CALLBACK_CLOSED:
+		if (!v || !v->wsi)
+			break;
+		if (v->prev)
+			v->prev->next = v->next;
+		else
+			ws->viewers = v->next;
+		if (v->next)
+			v->next->prev = v->prev;
+		if (v->counted)
+			atomic_fetch_sub_explicit(&ws->st.viewers, 1, memory_order_relaxed);
+		q_free(ws, v);
+		free(v->rx);
+		gos_ws_msg_unref(v->reply);
+		v->wsi = NULL;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
