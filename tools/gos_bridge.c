@@ -19,9 +19,9 @@
 #include <curl/curl.h>
 
 #include "gos_client.h"
-#include "gos_json.h"
 #include "gos_llm.h"
 #include "gos_protocol.h"
+#include "gos_reply.h"
 #include "gos_sse.h"
 #include "gos_time.h"
 #include "gos_utf8.h"
@@ -228,15 +228,14 @@ static void fail_msg(const char *fmt, ...)
 static void out_on_line(void *ctx, const char *line, size_t len)
 {
 	struct out *o = ctx;
-	cJSON *j = gos_json_parse(line, len);
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-	if (cJSON_IsString(type) && !strcmp(type->valuestring, "sync")) {
-		const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "applied");
-		const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "rejected");
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tokens");
-		o->result.applied = cJSON_IsNumber(a) ? (uint64_t)a->valuedouble : 0;
-		o->result.rejected = cJSON_IsNumber(r) ? (uint64_t)r->valuedouble : 0;
-		o->result.tokens = cJSON_IsNumber(t) ? (uint64_t)t->valuedouble : 0;
+	struct gos_reply r;
+	enum gos_reply_type type = gos_reply_parse(line, len, &r);
+	if (type == GOS_REPLY_SYNC) {
+		o->result = (struct gos_sync_result){
+			.applied = r.sync.applied,
+			.rejected = r.sync.rejected,
+			.tokens = r.sync.tokens,
+		};
 		o->have_result = true;
 		if (o->outage) {
 			o->outage = false;
@@ -258,15 +257,12 @@ static void out_on_line(void *ctx, const char *line, size_t len)
 				o->base++;
 			}
 		}
-	} else if (cJSON_IsString(type) && !strcmp(type->valuestring, "error")) {
+	} else if (type == GOS_REPLY_ERROR) {
 		o->rejected++;
-		if (o->rejects_printed++ < 5) {
-			const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reason");
+		if (o->rejects_printed++ < 5)
 			fail_msg("the compositor rejected a line: %s",
-			         cJSON_IsString(r) ? r->valuestring : "(no reason given)");
-		}
+			         r.error.reason[0] ? r.error.reason : "(no reason given)");
 	}
-	cJSON_Delete(j);
 }
 
 static void out_lost(struct bridge *b)
