@@ -24,3 +24,15 @@ foreach(t test_json test_json_asan)
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()
 endforeach()
+# Reply lines (net/protocol/gos_reply.c): every reply serializer's output
+# read back, malformed lines refused, gos_client's sync taken from the
+# parser. Linked with the JSON guard too.
+gos_add_test(test_reply SAN
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_reply.c ${CMAKE_SOURCE_DIR}/tests/support/json_guard.c
+  LIBS gos_net
+  LABELS unit)
+foreach(t test_reply test_reply_asan)
+  if(TARGET ${t})
+    target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
+  endif()
+endforeach()

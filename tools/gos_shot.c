@@ -2,7 +2,6 @@
  * PNG through the same map state, compute and render passes as the
  * compositor, headless; or (--socket) asks a running compositor for a
  * picture of its map with a "screenshot" message. */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -15,11 +14,11 @@
 
 #include "gos_client.h"
 #include "gos_compute_ref.h"
-#include "gos_json.h"
 #include "gos_map.h"
 #include "gos_png.h"
 #include "gos_protocol.h"
 #include "gos_render.h"
+#include "gos_reply.h"
 #include "gos_vk.h"
 #include "gos_time.h"
 
@@ -343,12 +342,10 @@ static bool replay(const struct shot_opts *o, struct gos_map *map, uint64_t *n_l
 
 /* ---- --socket: ask a running compositor ---- */
 
+/* The answer: the first screenshot or error reply on the connection. */
 struct remote {
-	bool done, ok, refused;
-	char line[1024];         /* the answer (or error line), cut to fit */
-	uint32_t w, h;
-	uint64_t tokens;
-	char reason[600];
+	bool done;
+	struct gos_reply reply;
 };
 
 static void remote_line(void *ctx, const char *line, size_t len)
@@ -356,28 +353,9 @@ static void remote_line(void *ctx, const char *line, size_t len)
 	struct remote *r = ctx;
 	if (r->done)
 		return;
-	cJSON *j = gos_json_parse(line, len);
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-	if (cJSON_IsString(type) && !strcmp(type->valuestring, "screenshot")) {
-		const cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
-		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
-		r->done = true;
-		r->ok = cJSON_IsTrue(ok);
-		r->w = (uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "width"));
-		r->h = (uint32_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "height"));
-		double t = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "tokens"));
-		r->tokens = t >= 0 && t < 1.8e19 ? (uint64_t)t : 0;
-		snprintf(r->reason, sizeof(r->reason), "%s",
-		         cJSON_IsString(reason) ? reason->valuestring : "no reason given");
-	} else if (cJSON_IsString(type) && !strcmp(type->valuestring, "error")) {
-		/* Our one line was rejected (an old compositor, a path too long). */
-		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
-		r->done = true;
-		r->refused = true;
-		snprintf(r->reason, sizeof(r->reason), "%s",
-		         cJSON_IsString(reason) ? reason->valuestring : "request rejected");
-	}
-	cJSON_Delete(j);
+	/* An error is our one line rejected (an old compositor, a path too long). */
+	enum gos_reply_type t = gos_reply_parse(line, len, &r->reply);
+	r->done = t == GOS_REPLY_SCREENSHOT || t == GOS_REPLY_ERROR;
 }
 
 static int shoot_remote(const struct shot_opts *o)
@@ -435,15 +413,18 @@ static int shoot_remote(const struct shot_opts *o)
 		gone = !gos_client_poll(c, ms);
 	}
 	gos_client_close(c);
-	if (r.done && r.ok) {
+	const struct gos_reply_screenshot *shot = &r.reply.shot;
+	bool refused = r.reply.type == GOS_REPLY_ERROR;
+	if (r.done && !refused && shot->ok) {
 		if (!o->quiet)
-			printf("gos-shot: wrote %s (%ux%u, %llu tokens)\n", path, r.w, r.h,
-			       (unsigned long long)r.tokens);
+			printf("gos-shot: wrote %s (%ux%u, %llu tokens)\n", path, shot->width, shot->height,
+			       (unsigned long long)shot->tokens);
 		return EXIT_OK;
 	}
 	if (r.done)
 		fprintf(stderr, "gos-shot: the compositor at %s %s: %s\n", o->socket,
-		        r.refused ? "rejected the request" : "could not take the picture", r.reason);
+		        refused ? "rejected the request" : "could not take the picture",
+		        refused ? r.reply.error.reason : shot->reason);
 	else if (gone)
 		fprintf(stderr, "gos-shot: the compositor at %s closed the connection without "
 		        "answering\n", o->socket);

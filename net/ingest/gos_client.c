@@ -9,10 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "gos_client.h"
-#include "gos_json.h"
+#include "gos_reply.h"
 #include "gos_time.h"
 
 struct gos_client {
@@ -79,25 +77,21 @@ void gos_client_on_line(struct gos_client *c, gos_client_line_fn fn, void *ctx)
 	c->ctx = ctx;
 }
 
-static uint64_t json_u64(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
-}
-
 static void dispatch_line(struct gos_client *c, const char *line, size_t len)
 {
-	/* Sync replies are recognised here; every line also goes to on_line. */
+	/* Sync replies are recognised here; every line also goes to on_line.
+	 * Only lines that mention sync are parsed: a flood of error lines
+	 * costs a memmem each, not a JSON parse. */
 	if (memmem(line, len, "sync", 4)) {
-		cJSON *o = gos_json_parse(line, len);
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
-		if (o && cJSON_IsString(t) && strcmp(t->valuestring, "sync") == 0) {
-			c->sync.applied = json_u64(o, "applied");
-			c->sync.rejected = json_u64(o, "rejected");
-			c->sync.tokens = json_u64(o, "tokens");
+		struct gos_reply r;
+		if (gos_reply_parse(line, len, &r) == GOS_REPLY_SYNC) {
+			c->sync = (struct gos_sync_result){
+				.applied = r.sync.applied,
+				.rejected = r.sync.rejected,
+				.tokens = r.sync.tokens,
+			};
 			c->got_sync = true;
 		}
-		cJSON_Delete(o);
 	}
 	if (c->on_line)
 		c->on_line(c->ctx, line, len);

@@ -1,0 +1,383 @@
+/* gos-bridge's command line (--help, the options and their checks) and the
+ * prompt (--prompt, --prompt-file or stdin). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "gos_utf8.h"
+
+static void usage(FILE *f)
+{
+	char def[256];
+	gos_default_socket_path(def, sizeof def);
+	fprintf(f,
+"usage: gos-bridge --url URL [--url URL2 ...] [OPTIONS] [--prompt TEXT | --prompt-file F]\n"
+"       gos-bridge --sse URL [OPTIONS]\n"
+"\n"
+"Streams an LLM's tokens into gos-compositor as they are generated. With --url,\n"
+"asks an OpenAI-compatible server (LM Studio, llama.cpp server, vLLM, Ollama,\n"
+"OpenAI) for a chat completion (POST URL/chat/completions, stream: true); each\n"
+"token goes on the map coloured by its probability. With --sse, follows any\n"
+"server-sent event stream: each event's data becomes one token (data that is\n"
+"already an ingest JSON object is passed on as it is).\n"
+"\n"
+"generation (--url):\n"
+"  --url URL            server base URL, e.g. http://127.0.0.1:1234/v1; give several\n"
+"                       for a pool: the first that answers is used, the next takes\n"
+"                       over when it fails\n"
+"  --model NAME         model (default: the first of GET URL/models, else none)\n"
+"  --prompt TEXT        the user message (else --prompt-file, else stdin)\n"
+"  --prompt-file F      read the user message from F ('-': stdin)\n"
+"  --system TEXT        a system message\n"
+"  --max-tokens N       generate at most N tokens (also the progress total)\n"
+"  --temperature T      sampling temperature (default: the server's)\n"
+"  --top-logprobs K     alternatives per token shown on hover (default 5, 0..20)\n"
+"  --no-logprobs        do not ask for logprobs (tokens are drawn neutral)\n"
+"  --api-key KEY        bearer token (default: $OPENAI_API_KEY)\n"
+"  --parallel N         run N generations of the prompt at once, each its own\n"
+"                       stream on the map (default 1)\n"
+"  --max-retries N      attempts after a failure before giving up (default 5;\n"
+"                       --sse: failed reconnects in a row, default: no limit)\n"
+"  --echo               also print the generated text on stdout\n"
+"\n"
+"event stream (--sse):\n"
+"  --sse URL            follow this event stream (GET), reconnecting with\n"
+"                       Last-Event-ID after a drop\n"
+"  --event TYPE         the event type that becomes tokens (default message)\n"
+"  --max-events N       stop after N events (default: run until interrupted)\n"
+"  --reconnect S        wait S seconds before reconnecting, until the server sets\n"
+"                       its own (retry: field); doubled while it stays down (default 3)\n"
+"\n"
+"common:\n"
+"  --socket PATH        the compositor's socket (default %s)\n"
+"  --stream NAME        name the stream(s) on the map NAME:RUN[:K] (default: the\n"
+"                       model, or 'sse')\n"
+"  --connect-timeout S  give up connecting after S seconds (default 10)\n"
+"  --read-timeout S     give up on a response silent for S seconds (default 120)\n"
+"  --buffer N           events kept while the compositor is away (default 10000)\n"
+"  --sync-timeout S     at exit, wait up to S seconds for the compositor to\n"
+"                       confirm every event (default 10)\n"
+"  --quiet              no notices or summary (errors are still printed)\n"
+"  --help, --version\n"
+"\n"
+"Connection errors, HTTP 429 and 5xx are retried with exponential backoff and\n"
+"jitter (Retry-After is honoured). A generation that fails after its first\n"
+"token is reported as failed (neural_state error), never restarted.\n"
+"\n"
+"exit codes: 0 every generation finished and the compositor applied every event\n"
+"            (--sse: the stream ended, --max-events reached, or SIGINT/SIGTERM)\n"
+"            1 a generation failed after it had started (error mid-stream, lost\n"
+"              connection or read timeout after tokens were shown)\n"
+"            2 bad command line\n"
+"            3 the compositor: its socket not reachable at start, or events not\n"
+"              confirmed at exit, dropped (--buffer) or rejected\n"
+"            4 no server reachable (connection refused, DNS, timeouts), after retries\n"
+"            5 the server answered with an HTTP error (after retries for 429/5xx)\n"
+"            6 the server's answer was not an event stream (wrong Content-Type)\n"
+"          130 interrupted (SIGINT/SIGTERM) during a generation\n",
+	        def);
+}
+
+static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_seconds(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+int bridge_parse_args(int argc, char **argv, struct options *o)
+{
+	enum { O_URL = 256, O_SSE, O_EVENT, O_MODEL, O_PROMPT, O_PROMPT_FILE, O_SYSTEM,
+	       O_MAX_TOKENS, O_TEMPERATURE, O_TOP_LOGPROBS, O_NO_LOGPROBS, O_API_KEY, O_SOCKET,
+	       O_PARALLEL, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_RETRIES, O_MAX_EVENTS,
+	       O_BUFFER, O_STREAM, O_SYNC_TIMEOUT, O_ECHO, O_QUIET, O_HELP, O_VERSION, O_RECONNECT };
+	static const struct option longopts[] = {
+		{"url", required_argument, NULL, O_URL},
+		{"sse", required_argument, NULL, O_SSE},
+		{"event", required_argument, NULL, O_EVENT},
+		{"model", required_argument, NULL, O_MODEL},
+		{"prompt", required_argument, NULL, O_PROMPT},
+		{"prompt-file", required_argument, NULL, O_PROMPT_FILE},
+		{"system", required_argument, NULL, O_SYSTEM},
+		{"max-tokens", required_argument, NULL, O_MAX_TOKENS},
+		{"temperature", required_argument, NULL, O_TEMPERATURE},
+		{"top-logprobs", required_argument, NULL, O_TOP_LOGPROBS},
+		{"no-logprobs", no_argument, NULL, O_NO_LOGPROBS},
+		{"api-key", required_argument, NULL, O_API_KEY},
+		{"socket", required_argument, NULL, O_SOCKET},
+		{"parallel", required_argument, NULL, O_PARALLEL},
+		{"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
+		{"read-timeout", required_argument, NULL, O_READ_TIMEOUT},
+		{"max-retries", required_argument, NULL, O_MAX_RETRIES},
+		{"max-events", required_argument, NULL, O_MAX_EVENTS},
+		{"reconnect", required_argument, NULL, O_RECONNECT},
+		{"buffer", required_argument, NULL, O_BUFFER},
+		{"stream", required_argument, NULL, O_STREAM},
+		{"sync-timeout", required_argument, NULL, O_SYNC_TIMEOUT},
+		{"echo", no_argument, NULL, O_ECHO},
+		{"quiet", no_argument, NULL, O_QUIET},
+		{"help", no_argument, NULL, O_HELP},
+		{"version", no_argument, NULL, O_VERSION},
+		{0},
+	};
+	*o = (struct options){
+		.event_type = "message",
+		.temperature = -1,
+		.top_logprobs = 5,
+		.parallel = 1,
+		.connect_timeout = 10,
+		.read_timeout = 120,
+		.max_retries = -2,   /* default per mode, below */
+		.buffer = 10000,
+		.sync_timeout = 10,
+		.reconnect = 3,
+	};
+	gos_default_socket_path(o->socket_path, sizeof o->socket_path);
+	int c;
+	int64_t v;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_URL:
+			if (o->n_urls == MAX_URLS) {
+				fprintf(stderr, "gos-bridge: at most %d --url\n", MAX_URLS);
+				return EXIT_USAGE;
+			}
+			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) {
+				fprintf(stderr, "gos-bridge: --url wants an http:// or https:// URL, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->urls[o->n_urls++] = optarg;
+			break;
+		case O_SSE:
+			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) {
+				fprintf(stderr, "gos-bridge: --sse wants an http:// or https:// URL, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->sse_url = optarg;
+			break;
+		case O_EVENT: o->event_type = optarg; break;
+		case O_MODEL: o->model = optarg; break;
+		case O_PROMPT: o->prompt = optarg; break;
+		case O_PROMPT_FILE: o->prompt_file = optarg; break;
+		case O_SYSTEM: o->system = optarg; break;
+		case O_MAX_TOKENS:
+			if (!parse_int(optarg, 1, 100000000, &v)) {
+				fprintf(stderr, "gos-bridge: --max-tokens wants a whole number from 1, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->max_tokens = v;
+			break;
+		case O_TEMPERATURE:
+			if (!parse_seconds(optarg, 0, 100, &o->temperature)) {
+				fprintf(stderr, "gos-bridge: --temperature wants a number from 0, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_TOP_LOGPROBS:
+			if (!parse_int(optarg, 0, 20, &v)) {
+				fprintf(stderr, "gos-bridge: --top-logprobs wants 0 to 20, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->top_logprobs = (int)v;
+			break;
+		case O_NO_LOGPROBS: o->no_logprobs = true; break;
+		case O_API_KEY: o->api_key = optarg; break;
+		case O_SOCKET:
+			if (strlen(optarg) >= sizeof o->socket_path) {
+				fprintf(stderr, "gos-bridge: --socket path is too long\n");
+				return EXIT_USAGE;
+			}
+			snprintf(o->socket_path, sizeof o->socket_path, "%s", optarg);
+			break;
+		case O_PARALLEL:
+			if (!parse_int(optarg, 1, 4096, &v)) {
+				fprintf(stderr, "gos-bridge: --parallel wants 1 to 4096, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->parallel = (int)v;
+			break;
+		case O_CONNECT_TIMEOUT:
+			if (!parse_seconds(optarg, 0.001, 3600, &o->connect_timeout)) {
+				fprintf(stderr, "gos-bridge: --connect-timeout wants seconds (0.001 to 3600), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_READ_TIMEOUT:
+			if (!parse_seconds(optarg, 0.001, 86400, &o->read_timeout)) {
+				fprintf(stderr, "gos-bridge: --read-timeout wants seconds (0.001 to 86400), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_MAX_RETRIES:
+			if (!parse_int(optarg, 0, 1000000, &v)) {
+				fprintf(stderr, "gos-bridge: --max-retries wants a whole number from 0, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->max_retries = (int)v;
+			break;
+		case O_MAX_EVENTS:
+			if (!parse_int(optarg, 1, INT64_MAX, &v)) {
+				fprintf(stderr, "gos-bridge: --max-events wants a whole number from 1, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->max_events = (uint64_t)v;
+			break;
+		case O_RECONNECT:
+			if (!parse_seconds(optarg, 0.001, 3600, &o->reconnect)) {
+				fprintf(stderr, "gos-bridge: --reconnect wants seconds (0.001 to 3600), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_BUFFER:
+			if (!parse_int(optarg, 1, 100000000, &v)) {
+				fprintf(stderr, "gos-bridge: --buffer wants 1 to 100000000 events, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->buffer = (size_t)v;
+			break;
+		case O_STREAM:
+			if (!optarg[0] || strlen(optarg) > 96 || !gos_utf8_valid(optarg, strlen(optarg))) {
+				fprintf(stderr, "gos-bridge: --stream wants a name of 1 to 96 bytes of UTF-8\n");
+				return EXIT_USAGE;
+			}
+			o->stream = optarg;
+			break;
+		case O_SYNC_TIMEOUT:
+			if (!parse_seconds(optarg, 0, 3600, &o->sync_timeout)) {
+				fprintf(stderr, "gos-bridge: --sync-timeout wants seconds (0 to 3600), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_ECHO: o->echo = true; break;
+		case O_QUIET: o->quiet = true; break;
+		case O_HELP: usage(stdout); exit(EXIT_OK);
+		case O_VERSION: printf("gos-bridge %s\n", GOS_VERSION); exit(EXIT_OK);
+		default:
+			if (optopt)
+				fprintf(stderr, "gos-bridge: option '%s' wants a value\n", argv[optind - 1]);
+			else
+				fprintf(stderr, "gos-bridge: unknown option '%s'\n", argv[optind - 1]);
+			fprintf(stderr, "try 'gos-bridge --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "gos-bridge: unexpected argument '%s' (try --help)\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (!o->n_urls == !o->sse_url) {
+		fprintf(stderr, "gos-bridge: give --url (an OpenAI-compatible server) or --sse (an event "
+		        "stream), not %s (try --help)\n", o->n_urls ? "both" : "neither");
+		return EXIT_USAGE;
+	}
+	if (o->sse_url && (o->prompt || o->prompt_file || o->parallel > 1)) {
+		fprintf(stderr, "gos-bridge: --prompt, --prompt-file and --parallel go with --url, not --sse\n");
+		return EXIT_USAGE;
+	}
+	if (o->prompt && o->prompt_file) {
+		fprintf(stderr, "gos-bridge: give --prompt or --prompt-file, not both\n");
+		return EXIT_USAGE;
+	}
+	if (o->max_retries == -2)
+		o->max_retries = o->sse_url ? -1 : 5;
+	if (!o->api_key)
+		o->api_key = getenv("OPENAI_API_KEY");
+	bridge_quiet = o->quiet;
+	return -1;
+}
+
+/* ---- the prompt ---- */
+
+static char *read_all(FILE *f)
+{
+	size_t len = 0, cap = 4096;
+	char *s = malloc(cap);
+	if (!s)
+		return NULL;
+	size_t n;
+	while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (cap - len < 2) {
+			if (cap > (64u << 20)) {
+				free(s);
+				errno = EFBIG;
+				return NULL;
+			}
+			cap *= 2;
+			char *t = realloc(s, cap);
+			if (!t) {
+				free(s);
+				return NULL;
+			}
+			s = t;
+		}
+	}
+	if (ferror(f)) {
+		free(s);
+		return NULL;
+	}
+	s[len] = '\0';
+	return s;
+}
+
+int bridge_load_prompt(struct bridge *b)
+{
+	const struct options *o = &b->o;
+	if (o->prompt) {
+		b->prompt = strdup(o->prompt);
+	} else {
+		FILE *f = stdin;
+		const char *name = "stdin";
+		if (o->prompt_file && strcmp(o->prompt_file, "-")) {
+			name = o->prompt_file;
+			f = fopen(o->prompt_file, "rb");
+			if (!f) {
+				fprintf(stderr, "gos-bridge: cannot read the prompt file %s: %s\n", name, strerror(errno));
+				return EXIT_USAGE;
+			}
+		} else if (isatty(0)) {
+			fprintf(stderr, "gos-bridge: reading the prompt from stdin (end it with Ctrl-D)\n");
+		}
+		b->prompt = read_all(f);
+		int e = errno;
+		if (f != stdin)
+			fclose(f);
+		if (!b->prompt) {
+			fprintf(stderr, "gos-bridge: cannot read the prompt from %s: %s\n", name, strerror(e));
+			return EXIT_USAGE;
+		}
+	}
+	size_t n = strlen(b->prompt);
+	while (n && (b->prompt[n - 1] == '\n' || b->prompt[n - 1] == '\r'))
+		b->prompt[--n] = '\0';
+	if (!n) {
+		fprintf(stderr, "gos-bridge: the prompt is empty (give --prompt, --prompt-file or text on stdin)\n");
+		return EXIT_USAGE;
+	}
+	if (!gos_utf8_valid(b->prompt, n)) {
+		fprintf(stderr, "gos-bridge: the prompt is not valid UTF-8\n");
+		return EXIT_USAGE;
+	}
+	return -1;
+}
