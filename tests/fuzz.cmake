@@ -12,7 +12,7 @@ if(GOS_FUZZ_OK)
   set(fz ${CMAKE_SOURCE_DIR}/tests/fuzz)
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_ingest)
-  set(srcs ${fz}/fuzz_ingest.c ${proto}/gos_protocol.c ${proto}/gos_json.c ${base}/gos_arena.c ${base}/gos_buf.c ${base}/gos_utf8.c)
+  set(srcs ${fz}/fuzz_ingest.c ${proto}/protocol_cjson.c ${proto}/gos_json.c ${base}/gos_arena.c ${base}/gos_buf.c ${base}/gos_utf8.c)
   add_custom_command(OUTPUT ${bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} ${srcs} -lcjson -lm -o ${bin}
     DEPENDS ${srcs} ${proto}/gos_protocol.h ${proto}/gos_protocol_internal.h ${base}/gos_buf.h
@@ -25,7 +25,7 @@ if(GOS_FUZZ_OK)
   set_tests_properties(fuzz_ingest PROPERTIES TIMEOUT 90 LABELS "fuzz")
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_frame)
-  set(srcs ${fz}/fuzz_frame.c ${ingest}/gos_frame.c ${proto}/gos_protocol.c ${proto}/gos_json.c ${base}/gos_arena.c
+  set(srcs ${fz}/fuzz_frame.c ${ingest}/gos_frame.c ${proto}/protocol_cjson.c ${proto}/gos_json.c ${base}/gos_arena.c
            ${base}/gos_buf.c ${base}/gos_utf8.c)
   add_custom_command(OUTPUT ${bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} ${srcs} -lcjson -lm -o ${bin}
