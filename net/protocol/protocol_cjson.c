@@ -1,47 +1,20 @@
-/* Wire protocol: parse and validate ingest lines into struct gos_event, and
- * serialize events, error lines and sync replies (see gos_protocol.h).
- * Parsing sits on the ingest hot path. The cJSON path is the reference: one
- * cJSON tree per line, one pass over its members, strings copied into the
- * caller's arena. A fast path in front of it takes the common shapes without
- * building a tree and hands everything else (every reject included) to it. */
+/* The protocol parser's reference path (gos_protocol_internal.h): one cJSON
+ * tree per line, one pass over its members, strings copied into the caller's
+ * arena. Every reject comes from here, with its reason and the sentence
+ * that names the field; the fast path (protocol_fast.c) only takes lines
+ * this path accepts, and gives it everything else. */
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <inttypes.h>
-#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "gos_buf.h"
 #include "gos_json.h"
 #include "gos_utf8.h"
 #include "gos_protocol.h"
 #include "gos_protocol_internal.h"
-
-/* ---- reject names, UTF-8 ------------------------------------------------ */
-
-static const char *const reject_names[GOS_REJECT_COUNT_] = {
-	[GOS_REJECT_NONE] = "none",
-	[GOS_REJECT_NOT_JSON] = "not_json",
-	[GOS_REJECT_UNKNOWN_TYPE] = "unknown_type",
-	[GOS_REJECT_MISSING_FIELD] = "missing_field",
-	[GOS_REJECT_WRONG_TYPE] = "wrong_type",
-	[GOS_REJECT_NOT_FINITE] = "not_finite",
-	[GOS_REJECT_CONFIDENCE] = "confidence",
-	[GOS_REJECT_UTF8] = "utf8",
-	[GOS_REJECT_TOO_LONG] = "too_long",
-	[GOS_REJECT_LINE_TOO_LONG] = "line_too_long",
-	[GOS_REJECT_TIMEOUT] = "timeout",
-};
-
-const char *gos_reject_name(enum gos_reject r)
-{
-	if ((unsigned)r >= GOS_REJECT_COUNT_)
-		return "unknown";
-	return reject_names[r];
-}
 
 /* ---- parse context and errors ------------------------------------------- */
 
@@ -206,17 +179,13 @@ static bool read_count(struct pctx *pc, const cJSON *v, const char *name, int64_
 
 /* ---- one pass over an object's members ---------------------------------- */
 
-struct key {
-	const char *name;
-	size_t len;
-};
-
 #define KEY(s) {s, sizeof(s) - 1}
 
 /* Points slot[i] at the member named keys[i] (the first one when a name is
  * repeated, as cJSON_GetObjectItem does); other members are ignored so newer
  * producers can add fields. */
-static void collect(const cJSON *obj, const struct key *keys, size_t nkeys, const cJSON **slot)
+static void collect(const cJSON *obj, const struct gos_protocol_key *keys, size_t nkeys,
+                    const cJSON **slot)
 {
 	for (const cJSON *m = obj->child; m; m = m->next) {
 		const char *k = m->string;
@@ -231,41 +200,36 @@ static void collect(const cJSON *obj, const struct key *keys, size_t nkeys, cons
 	}
 }
 
-enum {
-	F_TYPE, F_TOKEN_ID, F_TOKEN_TEXT, F_TIMESTAMP, F_CONFIDENCE, F_POSITION,
-	F_STREAM, F_LOGPROB, F_TOP_LOGPROBS, F_STATE, F_TOKENS_PROCESSED,
-	F_TOTAL_TOKENS, F_ELAPSED_MS, F_TOKENS, F_PATH, F_FIT, F_COUNT_
-};
-
-static const struct key top_keys[F_COUNT_] = {
-	[F_TYPE] = KEY("type"),
-	[F_TOKEN_ID] = KEY("token_id"),
-	[F_TOKEN_TEXT] = KEY("token_text"),
-	[F_TIMESTAMP] = KEY("timestamp"),
-	[F_CONFIDENCE] = KEY("confidence"),
-	[F_POSITION] = KEY("position"),
-	[F_STREAM] = KEY("stream"),
-	[F_LOGPROB] = KEY("logprob"),
-	[F_TOP_LOGPROBS] = KEY("top_logprobs"),
-	[F_STATE] = KEY("state"),
-	[F_TOKENS_PROCESSED] = KEY("tokens_processed"),
-	[F_TOTAL_TOKENS] = KEY("total_tokens"),
-	[F_ELAPSED_MS] = KEY("elapsed_ms"),
-	[F_TOKENS] = KEY("tokens"),
-	[F_PATH] = KEY("path"),
-	[F_FIT] = KEY("fit"),
+/* Both paths read the same members (gos_protocol_internal.h). */
+const struct gos_protocol_key gos_protocol_fields[GOS_F_COUNT_] = {
+	[GOS_F_TYPE] = KEY("type"),
+	[GOS_F_TOKEN_ID] = KEY("token_id"),
+	[GOS_F_TOKEN_TEXT] = KEY("token_text"),
+	[GOS_F_TIMESTAMP] = KEY("timestamp"),
+	[GOS_F_CONFIDENCE] = KEY("confidence"),
+	[GOS_F_POSITION] = KEY("position"),
+	[GOS_F_STREAM] = KEY("stream"),
+	[GOS_F_LOGPROB] = KEY("logprob"),
+	[GOS_F_TOP_LOGPROBS] = KEY("top_logprobs"),
+	[GOS_F_STATE] = KEY("state"),
+	[GOS_F_TOKENS_PROCESSED] = KEY("tokens_processed"),
+	[GOS_F_TOTAL_TOKENS] = KEY("total_tokens"),
+	[GOS_F_ELAPSED_MS] = KEY("elapsed_ms"),
+	[GOS_F_TOKENS] = KEY("tokens"),
+	[GOS_F_PATH] = KEY("path"),
+	[GOS_F_FIT] = KEY("fit"),
 };
 
 enum { V_ID, V_TEXT, V_X, V_Y, V_CONFIDENCE, V_STREAM, V_COUNT_ };
 
-static const struct key viz_keys[V_COUNT_] = {
+static const struct gos_protocol_key viz_keys[V_COUNT_] = {
 	[V_ID] = KEY("id"), [V_TEXT] = KEY("text"), [V_X] = KEY("x"), [V_Y] = KEY("y"),
 	[V_CONFIDENCE] = KEY("confidence"), [V_STREAM] = KEY("stream"),
 };
 
 enum { A_TOKEN, A_LOGPROB, A_COUNT_ };
 
-static const struct key alt_keys[A_COUNT_] = {
+static const struct gos_protocol_key alt_keys[A_COUNT_] = {
 	[A_TOKEN] = KEY("token"), [A_LOGPROB] = KEY("logprob"),
 };
 
@@ -337,29 +301,31 @@ static bool parse_token(struct pctx *pc, const cJSON **f, struct gos_token_ev *t
 	t->stream = "";
 	t->confidence = NAN;
 	t->logprob = NAN;
-	if (!f[F_TOKEN_ID])
+	if (!f[GOS_F_TOKEN_ID])
 		return missing(pc, "token_id");
-	if (!read_string(pc, f[F_TOKEN_ID], "token_id", GOS_MAX_ID, false, &t->id))
+	if (!read_string(pc, f[GOS_F_TOKEN_ID], "token_id", GOS_MAX_ID, false, &t->id))
 		return false;
-	if (!f[F_TOKEN_TEXT])
+	if (!f[GOS_F_TOKEN_TEXT])
 		return missing(pc, "token_text");
-	if (!read_string(pc, f[F_TOKEN_TEXT], "token_text", GOS_MAX_TEXT, true, &t->text))
+	if (!read_string(pc, f[GOS_F_TOKEN_TEXT], "token_text", GOS_MAX_TEXT, true, &t->text))
 		return false;
-	if (!f[F_TIMESTAMP])
+	if (!f[GOS_F_TIMESTAMP])
 		return missing(pc, "timestamp");
-	if (!read_number(pc, f[F_TIMESTAMP], "timestamp", &t->timestamp))
+	if (!read_number(pc, f[GOS_F_TIMESTAMP], "timestamp", &t->timestamp))
 		return false;
 	/* confidence is optional: producers without logprobs leave it out and
 	 * the token is drawn in the neutral color (NAN here). */
-	if (f[F_CONFIDENCE] && !read_confidence(pc, f[F_CONFIDENCE], "confidence", &t->confidence))
+	if (f[GOS_F_CONFIDENCE] &&
+	    !read_confidence(pc, f[GOS_F_CONFIDENCE], "confidence", &t->confidence))
 		return false;
-	if (f[F_POSITION] && !parse_position(pc, f[F_POSITION], t))
+	if (f[GOS_F_POSITION] && !parse_position(pc, f[GOS_F_POSITION], t))
 		return false;
-	if (f[F_STREAM] && !read_string(pc, f[F_STREAM], "stream", GOS_MAX_STREAM, true, &t->stream))
+	if (f[GOS_F_STREAM] &&
+	    !read_string(pc, f[GOS_F_STREAM], "stream", GOS_MAX_STREAM, true, &t->stream))
 		return false;
-	if (f[F_LOGPROB] && !read_logprob(pc, f[F_LOGPROB], "logprob", &t->logprob))
+	if (f[GOS_F_LOGPROB] && !read_logprob(pc, f[GOS_F_LOGPROB], "logprob", &t->logprob))
 		return false;
-	if (f[F_TOP_LOGPROBS] && !parse_alts(pc, f[F_TOP_LOGPROBS], t))
+	if (f[GOS_F_TOP_LOGPROBS] && !parse_alts(pc, f[GOS_F_TOP_LOGPROBS], t))
 		return false;
 	return true;
 }
@@ -370,18 +336,20 @@ static bool parse_state(struct pctx *pc, const cJSON **f, struct gos_state_ev *s
 	s->tokens_processed = -1;
 	s->total_tokens = -1;
 	s->elapsed_ms = NAN;
-	if (!f[F_STATE])
+	if (!f[GOS_F_STATE])
 		return missing(pc, "state");
-	if (!read_string(pc, f[F_STATE], "state", GOS_MAX_STATE, true, &s->state))
+	if (!read_string(pc, f[GOS_F_STATE], "state", GOS_MAX_STATE, true, &s->state))
 		return false;
-	if (f[F_TOKENS_PROCESSED] &&
-	    !read_count(pc, f[F_TOKENS_PROCESSED], "tokens_processed", &s->tokens_processed))
+	if (f[GOS_F_TOKENS_PROCESSED] &&
+	    !read_count(pc, f[GOS_F_TOKENS_PROCESSED], "tokens_processed", &s->tokens_processed))
 		return false;
-	if (f[F_TOTAL_TOKENS] && !read_count(pc, f[F_TOTAL_TOKENS], "total_tokens", &s->total_tokens))
+	if (f[GOS_F_TOTAL_TOKENS] &&
+	    !read_count(pc, f[GOS_F_TOTAL_TOKENS], "total_tokens", &s->total_tokens))
 		return false;
-	if (f[F_ELAPSED_MS] && !read_number(pc, f[F_ELAPSED_MS], "elapsed_ms", &s->elapsed_ms))
+	if (f[GOS_F_ELAPSED_MS] && !read_number(pc, f[GOS_F_ELAPSED_MS], "elapsed_ms", &s->elapsed_ms))
 		return false;
-	if (f[F_STREAM] && !read_string(pc, f[F_STREAM], "stream", GOS_MAX_STREAM, true, &s->stream))
+	if (f[GOS_F_STREAM] &&
+	    !read_string(pc, f[GOS_F_STREAM], "stream", GOS_MAX_STREAM, true, &s->stream))
 		return false;
 	return true;
 }
@@ -421,7 +389,7 @@ static bool parse_viz_token(struct pctx *pc, const cJSON *e, struct gos_viz_toke
 
 static bool parse_viz(struct pctx *pc, const cJSON **f, struct gos_viz_ev *z)
 {
-	const cJSON *v = f[F_TOKENS];
+	const cJSON *v = f[GOS_F_TOKENS];
 	if (!v)
 		return missing(pc, "tokens");
 	if (!cJSON_IsArray(v))
@@ -445,18 +413,18 @@ static bool parse_viz(struct pctx *pc, const cJSON **f, struct gos_viz_ev *z)
 
 static bool parse_screenshot(struct pctx *pc, const cJSON **f, struct gos_screenshot_ev *s)
 {
-	if (!f[F_PATH])
+	if (!f[GOS_F_PATH])
 		return missing(pc, "path");
-	if (!read_string(pc, f[F_PATH], "path", GOS_MAX_PATH, false, &s->path))
+	if (!read_string(pc, f[GOS_F_PATH], "path", GOS_MAX_PATH, false, &s->path))
 		return false;
 	if (s->path[0] != '/')
 		return fail(pc->err, GOS_REJECT_WRONG_TYPE,
 		            "field \"path\" must be an absolute path (starting with '/'), got \"%.*s\"",
 		            (int)gos_utf8_cut(s->path, strlen(s->path), 48), s->path);
-	if (f[F_FIT]) {
-		if (!cJSON_IsBool(f[F_FIT]))
-			return wrong(pc, "fit", "true or false", f[F_FIT]);
-		s->fit = cJSON_IsTrue(f[F_FIT]);
+	if (f[GOS_F_FIT]) {
+		if (!cJSON_IsBool(f[GOS_F_FIT]))
+			return wrong(pc, "fit", "true or false", f[GOS_F_FIT]);
+		s->fit = cJSON_IsTrue(f[GOS_F_FIT]);
 	}
 	return true;
 }
@@ -550,7 +518,8 @@ static void name_nul_string(const char *s, size_t len, char *out, size_t cap)
 
 /* ---- the cJSON path ------------------------------------------------------ */
 
-/* Checks every path makes before parsing: length, UTF-8, no raw NUL. */
+/* What the line must be before cJSON sees it: not too long, UTF-8, no raw
+ * NUL. (The fast path checks the same as it goes.) */
 static bool precheck(const char *line, size_t len, struct gos_parse_error *err)
 {
 	if (len > GOS_MAX_LINE)
@@ -593,9 +562,9 @@ static bool parse_cjson(const char *line, size_t len, struct gos_event *ev,
 		goto out;
 	}
 
-	const cJSON *f[F_COUNT_] = {0};
-	collect(root, top_keys, F_COUNT_, f);
-	const cJSON *type = f[F_TYPE];
+	const cJSON *f[GOS_F_COUNT_] = {0};
+	collect(root, gos_protocol_fields, GOS_F_COUNT_, f);
+	const cJSON *type = f[GOS_F_TYPE];
 	if (!type) {
 		fail(err, GOS_REJECT_UNKNOWN_TYPE, "required field \"type\" is missing");
 		goto out;
@@ -652,359 +621,6 @@ out:
 	return ok;
 }
 
-/* ---- fast path ------------------------------------------------------------ */
-
-/* The common shape of a line, read without building a cJSON tree: one object
- * whose member values are strings without escapes or control characters,
- * plain RFC 8259 numbers, true/false/null, or (for "position") an array of
- * two numbers, of type token_activation or sync. It says yes only where the
- * cJSON path accepts with the same result; on anything else (every reject,
- * escapes, duplicate known keys, nesting, top_logprobs, other types) it says
- * "not mine" and the line takes the cJSON path. tests/test_protocol_diff.c
- * holds the two paths to each other. */
-
-enum fv_kind { FV_NONE, FV_STRING, FV_NUMBER, FV_LITERAL, FV_PAIR };
-
-struct fval {
-	enum fv_kind kind;
-	const char *s;       /* FV_STRING: the bytes between the quotes */
-	size_t len;
-	double num[2];       /* FV_NUMBER: num[0]; FV_PAIR: both */
-};
-
-static inline bool fast_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static inline const char *fast_skip(const char *p, const char *end)
-{
-	while (p < end && fast_ws(*p))
-		p++;
-	return p;
-}
-
-/* The closing quote of a string whose body starts at p, or NULL when the
- * body holds a backslash, a control character (NUL included) or invalid
- * UTF-8, or does not end. The fast path checks UTF-8 here, string by
- * string, instead of over the whole line first: outside strings its grammar
- * admits only ASCII, and a multibyte sequence cannot span an ASCII byte. */
-static const char *fast_string_end(const char *p, const char *end)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	const char *start = p;
-	uint64_t high = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	/* Eight bytes at a time: the lowest flagged byte of a word is the first
-	 * quote, backslash or control byte (the carries that can flag a later
-	 * byte only run upward from a true one). */
-	while (end - p >= 8) {
-		uint64_t v;
-		memcpy(&v, p, 8);
-		uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
-		uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((v - ones * 0x20) & ~v)) & highs;
-		if (hit) {
-			unsigned i = (unsigned)__builtin_ctzll(hit) >> 3;
-			high |= v & ((1ull << (8 * i)) - 1);  /* i < 8 */
-			p += i;
-			break;
-		}
-		high |= v;
-		p += 8;
-	}
-#endif
-	for (; p < end; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c == '"') {
-			if ((high & highs) && gos_utf8_valid_prefix(start,
-			                                      (size_t)(p - start)) != (size_t)(p - start))
-				return NULL;
-			return p;
-		}
-		if (c == '\\' || c < 0x20)
-			return NULL;
-		high |= c;
-	}
-	return NULL;
-}
-
-static const double pow10_exact[23] = {
-	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
-
-/* A number in strict JSON grammar at p, followed by a byte cJSON stops at.
- * Returns the end, or NULL (not mine) when the grammar or that byte does
- * not fit, when it is longer than cJSON's 63-byte number buffer, or when it
- * is not finite. The value is the correctly rounded one that strtod (what
- * cJSON calls) gives: exactly so when the digits fit in 2^53 and the power
- * of ten is exact (one IEEE operation); otherwise from strtod itself. */
-static const char *fast_number(const char *p, const char *end, double *out)
-{
-	const char *start = p;
-	bool neg = false;
-	if (p < end && *p == '-') {
-		neg = true;
-		p++;
-	}
-	uint64_t w = 0;
-	int digits = 0, frac = 0;
-	bool exact = true;
-	if (p >= end)
-		return NULL;
-	if (*p == '0') {
-		p++;
-	} else if (*p >= '1' && *p <= '9') {
-		for (; p < end && *p >= '0' && *p <= '9'; p++) {
-			if (digits < 19)
-				w = w * 10 + (uint64_t)(*p - '0');
-			else
-				exact = false;
-			digits++;
-		}
-	} else {
-		return NULL;
-	}
-	if (p < end && *p == '.') {
-		p++;
-		const char *f0 = p;
-		for (; p < end && *p >= '0' && *p <= '9'; p++) {
-			if (digits < 19)
-				w = w * 10 + (uint64_t)(*p - '0');
-			else
-				exact = false;
-			if (w)
-				digits++;
-			frac++;
-		}
-		if (p == f0)
-			return NULL;
-	}
-	int e = 0;
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		p++;
-		bool eneg = false;
-		if (p < end && (*p == '+' || *p == '-'))
-			eneg = *p++ == '-';
-		const char *e0 = p;
-		for (; p < end && *p >= '0' && *p <= '9'; p++)
-			if (e < 100000)
-				e = e * 10 + (*p - '0');
-		if (p == e0)
-			return NULL;
-		if (eneg)
-			e = -e;
-	}
-	if (p >= end || (p - start) > 63)
-		return NULL;
-	char c = *p;
-	if (c != ',' && c != '}' && c != ']' && !fast_ws(c))
-		return NULL;
-	int e10 = e - frac;
-	double d;
-	if (exact && w <= (1ull << 53) && e10 >= -22 && e10 <= 22) {
-		d = e10 < 0 ? (double)w / pow10_exact[-e10] : (double)w * pow10_exact[e10];
-		if (neg)
-			d = -d;
-	} else {
-		/* As cJSON does it: a copy with the locale's decimal point. */
-		char buf[64];
-		size_t n = (size_t)(p - start);
-		memcpy(buf, start, n);
-		buf[n] = '\0';
-		char dp = localeconv()->decimal_point[0];
-		if (dp != '.') {
-			char *dot = memchr(buf, '.', n);
-			if (dot)
-				*dot = dp;
-		}
-		char *stop = NULL;
-		d = strtod(buf, &stop);
-		if (stop != buf + n)
-			return NULL;
-	}
-	if (!isfinite(d))
-		return NULL;
-	*out = d;
-	return p;
-}
-
-/* F_* index of a member name, -1 when gos does not read it. */
-static int fast_key(const char *k, size_t len)
-{
-	int i;
-	switch (len) {
-	case 4: i = F_TYPE; break;
-	case 5: i = F_STATE; break;
-	case 6: i = k[0] == 's' ? F_STREAM : F_TOKENS; break;
-	case 7: i = F_LOGPROB; break;
-	case 8: i = k[0] == 't' ? F_TOKEN_ID : F_POSITION; break;
-	case 9: i = F_TIMESTAMP; break;
-	case 10: i = k[0] == 't' ? F_TOKEN_TEXT : k[0] == 'c' ? F_CONFIDENCE : F_ELAPSED_MS; break;
-	case 12: i = k[1] == 'o' ? (k[2] == 'p' ? F_TOP_LOGPROBS : F_TOTAL_TOKENS) : -1; break;
-	case 16: i = F_TOKENS_PROCESSED; break;
-	default: return -1;
-	}
-	if (i < 0 || top_keys[i].len != len || memcmp(top_keys[i].name, k, len) != 0)
-		return -1;
-	return i;
-}
-
-/* One member value at p (after the colon and any blanks); key is its
- * F_* index or -1. Returns the end of the value, or NULL: not mine. */
-static const char *fast_value(const char *p, const char *end, int key, struct fval *v)
-{
-	char c = *p;
-	if (c == '"') {
-		const char *se = fast_string_end(p + 1, end);
-		if (!se)
-			return NULL;
-		v->kind = FV_STRING;
-		v->s = p + 1;
-		v->len = (size_t)(se - (p + 1));
-		return se + 1;
-	}
-	if (c == '-' || (c >= '0' && c <= '9')) {
-		v->kind = FV_NUMBER;
-		return fast_number(p, end, &v->num[0]);
-	}
-	if (c == '[' && key == F_POSITION) {
-		p = fast_skip(p + 1, end);
-		p = p < end ? fast_number(p, end, &v->num[0]) : NULL;
-		p = p ? fast_skip(p, end) : NULL;
-		if (!p || p >= end || *p != ',')
-			return NULL;
-		p = fast_skip(p + 1, end);
-		p = p < end ? fast_number(p, end, &v->num[1]) : NULL;
-		p = p ? fast_skip(p, end) : NULL;
-		if (!p || p >= end || *p != ']')
-			return NULL;
-		v->kind = FV_PAIR;
-		return p + 1;
-	}
-	static const char *const lits[] = {"true", "false", "null"};
-	for (size_t i = 0; i < 3; i++) {
-		size_t n = strlen(lits[i]);
-		if ((size_t)(end - p) >= n && !memcmp(p, lits[i], n)) {
-			v->kind = FV_LITERAL;
-			return p + n;
-		}
-	}
-	return NULL;
-}
-
-static bool fast_string_ok(const struct fval *v, size_t max, bool allow_empty)
-{
-	return v->kind == FV_STRING && v->len <= max && (allow_empty || v->len > 0);
-}
-
-static bool fast_parse(const char *line, size_t len, struct gos_event *ev,
-                       struct gos_arena *arena)
-{
-	const char *end = line + len;
-	const char *p = fast_skip(line, end);
-	if (p >= end || *p != '{')
-		return false;
-	p = fast_skip(p + 1, end);
-	struct fval f[F_COUNT_];
-	for (int i = 0; i < F_COUNT_; i++)
-		f[i].kind = FV_NONE;
-	for (;;) {
-		if (p >= end || *p != '"')
-			return false;
-		const char *ke = fast_string_end(p + 1, end);
-		if (!ke)
-			return false;
-		int key = fast_key(p + 1, (size_t)(ke - (p + 1)));
-		p = fast_skip(ke + 1, end);
-		if (p >= end || *p != ':')
-			return false;
-		p = fast_skip(p + 1, end);
-		if (p >= end)
-			return false;
-		struct fval scratch;
-		struct fval *v = key >= 0 ? &f[key] : &scratch;
-		if (key >= 0 && f[key].kind != FV_NONE)
-			return false;  /* a repeated known key: the cJSON path decides */
-		p = fast_value(p, end, key, v);
-		if (!p)
-			return false;
-		p = fast_skip(p, end);
-		if (p >= end)
-			return false;
-		if (*p == '}')
-			break;
-		if (*p != ',')
-			return false;
-		p = fast_skip(p + 1, end);
-	}
-	for (p++; p < end; p++)
-		if (!fast_ws(*p))
-			return false;
-
-	const struct fval *type = &f[F_TYPE];
-	if (type->kind != FV_STRING)
-		return false;
-	if (type->len == 4 && !memcmp(type->s, "sync", 4)) {
-		ev->type = GOS_EV_SYNC;
-		return true;
-	}
-	if (type->len != 16 || memcmp(type->s, "token_activation", 16) != 0)
-		return false;
-	const struct fval *id = &f[F_TOKEN_ID], *text = &f[F_TOKEN_TEXT], *ts = &f[F_TIMESTAMP];
-	const struct fval *conf = &f[F_CONFIDENCE], *pos = &f[F_POSITION], *stream = &f[F_STREAM];
-	const struct fval *lp = &f[F_LOGPROB];
-	if (!fast_string_ok(id, GOS_MAX_ID, false) || !fast_string_ok(text, GOS_MAX_TEXT, true))
-		return false;
-	if (ts->kind != FV_NUMBER)
-		return false;
-	if (conf->kind != FV_NONE &&
-	    (conf->kind != FV_NUMBER || !(conf->num[0] >= 0.0 && conf->num[0] <= 1.0)))
-		return false;
-	if (pos->kind != FV_NONE &&
-	    (pos->kind != FV_PAIR || fabs(pos->num[0]) > FLT_MAX || fabs(pos->num[1]) > FLT_MAX))
-		return false;
-	if (stream->kind != FV_NONE && !fast_string_ok(stream, GOS_MAX_STREAM, true))
-		return false;
-	if (lp->kind != FV_NONE &&
-	    (lp->kind != FV_NUMBER || fabs(lp->num[0]) > FLT_MAX || (float)lp->num[0] > 0.0f))
-		return false;
-	if (f[F_TOP_LOGPROBS].kind != FV_NONE)
-		return false;
-
-	struct gos_token_ev *t = &ev->token;
-	ev->type = GOS_EV_TOKEN;
-	t->id = gos_arena_strndup(arena, id->s, id->len);
-	t->text = gos_arena_strndup(arena, text->s, text->len);
-	t->timestamp = ts->num[0];
-	t->confidence = conf->kind != FV_NONE ? (float)conf->num[0] : NAN;
-	if (pos->kind != FV_NONE) {
-		t->has_position = true;
-		t->x = (float)pos->num[0];
-		t->y = (float)pos->num[1];
-	}
-	t->stream = stream->kind != FV_NONE ? gos_arena_strndup(arena, stream->s, stream->len) : "";
-	t->logprob = lp->kind != FV_NONE ? (float)lp->num[0] : NAN;
-	return true;
-}
-
-/* ---- gos_protocol_parse and its two paths ---------------------------------- */
-
-bool gos_protocol_parse(const char *line, size_t len, struct gos_event *ev,
-                        struct gos_arena *arena, struct gos_parse_error *err)
-{
-	memset(ev, 0, sizeof(*ev));
-	err->reason = GOS_REJECT_NONE;
-	err->message[0] = '\0';
-	/* The fast path checks UTF-8 and NULs itself as it goes. */
-	if (len <= GOS_MAX_LINE && fast_parse(line, len, ev, arena))
-		return true;
-	memset(ev, 0, sizeof(*ev));
-	if (!precheck(line, len, err))
-		return false;
-	return parse_cjson(line, len, ev, arena, err);
-}
-
 bool gos_protocol_parse_reference(const char *line, size_t len, struct gos_event *ev,
                                   struct gos_arena *arena, struct gos_parse_error *err)
 {
@@ -1014,192 +630,4 @@ bool gos_protocol_parse_reference(const char *line, size_t len, struct gos_event
 	if (!precheck(line, len, err))
 		return false;
 	return parse_cjson(line, len, ev, arena, err);
-}
-
-bool gos_protocol_parse_fast(const char *line, size_t len, struct gos_event *ev,
-                             struct gos_arena *arena)
-{
-	memset(ev, 0, sizeof(*ev));
-	if (len <= GOS_MAX_LINE && fast_parse(line, len, ev, arena))
-		return true;
-	memset(ev, 0, sizeof(*ev));
-	return false;
-}
-
-/* ---- serializers --------------------------------------------------------- */
-
-/* Serializers write through gos_buf, the JSON writer the broadcaster uses
- * too. s must be a string literal (sizeof gives its length). */
-#define jw_lit(w, s) gos_buf_append((w), "" s, sizeof(s) - 1)
-
-static void jw_str(struct gos_buf *w, const char *s)
-{
-	gos_buf_json_str(w, s ? s : "");
-}
-
-static bool has_text(const char *s)
-{
-	return s && s[0];
-}
-
-static void write_token(struct gos_buf *w, const struct gos_token_ev *t)
-{
-	jw_lit(w, "{\"type\":\"token_activation\",\"token_id\":");
-	jw_str(w, t->id);
-	jw_lit(w, ",\"token_text\":");
-	jw_str(w, t->text);
-	jw_lit(w, ",\"timestamp\":");
-	gos_buf_json_f64(w, t->timestamp);
-	if (!isnan(t->confidence)) {
-		jw_lit(w, ",\"confidence\":");
-		gos_buf_json_f32(w, t->confidence);
-	}
-	if (t->has_position) {
-		jw_lit(w, ",\"position\":[");
-		gos_buf_json_f32(w, t->x);
-		jw_lit(w, ",");
-		gos_buf_json_f32(w, t->y);
-		jw_lit(w, "]");
-	}
-	if (has_text(t->stream)) {
-		jw_lit(w, ",\"stream\":");
-		jw_str(w, t->stream);
-	}
-	if (!isnan(t->logprob)) {
-		jw_lit(w, ",\"logprob\":");
-		gos_buf_json_f32(w, t->logprob);
-	}
-	if (t->n_alts) {
-		jw_lit(w, ",\"top_logprobs\":[");
-		for (uint32_t i = 0; i < t->n_alts; i++) {
-			jw_lit(w, "{\"token\":");
-			jw_str(w, t->alts[i].token);
-			jw_lit(w, ",\"logprob\":");
-			gos_buf_json_f32(w, t->alts[i].logprob);
-			jw_lit(w, "}");
-			if (i + 1 < t->n_alts)
-				jw_lit(w, ",");
-		}
-		jw_lit(w, "]");
-	}
-	jw_lit(w, "}");
-}
-
-static void write_state(struct gos_buf *w, const struct gos_state_ev *s)
-{
-	jw_lit(w, "{\"type\":\"neural_state\",\"state\":");
-	jw_str(w, s->state);
-	if (s->tokens_processed >= 0) {
-		jw_lit(w, ",\"tokens_processed\":");
-		gos_buf_u64(w, (uint64_t)s->tokens_processed);
-	}
-	if (s->total_tokens >= 0) {
-		jw_lit(w, ",\"total_tokens\":");
-		gos_buf_u64(w, (uint64_t)s->total_tokens);
-	}
-	if (!isnan(s->elapsed_ms)) {
-		jw_lit(w, ",\"elapsed_ms\":");
-		gos_buf_json_f64(w, s->elapsed_ms);
-	}
-	if (has_text(s->stream)) {
-		jw_lit(w, ",\"stream\":");
-		jw_str(w, s->stream);
-	}
-	jw_lit(w, "}");
-}
-
-static void write_viz(struct gos_buf *w, const struct gos_viz_ev *z)
-{
-	jw_lit(w, "{\"type\":\"token_visualization\",\"tokens\":[");
-	for (uint32_t i = 0; i < z->n_tokens; i++) {
-		const struct gos_viz_token *t = &z->tokens[i];
-		jw_lit(w, "{\"id\":");
-		jw_str(w, t->id);
-		jw_lit(w, ",\"text\":");
-		jw_str(w, t->text);
-		jw_lit(w, ",\"x\":");
-		gos_buf_json_f32(w, t->x);
-		jw_lit(w, ",\"y\":");
-		gos_buf_json_f32(w, t->y);
-		if (!isnan(t->confidence)) {
-			jw_lit(w, ",\"confidence\":");
-			gos_buf_json_f32(w, t->confidence);
-		}
-		if (has_text(t->stream)) {
-			jw_lit(w, ",\"stream\":");
-			jw_str(w, t->stream);
-		}
-		jw_lit(w, "}");
-		if (i + 1 < z->n_tokens)
-			jw_lit(w, ",");
-	}
-	jw_lit(w, "]}");
-}
-
-char *gos_protocol_serialize(const struct gos_event *ev)
-{
-	struct gos_buf w = {0};
-	switch (ev->type) {
-	case GOS_EV_TOKEN: write_token(&w, &ev->token); break;
-	case GOS_EV_STATE: write_state(&w, &ev->state); break;
-	case GOS_EV_VIZ: write_viz(&w, &ev->viz); break;
-	case GOS_EV_SYNC: jw_lit(&w, "{\"type\":\"sync\"}"); break;
-	case GOS_EV_SCREENSHOT:
-		jw_lit(&w, "{\"type\":\"screenshot\",\"path\":");
-		jw_str(&w, ev->shot.path ? ev->shot.path : "");
-		if (ev->shot.fit)
-			jw_lit(&w, ",\"fit\":true");
-		jw_lit(&w, "}");
-		break;
-	case GOS_EV_NONE:
-	case GOS_EV_COUNT_: return NULL;
-	}
-	return gos_buf_take(&w);
-}
-
-char *gos_protocol_error_line(uint64_t line_no, const struct gos_parse_error *err)
-{
-	struct gos_buf w = {0};
-	jw_lit(&w, "{\"type\":\"error\",\"line\":");
-	gos_buf_u64(&w, line_no);
-	jw_lit(&w, ",\"reason\":");
-	jw_str(&w, err->message);
-	jw_lit(&w, ",\"code\":");
-	jw_str(&w, gos_reject_name(err->reason));
-	jw_lit(&w, "}");
-	return gos_buf_take(&w);
-}
-
-char *gos_protocol_sync_reply(uint64_t applied, uint64_t rejected, uint64_t tokens)
-{
-	struct gos_buf w = {0};
-	jw_lit(&w, "{\"type\":\"sync\",\"applied\":");
-	gos_buf_u64(&w, applied);
-	jw_lit(&w, ",\"rejected\":");
-	gos_buf_u64(&w, rejected);
-	jw_lit(&w, ",\"tokens\":");
-	gos_buf_u64(&w, tokens);
-	jw_lit(&w, "}");
-	return gos_buf_take(&w);
-}
-
-char *gos_protocol_screenshot_reply(const char *path, bool ok, uint32_t width, uint32_t height,
-                                    uint64_t tokens, const char *reason)
-{
-	struct gos_buf w = {0};
-	jw_lit(&w, "{\"type\":\"screenshot\",\"path\":");
-	jw_str(&w, path ? path : "");
-	if (ok) {
-		jw_lit(&w, ",\"ok\":true,\"width\":");
-		gos_buf_u64(&w, width);
-		jw_lit(&w, ",\"height\":");
-		gos_buf_u64(&w, height);
-		jw_lit(&w, ",\"tokens\":");
-		gos_buf_u64(&w, tokens);
-	} else {
-		jw_lit(&w, ",\"ok\":false,\"reason\":");
-		jw_str(&w, reason ? reason : "unknown failure");
-	}
-	jw_lit(&w, "}");
-	return gos_buf_take(&w);
 }
