@@ -1,7 +1,12 @@
-# Protocol unit tests (net/protocol/): every accepted shape, every reject
-# reason, UTF-8 edge cases, round trips. Also built with ASan/UBSan (SAN).
-gos_add_test(test_protocol SAN
-  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_protocol.c
+# Protocol unit tests (net/protocol/), also built with ASan/UBSan (SAN).
+# The parser: every accepted shape, every reject reason, UTF-8 edge cases.
+gos_add_test(test_protocol_parse SAN
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_protocol_parse.c
+  LIBS gos_net
+  LABELS unit)
+# The serializers: round trips, the canonical form, the reply lines.
+gos_add_test(test_protocol_write SAN
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_protocol_write.c
   LIBS gos_net
   LABELS unit)
 # The parser's fast path held to its cJSON path (the reference) on many
