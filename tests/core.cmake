@@ -1,17 +1,23 @@
 # Map state, ingest through a real Unix socket, and the programs end to end.
-# test_map, test_frame and test_ingest also run under ASan/UBSan (SAN);
-# test_map and test_ingest (threads) under ThreadSanitizer too (TSAN).
+# test_map, test_frame and the ingest tests also run under ASan/UBSan (SAN);
+# test_map and the ingest tests (threads) under ThreadSanitizer too (TSAN).
 gos_add_test(test_map SAN TSAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_map.c
   LIBS gos_map
   LABELS unit)
-# The ingest's framing state machine alone (net/gos_frame.c).
+# The ingest's framing state machine alone (net/ingest/gos_frame.c).
 gos_add_test(test_frame SAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_frame.c
   LIBS gos_net
   LABELS unit)
+# The ingest through a real socket (tests/support/ingest_rig.h); its limits
+# under hostile producers (issue 9) in a program of their own.
 gos_add_test(test_ingest SAN TSAN TIMEOUT 300
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ingest.c
+  LIBS gos_core gos_net
+  LABELS integration)
+gos_add_test(test_ingest_limits SAN TSAN TIMEOUT 300
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ingest_limits.c
   LIBS gos_core gos_net
   LABELS integration)
 add_test(NAME test_programs

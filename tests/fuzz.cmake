@@ -10,9 +10,13 @@ if(GOS_FUZZ_OK)
   set(base ${CMAKE_SOURCE_DIR}/compositor/base)
   set(incs -I${proto} -I${ingest} -I${base})
   set(fz ${CMAKE_SOURCE_DIR}/tests/fuzz)
+  # The protocol module's files (net/protocol/) and what they need from gos_base.
+  set(proto_srcs ${proto}/gos_protocol.c ${proto}/protocol_cjson.c ${proto}/protocol_fast.c
+                 ${proto}/protocol_write.c ${proto}/gos_json.c
+                 ${base}/gos_arena.c ${base}/gos_buf.c ${base}/gos_utf8.c)
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_ingest)
-  set(srcs ${fz}/fuzz_ingest.c ${proto}/gos_protocol.c ${proto}/gos_json.c ${base}/gos_arena.c ${base}/gos_buf.c ${base}/gos_utf8.c)
+  set(srcs ${fz}/fuzz_ingest.c ${proto_srcs})
   add_custom_command(OUTPUT ${bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} ${srcs} -lcjson -lm -o ${bin}
     DEPENDS ${srcs} ${proto}/gos_protocol.h ${proto}/gos_protocol_internal.h ${base}/gos_buf.h
@@ -25,11 +29,10 @@ if(GOS_FUZZ_OK)
   set_tests_properties(fuzz_ingest PROPERTIES TIMEOUT 90 LABELS "fuzz")
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_frame)
-  set(srcs ${fz}/fuzz_frame.c ${ingest}/gos_frame.c ${proto}/gos_protocol.c ${proto}/gos_json.c ${base}/gos_arena.c
-           ${base}/gos_buf.c ${base}/gos_utf8.c)
+  set(srcs ${fz}/fuzz_frame.c ${ingest}/gos_frame.c ${proto_srcs})
   add_custom_command(OUTPUT ${bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} ${srcs} -lcjson -lm -o ${bin}
-    DEPENDS ${srcs} ${ingest}/gos_frame.h ${proto}/gos_protocol.h
+    DEPENDS ${srcs} ${ingest}/gos_frame.h ${proto}/gos_protocol.h ${proto}/gos_protocol_internal.h
     COMMENT "Building the libFuzzer target fuzz_frame with clang")
   add_custom_target(fuzz_frame ALL DEPENDS ${bin})
   file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/frame_corpus)
