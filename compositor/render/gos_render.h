@@ -22,7 +22,7 @@
  * the map's changes since the last call (bounded work, never waits on
  * ingest) into GPU uploads.
  *
- * Targets: a swapchain (compositor/gos_window.c) or an offscreen image
+ * Targets: a swapchain (compositor/render/gos_window.c) or an offscreen image
  * (struct gos_offscreen below, read back to RGBA for PNGs).
  *
  * Threads: everything on the render thread (the one that owns the gos_vk
