@@ -14,7 +14,6 @@
 #include "gos_utf8.h"
 #include "protocol_test.h"
 
-
 #define ACCEPT(s, ev) accept_at(__LINE__, (s), strlen(s), (ev))
 
 /* ---- round trips ---------------------------------------------------------- */
