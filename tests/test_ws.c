@@ -18,10 +18,7 @@
 
 static void test_order(void)
 {
-	char err[256];
-	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
-	                                  err, sizeof(err));
-	CHECK(ws != NULL, "server starts: %s", err);
+	struct gos_ws *ws = test_server();
 	if (!ws)
 		return;
 	int port = gos_ws_port(ws);
@@ -246,10 +243,7 @@ static bool closed_with(struct client *c, int code, double within_s)
  * closed with 1008 at once; a polite viewer is not touched. */
 static void test_control_flood(void)
 {
-	char err[256];
-	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
-	                                  err, sizeof(err));
-	CHECK(ws != NULL, "server starts: %s", err);
+	struct gos_ws *ws = test_server();
 	if (!ws)
 		return;
 	int port = gos_ws_port(ws);

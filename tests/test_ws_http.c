@@ -86,10 +86,7 @@ static void test_host_names(void)
  * points at 127.0.0.1 sends its own name in Host (and Origin). */
 static void test_rebinding(void)
 {
-	char err[256];
-	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
-	                                  err, sizeof(err));
-	CHECK(ws != NULL, "server starts: %s", err);
+	struct gos_ws *ws = test_server();
 	if (!ws)
 		return;
 	int port = gos_ws_port(ws);
@@ -146,10 +143,7 @@ static void test_rebinding(void)
  * what follows it is never served as a request of its own. */
 static void test_smuggling(void)
 {
-	char err[256];
-	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
-	                                  err, sizeof(err));
-	CHECK(ws != NULL, "server starts: %s", err);
+	struct gos_ws *ws = test_server();
 	if (!ws)
 		return;
 	int port = gos_ws_port(ws);
@@ -476,10 +470,7 @@ static void test_http_budget(void)
  * accepting, without spinning or flooding the log, and resumes. */
 static void test_fd_exhaustion(void)
 {
-	char err[256];
-	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
-	                                  err, sizeof(err));
-	CHECK(ws != NULL, "server starts: %s", err);
+	struct gos_ws *ws = test_server();
 	if (!ws)
 		return;
 	int port = gos_ws_port(ws);
@@ -555,10 +546,7 @@ static void test_fd_exhaustion(void)
  * repeats, numbers aside, is printed once and then counted. */
 static void test_lws_log(void)
 {
-	char err[256];
-	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
-	                                  err, sizeof(err));
-	CHECK(ws != NULL, "server starts: %s", err);
+	struct gos_ws *ws = test_server();
 	if (!ws)
 		return;
 	char logpath[] = "/tmp/gos-test-ws-log-XXXXXX";

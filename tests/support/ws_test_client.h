@@ -268,4 +268,15 @@ static inline bool wait_requests(struct gos_ws *ws, uint64_t want)
 	return gos_ws_snapshot_requests(ws) >= want;
 }
 
+/* A gos_ws with the default options on a free loopback port; NULL (and a
+ * failed CHECK) when it cannot start. */
+static inline struct gos_ws *test_server(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0"},
+	                                  err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	return ws;
+}
+
 #endif
