@@ -8,7 +8,7 @@ if(GOS_FUZZ_OK)
   set(proto ${CMAKE_SOURCE_DIR}/net/protocol)
   set(ingest ${CMAKE_SOURCE_DIR}/net/ingest)
   set(base ${CMAKE_SOURCE_DIR}/compositor/base)
-  set(incs -I${proto} -I${ingest} -I${base})
+  set(incs -I${proto} -I${ingest} -I${base} -I${CMAKE_SOURCE_DIR}/tests/support)
   set(fz ${CMAKE_SOURCE_DIR}/tests/fuzz)
   # The protocol module's files (net/protocol/) and what they need from gos_base.
   set(proto_srcs ${proto}/gos_protocol.c ${proto}/protocol_cjson.c ${proto}/protocol_fast.c

@@ -2,14 +2,9 @@
  * length-bounded buffer (cJSON before 1.7.18 reads one byte past the length).
  * Linked with tests/json_guard.c, which aborts on any cJSON_ParseWithLength*
  * call; inputs are exact-size heap copies so ASan catches any over-read. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include "gos_client.h"
 #include "gos_json.h"
 #include "gos_llm.h"
 #include "gos_protocol_internal.h"
@@ -115,58 +110,10 @@ static void test_llm(void)
 	free(b);
 }
 
-/* gos_client reads the compositor's replies: a one-shot server answers a
- * sync with a reply line. */
-struct server {
-	int fd;
-};
-
-static void *serve_one(void *arg)
-{
-	struct server *s = arg;
-	int c = accept(s->fd, NULL, NULL);
-	char buf[256];
-	ssize_t n = c >= 0 ? read(c, buf, sizeof(buf)) : -1;
-	static const char reply[] = "{\"type\":\"sync\",\"applied\":3,\"rejected\":1,\"tokens\":9}\n";
-	if (n > 0 && write(c, reply, sizeof(reply) - 1) < 0)
-		n = -1;
-	if (c >= 0)
-		close(c);
-	return NULL;
-}
-
-static void test_client(void)
-{
-	char path[108];
-	snprintf(path, sizeof(path), "/tmp/gos_test_json_%d.sock", (int)getpid());
-	unlink(path);
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	memcpy(a.sun_path, path, strlen(path) + 1);
-	struct server s = {.fd = socket(AF_UNIX, SOCK_STREAM, 0)};
-	if (s.fd < 0 || bind(s.fd, (struct sockaddr *)&a, sizeof(a)) || listen(s.fd, 1)) {
-		CHECK(false, "test socket");
-		return;
-	}
-	pthread_t t;
-	pthread_create(&t, NULL, serve_one, &s);
-	char err[256];
-	struct gos_client *c = gos_client_connect(path, err, sizeof(err));
-	CHECK(c != NULL, "connect: %s", err);
-	struct gos_sync_result r = {0};
-	if (c)
-		CHECK(gos_client_sync(c, 5000, &r) && r.applied == 3 && r.rejected == 1 && r.tokens == 9,
-		      "the sync reply is read (applied %llu)", (unsigned long long)r.applied);
-	gos_client_close(c);
-	pthread_join(t, NULL);
-	close(s.fd);
-	unlink(path);
-}
-
 int main(void)
 {
 	test_parse();
 	test_protocol_reference_path();
 	test_llm();
-	test_client();
 	return gos_test_report("test_json");
 }
