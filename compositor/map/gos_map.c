@@ -763,6 +763,12 @@ static struct id_hash prefetch_id(const struct gos_map *m, const struct gos_even
 
 void gos_map_apply(struct gos_map *m, const struct gos_event *ev, size_t n)
 {
+	gos_map_apply_seq(m, ev, n, NULL);
+}
+
+void gos_map_apply_seq(struct gos_map *m, const struct gos_event *ev, size_t n,
+                       uint64_t *seq_end)
+{
 	double now = gos_now_s();
 	struct id_hash ring[PREFETCH_AHEAD];
 	for (size_t j = 0; j < n && j < PREFETCH_AHEAD; j++)
@@ -775,11 +781,23 @@ void gos_map_apply(struct gos_map *m, const struct gos_event *ev, size_t n)
 			if (j + PREFETCH_AHEAD < n)
 				ring[j % PREFETCH_AHEAD] = prefetch_id(m, &ev[j + PREFETCH_AHEAD]);
 			apply_one(m, &ev[j], idh, now);
+			if (seq_end)
+				seq_end[j] = m->cur_seq;
 		}
 		m->stats.live_tokens = m->live;
 		m->stats.seq = m->cur_seq;
 		pthread_mutex_unlock(&m->lock);
 	}
+}
+
+void gos_map_advance_seq(struct gos_map *m, uint64_t seq)
+{
+	pthread_mutex_lock(&m->lock);
+	if (seq > m->cur_seq) {
+		m->cur_seq = seq;
+		m->stats.seq = seq;
+	}
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* ---- readers ---- */
@@ -861,6 +879,8 @@ bool gos_map_read_since(struct gos_map *m, uint64_t since, size_t max,
 		}
 		s++;
 		const struct log_entry *e = &m->log[s % m->log_cap];
+		if (e->seq != s)
+			continue;   /* a seq skipped by gos_map_advance_seq */
 		switch (e->kind) {
 		case LOG_TOKEN:
 			if (m->blob[e->idx] && m->seq[e->idx] == e->seq)

@@ -97,6 +97,17 @@ void gos_map_destroy(struct gos_map *map);  /* accepts NULL */
  * ignored here). Never fails: allocation failure aborts (programming limit). */
 void gos_map_apply(struct gos_map *map, const struct gos_event *ev, size_t n);
 
+/* Writer thread only. As gos_map_apply; seq_end[i] receives the map seq
+ * once ev[i] is applied (the changes of ev[i] are the seqs after
+ * seq_end[i-1] up to seq_end[i]). */
+void gos_map_apply_seq(struct gos_map *map, const struct gos_event *ev, size_t n,
+                       uint64_t *seq_end);
+
+/* Writer thread only. Moves the seq forward to `seq` (no-op if it is there
+ * already) without a change: a restored session continues past every seq a
+ * reader may have seen before the restart. Readers skip the gap. */
+void gos_map_advance_seq(struct gos_map *map, uint64_t seq);
+
 /* Any thread. Copies every token and stream changed after `since` (each once,
  * as it is now; evicted tokens with removed = true), at most `max` tokens
  * (0: no bound) in change order. Returns false, copying nothing, when `since`

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "gos_arena.h"
+#include "gos_buf.h"
 #include "gos_event.h"
 
 /* Why a line was rejected. gos_reject_name() gives the stable snake_case name
@@ -48,6 +49,9 @@ const char *gos_reject_name(enum gos_reject r);
  * malloc'd NUL-terminated string the caller frees (out of memory aborts,
  * as everywhere in gos). Shortest round-tripping numbers, escaped strings. */
 char *gos_protocol_serialize(const struct gos_event *ev);
+/* Appends the event's JSON object (as gos_protocol_serialize) to w; false,
+ * appending nothing, for GOS_EV_NONE. */
+bool gos_protocol_write(struct gos_buf *w, const struct gos_event *ev);
 /* {"type":"error","line":N,"reason":"..."} */
 char *gos_protocol_error_line(uint64_t line_no, const struct gos_parse_error *err);
 /* {"type":"sync","applied":N,"rejected":M,"tokens":T} */

@@ -115,24 +115,31 @@ static void write_viz(struct gos_buf *w, const struct gos_viz_ev *z)
 	jw_lit(w, "]}");
 }
 
+bool gos_protocol_write(struct gos_buf *w, const struct gos_event *ev)
+{
+	switch (ev->type) {
+	case GOS_EV_TOKEN: write_token(w, &ev->token); break;
+	case GOS_EV_STATE: write_state(w, &ev->state); break;
+	case GOS_EV_VIZ: write_viz(w, &ev->viz); break;
+	case GOS_EV_SYNC: jw_lit(w, "{\"type\":\"sync\"}"); break;
+	case GOS_EV_SCREENSHOT:
+		jw_lit(w, "{\"type\":\"screenshot\",\"path\":");
+		jw_str(w, ev->shot.path ? ev->shot.path : "");
+		if (ev->shot.fit)
+			jw_lit(w, ",\"fit\":true");
+		jw_lit(w, "}");
+		break;
+	case GOS_EV_NONE:
+	case GOS_EV_COUNT_: return false;
+	}
+	return true;
+}
+
 char *gos_protocol_serialize(const struct gos_event *ev)
 {
 	struct gos_buf w = {0};
-	switch (ev->type) {
-	case GOS_EV_TOKEN: write_token(&w, &ev->token); break;
-	case GOS_EV_STATE: write_state(&w, &ev->state); break;
-	case GOS_EV_VIZ: write_viz(&w, &ev->viz); break;
-	case GOS_EV_SYNC: jw_lit(&w, "{\"type\":\"sync\"}"); break;
-	case GOS_EV_SCREENSHOT:
-		jw_lit(&w, "{\"type\":\"screenshot\",\"path\":");
-		jw_str(&w, ev->shot.path ? ev->shot.path : "");
-		if (ev->shot.fit)
-			jw_lit(&w, ",\"fit\":true");
-		jw_lit(&w, "}");
-		break;
-	case GOS_EV_NONE:
-	case GOS_EV_COUNT_: return NULL;
-	}
+	if (!gos_protocol_write(&w, ev))
+		return NULL;
 	return gos_buf_take(&w);
 }
 
