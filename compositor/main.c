@@ -1,6 +1,7 @@
 /* gos-compositor: wires ingest -> core -> map state (-> renderer, broadcaster). */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "gos_ingest.h"
 #include "gos_map.h"
 #include "gos_queue.h"
+#include "gos_state.h"
 #include "gos_web.h"
 #include "gos_ws.h"
 #include "gos_window.h"
@@ -39,6 +41,7 @@ struct options {
 	enum gos_layout_kind layout;
 	double log_interval;
 	struct gos_web_opts web;   /* --listen, --tick-ms, ... (gos_web.h) */
+	struct gos_state_opts state;  /* --state-dir, --no-journal, ... (gos_state.h) */
 	/* the window or offscreen target */
 	struct gos_window_opts win;
 };
@@ -87,6 +90,7 @@ static void usage(FILE *f)
 	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n",
 	        def, MAX_PRODUCERS);
 	gos_web_usage(f);
+	gos_state_usage(f);
 	fprintf(f,
 	        "  --help, --version\n"
 	        "\n"
@@ -130,6 +134,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		GOS_WEB_LONGOPTS,
+		GOS_STATE_LONGOPTS,
 		/* the window or offscreen target */
 		{"fullscreen", no_argument, NULL, OPT_FULLSCREEN},
 		{"monitor", required_argument, NULL, OPT_MONITOR},
@@ -151,6 +156,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 		if (gos_web_is_opt(c)) {
 			char err[256];
 			if (!gos_web_parse_opt(&o->web, c, optarg, err, sizeof(err))) {
+				fprintf(stderr, "gos-compositor: %s\n", err);
+				return EXIT_USAGE;
+			}
+			continue;
+		}
+		if (gos_state_is_opt(c)) {
+			char err[256];
+			if (!gos_state_parse_opt(&o->state, c, optarg, err, sizeof(err))) {
 				fprintf(stderr, "gos-compositor: %s\n", err);
 				return EXIT_USAGE;
 			}
@@ -314,6 +327,8 @@ struct app {
 	struct shot_box shots;
 	struct gos_queue *queue;
 	struct gos_map *map;
+	struct gos_state *state;         /* the state dir: lock, journal */
+	struct gos_journal *journal;     /* NULL with --no-journal */
 	struct gos_core *core;
 	struct gos_ingest *ingest;
 	struct gos_demo *demo;
@@ -506,6 +521,9 @@ static void app_finish(struct app *a)
 	 * (on_sync, on_screenshot) while it drains the queue. Closing the queue
 	 * also stops the ingest thread's pushes. */
 	gos_core_destroy(a->core);       /* applies what is still queued */
+	/* The journal after the core (which hands it the last batches) and
+	 * before the ingest (through which it answers their barriers). */
+	gos_state_close(a->state);
 	gos_ingest_destroy(a->ingest);   /* removes the socket file */
 	gos_map_destroy(a->map);
 	gos_queue_destroy(a->queue);
@@ -647,17 +665,45 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	char err[512] = "";
+	if (a.opt.state.list_sessions) {
+		if (!a.opt.state.dir[0])
+			gos_state_default_dir(a.opt.state.dir, sizeof(a.opt.state.dir));
+		gos_state_print_sessions(a.opt.state.dir, stdout);
+		return EXIT_OK;
+	}
 	pthread_mutex_init(&a.shots.lock, NULL);
+	/* The state dir first: its lock refuses a second compositor before
+	 * anything else starts, and the map comes back from its journal. */
+	a.state = gos_state_open(&a.opt.state, &(struct gos_map_opts){
+		.max_tokens = a.opt.max_tokens, .layout = a.opt.layout}, &a.map, err, sizeof(err));
+	if (!a.state) {
+		fprintf(stderr, "gos-compositor: %s\n", err);
+		app_finish(&a);
+		return EXIT_RUNTIME;
+	}
 	a.queue = gos_queue_create(64);
-	a.map = gos_map_create(&(struct gos_map_opts){
-		.max_tokens = a.opt.max_tokens, .layout = a.opt.layout});
+	if (!a.queue || !gos_state_start(a.state, a.map, a.queue, on_sync, &a, &a.journal,
+	                                 err, sizeof(err))) {
+		fprintf(stderr, "gos-compositor: %s\n", a.queue ? err : "out of memory");
+		app_finish(&a);
+		return EXIT_RUNTIME;
+	}
 	a.core = gos_core_create(&(struct gos_core_opts){
 		.queue = a.queue, .map = a.map, .on_sync = on_sync,
-		.on_screenshot = on_screenshot, .ctx = &a});
-	if (!a.queue || !a.map || !a.core) {
+		.on_screenshot = on_screenshot, .journal = a.journal, .ctx = &a});
+	if (!a.core) {
 		fprintf(stderr, "gos-compositor: cannot start the core (out of memory or threads)\n");
 		app_finish(&a);
 		return EXIT_RUNTIME;
+	}
+	if (a.opt.state.open_path) {
+		uint64_t n = 0;
+		if (!gos_state_load_recording(a.opt.state.open_path, a.queue, &n, err, sizeof(err))) {
+			fprintf(stderr, "gos-compositor: --open: %s\n", err);
+			app_finish(&a);
+			return EXIT_RUNTIME;
+		}
+		fprintf(stderr, "gos: opened %s: %" PRIu64 " events\n", a.opt.state.open_path, n);
 	}
 	fd_budget(&a.opt);
 	a.ingest = gos_ingest_create(&(struct gos_ingest_opts){
@@ -671,7 +717,8 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
 	a.web = gos_web_create(&a.opt.web, &(struct gos_web_sources){
-		.map = a.map, .ingest = a.ingest, .core = a.core}, err, sizeof(err));
+		.map = a.map, .ingest = a.ingest, .core = a.core, .journal = a.journal},
+		err, sizeof(err));
 	if (!a.web) {
 		fprintf(stderr, "gos-compositor: %s\n", err);
 		app_finish(&a);

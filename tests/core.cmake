@@ -35,3 +35,13 @@ add_test(NAME run_script
           bash ${CMAKE_SOURCE_DIR}/tools/run.sh --headless --no-listen --frames 3
           --log-interval 0 --socket ${CMAKE_BINARY_DIR}/run_script.sock)
 set_tests_properties(run_script PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE LABELS integration)
+# The journal (issue 11): records, torn/corrupt detection, the writer behind a
+# real core (a sync waits for the disk), checkpoints and restore.
+gos_add_test(test_journal SAN TIMEOUT 180
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_journal.c
+  LIBS gos_core gos_journal
+  LABELS unit)
+# kill -9 under three producers, torn tail, corrupt middle, a second compositor.
+add_test(NAME journal_crash
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/journal_crash.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(journal_crash PROPERTIES TIMEOUT 240 LABELS integration)

@@ -40,6 +40,22 @@ if(GOS_FUZZ_OK)
            -max_len=8192 -print_final_stats=1 -dict=${fz}/frame.dict
            ${CMAKE_BINARY_DIR}/fuzz/frame_corpus ${fz}/frame_corpus)
   set_tests_properties(fuzz_frame PROPERTIES TIMEOUT 90 LABELS "fuzz")
+
+  # The journal reader (issue 11): a corrupt file never crashes a restore.
+  set(journal ${CMAKE_SOURCE_DIR}/compositor/journal)
+  set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_journal)
+  set(srcs ${fz}/fuzz_journal.c ${journal}/journal_file.c ${base}/gos_crc32c.c ${proto_srcs})
+  add_custom_command(OUTPUT ${bin}
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} -I${journal} -I${CMAKE_SOURCE_DIR}/compositor/map
+            ${srcs} -lcjson -lm -o ${bin}
+    DEPENDS ${srcs} ${journal}/gos_journal.h ${proto}/gos_protocol.h
+    COMMENT "Building the libFuzzer target fuzz_journal with clang")
+  add_custom_target(fuzz_journal ALL DEPENDS ${bin})
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/journal_corpus)
+  add_test(NAME fuzz_journal COMMAND ${bin} -max_total_time=15 -timeout=10 -rss_limit_mb=2048
+           -max_len=65536 -print_final_stats=1
+           ${CMAKE_BINARY_DIR}/fuzz/journal_corpus ${fz}/journal_corpus)
+  set_tests_properties(fuzz_journal PROPERTIES TIMEOUT 90 LABELS "fuzz")
 else()
-  message(STATUS "gos: clang with libFuzzer not found: fuzz_ingest and fuzz_frame are not built")
+  message(STATUS "gos: clang with libFuzzer not found: the fuzz targets are not built")
 endif()

@@ -50,7 +50,7 @@ class Gos:
         self.errpath = os.path.join(tmp, f"stderr-{time.monotonic_ns()}.txt")
         self.webdir = os.path.join(tmp, "web")
         supports = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
-        args = [binary, "--no-render", "--socket", self.sock, "--log-interval", "0",
+        args = [binary, "--no-render", "--no-journal", "--socket", self.sock, "--log-interval", "0",
                 "--listen", "127.0.0.1:0", "--web-dir", self.webdir, *extra]
         if "--producer-timeout" in supports:
             args += ["--producer-timeout", str(STALL_S)]

@@ -24,7 +24,7 @@ def compositor(d, name, *extra, env_extra=None):
     env = dict(os.environ, GOS_VALIDATION="1")
     env.pop("GOS_FORCE_COMPUTE_FAIL", None)
     env.update(env_extra or {})
-    r = subprocess.run([COMPOSITOR, "--headless", "--demo", "--frames", "15", "--size", "480x270",
+    r = subprocess.run([COMPOSITOR, "--headless", "--no-journal", "--demo", "--frames", "15", "--size", "480x270",
                         "--socket", os.path.join(d, name + ".sock"), "--log-interval", "0", *extra],
                        capture_output=True, text=True, timeout=60, env=env)
     if "no usable Vulkan device" in r.stderr:

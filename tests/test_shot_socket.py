@@ -107,7 +107,7 @@ with tempfile.TemporaryDirectory() as d:
     sock = os.path.join(d, "gos.sock")
     env = dict(os.environ, GOS_VALIDATION="1")
     log = open(os.path.join(d, "compositor.log"), "w+")
-    comp = subprocess.Popen([COMPOSITOR, "--headless", "--no-listen", "--socket", sock,
+    comp = subprocess.Popen([COMPOSITOR, "--headless", "--no-listen", "--no-journal", "--socket", sock,
                              "--size", f"{W}x{H}", "--log-interval", "0"],
                             stderr=log, stdout=log, env=env)
     try:

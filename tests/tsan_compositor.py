@@ -67,7 +67,7 @@ def main():
     env = dict(os.environ)
     env.setdefault("TSAN_OPTIONS", "halt_on_error=0:exitcode=66")
     with open(errpath, "w") as errf:
-        p = subprocess.Popen(["setarch", "-R", binary, "--no-render", "--socket", sock,
+        p = subprocess.Popen(["setarch", "-R", binary, "--no-render", "--no-journal", "--socket", sock,
                               "--listen", "127.0.0.1:0", "--log-interval", "1",
                               "--tick-ms", "20"],
                              stdout=subprocess.DEVNULL, stderr=errf, env=env)

@@ -421,7 +421,7 @@ async def refusal_tests():
         held = True
     except OSError:
         held = False   # someone else has it, which serves as well
-    p = subprocess.Popen([COMPOSITOR, "--headless", "--socket", os.path.join(tmp, "w.sock"),
+    p = subprocess.Popen([COMPOSITOR, "--headless", "--no-journal", "--socket", os.path.join(tmp, "w.sock"),
                           "--log-interval", "0"], stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     alive = p.poll() is None
@@ -441,7 +441,7 @@ async def refusal_tests():
     r = subprocess.run([COMPOSITOR, "--headless", "--tick-ms", "0"], capture_output=True, text=True)
     check(r.returncode == 2 and "--tick-ms" in r.stderr, f"a bad --tick-ms: exit 2 ({r.stderr.strip()})")
     # --no-listen: no server
-    p = subprocess.Popen([COMPOSITOR, "--headless", "--socket", os.path.join(tmp, "z.sock"), "--no-listen",
+    p = subprocess.Popen([COMPOSITOR, "--headless", "--no-journal", "--socket", os.path.join(tmp, "z.sock"), "--no-listen",
                           "--log-interval", "0"], stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     p.terminate()

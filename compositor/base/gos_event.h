@@ -83,6 +83,7 @@ struct gos_sync_ev {
 	uint64_t conn;
 	uint64_t applied;
 	uint64_t rejected;
+	uint64_t tokens;     /* filled by the core: live tokens at the barrier */
 };
 
 /* The screenshot request: {"type":"screenshot","path":"/abs.png","fit":bool}.

@@ -36,10 +36,22 @@ void gos_batch_clear(struct gos_batch *b)
 	gos_arena_reset(&b->arena);
 }
 
+uint64_t *gos_batch_seq_end(struct gos_batch *b)
+{
+	if (b->seq_cap < b->n) {
+		b->seq_cap = b->cap > b->n ? b->cap : b->n;
+		b->seq_end = realloc(b->seq_end, b->seq_cap * sizeof(*b->seq_end));
+		if (!b->seq_end)
+			abort();
+	}
+	return b->seq_end;
+}
+
 static void batch_free(struct gos_batch *b)
 {
 	if (!b)
 		return;
+	free(b->seq_end);
 	free(b->ev);
 	gos_arena_finish(&b->arena);
 	free(b);

@@ -6,16 +6,24 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gos_arena.h"
 #include "gos_event.h"
 
-/* Events plus the arena their strings live in. */
+/* Events plus the arena their strings live in. The core fills seq_end
+ * (gos_batch_seq_end) and t when it applies the batch, for the journal. */
 struct gos_batch {
 	struct gos_event *ev;
 	size_t n, cap;
 	struct gos_arena arena;
+	uint64_t *seq_end;      /* [i]: the map seq once ev[i] was applied */
+	size_t seq_cap;
+	double t;               /* CLOCK_REALTIME seconds when applied */
 };
+
+/* seq_end with room for b->n entries. Never fails (aborts on OOM). */
+uint64_t *gos_batch_seq_end(struct gos_batch *b);
 
 /* Appends an event slot and returns it (zeroed). Never fails (aborts on OOM). */
 struct gos_event *gos_batch_push(struct gos_batch *b);

@@ -1,5 +1,6 @@
 /* The one clock gos measures with: CLOCK_MONOTONIC (never jumps with the
- * wall clock). Header-only; any thread. */
+ * wall clock); and the wall clock for what is recorded (journal "_t").
+ * Header-only; any thread. */
 #ifndef GOS_TIME_H
 #define GOS_TIME_H
 
@@ -23,6 +24,14 @@ static inline double gos_now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CLOCK_REALTIME seconds: only for timestamps that outlive the process. */
+static inline double gos_now_realtime_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 

@@ -4,32 +4,52 @@
 #include <stdlib.h>
 
 #include "gos_core.h"
+#include "gos_time.h"
 
 struct gos_core {
 	struct gos_core_opts o;
 	pthread_t thread;
 	_Atomic uint64_t batches, events;
+	uint64_t seq;                /* the map's seq after the last batch */
 };
+
+/* Applies the events between barriers; records each event's seq (and, at
+ * a barrier, the seq and token count there) for the journal. */
+static void apply_run(struct gos_core *c, struct gos_batch *b, size_t from, size_t to)
+{
+	if (to == from)
+		return;
+	gos_map_apply_seq(c->o.map, b->ev + from, to - from, b->seq_end + from);
+	c->seq = b->seq_end[to - 1];
+	atomic_fetch_add(&c->events, to - from);
+}
 
 static void apply_batch(struct gos_core *c, struct gos_batch *b)
 {
+	gos_batch_seq_end(b);
+	b->t = gos_now_realtime_s();
+	if (c->o.journal)
+		gos_journal_lease(c->o.journal, c->seq + gos_journal_lease_bound(b));
 	size_t start = 0;
 	for (size_t i = 0; i < b->n; i++) {
 		enum gos_event_type t = b->ev[i].type;
 		if (t != GOS_EV_SYNC && t != GOS_EV_SCREENSHOT)
 			continue;
-		gos_map_apply(c->o.map, b->ev + start, i - start);
-		atomic_fetch_add(&c->events, i - start);
+		apply_run(c, b, start, i);
 		start = i + 1;
+		b->seq_end[i] = c->seq;
 		struct gos_map_stats st;
 		gos_map_stats(c->o.map, &st);
-		if (t == GOS_EV_SYNC && c->o.on_sync)
-			c->o.on_sync(c->o.ctx, &b->ev[i].sync, st.live_tokens);
-		else if (t == GOS_EV_SCREENSHOT && c->o.on_screenshot)
+		if (t == GOS_EV_SYNC) {
+			b->ev[i].sync.tokens = st.live_tokens;
+			/* with a journal, the reply waits until the events are on disk */
+			if (!c->o.journal && c->o.on_sync)
+				c->o.on_sync(c->o.ctx, &b->ev[i].sync, st.live_tokens);
+		} else if (c->o.on_screenshot) {
 			c->o.on_screenshot(c->o.ctx, &b->ev[i].shot, st.live_tokens);
+		}
 	}
-	gos_map_apply(c->o.map, b->ev + start, b->n - start);
-	atomic_fetch_add(&c->events, b->n - start);
+	apply_run(c, b, start, b->n);
 	atomic_fetch_add(&c->batches, 1);
 }
 
@@ -41,7 +61,10 @@ static void *core_main(void *arg)
 	/* pop returns NULL only once the queue is closed and drained */
 	while ((b = gos_queue_pop(c->o.queue, -1))) {
 		apply_batch(c, b);
-		gos_queue_put_batch(c->o.queue, b);
+		if (c->o.journal)
+			gos_journal_submit(c->o.journal, b);   /* back to the pool once written */
+		else
+			gos_queue_put_batch(c->o.queue, b);
 	}
 	return NULL;
 }
@@ -52,6 +75,9 @@ struct gos_core *gos_core_create(const struct gos_core_opts *opts)
 	if (!c)
 		return NULL;
 	c->o = *opts;
+	struct gos_map_stats st;
+	gos_map_stats(c->o.map, &st);
+	c->seq = st.seq;
 	if (pthread_create(&c->thread, NULL, core_main, c) != 0) {
 		free(c);
 		return NULL;

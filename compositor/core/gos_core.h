@@ -7,11 +7,14 @@
 
 #include <stdint.h>
 
+#include "gos_journal.h"
 #include "gos_map.h"
 #include "gos_queue.h"
 
-/* Called on the core thread for each GOS_EV_SYNC, after every event queued
- * before it has been applied; tokens is the live token count. Must not block. */
+/* Called for each GOS_EV_SYNC once every event queued before it has been
+ * applied (on the core thread), or, with a journal, once they are also on
+ * disk (on the journal thread; pass the same function to the journal).
+ * tokens is the live token count at the barrier. Must not block. */
 typedef void (*gos_core_sync_fn)(void *ctx, const struct gos_sync_ev *sync, uint64_t tokens);
 
 /* Called on the core thread for each GOS_EV_SCREENSHOT, after every event
@@ -25,6 +28,9 @@ struct gos_core_opts {
 	struct gos_map *map;         /* required; written by the core thread only */
 	gos_core_sync_fn on_sync;    /* may be NULL */
 	gos_core_shot_fn on_screenshot;  /* may be NULL (requests are then dropped) */
+	/* May be NULL (memory only). Else the core leases seqs from it, and
+	 * hands it every applied batch, which it answers and recycles. */
+	struct gos_journal *journal;
 	void *ctx;
 };
 

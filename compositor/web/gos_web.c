@@ -304,6 +304,32 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 		one(t, "gos_core_batches_total", "counter", "Event batches applied by the core.",
 		    cs.batches);
 	}
+	if (s->src.journal) {
+		struct gos_journal_stats js;
+		gos_journal_stats(s->src.journal, &js);
+		one(t, "gos_journal_records_total", "counter", "Events written to the journal.",
+		    js.records);
+		one(t, "gos_journal_bytes_total", "counter", "Bytes written to the journal.", js.bytes);
+		one(t, "gos_journal_fsyncs_total", "counter",
+		    "fdatasync calls (one per group of batches).", js.fsyncs);
+		one(t, "gos_journal_durable_seq", "gauge",
+		    "Every change up to this seq is on disk.", js.durable_seq);
+		one(t, "gos_journal_stalled", "gauge",
+		    "1 while the journal cannot write (disk full, I/O error): syncs wait.",
+		    js.stalled);
+		one(t, "gos_journal_write_errors_total", "counter",
+		    "Failed writes or syncs of the journal (each retried).", js.write_errors);
+		one(t, "gos_journal_queued_batches", "gauge",
+		    "Applied batches waiting to be written.", js.queued);
+		one(t, "gos_journal_disk_bytes", "gauge", "Journal segments and checkpoints on disk.",
+		    js.disk_bytes);
+		one(t, "gos_journal_checkpoints_total", "counter", "Checkpoints written.",
+		    js.checkpoints);
+		one(t, "gos_journal_checkpoint_failures_total", "counter",
+		    "Checkpoints that failed (the journal keeps everything).", js.checkpoint_failures);
+		one(t, "gos_journal_checkpoint_seq", "gauge", "The seq of the newest checkpoint.",
+		    js.checkpoint_seq);
+	}
 	gos_metrics_hist(t, "gos_frame_duration_seconds",
 	                 "Time per presented frame (render thread).", &s->frame_hist);
 	if (s->bc)
@@ -322,7 +348,10 @@ static bool web_health(void *ctx, struct gos_buf *t)
 	/* No renderer yet (headless without frames) is not a failure; a renderer
 	 * that presented frames and then stopped is. */
 	bool render_ok = frames == 0 || age < RENDER_STALL_S;
-	bool ok = render_ok;
+	struct gos_journal_stats js = {0};
+	if (s->src.journal)
+		gos_journal_stats(s->src.journal, &js);
+	bool ok = render_ok && !js.stalled;
 	gos_buf_printf(t, "\"status\":\"%s\",\"tokens\":%llu,\"streams\":%llu,\"seq\":%llu",
 	                ok ? "ok" : "degraded", (unsigned long long)ms.live_tokens,
 	                (unsigned long long)ms.streams, (unsigned long long)ms.seq);
@@ -342,6 +371,18 @@ static bool web_health(void *ctx, struct gos_buf *t)
 		                render_ok ? "true" : "false", (unsigned long long)frames, age);
 	else
 		gos_buf_puts(t, ",\"render\":{\"alive\":false,\"frames\":0,\"last_frame_age_s\":null}");
+	if (s->src.journal) {
+		gos_buf_printf(t, ",\"journal\":{\"ok\":%s,\"durable_seq\":%llu,\"queued\":%llu",
+		               js.stalled ? "false" : "true", (unsigned long long)js.durable_seq,
+		               (unsigned long long)js.queued);
+		if (js.stalled) {
+			gos_buf_puts(t, ",\"reason\":");
+			gos_buf_json_str(t, js.reason);
+		}
+		gos_buf_puts(t, "}");
+	} else {
+		gos_buf_puts(t, ",\"journal\":null");
+	}
 	if (s->bc) {
 		struct gos_broadcast_stats bs;
 		gos_broadcast_stats(s->bc, &bs);

@@ -70,6 +70,7 @@ struct gos_web_sources {
 	struct gos_map *map;          /* required */
 	struct gos_ingest *ingest;    /* NULL: not reported */
 	struct gos_core *core;        /* NULL: not reported */
+	struct gos_journal *journal;  /* NULL: memory only ("journal":null) */
 };
 
 /* Starts the server and the broadcaster and prints the viewer's URL to

@@ -38,7 +38,7 @@ const sock = path.join(tmp, 'gos.sock');
 
 function startCompositor(port) {
   return new Promise((resolve, reject) => {
-    const p = spawn(COMPOSITOR, ['--headless', '--socket', sock, '--log-interval', '0',
+    const p = spawn(COMPOSITOR, ['--headless', '--no-journal', '--socket', sock, '--log-interval', '0',
       '--listen', `127.0.0.1:${port}`, '--tick-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     const timer = setTimeout(() => reject(new Error('compositor did not start: ' + err)), 15000);

@@ -26,8 +26,10 @@ def start_compositor(binary, sock, *extra, validation=False, stdout=subprocess.P
     """gos-compositor --headless --no-listen on sock; returns the Popen once
     the socket answers (or once the process has exited: check p.poll())."""
     env = dict(os.environ, GOS_VALIDATION="1") if validation else None
+    # memory only unless the test is about the journal (it passes --state-dir)
+    journal = [] if any(a.startswith("--state-dir") for a in extra) else ["--no-journal"]
     p = subprocess.Popen([binary, "--headless", "--no-listen", "--socket", sock,
-                          "--log-interval", "0", *extra],
+                          "--log-interval", "0", *journal, *extra],
                          stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
     wait_connectable(sock, p)
     return p

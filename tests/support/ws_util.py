@@ -26,8 +26,10 @@ class Compositor:
         self.sock = os.path.join(self.tmp, "gos.sock")
         self.errpath = os.path.join(self.tmp, f"stderr-{time.monotonic_ns()}.txt")
         self.errf = open(self.errpath, "w")
+        # memory only unless the test is about the journal (it passes --state-dir)
+        journal = [] if any(a.startswith("--state-dir") for a in extra) else ["--no-journal"]
         args = [binary, "--headless", "--socket", self.sock, "--log-interval", "0",
-                "--listen", f"127.0.0.1:{port}", *extra]
+                "--listen", f"127.0.0.1:{port}", *journal, *extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.errf)
         self.port = None
         deadline = time.monotonic() + 15

@@ -1,0 +1,171 @@
+/* The journal (docs/journal.md): every event the core applied, appended in
+ * order with the seqs it produced, fsynced in groups before the sync replies
+ * that cover it go out; background checkpoints; restore at start.
+ *
+ * Threads: gos_journal_restore() runs before any other thread touches the
+ * map. After gos_journal_start(), the core thread calls gos_journal_lease()
+ * and gos_journal_submit(); the journal's own thread writes; any thread may
+ * call gos_journal_stats(). The scan and file helpers are reentrant. */
+#ifndef GOS_JOURNAL_H
+#define GOS_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gos_event.h"
+#include "gos_map.h"
+#include "gos_queue.h"
+
+/* ---- records ---- */
+
+/* On disk, little-endian: u32 magic 'GOSJ', u32 payload length, u32 crc32c
+ * of everything after it (type..payload), u8 type, u8 pad[3], u64 seq_first,
+ * u64 seq_last, f64 t, then the payload. */
+#define GOS_JREC_HEADER  40u
+#define GOS_JREC_MAGIC   0x4a534f47u       /* "GOSJ" */
+#define GOS_JREC_MAX     (GOS_MAX_LINE + 64u)  /* largest payload accepted */
+
+enum gos_jrec_type {
+	GOS_JREC_EVENT = 1,   /* payload: the event as one recording line (JSON with "_t") */
+	GOS_JREC_LEASE = 2,   /* seq_last: the map may pass no seq above it; no payload */
+};
+
+struct gos_jrec {
+	enum gos_jrec_type type;
+	uint64_t seq_first;   /* EVENT: first seq it produced (seq_last + 1 when none) */
+	uint64_t seq_last;    /* EVENT: the map seq once it was applied; LEASE: the bound */
+	double t;             /* CLOCK_REALTIME seconds when the core applied it */
+	const char *payload;  /* not NUL-terminated; lives as long as the scanned buffer */
+	uint32_t len;
+	size_t offset;        /* of the record in the scanned buffer */
+};
+
+enum gos_jscan_end {
+	GOS_JSCAN_CLEAN = 0,  /* every byte was a whole valid record */
+	GOS_JSCAN_TORN,       /* an unfinished record at the end (cut there) */
+	GOS_JSCAN_CORRUPT,    /* a bad record with valid records after it */
+	GOS_JSCAN_STOPPED,    /* the callback returned false */
+};
+
+struct gos_jscan {
+	enum gos_jscan_end end;
+	size_t good;          /* bytes of whole valid records before the end */
+	uint64_t records;     /* records passed to the callback */
+	char why[160];        /* TORN/CORRUPT: what was wrong, and where */
+};
+
+/* Returns false to stop the scan. */
+typedef bool (*gos_jrec_fn)(void *ctx, const struct gos_jrec *rec);
+
+/* Walks the records of one segment's bytes in order. Never reads outside
+ * buf; any bytes at all are safe (fuzzed). */
+void gos_journal_scan(const void *buf, size_t len, gos_jrec_fn fn, void *ctx,
+                      struct gos_jscan *out);
+
+/* Appends one record to w (header + payload). */
+struct gos_buf;
+void gos_journal_encode(struct gos_buf *w, enum gos_jrec_type type, uint64_t seq_first,
+                        uint64_t seq_last, double t, const char *payload, uint32_t len);
+
+/* ---- the state dir ---- */
+
+/* The files of a state dir, oldest first: segments (DIR/journal/SEQ.seg,
+ * named by the first seq they may hold) and checkpoints
+ * (DIR/checkpoint/SEQ.ckpt). Caller frees with gos_journal_files_finish. */
+struct gos_journal_file {
+	char *path;
+	uint64_t seq;
+	uint64_t bytes;
+};
+
+struct gos_journal_files {
+	struct gos_journal_file *seg, *ckpt;
+	size_t n_seg, n_ckpt;
+};
+
+bool gos_journal_list(const char *dir, struct gos_journal_files *out, char *err, size_t errlen);
+void gos_journal_files_finish(struct gos_journal_files *f);
+
+/* Reads a whole file into a malloc'd buffer (*len bytes); NULL with err. */
+void *gos_journal_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+/* ---- restore ---- */
+
+struct gos_journal_restore_info {
+	uint64_t checkpoint_seq;   /* 0: none was loaded */
+	uint64_t events;           /* journal records replayed after it */
+	uint64_t seq;              /* where the map's seq continues */
+	uint64_t torn_bytes;       /* cut off the last segment */
+	bool corrupt;              /* a corrupt record stopped the restore */
+	double seconds;
+};
+
+/* Builds the map of the state dir's last session: the newest readable
+ * checkpoint, then the journal after it through gos_map_apply_seq; cuts a
+ * torn tail; on a corrupt record keeps what came before and moves that
+ * segment and the later ones to DIR/bad/. Logs progress to stderr every
+ * second. An empty dir gives an empty map. NULL only when the dir cannot be
+ * used (err says why). */
+struct gos_map *gos_journal_restore(const char *dir, const struct gos_map_opts *map_opts,
+                                    struct gos_journal_restore_info *info,
+                                    char *err, size_t errlen);
+
+/* ---- the writer ---- */
+
+/* Zero means default for every field. */
+struct gos_journal_opts {
+	const char *dir;               /* required: the state dir */
+	struct gos_map *map;           /* required: forked for checkpoints */
+	struct gos_queue *pool;        /* required: written batches go back here */
+	uint64_t segment_bytes;        /* 0: 64 MiB */
+	uint64_t max_bytes;            /* 0: 1 GiB of segments + checkpoints */
+	uint64_t checkpoint_events;    /* 0: 1,000,000 events */
+	double checkpoint_s;           /* 0: 60 s (only when something changed) */
+	uint32_t max_batches;          /* batches waiting to be written; 0: 64 */
+	uint64_t seq;                  /* where the restored map's seq is */
+	/* Called on the journal thread for each sync barrier once everything
+	 * before it is on disk; tokens: the live tokens at the barrier. Must
+	 * not block. */
+	void (*on_sync)(void *ctx, const struct gos_sync_ev *sync, uint64_t tokens);
+	void *ctx;
+};
+
+struct gos_journal;
+
+struct gos_journal *gos_journal_start(const struct gos_journal_opts *opts, char *err,
+                                      size_t errlen);
+
+/* Writes what was submitted, answers its barriers, waits for a running
+ * checkpoint, joins. Accepts NULL. */
+void gos_journal_stop(struct gos_journal *j);
+
+/* Core thread. Blocks until the map may reach seq `need` (a SEQ_LEASE
+ * covering it is on disk); asks for the next lease early so that this
+ * rarely waits. False once the journal is stopping. */
+bool gos_journal_lease(struct gos_journal *j, uint64_t need);
+
+/* The most seqs applying b can produce (what the core leases for it). */
+uint64_t gos_journal_lease_bound(const struct gos_batch *b);
+
+/* Core thread. Takes the applied batch (its seq_end and t filled in); it
+ * goes back to the pool once written. Blocks while max_batches wait. */
+void gos_journal_submit(struct gos_journal *j, struct gos_batch *b);
+
+struct gos_journal_stats {
+	uint64_t records, bytes, fsyncs, batches;
+	uint64_t durable_seq;          /* every event up to it is on disk */
+	uint64_t first_seq;            /* oldest seq a seek can reach */
+	uint64_t checkpoints, checkpoint_failures;
+	uint64_t checkpoint_seq;       /* newest checkpoint */
+	uint64_t write_errors;
+	uint64_t disk_bytes;           /* segments + checkpoints */
+	uint64_t queued;               /* batches waiting to be written */
+	bool stalled;                  /* writing fails (disk full, I/O error) */
+	char reason[96];               /* why, when stalled */
+};
+
+/* Any thread. */
+void gos_journal_stats(struct gos_journal *j, struct gos_journal_stats *out);
+
+#endif

@@ -1,0 +1,236 @@
+/* Restore at start: the newest readable checkpoint, then the journal after
+ * it, through the same gos_map_apply_seq as live. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gos_journal_internal.h"
+#include "gos_protocol.h"
+#include "gos_time.h"
+
+#define REPLAY_BATCH 1024
+
+struct replay {
+	struct gos_map *map;
+	uint64_t base;            /* the checkpoint's seq: records up to it are in the map */
+	uint64_t lease, last_seq;
+	uint64_t events;
+	struct gos_event ev[REPLAY_BATCH];
+	uint64_t want[REPLAY_BATCH], got[REPLAY_BATCH];
+	size_t n;
+	struct gos_arena arena;
+	bool diverged;
+	bool bad;                 /* a record with a good checksum that does not parse */
+	size_t bad_off;
+	char why[200];
+	double next_progress, start;
+	uint64_t bytes_total, bytes_before;   /* progress */
+	size_t seg_off;
+};
+
+static void flush(struct replay *r)
+{
+	if (!r->n)
+		return;
+	gos_map_apply_seq(r->map, r->ev, r->n, r->got);
+	for (size_t i = 0; i < r->n && !r->diverged; i++) {
+		if (r->got[i] != r->want[i]) {
+			r->diverged = true;
+			fprintf(stderr, "gos: restore: the map reached seq %" PRIu64 " where the journal "
+			        "says %" PRIu64 "; going on with the journal's numbering\n",
+			        r->got[i], r->want[i]);
+		}
+	}
+	if (r->diverged)
+		gos_map_advance_seq(r->map, r->want[r->n - 1]);
+	r->events += r->n;
+	r->n = 0;
+	gos_arena_reset(&r->arena);
+}
+
+static void progress(struct replay *r)
+{
+	double now = gos_now_s();
+	if (now < r->next_progress)
+		return;
+	r->next_progress = now + 1.0;
+	double done = r->bytes_total ? (double)(r->bytes_before + r->seg_off) / (double)r->bytes_total : 1;
+	fprintf(stderr, "gos: restoring: %" PRIu64 " events replayed (%.0f%% of the journal, %.1f s)\n",
+	        r->events, 100.0 * done, now - r->start);
+}
+
+static bool on_rec(void *ctx, const struct gos_jrec *rec)
+{
+	struct replay *r = ctx;
+	if (rec->type == GOS_JREC_LEASE) {
+		if (rec->seq_last > r->lease)
+			r->lease = rec->seq_last;
+		return true;
+	}
+	if (rec->seq_last <= r->base)
+		return true;
+	if (rec->seq_first != r->last_seq + 1) {
+		/* a gap: seqs leased but never journaled before a restart */
+		flush(r);
+		gos_map_advance_seq(r->map, rec->seq_first - 1);
+	}
+	struct gos_parse_error perr;
+	if (!gos_protocol_parse(rec->payload, rec->len, &r->ev[r->n], &r->arena, &perr)) {
+		r->bad = true;
+		r->bad_off = rec->offset;
+		snprintf(r->why, sizeof(r->why), "a record at byte %zu does not parse (%s)",
+		         rec->offset, perr.message);
+		return false;
+	}
+	r->want[r->n++] = rec->seq_last;
+	r->last_seq = rec->seq_last;
+	if (r->n == REPLAY_BATCH) {
+		flush(r);
+		r->seg_off = rec->offset;
+		progress(r);
+	}
+	return true;
+}
+
+static bool only_leases(void *ctx, const struct gos_jrec *rec)
+{
+	struct replay *r = ctx;
+	if (rec->type == GOS_JREC_LEASE && rec->seq_last > r->lease)
+		r->lease = rec->seq_last;
+	return true;
+}
+
+/* Moves path to DIR/bad/NAME.TIME; returns the new name's base for the log. */
+static void set_aside(const char *dir, const char *path)
+{
+	const char *name = strrchr(path, '/');
+	name = name ? name + 1 : path;
+	char to[4608];
+	snprintf(to, sizeof(to), "%s/bad/%s.%lld", dir, name, (long long)time(NULL));
+	if (rename(path, to) != 0)
+		fprintf(stderr, "gos: restore: cannot move %s to %s: %s\n", path, to, strerror(errno));
+	else
+		fprintf(stderr, "gos: restore: set %s aside as %s (kept, not deleted)\n", path, to);
+}
+
+/* Writes the first `good` bytes of a set-aside segment back under its name,
+ * so what came before the corruption stays in the journal. */
+static void keep_prefix(const char *path, const void *buf, size_t good)
+{
+	if (!good)
+		return;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	const char *p = buf;
+	size_t off = 0;
+	while (off < good) {
+		ssize_t n = write(fd, p + off, good - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	fdatasync(fd);
+	close(fd);
+}
+
+static struct gos_map *load_checkpoint(const struct gos_journal_files *f,
+                                       const struct gos_map_opts *mo, uint64_t *seq)
+{
+	for (size_t i = f->n_ckpt; i-- > 0;) {
+		int fd = open(f->ckpt[i].path, O_RDONLY | O_CLOEXEC);
+		char err[256] = "cannot open it";
+		struct gos_map *m = fd >= 0 ? gos_map_image_read(fd, mo, err, sizeof(err)) : NULL;
+		if (fd >= 0)
+			close(fd);
+		if (m) {
+			*seq = f->ckpt[i].seq;
+			return m;
+		}
+		fprintf(stderr, "gos: restore: checkpoint %s is unusable (%s); trying an older one\n",
+		        f->ckpt[i].path, err);
+	}
+	*seq = 0;
+	return NULL;
+}
+
+struct gos_map *gos_journal_restore(const char *dir, const struct gos_map_opts *mo,
+                                    struct gos_journal_restore_info *info,
+                                    char *err, size_t errlen)
+{
+	*info = (struct gos_journal_restore_info){0};
+	struct gos_journal_files f;
+	if (!gos_journal_list(dir, &f, err, errlen))
+		return NULL;
+	struct replay *r = calloc(1, sizeof(*r));
+	if (!r)
+		abort();
+	r->start = gos_now_s();
+	r->next_progress = r->start + 1.0;
+	r->map = load_checkpoint(&f, mo, &r->base);
+	if (!r->map)
+		r->map = gos_map_create(mo);
+	r->last_seq = r->base;
+	for (size_t i = 0; i < f.n_seg; i++)
+		r->bytes_total += f.seg[i].bytes;
+
+	for (size_t i = 0; i < f.n_seg; i++) {
+		bool last = i + 1 == f.n_seg;
+		bool below = !last && f.seg[i + 1].seq <= r->base + 1;
+		size_t len = 0;
+		char rerr[256];
+		void *buf = gos_journal_read_file(f.seg[i].path, &len, rerr, sizeof(rerr));
+		if (!buf) {
+			fprintf(stderr, "gos: restore: %s; stopping the restore there\n", rerr);
+			info->corrupt = true;
+			break;
+		}
+		struct gos_jscan sc;
+		r->seg_off = 0;
+		gos_journal_scan(buf, len, below ? only_leases : on_rec, r, &sc);
+		flush(r);
+		r->bytes_before += f.seg[i].bytes;
+		if (sc.end == GOS_JSCAN_TORN && last) {
+			info->torn_bytes = len - sc.good;
+			if (truncate(f.seg[i].path, (off_t)sc.good) != 0)
+				fprintf(stderr, "gos: restore: cannot cut %s: %s\n", f.seg[i].path, strerror(errno));
+			fprintf(stderr, "gos: restore: the journal's last record was torn (%s): "
+			        "dropped %zu bytes at the end of %s\n", sc.why, len - sc.good, f.seg[i].path);
+		} else if (sc.end != GOS_JSCAN_CLEAN) {
+			info->corrupt = true;
+			fprintf(stderr, "gos: restore: %s in %s (%s); the map keeps the %" PRIu64
+			        " events before it, and the rest of the journal is set aside\n",
+			        r->bad ? "an unreadable event" : "a corrupt record", f.seg[i].path,
+			        r->bad ? r->why : sc.why, r->events);
+			for (size_t k = i; k < f.n_seg; k++)
+				set_aside(dir, f.seg[k].path);
+			keep_prefix(f.seg[i].path, buf, r->bad ? r->bad_off : sc.good);
+			free(buf);
+			break;
+		}
+		free(buf);
+	}
+	uint64_t seq = r->last_seq > r->lease ? r->last_seq : r->lease;
+	struct gos_map_stats st;
+	gos_map_stats(r->map, &st);
+	if (st.seq > seq)
+		seq = st.seq;
+	gos_map_advance_seq(r->map, seq);
+	info->checkpoint_seq = r->base;
+	info->events = r->events;
+	info->seq = seq;
+	info->seconds = gos_now_s() - r->start;
+	struct gos_map *m = r->map;
+	gos_arena_finish(&r->arena);
+	free(r);
+	gos_journal_files_finish(&f);
+	return m;
+}
