@@ -24,6 +24,12 @@ add_test(NAME test_programs
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_programs.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
 set_tests_properties(test_programs PROPERTIES TIMEOUT 120 LABELS integration)
+# gos-feed --realtime: a recording (docs/recording.md) replayed at its pace
+# into a real compositor (--no-render), and its errors.
+add_test(NAME test_feed_realtime
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_feed_realtime.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
+set_tests_properties(test_feed_realtime PROPERTIES TIMEOUT 120 LABELS integration)
 gos_add_test(test_demo SAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_demo.c
   LIBS gos_core gos_net

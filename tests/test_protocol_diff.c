@@ -295,15 +295,24 @@ static bool token_member(struct line *m, int which)
 		member_begin(m, chance(50) ? "pad" : chance(50) ? "state" : "tokens");
 		jany(m, 0);
 		return true;
+	case 10: /* a recording's arrival time (docs/recording.md), last when in order */
+		if (chance(70))
+			return false;
+		member_begin(m, "_t");
+		if (clean || chance(80))
+			putf(m, "%u.%03u", 1764582000u + below(100000), below(1000));
+		else
+			jany(m, 0);
+		return true;
 	}
 	return false;
 }
 
 static void token_line(struct line *l)
 {
-	struct line members[10];
-	int order[10], n = 0;
-	for (int i = 0; i < 10; i++)
+	struct line members[11];
+	int order[11], n = 0;
+	for (int i = 0; i < 11; i++)
 		if (token_member(&members[n], i))
 			order[n] = n, n++;
 	/* mostly producers' natural order, sometimes shuffled */
@@ -348,6 +357,8 @@ static void other_line(struct line *l)
 			puts_(l, ",\"elapsed_ms\":");
 			jnumber(l, -1);
 		}
+		if (chance(30))
+			putf(l, ",\"_t\":%u.%03u", 1764582000u + below(100000), below(1000));
 		puts_(l, "}");
 		break;
 	case 2:
@@ -486,6 +497,9 @@ static void test_fast_path_takes_common_lines(void)
 		"{\"type\":\"sync\"}",
 		"{\"token_id\":\"z\",\"token_text\":\"\",\"timestamp\":0,\"type\":\"token_activation\","
 		"\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"extra\":null}",
+		/* a recording's line (docs/recording.md): the arrival time "_t" last */
+		"{\"type\":\"token_activation\",\"token_id\":\"a\",\"token_text\":\"x\",\"timestamp\":1.5,"
+		"\"_t\":1764582000.123}",
 	};
 	struct gos_arena a = {0};
 	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++) {

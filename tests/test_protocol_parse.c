@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event_equal.h"
 #include "gos_protocol.h"
 #include "gos_test.h"
 #include "gos_utf8.h"
@@ -628,6 +629,40 @@ static void test_names_and_arena(void)
 	gos_arena_reset(&arena);
 }
 
+/* ---- recordings ----------------------------------------------------------- */
+
+/* A recording (docs/recording.md) is ingest lines with an arrival time "_t"
+ * added as the last key: the parser takes each line as the same event as
+ * without it. */
+static void test_recording_lines(void)
+{
+	static const char *const lines[] = {
+		"{\"type\":\"token_activation\",\"token_id\":\"a\",\"token_text\":\"x\",\"timestamp\":1.5}",
+		"{\"type\":\"token_activation\",\"token_id\":\"p0-12\",\"token_text\":\" word\","
+		"\"timestamp\":1707345600.5,\"position\":[100,200],\"confidence\":0.123,\"stream\":\"gen-1\","
+		"\"logprob\":-0.5,\"top_logprobs\":[{\"token\":\" word\",\"logprob\":-0.5}]}",
+		"{\"type\":\"neural_state\",\"state\":\"processing\",\"tokens_processed\":150,"
+		"\"total_tokens\":264,\"elapsed_ms\":1234,\"stream\":\"gen-1\"}",
+		"{\"type\":\"token_visualization\",\"tokens\":[{\"id\":\"v1\",\"text\":\"a\",\"x\":1,\"y\":2}]}",
+		"{\"type\":\"sync\"}",
+	};
+	static const char *const times[] = {",\"_t\":1764582000.123", ",\"_t\":0", ", \"_t\" : 1e9 ",
+	                                     ",\"_t\":1764582000.123456789"};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		struct gos_event plain, rec;
+		if (!ACCEPT(lines[i], &plain))
+			continue;
+		for (size_t k = 0; k < sizeof(times) / sizeof(times[0]); k++) {
+			char line[1024];
+			size_t n = strlen(lines[i]) - 1;  /* up to the closing brace */
+			snprintf(line, sizeof(line), "%.*s%s}", (int)n, lines[i], times[k]);
+			if (ACCEPT(line, &rec))
+				CHECK(same_event(&plain, &rec), "with \"_t\" a different event: %s", line);
+		}
+	}
+	gos_arena_reset(&arena);
+}
+
 int main(void)
 {
 	test_token_shapes();
@@ -638,6 +673,7 @@ int main(void)
 	test_utf8();
 	test_screenshot_request();
 	test_names_and_arena();
+	test_recording_lines();
 	gos_arena_finish(&arena);
 	return gos_test_report("test_protocol_parse");
 }

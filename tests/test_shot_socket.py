@@ -5,7 +5,9 @@ through gos-feed; gos-shot --socket writes a PNG of the compositor's size
 (with a relative --out too) that differs from the picture taken before the
 feed (which says 0 tokens), and with --fit it matches gos-shot --input --fit
 of the same recording at the same size within the image tests' tolerance:
-that is the check that the tokens, text and colors are there. Errors: a
+that is the check that the tokens, text and colors are there. The same
+recording with an arrival time "_t" on every line (docs/recording.md) gives
+gos-shot --input the same pixels. Errors: a
 relative path is rejected by the protocol with an error line, an unwritable
 directory answers ok:false with a reason (exit 1), and a missing socket exits
 4 with a sentence. The compositor must report no validation error.
@@ -158,6 +160,21 @@ with tempfile.TemporaryDirectory() as d:
             pct = differing_pct(a, b)
             print(f"--socket --fit vs --input --fit: {pct:.3f}% of pixels differ (limit {MAX_PCT}%)")
             check(pct <= MAX_PCT, f"--socket --fit differs from --input --fit in {pct:.3f}% of pixels")
+
+        # A recording (docs/recording.md: each line with an arrival time "_t"
+        # as its last key) gives gos-shot --input the very same picture.
+        rec_t = os.path.join(d, "rec_t.jsonl")
+        with open(REC) as src, open(rec_t, "w") as dst:
+            for i, line in enumerate(src):
+                line = line.rstrip("\n")
+                dst.write(line[:-1] + ',"_t":%.3f}\n' % (1764582000.123 + i * 0.01) if line else "\n")
+        ref_t = os.path.join(d, "ref_t.png")
+        rt = subprocess.run([SHOT, "--input", rec_t, "--out", ref_t, "--fit", "--size", f"{W}x{H}",
+                             "--quiet"], capture_output=True, text=True, timeout=120, env=env)
+        check(rt.returncode == 0 and rt.stderr.count("gos-shot:") == 0,
+              f"gos-shot --input of a recording with \"_t\": exit {rt.returncode}, {rt.stderr}")
+        if rr.returncode == 0 and rt.returncode == 0:
+            check(read_png(ref_t) == read_png(ref), "a recording with \"_t\" draws a different picture")
 
         # Errors.
         r = shot(sock, os.path.join(d, "no-such-dir", "x.png"))

@@ -1,8 +1,10 @@
 /* gos-feed: sends JSON lines (a file, stdin, or a synthetic load) to the
  * compositor's socket and ends with a sync barrier, so its exit means
- * everything sent was applied or answered. */
+ * everything sent was applied or answered. With --realtime it replays a
+ * recording (docs/recording.md) paced by its lines' "_t" arrival times. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,16 @@ enum { EXIT_OK = 0, EXIT_REJECTED = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
 
 #define SEND_BUF (64u * 1024u)
 
+/* --realtime: line i goes out (t_i - t0) / speed seconds after the first. */
+struct pace {
+	bool on;
+	double speed;
+	bool have_t0;
+	double t0;     /* the first "_t" of the recording */
+	double t;      /* the latest "_t" (lines without one go out with it) */
+	double start;  /* gos_now_s() when the first "_t" line went out */
+};
+
 struct feed {
 	struct gos_client *client;
 	char *buf;
@@ -22,6 +34,7 @@ struct feed {
 	bool length_framing;
 	uint64_t sent;
 	bool quiet;
+	struct pace pace;
 };
 
 static void usage(FILE *f)
@@ -29,14 +42,20 @@ static void usage(FILE *f)
 	char def[256];
 	gos_default_socket_path(def, sizeof(def));
 	fprintf(f,
-	        "usage: gos-feed [--socket PATH] [--length-prefixed] FILE|-\n"
+	        "usage: gos-feed [--socket PATH] [--length-prefixed] [--realtime [--speed X]] FILE|-\n"
 	        "       gos-feed [--socket PATH] --synthetic [--count N] [--rate R] [--streams K] [--bytes B]\n"
 	        "\n"
 	        "Sends JSON lines to gos-compositor, prints every error line it answers,\n"
 	        "then waits for a sync barrier: when gos-feed exits, all was delivered.\n"
+	        "A FILE is sent as fast as possible, or with --realtime replayed as recorded.\n"
 	        "\n"
 	        "  --socket PATH       compositor socket (default %s)\n"
 	        "  --length-prefixed   send Geometry OS frames (u32 little-endian length + JSON)\n"
+	        "  --realtime          replay a recording (docs/recording.md) at its own pace: each\n"
+	        "                      line is sent when its \"_t\" (arrival time, seconds) minus the\n"
+	        "                      first line's has passed since the first was sent; a line\n"
+	        "                      without \"_t\" goes with the line before it\n"
+	        "  --speed X           with --realtime: X times as fast (0 < X <= 1000, default 1)\n"
 	        "  --synthetic         generate token_activation events instead of reading input\n"
 	        "  --count N           synthetic events to send (default 100000)\n"
 	        "  --rate R            events per second (default 0: as fast as possible)\n"
@@ -45,8 +64,9 @@ static void usage(FILE *f)
 	        "  --quiet             do not print the summary line\n"
 	        "  --help, --version\n"
 	        "\n"
-	        "exit codes: 0 all applied, 1 some lines rejected, 2 bad command line,\n"
-	        "            3 cannot reach the compositor or the connection was lost\n",
+	        "exit codes: 0 all applied, 1 some lines rejected, 2 bad command line or (with\n"
+	        "            --realtime) a malformed \"_t\", 3 cannot reach the compositor or the\n"
+	        "            connection was lost\n",
 	        def);
 }
 
@@ -150,16 +170,104 @@ static bool synthetic(struct feed *f, uint64_t count, double rate, uint32_t stre
 	return true;
 }
 
-static bool from_file(struct feed *f, FILE *in)
+/* The value of the line's last "_t" key: 1 and *t when there is one, 0 when
+ * there is none, -1 when it is not a finite JSON number followed by ',' or
+ * '}'. A recording writes "_t" as the last key; reading it needs no JSON
+ * parser (a '"' inside a string is escaped, so the text "_t": appears only
+ * as a key). */
+static int arrival_time(const char *line, size_t n, double *t)
+{
+	static const char key[] = "\"_t\":";
+	const char *at = NULL;
+	for (const char *p = line, *end = line + n; p < end;) {
+		const char *q = memmem(p, (size_t)(end - p), key, sizeof(key) - 1);
+		if (!q)
+			break;
+		at = q;
+		p = q + 1;
+	}
+	if (!at)
+		return 0;
+	const char *v = at + sizeof(key) - 1, *end = line + n;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	char num[64];
+	size_t k = 0;
+	while (v + k < end && k < sizeof(num) - 1 && v[k] && strchr("0123456789+-.eE", v[k]))
+		k++;
+	if (k == 0 || k == sizeof(num) - 1)
+		return -1;
+	memcpy(num, v, k);
+	num[k] = '\0';
+	char *stop;
+	errno = 0;
+	double x = strtod(num, &stop);
+	if (errno || stop != num + k || !isfinite(x))
+		return -1;
+	for (v += k; v < end && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n'); v++)
+		;
+	if (v == end || (*v != ',' && *v != '}'))
+		return -1;
+	*t = x;
+	return 1;
+}
+
+/* Waits until the line stamped t is due, reading the compositor's replies
+ * meanwhile (its error lines print as they come; a lost connection ends the
+ * wait). */
+static bool wait_due(struct feed *f, double t)
+{
+	struct pace *pc = &f->pace;
+	if (!pc->have_t0) {
+		pc->have_t0 = true;
+		pc->t0 = t;
+		pc->start = gos_now_s();
+	}
+	pc->t = t;
+	double due = pc->start + (t - pc->t0) / pc->speed;
+	double left = due - gos_now_s();
+	if (left <= 0)
+		return true;
+	if (!flush(f))
+		return false;
+	while (left > 0) {
+		/* whole milliseconds, rounded up: a line never goes out early */
+		double ms = ceil(left * 1e3);
+		if (!gos_client_poll(f->client, ms > 1e6 ? 1000000 : (int)ms))
+			return false;
+		left = due - gos_now_s();
+	}
+	return true;
+}
+
+enum feed_end { FEED_OK, FEED_LOST, FEED_BAD_T };
+
+static enum feed_end from_file(struct feed *f, FILE *in, const char *name)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	bool ok = true;
-	while (ok && (n = getline(&line, &cap, in)) >= 0)
-		ok = put_line(f, line, (size_t)n);
+	uint64_t line_no = 0;
+	enum feed_end end = FEED_OK;
+	while (end == FEED_OK && (n = getline(&line, &cap, in)) >= 0) {
+		line_no++;
+		double t;
+		int has_t = f->pace.on ? arrival_time(line, (size_t)n, &t) : 0;
+		if (has_t < 0) {
+			size_t show = strcspn(line, "\r\n");
+			fprintf(stderr, "gos-feed: %s:%llu: \"_t\" (the arrival time) is not a finite number: "
+			        "%.*s%s\n", name, (unsigned long long)line_no, show > 200 ? 200 : (int)show,
+			        line, show > 200 ? "..." : "");
+			end = FEED_BAD_T;
+			break;
+		}
+		if (has_t > 0 && !wait_due(f, t))
+			end = FEED_LOST;
+		else if (!put_line(f, line, (size_t)n))
+			end = FEED_LOST;
+	}
 	free(line);
-	return ok;
+	return end;
 }
 
 static bool parse_num(const char *s, double lo, double hi, double *out)
@@ -175,10 +283,13 @@ static bool parse_num(const char *s, double lo, double hi, double *out)
 
 int main(int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_LEN, O_SYN, O_COUNT, O_RATE, O_STREAMS, O_BYTES, O_QUIET, O_HELP, O_VERSION };
+	enum { O_SOCKET = 256, O_LEN, O_REALTIME, O_SPEED, O_SYN, O_COUNT, O_RATE, O_STREAMS, O_BYTES,
+	       O_QUIET, O_HELP, O_VERSION };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"length-prefixed", no_argument, NULL, O_LEN},
+		{"realtime", no_argument, NULL, O_REALTIME},
+		{"speed", required_argument, NULL, O_SPEED},
 		{"synthetic", no_argument, NULL, O_SYN},
 		{"count", required_argument, NULL, O_COUNT},
 		{"rate", required_argument, NULL, O_RATE},
@@ -192,8 +303,9 @@ int main(int argc, char **argv)
 	char path[256];
 	gos_default_socket_path(path, sizeof(path));
 	struct feed f = {0};
-	bool syn = false;
+	bool syn = false, speed_given = false;
 	double count = 100000, rate = 0, streams = 4, bytes = 120;
+	f.pace.speed = 1;
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -201,6 +313,15 @@ int main(int argc, char **argv)
 		switch (c) {
 		case O_SOCKET: snprintf(path, sizeof(path), "%s", optarg); break;
 		case O_LEN: f.length_framing = true; break;
+		case O_REALTIME: f.pace.on = true; break;
+		case O_SPEED:
+			speed_given = true;
+			if (!parse_num(optarg, 0, 1000, &f.pace.speed) || f.pace.speed <= 0) {
+				fprintf(stderr, "gos-feed: bad --speed '%s': give a number above 0 and at most 1000\n",
+				        optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case O_SYN: syn = true; break;
 		case O_COUNT: ok = parse_num(optarg, 0, 1e12, &count); break;
 		case O_RATE: ok = parse_num(optarg, 0, 1e9, &rate); break;
@@ -217,6 +338,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "gos-feed: bad number '%s' for %s\n", optarg, argv[optind - 1]);
 			return EXIT_USAGE;
 		}
+	}
+	if (speed_given && !f.pace.on) {
+		fprintf(stderr, "gos-feed: --speed applies only with --realtime\n");
+		return EXIT_USAGE;
+	}
+	if (syn && f.pace.on) {
+		fprintf(stderr, "gos-feed: --realtime replays a FILE; --synthetic is paced by --rate\n");
+		return EXIT_USAGE;
 	}
 	FILE *in = NULL;
 	if (!syn) {
@@ -247,9 +376,26 @@ int main(int argc, char **argv)
 	f.buf = malloc(SEND_BUF);
 	if (!f.buf)
 		abort();
+	const char *name = in == stdin ? "stdin" : argv[argc - 1];
 	double t0 = gos_now_s();
+	enum feed_end end = FEED_OK;
 	bool ok = syn ? synthetic(&f, (uint64_t)count, rate, (uint32_t)streams, (uint32_t)bytes)
-	              : from_file(&f, in);
+	              : (end = from_file(&f, in, name)) == FEED_OK;
+	if (end == FEED_BAD_T) {
+		/* the lines before it were due: they go, nothing after them */
+		bool sent = flush(&f);
+		if (in != stdin)
+			fclose(in);
+		free(f.buf);
+		gos_client_close(f.client);
+		if (sent)
+			fprintf(stderr, "gos-feed: stopped there: the %llu lines before it were sent, "
+			        "nothing after\n", (unsigned long long)f.sent);
+		else
+			fprintf(stderr, "gos-feed: stopped there; the connection to the compositor was lost "
+			        "too\n");
+		return EXIT_USAGE;
+	}
 	ok = ok && flush(&f);
 	struct gos_sync_result r = {0};
 	ok = ok && gos_client_sync(f.client, -1, &r);
@@ -263,7 +409,13 @@ int main(int argc, char **argv)
 		        path, (unsigned long long)f.sent);
 		return EXIT_CONN;
 	}
-	if (!f.quiet)
+	if (!f.quiet && f.pace.on)
+		fprintf(stderr, "gos-feed: replayed %llu lines in %.3f s (%.3f s of recording at speed %g): "
+		        "applied %llu, rejected %llu; %llu tokens on the map\n", (unsigned long long)f.sent,
+		        dt, f.pace.have_t0 ? f.pace.t - f.pace.t0 : 0.0, f.pace.speed,
+		        (unsigned long long)r.applied, (unsigned long long)r.rejected,
+		        (unsigned long long)r.tokens);
+	else if (!f.quiet)
 		fprintf(stderr, "gos-feed: sent %llu lines in %.3f s: applied %llu, rejected %llu; "
 		        "%llu tokens on the map\n", (unsigned long long)f.sent, dt,
 		        (unsigned long long)r.applied, (unsigned long long)r.rejected,
