@@ -51,3 +51,7 @@ gos_add_test(test_journal SAN TIMEOUT 180
 add_test(NAME journal_crash
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/journal_crash.py $<TARGET_FILE:gos-compositor>)
 set_tests_properties(journal_crash PROPERTIES TIMEOUT 240 LABELS integration)
+# A full disk (a 2 MiB tmpfs in the compositor's own mount namespace; root).
+add_test(NAME journal_disk
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/journal_disk.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(journal_disk PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS integration)
