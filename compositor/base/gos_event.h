@@ -99,6 +99,11 @@ struct gos_screenshot_ev {
 
 struct gos_event {
 	enum gos_event_type type;
+	/* The line as the ingest accepted it (trimmed; in the batch's arena),
+	 * kept for the journal, which records it as is; NULL for events made
+	 * in-process (demo, tests), which the journal serializes. */
+	const char *raw;
+	uint32_t raw_len;
 	union {
 		struct gos_token_ev token;
 		struct gos_state_ev state;

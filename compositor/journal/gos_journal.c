@@ -24,6 +24,8 @@
 #define DEFAULT_BATCHES   64u
 #define LEASE_STEP        (1ull << 20)
 #define RETRY_MS          500
+/* Without a barrier, written events are fdatasync'd at least this often. */
+#define SYNC_EVERY_S      1.0
 
 static void set_stall(struct gos_journal *j, const char *what, int e)
 {
@@ -83,16 +85,25 @@ static void sleep_ms(int ms)
 		;
 }
 
-/* Writes j->wbuf and fdatasyncs it; on failure keeps it, says so, and
- * retries until it succeeds. While stopping, gives up after a few tries
- * (the barriers it covers stay unanswered). */
-static bool write_durable(struct gos_journal *j, uint64_t first_seq)
+/* Writes j->wbuf and, when `sync` (a barrier or a lease needs it, or it
+ * has been a while), fdatasyncs everything written so far: group commit is
+ * one fdatasync for all the batches since the last one. On failure keeps
+ * the bytes, says so, and retries until it succeeds. While stopping, gives
+ * up after a few tries (the barriers it covers stay unanswered). */
+static bool write_durable(struct gos_journal *j, uint64_t first_seq, bool sync)
 {
 	int tries = 0;
 	for (;;) {
 		int e = 0;
 		const char *what = NULL;
 		if (j->wbuf_off == 0 && (j->seg_fd < 0 || j->seg_bytes >= j->o.segment_bytes)) {
+			/* a sync later covers only the new segment: this one first */
+			if (j->seg_fd >= 0 && j->unsynced && fdatasync(j->seg_fd) != 0) {
+				set_stall(j, "cannot sync the journal", errno);
+				sleep_ms(RETRY_MS);
+				continue;
+			}
+			j->unsynced = false;
 			if (j->seg_fd >= 0)
 				close(j->seg_fd);
 			j->seg_fd = open_segment(j, first_seq);
@@ -112,16 +123,24 @@ static bool write_durable(struct gos_journal *j, uint64_t first_seq)
 			}
 			j->wbuf_off += (size_t)n;
 			j->seg_bytes += (uint64_t)n;
+			j->unsynced = true;
 		}
-		if (!what && fdatasync(j->seg_fd) != 0) {
-			e = errno;
-			what = "cannot sync the journal";
+		bool synced = false;
+		if (!what && sync && j->unsynced) {
+			if (fdatasync(j->seg_fd) != 0) {
+				e = errno;
+				what = "cannot sync the journal";
+			} else {
+				synced = true;
+				j->unsynced = false;
+				j->last_sync = gos_now_s();
+			}
 		}
 		if (!what) {
 			pthread_mutex_lock(&j->lock);
 			j->st.bytes += j->wbuf.len;
 			j->st.disk_bytes += j->wbuf.len;
-			j->st.fsyncs++;
+			j->st.fsyncs += synced;
 			pthread_mutex_unlock(&j->lock);
 			gos_buf_clear(&j->wbuf);
 			j->wbuf_off = 0;
@@ -156,17 +175,19 @@ uint64_t gos_journal_lease_bound(const struct gos_batch *b)
 	return n;
 }
 
-/* One event as a recording line: its JSON with "_t" as the last key. */
+/* One event as a recording line: the line the producer sent (or, for an
+ * event made in-process, its serialization) with "_t" as the last key.
+ * tkey: ',"_t":T}' for the batch. */
 static void encode_event(struct gos_journal *j, const struct gos_event *ev, uint64_t seq_first,
-                         uint64_t seq_last, double t)
+                         uint64_t seq_last, double t, const struct gos_buf *tkey)
 {
 	gos_buf_clear(&j->line);
-	if (!gos_protocol_write(&j->line, ev) || j->line.len < 2)
+	if (ev->raw && ev->raw_len >= 2 && ev->raw[ev->raw_len - 1] == '}')
+		gos_buf_append(&j->line, ev->raw, ev->raw_len);
+	else if (!gos_protocol_write(&j->line, ev) || j->line.len < 2)
 		return;
 	j->line.len--;   /* drop the closing brace */
-	gos_buf_append(&j->line, ",\"_t\":", 6);
-	gos_buf_json_f64(&j->line, t);
-	gos_buf_putc(&j->line, '}');
+	gos_buf_append(&j->line, tkey->data, tkey->len);
 	gos_journal_encode(&j->wbuf, GOS_JREC_EVENT, seq_first, seq_last, t,
 	                   j->line.data, (uint32_t)j->line.len);
 }
@@ -207,12 +228,19 @@ static void *journal_main(void *arg)
 		pthread_cond_broadcast(&j->room);
 
 		uint64_t first = j->last_seq + 1, events = 0;
+		bool barrier = stop;
 		for (size_t k = 0; k < n; k++) {
 			struct gos_batch *b = take[k];
+			gos_buf_clear(&j->tkey);
+			gos_buf_append(&j->tkey, ",\"_t\":", 6);
+			gos_buf_json_f64(&j->tkey, b->t);
+			gos_buf_putc(&j->tkey, '}');
 			for (size_t i = 0; i < b->n; i++) {
-				if (is_barrier(b->ev[i].type))
+				if (is_barrier(b->ev[i].type)) {
+					barrier = true;
 					continue;
-				encode_event(j, &b->ev[i], j->last_seq + 1, b->seq_end[i], b->t);
+				}
+				encode_event(j, &b->ev[i], j->last_seq + 1, b->seq_end[i], b->t, &j->tkey);
 				j->last_seq = b->seq_end[i];
 				events++;
 			}
@@ -220,8 +248,9 @@ static void *journal_main(void *arg)
 		if (lease > j->lease_written)
 			gos_journal_encode(&j->wbuf, GOS_JREC_LEASE, 0, lease, gos_now_realtime_s(), NULL, 0);
 		bool ok = true;
-		if (j->wbuf.len)
-			ok = write_durable(j, first);
+		bool sync = barrier || lease > j->lease_written || gos_now_s() - j->last_sync >= SYNC_EVERY_S;
+		if (j->wbuf.len || (sync && j->unsynced))
+			ok = write_durable(j, first, sync);
 		if (ok && lease > j->lease_written) {
 			pthread_mutex_lock(&j->lock);
 			j->lease_written = lease;
@@ -239,7 +268,7 @@ static void *journal_main(void *arg)
 		pthread_mutex_lock(&j->lock);
 		j->st.records += events;
 		j->st.batches += n;
-		if (ok)
+		if (ok && !j->unsynced)
 			j->st.durable_seq = j->last_seq;
 		pthread_mutex_unlock(&j->lock);
 		gos_journal_checkpoint_tick(j, events);
@@ -317,6 +346,7 @@ void gos_journal_stop(struct gos_journal *j)
 		close(j->seg_fd);
 	gos_buf_finish(&j->wbuf);
 	gos_buf_finish(&j->line);
+	gos_buf_finish(&j->tkey);
 	pthread_cond_destroy(&j->wake);
 	pthread_cond_destroy(&j->room);
 	pthread_cond_destroy(&j->granted_cv);

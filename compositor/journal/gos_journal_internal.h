@@ -29,8 +29,10 @@ struct gos_journal {
 	int seg_fd;
 	uint64_t seg_bytes;
 	uint64_t last_seq;               /* seq_last of the last event encoded */
-	struct gos_buf wbuf, line;
+	struct gos_buf wbuf, line, tkey;
 	size_t wbuf_off;                 /* bytes of wbuf already written */
+	bool unsynced;                   /* written since the last fdatasync */
+	double last_sync;                /* gos_now_s() of the last one */
 	pid_t child;                     /* a checkpoint being written, or 0 */
 	uint64_t child_seq;
 	uint64_t events_since_ckpt;

@@ -91,6 +91,12 @@ static bool handle_line(struct gos_ingest *in, struct conn *c, const char *p, si
 		return ingest_flush_batch(in);
 	}
 	c->accepted++;
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r'))
+		n--;
+	while (n && (p[0] == ' ' || p[0] == '\t'))
+		p++, n--;
+	ev->raw = gos_arena_strndup(&b->arena, p, n);
+	ev->raw_len = (uint32_t)n;
 	if (b->n >= in->batch_events || b->arena.used_total >= BATCH_ARENA_LIMIT)
 		return ingest_flush_batch(in);
 	return true;

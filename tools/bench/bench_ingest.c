@@ -5,7 +5,10 @@
  * a sync barrier: the clock stops when every producer's barrier is answered,
  * i.e. when every event is on the map. Also reported: events per CPU-second
  * of the compositor side alone (ingest + core threads), the "on one core"
- * figure. */
+ * figure. Each case runs twice in the same run: memory only (--no-journal)
+ * and durable (the journal in a fresh state dir, every event fdatasync'd
+ * before the final sync is answered), side by side. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include "gos_core.h"
 #include "gos_ingest.h"
 #include "gos_map.h"
+#include "gos_state.h"
 #include "gos_time.h"
 
 /* Builds `count` token_activation lines of about `bytes` bytes each. */
@@ -88,6 +92,8 @@ static int producer(const char *path, const char *lines, size_t len, int ready_f
 struct rig {
 	struct gos_queue *queue;
 	struct gos_map *map;
+	struct gos_state *state;
+	struct gos_journal *journal;
 	struct gos_core *core;
 	struct gos_ingest *ingest;
 };
@@ -108,8 +114,10 @@ static double cpu_self(void)
 
 /* rate: events/s of wall time; per_cpu: events per CPU-second spent by the
  * compositor side (ingest + core threads; producers are other processes). */
-static int run_case(uint32_t bytes, uint32_t producers, uint64_t per_producer, double *rate,
-                    double *per_cpu)
+/* state_dir NULL: memory only; else the journal in that (empty) dir, and
+ * *disk the bytes it wrote. */
+static int run_case(uint32_t bytes, uint32_t producers, uint64_t per_producer,
+                    const char *state_dir, double *rate, double *per_cpu, uint64_t *disk)
 {
 	char path[128];
 	snprintf(path, sizeof(path), "/tmp/gos-bench-%d.sock", (int)getpid());
@@ -138,11 +146,19 @@ static int run_case(uint32_t bytes, uint32_t producers, uint64_t per_producer, d
 	}
 	close(ready[0]);
 	struct rig r = {0};
-	r.queue = gos_queue_create(64);
-	r.map = gos_map_create(&(struct gos_map_opts){0});
-	r.core = gos_core_create(&(struct gos_core_opts){
-		.queue = r.queue, .map = r.map, .on_sync = on_sync, .ctx = &r});
 	char err[512];
+	struct gos_state_opts so = {.no_journal = state_dir == NULL};
+	if (state_dir)
+		snprintf(so.dir, sizeof(so.dir), "%s", state_dir);
+	r.state = gos_state_open(&so, &(struct gos_map_opts){0}, &r.map, err, sizeof(err));
+	r.queue = gos_queue_create(64);
+	if (!r.state || !gos_state_start(r.state, r.map, r.queue, on_sync, &r, &r.journal,
+	                                 err, sizeof(err))) {
+		fprintf(stderr, "gos-bench: %s\n", err);
+		return 1;
+	}
+	r.core = gos_core_create(&(struct gos_core_opts){
+		.queue = r.queue, .map = r.map, .on_sync = on_sync, .journal = r.journal, .ctx = &r});
 	r.ingest = gos_ingest_create(&(struct gos_ingest_opts){
 		.socket_path = path, .queue = r.queue}, err, sizeof(err));
 	if (!r.ingest) {
@@ -163,8 +179,15 @@ static int run_case(uint32_t bytes, uint32_t producers, uint64_t per_producer, d
 	close(go[1]);
 	struct gos_map_stats ms;
 	gos_map_stats(r.map, &ms);
-	gos_ingest_destroy(r.ingest);
+	*disk = 0;
+	if (r.journal) {
+		struct gos_journal_stats js;
+		gos_journal_stats(r.journal, &js);
+		*disk = js.bytes;
+	}
 	gos_core_destroy(r.core);
+	gos_state_close(r.state);
+	gos_ingest_destroy(r.ingest);
 	gos_map_destroy(r.map);
 	gos_queue_destroy(r.queue);
 	if (failed || ms.live_tokens != (uint64_t)producers * per_producer) {
@@ -185,10 +208,12 @@ int gos_bench_ingest(int argc, char **argv)
 		{"events", required_argument, NULL, 'n'},
 		{"bytes", required_argument, NULL, 'b'},
 		{"producers", required_argument, NULL, 'p'},
+		{"state-dir", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	uint32_t only_bytes = 0, only_prods = 0;  /* 0: every case */
+	const char *base = "/var/tmp";
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -209,12 +234,17 @@ int gos_bench_ingest(int argc, char **argv)
 				return 2;
 			}
 			*(c == 'b' ? &only_bytes : &only_prods) = (uint32_t)v;
+		} else if (c == 's') {
+			base = optarg;
 		} else if (c == 'h') {
 			printf("usage: gos-bench ingest [--events N] [--bytes 120|400] [--producers 1|4]\n"
+			       "                        [--state-dir DIR]\n"
 			       "events/s through the Unix socket into the map state, for 120- and\n"
 			       "400-byte token_activation events from 1 and 4 producer processes\n"
 			       "(default: every case, 2000000 events each; --bytes/--producers\n"
-			       "run only the matching cases, e.g. for a profiler).\n");
+			       "run only the matching cases, e.g. for a profiler). Each case runs\n"
+			       "memory only and with the journal (a fresh dir under DIR, default\n"
+			       "/var/tmp: put it on the disk to measure) side by side.\n");
 			return 0;
 		} else {
 			return 2;
@@ -223,19 +253,34 @@ int gos_bench_ingest(int argc, char **argv)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	printf("gos-bench ingest: %llu events per case, %ld CPUs; ingest thread parses, core thread applies\n",
 	       (unsigned long long)total, cpus);
-	printf("%-12s %-10s %14s %12s %20s\n", "event bytes", "producers", "events/s", "MB/s",
-	       "events/CPU-second");
+	printf("%-12s %-10s %14s %14s %8s %12s %18s %18s\n", "event bytes", "producers",
+	       "memory ev/s", "journal ev/s", "ratio", "disk B/ev", "memory ev/CPU-s",
+	       "journal ev/CPU-s");
 	static const uint32_t sizes[] = {120, 400};
 	static const uint32_t prods[] = {1, 4};
 	for (size_t i = 0; i < 2; i++) {
 		for (size_t j = 0; j < 2; j++) {
 			if ((only_bytes && sizes[i] != only_bytes) || (only_prods && prods[j] != only_prods))
 				continue;
-			double rate, per_cpu;
-			if (run_case(sizes[i], prods[j], total / prods[j], &rate, &per_cpu))
+			char dir[4096];
+			snprintf(dir, sizeof(dir), "%s/gos-bench-journal-XXXXXX", base);
+			if (!mkdtemp(dir)) {
+				fprintf(stderr, "gos-bench ingest: cannot create a dir in %s: %s\n", base,
+				        strerror(errno));
 				return 1;
-			printf("%-12u %-10u %14.0f %12.1f %20.0f\n", sizes[i], prods[j], rate,
-			       rate * sizes[i] / 1e6, per_cpu);
+			}
+			double rate, per_cpu, jrate, jper_cpu;
+			uint64_t disk = 0, unused;
+			if (run_case(sizes[i], prods[j], total / prods[j], NULL, &rate, &per_cpu, &unused) ||
+			    run_case(sizes[i], prods[j], total / prods[j], dir, &jrate, &jper_cpu, &disk))
+				return 1;
+			char cmd[4200];
+			snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+			if (system(cmd) != 0)
+				fprintf(stderr, "gos-bench ingest: could not remove %s\n", dir);
+			printf("%-12u %-10u %14.0f %14.0f %7.0f%% %12.1f %18.0f %18.0f\n", sizes[i], prods[j],
+			       rate, jrate, 100.0 * jrate / rate, (double)disk / (double)(total / prods[j] * prods[j]),
+			       per_cpu, jper_cpu);
 			fflush(stdout);
 		}
 	}
