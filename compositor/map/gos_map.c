@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "gos_map.h"
+#include "gos_map_internal.h"
 #include "gos_time.h"
 #include "gos_utf8.h"
 
@@ -34,54 +34,6 @@
 #define APPLY_CHUNK        256
 #define HUGE_PAGE          (2u << 20)
 
-/* A token's strings in one allocation: id, NUL, text, NUL, then the alts
- * (8-aligned, see blob_alts) and their strings. cls: its slab class, 0 when
- * malloc'd. Kept small: its bytes are most of a token's memory. */
-struct blob {
-	uint32_t id_len, text_len, n_alts;
-	uint16_t cls;
-	char buf[];
-};
-
-static inline size_t blob_alts_off(size_t id_len, size_t text_len)
-{
-	size_t end = offsetof(struct blob, buf) + id_len + 1 + text_len + 1;
-	return (end + 7) & ~(size_t)7;
-}
-
-static inline struct gos_alt *blob_alts(const struct blob *b)
-{
-	return (struct gos_alt *)((char *)b + blob_alts_off(b->id_len, b->text_len));
-}
-
-static inline const char *blob_id(const struct blob *b)
-{
-	return b->buf;
-}
-
-static inline const char *blob_text(const struct blob *b)
-{
-	return b->buf + b->id_len + 1;
-}
-
-/* Small blobs come from size classes of 16-byte steps carved out of big
- * lazily-faulted chunks, with one free list per class: no malloc call and
- * no heap-growth page faults per token. */
-#define SLAB_STEP    16u
-#define SLAB_CLASSES 32u                 /* blobs up to 512 bytes */
-#define SLAB_CHUNK   (64u << 20)
-
-struct slab_chunk {
-	struct slab_chunk *next;
-	size_t size;
-};
-
-struct slab {
-	char *cur, *end;
-	void *free[SLAB_CLASSES + 1];    /* by class; [0] unused */
-	struct slab_chunk *chunks;
-};
-
 enum log_kind { LOG_TOKEN = 1, LOG_STREAM, LOG_REMOVED };
 
 struct log_entry {
@@ -89,66 +41,6 @@ struct log_entry {
 	uint32_t idx;          /* slot or stream index */
 	uint32_t kind;
 	char *removed_id;      /* LOG_REMOVED: the evicted token's id */
-};
-
-struct stream_rec {
-	char *name;
-	uint32_t hash;
-	char *state;
-	int64_t tokens_processed, total_tokens;
-	double elapsed_ms;
-	uint64_t n_tokens;
-	int64_t newest_slot;
-	uint64_t seq;
-	float cursor_x, cursor_y;   /* flow layout, relative to the column */
-};
-
-/* Open addressing with linear probing: string -> index. The strings live
- * elsewhere; key_of() fetches the one an index stands for. An entry holds
- * index + 1 (0: empty, so fresh zeroed pages need no initialization) and
- * the string's hash side by side: one cache line per probe. */
-struct ix_entry {
-	uint32_t v1;
-	uint32_t hash;
-};
-
-struct str_index {
-	struct ix_entry *e;
-	size_t mapped;   /* bytes mmap'd, 0: calloc'd */
-	uint32_t mask;   /* size - 1, size a power of two */
-	uint32_t count;
-};
-
-struct gos_map {
-	pthread_mutex_t lock;
-	uint64_t max_tokens;
-	enum gos_layout_kind layout;
-
-	/* tokens, slot-indexed */
-	uint32_t cap, used;         /* used: slots ever handed out (<= cap) */
-	uint32_t evict_cursor;      /* next slot to evict once used == max */
-	uint64_t live;
-	float *x, *y, *w, *conf, *logprob;
-	double *ts, *arrived;
-	uint64_t *seq;
-	uint32_t *stream;
-	struct blob **blob;
-	void *tok_region;           /* the arrays above reserved at once, or NULL */
-	size_t tok_region_size;
-	struct str_index tok_index;
-	struct slab slab;
-
-	struct stream_rec *streams;
-	uint32_t n_streams, cap_streams;
-	uint32_t last_stream;       /* stream_get's guess; may be out of range */
-	struct str_index stream_index;
-
-	struct log_entry *log;
-	size_t log_mapped;          /* bytes mmap'd, 0: calloc'd */
-	uint32_t log_cap;
-	uint64_t cur_seq;
-
-	struct gos_map_stats stats;
 };
 
 uint32_t gos_hash32(const char *s, size_t len)
@@ -800,6 +692,59 @@ void gos_map_advance_seq(struct gos_map *m, uint64_t seq)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* ---- restore (map_image.c) ---- */
+
+void gos_map_restore_slots(struct gos_map *m, uint32_t used)
+{
+	while (m->cap < used)
+		grow_tokens(m);
+	m->used = used;
+}
+
+bool gos_map_restore_token(struct gos_map *m, uint32_t slot, const char *id, size_t id_len,
+                           const char *text, size_t text_len,
+                           uint32_t n_alts, const struct gos_alt *alts)
+{
+	/* blob_make gives the id its NUL, which index_find's strcmp needs */
+	struct blob *b = blob_make(m, id, id_len, text, text_len, n_alts, alts);
+	uint32_t h = gos_hash32(blob_id(b), id_len);
+	if (index_find(m, &m->tok_index, token_key, blob_id(b), h) != EMPTY) {
+		blob_free(m, b);
+		return false;
+	}
+	blob_free(m, m->blob[slot]);
+	m->blob[slot] = b;
+	index_insert(&m->tok_index, slot, h);
+	return true;
+}
+
+bool gos_map_restore_stream(struct gos_map *m, const char *name, size_t name_len,
+                            const char *state, size_t state_len)
+{
+	char *n = xcalloc(1, name_len + 1), *s = xcalloc(1, state_len + 1);
+	memcpy(n, name, name_len);
+	memcpy(s, state, state_len);
+	uint32_t h = gos_hash32(n, name_len);
+	if (index_find(m, &m->stream_index, stream_key, n, h) != EMPTY) {
+		free(n);
+		free(s);
+		return false;
+	}
+	if (m->n_streams == m->cap_streams) {
+		m->cap_streams = m->cap_streams ? m->cap_streams * 2 : 16;
+		m->streams = xrealloc(m->streams, m->cap_streams * sizeof(*m->streams));
+	}
+	uint32_t i = m->n_streams++;
+	m->streams[i] = (struct stream_rec){
+		.name = n, .hash = h, .state = s,
+		.tokens_processed = -1, .total_tokens = -1, .elapsed_ms = NAN,
+		.newest_slot = -1,
+	};
+	index_insert(&m->stream_index, i, h);
+	m->stats.streams = m->n_streams;
+	return true;
+}
+
 /* ---- readers ---- */
 
 static struct gos_token *view_push_token(struct gos_map_view *v)
@@ -865,7 +810,7 @@ bool gos_map_read_since(struct gos_map *m, uint64_t since, size_t max,
 {
 	view_reset(v);
 	pthread_mutex_lock(&m->lock);
-	if (since > m->cur_seq || m->cur_seq - since > m->log_cap) {
+	if (since > m->cur_seq || since < m->log_floor || m->cur_seq - since > m->log_cap) {
 		v->seq = m->cur_seq;
 		v->live_tokens = m->live;
 		pthread_mutex_unlock(&m->lock);
@@ -936,6 +881,14 @@ void gos_map_stats(struct gos_map *m, struct gos_map_stats *out)
 	out->seq = m->cur_seq;
 	out->live_tokens = m->live;
 	pthread_mutex_unlock(&m->lock);
+}
+
+uint64_t gos_map_seq(struct gos_map *m)
+{
+	pthread_mutex_lock(&m->lock);
+	uint64_t s = m->cur_seq;
+	pthread_mutex_unlock(&m->lock);
+	return s;
 }
 
 void gos_map_view_finish(struct gos_map_view *v)

@@ -126,6 +126,9 @@ void gos_map_read_all(struct gos_map *map, uint32_t start_slot, size_t max,
 /* Any thread. Counters, cheap (one lock). */
 void gos_map_stats(struct gos_map *map, struct gos_map_stats *out);
 
+/* Any thread. The map's seq now (as gos_map_stats().seq). */
+uint64_t gos_map_seq(struct gos_map *map);
+
 void gos_map_view_finish(struct gos_map_view *view);  /* accepts NULL */
 
 /* Layout math, exposed for tests and the renderer. */
