@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "gos_arena.h"
 #include "gos_event.h"
@@ -130,6 +131,39 @@ void gos_map_stats(struct gos_map *map, struct gos_map_stats *out);
 uint64_t gos_map_seq(struct gos_map *map);
 
 void gos_map_view_finish(struct gos_map_view *view);  /* accepts NULL */
+
+/* ---- checkpoint images (map_image.c; the format is described there) ---- */
+
+/* Any thread (the journal's). Takes the map lock, fork()s, and releases the lock in the parent: the child's copy of
+ * the map is frozen at one seq, between two apply chunks. Returns the
+ * child's pid to the parent (which must waitpid it), 0 in the child, -1
+ * (errno set) when fork fails. The child may only call
+ * gos_map_image_write() and then _exit(): the other threads' locks (malloc's
+ * included) may be held forever in it. */
+pid_t gos_map_fork(struct gos_map *map);
+
+/* Writes an image of the whole map to fd with write(2) alone: no malloc, no
+ * stdio, no lock, so it is safe in gos_map_fork's child. Its one buffer is
+ * static: one call at a time per process, on a map no thread is changing
+ * (the forked child's copy, or one no other thread uses). The image is
+ * deterministic: equal map states give equal bytes (arrival times are not
+ * in it). false: a write failed (errno set); the file is then incomplete.
+ * Syncing and naming the file is the caller's business. */
+bool gos_map_image_write(struct gos_map *map, int fd);
+
+/* Any thread; may allocate. Builds a new map from the image read from fd,
+ * to its end. The map continues exactly as the imaged one would have: same
+ * slots, layout cursors, eviction order, seq and stats. Its change log starts
+ * empty: read_since with an older `since` returns false (take read_all).
+ * Tokens' `arrived` is the load time. opts (NULL: all zero): max_tokens 0
+ * takes the image's (eviction continues oldest-first only with the image's
+ * value or, when the image never evicted, any value); smaller than the
+ * image's token count is refused; log_capacity as in gos_map_create; layout
+ * is ignored (the image's). Returns NULL on an unreadable, corrupt or
+ * truncated image or a refused max_tokens, with one sentence in err (errlen
+ * bytes, may be 0). */
+struct gos_map *gos_map_image_read(int fd, const struct gos_map_opts *opts, char *err,
+                                   size_t errlen);
 
 /* Layout math, exposed for tests and the renderer. */
 void gos_hilbert_d2xy(uint32_t order, uint64_t d, uint32_t *x, uint32_t *y);
