@@ -281,8 +281,8 @@ static void test_round_trip(enum gos_layout_kind layout)
 	unsigned char *img = image_of(a, &n);
 	char err[256] = "";
 	/* the restore takes the image's layout, whatever opts say */
-	struct gos_map_opts ro = {.max_tokens = 500, .log_capacity = 1u << 16,
-	                          .layout = layout == GOS_LAYOUT_FLOW ? GOS_LAYOUT_HILBERT : GOS_LAYOUT_FLOW};
+	enum gos_layout_kind other = layout == GOS_LAYOUT_FLOW ? GOS_LAYOUT_HILBERT : GOS_LAYOUT_FLOW;
+	struct gos_map_opts ro = {.max_tokens = 500, .log_capacity = 1u << 16, .layout = other};
 	struct gos_map *b = read_bytes(img, n, &ro, err, sizeof(err));
 	CHECK(b, "%s: read back the image: %s", name, err);
 	if (!b) {
