@@ -5,6 +5,12 @@ gos_add_test(test_map SAN TSAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_map.c
   LIBS gos_map
   LABELS unit)
+# The map's checkpoint images (compositor/map/map_image.c): round trips,
+# gos_map_fork, damaged and cut files, and size/speed for 1M tokens.
+gos_add_test(test_map_image SAN
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_map_image.c
+  LIBS gos_map
+  LABELS unit)
 # The ingest's framing state machine alone (net/ingest/gos_frame.c).
 gos_add_test(test_frame SAN
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_frame.c

@@ -1,8 +1,9 @@
-# libFuzzer targets for the ingest (tests/fuzz/): the line parser, its fast
-# path held to the cJSON path (fuzz_ingest), and the framing state machine
-# held to a reference model over random splits and caps (fuzz_frame). Built
-# with clang where it can link -fsanitize=fuzzer (tests/cmake/fuzz_probe.cmake);
-# each runs for 15 s from the committed seeds, new inputs going to the build tree.
+# libFuzzer targets (tests/fuzz/): the ingest's line parser, its fast path
+# held to the cJSON path (fuzz_ingest), the framing state machine held to a
+# reference model over random splits and caps (fuzz_frame), and the map's
+# checkpoint reader (fuzz_map_image). Built with clang where it can link
+# -fsanitize=fuzzer (tests/cmake/fuzz_probe.cmake); each runs for 15 s from
+# the committed seeds, new inputs going to the build tree.
 include(${CMAKE_SOURCE_DIR}/tests/cmake/fuzz_probe.cmake)
 if(GOS_FUZZ_OK)
   set(proto ${CMAKE_SOURCE_DIR}/net/protocol)
@@ -56,6 +57,24 @@ if(GOS_FUZZ_OK)
            -max_len=65536 -print_final_stats=1
            ${CMAKE_BINARY_DIR}/fuzz/journal_corpus ${fz}/journal_corpus)
   set_tests_properties(fuzz_journal PROPERTIES TIMEOUT 90 LABELS "fuzz")
+
+  # The map's checkpoint reader (compositor/map/map_image.c): seeds are images
+  # test_map_image writes (GOS_MAP_IMAGE_SEEDS=tests/fuzz/map_image_corpus).
+  set(map ${CMAKE_SOURCE_DIR}/compositor/map)
+  set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_map_image)
+  set(srcs ${fz}/fuzz_map_image.c ${map}/gos_map.c ${map}/map_image.c
+           ${base}/gos_crc32c.c ${base}/gos_arena.c ${base}/gos_utf8.c)
+  add_custom_command(OUTPUT ${bin}
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${map} ${incs} ${srcs} -lm -lpthread -o ${bin}
+    DEPENDS ${srcs} ${map}/gos_map.h ${map}/gos_map_internal.h
+            ${CMAKE_SOURCE_DIR}/tests/support/map_image_fix.h
+    COMMENT "Building the libFuzzer target fuzz_map_image with clang")
+  add_custom_target(fuzz_map_image ALL DEPENDS ${bin})
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/map_image_corpus)
+  add_test(NAME fuzz_map_image COMMAND ${bin} -max_total_time=15 -timeout=10 -rss_limit_mb=2048
+           -max_len=16384 -print_final_stats=1 -dict=${fz}/map_image.dict
+           ${CMAKE_BINARY_DIR}/fuzz/map_image_corpus ${fz}/map_image_corpus)
+  set_tests_properties(fuzz_map_image PROPERTIES TIMEOUT 90 LABELS "fuzz")
 else()
   message(STATUS "gos: clang with libFuzzer not found: the fuzz targets are not built")
 endif()

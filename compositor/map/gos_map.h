@@ -134,9 +134,11 @@ void gos_map_view_finish(struct gos_map_view *view);  /* accepts NULL */
 
 /* ---- checkpoint images (map_image.c; the format is described there) ---- */
 
-/* Any thread (the journal's). Takes the map lock, fork()s, and releases the lock in the parent: the child's copy of
- * the map is frozen at one seq (*seq, when not NULL, in both processes),
- * between two apply chunks. Returns the
+/* Any thread (the journal's). Takes the map lock, fork()s, and releases the
+ * lock in the parent: the child's copy of the map is frozen at one seq,
+ * between two apply chunks (*seq, when not NULL, is that seq, in both
+ * processes). The lock is held for the fork() call itself
+ * (the kernel copying page tables: a few ms for 1M tokens). Returns the
  * child's pid to the parent (which must waitpid it), 0 in the child, -1
  * (errno set) when fork fails. The child may only call
  * gos_map_image_write() and then _exit(): the other threads' locks (malloc's

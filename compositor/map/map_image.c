@@ -377,6 +377,12 @@ static bool rd_block(struct rd *r, enum block_type type, size_t *len)
 		            (unsigned long long)plen);
 	/* Memory grows with the bytes that arrive, not with what the frame claims. */
 	size_t want = (size_t)plen;
+	if (!r->buf) {
+		r->buf = malloc(4096);
+		if (!r->buf)
+			return fail(r, "out of memory reading checkpoint block %u (%s)", no, name);
+		r->cap = 4096;
+	}
 	got = 0;
 	while (got < want) {
 		if (got == r->cap) {
@@ -475,7 +481,9 @@ static bool rd_header(struct rd *r, struct header *h, uint64_t applied[GOS_EV_CO
 	if (h->used > h->max_tokens)
 		return fail(r, "checkpoint header: %u slots used of max_tokens %llu", h->used,
 		            (unsigned long long)h->max_tokens);
-	if (h->evict_cursor && (h->used != h->max_tokens || h->evict_cursor >= h->used))
+	/* the cursor moves once used reaches max_tokens; an image read into a
+	 * bigger max_tokens keeps it while its new slots fill */
+	if (h->evict_cursor && h->evict_cursor >= h->used)
 		return fail(r, "checkpoint header: eviction cursor %u with %u of %llu slots used",
 		            h->evict_cursor, h->used, (unsigned long long)h->max_tokens);
 	if (h->live > h->used)
