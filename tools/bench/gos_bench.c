@@ -16,6 +16,7 @@ static const struct bench_cmd cmds[] = {
 	{"compute", gos_bench_compute, "tokens/s of the GPU token pipeline (upload, project, cull) and its CPU reference"},
 	{"bridge", gos_bench_bridge, "SSE parser MB/s; tokens/s gos-bridge carries from a fake OpenAI server to the compositor"},
 	{"fanout", gos_bench_fanout, "browser viewers (1, 100, 1000) fed 10k events/s, against a Node ws peer"},
+	{"restore", gos_bench_restore, "restart time of a 1M- and 10M-token session (journal + checkpoint), bytes per token"},
 };
 
 static void usage(FILE *f)

@@ -7,5 +7,6 @@ int gos_bench_render(int argc, char **argv);
 int gos_bench_compute(int argc, char **argv);
 int gos_bench_bridge(int argc, char **argv);
 int gos_bench_fanout(int argc, char **argv);
+int gos_bench_restore(int argc, char **argv);
 
 #endif
