@@ -237,5 +237,26 @@ check({t["id"] for t in snap2["tokens"]} == {t["id"] for t in snap1["tokens"]},
       "the same map after one more restart")
 c.stop()
 
+# ---- --open with a bad line changes nothing; --fresh keeps the session; --sessions lists it
+n_before = len(snap2["tokens"])
+bad = os.path.join(tmp, "bad.ndjson")
+with open(bad, "w") as f:
+    f.write(json.dumps(token(7, 0, 97)) + "\n" + '{"type":"token_activation","token_id":"x"}\n')
+r = subprocess.run([COMPOSITOR, "--no-render", "--no-listen", "--state-dir", state, "--open", bad,
+                    "--socket", os.path.join(tmp, "open.sock")], capture_output=True, text=True, timeout=20)
+check(r.returncode == 1 and "line 2" in r.stderr, f"--open of a bad file: exit 1 naming line 2: {r.stderr!r}")
+c = start(state)
+check(len(snapshot(c.port)["tokens"]) == n_before, "a refused --open left the session as it was")
+c.stop()
+c = start(state, "--fresh")
+check(len(snapshot(c.port)["tokens"]) == 0, "--fresh starts with an empty map")
+c.stop()
+kept = os.listdir(os.path.join(state, "sessions"))
+check(len(kept) == 1, f"--fresh kept the last session in sessions/ ({kept})")
+r = subprocess.run([COMPOSITOR, "--sessions", "--state-dir", state], capture_output=True, text=True,
+                   timeout=60)
+check(r.returncode == 0 and kept[0] in r.stdout and "current" in r.stdout and "events" in r.stdout,
+      f"--sessions lists the kept session and the current one: {r.stdout!r}")
+
 shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(report("journal_crash"))
