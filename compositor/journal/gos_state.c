@@ -192,7 +192,7 @@ static void print_one(const char *label, const char *dir, FILE *out)
 		strftime(t0, sizeof(t0), "%Y-%m-%d %H:%M:%S", localtime_r(&a, &tm));
 		strftime(t1, sizeof(t1), "%H:%M:%S", localtime_r(&b, &tm));
 	}
-	fprintf(out, "%-22s  %s - %-8s  %10" PRIu64 " events  %8.1f MiB  %s\n", label, t0, t1,
+	fprintf(out, "%-22s  %-19s - %-8s  %10" PRIu64 " events  %8.1f MiB  %s\n", label, t0, t1,
 	        s.events, (double)bytes / (1 << 20), dir);
 	gos_journal_files_finish(&f);
 }
@@ -222,7 +222,7 @@ void gos_state_print_sessions(const char *dir, FILE *out)
 			names[k] = names[k - 1];
 			names[k - 1] = t;
 		}
-	fprintf(out, "%-22s  %-30s  %17s  %12s  %s\n", "session", "from - to", "", "size", "where");
+	fprintf(out, "%-22s  %-30s  %17s  %12s  %s\n", "session", "from - to", "events", "size", "where");
 	for (size_t i = 0; i < n; i++) {
 		char p[4500];
 		snprintf(p, sizeof(p), "%s/%s", sdir, names[i]);
