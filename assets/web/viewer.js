@@ -216,6 +216,7 @@
       case 'hello':
         backoff = 500;
         setConn('waiting');
+        timelineReset();   // a new connection: the bar waits for this server's timeline
         clearInterval(pingTimer);
         pingTimer = setInterval(() => send({ type: 'ping', t: performance.now() }), 2000);
         send({ type: 'ping', t: performance.now() });
@@ -227,6 +228,7 @@
         seq = m.seq || 0;
         if (autoFit && (!follow || !newest)) fitPending = true;
         setConn('live');
+        timelineSnapshot(m);
         sendViewport();
         dirty = true;
         break;
@@ -234,6 +236,8 @@
         if (typeof m.since === 'number' && m.since !== seq) gaps++;
         for (const t of m.tokens || []) { const n = upsert(t); if (n) newest = n; }
         seq = m.seq || seq;
+        deltasByMode[mode]++;
+        if (mode !== 'live') { viewTime = null; tlDirty = true; }   // playing: the time follows seq
         dirty = true;
         break;
       case 'neural_state':
@@ -242,6 +246,17 @@
         break;
       case 'resync':
         setConn('resync');   // a snapshot follows
+        break;
+      case 'timeline':
+        setTimeline(m);
+        break;
+      case 'paused':
+        mode = 'paused';
+        viewTime = typeof m.seq === 'number' && tl ? timeAtSeq(m.seq) : null;
+        tlDirty = true;
+        break;
+      case 'error':
+        serverError(m);
         break;
       case 'pong':
         if (typeof m.t === 'number') rtt = performance.now() - m.t;
@@ -260,6 +275,247 @@
     lastViewport = now;
     const w = canvas.clientWidth / cam.zoom, h = canvas.clientHeight / cam.zoom;
     send({ type: 'viewport', x: cam.x - w / 2, y: cam.y - h / 2, w, h, zoom: cam.zoom });
+  }
+
+  // ---- timeline: time travel through the journal (docs/protocol.md,
+  // "Time travel"). The server sends `timeline` only when it keeps a
+  // journal; until then the bar stays hidden. `mode` is what the server
+  // last said this viewer is looking at: 'live' (deltas as they happen),
+  // 'seek' (a still snapshot of the past, no deltas), 'play' (a replay,
+  // deltas paced by the recorded times) or 'paused'.
+  const SEEK_MIN_MS = 100;        // at most ~10 seeks a second (the server allows 20 messages)
+  const SEEK_LOST_MS = 3000;      // a seek unanswered this long no longer blocks the next
+  const STEP = 0.01;              // Left/Right: 1% of the session
+  let tl = null;                  // {first_seq,last_seq,first_time,last_time,ts,ss}
+  let mode = 'live', viewTime = null, speed = 1, tlDirty = true;
+  let seekBusy = null, seekWant = null, seekTimer = null, seekLost = null;
+  let lastSeekAt = -1e9, seeksSent = 0, busyRetries = 0;
+  let scrub = null;               // {id, time} while a pointer drags the track
+  let message = null, msgTimer = null;
+  const snapshotsByMode = { live: 0, seek: 0, play: 0 }, deltasByMode = { live: 0, seek: 0, play: 0, paused: 0 };
+
+  // Linear interpolation in a non-decreasing table xs -> ys, clamped.
+  function interp(xs, ys, x) {
+    const n = xs.length;
+    if (!n) return 0;
+    if (x <= xs[0]) return ys[0];
+    if (x >= xs[n - 1]) return ys[n - 1];
+    let lo = 0, hi = n - 1;
+    while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (xs[mid] <= x) lo = mid; else hi = mid; }
+    const dx = xs[hi] - xs[lo];
+    return dx > 0 ? ys[lo] + (ys[hi] - ys[lo]) * (x - xs[lo]) / dx : ys[lo];
+  }
+  function seqAtTime(t) { return tl ? Math.round(interp(tl.ts, tl.ss, t)) : 0; }
+  function timeAtSeq(s) { return tl ? interp(tl.ss, tl.ts, s) : 0; }
+  function clampTime(t) { return Math.min(tl.last_time, Math.max(tl.first_time, t)); }
+
+  function setTimeline(m) {
+    const num = v => typeof v === 'number' && Number.isFinite(v);
+    if (!num(m.first_seq) || !num(m.last_seq) || !num(m.first_time) || !num(m.last_time)) return;
+    // The table runs first..last; samples that would go backwards are dropped.
+    const ts = [m.first_time], ss = [m.first_seq];
+    for (const p of Array.isArray(m.points) ? m.points : []) {
+      if (!Array.isArray(p) || !num(p[0]) || !num(p[1])) continue;
+      if (p[0] < ts[ts.length - 1] || p[1] < ss[ss.length - 1]) continue;
+      if (p[0] > m.last_time || p[1] > m.last_seq) continue;
+      ts.push(p[0]); ss.push(p[1]);
+    }
+    ts.push(Math.max(m.last_time, ts[ts.length - 1]));
+    ss.push(Math.max(m.last_seq, ss[ss.length - 1]));
+    const first = !tl;
+    tl = { first_seq: m.first_seq, last_seq: m.last_seq, first_time: m.first_time,
+      last_time: ts[ts.length - 1], ts, ss };
+    if (first) {
+      el('timeline').hidden = false;
+      el('help-tl').hidden = false;
+      document.body.classList.add('has-timeline');
+      resize();
+    }
+    tlDirty = true;
+  }
+
+  function timelineReset() {
+    tl = null;
+    mode = 'live'; viewTime = null; scrub = null;
+    seekWant = null; seekBusy = null; busyRetries = 0;
+    clearTimeout(seekTimer); clearTimeout(seekLost); seekTimer = seekLost = null;
+    el('timeline').hidden = true;
+    el('help-tl').hidden = true;
+    el('tl-tip').hidden = true;
+    if (document.body.classList.contains('has-timeline')) {
+      document.body.classList.remove('has-timeline');
+      resize();
+    }
+    tlDirty = true;
+  }
+
+  function timelineSnapshot(m) {
+    mode = m.mode === 'seek' || m.mode === 'play' ? m.mode : 'live';   // absent: live
+    viewTime = mode !== 'live' && typeof m.time === 'number' ? m.time : null;
+    snapshotsByMode[mode]++;
+    busyRetries = 0;
+    tlDirty = true;
+    seekDone();
+  }
+
+  // The time on screen: the position asked for (dragged, or a seek on its
+  // way) until the server answers, then the one it answered.
+  function viewedTime() {
+    if (!tl) return null;
+    if (mode === 'live') return tl.last_time;
+    return viewTime !== null ? viewTime : timeAtSeq(seq);
+  }
+  function targetTime() {
+    if (scrub) return scrub.time;
+    if (seekWant !== null) return seekWant;
+    if (seekBusy) return seekBusy.time;
+    return viewedTime();
+  }
+
+  // Seeks are throttled: at most one in flight and one per SEEK_MIN_MS; a
+  // newer position replaces one not sent yet (the latest wins).
+  function seekTo(t) {
+    if (!tl) return;
+    seekWant = clampTime(t);
+    tlDirty = true;
+    pumpSeek();
+  }
+  function pumpSeek() {
+    if (seekWant === null || seekBusy || !ws || ws.readyState !== 1) return;
+    const now = performance.now(), wait = lastSeekAt + SEEK_MIN_MS - now;
+    if (wait > 0) {
+      if (!seekTimer) seekTimer = setTimeout(() => { seekTimer = null; pumpSeek(); }, wait);
+      return;
+    }
+    seekBusy = { time: seekWant };
+    seekWant = null;
+    lastSeekAt = now;
+    seeksSent++;
+    send({ type: 'seek', time: seekBusy.time });
+    clearTimeout(seekLost);
+    seekLost = setTimeout(() => { seekLost = null; seekBusy = null; pumpSeek(); }, SEEK_LOST_MS);
+  }
+  function seekDone() {
+    seekBusy = null;
+    clearTimeout(seekLost); seekLost = null;
+    pumpSeek();
+  }
+
+  function cancelSeeks() {
+    seekWant = null;
+    clearTimeout(seekTimer); seekTimer = null;
+  }
+  function goLive() {
+    if (!tl) return;
+    cancelSeeks();
+    scrub = null;
+    send({ type: 'live' });
+    tlDirty = true;
+  }
+  function play() {
+    if (!tl) return;
+    cancelSeeks();
+    // From live, or from the very end, a replay starts at the beginning.
+    const s = mode === 'live' || seq >= tl.last_seq ? tl.first_seq : seq;
+    send({ type: 'play', seq: s, speed });
+    tlDirty = true;
+  }
+  function togglePlay() {
+    if (!tl) return;
+    if (mode === 'play') send({ type: 'pause' });
+    else play();
+  }
+  function setSpeed(x) {
+    if (!(x >= 0.5 && x <= 16)) return;
+    speed = x;
+    el('tl-speed').value = String(x);
+    if (mode === 'play') send({ type: 'play', seq, speed });
+    tlDirty = true;
+  }
+  function step(dir) {
+    if (!tl) return;
+    const t = targetTime() + dir * STEP * (tl.last_time - tl.first_time);
+    if (dir > 0 && t >= tl.last_time) goLive();
+    else seekTo(t);
+  }
+
+  function showMessage(text, isError) {
+    message = text;
+    const m = el('msg');
+    m.textContent = text;
+    m.className = isError ? 'row error' : 'row';
+    m.hidden = false;
+    clearTimeout(msgTimer);
+    msgTimer = setTimeout(() => { m.hidden = true; message = null; }, 10000);
+  }
+  function serverError(m) {
+    const why = typeof m.message === 'string' && m.message ? m.message : '';
+    let text;
+    if (m.code === 'seek_range')
+      text = `cannot go there: the journal holds seq ${m.first} to ${m.last}` + (why ? ` (${why})` : '');
+    else if (m.code === 'no_journal')
+      text = 'time travel is off: this server keeps no journal (--no-journal)';
+    else if (m.code === 'busy') {
+      // The server's seek queue was full: ask again for where we want to be.
+      if (seekBusy && seekWant === null && busyRetries < 3) { busyRetries++; seekWant = seekBusy.time; }
+      else text = 'the server is busy with other seeks; try again' + (why ? ` (${why})` : '');
+    } else if (m.code === 'bad_request')
+      text = 'the server refused the request' + (why ? `: ${why}` : '');
+    else
+      text = 'server error' + (m.code ? ` ${m.code}` : '') + (why ? `: ${why}` : '');
+    if (text) showMessage(text, true);
+    seekDone();
+  }
+
+  const pad2 = n => String(n).padStart(2, '0');
+  function fmtTime(t) {
+    const d = new Date(t * 1000);
+    return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}.${Math.floor(d.getMilliseconds() / 100)}`;
+  }
+  function fmtSpan(s) {
+    s = Math.max(0, s);
+    const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, sec = s - Math.floor(s / 60) * 60;
+    return (h ? `${h}:${pad2(m)}` : `${m}`) + ':' + (sec < 10 ? '0' : '') + sec.toFixed(1);
+  }
+  function trackTimeAt(clientX) {
+    const r = el('tl-track').getBoundingClientRect();
+    const f = r.width > 0 ? Math.min(1, Math.max(0, (clientX - r.left) / r.width)) : 1;
+    return tl.first_time + f * (tl.last_time - tl.first_time);
+  }
+  function trackFraction(t) {
+    const span = tl.last_time - tl.first_time;
+    return span > 0 ? Math.min(1, Math.max(0, (t - tl.first_time) / span)) : 1;
+  }
+
+  function renderTimeline() {
+    tlDirty = false;
+    if (!tl) return;
+    const live = mode === 'live' && !scrub && seekWant === null && !seekBusy;
+    const t = live ? tl.last_time : targetTime();
+    const pct = (trackFraction(t) * 100).toFixed(3) + '%';
+    el('tl-marker').style.left = pct;
+    el('tl-fill').style.width = pct;
+    el('timeline').classList.toggle('live', live);
+    el('tl-live').classList.toggle('on', live);
+    el('tl-play').textContent = mode === 'play' ? 'pause' : 'play';
+    let label = 'LIVE';
+    if (!live) {
+      label = `${fmtTime(t)} · +${fmtSpan(t - tl.first_time)}`;
+      if (mode === 'play') label = `▶ ${speed}× ` + label;
+      else if (mode === 'paused') label = '❚❚ ' + label;
+    }
+    el('tl-time').textContent = label;
+    el('tl-track').setAttribute('aria-valuetext', label);
+  }
+
+  function trackTip(clientX) {
+    const tip = el('tl-tip');
+    if (!tl) { tip.hidden = true; return; }
+    const t = scrub ? scrub.time : trackTimeAt(clientX);
+    tip.textContent = `${fmtTime(t)} · +${fmtSpan(t - tl.first_time)} · seq ${seqAtTime(t)}`;
+    tip.hidden = false;
+    const w = tip.getBoundingClientRect().width;
+    tip.style.left = Math.max(0, Math.min(window.innerWidth - w, clientX - w / 2)) + 'px';
   }
 
   // ---- drawing
@@ -458,7 +714,11 @@
   function hud() {
     const dot = el('conn-dot');
     let text = connState, cls = 'connecting';
-    if (connState === 'live') { text = 'live'; cls = 'live'; }
+    if (connState === 'live') {
+      cls = 'live';
+      text = mode === 'seek' ? 'connected · viewing the past' : mode === 'play' ? `connected · replaying at ${speed}×`
+        : mode === 'paused' ? 'connected · replay paused' : 'live';
+    }
     else if (connState === 'waiting') text = 'connected, waiting for snapshot';
     else if (connState === 'resync') text = 'resyncing (fell behind)';
     else if (connState === 'down') {
@@ -468,6 +728,7 @@
     dot.className = 'dot ' + cls;
     el('conn').textContent = text;
     document.body.dataset.conn = connState;
+    document.body.dataset.mode = mode;
     el('tokens').textContent = tokens.size.toLocaleString('en');
     el('seq').textContent = String(seq);
     const age = newest && newest.ts ? Date.now() - newest.ts * 1000 : null;
@@ -630,14 +891,50 @@
     else if (e.key === '0') { setFollow(false); fit(); }
     else if (e.key === '+' || e.key === '=') zoomAt(canvas.clientWidth / 2, canvas.clientHeight / 2, 1.25);
     else if (e.key === '-') zoomAt(canvas.clientWidth / 2, canvas.clientHeight / 2, 0.8);
+    else if (!tl || e.ctrlKey || e.metaKey || e.altKey) return;
+    else if (e.key === ' ') { e.preventDefault(); togglePlay(); }
+    else if (e.key === 'ArrowLeft') { e.preventDefault(); step(-1); }
+    else if (e.key === 'ArrowRight') { e.preventDefault(); step(1); }
+    else if (e.key === 'l' || e.key === 'L') goLive();
   });
   el('follow').addEventListener('change', e => setFollow(e.target.checked));
   el('palette').addEventListener('change', e => setPalette(e.target.value));
   el('fit').addEventListener('click', () => { setFollow(false); fit(); });
   window.addEventListener('resize', resize);
 
+  // The timeline's controls. Buttons give focus back so that Space stays
+  // play/pause instead of pressing the last button clicked.
+  const track = el('tl-track');
+  track.addEventListener('pointerdown', e => {
+    if (!tl || e.button > 0) return;
+    track.setPointerCapture(e.pointerId);
+    scrub = { id: e.pointerId, time: trackTimeAt(e.clientX) };
+    seekTo(scrub.time);
+    trackTip(e.clientX);
+  });
+  track.addEventListener('pointermove', e => {
+    if (!tl) return;
+    if (scrub && scrub.id === e.pointerId) { scrub.time = trackTimeAt(e.clientX); seekTo(scrub.time); }
+    trackTip(e.clientX);
+  });
+  function scrubEnd(e) {
+    if (!scrub || scrub.id !== e.pointerId) return;
+    seekTo(trackTimeAt(e.clientX));
+    scrub = null;
+    tlDirty = true;
+  }
+  track.addEventListener('pointerup', scrubEnd);
+  track.addEventListener('pointercancel', scrubEnd);
+  track.addEventListener('pointerleave', () => { if (!scrub) el('tl-tip').hidden = true; });
+  track.addEventListener('lostpointercapture', () => { if (scrub) { scrub = null; tlDirty = true; } el('tl-tip').hidden = true; });
+  el('tl-play').addEventListener('click', e => { e.currentTarget.blur(); togglePlay(); });
+  el('tl-live').addEventListener('click', e => { e.currentTarget.blur(); goLive(); });
+  el('tl-speed').addEventListener('change', e => { setSpeed(Number(e.target.value)); e.target.blur(); });
+  // The same authentication as /ws: the page's ?token= goes along.
+  el('tl-save').href = 'recording' + (token ? '?token=' + encodeURIComponent(token) : '');
+
   // ---- frame loop: redraw only when something changed
-  let tipDirty = false, lastHud = 0, frames = 0, fps = 0, fpsAt = performance.now();
+  let tipDirty = false, lastHud = 0, lastTl = 0, frames = 0, fps = 0, fpsAt = performance.now();
   function frame(now) {
     if (fitPending && canvas.clientWidth) { fitPending = false; if (!follow || !newest) fit(); }
     if (follow && newest && tokens.get(newest.id) === newest) {
@@ -660,13 +957,18 @@
     if (tipDirty || dirty) { tipDirty = false; updateTip(); }
     if (now - fpsAt > 1000) { fps = frames * 1000 / (now - fpsAt); frames = 0; fpsAt = now; }
     if (hudDirty || now - lastHud > 500) { hud(); lastHud = now; }
+    if (tlDirty || (tl && now - lastTl > 250)) { renderTimeline(); lastTl = now; }
     requestAnimationFrame(frame);
   }
 
   // For tests and the curious: a read-only window on the viewer's state.
   window.gos = Object.freeze({
     state: () => ({ conn: connState, tokens: tokens.size, seq, gaps, streams: streams.size,
-      drawn, frames: framesDrawn, drawMs, collectMs, snapshotMs, fps, zoom: cam.zoom, follow, palette: paletteName }),
+      drawn, frames: framesDrawn, drawMs, collectMs, snapshotMs, fps, zoom: cam.zoom, follow, palette: paletteName,
+      mode, time: tl ? targetTime() : null, speed, seeksSent, seekInFlight: !!seekBusy, message,
+      snapshotsByMode: Object.assign({}, snapshotsByMode), deltasByMode: Object.assign({}, deltasByMode),
+      timeline: tl ? { first_seq: tl.first_seq, last_seq: tl.last_seq, first_time: tl.first_time,
+        last_time: tl.last_time, points: tl.ts.length } : null }),
     token: id => { const t = tokens.get(id); return t ? Object.assign({}, t) : null; },
     worldToScreen: (x, y) => worldToScreen(x, y),
     color: (c, name) => color(PALETTES[name || paletteName], c),

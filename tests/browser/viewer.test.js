@@ -4,7 +4,11 @@
 // console errors, tokens fed into the Unix socket appear on screen in the
 // palette's colors (pixels read back from screenshots), hovering a token
 // shows its text, and after the compositor restarts the page reconnects by
-// itself and shows the new map.
+// itself and shows the new map. Without a journal the timeline bar stays
+// hidden; with one (a second compositor with --state-dir), the timeline:
+// scrubbing to between two bursts shows the first burst only, live shows
+// all again, the arrow keys and L step and return, and a replay at 16x
+// ends in live (see timelineTest).
 //
 // usage: node viewer.test.js GOS_COMPOSITOR   (run by ctest)
 'use strict';
@@ -36,9 +40,11 @@ function check(cond, what) {
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gos-browser-'));
 const sock = path.join(tmp, 'gos.sock');
 
-function startCompositor(port) {
+// stateDir: journal there (--state-dir); without it --no-journal.
+function startCompositor(port, stateDir, socket = sock) {
   return new Promise((resolve, reject) => {
-    const p = spawn(COMPOSITOR, ['--headless', '--no-journal', '--socket', sock, '--log-interval', '0',
+    const journal = stateDir ? ['--state-dir', stateDir] : ['--no-journal'];
+    const p = spawn(COMPOSITOR, ['--headless', ...journal, '--socket', socket, '--log-interval', '0',
       '--listen', `127.0.0.1:${port}`, '--tick-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     const timer = setTimeout(() => reject(new Error('compositor did not start: ' + err)), 15000);
@@ -61,9 +67,9 @@ function stopCompositor(c) {
 }
 
 // Sends JSON lines and a sync barrier; resolves with the sync reply.
-function feed(lines) {
+function feed(lines, socket = sock) {
   return new Promise((resolve, reject) => {
-    const s = net.createConnection(sock);
+    const s = net.createConnection(socket);
     let buf = '';
     s.on('error', reject);
     s.on('data', d => {
@@ -142,6 +148,152 @@ async function tokenColor(page, id) {
   return [0, 1, 2].map(i => px.map(p => p[i]).sort((a, b) => a - b)[1]);
 }
 
+// Time travel (issue 11, docs/journal.md "Time travel") against a second
+// compositor that keeps a journal. A server that sends a `timeline` gets
+// the whole test; one that sends none (time travel not built in) must
+// leave the bar hidden, unless docs/protocol.md documents `timeline`: then
+// its absence fails.
+async function timelineTest(ctx) {
+  const stateDir = path.join(tmp, 'state');
+  const socket = path.join(tmp, 'journal.sock');
+  const c = await startCompositor(0, stateDir, socket);
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('console', m => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', e => errors.push('pageerror: ' + e.message));
+  const st = () => page.evaluate(() => window.gos.state());
+  try {
+    await page.goto(`http://127.0.0.1:${c.port}/`);
+    await waitFor(page, () => window.gos && window.gos.state().conn === 'live', null,
+      'timeline: the page connects to a compositor with a journal');
+
+    // Two bursts apart in time: the gap is part of the data (the scrubber
+    // goes into it), not a wait for something.
+    const N1 = 4, N2 = 6, GAP_MS = 1500;
+    const tok = i => ({ type: 'token_activation', token_id: `b${i}`, token_text: `w${i}`, timestamp: i,
+      position: [i * 60, 0], confidence: (i % 5) / 4 });
+    const burst1 = [...Array(N1).keys()].map(tok), burst2 = [...Array(N2).keys()].map(i => tok(N1 + i));
+    const r1 = await feed(burst1, socket);
+    check(r1.tokens === N1, `timeline: first burst applied (${JSON.stringify(r1)})`);
+    const end1 = Date.now() / 1000;
+    await new Promise(r => setTimeout(r, GAP_MS));
+    const start2 = Date.now() / 1000;
+    const r2 = await feed(burst2, socket);
+    check(r2.tokens === N1 + N2, `timeline: second burst applied (${JSON.stringify(r2)})`);
+    await waitFor(page, n => window.gos.state().tokens === n, N1 + N2, 'timeline: the live page holds both bursts');
+    const all = await st();
+
+    const documented = fs.readFileSync(path.join(__dirname, '../../docs/protocol.md'), 'utf8')
+      .includes('"type":"timeline"');
+    const got = await page.waitForFunction(s => {
+      const t = window.gos.state().timeline;
+      return t && t.last_seq >= s;
+    }, all.seq, { timeout: 5000, polling: 50 }).then(() => true, () => false);
+    if (!got) {
+      const s = await st();
+      check(!documented, `timeline: docs/protocol.md documents "timeline" but within 5 s the server sent none ` +
+        `reaching seq ${all.seq}: ${JSON.stringify(s.timeline)}`);
+      const hidden = await page.evaluate(() => document.getElementById('timeline').hidden);
+      check(hidden && s.timeline === null, 'timeline: no timeline from the server, so the bar stays hidden');
+      console.log('ws_browser: this compositor sends no timeline (time travel not built in): ' +
+        'checked that the bar stays hidden, skipped the rest of the timeline test');
+      return;
+    }
+    check(await page.evaluate(() => !document.getElementById('timeline').hidden), 'timeline: the bar is shown');
+    check(await page.textContent('#tl-time') === 'LIVE', 'timeline: it says LIVE');
+    check(await page.evaluate(() => document.getElementById('tl-live').classList.contains('on')),
+      'timeline: the live button is highlighted');
+
+    // Drag the marker from the live end into the gap between the bursts.
+    const tl = (await st()).timeline;
+    const box = await page.locator('#tl-track').boundingBox();
+    const frac = ((end1 + start2) / 2 - tl.first_time) / (tl.last_time - tl.first_time);
+    check(frac > 0 && frac < 1, `timeline: the gap lies inside the session (${frac}, ${JSON.stringify(tl)})`);
+    const y = box.y + box.height / 2;
+    await page.mouse.move(box.x + box.width - 1, y);
+    await page.mouse.down();
+    await page.mouse.move(box.x + frac * box.width, y, { steps: 12 });
+    const tip = await page.evaluate(() => {
+      const t = document.getElementById('tl-tip');
+      return t.hidden ? null : t.textContent;
+    });
+    check(tip !== null && /\d\d:\d\d:\d\d\.\d/.test(tip) && /seq \d+/.test(tip),
+      `timeline: while scrubbing the tooltip shows time and seq: ${JSON.stringify(tip)}`);
+    await page.mouse.up();
+    await waitFor(page, n => {
+      const s = window.gos.state();
+      return s.mode === 'seek' && !s.seekInFlight && s.tokens === n;
+    }, N1, `timeline: scrubbed into the gap, the viewer holds the first burst's ${N1} tokens`);
+    const seek = await st();
+    check(seek.seeksSent >= 1 && seek.seeksSent < 14,
+      `timeline: the drag's seeks were coalesced (${seek.seeksSent} seeks for 14 pointer events)`);
+    check(await page.evaluate(() => window.gos.token('b0') !== null && window.gos.token('b4') === null),
+      'timeline: the first burst is there, the second is not');
+    const label = await page.textContent('#tl-time');
+    check(label !== 'LIVE' && /\d\d:\d\d:\d\d\.\d/.test(label), `timeline: it shows the time viewed: ${label}`);
+    check(/viewing the past/.test(await page.textContent('#conn')), 'timeline: the HUD says it is not live');
+
+    await page.click('#tl-live');
+    await waitFor(page, n => {
+      const s = window.gos.state();
+      return s.mode === 'live' && s.tokens === n;
+    }, N1 + N2, 'timeline: live brings back every token');
+    await waitFor(page, () => document.getElementById('tl-time').textContent === 'LIVE' &&
+      document.getElementById('tl-live').classList.contains('on'), null, 'timeline: LIVE again, button highlighted');
+
+    // Keys: Left steps back into the past, L returns.
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('ArrowLeft');
+    await waitFor(page, () => window.gos.state().mode === 'seek', null, 'timeline: Left seeks back 1%');
+    await page.keyboard.press('l');
+    await waitFor(page, n => window.gos.state().mode === 'live' && window.gos.state().tokens === n, N1 + N2,
+      'timeline: L goes live');
+
+    // Space plays (from the start, when live) and pauses; 0.5x stretches
+    // the gap to 3 s, plenty to pause in.
+    await page.selectOption('#tl-speed', '0.5');
+    await page.keyboard.press(' ');
+    await waitFor(page, () => window.gos.state().mode === 'play', null, 'timeline: Space plays');
+    await page.keyboard.press(' ');
+    await waitFor(page, () => window.gos.state().mode === 'paused', null, 'timeline: Space pauses');
+    await waitFor(page, () => /^❚❚ /.test(document.getElementById('tl-time').textContent), null,
+      'timeline: the label says paused');
+    await page.keyboard.press('L');
+    await waitFor(page, n => window.gos.state().mode === 'live' && window.gos.state().tokens === n, N1 + N2,
+      'timeline: live after the pause');
+
+    // A replay at 16x runs through the second burst as deltas and ends live.
+    await page.selectOption('#tl-speed', '16');
+    const before = await st();
+    await page.click('#tl-play');
+    await waitFor(page, ([b, n]) => {
+      const s = window.gos.state();
+      return s.snapshotsByMode.play > b.snapshotsByMode.play && s.deltasByMode.play > b.deltasByMode.play &&
+        s.snapshotsByMode.live > b.snapshotsByMode.live && s.mode === 'live' && s.tokens === n;
+    }, [before, N1 + N2], 'timeline: play at 16x replays by deltas and ends live with every token');
+
+    // save: a plain link to /recording with the download attribute.
+    const save = await page.evaluate(() => {
+      const a = document.getElementById('tl-save');
+      return { href: a.href, download: a.hasAttribute('download') };
+    });
+    check(save.download && new URL(save.href).pathname === '/recording', `timeline: save links /recording: ${JSON.stringify(save)}`);
+    const res = await fetch(save.href);
+    if (res.status === 404) {
+      console.log('ws_browser: this compositor has no /recording yet: the save link was not followed');
+    } else {
+      const lines = (await res.text()).split('\n').filter(l => l.includes('"token_activation"'));
+      check(res.status === 200 && lines.length === N1 + N2 && lines.every(l => l.includes('"_t":')),
+        `timeline: /recording holds the ${N1 + N2} events with their times (${res.status}, ${lines.length} lines)`);
+    }
+    check(errors.length === 0, `timeline: no console errors: ${JSON.stringify(errors)}`);
+  } finally {
+    await page.close().catch(() => {});
+    const rc = await stopCompositor(c).catch(e => e);
+    check(rc === 0, `timeline: the compositor with a journal stops cleanly (${rc})`);
+  }
+}
+
 async function main() {
   let c = await startCompositor(0);
   const port = c.port;
@@ -204,6 +356,12 @@ async function main() {
       `the HUD shows state, token count and neural_state: ${JSON.stringify(hud)}`);
     await page.mouse.move(5, 590);
     await waitFor(page, () => document.getElementById('tip').hidden, null, 'the tooltip goes away off the tokens');
+    // --no-journal: the server never sends a timeline (it would have come
+    // right after the snapshot, long before these tokens), so no bar.
+    const bar = await page.evaluate(() => ({ hidden: document.getElementById('timeline').hidden,
+      timeline: window.gos.state().timeline, mode: window.gos.state().mode }));
+    check(bar.hidden && bar.timeline === null && bar.mode === 'live',
+      `without a journal the timeline bar stays hidden: ${JSON.stringify(bar)}`);
 
     check(errors.length === 0, `no console errors while loading and running: ${JSON.stringify(errors)}`);
 
@@ -224,6 +382,8 @@ async function main() {
     check(gone === null, 'tokens of the old map are gone after the fresh snapshot');
     const other = errors.filter(e => !/WebSocket connection to .* failed/.test(e));
     check(other.length === 0, `only failed reconnect attempts were logged: ${JSON.stringify(other)}`);
+
+    await timelineTest(ctx);
   } finally {
     await ctx.close().catch(() => {});
     await stopCompositor(c).catch(() => {});
