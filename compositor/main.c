@@ -717,7 +717,9 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
 	a.web = gos_web_create(&a.opt.web, &(struct gos_web_sources){
-		.map = a.map, .ingest = a.ingest, .core = a.core, .journal = a.journal},
+		.map = a.map, .ingest = a.ingest, .core = a.core, .journal = a.journal,
+		.state_dir = gos_state_dir(a.state),
+		.map_opts = {.max_tokens = a.opt.max_tokens, .layout = a.opt.layout}},
 		err, sizeof(err));
 	if (!a.web) {
 		fprintf(stderr, "gos-compositor: %s\n", err);

@@ -70,3 +70,10 @@ add_test(NAME hostile
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/hostile.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
 set_tests_properties(hostile PROPERTIES TIMEOUT 180 LABELS "integration;ws;hostile")
+
+# Time travel (issue 11): seek, live, play, pause, timeline, GET /recording
+# and --open of it, against a real compositor with a journal (and without).
+add_test(NAME journal_seek
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/journal_seek.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(journal_seek PROPERTIES TIMEOUT 240 LABELS "integration;ws;journal"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")

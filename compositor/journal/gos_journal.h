@@ -111,6 +111,63 @@ struct gos_map *gos_journal_restore(const char *dir, const struct gos_map_opts *
                                     struct gos_journal_restore_info *info,
                                     char *err, size_t errlen);
 
+/* ---- replay and reading (time travel: the seek worker, GET /recording) ---- */
+
+/* Applies EVENT records to a map the way restore does (gos_protocol_parse,
+ * gos_map_apply_seq in batches, gos_map_advance_seq over the gaps that
+ * leases leave), skipping records at or below `base` (already in the map)
+ * and stopping before the first record above `limit`. One thread at a time
+ * (the map's writer). */
+struct gos_jreplay;
+struct gos_jreplay *gos_jreplay_create(struct gos_map *map, uint64_t base, uint64_t limit);
+/* Accepts NULL. Flushes first. */
+void gos_jreplay_destroy(struct gos_jreplay *r);
+/* A gos_jrec_fn: false once a record is above the limit (not applied) or
+ * does not parse (gos_jreplay_error). */
+bool gos_jreplay_feed(void *r, const struct gos_jrec *rec);
+/* Applies what is batched. */
+void gos_jreplay_flush(struct gos_jreplay *r);
+/* seq_last and t of the last record fed at or below the limit (applied or
+ * skipped as below base); 0 and NAN when none. */
+uint64_t gos_jreplay_last_seq(const struct gos_jreplay *r);
+double gos_jreplay_last_t(const struct gos_jreplay *r);
+/* Moves the limit (play: the next tick's). */
+void gos_jreplay_set_limit(struct gos_jreplay *r, uint64_t limit);
+/* NULL, or why a record did not parse. */
+const char *gos_jreplay_error(const struct gos_jreplay *r);
+/* Events applied so far. */
+uint64_t gos_jreplay_events(const struct gos_jreplay *r);
+
+/* Where a record starts: its segment (by name) and byte offset. */
+struct gos_jpos {
+	uint64_t seg;
+	uint64_t off;
+};
+
+/* Reads a state dir's records in order across its segments through a
+ * window (at most a few MiB in memory, never whole files), from any
+ * record's position; sees segments and records written after it was
+ * created. One thread at a time. */
+struct gos_jreader;
+struct gos_jreader *gos_jreader_create(const char *dir);
+void gos_jreader_destroy(struct gos_jreader *r);  /* accepts NULL */
+/* Goes to pos (the start of a record), or with NULL to the first record of
+ * the oldest segment. */
+void gos_jreader_at(struct gos_jreader *r, const struct gos_jpos *pos);
+/* The next record (its payload valid until the next call) and where it
+ * starts; false at the end of what is written so far (a record still
+ * being written counts as not there), or on a corrupt record or a segment
+ * that vanished (gos_jreader_error). Reads at most max_read bytes of file
+ * per call (0: no bound; a false then may only mean "call again"). */
+bool gos_jreader_next(struct gos_jreader *r, struct gos_jrec *rec, struct gos_jpos *pos,
+                      size_t max_read);
+/* Steps back over the record the last gos_jreader_next returned. */
+void gos_jreader_unread(struct gos_jreader *r);
+/* NULL, or what stopped the reader for good. */
+const char *gos_jreader_error(const struct gos_jreader *r);
+/* True when the last false of gos_jreader_next came from max_read. */
+bool gos_jreader_wants_more(const struct gos_jreader *r);
+
 /* ---- the writer ---- */
 
 /* Zero means default for every field. */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,14 @@
 
 #define REPLAY_BATCH 1024
 
-struct replay {
+/* ---- replay: records into a map, shared by restore and the seek worker ---- */
+
+struct gos_jreplay {
 	struct gos_map *map;
-	uint64_t base;            /* the checkpoint's seq: records up to it are in the map */
-	uint64_t lease, last_seq;
+	uint64_t base;            /* records up to it are in the map */
+	uint64_t limit;           /* records above it are not applied */
+	uint64_t last_seq;        /* seq_last of the last record applied or skipped */
+	double last_t;
 	uint64_t events;
 	struct gos_event ev[REPLAY_BATCH];
 	uint64_t want[REPLAY_BATCH], got[REPLAY_BATCH];
@@ -29,12 +34,22 @@ struct replay {
 	bool bad;                 /* a record with a good checksum that does not parse */
 	size_t bad_off;
 	char why[200];
-	double next_progress, start;
-	uint64_t bytes_total, bytes_before;   /* progress */
-	size_t seg_off;
 };
 
-static void flush(struct replay *r)
+struct gos_jreplay *gos_jreplay_create(struct gos_map *map, uint64_t base, uint64_t limit)
+{
+	struct gos_jreplay *r = calloc(1, sizeof(*r));
+	if (!r)
+		abort();
+	r->map = map;
+	r->base = base;
+	r->limit = limit;
+	r->last_seq = base;
+	r->last_t = NAN;
+	return r;
+}
+
+void gos_jreplay_flush(struct gos_jreplay *r)
 {
 	if (!r->n)
 		return;
@@ -42,7 +57,7 @@ static void flush(struct replay *r)
 	for (size_t i = 0; i < r->n && !r->diverged; i++) {
 		if (r->got[i] != r->want[i]) {
 			r->diverged = true;
-			fprintf(stderr, "gos: restore: the map reached seq %" PRIu64 " where the journal "
+			fprintf(stderr, "gos: replay: the map reached seq %" PRIu64 " where the journal "
 			        "says %" PRIu64 "; going on with the journal's numbering\n",
 			        r->got[i], r->want[i]);
 		}
@@ -54,30 +69,29 @@ static void flush(struct replay *r)
 	gos_arena_reset(&r->arena);
 }
 
-static void progress(struct replay *r)
+void gos_jreplay_destroy(struct gos_jreplay *r)
 {
-	double now = gos_now_s();
-	if (now < r->next_progress)
+	if (!r)
 		return;
-	r->next_progress = now + 1.0;
-	double done = r->bytes_total ? (double)(r->bytes_before + r->seg_off) / (double)r->bytes_total : 1;
-	fprintf(stderr, "gos: restoring: %" PRIu64 " events replayed (%.0f%% of the journal, %.1f s)\n",
-	        r->events, 100.0 * done, now - r->start);
+	gos_jreplay_flush(r);
+	gos_arena_finish(&r->arena);
+	free(r);
 }
 
-static bool on_rec(void *ctx, const struct gos_jrec *rec)
+bool gos_jreplay_feed(void *ctx, const struct gos_jrec *rec)
 {
-	struct replay *r = ctx;
-	if (rec->type == GOS_JREC_LEASE) {
-		if (rec->seq_last > r->lease)
-			r->lease = rec->seq_last;
+	struct gos_jreplay *r = ctx;
+	if (rec->type != GOS_JREC_EVENT)
+		return true;
+	if (rec->seq_last > r->limit)
+		return false;
+	if (rec->seq_last <= r->base) {
+		r->last_t = rec->t;
 		return true;
 	}
-	if (rec->seq_last <= r->base)
-		return true;
 	if (rec->seq_first != r->last_seq + 1) {
 		/* a gap: seqs leased but never journaled before a restart */
-		flush(r);
+		gos_jreplay_flush(r);
 		gos_map_advance_seq(r->map, rec->seq_first - 1);
 	}
 	struct gos_parse_error perr;
@@ -90,8 +104,69 @@ static bool on_rec(void *ctx, const struct gos_jrec *rec)
 	}
 	r->want[r->n++] = rec->seq_last;
 	r->last_seq = rec->seq_last;
-	if (r->n == REPLAY_BATCH) {
-		flush(r);
+	r->last_t = rec->t;
+	if (r->n == REPLAY_BATCH)
+		gos_jreplay_flush(r);
+	return true;
+}
+
+uint64_t gos_jreplay_last_seq(const struct gos_jreplay *r)
+{
+	return r->last_seq;
+}
+
+double gos_jreplay_last_t(const struct gos_jreplay *r)
+{
+	return r->last_t;
+}
+
+void gos_jreplay_set_limit(struct gos_jreplay *r, uint64_t limit)
+{
+	r->limit = limit;
+}
+
+const char *gos_jreplay_error(const struct gos_jreplay *r)
+{
+	return r->bad ? r->why : NULL;
+}
+
+uint64_t gos_jreplay_events(const struct gos_jreplay *r)
+{
+	return r->events + r->n;
+}
+
+/* ---- restore ---- */
+
+struct replay {
+	struct gos_jreplay *rp;
+	uint64_t lease;
+	double next_progress, start;
+	uint64_t bytes_total, bytes_before;   /* progress */
+	size_t seg_off;
+};
+
+static void progress(struct replay *r)
+{
+	double now = gos_now_s();
+	if (now < r->next_progress)
+		return;
+	r->next_progress = now + 1.0;
+	double done = r->bytes_total ? (double)(r->bytes_before + r->seg_off) / (double)r->bytes_total : 1;
+	fprintf(stderr, "gos: restoring: %" PRIu64 " events replayed (%.0f%% of the journal, %.1f s)\n",
+	        gos_jreplay_events(r->rp), 100.0 * done, now - r->start);
+}
+
+static bool on_rec(void *ctx, const struct gos_jrec *rec)
+{
+	struct replay *r = ctx;
+	if (rec->type == GOS_JREC_LEASE) {
+		if (rec->seq_last > r->lease)
+			r->lease = rec->seq_last;
+		return true;
+	}
+	if (!gos_jreplay_feed(r->rp, rec))
+		return false;
+	if ((gos_jreplay_events(r->rp) & (REPLAY_BATCH - 1)) == 0) {
 		r->seg_off = rec->offset;
 		progress(r);
 	}
@@ -175,16 +250,17 @@ struct gos_map *gos_journal_restore(const char *dir, const struct gos_map_opts *
 		abort();
 	r->start = gos_now_s();
 	r->next_progress = r->start + 1.0;
-	r->map = load_checkpoint(&f, mo, &r->base);
-	if (!r->map)
-		r->map = gos_map_create(mo);
-	r->last_seq = r->base;
+	uint64_t base;
+	struct gos_map *map = load_checkpoint(&f, mo, &base);
+	if (!map)
+		map = gos_map_create(mo);
+	r->rp = gos_jreplay_create(map, base, UINT64_MAX);
 	for (size_t i = 0; i < f.n_seg; i++)
 		r->bytes_total += f.seg[i].bytes;
 
 	for (size_t i = 0; i < f.n_seg; i++) {
 		bool last = i + 1 == f.n_seg;
-		bool below = !last && f.seg[i + 1].seq <= r->base + 1;
+		bool below = !last && f.seg[i + 1].seq <= base + 1;
 		size_t len = 0;
 		char rerr[256];
 		void *buf = gos_journal_read_file(f.seg[i].path, &len, rerr, sizeof(rerr));
@@ -196,7 +272,7 @@ struct gos_map *gos_journal_restore(const char *dir, const struct gos_map_opts *
 		struct gos_jscan sc;
 		r->seg_off = 0;
 		gos_journal_scan(buf, len, below ? only_leases : on_rec, r, &sc);
-		flush(r);
+		gos_jreplay_flush(r->rp);
 		r->bytes_before += f.seg[i].bytes;
 		if (sc.end == GOS_JSCAN_TORN && last) {
 			info->torn_bytes = len - sc.good;
@@ -205,32 +281,35 @@ struct gos_map *gos_journal_restore(const char *dir, const struct gos_map_opts *
 			fprintf(stderr, "gos: restore: the journal's last record was torn (%s): "
 			        "dropped %zu bytes at the end of %s\n", sc.why, len - sc.good, f.seg[i].path);
 		} else if (sc.end != GOS_JSCAN_CLEAN) {
+			const char *bad = gos_jreplay_error(r->rp);
 			info->corrupt = true;
 			fprintf(stderr, "gos: restore: %s in %s (%s); the map keeps the %" PRIu64
 			        " events before it, and the rest of the journal is set aside\n",
-			        r->bad ? "an unreadable event" : "a corrupt record", f.seg[i].path,
-			        r->bad ? r->why : sc.why, r->events);
+			        bad ? "an unreadable event" : "a corrupt record", f.seg[i].path,
+			        bad ? bad : sc.why, gos_jreplay_events(r->rp));
 			for (size_t k = i; k < f.n_seg; k++)
 				set_aside(dir, f.seg[k].path);
-			keep_prefix(f.seg[i].path, buf, r->bad ? r->bad_off : sc.good);
+			keep_prefix(f.seg[i].path, buf, bad ? r->rp->bad_off : sc.good);
 			free(buf);
 			break;
 		}
 		free(buf);
 	}
-	uint64_t seq = r->last_seq > r->lease ? r->last_seq : r->lease;
+	gos_jreplay_flush(r->rp);
+	uint64_t last = gos_jreplay_last_seq(r->rp);
+	uint64_t seq = last > r->lease ? last : r->lease;
 	struct gos_map_stats st;
-	gos_map_stats(r->map, &st);
+	gos_map_stats(map, &st);
 	if (st.seq > seq)
 		seq = st.seq;
-	gos_map_advance_seq(r->map, seq);
-	info->checkpoint_seq = r->base;
-	info->events = r->events;
+	gos_map_advance_seq(map, seq);
+	info->checkpoint_seq = base;
+	info->events = gos_jreplay_events(r->rp);
 	info->seq = seq;
 	info->seconds = gos_now_s() - r->start;
-	struct gos_map *m = r->map;
-	gos_arena_finish(&r->arena);
+	gos_jreplay_destroy(r->rp);
 	free(r);
+	struct gos_map *m = map;
 	gos_journal_files_finish(&f);
 	return m;
 }

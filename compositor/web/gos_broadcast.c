@@ -44,6 +44,14 @@ struct gos_broadcast {
 	size_t set_cap;
 	struct gos_buf text;
 
+	/* A private broadcaster (gos_broadcast_create_private) emits here. */
+	gos_broadcast_emit_fn emit;
+	void *emit_ctx;
+	const char *mode;              /* snapshots' "mode" */
+	bool has_time;
+	double time;
+	uint64_t label;                /* private: the seq the viewer holds */
+
 	struct gos_hist tick_hist;
 	_Atomic uint64_t ticks, deltas, delta_tokens, snapshots, snapshot_tokens,
 		fallbacks, seq;
@@ -121,7 +129,9 @@ static void put_stream(struct gos_viewer_writer *w, const struct gos_stream *s)
 static void publish_text(struct gos_broadcast *b, bool snapshot, bool all)
 {
 	struct gos_ws_msg *m = gos_ws_msg_create(b->text.data, b->text.len);
-	if (snapshot)
+	if (b->emit)
+		b->emit(b->emit_ctx, m, snapshot);
+	else if (snapshot)
 		gos_ws_publish_snapshot(b->ws, m, all);
 	else
 		gos_ws_publish(b->ws, m);
@@ -234,7 +244,7 @@ static void publish_snapshot(struct gos_broadcast *b, bool all)
 	struct gos_viewer_writer w;
 	set_build(b);
 	gos_buf_clear(t);
-	gos_viewer_snapshot_begin(&w, t, d->seq);
+	gos_viewer_snapshot_begin_mode(&w, t, d->seq, b->mode, b->has_time, b->time);
 	for (size_t p = 0; p < b->n_pages; p++) {
 		const struct gos_map_view *v = &b->pages[p];
 		for (size_t i = 0; i < v->n_tokens; i++)
@@ -363,6 +373,7 @@ struct gos_broadcast *gos_broadcast_create(struct gos_map *map,
 		b->opts.max_per_tick = 65536;
 	if (!b->opts.page)
 		b->opts.page = 16384;
+	b->mode = "live";
 	gos_hist_init(&b->tick_hist, tick_bounds, sizeof(tick_bounds) / sizeof(tick_bounds[0]));
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_condattr_t ca;
@@ -415,6 +426,45 @@ void gos_broadcast_destroy(struct gos_broadcast *b)
 	free(b->set);
 	gos_buf_finish(&b->text);
 	free(b);
+}
+
+struct gos_broadcast *gos_broadcast_create_private(struct gos_map *map,
+                                                   gos_broadcast_emit_fn emit, void *ctx)
+{
+	struct gos_broadcast *b = gos_broadcast_create(map, &(struct gos_broadcast_opts){.page = 0});
+	b->emit = emit;
+	b->emit_ctx = ctx;
+	return b;
+}
+
+void gos_broadcast_private_snapshot(struct gos_broadcast *b, uint64_t seq, const char *mode,
+                                    bool has_time, double time)
+{
+	pages_read(b);
+	/* Nobody else changes the map: the pages are exact, the delta empty. */
+	b->last_seq = b->pages[0].seq;
+	b->delta.n_tokens = b->delta.n_streams = 0;
+	b->delta.seq = seq;
+	b->mode = mode;
+	b->has_time = has_time;
+	b->time = time;
+	publish_snapshot(b, false);
+	pages_free(b);
+	b->label = seq;
+}
+
+bool gos_broadcast_private_delta(struct gos_broadcast *b, uint64_t *seq)
+{
+	if (!gos_map_read_since(b->map, b->last_seq, 0, &b->delta))
+		return false;
+	learn_streams(b, &b->delta);
+	if (b->delta.seq != b->last_seq && b->delta.seq > b->label) {
+		publish_delta(b, b->label);
+		b->label = b->delta.seq;
+	}
+	b->last_seq = b->delta.seq;
+	*seq = b->label;
+	return true;
 }
 
 void gos_broadcast_stats(struct gos_broadcast *b, struct gos_broadcast_stats *out)

@@ -51,6 +51,29 @@ void gos_broadcast_stop(struct gos_broadcast *b);
 /* Stops (gos_broadcast_stop) and frees. Accepts NULL. */
 void gos_broadcast_destroy(struct gos_broadcast *b);
 
+/* ---- private maps (the seek worker's) ---- */
+
+/* Receives each serialized message of a private broadcaster (the reference
+ * is the receiver's); snapshot: it is a snapshot. */
+typedef void (*gos_broadcast_emit_fn)(void *ctx, struct gos_ws_msg *msg, bool snapshot);
+
+/* A broadcaster without a thread for a map that no other thread changes
+ * (the seek worker's private copy): the same serializer, so the same bytes
+ * as the live snapshots and deltas, handed to emit instead of the server.
+ * Destroy with gos_broadcast_destroy. Thread: the map's owner only. */
+struct gos_broadcast *gos_broadcast_create_private(struct gos_map *map,
+                                                   gos_broadcast_emit_fn emit, void *ctx);
+/* The map's owner: a snapshot of the whole map labelled `seq` (the map's own
+ * seq may be lower: the map after every event up to seq), with "mode" and,
+ * when has_time, "time" (NAN: null). */
+void gos_broadcast_private_snapshot(struct gos_broadcast *b, uint64_t seq, const char *mode,
+                                    bool has_time, double time);
+/* The map's owner: what changed since the last snapshot or delta, as
+ * neural_state + token_visualization chained from the seq the viewer holds
+ * (nothing when nothing changed); *seq: the seq the viewer then holds. False
+ * when the map's change log no longer reaches back (nothing emitted). */
+bool gos_broadcast_private_delta(struct gos_broadcast *b, uint64_t *seq);
+
 /* Any thread. */
 void gos_broadcast_stats(struct gos_broadcast *b, struct gos_broadcast_stats *out);
 

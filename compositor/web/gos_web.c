@@ -9,6 +9,7 @@
 #include "gos_broadcast.h"
 #include "gos_host.h"
 #include "gos_metrics.h"
+#include "gos_seek.h"
 #include "gos_web.h"
 #include "gos_ws.h"
 #include "gos_time.h"
@@ -20,6 +21,8 @@ struct gos_web {
 	struct gos_web_sources src;
 	struct gos_broadcast *bc;
 	struct gos_ws *ws;
+	struct gos_seek *_Atomic seek;    /* set once the server runs; NULL: none (yet) */
+	struct gos_ws_stream recording;
 	struct gos_hist frame_hist;
 	_Atomic uint64_t frames;
 	_Atomic uint64_t last_frame_ns;   /* CLOCK_MONOTONIC */
@@ -33,6 +36,120 @@ static const char *const event_names[GOS_EV_COUNT_] = {
 
 static void web_metrics(void *ctx, struct gos_buf *t);
 static bool web_health(void *ctx, struct gos_buf *t);
+
+/* The server's thread: time travel goes to the seek worker. */
+static void web_request(void *ctx, uint64_t viewer, uint64_t gen, const struct gos_viewer_in *in)
+{
+	struct gos_web *w = ctx;
+	struct gos_seek *s = atomic_load(&w->seek);
+	if (s) {
+		gos_seek_request(s, viewer, gen, in);
+	} else if (in && in->type != GOS_VIEWER_IN_LIVE) {
+		if (w->src.journal)
+			gos_seek_send_error(w->ws, viewer, gen, "busy", "the seek worker is starting");
+		else
+			gos_seek_send_error(w->ws, viewer, gen, "no_journal", "this gos-compositor keeps "
+			                    "no journal (--no-journal): there is no history to travel in");
+	}
+}
+
+/* ---- GET /recording: the journal's events up to durable_seq, one a line.
+ * On the server's thread: each read takes at most RECORDING_READ of file. */
+
+#define RECORDING_READ (256 * 1024)
+
+struct recording {
+	struct gos_jreader *rd;
+	uint64_t last;            /* durable_seq when the download began */
+	char *carry;              /* a line longer than a chunk, being sent */
+	size_t carry_len, carry_off;
+	bool done;
+};
+
+static void *recording_open(void *ctx, char *filename, size_t fncap, char *err, size_t errlen)
+{
+	struct gos_web *w = ctx;
+	if (!w->src.journal) {
+		snprintf(err, errlen, "gos: no recording: this gos-compositor keeps no journal "
+		         "(--no-journal)");
+		return NULL;
+	}
+	struct recording *r = calloc(1, sizeof(*r));
+	if (!r)
+		abort();
+	struct gos_journal_stats js;
+	gos_journal_stats(w->src.journal, &js);
+	r->last = js.durable_seq;
+	r->rd = gos_jreader_create(w->src.state_dir);
+	gos_jreader_at(r->rd, NULL);
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(filename, fncap, "gos-%Y%m%d-%H%M%S.ndjson", &tm);
+	return r;
+}
+
+static long recording_read(void *h, void *buf, size_t cap)
+{
+	struct recording *r = h;
+	char *out = buf;
+	size_t n = 0;
+	if (r->carry) {
+		size_t k = r->carry_len - r->carry_off < cap ? r->carry_len - r->carry_off : cap;
+		memcpy(out, r->carry + r->carry_off, k);
+		r->carry_off += k;
+		if (r->carry_off == r->carry_len) {
+			free(r->carry);
+			r->carry = NULL;
+		}
+		return (long)k;
+	}
+	struct gos_jrec rec;
+	while (!r->done && n < cap) {
+		if (!gos_jreader_next(r->rd, &rec, NULL, RECORDING_READ)) {
+			if (gos_jreader_wants_more(r->rd) && n)
+				break;      /* this call's share of the file is read */
+			if (gos_jreader_wants_more(r->rd))
+				continue;   /* nothing yet: read on */
+			if (gos_jreader_error(r->rd))
+				return n ? (long)n : -1;
+			r->done = true;  /* the end of what is written */
+			break;
+		}
+		if (rec.type != GOS_JREC_EVENT)
+			continue;
+		if (rec.seq_last > r->last) {
+			r->done = true;
+			break;
+		}
+		if (n + rec.len + 1 > cap) {
+			if (n) {
+				gos_jreader_unread(r->rd);
+				break;
+			}
+			r->carry = malloc(rec.len + 1);
+			if (!r->carry)
+				abort();
+			memcpy(r->carry, rec.payload, rec.len);
+			r->carry[rec.len] = '\n';
+			r->carry_len = rec.len + 1;
+			r->carry_off = 0;
+			return recording_read(h, buf, cap);
+		}
+		memcpy(out + n, rec.payload, rec.len);
+		out[n + rec.len] = '\n';
+		n += rec.len + 1;
+	}
+	return (long)n;
+}
+
+static void recording_close(void *h)
+{
+	struct recording *r = h;
+	gos_jreader_destroy(r->rd);
+	free(r->carry);
+	free(r);
+}
 
 static bool parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
@@ -163,6 +280,7 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		return w;
 	w->bc = gos_broadcast_create(src->map, &(struct gos_broadcast_opts){
 		.tick_ms = opts->tick_ms});
+	w->recording = (struct gos_ws_stream){recording_open, recording_read, recording_close, w};
 	w->ws = gos_ws_create(&(struct gos_ws_opts){
 		.listen = opts->listen,
 		.assets_dir = opts->web_dir,
@@ -173,6 +291,8 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.max_http = opts->max_http,
 		.metrics = web_metrics,
 		.health = web_health,
+		.request = web_request,
+		.recording = &w->recording,
 		.cb_ctx = w,
 	}, err, errlen);
 	if (!w->ws && !opts->listen && errno == EADDRINUSE) {
@@ -188,6 +308,14 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		goto error;
 	if (!gos_broadcast_start(w->bc, w->ws, err, errlen))
 		goto error;
+	if (src->journal) {
+		struct gos_seek *s = gos_seek_create(&(struct gos_seek_opts){
+			.dir = src->state_dir, .journal = src->journal, .map_opts = src->map_opts,
+			.ws = w->ws, .tick_ms = opts->tick_ms}, err, errlen);
+		if (!s)
+			goto error;
+		atomic_store(&w->seek, s);
+	}
 	const char *host = gos_ws_host(w->ws);
 	bool v6 = strchr(host, ':') != NULL;
 	fprintf(stderr, "gos: web viewer at http://%s%s%s:%d/%s\n", v6 ? "[" : "",
@@ -207,6 +335,7 @@ void gos_web_destroy(struct gos_web *w)
 	 * reads the broadcaster for /health and /metrics, the broadcaster
 	 * publishes to the server. */
 	gos_ws_stop(w->ws);
+	gos_seek_destroy(atomic_load(&w->seek));  /* it sends to the server: stopped, not freed */
 	gos_broadcast_stop(w->bc);
 	gos_broadcast_destroy(w->bc);
 	gos_ws_destroy(w->ws);

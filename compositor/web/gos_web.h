@@ -70,7 +70,11 @@ struct gos_web_sources {
 	struct gos_map *map;          /* required */
 	struct gos_ingest *ingest;    /* NULL: not reported */
 	struct gos_core *core;        /* NULL: not reported */
-	struct gos_journal *journal;  /* NULL: memory only ("journal":null) */
+	struct gos_journal *journal;  /* NULL: memory only ("journal":null); seek,
+	                               * play and GET /recording answer that there
+	                               * is no journal */
+	const char *state_dir;        /* the journal's state dir (with journal) */
+	struct gos_map_opts map_opts; /* the live map's: private maps are built alike */
 };
 
 /* Starts the server and the broadcaster and prints the viewer's URL to

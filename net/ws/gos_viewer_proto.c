@@ -67,6 +67,66 @@ void gos_viewer_snapshot_begin(struct gos_viewer_writer *w, struct gos_buf *out,
 	w->list = LIST_TOKENS;
 }
 
+void gos_viewer_snapshot_begin_mode(struct gos_viewer_writer *w, struct gos_buf *out,
+                                    uint64_t seq, const char *mode, bool has_time, double time)
+{
+	gos_viewer_snapshot_begin(w, out, seq);
+	w->mode = mode;
+	w->has_time = has_time;
+	w->time = time;
+}
+
+void gos_viewer_error(struct gos_buf *out, const char *code, const char *message)
+{
+	gos_buf_puts(out, "{\"type\":\"error\",\"code\":");
+	gos_buf_json_str(out, code);
+	gos_buf_puts(out, ",\"message\":");
+	gos_buf_json_str(out, message);
+	gos_buf_putc(out, '}');
+}
+
+void gos_viewer_error_range(struct gos_buf *out, uint64_t first, uint64_t last,
+                            const char *message)
+{
+	gos_buf_puts(out, "{\"type\":\"error\",\"code\":\"seek_range\",\"first\":");
+	gos_buf_u64(out, first);
+	gos_buf_puts(out, ",\"last\":");
+	gos_buf_u64(out, last);
+	gos_buf_puts(out, ",\"message\":");
+	gos_buf_json_str(out, message);
+	gos_buf_putc(out, '}');
+}
+
+void gos_viewer_paused(struct gos_buf *out, uint64_t seq)
+{
+	gos_buf_puts(out, "{\"type\":\"paused\",\"seq\":");
+	gos_buf_u64(out, seq);
+	gos_buf_putc(out, '}');
+}
+
+void gos_viewer_timeline(struct gos_buf *out, uint64_t first_seq, uint64_t last_seq,
+                         double first_time, double last_time, const double *t,
+                         const uint64_t *seq, size_t n)
+{
+	gos_buf_puts(out, "{\"type\":\"timeline\",\"first_seq\":");
+	gos_buf_u64(out, first_seq);
+	gos_buf_puts(out, ",\"last_seq\":");
+	gos_buf_u64(out, last_seq);
+	gos_buf_puts(out, ",\"first_time\":");
+	gos_buf_json_f64(out, first_time);
+	gos_buf_puts(out, ",\"last_time\":");
+	gos_buf_json_f64(out, last_time);
+	gos_buf_puts(out, ",\"points\":[");
+	for (size_t i = 0; i < n; i++) {
+		gos_buf_puts(out, i ? ",[" : "[");
+		gos_buf_json_f64(out, t[i]);
+		gos_buf_putc(out, ',');
+		gos_buf_u64(out, seq[i]);
+		gos_buf_putc(out, ']');
+	}
+	gos_buf_puts(out, "]}");
+}
+
 void gos_viewer_token_visualization_begin(struct gos_viewer_writer *w, struct gos_buf *out,
                                           uint64_t since, uint64_t seq, uint64_t live_tokens,
                                           uint64_t n)
@@ -183,6 +243,14 @@ uint64_t gos_viewer_end(struct gos_viewer_writer *w)
 			snapshot_streams(w);
 		gos_buf_puts(w->out, "],\"live_tokens\":");
 		gos_buf_u64(w->out, w->tokens);
+		if (w->mode) {
+			gos_buf_puts(w->out, ",\"mode\":");
+			gos_buf_json_str(w->out, w->mode);
+			if (w->has_time) {
+				gos_buf_puts(w->out, ",\"time\":");
+				gos_buf_json_f64(w->out, w->time);
+			}
+		}
 		gos_buf_putc(w->out, '}');
 		break;
 	case MSG_TOKEN_VISUALIZATION:
@@ -199,6 +267,52 @@ uint64_t gos_viewer_end(struct gos_viewer_writer *w)
 	w->kind = 0;
 	w->list = LIST_NONE;
 	return w->tokens;
+}
+
+/* A whole number >= 0 that a double holds exactly (2^53). */
+static bool as_seq(const cJSON *n, uint64_t *out)
+{
+	if (!cJSON_IsNumber(n) || !isfinite(n->valuedouble) || n->valuedouble < 0 ||
+	    n->valuedouble > 9007199254740992.0 || n->valuedouble != floor(n->valuedouble))
+		return false;
+	*out = (uint64_t)n->valuedouble;
+	return true;
+}
+
+static void parse_seek(const cJSON *j, bool play, struct gos_viewer_in *out)
+{
+	const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
+	const cJSON *time = cJSON_GetObjectItemCaseSensitive(j, "time");
+	const cJSON *speed = cJSON_GetObjectItemCaseSensitive(j, "speed");
+	const char *what = play ? "play" : "seek";
+	out->type = GOS_VIEWER_IN_BAD;
+	out->speed = 1.0;
+	if (!play && !seq && time) {
+		if (!cJSON_IsNumber(time) || !isfinite(time->valuedouble) || time->valuedouble < 0) {
+			snprintf(out->bad, sizeof(out->bad), "seek: \"time\" must be a number of "
+			         "seconds >= 0");
+			return;
+		}
+		out->seek_time = time->valuedouble;
+		out->has_time = true;
+		out->type = GOS_VIEWER_IN_SEEK;
+		return;
+	}
+	if (!as_seq(seq, &out->seek_seq)) {
+		snprintf(out->bad, sizeof(out->bad), "%s: \"seq\" must be a whole number >= 0%s",
+		         what, play ? "" : " (or give \"time\")");
+		return;
+	}
+	if (play && speed) {
+		if (!cJSON_IsNumber(speed) || !(speed->valuedouble >= GOS_VIEWER_SPEED_MIN &&
+		                                 speed->valuedouble <= GOS_VIEWER_SPEED_MAX)) {
+			snprintf(out->bad, sizeof(out->bad), "play: \"speed\" must be a number from "
+			         "0.0625 to 64");
+			return;
+		}
+		out->speed = speed->valuedouble;
+	}
+	out->type = play ? GOS_VIEWER_IN_PLAY : GOS_VIEWER_IN_SEEK;
 }
 
 enum gos_viewer_in_type gos_viewer_parse(const char *msg, size_t len, struct gos_viewer_in *out)
@@ -225,6 +339,12 @@ enum gos_viewer_in_type gos_viewer_parse(const char *msg, size_t len, struct gos
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "t");
 		out->type = GOS_VIEWER_IN_PING;
 		out->ping_t = cJSON_IsNumber(t) ? t->valuedouble : 0.0;
+	} else if (!strcmp(type->valuestring, "seek") || !strcmp(type->valuestring, "play")) {
+		parse_seek(j, !strcmp(type->valuestring, "play"), out);
+	} else if (!strcmp(type->valuestring, "pause")) {
+		out->type = GOS_VIEWER_IN_PAUSE;
+	} else if (!strcmp(type->valuestring, "live")) {
+		out->type = GOS_VIEWER_IN_LIVE;
 	}
 	cJSON_Delete(j);
 	return out->type;

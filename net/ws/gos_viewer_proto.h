@@ -11,7 +11,7 @@
  * map or the server.
  *
  * Viewer to server: gos_viewer_parse reads one text message (viewport,
- * ping) into a plain struct; anything else is GOS_VIEWER_IN_IGNORED.
+ * ping, seek, play, pause, live) into a plain struct; anything else is GOS_VIEWER_IN_IGNORED.
  *
  * Threads: any thread; nothing is shared (a writer and its buffer belong to
  * one thread at a time). */
@@ -63,6 +63,9 @@ struct gos_viewer_writer {
 	uint64_t n;                  /* entries in the open list */
 	uint64_t tokens;             /* tokens put */
 	uint64_t announced;          /* token_visualization: its "n" */
+	const char *mode;            /* snapshot: "mode" written by gos_viewer_end, NULL none */
+	double time;                 /* snapshot with a mode: "time"; NAN: none (null) */
+	bool has_time;               /* write "time" at all */
 };
 
 /* {"type":"hello",...}: protocol, protocol_version, this server's version. */
@@ -75,6 +78,10 @@ void gos_viewer_pong(struct gos_buf *out, double t);
 /* snapshot at seq: put every token, then every stream; gos_viewer_end
  * writes live_tokens, the number of tokens put. */
 void gos_viewer_snapshot_begin(struct gos_viewer_writer *w, struct gos_buf *out, uint64_t seq);
+/* The same snapshot with "mode" (and "time" when has_time; NAN writes null)
+ * after live_tokens: the time-travel snapshots (seek, play, live). */
+void gos_viewer_snapshot_begin_mode(struct gos_viewer_writer *w, struct gos_buf *out,
+                                    uint64_t seq, const char *mode, bool has_time, double time);
 /* token_visualization from since to seq: put exactly n tokens (changed or
  * removed); live_tokens: tokens on the map at seq. */
 void gos_viewer_token_visualization_begin(struct gos_viewer_writer *w, struct gos_buf *out,
@@ -83,6 +90,19 @@ void gos_viewer_token_visualization_begin(struct gos_viewer_writer *w, struct go
 /* neural_state from since to seq: put the streams that changed. */
 void gos_viewer_neural_state_begin(struct gos_viewer_writer *w, struct gos_buf *out,
                                    uint64_t since, uint64_t seq);
+
+/* {"type":"error","code":CODE,"message":MSG}. */
+void gos_viewer_error(struct gos_buf *out, const char *code, const char *message);
+/* {"type":"error","code":"seek_range","first":A,"last":B,"message":MSG}. */
+void gos_viewer_error_range(struct gos_buf *out, uint64_t first, uint64_t last,
+                            const char *message);
+/* {"type":"paused","seq":S}. */
+void gos_viewer_paused(struct gos_buf *out, uint64_t seq);
+/* {"type":"timeline","first_seq":A,"last_seq":B,"first_time":T0,"last_time":T1,
+ * "points":[[t,seq],...]}: n points, t[i] and seq[i]. */
+void gos_viewer_timeline(struct gos_buf *out, uint64_t first_seq, uint64_t last_seq,
+                         double first_time, double last_time, const double *t,
+                         const uint64_t *seq, size_t n);
 
 /* Put one token or stream into the open message. A put the message does not
  * carry (a token in neural_state, a token after a snapshot's streams) is a
@@ -97,7 +117,15 @@ enum gos_viewer_in_type {
 	GOS_VIEWER_IN_IGNORED = 0,   /* not JSON, no string "type", or a type gos.v1 lacks */
 	GOS_VIEWER_IN_VIEWPORT,
 	GOS_VIEWER_IN_PING,
+	GOS_VIEWER_IN_SEEK,          /* seek_seq or seek_time (has_time) */
+	GOS_VIEWER_IN_PLAY,          /* seek_seq, speed */
+	GOS_VIEWER_IN_PAUSE,
+	GOS_VIEWER_IN_LIVE,
+	GOS_VIEWER_IN_BAD,           /* a seek or play with bad fields: bad says why */
 };
+
+#define GOS_VIEWER_SPEED_MIN 0.0625
+#define GOS_VIEWER_SPEED_MAX 64.0
 
 /* The viewer's visible world rectangle. */
 struct gos_viewer_viewport {
@@ -117,6 +145,11 @@ struct gos_viewer_in {
 	struct gos_viewer_viewport viewport;  /* VIEWPORT: the fields in viewport_has */
 	unsigned viewport_has;                /* GOS_VIEWER_VP_*: the fields sent as numbers */
 	double ping_t;                        /* PING: its t; 0 when absent or not a number */
+	uint64_t seek_seq;                    /* SEEK (unless has_time), PLAY */
+	double seek_time;                     /* SEEK with has_time: CLOCK_REALTIME s */
+	bool has_time;
+	double speed;                         /* PLAY: [SPEED_MIN, SPEED_MAX], default 1 */
+	char bad[120];                        /* BAD: one sentence */
 };
 
 /* Reads len bytes (one text message; need not be NUL-terminated) into

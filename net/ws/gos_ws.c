@@ -286,6 +286,7 @@ void gos_ws_destroy(struct gos_ws *ws)
 	free(ws->inbox);
 	gos_ws_msg_unref(ws->hello);
 	gos_ws_msg_unref(ws->resync);
+	gos_ws_msg_unref(ws->timeline);
 	free(ws->origins);
 	gos_host_allow_destroy(ws->hosts);
 	if (ws->assets_fd >= 0)
@@ -304,8 +305,9 @@ const char *gos_ws_host(const struct gos_ws *ws)
 	return ws->host;
 }
 
-static void inbox_put(struct gos_ws *ws, enum item_kind kind, struct gos_ws_msg *msg)
+static void inbox_put(struct gos_ws *ws, const struct inbox_item *it)
 {
+	struct gos_ws_msg *msg = it->msg;
 	pthread_mutex_lock(&ws->lock);
 	if (ws->inbox_overflow || ws->inbox_len >= INBOX_MAX) {
 		ws->inbox_overflow = true;
@@ -323,20 +325,33 @@ static void inbox_put(struct gos_ws *ws, enum item_kind kind, struct gos_ws_msg 
 		ws->inbox = n;
 		ws->inbox_cap = cap;
 	}
-	ws->inbox[ws->inbox_len++] = (struct inbox_item){kind, msg};
+	ws->inbox[ws->inbox_len++] = *it;
 	pthread_mutex_unlock(&ws->lock);
 	lws_cancel_service(ws->ctx);
+}
+
+void gos_ws_viewer_send(struct gos_ws *ws, uint64_t viewer, uint64_t gen,
+                        enum gos_ws_send kind, struct gos_ws_msg *msg)
+{
+	inbox_put(ws, &(struct inbox_item){.kind = ITEM_VIEWER, .msg = msg, .viewer = viewer,
+	                                   .gen = gen, .send = kind});
+}
+
+void gos_ws_publish_timeline(struct gos_ws *ws, struct gos_ws_msg *msg)
+{
+	inbox_put(ws, &(struct inbox_item){.kind = ITEM_TIMELINE, .msg = msg});
 }
 
 void gos_ws_publish(struct gos_ws *ws, struct gos_ws_msg *msg)
 {
 	st_add(&ws->st.published, 1);
-	inbox_put(ws, ITEM_DELTA, msg);
+	inbox_put(ws, &(struct inbox_item){.kind = ITEM_DELTA, .msg = msg});
 }
 
 void gos_ws_publish_snapshot(struct gos_ws *ws, struct gos_ws_msg *msg, bool all)
 {
-	inbox_put(ws, all ? ITEM_SNAPSHOT_ALL : ITEM_SNAPSHOT, msg);
+	inbox_put(ws, &(struct inbox_item){.kind = all ? ITEM_SNAPSHOT_ALL : ITEM_SNAPSHOT,
+	                                   .msg = msg});
 }
 
 uint64_t gos_ws_snapshot_requests(const struct gos_ws *ws)

@@ -62,6 +62,26 @@ typedef void (*gos_ws_metrics_fn)(void *ctx, struct gos_buf *out);
  * out; returns false when the program is unhealthy (/health answers 503). */
 typedef bool (*gos_ws_health_fn)(void *ctx, struct gos_buf *out);
 
+struct gos_viewer_in;
+
+/* A viewer's time-travel message (seek, play, pause, live; the server has
+ * already switched a `live` viewer back to live deltas), or with in NULL:
+ * the viewer went away. viewer: its id; gen: its generation, to pass back
+ * to gos_ws_viewer_send. Service thread: must not block. */
+typedef void (*gos_ws_request_fn)(void *ctx, uint64_t viewer, uint64_t gen,
+                                  const struct gos_viewer_in *in);
+
+/* A body streamed on the service thread (GET /recording): open gives a
+ * handle, or NULL for a 404 whose text it writes into err; read fills at
+ * most cap bytes (0: the end, -1: an error, the connection is cut) and
+ * must return quickly; close frees. filename: the download's name. */
+struct gos_ws_stream {
+	void *(*open)(void *ctx, char *filename, size_t fncap, char *err, size_t errlen);
+	long (*read)(void *handle, void *buf, size_t cap);
+	void (*close)(void *handle);
+	void *ctx;
+};
+
 /* Zero means default for every field. */
 struct gos_ws_opts {
 	const char *listen;           /* "HOST:PORT" or "[V6]:PORT"; NULL: GOS_WS_DEFAULT_LISTEN;
@@ -94,6 +114,8 @@ struct gos_ws_opts {
 	uint32_t rx_burst;            /* token-bucket depth; 0: 40 */
 	gos_ws_metrics_fn metrics;    /* NULL: only the server's own metrics */
 	gos_ws_health_fn health;      /* NULL: {"status":"ok"} plus the server's fields */
+	gos_ws_request_fn request;    /* NULL: seek/play/pause/live are ignored */
+	const struct gos_ws_stream *recording;  /* GET /recording; NULL: 404 */
 	void *cb_ctx;
 };
 
@@ -174,6 +196,26 @@ void gos_ws_publish_snapshot(struct gos_ws *ws, struct gos_ws_msg *msg, bool all
  * (connected, or resynced and drained its queue). The publisher builds one
  * snapshot when this moved since its last one. */
 uint64_t gos_ws_snapshot_requests(const struct gos_ws *ws);
+
+/* What gos_ws_viewer_send hands to one viewer. */
+enum gos_ws_send {
+	GOS_WS_SEND_MESSAGE = 0,  /* queued as it is (error, paused, a play delta) */
+	GOS_WS_SEND_SNAPSHOT,     /* a seek/play snapshot: from here on the viewer gets
+	                           * no live deltas, only what is sent to it */
+	GOS_WS_SEND_LIVE,         /* msg NULL: back to live (a live snapshot, then deltas) */
+};
+
+/* Any thread. One message for one viewer (by id), dropped when the viewer
+ * is gone or its generation moved past gen (it went live since). A viewer
+ * too far behind (backpressure) goes back to live, and request hears of it
+ * as a `live`. Takes over the reference. */
+void gos_ws_viewer_send(struct gos_ws *ws, uint64_t viewer, uint64_t gen,
+                        enum gos_ws_send kind, struct gos_ws_msg *msg);
+
+/* Any thread. The timeline: sent now to every viewer that has had a
+ * snapshot, and kept for each new viewer right after its first snapshot.
+ * Takes over the reference. */
+void gos_ws_publish_timeline(struct gos_ws *ws, struct gos_ws_msg *msg);
 
 /* Any thread. Viewers connected now (cheap). */
 uint32_t gos_ws_viewer_count(const struct gos_ws *ws);

@@ -216,6 +216,14 @@ static void http_sess_clear(struct http_sess *s)
 {
 	free(s->body);
 	s->body = NULL;
+	if (s->stream) {
+		struct gos_ws *ws = s->sbuf ? *(struct gos_ws **)s->sbuf : NULL;
+		if (ws && ws->opts.recording)
+			ws->opts.recording->close(s->stream);
+		s->stream = NULL;
+	}
+	free(s->sbuf);
+	s->sbuf = NULL;
 	if (s->file)
 		close(s->fd);
 	s->file = false;
@@ -288,6 +296,13 @@ static int http_file(struct lws *wsi, struct http_sess *s, const char *mime, int
 	s->left = size;
 	return http_head(wsi, s, 200, mime, size, cookie);
 }
+
+/* GET /recording: the body comes from opts.recording in pieces of at most
+ * STREAM_CHUNK per writeable callback; its length is not known ahead, so
+ * the connection closes after it (HTTP/1.1 close-delimited). */
+#define STREAM_CHUNK (256 * 1024)
+
+static int http_stream(struct gos_ws *ws, struct lws *wsi, struct http_sess *s);
 
 static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
                      const char *msg)
@@ -454,6 +469,8 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 		return http_respond(wsi, s, 200, "text/plain; version=0.0.4; charset=utf-8",
 		                    t.data, t.len, NULL);
 	}
+	if (!strcmp(uri, "/recording"))
+		return http_stream(ws, wsi, s);
 	if (!strcmp(uri, "/ws"))
 		return http_text(wsi, s, 426, "gos: /ws is a WebSocket endpoint (protocol " GOS_WS_PROTOCOL ")");
 
@@ -473,11 +490,69 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 	return http_file(wsi, s, mime, fd, (uint64_t)sb.st_size, auth == 2 ? cookie : NULL);
 }
 
+static int http_stream(struct gos_ws *ws, struct lws *wsi, struct http_sess *s)
+{
+	const struct gos_ws_stream *st = ws->opts.recording;
+	char name[128] = "gos.ndjson", err[256] = "gos: nothing to download here";
+	http_sess_clear(s);
+	void *h = st ? st->open(st->ctx, name, sizeof(name), err, sizeof(err)) : NULL;
+	if (!h)
+		return http_text(wsi, s, 404, err);
+	s->stream = h;
+	/* the buffer starts with the server's pointer, for http_sess_clear */
+	s->sbuf = malloc(LWS_PRE + STREAM_CHUNK + sizeof(struct gos_ws *));
+	if (!s->sbuf)
+		abort();
+	*(struct gos_ws **)s->sbuf = ws;
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+		*end = buf + sizeof(buf) - 1;
+	char disp[200];
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", name);
+	static const char *const extra[][2] = {
+		{"cache-control:", "no-store"},
+		{"x-content-type-options:", "nosniff"},
+		{"connection:", "close"},
+	};
+	if (lws_add_http_common_headers(wsi, 200, "application/x-ndjson",
+	                                LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end))
+		return -1;
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)extra[i][0],
+		                                (const unsigned char *)extra[i][1],
+		                                (int)strlen(extra[i][1]), &p, end))
+			return -1;
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-disposition:",
+	                                (const unsigned char *)disp, (int)strlen(disp), &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int stream_writeable(struct gos_ws *ws, struct lws *wsi, struct http_sess *s)
+{
+	unsigned char *out = s->sbuf + sizeof(struct gos_ws *) + LWS_PRE;
+	long n = ws->opts.recording->read(s->stream, out, STREAM_CHUNK);
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		/* the end: an empty final write, then close (no length was sent) */
+		lws_write(wsi, out, 0, LWS_WRITE_HTTP_FINAL);
+		return -1;
+	}
+	if (lws_write(wsi, out, (size_t)n, LWS_WRITE_HTTP) < (int)n)
+		return -1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
 /* One chunk per call, and only when lws has sent everything before it: lws
  * copies aside what the socket does not take, so that copy stays under one
  * chunk (tx_packet_size) per connection. */
 static int http_writeable(struct lws *wsi, struct http_sess *s)
 {
+	if (s->stream)
+		return stream_writeable(lws_context_user(lws_get_context(wsi)), wsi, s);
 	unsigned char buf[LWS_PRE + HTTP_CHUNK];
 	size_t n;
 	bool last;

@@ -50,14 +50,21 @@ struct gos_ws_msg {
 };
 
 /* What a publisher handed over, waiting for the service thread. */
-enum item_kind { ITEM_DELTA, ITEM_SNAPSHOT, ITEM_SNAPSHOT_ALL };
+enum item_kind {
+	ITEM_DELTA, ITEM_SNAPSHOT, ITEM_SNAPSHOT_ALL,
+	ITEM_TIMELINE,                 /* every viewer, and kept for new ones */
+	ITEM_VIEWER,                   /* one viewer (gos_ws_viewer_send) */
+};
 
 struct inbox_item {
 	enum item_kind kind;
 	struct gos_ws_msg *msg;
+	uint64_t viewer, gen;          /* ITEM_VIEWER */
+	enum gos_ws_send send;         /* ITEM_VIEWER */
 };
 
-enum viewer_state { V_WAITING, V_LIVE };
+/* V_PRIVATE: seeking or playing, takes only what is sent to it alone. */
+enum viewer_state { V_WAITING, V_LIVE, V_PRIVATE };
 
 /* A viewer: lws's per-connection data of the gos.v1 protocol (ws_viewer.c),
  * linked in ws->viewers. */
@@ -65,6 +72,9 @@ struct viewer {
 	struct viewer *prev, *next;
 	struct lws *wsi;
 	bool counted;                  /* holds a viewer slot (not refused) */
+	uint64_t id;                   /* for gos_ws_viewer_send */
+	uint64_t gen;                  /* grows each time it goes back to live */
+	bool had_snapshot;             /* the timeline follows its first one */
 	enum viewer_state state;
 	bool requested;                /* asked for a snapshot since it began waiting */
 	struct gos_ws_msg **q;         /* ring of queued messages; q[head] is in flight */
@@ -100,6 +110,8 @@ struct http_sess {
 	bool file;                     /* fd is open (lws zeroes this struct: fd 0 is valid) */
 	int fd;
 	uint64_t left;                 /* file bytes still to send */
+	void *stream;                  /* a gos_ws_stream handle (GET /recording) */
+	unsigned char *sbuf;           /* its chunk buffer */
 };
 
 /* Every accepted connection, tied to its wsi as lws's opaque user data
@@ -165,6 +177,8 @@ struct gos_ws {
 
 	/* Service thread only. */
 	struct viewer *viewers;
+	uint64_t next_viewer_id;
+	struct gos_ws_msg *timeline;   /* the latest, for new viewers */
 	struct gos_ws_msg *hello, *resync;
 	lws_sorted_usec_list_t sul_ping, sul_accept, sul_tick;
 	struct lws *listen_wsi;

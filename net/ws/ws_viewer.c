@@ -129,14 +129,86 @@ static void viewer_maybe_request(struct gos_ws *ws, struct viewer *v)
 	}
 }
 
+/* The first snapshot of a viewer is followed by the timeline. */
+static void viewer_got_snapshot(struct gos_ws *ws, struct viewer *v)
+{
+	if (!v->had_snapshot && ws->timeline)
+		q_push(ws, v, ws->timeline);
+	v->had_snapshot = true;
+}
+
+/* Back to live deltas: a live snapshot once what is queued is out. What was
+ * sent to it alone before (older generations) is dropped on arrival. */
+static void viewer_go_live(struct gos_ws *ws, struct viewer *v)
+{
+	v->gen++;
+	v->state = V_WAITING;
+	v->requested = false;
+	viewer_maybe_request(ws, v);
+	viewer_want_write(v);
+}
+
+/* The server sent a viewer back to live on its own (backpressure): the
+ * request callback hears of it as a `live`. */
+static void viewer_tell_live(struct gos_ws *ws, struct viewer *v)
+{
+	if (ws->opts.request) {
+		struct gos_viewer_in in = {.type = GOS_VIEWER_IN_LIVE};
+		ws->opts.request(ws->opts.cb_ctx, v->id, v->gen, &in);
+	}
+}
+
+static void viewer_private(struct gos_ws *ws, struct viewer *v, const struct inbox_item *it)
+{
+	if (it->gen != v->gen)
+		return;  /* from before the viewer went live again */
+	switch (it->send) {
+	case GOS_WS_SEND_LIVE:
+		viewer_go_live(ws, v);
+		return;
+	case GOS_WS_SEND_SNAPSHOT:
+		q_drop_backlog(ws, v);
+		q_push(ws, v, it->msg);
+		v->state = V_PRIVATE;
+		v->requested = false;
+		st_add(&ws->st.snapshots_sent, 1);
+		viewer_got_snapshot(ws, v);
+		viewer_want_write(v);
+		return;
+	case GOS_WS_SEND_MESSAGE:
+		if (v->q_len + 1 > ws->opts.backpressure || !q_push(ws, v, it->msg)) {
+			/* a playing viewer that cannot keep up goes back to live */
+			v->gen++;
+			viewer_resync(ws, v, 1);
+			viewer_tell_live(ws, v);
+			return;
+		}
+		viewer_want_write(v);
+		return;
+	}
+}
+
 /* ---- delivery (the inbox, drained) -------------------------------------- */
 
 void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it)
 {
+	if (it->kind == ITEM_TIMELINE) {
+		gos_ws_msg_unref(ws->timeline);
+		ws->timeline = ws_msg_ref(it->msg);
+	}
 	for (struct viewer *v = ws->viewers; v; v = v->next) {
 		if (!v->counted || v->close_code)
 			continue;
 		switch (it->kind) {
+		case ITEM_VIEWER:
+			if (v->id == it->viewer)
+				viewer_private(ws, v, it);
+			break;
+		case ITEM_TIMELINE:
+			if (v->had_snapshot && v->q_len + 1 <= ws->opts.backpressure &&
+			    q_push(ws, v, it->msg))
+				viewer_want_write(v);
+			break;
 		case ITEM_DELTA:
 			if (v->state != V_LIVE)
 				break;
@@ -153,10 +225,16 @@ void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it)
 			v->state = V_LIVE;
 			v->requested = false;
 			st_add(&ws->st.snapshots_sent, 1);
+			viewer_got_snapshot(ws, v);
 			viewer_want_write(v);
 			break;
 		case ITEM_SNAPSHOT_ALL:
-			if (v->state == V_LIVE || v->q_len > 0) {
+			if (v->state == V_PRIVATE) {
+				/* the publisher lost track: everyone starts over live */
+				v->gen++;
+				viewer_tell_live(ws, v);
+			}
+			if (v->state != V_WAITING || v->q_len > 0) {
 				st_add(&ws->st.drops, q_drop_backlog(ws, v));
 				st_add(&ws->st.resyncs, 1);
 				q_push(ws, v, ws->resync);
@@ -165,6 +243,7 @@ void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it)
 			v->state = V_LIVE;
 			v->requested = false;
 			st_add(&ws->st.snapshots_sent, 1);
+			viewer_got_snapshot(ws, v);
 			viewer_want_write(v);
 			break;
 		}
@@ -173,9 +252,16 @@ void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it)
 
 void ws_viewer_resync_live(struct gos_ws *ws)
 {
-	for (struct viewer *v = ws->viewers; v; v = v->next)
-		if (v->counted && !v->close_code && v->state == V_LIVE)
-			viewer_resync(ws, v, 0);
+	for (struct viewer *v = ws->viewers; v; v = v->next) {
+		if (!v->counted || v->close_code || v->state == V_WAITING)
+			continue;
+		if (v->state == V_PRIVATE) {
+			/* what was sent to it alone may be lost too */
+			v->gen++;
+			viewer_tell_live(ws, v);
+		}
+		viewer_resync(ws, v, 0);
+	}
 }
 
 /* ---- inbound: rate limits, control frames, messages --------------------- */
@@ -283,6 +369,28 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 		viewer_want_write(v);
 		break;
 	}
+	case GOS_VIEWER_IN_BAD: {
+		struct gos_buf out = {0};
+		gos_viewer_error(&out, "bad_request", in.bad);
+		struct gos_ws_msg *m = gos_ws_msg_create(out.data, out.len);
+		gos_buf_finish(&out);
+		q_push(ws, v, m);
+		gos_ws_msg_unref(m);
+		viewer_want_write(v);
+		break;
+	}
+	case GOS_VIEWER_IN_LIVE:
+		viewer_go_live(ws, v);
+		/* the worker stops what it plays for the viewer */
+		__attribute__((fallthrough));
+	case GOS_VIEWER_IN_SEEK:
+	case GOS_VIEWER_IN_PLAY:
+	case GOS_VIEWER_IN_PAUSE:
+		if (ws->opts.request)
+			ws->opts.request(ws->opts.cb_ctx, v->id, v->gen, &in);
+		else
+			st_add(&ws->st.inbound_ignored, 1);
+		break;
 	case GOS_VIEWER_IN_IGNORED:
 		st_add(&ws->st.inbound_ignored, 1);
 		break;
@@ -457,6 +565,7 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			break;
 		}
 		v->counted = true;
+		v->id = ++ws->next_viewer_id;
 		st_add(&ws->st.viewers, 1);
 		ws_conn_upgraded(ws, wsi);
 		st_add(&ws->st.viewers_total, 1);
@@ -482,8 +591,11 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			ws->viewers = v->next;
 		if (v->next)
 			v->next->prev = v->prev;
-		if (v->counted)
+		if (v->counted) {
 			atomic_fetch_sub_explicit(&ws->st.viewers, 1, memory_order_relaxed);
+			if (ws->opts.request)
+				ws->opts.request(ws->opts.cb_ctx, v->id, v->gen, NULL);
+		}
 		q_free(ws, v);
 		free(v->rx);
 		gos_ws_msg_unref(v->reply);
