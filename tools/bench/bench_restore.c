@@ -31,7 +31,7 @@ static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
 
 /* Feeds n token_activation events (4 streams, laid out) through a core with
  * the journal in dir; returns false on a set-up error. */
-static bool make_session(const char *dir, uint64_t n, uint64_t *ckpt_bytes, uint64_t *seg_bytes)
+bool gos_bench_make_session(const char *dir, uint64_t n, uint64_t *ckpt_bytes, uint64_t *seg_bytes)
 {
 	char err[512];
 	struct gos_state_opts so = {0};
@@ -154,7 +154,7 @@ int gos_bench_restore(int argc, char **argv)
 			return 1;
 		}
 		uint64_t ckpt = 0, segs = 0;
-		if (!make_session(dir, n, &ckpt, &segs))
+		if (!gos_bench_make_session(dir, n, &ckpt, &segs))
 			return 1;
 		struct gos_journal_restore_info info, info2;
 		double with = timed_restore(dir, n, &info);

@@ -8,5 +8,13 @@ int gos_bench_compute(int argc, char **argv);
 int gos_bench_bridge(int argc, char **argv);
 int gos_bench_fanout(int argc, char **argv);
 int gos_bench_restore(int argc, char **argv);
+int gos_bench_seek(int argc, char **argv);
+
+#include <stdbool.h>
+#include <stdint.h>
+/* bench_restore.c: a session of n token events journaled in dir (core +
+ * journal threads, default checkpoints); the newest checkpoint's and all
+ * segments' bytes. */
+bool gos_bench_make_session(const char *dir, uint64_t n, uint64_t *ckpt_bytes, uint64_t *seg_bytes);
 
 #endif
