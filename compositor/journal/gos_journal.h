@@ -168,6 +168,50 @@ const char *gos_jreader_error(const struct gos_jreader *r);
 /* True when the last false of gos_jreader_next came from max_read. */
 bool gos_jreader_wants_more(const struct gos_jreader *r);
 
+/* ---- the map as it was (journal_seek.c): time travel's building block ---- */
+
+/* An index of a state dir's durable records (one entry per 64 events, with
+ * where each starts), its files, and one cached map. One thread at a time
+ * (the seek worker; gos-bench seek). */
+struct gos_jseek;
+
+/* Built maps get map_opts (max_tokens, layout) with a small change log. */
+struct gos_jseek *gos_jseek_create(const char *dir, const struct gos_map_opts *map_opts);
+void gos_jseek_destroy(struct gos_jseek *s);  /* accepts NULL; frees the cache */
+
+/* Lists the files again and indexes the records up to `durable` (the
+ * journal's durable_seq): call before each request. */
+void gos_jseek_refresh(struct gos_jseek *s, uint64_t durable);
+
+struct gos_jseek_range {
+	uint64_t first;            /* the oldest seq a build can reach (0: the session's start) */
+	uint64_t last;             /* the durable seq of the last refresh */
+	double first_t, last_t;    /* times of the first and last durable events (NAN: none) */
+	uint64_t last_event_seq;   /* seq_last of the last durable event */
+};
+void gos_jseek_range(const struct gos_jseek *s, struct gos_jseek_range *out);
+
+/* Up to max (>= 2) samples (time, seq) across the session, the last one
+ * being the last event: what a timeline maps time and seq with. */
+size_t gos_jseek_points(const struct gos_jseek *s, double *t, uint64_t *seq, size_t max);
+
+/* The seq of the state at time t (after the last event with its t <= t);
+ * false when t lies outside the durable events' times. rd: any reader of
+ * the dir (moved). */
+bool gos_jseek_time_to_seq(struct gos_jseek *s, struct gos_jreader *rd, double t, uint64_t *seq);
+
+/* A new map after every event with seq_last <= seq, from the cache when it
+ * is at or before seq and no nearer checkpoint exists, else the nearest
+ * usable checkpoint (or the session's start), replaying the journal from
+ * the index entry there; rd is left just after the last event applied (a
+ * play goes on from it). *t: that event's time (NAN: none). The caller owns
+ * the map (give it back with gos_jseek_keep to cache it). NULL with err. */
+struct gos_map *gos_jseek_build(struct gos_jseek *s, uint64_t seq, struct gos_jreader *rd,
+                                double *t, char *err, size_t errlen);
+
+/* Caches map (built at seq), replacing the cached one. */
+void gos_jseek_keep(struct gos_jseek *s, struct gos_map *map, uint64_t seq);
+
 /* ---- the writer ---- */
 
 /* Zero means default for every field. */

@@ -1,6 +1,6 @@
 /* The seek worker (see gos_seek.h). Everything below the request queue is
- * the worker thread's own: the index of the journal, the cached map, the
- * plays. */
+ * the worker thread's own: the journal's index and cached map (gos_jseek,
+ * compositor/journal/journal_seek.c) and the plays. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -15,9 +15,7 @@
 #include "gos_seek.h"
 #include "gos_time.h"
 
-#define IDX_EVERY       64        /* one index entry per this many events */
-#define PRIVATE_LOG     (1u << 16) /* change-log entries of a private map */
-#define PLAY_MAX_EVENTS 4096      /* events per play tick (< PRIVATE_LOG / 2 changes each) */
+#define PLAY_MAX_EVENTS 4096      /* events per play tick (a built map's change log holds 64Ki) */
 #define TIMELINE_POINTS 200
 
 struct req {
@@ -41,12 +39,6 @@ struct play {
 	double rec_t0, wall_t0, speed;
 };
 
-struct idx {
-	uint64_t seq_last;
-	double t;
-	struct gos_jpos pos;
-};
-
 struct gos_seek {
 	struct gos_seek_opts o;
 	char *dir;
@@ -61,17 +53,7 @@ struct gos_seek {
 	size_t n_cancel, cap_cancel;
 
 	/* worker thread only */
-	struct gos_jreader *ird;  /* the index's reader, at its end */
-	struct idx *ix;
-	size_t n_ix, cap_ix;
-	uint64_t ix_events;
-	uint64_t ix_last_seq;
-	double ix_last_t;
-	struct gos_journal_files files;
-	uint64_t first;           /* the oldest seq a seek can reach */
-	uint64_t durable;         /* durable_seq at the last refresh */
-	struct gos_map *cache;
-	uint64_t cache_seq;
+	struct gos_jseek *js;     /* index, files, cached map */
 	struct play plays[GOS_SEEK_PLAYS];
 	uint64_t tl_first, tl_last;
 	struct gos_buf text;
@@ -101,8 +83,6 @@ static void emit(void *ctx, struct gos_ws_msg *msg, bool snapshot)
 	                   snapshot ? GOS_WS_SEND_SNAPSHOT : GOS_WS_SEND_MESSAGE, msg);
 }
 
-/* ---- the index: every IDX_EVERY-th durable event, with its place -------- */
-
 static uint64_t durable(struct gos_seek *s)
 {
 	struct gos_journal_stats js;
@@ -110,183 +90,10 @@ static uint64_t durable(struct gos_seek *s)
 	return js.durable_seq;
 }
 
-static void index_reset(struct gos_seek *s)
+static void refresh(struct gos_seek *s, struct gos_jseek_range *range)
 {
-	s->n_ix = 0;
-	s->ix_events = 0;
-	s->ix_last_seq = 0;
-	s->ix_last_t = NAN;
-	gos_jreader_at(s->ird, NULL);
-}
-
-static void refresh(struct gos_seek *s)
-{
-	char err[256];
-	struct gos_journal_files f;
-	if (gos_journal_list(s->dir, &f, err, sizeof(err))) {
-		gos_journal_files_finish(&s->files);
-		s->files = f;
-	}
-	f = s->files;
-	if (!f.n_seg || f.seg[0].seq <= 1)
-		s->first = 0;  /* the journal holds the whole session */
-	else
-		s->first = f.n_ckpt ? f.ckpt[0].seq : f.seg[0].seq - 1;
-	if (s->n_ix && f.n_seg && s->ix[0].pos.seg < f.seg[0].seq)
-		index_reset(s);  /* the oldest segments were removed */
-
-	uint64_t b = durable(s);
-	s->durable = b;
-	struct gos_jrec rec;
-	struct gos_jpos pos;
-	while (gos_jreader_next(s->ird, &rec, &pos, 0)) {
-		if (rec.type != GOS_JREC_EVENT)
-			continue;
-		if (rec.seq_last > b) {
-			gos_jreader_unread(s->ird);
-			break;
-		}
-		if (s->ix_events++ % IDX_EVERY == 0) {
-			if (s->n_ix == s->cap_ix) {
-				s->cap_ix = s->cap_ix ? s->cap_ix * 2 : 256;
-				s->ix = realloc(s->ix, s->cap_ix * sizeof(*s->ix));
-				if (!s->ix)
-					abort();
-			}
-			s->ix[s->n_ix++] = (struct idx){rec.seq_last, rec.t, pos};
-		}
-		s->ix_last_seq = rec.seq_last;
-		s->ix_last_t = rec.t;
-	}
-	if (gos_jreader_error(s->ird)) {
-		fprintf(stderr, "gos: seek: %s; reading the journal again\n", gos_jreader_error(s->ird));
-		index_reset(s);
-	}
-}
-
-/* The last entry at or before seq (by seq_last), or NULL. */
-static const struct idx *index_at_seq(const struct gos_seek *s, uint64_t seq)
-{
-	size_t lo = 0, hi = s->n_ix;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (s->ix[mid].seq_last <= seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo ? &s->ix[lo - 1] : NULL;
-}
-
-static const struct idx *index_at_time(const struct gos_seek *s, double t)
-{
-	size_t lo = 0, hi = s->n_ix;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (s->ix[mid].t <= t)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo ? &s->ix[lo - 1] : NULL;
-}
-
-/* The seq of the state at time t: after the last event with t <= time. */
-static uint64_t time_to_seq(struct gos_seek *s, struct gos_jreader *rd, double t, uint64_t b)
-{
-	const struct idx *e = index_at_time(s, t);
-	uint64_t seq = e->seq_last;
-	gos_jreader_at(rd, &e->pos);
-	struct gos_jrec rec;
-	while (gos_jreader_next(rd, &rec, NULL, 0)) {
-		if (rec.type != GOS_JREC_EVENT)
-			continue;
-		if (rec.t > t || rec.seq_last > b)
-			break;
-		seq = rec.seq_last;
-	}
-	return seq;
-}
-
-/* ---- building the map at a seq ------------------------------------------ */
-
-static struct gos_map_opts private_opts(const struct gos_seek *s)
-{
-	struct gos_map_opts mo = s->o.map_opts;
-	mo.log_capacity = PRIVATE_LOG;
-	return mo;
-}
-
-/* The map after every event with seq_last <= seq, the reader left just
- * after it, and *t the time of that last event (NAN: none). Takes the
- * cache when it helps. NULL with err. */
-static struct gos_map *build(struct gos_seek *s, uint64_t seq, struct gos_jreader *rd,
-                             double *t, char *err, size_t errlen)
-{
-	struct gos_map_opts mo = private_opts(s);
-	const struct gos_journal_file *ck = NULL;
-	for (size_t i = 0; i < s->files.n_ckpt; i++)
-		if (s->files.ckpt[i].seq <= seq && s->files.ckpt[i].seq >= s->first)
-			ck = &s->files.ckpt[i];
-	struct gos_map *map = NULL;
-	uint64_t base = s->first;
-	if (s->cache && s->cache_seq <= seq && (!ck || s->cache_seq >= ck->seq)) {
-		map = s->cache;
-		base = s->cache_seq;
-		s->cache = NULL;
-	}
-	while (!map && ck) {
-		int fd = open(ck->path, O_RDONLY | O_CLOEXEC);
-		char ierr[256] = "cannot open it";
-		map = fd >= 0 ? gos_map_image_read(fd, &mo, ierr, sizeof(ierr)) : NULL;
-		if (fd >= 0)
-			close(fd);
-		if (map) {
-			base = ck->seq;
-			break;
-		}
-		fprintf(stderr, "gos: seek: checkpoint %s is unusable (%s)\n", ck->path, ierr);
-		ck = ck > s->files.ckpt && (ck - 1)->seq >= s->first ? ck - 1 : NULL;
-	}
-	if (!map) {
-		if (s->first) {
-			snprintf(err, errlen, "no usable checkpoint at or before seq %llu",
-			         (unsigned long long)seq);
-			return NULL;
-		}
-		map = gos_map_create(&mo);
-		base = 0;
-	}
-	struct gos_jreplay *rp = gos_jreplay_create(map, base, seq);
-	const struct idx *e = index_at_seq(s, base);
-	gos_jreader_at(rd, e ? &e->pos : NULL);
-	struct gos_jrec rec;
-	while (gos_jreader_next(rd, &rec, NULL, 0)) {
-		if (!gos_jreplay_feed(rp, &rec)) {
-			gos_jreader_unread(rd);
-			break;
-		}
-	}
-	gos_jreplay_flush(rp);
-	*t = gos_jreplay_last_t(rp);
-	const char *bad = gos_jreplay_error(rp);
-	if (bad || gos_jreader_error(rd)) {
-		snprintf(err, errlen, "the journal cannot be replayed to seq %llu: %s",
-		         (unsigned long long)seq, bad ? bad : gos_jreader_error(rd));
-		gos_jreplay_destroy(rp);
-		gos_map_destroy(map);
-		return NULL;
-	}
-	gos_jreplay_destroy(rp);
-	return map;
-}
-
-static void keep(struct gos_seek *s, struct gos_map *map, uint64_t seq)
-{
-	if (s->cache != map)
-		gos_map_destroy(s->cache);
-	s->cache = map;
-	s->cache_seq = seq;
+	gos_jseek_refresh(s->js, durable(s));
+	gos_jseek_range(s->js, range);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -306,7 +113,7 @@ static void play_stop(struct gos_seek *s, struct play *p, bool keep_map)
 	gos_jreader_destroy(p->rd);
 	gos_broadcast_destroy(p->bc);
 	if (keep_map)
-		keep(s, p->map, p->held);
+		gos_jseek_keep(s->js, p->map, p->held);
 	else
 		gos_map_destroy(p->map);
 	*p = (struct play){0};
@@ -316,26 +123,25 @@ static void play_stop(struct gos_seek *s, struct play *p, bool keep_map)
 static bool target(struct gos_seek *s, const struct req *r, struct gos_jreader *rd,
                    uint64_t *seq)
 {
-	refresh(s);
-	uint64_t b = durable(s);
+	struct gos_jseek_range g;
+	refresh(s, &g);
 	char msg[200];
 	if (r->in.has_time) {
-		if (!s->n_ix || r->in.seek_time < s->ix[0].t || r->in.seek_time > s->ix_last_t) {
-			snprintf(msg, sizeof(msg), "time %.3f is outside the journal (%.3f to %.3f)",
-			         r->in.seek_time, s->n_ix ? s->ix[0].t : 0.0, s->n_ix ? s->ix_last_t : 0.0);
-			goto range;
-		}
-		*seq = time_to_seq(s, rd, r->in.seek_time, b);
-		return true;
+		if (gos_jseek_time_to_seq(s->js, rd, r->in.seek_time, seq))
+			return true;
+		snprintf(msg, sizeof(msg), "time %.3f is outside the journal (%.3f to %.3f)",
+		         r->in.seek_time, isnan(g.first_t) ? 0.0 : g.first_t,
+		         isnan(g.last_t) ? 0.0 : g.last_t);
+		goto range;
 	}
 	*seq = r->in.seek_seq;
-	if (*seq >= s->first && *seq <= b)
+	if (*seq >= g.first && *seq <= g.last)
 		return true;
 	snprintf(msg, sizeof(msg), "seq %llu is outside the journal (%llu to %llu)",
-	         (unsigned long long)*seq, (unsigned long long)s->first, (unsigned long long)b);
+	         (unsigned long long)*seq, (unsigned long long)g.first, (unsigned long long)g.last);
 range:
 	gos_buf_clear(&s->text);
-	gos_viewer_error_range(&s->text, s->first, b, msg);
+	gos_viewer_error_range(&s->text, g.first, g.last, msg);
 	send_text(s->o.ws, r->viewer, r->gen, GOS_WS_SEND_MESSAGE, &s->text);
 	return false;
 }
@@ -351,7 +157,7 @@ static void do_seek(struct gos_seek *s, const struct req *r)
 	struct play *p = play_of(s, r->viewer);
 	if (p)
 		play_stop(s, p, true);
-	struct gos_map *map = build(s, seq, rd, &t, err, sizeof(err));
+	struct gos_map *map = gos_jseek_build(s->js, seq, rd, &t, err, sizeof(err));
 	if (!map) {
 		gos_seek_send_error(s->o.ws, r->viewer, r->gen, "seek_failed", err);
 		goto out;
@@ -360,7 +166,7 @@ static void do_seek(struct gos_seek *s, const struct req *r)
 	struct gos_broadcast *bc = gos_broadcast_create_private(map, emit, &to);
 	gos_broadcast_private_snapshot(bc, seq, "seek", true, t);
 	gos_broadcast_destroy(bc);
-	keep(s, map, seq);
+	gos_jseek_keep(s->js, map, seq);
 out:
 	gos_jreader_destroy(rd);
 }
@@ -387,7 +193,7 @@ static void do_play(struct gos_seek *s, const struct req *r)
 		gos_jreader_destroy(rd);
 		return;
 	}
-	struct gos_map *map = build(s, seq, rd, &t, err, sizeof(err));
+	struct gos_map *map = gos_jseek_build(s->js, seq, rd, &t, err, sizeof(err));
 	if (!map) {
 		gos_seek_send_error(s->o.ws, r->viewer, r->gen, "seek_failed", err);
 		gos_jreader_destroy(rd);
@@ -395,7 +201,9 @@ static void do_play(struct gos_seek *s, const struct req *r)
 	}
 	*p = (struct play){.on = true, .to = {s->o.ws, r->viewer, r->gen}, .map = map, .rd = rd,
 	                   .held = seq, .speed = r->in.speed, .wall_t0 = gos_now_s()};
-	p->rec_t0 = isnan(t) ? (s->n_ix ? s->ix[0].t : 0.0) : t;
+	struct gos_jseek_range g;
+	gos_jseek_range(s->js, &g);
+	p->rec_t0 = isnan(t) ? (isnan(g.first_t) ? 0.0 : g.first_t) : t;
 	p->bc = gos_broadcast_create_private(map, emit, &p->to);
 	gos_broadcast_private_snapshot(p->bc, seq, "play", true, t);
 	p->rp = gos_jreplay_create(map, seq, seq);
@@ -461,30 +269,20 @@ static void play_tick(struct gos_seek *s, struct play *p, uint64_t b)
 
 static void timeline(struct gos_seek *s)
 {
-	refresh(s);
-	if (!s->n_ix)
+	struct gos_jseek_range g;
+	refresh(s, &g);
+	if (isnan(g.first_t))
 		return;
-	uint64_t b = s->durable;
-	if (b == s->tl_last && s->first == s->tl_first)
+	if (g.last == s->tl_last && g.first == s->tl_first)
 		return;
 	double t[TIMELINE_POINTS];
 	uint64_t q[TIMELINE_POINTS];
-	size_t n = 0, step = (s->n_ix + TIMELINE_POINTS - 2) / (TIMELINE_POINTS - 1);
-	if (!step)
-		step = 1;
-	for (size_t i = 0; i < s->n_ix && n < TIMELINE_POINTS - 1; i += step) {
-		t[n] = s->ix[i].t;
-		q[n++] = s->ix[i].seq_last;
-	}
-	if (q[n - 1] != s->ix_last_seq) {
-		t[n] = s->ix_last_t;
-		q[n++] = s->ix_last_seq;
-	}
+	size_t n = gos_jseek_points(s->js, t, q, TIMELINE_POINTS);
 	gos_buf_clear(&s->text);
-	gos_viewer_timeline(&s->text, s->first, b, s->ix[0].t, s->ix_last_t, t, q, n);
+	gos_viewer_timeline(&s->text, g.first, g.last, g.first_t, g.last_t, t, q, n);
 	gos_ws_publish_timeline(s->o.ws, gos_ws_msg_create(s->text.data, s->text.len));
-	s->tl_first = s->first;
-	s->tl_last = b;
+	s->tl_first = g.first;
+	s->tl_last = g.last;
 }
 
 /* ---- the thread --------------------------------------------------------- */
@@ -578,8 +376,7 @@ struct gos_seek *gos_seek_create(const struct gos_seek_opts *opts, char *err, si
 	if (!s->dir)
 		abort();
 	s->o.dir = s->dir;
-	s->ird = gos_jreader_create(s->dir);
-	s->ix_last_t = NAN;
+	s->js = gos_jseek_create(s->dir, &s->o.map_opts);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -609,10 +406,7 @@ void gos_seek_destroy(struct gos_seek *s)
 	for (int i = 0; i < GOS_SEEK_PLAYS; i++)
 		if (s->plays[i].on)
 			play_stop(s, &s->plays[i], false);
-	gos_map_destroy(s->cache);
-	gos_jreader_destroy(s->ird);
-	gos_journal_files_finish(&s->files);
-	free(s->ix);
+	gos_jseek_destroy(s->js);
 	free(s->cancel);
 	gos_buf_finish(&s->text);
 	pthread_cond_destroy(&s->wake);

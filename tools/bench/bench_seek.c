@@ -1,18 +1,17 @@
-/* gos-bench seek: how long the seek worker's cold path takes to build the
- * map as it was at a random seq of an N-token session (default 1M): the
- * nearest checkpoint at or below it (gos_map_image_read), then the journal
- * up to it (gos_jreader + gos_jreplay, as compositor/web/gos_seek.c does),
- * plus one full read of the map (what a snapshot serializes from). p50 and
- * p99 over the seeks; the worker's cache (scrubbing forward from the last
- * map built) is faster and not measured here. */
+/* gos-bench seek: how long the seek worker takes to build the map as it
+ * was at a seq of an N-token session (default 1M), through the worker's own
+ * gos_jseek (compositor/journal/journal_seek.c): cold (nearest checkpoint,
+ * then the journal from the index entry there) at random seqs, and warm
+ * (scrubbing forward by 1% from the map built last, which the worker
+ * caches), each plus one full read of the map (what a snapshot serializes
+ * from). p50 and p99. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "gos_bench.h"
 #include "gos_journal.h"
@@ -24,42 +23,37 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The map at seq s: seconds, or -1. */
-static double seek_once(const char *dir, const struct gos_journal_files *f, uint64_t n,
-                        uint64_t s, uint64_t *tokens)
+/* Builds the map at seq (cached for the next call when keep), reads it
+ * whole: seconds, or -1. */
+static double seek_once(struct gos_jseek *js, const char *dir, uint64_t seq, bool keep,
+                        uint64_t *tokens)
 {
-	double t0 = gos_now_s();
-	struct gos_map *m = NULL;
-	uint64_t base = 0;
-	for (size_t i = f->n_ckpt; i-- > 0 && !m;) {
-		if (f->ckpt[i].seq > s)
-			continue;
-		int fd = open(f->ckpt[i].path, O_RDONLY | O_CLOEXEC);
-		char err[256];
-		m = fd >= 0 ? gos_map_image_read(fd, &(struct gos_map_opts){.max_tokens = n}, err,
-		                                 sizeof(err)) : NULL;
-		if (fd >= 0)
-			close(fd);
-		if (m)
-			base = f->ckpt[i].seq;
-	}
-	if (!m)
-		m = gos_map_create(&(struct gos_map_opts){.max_tokens = n});
-	struct gos_jreplay *rp = gos_jreplay_create(m, base, s);
+	double t0 = gos_now_s(), t;
+	char err[300];
 	struct gos_jreader *rd = gos_jreader_create(dir);
-	gos_jreader_at(rd, NULL);
-	struct gos_jrec rec;
-	struct gos_jpos pos;
-	while (gos_jreader_next(rd, &rec, &pos, 0) && gos_jreplay_feed(rp, &rec))
-		;
-	gos_jreplay_destroy(rp);
+	struct gos_map *m = gos_jseek_build(js, seq, rd, &t, err, sizeof(err));
 	gos_jreader_destroy(rd);
+	if (!m) {
+		fprintf(stderr, "gos-bench seek: %s\n", err);
+		return -1;
+	}
 	struct gos_map_view v = {0};
 	gos_map_read_all(m, 0, 0, &v);
 	*tokens = v.n_tokens;
 	gos_map_view_finish(&v);
-	gos_map_destroy(m);
-	return gos_now_s() - t0;
+	double dt = gos_now_s() - t0;
+	if (keep)
+		gos_jseek_keep(js, m, seq);
+	else
+		gos_map_destroy(m);
+	return dt;
+}
+
+static void report(const char *what, double *t, int n, double tokens)
+{
+	qsort(t, (size_t)n, sizeof(*t), cmp_double);
+	printf("%-34s %10.0f %10.0f %10.0f %14.0f\n", what, t[n / 2] * 1e3,
+	       t[(int)((n - 1) * 0.99)] * 1e3, t[n - 1] * 1e3, tokens);
 }
 
 int gos_bench_seek(int argc, char **argv)
@@ -93,10 +87,11 @@ int gos_bench_seek(int argc, char **argv)
 			base = optarg;
 		} else if (c == 'h') {
 			printf("usage: gos-bench seek [--tokens N] [--seeks K] [--state-dir DIR]\n"
-			       "p50/p99 of building the map at a random seq of an N-token session\n"
-			       "(default 1000000, 30 seeks): nearest checkpoint + journal replay + one\n"
-			       "full read, the seek worker's cold path. The session is made in a fresh\n"
-			       "dir under DIR (default /var/tmp) and removed.\n");
+			       "p50/p99 of the seek worker building the map at a seq of an N-token\n"
+			       "session (default 1000000, 30 seeks each), plus one full read: cold at\n"
+			       "random seqs (nearest checkpoint + journal replay) and warm, scrubbing\n"
+			       "forward 1%% at a time from the map built last. The session is made in a\n"
+			       "fresh dir under DIR (default /var/tmp) and removed.\n");
 			return 0;
 		} else {
 			return 2;
@@ -111,35 +106,45 @@ int gos_bench_seek(int argc, char **argv)
 	uint64_t ckpt, segs;
 	if (!gos_bench_make_session(dir, n, &ckpt, &segs))
 		return 1;
-	struct gos_journal_files f;
-	char err[256];
-	if (!gos_journal_list(dir, &f, err, sizeof(err)) || !f.n_seg) {
-		fprintf(stderr, "gos-bench seek: %s\n", err);
-		return 1;
-	}
-	/* the session's last seq: the newest checkpoint's, or about 2 per token */
-	uint64_t last = 2 * n;
-	double *t = calloc((size_t)seeks, sizeof(*t));
+	struct gos_jseek *js = gos_jseek_create(dir, &(struct gos_map_opts){.max_tokens = n});
+	double t0 = gos_now_s();
+	gos_jseek_refresh(js, UINT64_MAX);   /* the session is closed: all of it is durable */
+	double index_s = gos_now_s() - t0;
+	struct gos_jseek_range g;
+	gos_jseek_range(js, &g);
+	uint64_t last = g.last_event_seq;
+	double *cold = calloc((size_t)seeks, sizeof(*cold));
+	double *warm = calloc((size_t)seeks, sizeof(*warm));
+	if (!cold || !warm)
+		abort();
 	srand(11);
-	uint64_t tok_sum = 0;
+	uint64_t cold_tok = 0, warm_tok = 0, tokens;
 	for (int i = 0; i < seeks; i++) {
 		uint64_t s = 1 + (uint64_t)(((double)rand() / RAND_MAX) * (double)(last - 1));
-		uint64_t tokens = 0;
-		t[i] = seek_once(dir, &f, n, s, &tokens);
-		tok_sum += tokens;
+		if ((cold[i] = seek_once(js, dir, s, false, &tokens)) < 0)
+			return 1;
+		cold_tok += tokens;
 	}
-	gos_journal_files_finish(&f);
+	uint64_t step = last / 100 ? last / 100 : 1, s = last / 4;
+	if (seek_once(js, dir, s, true, &tokens) < 0)   /* the scrub's starting point */
+		return 1;
+	for (int i = 0; i < seeks; i++) {
+		s = s + step <= last ? s + step : last;
+		if ((warm[i] = seek_once(js, dir, s, true, &tokens)) < 0)
+			return 1;
+		warm_tok += tokens;
+	}
+	gos_jseek_destroy(js);
 	char cmd[4200];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "gos-bench seek: could not remove %s\n", dir);
-	qsort(t, (size_t)seeks, sizeof(*t), cmp_double);
-	double p50 = t[seeks / 2], p99 = t[(int)((seeks - 1) * 0.99)];
-	printf("gos-bench seek: %" PRIu64 "-token session, %d seeks to random seqs (cold: checkpoint + "
-	       "journal + full read)\n", n, seeks);
-	printf("%-10s %-10s %-10s %-14s\n", "p50 ms", "p99 ms", "max ms", "tokens/seek");
-	printf("%-10.0f %-10.0f %-10.0f %-14.0f\n", p50 * 1e3, p99 * 1e3, t[seeks - 1] * 1e3,
-	       (double)tok_sum / seeks);
-	free(t);
+	printf("gos-bench seek: %" PRIu64 "-token session (last seq %" PRIu64 "), %d seeks each; "
+	       "indexing the journal once took %.0f ms\n", n, last, seeks, index_s * 1e3);
+	printf("%-34s %10s %10s %10s %14s\n", "", "p50 ms", "p99 ms", "max ms", "tokens/seek");
+	report("cold (random seq)", cold, seeks, (double)cold_tok / seeks);
+	report("warm (scrub forward 1%)", warm, seeks, (double)warm_tok / seeks);
+	free(cold);
+	free(warm);
 	return 0;
 }
