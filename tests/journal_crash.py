@@ -15,12 +15,14 @@ import os
 import random
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from journal_util import event_records  # noqa: E402
 from ws_util import Compositor, Mirror, RawViewer, check, report  # noqa: E402
 
 COMPOSITOR = sys.argv[1]
@@ -171,22 +173,7 @@ segs = sorted(glob.glob(os.path.join(state, "journal", "*.seg")))
 check(len(segs) >= 1, f"segments on disk ({len(segs)})")
 last = segs[-1]
 
-
-def records(path):
-    """(offset, type, payload) of each record (docs/journal.md)."""
-    import struct
-    data = open(path, "rb").read()
-    out, off = [], 0
-    while off + 40 <= len(data):
-        magic, n, _crc, typ = struct.unpack_from("<IIIB", data, off)
-        if magic != 0x4a534f47:
-            break
-        out.append((off, typ, data[off + 40:off + 40 + n]))
-        off += 40 + n
-    return out
-
-
-ev_recs = [r for r in records(last) if r[1] == 1]
+ev_recs = event_records(last)
 check(ev_recs and b'"r99-p9-49"' in ev_recs[-1][2], "the last event record is the last event fed")
 with open(last, "r+b") as f:
     f.truncate(ev_recs[-1][0] + 30)   # a power cut in the middle of the last event record
@@ -220,8 +207,6 @@ check(reply and reply["applied"] == 10, "the compositor takes events after a cor
 snap1 = snapshot(c.port)
 
 # ---- a second compositor on the same state dir is refused
-c2 = None
-import subprocess  # noqa: E402
 r = subprocess.run([COMPOSITOR, "--no-render", "--no-listen", "--state-dir", state,
                     "--socket", os.path.join(tmp, "second.sock")],
                    capture_output=True, text=True, timeout=20)

@@ -15,13 +15,14 @@ import os
 import shutil
 import socket
 import stat
-import struct
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from gos_proc import skip  # noqa: E402
+from journal_util import event_records  # noqa: E402
 from ws_util import Compositor, RawViewer, check, metric, report  # noqa: E402
 
 COMPOSITOR = sys.argv[1]
@@ -92,6 +93,8 @@ check(h and h["journal"]["ok"] is False and "disk full" in h["journal"].get("rea
       f"/health names the reason: {h and h.get('journal')}")
 m = c.metrics()
 check(metric(m, "gos_journal_stalled") == 1, "gos_journal_stalled is 1")
+pt = subprocess.run(["promtool", "check", "metrics"], input=m, capture_output=True, text=True)
+check(pt.returncode == 0, f"/metrics with the journal passes promtool: {pt.stdout}{pt.stderr}")
 check((metric(m, "gos_journal_write_errors_total") or 0) >= 1, "write errors are counted")
 check("disk full" in c.stderr() or "No space" in c.stderr(), "the log says so")
 # acknowledged is never more than what is on disk
@@ -117,19 +120,7 @@ check("writing again" in c.stderr(), "the log says writing resumed")
 s.close()
 
 
-def event_records(path):
-    data = open(path, "rb").read()
-    n, off = 0, 0
-    while off + 40 <= len(data):
-        magic, ln, _crc, typ = struct.unpack_from("<IIIB", data, off)
-        if magic != 0x4a534f47:
-            break
-        n += typ == 1
-        off += 40 + ln
-    return n
-
-
-on_disk = sum(event_records(p) for p in glob.glob(os.path.join(inside, "journal", "*.seg")))
+on_disk = sum(len(event_records(p)) for p in glob.glob(os.path.join(inside, "journal", "*.seg")))
 check(on_disk == fed, f"every event fed is in the journal ({on_disk} of {fed})")
 v = RawViewer(c.port)
 snap = None

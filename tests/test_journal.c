@@ -103,6 +103,14 @@ struct rig {
 	_Atomic uint64_t applied_at_reply;
 };
 
+static bool count_event(void *ctx, const struct gos_jrec *r)
+{
+	if (r->type == GOS_JREC_EVENT)
+		(*(uint64_t *)ctx)++;
+	return true;
+}
+
+/* Event records in the dir's segments now (what a power cut would keep). */
 static uint64_t events_on_disk(const char *dir)
 {
 	struct gos_journal_files f;
@@ -115,19 +123,8 @@ static uint64_t events_on_disk(const char *dir)
 		void *buf = gos_journal_read_file(f.seg[i].path, &len, err, sizeof(err));
 		if (!buf)
 			continue;
-		struct seen s = {0};
 		struct gos_jscan sc;
-		gos_journal_scan(buf, len, NULL, NULL, &sc);
-		(void)s;
-		/* count EVENT records only */
-		const unsigned char *b = buf;
-		for (size_t off = 0; off + GOS_JREC_HEADER <= sc.good;) {
-			uint32_t plen;
-			memcpy(&plen, b + off + 4, 4);
-			if (b[off + 12] == GOS_JREC_EVENT)
-				n++;
-			off += GOS_JREC_HEADER + plen;
-		}
+		gos_journal_scan(buf, len, count_event, &n, &sc);
 		free(buf);
 	}
 	gos_journal_files_finish(&f);
