@@ -168,6 +168,20 @@ const char *gos_jreader_error(const struct gos_jreader *r);
 /* True when the last false of gos_jreader_next came from max_read. */
 bool gos_jreader_wants_more(const struct gos_jreader *r);
 
+/* ---- a session as a recording (journal_recording.c) ---- */
+
+/* The dir's EVENT payloads up to seq `upto` (the journal's durable_seq), one
+ * a line (docs/recording.md), handed out in pieces. One thread at a time. */
+struct gos_jrecording;
+struct gos_jrecording *gos_jrecording_open(const char *dir, uint64_t upto);
+/* Up to cap bytes of the recording into buf, reading about 256 KiB of file
+ * per call once it has bytes to give (a server's thread is not held long):
+ * the bytes given (> 0), 0 at the end, -1 on an unreadable journal
+ * (gos_jrecording_error). */
+long gos_jrecording_read(struct gos_jrecording *r, void *buf, size_t cap);
+const char *gos_jrecording_error(const struct gos_jrecording *r);
+void gos_jrecording_close(struct gos_jrecording *r);   /* accepts NULL */
+
 /* ---- the map as it was (journal_seek.c): time travel's building block ---- */
 
 /* An index of a state dir's durable records (one entry per 64 events, with

@@ -53,18 +53,8 @@ static void web_request(void *ctx, uint64_t viewer, uint64_t gen, const struct g
 	}
 }
 
-/* ---- GET /recording: the journal's events up to durable_seq, one a line.
- * On the server's thread: each read takes at most RECORDING_READ of file. */
-
-#define RECORDING_READ (256 * 1024)
-
-struct recording {
-	struct gos_jreader *rd;
-	uint64_t last;            /* durable_seq when the download began */
-	char *carry;              /* a line longer than a chunk, being sent */
-	size_t carry_len, carry_off;
-	bool done;
-};
+/* ---- GET /recording: the journal's events up to durable_seq, one a line
+ * (gos_jrecording), on the server's thread. */
 
 static void *recording_open(void *ctx, char *filename, size_t fncap, char *err, size_t errlen)
 {
@@ -74,81 +64,23 @@ static void *recording_open(void *ctx, char *filename, size_t fncap, char *err, 
 		         "(--no-journal)");
 		return NULL;
 	}
-	struct recording *r = calloc(1, sizeof(*r));
-	if (!r)
-		abort();
 	struct gos_journal_stats js;
 	gos_journal_stats(w->src.journal, &js);
-	r->last = js.durable_seq;
-	r->rd = gos_jreader_create(w->src.state_dir);
-	gos_jreader_at(r->rd, NULL);
 	time_t now = time(NULL);
 	struct tm tm;
 	localtime_r(&now, &tm);
 	strftime(filename, fncap, "gos-%Y%m%d-%H%M%S.ndjson", &tm);
-	return r;
+	return gos_jrecording_open(w->src.state_dir, js.durable_seq);
 }
 
 static long recording_read(void *h, void *buf, size_t cap)
 {
-	struct recording *r = h;
-	char *out = buf;
-	size_t n = 0;
-	if (r->carry) {
-		size_t k = r->carry_len - r->carry_off < cap ? r->carry_len - r->carry_off : cap;
-		memcpy(out, r->carry + r->carry_off, k);
-		r->carry_off += k;
-		if (r->carry_off == r->carry_len) {
-			free(r->carry);
-			r->carry = NULL;
-		}
-		return (long)k;
-	}
-	struct gos_jrec rec;
-	while (!r->done && n < cap) {
-		if (!gos_jreader_next(r->rd, &rec, NULL, RECORDING_READ)) {
-			if (gos_jreader_wants_more(r->rd) && n)
-				break;      /* this call's share of the file is read */
-			if (gos_jreader_wants_more(r->rd))
-				continue;   /* nothing yet: read on */
-			if (gos_jreader_error(r->rd))
-				return n ? (long)n : -1;
-			r->done = true;  /* the end of what is written */
-			break;
-		}
-		if (rec.type != GOS_JREC_EVENT)
-			continue;
-		if (rec.seq_last > r->last) {
-			r->done = true;
-			break;
-		}
-		if (n + rec.len + 1 > cap) {
-			if (n) {
-				gos_jreader_unread(r->rd);
-				break;
-			}
-			r->carry = malloc(rec.len + 1);
-			if (!r->carry)
-				abort();
-			memcpy(r->carry, rec.payload, rec.len);
-			r->carry[rec.len] = '\n';
-			r->carry_len = rec.len + 1;
-			r->carry_off = 0;
-			return recording_read(h, buf, cap);
-		}
-		memcpy(out + n, rec.payload, rec.len);
-		out[n + rec.len] = '\n';
-		n += rec.len + 1;
-	}
-	return (long)n;
+	return gos_jrecording_read(h, buf, cap);
 }
 
 static void recording_close(void *h)
 {
-	struct recording *r = h;
-	gos_jreader_destroy(r->rd);
-	free(r->carry);
-	free(r);
+	gos_jrecording_close(h);
 }
 
 static bool parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
