@@ -98,6 +98,10 @@ static void usage(FILE *f)
 	        "      all tokens, F follows the newest token of the active stream, Tab cycles\n"
 	        "      streams, S writes a screenshot (gos-DATE.png), F11 fullscreen, Esc/Q quits\n"
 	        "      (gos-shot --socket PATH --out FILE asks a running compositor for a picture)\n"
+	        "time travel (with the journal): [ and ] step back/forward 1%% of the session,\n"
+	        "      Space replays from there (from the start when live) or pauses, , and .\n"
+	        "      halve/double the replay speed (0.5x-16x), L goes live, Ctrl+S saves the\n"
+	        "      session as a recording (gos-DATE.ndjson, for --open and gos-feed)\n"
 	        "\n"
 	        "exit codes: 0 clean shutdown (SIGINT/SIGTERM), 1 start-up failure (socket busy,\n"
 	        "            no permission, ...), 2 bad command line\n");
@@ -623,12 +627,22 @@ static int run_renderer(struct app *a)
 	} else if (wo.headless) {
 		fprintf(stderr, "gos: headless: rendering offscreen\n");
 	}
+	/* Time travel in the window: [ ] Space , . L keys and Ctrl+S (journal only). */
+	struct gos_travel *tr = a->journal ? gos_travel_create(gos_state_dir(a->state), a->journal,
+	                        &(struct gos_map_opts){.max_tokens = a->opt.max_tokens,
+	                                               .layout = a->opt.layout}) : NULL;
+	struct gos_window_travel travel = {
+		.span = gos_travel_span, .at = gos_travel_at, .release = gos_travel_release,
+		.save = gos_travel_save, .ctx = tr,
+	};
 	struct gos_window_deps deps = {
 		.map = a->map, .tick = render_tick, .events_per_s = render_events_per_s,
-		.viewers = render_viewers, .shot_take = shot_take, .shot_done = shot_done, .ctx = a,
+		.viewers = render_viewers, .shot_take = shot_take, .shot_done = shot_done,
+		.travel = tr ? &travel : NULL, .ctx = a,
 	};
 	struct gos_window_result res;
 	bool ok = gos_window_run(&wo, &deps, &res);
+	gos_travel_destroy(tr);
 	shots_close(a, ok ? "the compositor is shutting down"
 	                  : "rendering is off in this compositor (no usable Vulkan device or "
 	                    "renderer; see its log), so it cannot take a picture");

@@ -15,6 +15,12 @@ add_test(NAME test_window
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
 set_tests_properties(test_window PROPERTIES TIMEOUT 180 LABELS "gpu;window"
                      ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)
+# Time travel in the native window (issue 11): real key presses (xdotool)
+# under Xvfb step back, go live, save a recording (Ctrl+S) and replay.
+add_test(NAME window_travel
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/window_travel.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(window_travel PROPERTIES TIMEOUT 180 LABELS "gpu;window"
+                     ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)
 # A renderer reusing earlier frames' GPU work draws what a fresh one draws.
 gos_add_test(test_render_cache GPU TIMEOUT 180
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_render_cache.c

@@ -16,6 +16,7 @@ run_pkgs=(
 test_pkgs=(
   clang libclang-rt-14-dev
   python3 python3-websockets
+  xdotool
   prometheus
   chromium
 )

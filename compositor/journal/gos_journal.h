@@ -226,6 +226,23 @@ struct gos_map *gos_jseek_build(struct gos_jseek *s, uint64_t seq, struct gos_jr
 /* Caches map (built at seq), replacing the cached one. */
 void gos_jseek_keep(struct gos_jseek *s, struct gos_map *map, uint64_t seq);
 
+/* ---- the native window's time travel (journal_travel.c) ---- */
+
+/* The functions a gos_window_travel takes (ctx: the gos_travel), on the
+ * window's thread: the session's span in CLOCK_REALTIME seconds, the map
+ * at a time (the last one carried forward when it can be), giving it
+ * back, and saving the session as DIR/gos-DATE.ndjson. */
+struct gos_journal;
+struct gos_travel;
+struct gos_travel *gos_travel_create(const char *dir, struct gos_journal *journal,
+                                     const struct gos_map_opts *map_opts);
+void gos_travel_destroy(struct gos_travel *t);   /* accepts NULL */
+bool gos_travel_span(void *t, double *t0, double *t1);
+struct gos_map *gos_travel_at(void *t, struct gos_map *prev, double when, uint64_t *seq,
+                              double *at, char *err, size_t errlen);
+void gos_travel_release(void *t, struct gos_map *prev);
+bool gos_travel_save(void *t, const char *dir, char *msg, size_t msglen);
+
 /* ---- the writer ---- */
 
 /* Zero means default for every field. */

@@ -73,6 +73,14 @@ struct gos_render_opts {
 	                                logged, when the GPU token pipeline fails */
 };
 
+/* The time-travel bar (the window's keys over the journal), bottom center. */
+struct gos_timeline_hud {
+	double pos;                  /* 0..1: where the shown map lies in the session */
+	bool live;                   /* the live map (the marker at the end) */
+	bool playing;
+	const char *label;           /* what is shown: time, seq, speed */
+};
+
 /* Per-frame inputs (zero is a valid default for every field but view). */
 struct gos_frame_info {
 	struct gos_view view;
@@ -87,6 +95,7 @@ struct gos_frame_info {
 	const char *hover_stream;    /* its stream's name */
 	double mouse_x, mouse_y;     /* pixels */
 	const char *banner;          /* a short message at the bottom, or NULL */
+	const struct gos_timeline_hud *timeline;  /* NULL: no bar */
 	VkImage image;               /* the target's image, made with TRANSFER_DST usage:
 	                                the background is computed and copied into it
 	                                (cheap on lavapipe, free when the view holds
@@ -145,6 +154,11 @@ int64_t gos_render_pick(const struct gos_render *r, double wx, double wy);
  * failure (logged). */
 bool gos_render_frame(struct gos_render *r, VkFramebuffer fb, VkExtent2D ext,
                       const struct gos_frame_info *fi, VkSemaphore wait, VkSemaphore signal);
+
+/* The next gos_render_sync() takes a full copy of the map it is given
+ * (paged as usual), replacing everything held: for switching between maps
+ * (the live one and one built as it was). */
+void gos_render_resync(struct gos_render *r);
 
 /* Waits for the fence of the ring slot the next gos_render_frame() will
  * use, so per-slot objects of the caller (a swapchain acquire semaphore)

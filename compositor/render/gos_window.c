@@ -14,6 +14,7 @@
 #include "gos_render.h"
 #include "gos_vk.h"
 #include "gos_time.h"
+#include "window_travel.h"
 
 #define MAX_IMAGES 8
 #define CAM_TAU 0.09           /* s: camera smoothing time constant */
@@ -26,6 +27,7 @@ struct input {
 	double wheel;
 	bool resized;
 	bool keys[GLFW_KEY_LAST + 1];      /* pressed this frame */
+	bool ctrl;                          /* ... one of them with Control held */
 };
 
 struct win {
@@ -57,6 +59,7 @@ struct win {
 	double banner_until;
 	char banner[640];
 	int win_x, win_y, win_w, win_h;   /* windowed geometry, for F11 */
+	struct window_travel tv;          /* time travel: which map is shown */
 };
 
 static void sleep_s(double s)
@@ -130,10 +133,14 @@ static void on_scroll(GLFWwindow *w, double dx, double dy)
 static void on_key(GLFWwindow *w, int key, int scancode, int action, int mods)
 {
 	(void)scancode;
-	(void)mods;
 	struct win *s = glfwGetWindowUserPointer(w);
-	if (key >= 0 && key <= GLFW_KEY_LAST && action == GLFW_PRESS)
+	if (key >= 0 && key <= GLFW_KEY_LAST && action == GLFW_PRESS) {
 		s->in.keys[key] = true;
+		/* the modifier as it was at the press: a press and its release
+		 * can both arrive within one frame's poll */
+		if (mods & GLFW_MOD_CONTROL)
+			s->in.ctrl = true;
+	}
 }
 
 static void on_resize(GLFWwindow *w, int fw, int fh)
@@ -353,8 +360,8 @@ static void screenshot(struct win *s, double t, double vw, double vh, const stru
 /* Requested pictures: the map as of the request (it was applied before the
  * request reached the owner), drawn like gos-shot draws a recording: every
  * token faded in, the stream list and scale bar, no hover or banner. */
-static void remote_shots(struct win *s, struct gos_map *map, double vw, double vh,
-                         const struct gos_frame_info *fi)
+static void remote_shots(struct win *s, struct gos_map *map, struct gos_map *shown, double vw,
+                         double vh, const struct gos_frame_info *fi)
 {
 	const struct gos_window_deps *d = s->d;
 	if (!d->shot_take || !d->shot_done)
@@ -363,6 +370,9 @@ static void remote_shots(struct win *s, struct gos_map *map, double vw, double v
 	bool synced = false;
 	while (d->shot_take(d->ctx, &req)) {
 		if (!synced) {
+			/* pictures show the live map, also while the window shows the past */
+			if (shown != map)
+				gos_render_resync(s->r);
 			while (gos_render_sync(s->r, map) > 0 || gos_render_behind(s->r))
 				;
 			synced = true;
@@ -370,6 +380,7 @@ static void remote_shots(struct win *s, struct gos_map *map, double vw, double v
 		struct gos_frame_info f = *fi;
 		f.no_fade = true;
 		f.hud = GOS_HUD_STREAMS | GOS_HUD_SCALE;
+		f.timeline = NULL;
 		f.active_stream = -1;
 		if (req.fit)
 			f.view = gos_render_fit(s->r, vw, vh);
@@ -384,6 +395,8 @@ static void remote_shots(struct win *s, struct gos_map *map, double vw, double v
 		        res.ok ? "written" : err);
 		d->shot_done(d->ctx, &req, &res);
 	}
+	if (synced && shown != map)
+		gos_render_resync(s->r);   /* back to the past map next frame */
 }
 
 static void toggle_fullscreen(struct win *s)
@@ -484,6 +497,7 @@ static void finish(struct win *s)
 		if (s->r)
 			gos_offscreen_destroy(s->r, s->off);
 	}
+	window_travel_finish(&s->tv);
 	gos_render_destroy(s->r);
 	gos_map_view_finish(&s->hover_view);
 	gos_vk_destroy(s->vk);
@@ -499,6 +513,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 	struct win s_ = {0}, *s = &s_;
 	s->o = *opts;
 	s->d = deps;
+	window_travel_init(&s->tv, deps->travel);
 	s->active_stream = -1;
 	s->hover_slot = -1;
 	*res = (struct gos_window_result){0};
@@ -591,6 +606,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 	ok = true;
 	for (;;) {
 		memset(s->in.keys, 0, sizeof(s->in.keys));
+		s->in.ctrl = false;
 		if (s->window) {
 			glfwPollEvents();
 			if (glfwWindowShouldClose(s->window))
@@ -612,7 +628,15 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 				s->in.keys[GLFW_KEY_F11] = true;
 		}
 
-		gos_render_sync(s->r, deps->map);
+		char tmsg[400];
+		bool resync = false;
+		struct gos_map *shown = window_travel_map(&s->tv, deps->map, dt, t, &resync, tmsg,
+		                                          sizeof(tmsg));
+		if (resync)
+			gos_render_resync(s->r);
+		if (tmsg[0])
+			set_banner(s, t, tmsg);
+		gos_render_sync(s->r, shown);
 		if (s->window && (s->in.resized || !s->ext.width)) {
 			s->in.resized = false;
 			if (!create_swapchain(s)) {
@@ -651,7 +675,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 			s->in.moved = false;
 		}
 		if (s->hover_slot >= 0) {
-			gos_map_read_all(deps->map, (uint32_t)s->hover_slot, 1, &s->hover_view);
+			gos_map_read_all(shown, (uint32_t)s->hover_slot, 1, &s->hover_view);
 			if (s->hover_view.n_tokens == 1 && s->hover_view.tokens[0].slot == (uint32_t)s->hover_slot) {
 				hover = &s->hover_view.tokens[0];
 				const struct gos_stream *st = gos_render_stream(s->r, hover->stream);
@@ -679,9 +703,14 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 			.mouse_y = s->in.my,
 			.banner = t < s->banner_until ? s->banner : NULL,
 		};
-		if (s->in.keys[GLFW_KEY_S])
+		bool ctrl = s->in.ctrl;
+		window_travel_keys(&s->tv, s->in.keys, ctrl, t, s->o.shot_dir, tmsg, sizeof(tmsg));
+		if (tmsg[0])
+			set_banner(s, t, tmsg);
+		fi.timeline = window_travel_hud(&s->tv);
+		if (s->in.keys[GLFW_KEY_S] && !ctrl)
 			screenshot(s, t, vw, vh, &fi);
-		remote_shots(s, deps->map, vw, vh, &fi);
+		remote_shots(s, deps->map, shown, vw, vh, &fi);
 
 		if (s->window) {
 			if (!gos_render_wait_slot(s->r)) {

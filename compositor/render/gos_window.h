@@ -52,6 +52,31 @@ struct gos_window_shot_result {
 	const char *reason;
 };
 
+/* Time travel in the window (main thread callbacks; the owner builds maps
+ * from its journal). Keys: [ and ] step back/forward 1% of the session,
+ * Space plays from the shown moment (from the start when live) or pauses,
+ * , and . halve/double the speed (0.5x..16x), L goes live, Ctrl+S saves the
+ * session as a recording. */
+struct gos_window_travel {
+	/* The session's span (CLOCK_REALTIME seconds of its first and last
+	 * durable events); false while nothing is recorded. */
+	bool (*span)(void *ctx, double *t0, double *t1);
+	/* The map as it was at time t (in the span): after its last event at or
+	 * before t. prev: NULL or the map the last call returned, given back;
+	 * the owner may carry it forward, and then returns the same pointer
+	 * (changed only by later events, so the renderer's copy can follow its
+	 * change log). *seq: the state's seq; *at: its last event's time. NULL
+	 * with one sentence in err (prev is then given back too). */
+	struct gos_map *(*at)(void *ctx, struct gos_map *prev, double t, uint64_t *seq,
+	                      double *at, char *err, size_t errlen);
+	/* Gives back the last map (the window shows the live one again). */
+	void (*release)(void *ctx, struct gos_map *prev);
+	/* Writes the session as a recording (docs/recording.md) into dir; the
+	 * file's path, or why not, in msg. */
+	bool (*save)(void *ctx, const char *dir, char *msg, size_t msglen);
+	void *ctx;
+};
+
 /* What the loop asks its owner each frame (main thread callbacks). */
 struct gos_window_deps {
 	struct gos_map *map;                  /* required */
@@ -67,6 +92,8 @@ struct gos_window_deps {
 	bool (*shot_take)(void *ctx, struct gos_window_shot *out);
 	void (*shot_done)(void *ctx, const struct gos_window_shot *shot,
 	                  const struct gos_window_shot_result *res);
+	/* NULL: no time travel (no journal); the keys then only say so. */
+	const struct gos_window_travel *travel;
 	void *ctx;
 };
 

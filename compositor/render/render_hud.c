@@ -215,9 +215,29 @@ static void overlay_scale(struct gos_render *r, const struct gos_view *v, double
 /* The key help, bottom right. */
 static void overlay_help(struct gos_render *r, double vw, double vh)
 {
-	const char *help = "drag pan  wheel zoom  Home fit  F follow  Tab stream  S shot  Q quit";
+	const char *help = "drag pan  wheel zoom  Home fit  F follow  Tab stream  S shot  [ ] time  Q quit";
 	float w = text_width(13, help);
 	ov_text(r, (float)vw - w - 16, (float)vh - 24, 13, help, dim);
+}
+
+/* The time-travel bar, bottom center: the session as a track, the shown
+ * moment as a marker, and what it is above it. */
+static void overlay_timeline(struct gos_render *r, const struct gos_timeline_hud *tl,
+                             double vw, double vh)
+{
+	static const float track[4] = {0.35f, 0.38f, 0.45f, 0.9f};
+	static const float past[4] = {0.95f, 0.72f, 0.25f, 1.0f};
+	static const float live[4] = {0.35f, 0.85f, 0.45f, 1.0f};
+	float x0 = (float)vw * 0.2f, w = (float)vw * 0.6f, y = (float)vh - 100;
+	double pos = tl->live ? 1.0 : tl->pos < 0 ? 0 : tl->pos > 1 ? 1 : tl->pos;
+	const char *label = tl->label ? tl->label : "";
+	ov_rect(r, x0 - 12, y - 30, w + 24, 46, panel);
+	ov_rect(r, x0, y, w, 4, track);
+	ov_rect(r, x0, y, (float)(w * pos), 4, tl->live ? live : past);
+	ov_rect(r, x0 + (float)(w * pos) - 3, y - 6, 6, 16, tl->live ? live : past);
+	ov_text(r, x0, y - 25, 14, label, tl->live ? live : white);
+	const char *keys = "[ ] step  Space play  , . speed  L live  Ctrl+S save";
+	ov_text(r, x0 + w - text_width(13, keys), y - 24, 13, keys, dim);
 }
 
 /* A short message, bottom center. */
@@ -279,6 +299,8 @@ void render_build_overlay(struct gos_render *r, const struct gos_frame_info *fi,
 		overlay_scale(r, &fi->view, vh);
 	if (fi->hud & GOS_HUD_HELP)
 		overlay_help(r, vw, vh);
+	if (fi->timeline)
+		overlay_timeline(r, fi->timeline, vw, vh);
 	if (fi->banner)
 		overlay_banner(r, fi, vw, vh);
 	if (fi->hover)

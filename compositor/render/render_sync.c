@@ -276,6 +276,14 @@ size_t gos_render_sync(struct gos_render *r, struct gos_map *map)
 	return r->view.n_tokens;
 }
 
+void gos_render_resync(struct gos_render *r)
+{
+	r->paging = true;
+	r->first_page = true;
+	r->page_next = 0;
+	r->n_streams = 0;
+}
+
 bool gos_render_behind(const struct gos_render *r)
 {
 	return r->paging || r->more;
