@@ -75,6 +75,23 @@ if(GOS_FUZZ_OK)
            -max_len=16384 -print_final_stats=1 -dict=${fz}/map_image.dict
            ${CMAKE_BINARY_DIR}/fuzz/map_image_corpus ${fz}/map_image_corpus)
   set_tests_properties(fuzz_map_image PROPERTIES TIMEOUT 90 LABELS "fuzz")
+
+  # What a browser viewer may send (net/ws/gos_viewer_proto.c): viewport,
+  # ping, seek, play, pause, live.
+  set(ws ${CMAKE_SOURCE_DIR}/net/ws)
+  set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_viewer)
+  set(srcs ${fz}/fuzz_viewer.c ${ws}/gos_viewer_proto.c ${proto}/gos_json.c
+           ${base}/gos_buf.c ${base}/gos_arena.c)
+  add_custom_command(OUTPUT ${bin}
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} -I${ws} ${srcs} -lcjson -lm -o ${bin}
+    DEPENDS ${srcs} ${ws}/gos_viewer_proto.h
+    COMMENT "Building the libFuzzer target fuzz_viewer with clang")
+  add_custom_target(fuzz_viewer ALL DEPENDS ${bin})
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/viewer_corpus)
+  add_test(NAME fuzz_viewer COMMAND ${bin} -max_total_time=15 -timeout=10 -rss_limit_mb=2048
+           -max_len=4096 -print_final_stats=1
+           ${CMAKE_BINARY_DIR}/fuzz/viewer_corpus ${fz}/viewer_corpus)
+  set_tests_properties(fuzz_viewer PROPERTIES TIMEOUT 90 LABELS "fuzz")
 else()
   message(STATUS "gos: clang with libFuzzer not found: the fuzz targets are not built")
 endif()

@@ -246,6 +246,13 @@ static void test_parse(void)
 	      in.ping_t == 0, "a ping's t that is not a number reads 0");
 	CHECK(gos_viewer_parse("{\"type\":\"ping\"}", 15, &in) == GOS_VIEWER_IN_PING && in.ping_t == 0,
 	      "a ping without t reads 0");
+	/* 1e999 reads as inf, which the pong could not carry as JSON */
+	static const char ping_inf[] = "{\"type\":\"ping\",\"t\":1e999}";
+	CHECK(gos_viewer_parse(ping_inf, sizeof(ping_inf) - 1, &in) == GOS_VIEWER_IN_PING &&
+	      in.ping_t == 0, "a ping's t that is not finite reads 0 (%g)", in.ping_t);
+	static const char vp_inf[] = "{\"type\":\"viewport\",\"x\":-1e999,\"y\":2}";
+	CHECK(gos_viewer_parse(vp_inf, sizeof(vp_inf) - 1, &in) == GOS_VIEWER_IN_VIEWPORT &&
+	      in.viewport_has == GOS_VIEWER_VP_Y, "a viewport field that is not finite is not taken");
 
 	static const char *const ignored[] = {
 		"{\"type\":\"what\"}", "{\"type\":7}", "{\"x\":1}", "not json", "", "[\"ping\"]",

@@ -330,7 +330,7 @@ enum gos_viewer_in_type gos_viewer_parse(const char *msg, size_t len, struct gos
 		out->type = GOS_VIEWER_IN_VIEWPORT;
 		for (unsigned i = 0; i < 5; i++) {
 			const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
-			if (cJSON_IsNumber(n)) {
+			if (cJSON_IsNumber(n) && isfinite(n->valuedouble)) {
 				*dst[i] = n->valuedouble;
 				out->viewport_has |= 1u << i;
 			}
@@ -338,7 +338,8 @@ enum gos_viewer_in_type gos_viewer_parse(const char *msg, size_t len, struct gos
 	} else if (!strcmp(type->valuestring, "ping")) {
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "t");
 		out->type = GOS_VIEWER_IN_PING;
-		out->ping_t = cJSON_IsNumber(t) ? t->valuedouble : 0.0;
+		/* echoed in the pong: a number JSON can carry (1e999 reads as inf) */
+		out->ping_t = cJSON_IsNumber(t) && isfinite(t->valuedouble) ? t->valuedouble : 0.0;
 	} else if (!strcmp(type->valuestring, "seek") || !strcmp(type->valuestring, "play")) {
 		parse_seek(j, !strcmp(type->valuestring, "play"), out);
 	} else if (!strcmp(type->valuestring, "pause")) {

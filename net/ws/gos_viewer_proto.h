@@ -143,8 +143,8 @@ struct gos_viewer_viewport {
 struct gos_viewer_in {
 	enum gos_viewer_in_type type;
 	struct gos_viewer_viewport viewport;  /* VIEWPORT: the fields in viewport_has */
-	unsigned viewport_has;                /* GOS_VIEWER_VP_*: the fields sent as numbers */
-	double ping_t;                        /* PING: its t; 0 when absent or not a number */
+	unsigned viewport_has;                /* GOS_VIEWER_VP_*: the fields sent as finite numbers */
+	double ping_t;                        /* PING: its t; 0 when absent or not a finite number */
 	uint64_t seek_seq;                    /* SEEK (unless has_time), PLAY */
 	double seek_time;                     /* SEEK with has_time: CLOCK_REALTIME s */
 	bool has_time;
