@@ -61,9 +61,11 @@ class Recorder(threading.Thread):
                 msg = self.v.recv_json()
                 if msg is None:
                     return
-                self.m.apply(msg)
-                if msg["type"] in ("snapshot", "token_visualization"):
-                    with self.lock:
+                # under the lock: wait_seq must never see a seq whose state
+                # is not recorded yet
+                with self.lock:
+                    self.m.apply(msg)
+                    if msg["type"] in ("snapshot", "token_visualization"):
                         self.states[self.m.seq] = (copy.deepcopy(self.m.tokens),
                                                    copy.deepcopy(self.m.streams))
         except (EOFError, OSError):
@@ -145,7 +147,10 @@ def main():
         before = [s for s in seqs if 0 < len(states[s][0]) < 4000]
         after = [s for s in seqs if len(states[s][0]) == 4000 and s < last]
         at_ck = [s for s in seqs if ckpts and s >= ckpts[-1]]
-        check(before and after and at_ck, "recorded states before and after eviction")
+        if not check(before and after and at_ck, f"recorded states before ({len(before)}) and "
+                     f"after ({len(after)}) eviction, and at or after the newest checkpoint "
+                     f"({len(at_ck)}; checkpoints {ckpts}, last {last})"):
+            return report("journal_seek")
         picks = [last, before[len(before) // 2], after[len(after) // 2], at_ck[0],
                  after[len(after) // 2] + 0, before[-1]]
         if ckpts[0] in states:
@@ -162,7 +167,11 @@ def main():
                 check(isinstance(m.get("time"), float), f"seek {s}: has the event's time")
 
         # the timeline came after the first snapshot; by time
-        tl = getattr(b, "timeline", None) or recv_until(b, ("timeline",), timeout=5)[0]
+        # (sent once a second while durable_seq moves: wait for one that covers `last`)
+        tl = getattr(b, "timeline", None)
+        deadline = time.monotonic() + 10
+        while (tl is None or tl["last_seq"] < last) and time.monotonic() < deadline:
+            tl = recv_until(b, ("timeline",), timeout=5)[0] or tl
         check(tl is not None and tl["first_seq"] == 0 and tl["last_seq"] >= last - 0 and
               2 <= len(tl["points"]) <= 200, f"a timeline ({tl and {k: tl[k] for k in tl if k != 'points'}})")
         if tl:

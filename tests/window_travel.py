@@ -21,11 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from gos_check import check, report  # noqa: E402
 from gos_proc import skip, sync  # noqa: E402
+from png_read import read_png  # noqa: E402
 
 COMPOSITOR = os.path.abspath(sys.argv[1])
 for tool in ("xvfb-run", "xdotool"):
@@ -136,42 +136,9 @@ def shot():
 
 
 def ink(path):
-    """Pixels brighter than the background in a PNG (8-bit RGB/RGBA, no interlace)."""
-    data = open(path, "rb").read()
-    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    ctype = data[25]
-    bpp = 4 if ctype == 6 else 3
-    idat, off = b"", 8
-    while off < len(data):
-        n = int.from_bytes(data[off:off + 4], "big")
-        if data[off + 4:off + 8] == b"IDAT":
-            idat += data[off + 8:off + 8 + n]
-        off += 12 + n
-    raw = zlib.decompress(idat)
-    stride = w * bpp
-    prev = bytearray(stride)
-    count = 0
-    for y in range(h):
-        ft = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for x in range(stride):
-            a = line[x - bpp] if x >= bpp else 0
-            b = prev[x]
-            c = prev[x - bpp] if x >= bpp else 0
-            if ft == 1:
-                line[x] = (line[x] + a) & 255
-            elif ft == 2:
-                line[x] = (line[x] + b) & 255
-            elif ft == 3:
-                line[x] = (line[x] + (a + b) // 2) & 255
-            elif ft == 4:
-                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        for x in range(0, stride, bpp):
-            if line[x] + line[x + 1] + line[x + 2] > 200:
-                count += 1
-        prev = line
-    return count
+    """Pixels brighter than the background."""
+    _, _, rows = read_png(path)
+    return sum(1 for r in rows for x in range(0, len(r), 3) if r[x] + r[x + 1] + r[x + 2] > 200)
 
 
 key("Home")
