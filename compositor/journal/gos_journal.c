@@ -175,21 +175,23 @@ uint64_t gos_journal_lease_bound(const struct gos_batch *b)
 	return n;
 }
 
-/* One event as a recording line: the line the producer sent (or, for an
- * event made in-process, its serialization) with "_t" as the last key.
- * tkey: ',"_t":T}' for the batch. */
+/* One event as a recording line, straight into the write buffer: the line
+ * the producer sent (or, for an event made in-process, its serialization)
+ * with "_t" as the last key. tkey: ',"_t":T}' for the batch. */
 static void encode_event(struct gos_journal *j, const struct gos_event *ev, uint64_t seq_first,
                          uint64_t seq_last, double t, const struct gos_buf *tkey)
 {
-	gos_buf_clear(&j->line);
-	if (ev->raw && ev->raw_len >= 2 && ev->raw[ev->raw_len - 1] == '}')
-		gos_buf_append(&j->line, ev->raw, ev->raw_len);
-	else if (!gos_protocol_write(&j->line, ev) || j->line.len < 2)
+	struct gos_buf *w = &j->wbuf;
+	size_t at = gos_journal_begin(w);
+	if (ev->raw && ev->raw_len >= 2 && ev->raw[ev->raw_len - 1] == '}') {
+		gos_buf_append(w, ev->raw, ev->raw_len);
+	} else if (!gos_protocol_write(w, ev) || w->len - at - GOS_JREC_HEADER < 2) {
+		w->len = at;   /* nothing to record */
 		return;
-	j->line.len--;   /* drop the closing brace */
-	gos_buf_append(&j->line, tkey->data, tkey->len);
-	gos_journal_encode(&j->wbuf, GOS_JREC_EVENT, seq_first, seq_last, t,
-	                   j->line.data, (uint32_t)j->line.len);
+	}
+	w->len--;   /* drop the closing brace */
+	gos_buf_append(w, tkey->data, tkey->len);
+	gos_journal_end(w, at, GOS_JREC_EVENT, seq_first, seq_last, t);
 }
 
 static bool is_barrier(enum gos_event_type t)
@@ -345,7 +347,6 @@ void gos_journal_stop(struct gos_journal *j)
 	if (j->seg_fd >= 0)
 		close(j->seg_fd);
 	gos_buf_finish(&j->wbuf);
-	gos_buf_finish(&j->line);
 	gos_buf_finish(&j->tkey);
 	pthread_cond_destroy(&j->wake);
 	pthread_cond_destroy(&j->room);

@@ -67,6 +67,12 @@ void gos_journal_scan(const void *buf, size_t len, gos_jrec_fn fn, void *ctx,
 struct gos_buf;
 void gos_journal_encode(struct gos_buf *w, enum gos_jrec_type type, uint64_t seq_first,
                         uint64_t seq_last, double t, const char *payload, uint32_t len);
+/* The same in two steps, for a payload written straight into w: begin
+ * leaves room for the header and returns where it is; append the payload;
+ * end fills in the header and checksum. */
+size_t gos_journal_begin(struct gos_buf *w);
+void gos_journal_end(struct gos_buf *w, size_t at, enum gos_jrec_type type, uint64_t seq_first,
+                     uint64_t seq_last, double t);
 
 /* ---- the state dir ---- */
 

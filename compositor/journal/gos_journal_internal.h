@@ -29,7 +29,7 @@ struct gos_journal {
 	int seg_fd;
 	uint64_t seg_bytes;
 	uint64_t last_seq;               /* seq_last of the last event encoded */
-	struct gos_buf wbuf, line, tkey;
+	struct gos_buf wbuf, tkey;
 	size_t wbuf_off;                 /* bytes of wbuf already written */
 	bool unsynced;                   /* written since the last fdatasync */
 	double last_sync;                /* gos_now_s() of the last one */

@@ -36,10 +36,20 @@ static void wr64(unsigned char *p, uint64_t v)
 	wr32(p + 4, (uint32_t)(v >> 32));
 }
 
-void gos_journal_encode(struct gos_buf *w, enum gos_jrec_type type, uint64_t seq_first,
-                        uint64_t seq_last, double t, const char *payload, uint32_t len)
+size_t gos_journal_begin(struct gos_buf *w)
 {
-	unsigned char *h = (unsigned char *)gos_buf_reserve(w, GOS_JREC_HEADER + len);
+	size_t at = w->len;
+	gos_buf_reserve(w, GOS_JREC_HEADER);
+	w->len += GOS_JREC_HEADER;
+	w->data[w->len] = '\0';
+	return at;
+}
+
+void gos_journal_end(struct gos_buf *w, size_t at, enum gos_jrec_type type, uint64_t seq_first,
+                     uint64_t seq_last, double t)
+{
+	unsigned char *h = (unsigned char *)w->data + at;
+	uint32_t len = (uint32_t)(w->len - at - GOS_JREC_HEADER);
 	uint64_t tbits;
 	memcpy(&tbits, &t, 8);
 	wr32(h, GOS_JREC_MAGIC);
@@ -49,11 +59,16 @@ void gos_journal_encode(struct gos_buf *w, enum gos_jrec_type type, uint64_t seq
 	wr64(h + 16, seq_first);
 	wr64(h + 24, seq_last);
 	wr64(h + 32, tbits);
-	if (len)
-		memcpy(h + GOS_JREC_HEADER, payload, len);
 	wr32(h + 8, gos_crc32c(0, h + 12, GOS_JREC_HEADER - 12 + len));
-	w->len += GOS_JREC_HEADER + len;
-	w->data[w->len] = '\0';
+}
+
+void gos_journal_encode(struct gos_buf *w, enum gos_jrec_type type, uint64_t seq_first,
+                        uint64_t seq_last, double t, const char *payload, uint32_t len)
+{
+	size_t at = gos_journal_begin(w);
+	if (len)
+		gos_buf_append(w, payload, len);
+	gos_journal_end(w, at, type, seq_first, seq_last, t);
 }
 
 /* 0: a valid record at p (its size in *size); else why it is not. */
