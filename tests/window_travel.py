@@ -11,6 +11,7 @@ presses through the X server (xdotool: XTEST):
      not a screenshot;
   .  doubles the speed, Space replays from the start until it goes live.
 usage: window_travel.py GOS_COMPOSITOR   (run by ctest)"""
+import atexit
 import glob
 import json
 import os
@@ -47,6 +48,17 @@ p = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1024x768x24", "sh", scr
                      start_new_session=True)
 
 
+@atexit.register
+def _cleanup():
+    """Whatever happened, no compositor or X server outlives the test."""
+    try:
+        os.killpg(p.pid, 9)
+    except ProcessLookupError:
+        pass
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+
 def log():
     with open(errpath) as f:
         return f.read()
@@ -70,7 +82,6 @@ if "no usable Vulkan device" in (log() if os.path.exists(errpath) else ""):
     skip("window_travel", "no Vulkan device")
 if not os.path.exists(sock):
     print("gos-compositor did not start:", log() if os.path.exists(errpath) else "", file=sys.stderr)
-    os.killpg(p.pid, 9)
     sys.exit(1)
 display, xauth = (open(os.path.join(tmp, "display")).read().split() + [""])[:2]
 xenv = dict(os.environ, DISPLAY=display, XAUTHORITY=xauth)
@@ -88,7 +99,6 @@ for _ in range(100):
         break
     time.sleep(0.1)
 if not check(win is not None, "the gos window is on the X display"):
-    os.killpg(p.pid, 9)
     sys.exit(report("window_travel"))
 
 
@@ -195,9 +205,8 @@ for pid in pids:
 try:
     p.wait(timeout=30)
 except subprocess.TimeoutExpired:
-    os.killpg(p.pid, 9)
+    pass
 err = log()
 check("Vulkan validation reported" not in err, "no Vulkan validation errors")
 check("shutting down" in err, "clean shutdown")
-shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(report("window_travel"))
