@@ -2,6 +2,7 @@
 gos-compositor on loopback, feed its Unix socket, talk raw HTTP and raw
 WebSocket (stdlib only: the tests need byte-level control that a client
 library hides), and count checks."""
+import atexit
 import base64
 import json
 import os
@@ -31,6 +32,8 @@ class Compositor:
         args = [binary, "--headless", "--socket", self.sock, "--log-interval", "0",
                 "--listen", f"127.0.0.1:{port}", *journal, *extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.errf)
+        # a test that dies half-way leaves no compositor running
+        atexit.register(self.stop)
         self.port = None
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and self.proc.poll() is None:
@@ -61,7 +64,8 @@ class Compositor:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.errf.close()
+        if not self.errf.closed:
+            self.errf.close()
         rc = self.proc.returncode
         if self.own_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
