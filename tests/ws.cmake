@@ -25,6 +25,11 @@ foreach(t test_ws_proto test_ws_proto_asan)
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()
 endforeach()
+# The broadcaster's gos.v2 index against a brute force, the v2 writer.
+gos_add_test(test_tiles SAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_tiles.c
+  LIBS gos_web
+  LABELS unit ws)
 gos_add_test(test_broadcast SAN TSAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_broadcast.c
   LIBS gos_web
@@ -38,6 +43,14 @@ add_test(NAME ws_backpressure
 # compositor that saw validation errors exits 1, which the tests check.
 set_tests_properties(ws_protocol ws_backpressure PROPERTIES
   TIMEOUT 120 LABELS "integration;ws"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
+
+# gos.v2 (docs/protocol-v2.md) against an independent decoder, beside a
+# gos.v1 viewer on the same server.
+add_test(NAME ws_v2
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_v2.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_v2 PROPERTIES
+  TIMEOUT 180 LABELS "integration;ws"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
 
 # The viewer's palettes are the GPU shader's (tools/gen_palette.py).

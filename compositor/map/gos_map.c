@@ -874,6 +874,30 @@ void gos_map_read_all(struct gos_map *m, uint32_t start_slot, size_t max,
 	pthread_mutex_unlock(&m->lock);
 }
 
+void gos_map_read_slots(struct gos_map *m, const uint32_t *slots, size_t n,
+                        struct gos_map_view *v)
+{
+	view_reset(v);
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < n; i++)
+		if (slots[i] < m->used && m->blob[slots[i]])
+			copy_token(m, slots[i], v);
+	v->seq = m->cur_seq;
+	v->live_tokens = m->live;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void gos_map_read_streams(struct gos_map *m, struct gos_map_view *v)
+{
+	view_reset(v);
+	pthread_mutex_lock(&m->lock);
+	for (uint32_t i = 0; i < m->n_streams; i++)
+		copy_stream(m, i, v);
+	v->seq = m->cur_seq;
+	v->live_tokens = m->live;
+	pthread_mutex_unlock(&m->lock);
+}
+
 void gos_map_stats(struct gos_map *m, struct gos_map_stats *out)
 {
 	pthread_mutex_lock(&m->lock);

@@ -124,6 +124,16 @@ bool gos_map_read_since(struct gos_map *map, uint64_t since, size_t max,
 void gos_map_read_all(struct gos_map *map, uint32_t start_slot, size_t max,
                       struct gos_map_view *out);
 
+/* Any thread. The tokens at the given slots as they are now (empty slots
+ * skipped; a slot may hold another token than the caller thinks), under
+ * one lock; no streams. out->seq: the map's seq at the read. */
+void gos_map_read_slots(struct gos_map *map, const uint32_t *slots, size_t n,
+                        struct gos_map_view *out);
+
+/* Any thread. Every stream as it is now (no tokens); out->seq: the map's
+ * seq at the read. */
+void gos_map_read_streams(struct gos_map *map, struct gos_map_view *out);
+
 /* Any thread. Counters, cheap (one lock). */
 void gos_map_stats(struct gos_map *map, struct gos_map_stats *out);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broadcast_v2.h"
 #include "gos_broadcast.h"
 #include "gos_time.h"
 #include "gos_viewer_proto.h"
@@ -34,7 +35,8 @@ struct gos_broadcast {
 
 	/* Tick thread only. */
 	uint64_t last_seq;
-	uint64_t served_req;
+	uint64_t served_req, served_req_v2;
+	struct bv2 *v2;                /* the gos.v2 half (live broadcaster only) */
 	struct gos_map_view delta;
 	struct gos_map_view *pages;
 	size_t n_pages, cap_pages;
@@ -280,9 +282,12 @@ static void publish_snapshot(struct gos_broadcast *b, bool all)
 
 static void tick(struct gos_broadcast *b)
 {
-	uint64_t req = gos_ws_snapshot_requests(b->ws);
-	bool want = req != b->served_req;
-	if (!want && gos_ws_viewer_count(b->ws) == 0) {
+	uint64_t req = gos_ws_snapshot_requests(b->ws), req2 = gos_ws_snapshot_requests_v2(b->ws);
+	bool want = req != b->served_req, want2 = req2 != b->served_req_v2;
+	uint32_t viewers = gos_ws_viewer_count(b->ws), v2 = gos_ws_viewer_count_v2(b->ws);
+	if (!v2 && !want2)
+		bv2_invalidate(b->v2);  /* nobody needs the index: its memory goes */
+	if (!want && !want2 && viewers == 0) {
 		/* Nobody to tell: skip the work. Whoever connects gets a snapshot,
 		 * taken after this point. */
 		struct gos_map_stats ms;
@@ -291,8 +296,12 @@ static void tick(struct gos_broadcast *b)
 		atomic_store_explicit(&b->seq, b->last_seq, memory_order_relaxed);
 		return;
 	}
+	bool index = v2 || want2, rebuild = index && !bv2_valid(b->v2);
+	/* gos.v1 deltas only when a gos.v1 viewer may take them: one that
+	 * connects later starts from a snapshot anyway */
+	bool v1_deltas = viewers > v2;
 	uint64_t since = b->last_seq;
-	if (want)
+	if (want || rebuild)
 		pages_read(b);
 	if (!gos_map_read_since(b->map, since, b->opts.max_per_tick, &b->delta)) {
 		/* We fell further behind than the change log holds: no delta can be
@@ -303,21 +312,42 @@ static void tick(struct gos_broadcast *b)
 		    !b->delta.more) {
 			learn_streams(b, &b->delta);
 			publish_snapshot(b, true);
+			if (index) {
+				bv2_rebuild(b->v2, b->pages, b->n_pages);
+				bv2_delta(b->v2, &b->delta, since, false);
+				bv2_snapshot(b->v2, b->delta.seq, true);
+				b->served_req_v2 = req2;
+			}
 			b->last_seq = b->delta.seq;
 			b->served_req = req;
+		} else {
+			bv2_invalidate(b->v2);
 		}
 		pages_free(b);
 		goto out;
 	}
 	learn_streams(b, &b->delta);
-	if (b->delta.seq != since)
+	if (b->delta.seq != since && v1_deltas)
 		publish_delta(b, since);
+	if (rebuild)
+		bv2_rebuild(b->v2, b->pages, b->n_pages);   /* the pages came before the delta */
+	if (index)
+		bv2_delta(b->v2, &b->delta, since, !rebuild && v2);
 	b->last_seq = b->delta.seq;
 	if (want && !b->delta.more) {
 		publish_snapshot(b, false);
 		b->served_req = req;
 	}
-	if (want)
+	if (rebuild && b->delta.more) {
+		bv2_invalidate(b->v2);  /* pages newer than the delta: again next tick */
+	} else if ((want2 || rebuild) && !b->delta.more) {
+		/* after a rebuild every gos.v2 viewer starts over: it missed ticks */
+		bv2_snapshot(b->v2, b->delta.seq, rebuild);
+		b->served_req_v2 = req2;
+	}
+	if (index && bv2_valid(b->v2))
+		bv2_regions(b->v2, b->delta.seq);
+	if (want || rebuild)
 		pages_free(b);
 out:
 	atomic_store_explicit(&b->seq, b->last_seq, memory_order_relaxed);
@@ -374,6 +404,7 @@ struct gos_broadcast *gos_broadcast_create(struct gos_map *map,
 	if (!b->opts.page)
 		b->opts.page = 16384;
 	b->mode = "live";
+	b->v2 = bv2_create(map, NULL);
 	gos_hist_init(&b->tick_hist, tick_bounds, sizeof(tick_bounds) / sizeof(tick_bounds[0]));
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_condattr_t ca;
@@ -391,6 +422,8 @@ bool gos_broadcast_start(struct gos_broadcast *b, struct gos_ws *ws, char *err, 
 	b->ws = ws;
 	b->last_seq = ms.seq;
 	b->served_req = 0;  /* requests made before the start are served by the first tick */
+	b->served_req_v2 = 0;
+	bv2_set_ws(b->v2, ws);
 	if (pthread_create(&b->thread, NULL, tick_main, b)) {
 		snprintf(err, errlen, "cannot start the broadcast thread");
 		return false;
@@ -420,6 +453,7 @@ void gos_broadcast_destroy(struct gos_broadcast *b)
 	pthread_mutex_destroy(&b->lock);
 	gos_map_view_finish(&b->delta);
 	pages_free(b);
+	bv2_destroy(b->v2);
 	for (size_t i = 0; i < b->n_names; i++)
 		free(b->stream_names[i]);
 	free(b->stream_names);
@@ -465,6 +499,13 @@ bool gos_broadcast_private_delta(struct gos_broadcast *b, uint64_t *seq)
 	b->last_seq = b->delta.seq;
 	*seq = b->label;
 	return true;
+}
+
+void gos_broadcast_viewport(struct gos_broadcast *b, uint64_t viewer, uint64_t view_gen,
+                            const struct gos_viewer_viewport *vp, int reset_ov)
+{
+	if (b->v2)
+		bv2_viewport(b->v2, viewer, view_gen, vp, reset_ov);
 }
 
 void gos_broadcast_stats(struct gos_broadcast *b, struct gos_broadcast_stats *out)

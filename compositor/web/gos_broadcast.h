@@ -74,6 +74,12 @@ void gos_broadcast_private_snapshot(struct gos_broadcast *b, uint64_t seq, const
  * when the map's change log no longer reaches back (nothing emitted). */
 bool gos_broadcast_private_delta(struct gos_broadcast *b, uint64_t *seq);
 
+/* Any thread (gos_ws's viewport callback, see gos_ws_viewport_fn): a gos.v2
+ * viewer's viewport, answered with region messages between ticks. Ignored
+ * before gos_broadcast_start. */
+void gos_broadcast_viewport(struct gos_broadcast *b, uint64_t viewer, uint64_t view_gen,
+                            const struct gos_viewer_viewport *vp, int reset_ov);
+
 /* Any thread. */
 void gos_broadcast_stats(struct gos_broadcast *b, struct gos_broadcast_stats *out);
 

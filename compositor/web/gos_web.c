@@ -35,6 +35,14 @@ static const char *const event_names[GOS_EV_COUNT_] = {
 };
 
 static void web_metrics(void *ctx, struct gos_buf *t);
+
+/* The server's thread: gos.v2 viewports go to the broadcaster. */
+static void web_viewport(void *ctx, uint64_t viewer, uint64_t view_gen,
+                         const struct gos_viewer_viewport *vp, int reset_ov)
+{
+	struct gos_web *w = ctx;
+	gos_broadcast_viewport(w->bc, viewer, view_gen, vp, reset_ov);
+}
 static bool web_health(void *ctx, struct gos_buf *t);
 
 /* The server's thread: time travel goes to the seek worker. */
@@ -224,6 +232,7 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.metrics = web_metrics,
 		.health = web_health,
 		.request = web_request,
+		.viewport = web_viewport,
 		.recording = &w->recording,
 		.cb_ctx = w,
 	}, err, errlen);

@@ -41,10 +41,18 @@ struct gos_ws_msg *gos_ws_msg_create(const char *bytes, size_t len)
 	if (!m)
 		abort();
 	atomic_init(&m->refs, 1);
+	m->binary = false;
 	m->len = len;
 	m->data = m->buf + LWS_PRE;
 	memcpy(m->data, bytes, len);
 	m->data[len] = '\0';
+	return m;
+}
+
+struct gos_ws_msg *gos_ws_msg_create_binary(const char *bytes, size_t len)
+{
+	struct gos_ws_msg *m = gos_ws_msg_create(bytes, len);
+	m->binary = true;
 	return m;
 }
 
@@ -92,6 +100,7 @@ static const struct lws_protocols protocols[] = {
 	 * rest (with 0 it would be the rx buffer size: 4 KiB at a time). */
 	{"http", ws_http_callback, sizeof(struct http_sess), 0, 0, NULL, HTTP_CHUNK + 1024},
 	{GOS_WS_PROTOCOL, ws_viewer_callback, sizeof(struct viewer), 4096, 0, NULL, WS_CHUNK + 64},
+	{GOS_WS_PROTOCOL_V2, ws_viewer_callback, sizeof(struct viewer), 4096, 1, NULL, WS_CHUNK + 64},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -205,6 +214,9 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	gos_viewer_hello(&text);
 	ws->hello = gos_ws_msg_create(text.data, text.len);
 	gos_buf_clear(&text);
+	gos_v2_hello(&text);
+	ws->hello_v2 = gos_ws_msg_create(text.data, text.len);
+	gos_buf_clear(&text);
 	gos_viewer_resync(&text);
 	ws->resync = gos_ws_msg_create(text.data, text.len);
 	gos_buf_finish(&text);
@@ -285,6 +297,7 @@ void gos_ws_destroy(struct gos_ws *ws)
 		gos_ws_msg_unref(ws->inbox[i].msg);
 	free(ws->inbox);
 	gos_ws_msg_unref(ws->hello);
+	gos_ws_msg_unref(ws->hello_v2);
 	gos_ws_msg_unref(ws->resync);
 	gos_ws_msg_unref(ws->timeline);
 	free(ws->origins);
@@ -357,6 +370,38 @@ void gos_ws_publish_snapshot(struct gos_ws *ws, struct gos_ws_msg *msg, bool all
 uint64_t gos_ws_snapshot_requests(const struct gos_ws *ws)
 {
 	return atomic_load_explicit(&ws->snapshot_requests, memory_order_acquire);
+}
+
+void gos_ws_publish_v2(struct gos_ws *ws, struct gos_ws_msg *msg, enum gos_ws_v2_route route,
+                       int32_t level, const struct gos_v2_rect *rect)
+{
+	st_add(&ws->st.published, 1);
+	inbox_put(ws, &(struct inbox_item){.kind = ITEM_V2, .msg = msg, .route = route,
+	                                   .a = level, .rect = rect ? *rect : GOS_V2_RECT_NONE});
+}
+
+void gos_ws_publish_snapshot_v2(struct gos_ws *ws, struct gos_ws_msg *msg, bool all,
+                                int32_t overview_level)
+{
+	inbox_put(ws, &(struct inbox_item){.kind = all ? ITEM_SNAPSHOT_ALL_V2 : ITEM_SNAPSHOT_V2,
+	                                   .msg = msg, .a = overview_level});
+}
+
+uint64_t gos_ws_snapshot_requests_v2(const struct gos_ws *ws)
+{
+	return atomic_load_explicit(&ws->snapshot_requests_v2, memory_order_acquire);
+}
+
+uint32_t gos_ws_viewer_count_v2(const struct gos_ws *ws)
+{
+	return atomic_load_explicit(&ws->viewers_v2, memory_order_relaxed);
+}
+
+void gos_ws_region_send(struct gos_ws *ws, uint64_t viewer, const struct gos_ws_region *r,
+                        struct gos_ws_msg *msg)
+{
+	inbox_put(ws, &(struct inbox_item){.kind = ITEM_REGION, .msg = msg, .viewer = viewer,
+	                                   .region = *r});
 }
 
 uint32_t gos_ws_viewer_count(const struct gos_ws *ws)

@@ -37,8 +37,10 @@
 #include <stdint.h>
 
 #include "gos_buf.h"
+#include "gos_viewer_v2.h"
 
 #define GOS_WS_PROTOCOL               "gos.v1"
+#define GOS_WS_PROTOCOL_V2            GOS_V2_PROTOCOL
 #define GOS_WS_DEFAULT_LISTEN         "127.0.0.1:7680"
 #define GOS_WS_MAX_QUEUED             1000   /* messages queued per viewer, at most */
 #define GOS_WS_BACKPRESSURE_THRESHOLD 100    /* behind by more: resync */
@@ -70,6 +72,16 @@ struct gos_viewer_in;
  * to gos_ws_viewer_send. Service thread: must not block. */
 typedef void (*gos_ws_request_fn)(void *ctx, uint64_t viewer, uint64_t gen,
                                   const struct gos_viewer_in *in);
+
+/* gos.v2: a live viewer's viewport (docs/protocol-v2.md), for the
+ * broadcaster to answer with gos_ws_region_send. view_gen names the
+ * snapshot the viewer builds on; reset_ov >= 0: the viewer has just had that
+ * snapshot and holds only its overview tiles (at level reset_ov), nothing
+ * else; -1: it holds what the region answers before said. vp NULL: the
+ * viewer went away or left live (forget it). Service thread: must not
+ * block. */
+typedef void (*gos_ws_viewport_fn)(void *ctx, uint64_t viewer, uint64_t view_gen,
+                                   const struct gos_viewer_viewport *vp, int reset_ov);
 
 /* A body streamed on the service thread (GET /recording): open gives a
  * handle, or NULL for a 404 whose text it writes into err; read fills at
@@ -115,6 +127,8 @@ struct gos_ws_opts {
 	gos_ws_metrics_fn metrics;    /* NULL: only the server's own metrics */
 	gos_ws_health_fn health;      /* NULL: {"status":"ok"} plus the server's fields */
 	gos_ws_request_fn request;    /* NULL: seek/play/pause/live are ignored */
+	gos_ws_viewport_fn viewport;  /* gos.v2 viewports; NULL: gos.v2 viewers get
+	                               * snapshots and ticks, never detail */
 	const struct gos_ws_stream *recording;  /* GET /recording; NULL: 404 */
 	void *cb_ctx;
 };
@@ -162,6 +176,8 @@ struct gos_ws_msg;
 
 /* Any thread. Copies len bytes into a new message with one reference. */
 struct gos_ws_msg *gos_ws_msg_create(const char *bytes, size_t len);
+/* The same for a binary frame (gos.v2). */
+struct gos_ws_msg *gos_ws_msg_create_binary(const char *bytes, size_t len);
 /* Any thread. */
 void gos_ws_msg_unref(struct gos_ws_msg *msg);  /* accepts NULL */
 
@@ -216,6 +232,45 @@ void gos_ws_viewer_send(struct gos_ws *ws, uint64_t viewer, uint64_t gen,
  * snapshot, and kept for each new viewer right after its first snapshot.
  * Takes over the reference. */
 void gos_ws_publish_timeline(struct gos_ws *ws, struct gos_ws_msg *msg);
+
+/* ---- gos.v2 (docs/protocol-v2.md) ----
+ * gos.v2 viewers get none of the gos.v1 deltas and snapshots above, only
+ * these (and the timeline, and what gos_ws_viewer_send sends them). */
+
+/* Which gos.v2 viewers a tick's message is for. */
+enum gos_ws_v2_route {
+	GOS_WS_V2_ALL = 0,   /* the tick: every live gos.v2 viewer */
+	GOS_WS_V2_LEVEL,     /* tiles of level a: viewers holding that level */
+	GOS_WS_V2_CELLS,     /* tokens of the cells in rect: viewers whose cell rect meets it */
+};
+
+/* Any thread. One of a tick's shared gos.v2 messages, in publish order with
+ * everything else; level for GOS_WS_V2_LEVEL, rect for GOS_WS_V2_CELLS.
+ * Takes over the reference. */
+void gos_ws_publish_v2(struct gos_ws *ws, struct gos_ws_msg *msg, enum gos_ws_v2_route route,
+                       int32_t level, const struct gos_v2_rect *rect);
+/* Any thread. A gos.v2 snapshot (overview tiles at overview_level) for the
+ * gos.v2 viewers waiting for one, or with all for every one (after resync),
+ * as gos_ws_publish_snapshot does for gos.v1. Takes over the reference. */
+void gos_ws_publish_snapshot_v2(struct gos_ws *ws, struct gos_ws_msg *msg, bool all,
+                                int32_t overview_level);
+/* Any thread. As gos_ws_snapshot_requests, for gos.v2 viewers. */
+uint64_t gos_ws_snapshot_requests_v2(const struct gos_ws *ws);
+/* Any thread. gos.v2 viewers connected now. */
+uint32_t gos_ws_viewer_count_v2(const struct gos_ws *ws);
+
+/* What a region answer makes a gos.v2 viewer hold from then on. */
+struct gos_ws_region {
+	uint64_t view_gen;             /* as the viewport callback gave it */
+	int32_t overview_level, view_level;
+	struct gos_v2_rect cells, tiles;
+};
+
+/* Any thread. A region message for one gos.v2 viewer; from it on the viewer
+ * is routed by r's rects and levels. Dropped when the viewer is gone, not
+ * live, or on another view_gen. Takes over the reference. */
+void gos_ws_region_send(struct gos_ws *ws, uint64_t viewer, const struct gos_ws_region *r,
+                        struct gos_ws_msg *msg);
 
 /* Any thread. Viewers connected now (cheap). */
 uint32_t gos_ws_viewer_count(const struct gos_ws *ws);

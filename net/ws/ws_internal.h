@@ -44,6 +44,7 @@
 /* Immutable once created, shared by every viewer queue holding it. */
 struct gos_ws_msg {
 	_Atomic uint32_t refs;
+	bool binary;                   /* a binary frame (gos.v2), else text */
 	size_t len;
 	unsigned char *data;           /* LWS_PRE bytes of headroom before it */
 	unsigned char buf[];
@@ -54,6 +55,9 @@ enum item_kind {
 	ITEM_DELTA, ITEM_SNAPSHOT, ITEM_SNAPSHOT_ALL,
 	ITEM_TIMELINE,                 /* every viewer, and kept for new ones */
 	ITEM_VIEWER,                   /* one viewer (gos_ws_viewer_send) */
+	ITEM_V2,                       /* a gos.v2 tick message, routed */
+	ITEM_SNAPSHOT_V2, ITEM_SNAPSHOT_ALL_V2,
+	ITEM_REGION,                   /* one gos.v2 viewer's region answer */
 };
 
 struct inbox_item {
@@ -61,6 +65,10 @@ struct inbox_item {
 	struct gos_ws_msg *msg;
 	uint64_t viewer, gen;          /* ITEM_VIEWER */
 	enum gos_ws_send send;         /* ITEM_VIEWER */
+	enum gos_ws_v2_route route;    /* ITEM_V2, with a (a level) or rect */
+	int32_t a;                     /* ITEM_SNAPSHOT*_V2: the overview level */
+	struct gos_v2_rect rect;
+	struct gos_ws_region region;   /* ITEM_REGION */
 };
 
 /* V_PRIVATE: seeking or playing, takes only what is sent to it alone. */
@@ -98,6 +106,12 @@ struct viewer {
 	char close_reason[96];
 	struct gos_ws_msg *reply;      /* a per-viewer reply (pong), sent before the queue */
 	struct gos_viewer_viewport viewport;  /* the last one the viewer sent */
+	bool v2;                       /* speaks gos.v2 (binary, viewport-scoped) */
+	unsigned vp_bits;              /* GOS_VIEWER_VP_* fields ever sent */
+	bool has_viewport;             /* v2: a whole viewport arrived */
+	uint64_t view_gen;             /* v2: grows with each live snapshot */
+	uint64_t told_gen;             /* v2: the view_gen the broadcaster last heard of */
+	struct gos_ws_region held;     /* v2: what it holds (routing) */
 };
 
 /* One HTTP response in flight: an answer built in memory (small: text,
@@ -173,13 +187,15 @@ struct gos_ws {
 	bool inbox_overflow;
 
 	_Atomic uint64_t snapshot_requests;
+	_Atomic uint64_t snapshot_requests_v2;
+	_Atomic uint32_t viewers_v2;
 	struct stats st;
 
 	/* Service thread only. */
 	struct viewer *viewers;
 	uint64_t next_viewer_id;
 	struct gos_ws_msg *timeline;   /* the latest, for new viewers */
-	struct gos_ws_msg *hello, *resync;
+	struct gos_ws_msg *hello, *hello_v2, *resync;
 	lws_sorted_usec_list_t sul_ping, sul_accept, sul_tick;
 	struct lws *listen_wsi;
 	bool accept_paused;

@@ -25,6 +25,7 @@
 #define CTL_SLACK        (2 * 4096 + 64)   /* frame bytes lws may hold before we see them */
 #define CTL_CHECK_MS     20                /* looks at a viewer's byte count at most this often */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
+#define V2_BACKLOG       8                 /* gos.v2 viewers: backpressure x this messages */
 
 /* ---- viewer queues (service thread) ------------------------------------- */
 
@@ -125,8 +126,57 @@ static void viewer_maybe_request(struct gos_ws *ws, struct viewer *v)
 {
 	if (v->state == V_WAITING && !v->requested && v->q_len == 0 && !v->close_code) {
 		v->requested = true;
-		atomic_fetch_add_explicit(&ws->snapshot_requests, 1, memory_order_release);
+		atomic_fetch_add_explicit(v->v2 ? &ws->snapshot_requests_v2 : &ws->snapshot_requests, 1,
+		                          memory_order_release);
 	}
+}
+
+/* ---- gos.v2 routing ---- */
+
+#define VP_ALL (GOS_VIEWER_VP_X | GOS_VIEWER_VP_Y | GOS_VIEWER_VP_W | GOS_VIEWER_VP_H | \
+                GOS_VIEWER_VP_ZOOM)
+
+/* Tells the broadcaster the viewer's viewport, or with forget to forget
+ * it. The first one after a snapshot says what the snapshot left it
+ * holding (its overview tiles only). */
+static void v2_viewport(struct gos_ws *ws, struct viewer *v, bool forget)
+{
+	if (!ws->opts.viewport || !v->v2)
+		return;
+	if (forget) {
+		ws->opts.viewport(ws->opts.cb_ctx, v->id, v->view_gen, NULL, -1);
+		v->told_gen = 0;
+	} else if (v->has_viewport && v->state == V_LIVE && v->view_gen) {
+		int reset_ov = v->told_gen != v->view_gen ? v->held.overview_level : -1;
+		v->told_gen = v->view_gen;
+		ws->opts.viewport(ws->opts.cb_ctx, v->id, v->view_gen, &v->viewport, reset_ov);
+	}
+}
+
+/* A gos.v2 viewer got a live snapshot: it holds the overview tiles only. */
+static void v2_snapshot(struct gos_ws *ws, struct viewer *v, int32_t overview_level)
+{
+	v->view_gen++;
+	v->held = (struct gos_ws_region){.view_gen = v->view_gen, .overview_level = overview_level,
+	                                 .view_level = -1, .cells = GOS_V2_RECT_NONE,
+	                                 .tiles = GOS_V2_RECT_NONE};
+	v2_viewport(ws, v, false);
+}
+
+static bool v2_wants(const struct viewer *v, const struct inbox_item *it)
+{
+	switch (it->route) {
+	case GOS_WS_V2_ALL:
+		return true;
+	case GOS_WS_V2_LEVEL:
+		return it->a == v->held.overview_level || it->a == v->held.view_level;
+	case GOS_WS_V2_CELLS: {
+		const struct gos_v2_rect *h = &v->held.cells, *r = &it->rect;
+		return !gos_v2_rect_empty(h) && r->x0 <= h->x1 && r->x1 >= h->x0 &&
+		       r->y0 <= h->y1 && r->y1 >= h->y0;
+	}
+	}
+	return false;
 }
 
 /* The first snapshot of a viewer is followed by the timeline. */
@@ -169,6 +219,8 @@ static void viewer_private(struct gos_ws *ws, struct viewer *v, const struct inb
 	case GOS_WS_SEND_SNAPSHOT:
 		q_drop_backlog(ws, v);
 		q_push(ws, v, it->msg);
+		if (v->state == V_LIVE)
+			v2_viewport(ws, v, true);
 		v->state = V_PRIVATE;
 		v->requested = false;
 		st_add(&ws->st.snapshots_sent, 1);
@@ -209,8 +261,29 @@ void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it)
 			    q_push(ws, v, it->msg))
 				viewer_want_write(v);
 			break;
+		case ITEM_V2:
+			if (!v->v2 || v->state != V_LIVE || !v2_wants(v, it))
+				break;
+			/* a gos.v2 tick is several messages: the bound counts more */
+			if (v->q_len + 1 > V2_BACKLOG * ws->opts.backpressure || !q_push(ws, v, it->msg)) {
+				viewer_resync(ws, v, 1);
+				break;
+			}
+			viewer_want_write(v);
+			break;
+		case ITEM_REGION:
+			if (!v->v2 || v->id != it->viewer || v->state != V_LIVE ||
+			    v->view_gen != it->region.view_gen)
+				break;
+			if (v->q_len + 1 > V2_BACKLOG * ws->opts.backpressure || !q_push(ws, v, it->msg)) {
+				viewer_resync(ws, v, 1);
+				break;
+			}
+			v->held = it->region;
+			viewer_want_write(v);
+			break;
 		case ITEM_DELTA:
-			if (v->state != V_LIVE)
+			if (v->v2 || v->state != V_LIVE)
 				break;
 			if (v->q_len + 1 > ws->opts.backpressure || !q_push(ws, v, it->msg)) {
 				viewer_resync(ws, v, 1);
@@ -219,16 +292,23 @@ void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it)
 			viewer_want_write(v);
 			break;
 		case ITEM_SNAPSHOT:
-			if (v->state != V_WAITING || !v->requested)
+		case ITEM_SNAPSHOT_V2:
+			if (v->v2 != (it->kind == ITEM_SNAPSHOT_V2) || v->state != V_WAITING ||
+			    !v->requested)
 				break;
 			q_push(ws, v, it->msg);
 			v->state = V_LIVE;
 			v->requested = false;
 			st_add(&ws->st.snapshots_sent, 1);
 			viewer_got_snapshot(ws, v);
+			if (v->v2)
+				v2_snapshot(ws, v, it->a);
 			viewer_want_write(v);
 			break;
 		case ITEM_SNAPSHOT_ALL:
+		case ITEM_SNAPSHOT_ALL_V2:
+			if (v->v2 != (it->kind == ITEM_SNAPSHOT_ALL_V2))
+				break;
 			if (v->state == V_PRIVATE) {
 				/* the publisher lost track: everyone starts over live */
 				v->gen++;
@@ -244,6 +324,8 @@ void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it)
 			v->requested = false;
 			st_add(&ws->st.snapshots_sent, 1);
 			viewer_got_snapshot(ws, v);
+			if (v->v2)
+				v2_snapshot(ws, v, it->a);
 			viewer_want_write(v);
 			break;
 		}
@@ -358,6 +440,9 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 	switch (gos_viewer_parse(msg, len, &in)) {
 	case GOS_VIEWER_IN_VIEWPORT:
 		gos_viewer_viewport_update(&v->viewport, &in);
+		v->vp_bits |= in.viewport_has;
+		v->has_viewport = (v->vp_bits & VP_ALL) == VP_ALL;
+		v2_viewport(ws, v, false);
 		break;
 	case GOS_VIEWER_IN_PING: {
 		/* Lets a viewer measure its round trip: the reply echoes `t`. */
@@ -468,7 +553,8 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			/* Whole message in one frame, straight from the shared bytes:
 			 * lws writes the frame header into the headroom, identical for
 			 * every viewer, and copies aside what the socket does not take. */
-			if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
+			if (lws_write(wsi, m->data, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+			    (int)m->len)
 				return -1;
 			v->off = m->len;
 		} else {
@@ -476,7 +562,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			if (n > WS_CHUNK)
 				n = WS_CHUNK;
 			memcpy(ws->scratch + LWS_PRE, m->data + v->off, n);
-			int flags = lws_write_ws_flags(LWS_WRITE_TEXT, v->off == 0,
+			int flags = lws_write_ws_flags(m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, v->off == 0,
 			                               v->off + n == m->len);
 			if (lws_write(wsi, ws->scratch + LWS_PRE, n, (enum lws_write_protocol)flags) < (int)n)
 				return -1;
@@ -531,6 +617,11 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 {
 	struct gos_ws *ws = lws_context_user(lws_get_context(wsi));
 	struct viewer *v = user;
+	const struct lws_protocols *proto = lws_get_protocol(wsi);
+	bool v2 = proto && proto->id == 1;
+	if (v2 && (reason == LWS_CALLBACK_PROTOCOL_INIT || reason == LWS_CALLBACK_PROTOCOL_DESTROY ||
+	           reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED))
+		return 0;  /* the server's own business: gos.v1's callback does it once */
 	switch (reason) {
 	case LWS_CALLBACK_PROTOCOL_INIT:
 		lws_sul_schedule(lws_get_context(wsi), 0, &ws->sul_ping, ping_pass,
@@ -565,12 +656,15 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			break;
 		}
 		v->counted = true;
+		v->v2 = v2;
 		v->id = ++ws->next_viewer_id;
 		st_add(&ws->st.viewers, 1);
+		if (v2)
+			atomic_fetch_add_explicit(&ws->viewers_v2, 1, memory_order_relaxed);
 		ws_conn_upgraded(ws, wsi);
 		st_add(&ws->st.viewers_total, 1);
 		v->state = V_WAITING;
-		q_push(ws, v, ws->hello);
+		q_push(ws, v, v2 ? ws->hello_v2 : ws->hello);
 		viewer_want_write(v);
 		break;
 	case LWS_CALLBACK_RECEIVE:
@@ -593,6 +687,10 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			v->next->prev = v->prev;
 		if (v->counted) {
 			atomic_fetch_sub_explicit(&ws->st.viewers, 1, memory_order_relaxed);
+			if (v->v2) {
+				atomic_fetch_sub_explicit(&ws->viewers_v2, 1, memory_order_relaxed);
+				v2_viewport(ws, v, true);
+			}
 			if (ws->opts.request)
 				ws->opts.request(ws->opts.cb_ctx, v->id, v->gen, NULL);
 		}
