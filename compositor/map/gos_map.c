@@ -887,6 +887,20 @@ void gos_map_read_slots(struct gos_map *m, const uint32_t *slots, size_t n,
 	pthread_mutex_unlock(&m->lock);
 }
 
+size_t gos_map_read_places(struct gos_map *m, uint32_t start, struct gos_place *out, size_t max,
+                           uint32_t *next)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&m->lock);
+	uint32_t slot = start;
+	for (; slot < m->used && n < max; slot++)
+		if (m->blob[slot])
+			out[n++] = (struct gos_place){slot, m->x[slot], m->y[slot], m->conf[slot]};
+	*next = slot < m->used ? slot : UINT32_MAX;
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
 void gos_map_read_streams(struct gos_map *m, struct gos_map_view *v)
 {
 	view_reset(v);

@@ -130,6 +130,18 @@ void gos_map_read_all(struct gos_map *map, uint32_t start_slot, size_t max,
 void gos_map_read_slots(struct gos_map *map, const uint32_t *slots, size_t n,
                         struct gos_map_view *out);
 
+/* Where a live token is (gos_map_read_places). */
+struct gos_place {
+	uint32_t slot;
+	float x, y, confidence;
+};
+
+/* Any thread. The places of live tokens from slot start on, at most max,
+ * under one lock (no strings copied: cheap). Returns how many were written;
+ * *next: the slot to continue from (>= the map's used slots: done). */
+size_t gos_map_read_places(struct gos_map *map, uint32_t start, struct gos_place *out, size_t max,
+                           uint32_t *next);
+
 /* Any thread. Every stream as it is now (no tokens); out->seq: the map's
  * seq at the read. */
 void gos_map_read_streams(struct gos_map *map, struct gos_map_view *out);

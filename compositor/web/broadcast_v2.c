@@ -133,16 +133,19 @@ void bv2_invalidate(struct bv2 *s)
 	s->valid = false;
 }
 
-void bv2_rebuild(struct bv2 *s, const struct gos_map_view *pages, size_t n_pages)
+void bv2_rebuild(struct bv2 *s)
 {
+	enum { CHUNK = 65536 };
+	struct gos_place *pl = xrealloc(NULL, CHUNK * sizeof(*pl));
 	gos_tiles_clear(s->tiles);
-	for (size_t p = 0; p < n_pages; p++)
-		for (size_t i = 0; i < pages[p].n_tokens; i++) {
-			const struct gos_token *t = &pages[p].tokens[i];
-			if (!t->removed)
-				gos_tiles_put(s->tiles, t->slot, t->x, t->y, t->confidence);
-		}
-	gos_tiles_tick_reset(s->tiles);
+	gos_tiles_track(s->tiles, false);
+	for (uint32_t at = 0; at != UINT32_MAX;) {
+		size_t n = gos_map_read_places(s->map, at, pl, CHUNK, &at);
+		for (size_t i = 0; i < n; i++)
+			gos_tiles_put(s->tiles, pl[i].slot, pl[i].x, pl[i].y, pl[i].confidence);
+	}
+	free(pl);
+	gos_tiles_track(s->tiles, true);
 	s->valid = true;
 }
 

@@ -28,9 +28,9 @@ void bv2_viewport(struct bv2 *s, uint64_t viewer, uint64_t view_gen,
 bool bv2_valid(const struct bv2 *s);
 /* Drops the index (no gos.v2 viewer left). */
 void bv2_invalidate(struct bv2 *s);
-/* The index from a full copy of the map (pages: tokens by slot order,
- * read before the delta that follows). */
-void bv2_rebuild(struct bv2 *s, const struct gos_map_view *pages, size_t n_pages);
+/* The index from the map as it is now (read in short locks, before the
+ * delta that follows: the delta then brings it to one seq). */
+void bv2_rebuild(struct bv2 *s);
 /* One tick's delta into the index; publishes the tick's messages (tick,
  * tiles, cells) when publish and the delta moved seq since `since`. */
 void bv2_delta(struct bv2 *s, const struct gos_map_view *d, uint64_t since, bool publish);

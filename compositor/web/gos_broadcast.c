@@ -22,6 +22,8 @@
 #include "gos_time.h"
 #include "gos_viewer_proto.h"
 
+#define V2_KEEP_S 60.0   /* the gos.v2 index outlives its last viewer this long */
+
 struct gos_broadcast {
 	struct gos_map *map;
 	struct gos_ws *ws;
@@ -37,6 +39,7 @@ struct gos_broadcast {
 	uint64_t last_seq;
 	uint64_t served_req, served_req_v2;
 	struct bv2 *v2;                /* the gos.v2 half (live broadcaster only) */
+	double v2_last;                /* when a gos.v2 viewer was last connected */
 	struct gos_map_view delta;
 	struct gos_map_view *pages;
 	size_t n_pages, cap_pages;
@@ -285,9 +288,16 @@ static void tick(struct gos_broadcast *b)
 	uint64_t req = gos_ws_snapshot_requests(b->ws), req2 = gos_ws_snapshot_requests_v2(b->ws);
 	bool want = req != b->served_req, want2 = req2 != b->served_req_v2;
 	uint32_t viewers = gos_ws_viewer_count(b->ws), v2 = gos_ws_viewer_count_v2(b->ws);
-	if (!v2 && !want2)
-		bv2_invalidate(b->v2);  /* nobody needs the index: its memory goes */
-	if (!want && !want2 && viewers == 0) {
+	double now = gos_now_s();
+	if (v2 || want2)
+		b->v2_last = now;
+	/* The index is kept a while after the last gos.v2 viewer left (the
+	 * next one to open the page does not wait for a rebuild), then its
+	 * memory goes. */
+	bool keep = bv2_valid(b->v2) && now - b->v2_last < V2_KEEP_S;
+	if (!v2 && !want2 && !keep)
+		bv2_invalidate(b->v2);
+	if (!want && !want2 && viewers == 0 && !keep) {
 		/* Nobody to tell: skip the work. Whoever connects gets a snapshot,
 		 * taken after this point. */
 		struct gos_map_stats ms;
@@ -296,13 +306,15 @@ static void tick(struct gos_broadcast *b)
 		atomic_store_explicit(&b->seq, b->last_seq, memory_order_relaxed);
 		return;
 	}
-	bool index = v2 || want2, rebuild = index && !bv2_valid(b->v2);
+	bool index = v2 || want2 || keep, rebuild = index && !bv2_valid(b->v2);
 	/* gos.v1 deltas only when a gos.v1 viewer may take them: one that
 	 * connects later starts from a snapshot anyway */
 	bool v1_deltas = viewers > v2;
 	uint64_t since = b->last_seq;
-	if (want || rebuild)
+	if (want)
 		pages_read(b);
+	if (rebuild)
+		bv2_rebuild(b->v2);   /* before the delta read, as the pages */
 	if (!gos_map_read_since(b->map, since, b->opts.max_per_tick, &b->delta)) {
 		/* We fell further behind than the change log holds: no delta can be
 		 * made, so every viewer gets resync + a fresh snapshot. */
@@ -313,7 +325,7 @@ static void tick(struct gos_broadcast *b)
 			learn_streams(b, &b->delta);
 			publish_snapshot(b, true);
 			if (index) {
-				bv2_rebuild(b->v2, b->pages, b->n_pages);
+				bv2_rebuild(b->v2);  /* a little after the pages: the delta overwrites */
 				bv2_delta(b->v2, &b->delta, since, false);
 				bv2_snapshot(b->v2, b->delta.seq, true);
 				b->served_req_v2 = req2;
@@ -329,8 +341,6 @@ static void tick(struct gos_broadcast *b)
 	learn_streams(b, &b->delta);
 	if (b->delta.seq != since && v1_deltas)
 		publish_delta(b, since);
-	if (rebuild)
-		bv2_rebuild(b->v2, b->pages, b->n_pages);   /* the pages came before the delta */
 	if (index)
 		bv2_delta(b->v2, &b->delta, since, !rebuild && v2);
 	b->last_seq = b->delta.seq;
@@ -347,7 +357,7 @@ static void tick(struct gos_broadcast *b)
 	}
 	if (index && bv2_valid(b->v2))
 		bv2_regions(b->v2, b->delta.seq);
-	if (want || rebuild)
+	if (want)
 		pages_free(b);
 out:
 	atomic_store_explicit(&b->seq, b->last_seq, memory_order_relaxed);

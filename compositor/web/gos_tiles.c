@@ -53,6 +53,7 @@ struct gos_tiles {
 	struct dirty *dirty;
 	size_t n_dirty, cap_dirty;
 	bool dirty_sorted;
+	bool untracked;
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -189,8 +190,8 @@ static void tiles_add(struct gos_tiles *t, float x, float y, float conf, int sig
 			else
 				tb->last = i;
 		}
-		if (!t->n_dirty || t->dirty[t->n_dirty - 1].key != key ||
-		    t->dirty[t->n_dirty - 1].level != (uint32_t)k)
+		if (!t->untracked && (!t->n_dirty || t->dirty[t->n_dirty - 1].key != key ||
+		                      t->dirty[t->n_dirty - 1].level != (uint32_t)k))
 			dirty_add(t, k, key);
 	}
 }
@@ -381,11 +382,18 @@ void gos_tiles_remove(struct gos_tiles *t, uint32_t slot)
 		cell_take(t, slot);
 		t->tokens--;
 	}
+	if (t->untracked)
+		return;
 	if (t->n_removed == t->cap_removed) {
 		t->cap_removed = t->cap_removed ? t->cap_removed * 2 : 256;
 		t->removed = xrealloc(t->removed, t->cap_removed * sizeof(*t->removed));
 	}
 	t->removed[t->n_removed++] = slot;
+}
+
+void gos_tiles_track(struct gos_tiles *t, bool on)
+{
+	t->untracked = !on;
 }
 
 uint64_t gos_tiles_tokens(const struct gos_tiles *t)

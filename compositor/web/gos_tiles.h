@@ -28,6 +28,10 @@ void gos_tiles_put(struct gos_tiles *t, uint32_t slot, float x, float y, float c
 /* The slot's token left the map (nothing when it holds none). */
 void gos_tiles_remove(struct gos_tiles *t, uint32_t slot);
 
+/* Whether puts and removes are remembered as the tick's changes (on by
+ * default; off while building from a full copy, which nobody is sent). */
+void gos_tiles_track(struct gos_tiles *t, bool on);
+
 /* Tokens indexed now. */
 uint64_t gos_tiles_tokens(const struct gos_tiles *t);
 /* A box holding every centre seen since the last clear (grows only); NAN x4

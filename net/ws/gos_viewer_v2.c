@@ -200,9 +200,17 @@ double gos_v2_tile_size(int level)
 	return ldexp(GOS_V2_TILE0, level);
 }
 
+/* 1 / tile size: powers of two, so v * inv is exactly v / size. */
+static const double inv_size[GOS_V2_LEVELS] = {
+	1.0 / 128, 1.0 / 256, 1.0 / 512, 1.0 / 1024, 1.0 / 2048, 1.0 / 4096, 1.0 / 8192,
+	1.0 / 16384, 1.0 / 32768, 1.0 / 65536, 1.0 / 131072, 1.0 / 262144, 1.0 / 524288,
+	1.0 / 1048576, 1.0 / 2097152, 1.0 / 4194304, 1.0 / 8388608, 1.0 / 16777216,
+	1.0 / 33554432, 1.0 / 67108864, 1.0 / 134217728,
+};
+
 int32_t gos_v2_tile_of(double v, int level)
 {
-	double t = floor(v / gos_v2_tile_size(level));
+	double t = floor(v * inv_size[level]);
 	if (t < -2147483647.0)
 		return -2147483647;
 	if (t > 2147483647.0)
