@@ -7,6 +7,7 @@ thread). Fails on any ThreadSanitizer report or an unclean exit.
 
 usage: tsan_compositor.py GOS_COMPOSITOR_TSAN GOS_FEED"""
 import asyncio
+import json
 import http.client
 import os
 import re
@@ -27,9 +28,18 @@ EVENTS = 30000
 
 def viewer(port, stop, counts, i):
     async def run():
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", subprotocols=["gos.v1"],
+        # viewer 0 speaks gos.v2 and pans: the broadcaster's index and
+        # region answers run beside the gos.v1 deltas
+        proto = "gos.v2" if i == 0 else "gos.v1"
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", subprotocols=[proto],
                                       max_size=None) as ws:
+            k = 0
             while not stop.is_set():
+                if proto == "gos.v2" and k % 5 == 0:
+                    await ws.send(json.dumps({"type": "viewport", "x": (k % 40) * 200 - 4000,
+                                              "y": -2000, "w": 8000, "h": 4000,
+                                              "zoom": 0.02 if k % 10 == 0 else 0.5}))
+                k += 1
                 try:
                     await asyncio.wait_for(ws.recv(), 0.2)
                     counts[i] += 1

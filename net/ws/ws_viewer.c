@@ -687,10 +687,13 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			v->next->prev = v->prev;
 		if (v->counted) {
 			atomic_fetch_sub_explicit(&ws->st.viewers, 1, memory_order_relaxed);
-			if (v->v2) {
+			if (v->v2)
 				atomic_fetch_sub_explicit(&ws->viewers_v2, 1, memory_order_relaxed);
-				v2_viewport(ws, v, true);
-			}
+		}
+		/* Once stopped (gos_ws_destroy closing everyone) the callbacks'
+		 * owners may be gone: nobody needs to hear of leaving viewers. */
+		if (v->counted && !atomic_load(&ws->stop)) {
+			v2_viewport(ws, v, true);
 			if (ws->opts.request)
 				ws->opts.request(ws->opts.cb_ctx, v->id, v->gen, NULL);
 		}
