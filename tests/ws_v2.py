@@ -14,7 +14,9 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 
 import websockets
@@ -213,7 +215,49 @@ async def lagging_viewer(c, p):
     r.s.close()
 
 
+async def time_travel():
+    """A gos.v2 viewer looks at the past as gos.v1 JSON, and `live` brings
+    it back to binary gos.v2 with its viewport answered again."""
+    state = tempfile.mkdtemp(prefix="gos-v2-state-")
+    c = Compositor(COMPOSITOR, "--state-dir", state)
+    try:
+        c.feed([token(i, *spread(i), 0.5) for i in range(500)])
+        h = c.wait_broadcast_caught_up()
+        w = await websockets.connect(f"ws://127.0.0.1:{c.port}/ws", subprotocols=["gos.v2"],
+                                     max_size=None)
+        await w.recv()                     # hello
+        m = V2Mirror()
+        m.apply(await w.recv())            # the binary snapshot
+        await w.send(json.dumps({"type": "viewport", "x": -30000, "y": -15000, "w": 60000,
+                                 "h": 30000, "zoom": 0.3}))
+        await w.send(json.dumps({"type": "seek", "seq": h["seq"] // 2}))
+        snap = None
+        deadline = time.monotonic() + 20
+        while snap is None and time.monotonic() < deadline:
+            x = await asyncio.wait_for(w.recv(), 20)
+            if isinstance(x, str) and json.loads(x)["type"] == "snapshot":
+                snap = json.loads(x)
+        check(snap is not None and snap["mode"] == "seek" and snap["seq"] == h["seq"] // 2,
+              "a gos.v2 viewer's seek answers with the gos.v1 JSON snapshot of the past")
+        await w.send(json.dumps({"type": "live"}))
+        got_snap = got_region = False
+        deadline = time.monotonic() + 20
+        while not (got_snap and got_region) and time.monotonic() < deadline:
+            x = await asyncio.wait_for(w.recv(), 20)
+            if isinstance(x, bytes):
+                k = m.apply(x)["kind"]
+                got_snap |= k == "snapshot"
+                got_region |= k == "region" and got_snap
+        check(got_snap and got_region and len(m.tokens) == 500,
+              f"live: a binary snapshot, then its viewport answered ({len(m.tokens)} tokens)")
+        await w.close()
+    finally:
+        c.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
 async def main():
+    await time_travel()
     c = Compositor(COMPOSITOR, "--max-tokens", str(MAX_TOKENS))
     try:
         p = Pair(c)
