@@ -94,7 +94,7 @@ struct viewer {
 	struct viewer *flush_next;     /* in ws->flush while listed */
 	bool flush_listed;
 	uint32_t wire_every_ms;        /* how often the scan looks at the byte count */
-	uint64_t wire_seen;            /* the byte count at the last look */
+	uint64_t wire_seen;            /* data_wire + ctl_charged after the last scan */
 	int fd;                        /* the socket: how many bytes came in (TCP_INFO) */
 	uint64_t wire_base;            /* bytes taken from the socket before the upgrade */
 	uint64_t data_wire;            /* bytes of the data frames (and pongs) we were given */

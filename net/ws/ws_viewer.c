@@ -346,11 +346,6 @@ static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
 	v->wire_ms = now;
 	if (!wire_bytes(v->fd, &wire) || wire < v->wire_base)
 		return;
-	/* Quiet since the last look: looked at less often (ws_viewer_scan). */
-	uint32_t every = v->wire_every_ms ? v->wire_every_ms : CTL_SCAN_MS;
-	v->wire_every_ms = wire != v->wire_seen ? CTL_SCAN_MS
-	                   : every * 2 < CTL_SCAN_MAX_MS ? every * 2 : CTL_SCAN_MAX_MS;
-	v->wire_seen = wire;
 	uint64_t got = wire - v->wire_base, known = v->data_wire + CTL_SLACK + v->ctl_charged;
 	if (got < known + CTL_MIN_FRAME)
 		return;
@@ -362,9 +357,17 @@ static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
 
 void ws_viewer_scan(struct gos_ws *ws, uint64_t now_ms)
 {
-	for (struct viewer *v = ws->viewers; v; v = v->next)
-		if (now_ms - v->wire_ms >= (v->wire_every_ms ? v->wire_every_ms : CTL_SCAN_MS))
-			viewer_check_control(ws, v);
+	for (struct viewer *v = ws->viewers; v; v = v->next) {
+		uint32_t every = v->wire_every_ms ? v->wire_every_ms : CTL_SCAN_MS;
+		if (now_ms - v->wire_ms < every)
+			continue;
+		viewer_check_control(ws, v);
+		/* Nothing came from it since the last look: look less often. */
+		uint64_t seen = v->data_wire + v->ctl_charged;
+		v->wire_every_ms = seen != v->wire_seen ? CTL_SCAN_MS
+		                   : every * 2 < CTL_SCAN_MAX_MS ? every * 2 : CTL_SCAN_MAX_MS;
+		v->wire_seen = seen;
+	}
 }
 
 static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
@@ -581,6 +584,25 @@ void ws_viewer_flush(struct gos_ws *ws)
 	ws->flush = NULL;
 }
 
+/* The end of a writeable callback: the ping, a snapshot request once the
+ * queue drained, and another callback while anything is left. */
+static int viewer_written(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
+{
+	if (v->ping_due && v->off == 0 && !lws_partial_buffered(wsi)) {
+		/* lws swallows empty pongs without telling us: the ping carries
+		 * a payload, which the pong echoes. */
+		unsigned char ping[LWS_PRE + 8];
+		memcpy(ping + LWS_PRE, "gos-ping", 8);
+		if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
+			return -1;
+		v->ping_due = false;
+	}
+	viewer_maybe_request(ws, v);
+	if (v->q_len || v->ping_due || v->reply)
+		viewer_want_write(v);
+	return 0;
+}
+
 static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 {
 	/* Unasked, lws calls here after it sent a pong of its own: look at
@@ -593,12 +615,16 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 		                 (unsigned char *)v->close_reason, strlen(v->close_reason));
 		return -1;
 	}
-	/* A plain viewer's frames go out in viewer_send; the others' through
-	 * lws_write (extensions may rewrite them). */
-	if (v->plain && !lws_partial_buffered(wsi) && viewer_send(ws, v, wsi) < 0)
-		return -1;
-	size_t budget = v->plain ? 0 : WRITE_BUDGET;
-	if (!v->plain && v->reply && v->off == 0 && !lws_partial_buffered(wsi)) {
+	if (v->plain) {
+		/* Frames straight to the socket; the others' go through lws_write
+		 * (extensions may rewrite them). */
+		if (!lws_partial_buffered(wsi) && viewer_send(ws, v, wsi) < 0)
+			return -1;
+		return viewer_written(ws, v, wsi);
+	}
+
+	size_t budget = WRITE_BUDGET;
+	if (v->reply && v->off == 0 && !lws_partial_buffered(wsi)) {
 		struct gos_ws_msg *m = v->reply;
 		if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
 			return -1;
@@ -635,19 +661,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			q_pop(ws, v);
 		}
 	}
-	if (v->ping_due && v->off == 0 && !lws_partial_buffered(wsi)) {
-		/* lws swallows empty pongs without telling us: the ping carries
-		 * a payload, which the pong echoes. */
-		unsigned char ping[LWS_PRE + 8];
-		memcpy(ping + LWS_PRE, "gos-ping", 8);
-		if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
-			return -1;
-		v->ping_due = false;
-	}
-	viewer_maybe_request(ws, v);
-	if (v->q_len || v->ping_due || v->reply)
-		viewer_want_write(v);
-	return 0;
+	return viewer_written(ws, v, wsi);
 }
 
 static void ping_pass(lws_sorted_usec_list_t *sul)
@@ -693,12 +707,13 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(v, 0, sizeof(*v));
 		v->wsi = wsi;
-		v->plain = !lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) && !lws_is_ssl(wsi);
 		v->fd = lws_get_socket_fd(wsi);
 		if (v->fd < 0 || !wire_bytes(v->fd, &v->wire_base))
 			v->fd = -1;  /* no byte counts here: messages are limited all the same */
 		v->alive_ms = v->bucket_ms = gos_now_ms();
 		v->bucket = ws->opts.rx_burst;
+		/* no extension offered: none can be on (only then are frames ours to write) */
+		v->plain = !lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) && !lws_is_ssl(wsi);
 		v->next = ws->viewers;
 		if (ws->viewers)
 			ws->viewers->prev = v;
