@@ -345,9 +345,10 @@ static void usage(FILE *f)
 	        "descriptor limit raised to its hard limit; gos-compositor runs with --max-viewers\n"
 	        "above the count.\n"
 	        "\n"
-	        "gos-compositor runs without a Vulkan device (its renderer off), so that both\n"
-	        "servers do the same work: ingest, state, broadcast. --render keeps the renderer\n"
-	        "(headless, 1 fps; on a CPU Vulkan driver it competes with the viewers for CPU).\n");
+	        "gos-compositor runs without a Vulkan device (its renderer off) and without its\n"
+	        "journal, so that both servers do the same work: ingest, state, broadcast.\n"
+	        "--render keeps the renderer (headless, 1 fps; on a CPU Vulkan driver it competes\n"
+	        "with the viewers for CPU).\n");
 }
 
 static void self_dir(char *buf, size_t len)
@@ -465,7 +466,7 @@ int gos_bench_fanout(int argc, char **argv)
 		snprintf(maxv, sizeof(maxv), "%d", counts[i] + 16);
 		char *gargv[] = {compositor, "--headless", "--max-fps", "1", "--socket", sock,
 		                 "--listen", "127.0.0.1:0", "--log-interval", "0", "--max-viewers", maxv,
-		                 NULL};
+		                 "--no-journal", NULL};
 		if (!one_run("gos", gargv, "web viewer at http://127.0.0.1:", sock, counts[i], procs,
 		             rate, warmup, seconds, render, &gos_res[i]))
 			return 1;
