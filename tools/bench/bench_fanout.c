@@ -243,8 +243,8 @@ struct result {
 	double msgs_s, deliveries_s, expected_s, p50_ms, p99_ms, cpu_s, cpu_per_m, rss_mib,
 		hwm_mib, client_max, window_s;
 	uint64_t resyncs;
-	int ready, closed;
-	bool ok;
+	int ready;
+	const char *note;              /* what went wrong, or "" */
 };
 
 static bool one_run(const char *kind, char *const argv[], const char *marker, const char *sock,
@@ -300,7 +300,6 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 	res->cpu_per_m = lr.messages ? res->cpu_s / ((double)lr.messages * 1e-6) : NAN;
 	res->client_max = lr.cpu_max_s / res->window_s;
 	res->resyncs = lr.resyncs;
-	res->closed = lr.closed;
 	if (lr.n_lat) {
 		res->p50_ms = lr.lat[lr.n_lat / 2] * 1e3;
 		res->p99_ms = lr.lat[(size_t)((double)lr.n_lat * 0.99)] * 1e3;
@@ -308,7 +307,11 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 		res->p50_ms = res->p99_ms = NAN;
 	}
 	free(lr.lat);
-	res->ok = f.ok && res->ready == viewers && lr.closed == 0;
+	res->note = !f.ok || f.err[0]      ? "  (the producer failed)"
+	            : res->ready < viewers ? "  (some viewers did not connect)"
+	            : lr.closed            ? "  (viewers were closed)"
+	            : !lr.messages         ? "  (nothing received)"
+	                                   : "";
 	server_stop(&srv);
 	unlink(sock);
 	return true;
@@ -321,7 +324,7 @@ static void print_row(const struct result *r)
 	       r->cpu_s, r->cpu_per_m, r->rss_mib, r->hwm_mib, (unsigned long long)r->resyncs,
 	       r->client_max * 100, r->procs,
 	       r->client_max > 0.9 ? "  (a load client process was saturated)" : "",
-	       r->ok ? "" : r->closed ? "  (viewers were closed)" : "  (some viewers did not connect)");
+	       r->note);
 }
 
 static void usage(FILE *f)
