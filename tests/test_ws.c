@@ -240,7 +240,8 @@ static bool closed_with(struct client *c, int code, double within_s)
 
 /* Control frames and fragments pay into the inbound rate limit like
  * messages: a ping flood, a pong flood and a message in 3000 fragments are
- * closed with 1008 at once; a polite viewer is not touched. */
+ * closed with 1008 at once, a ping flood after a quiet while within about
+ * a second; a polite viewer is not touched. */
 static void test_control_flood(void)
 {
 	struct gos_ws *ws = test_server();
@@ -272,6 +273,27 @@ static void test_control_flood(void)
 		      c.close_reason, c.close_code, now_s() - t0);
 		client_close(&c);
 	}
+	/* A viewer quiet long enough to be looked at only every CTL_SCAN_MAX_MS
+	 * is stopped all the same, within about that long. */
+	struct client q;
+	CHECK(client_connect(&q, port, 0), "quiet flooder upgrades");
+	expect(&q, "hello", "quiet flooder hello");
+	sleep_ms(2500);
+	struct gos_buf qb = {0};
+	for (int i = 0; i < 20000; i++)
+		frame_put(&qb, true, 0x9, pad, 0);
+	double tq = now_s();
+	for (size_t off = 0; off < qb.len;) {
+		ssize_t k = send(q.fd, qb.data + off, qb.len - off, MSG_NOSIGNAL);
+		if (k <= 0)
+			break;
+		off += (size_t)k;
+	}
+	gos_buf_finish(&qb);
+	CHECK(closed_with(&q, 1008, 4.0) && now_s() - tq < 3.0,
+	      "a flood after 2.5 s of quiet: closed 1008 (%d) in %.2f s", q.close_code, now_s() - tq);
+	client_close(&q);
+
 	/* One text message in 3000 one-byte fragments: 3000 frames to pay. */
 	struct client c;
 	CHECK(client_connect(&c, port, 0), "fragmenter upgrades");
@@ -316,8 +338,8 @@ static void test_control_flood(void)
 	publish(ws, "{\"type\":\"snapshot\",\"n\":1}", true);
 	expect(&p, "\"n\":1", "the polite viewer is still served");
 	gos_ws_stats(ws, &st);
-	CHECK(st.inbound_limited == st0.inbound_limited && st.closed_rate == 3 + 1,
-	      "nothing of the polite viewer limited (%llu -> %llu), 4 floods closed (%llu)",
+	CHECK(st.inbound_limited == st0.inbound_limited && st.closed_rate == 3 + 1 + 1,
+	      "nothing of the polite viewer limited (%llu -> %llu), 5 floods closed (%llu)",
 	      (unsigned long long)st0.inbound_limited, (unsigned long long)st.inbound_limited,
 	      (unsigned long long)st.closed_rate);
 	CHECK(st.inbound_control >= 3000, "control frames counted (%llu)",

@@ -131,9 +131,8 @@ static void put_stream(struct gos_viewer_writer *w, const struct gos_stream *s)
 	});
 }
 
-static void publish_text(struct gos_broadcast *b, bool snapshot, bool all)
+static void hand_over(struct gos_broadcast *b, struct gos_ws_msg *m, bool snapshot, bool all)
 {
-	struct gos_ws_msg *m = gos_ws_msg_create(b->text.data, b->text.len);
 	if (b->emit)
 		b->emit(b->emit_ctx, m, snapshot);
 	else if (snapshot)
@@ -142,27 +141,38 @@ static void publish_text(struct gos_broadcast *b, bool snapshot, bool all)
 		gos_ws_publish(b->ws, m);
 }
 
+static void publish_text(struct gos_broadcast *b, bool snapshot, bool all)
+{
+	hand_over(b, gos_ws_msg_create(b->text.data, b->text.len), snapshot, all);
+}
+
 /* The delta of one tick: neural_state (when streams changed), then
- * token_visualization (always, so that `since` chains). */
+ * token_visualization (always, so that `since` chains). Both are serialized
+ * before either is handed over, so that the server finds them together and
+ * writes them to each viewer at once (one send, not two). */
 static void publish_delta(struct gos_broadcast *b, uint64_t since)
 {
 	const struct gos_map_view *d = &b->delta;
 	struct gos_buf *t = &b->text;
 	struct gos_viewer_writer w;
+	struct gos_ws_msg *streams = NULL;
 	if (d->n_streams) {
 		gos_buf_clear(t);
 		gos_viewer_neural_state_begin(&w, t, since, d->seq);
 		for (size_t i = 0; i < d->n_streams; i++)
 			put_stream(&w, &d->streams[i]);
 		gos_viewer_end(&w);
-		publish_text(b, false, false);
-		add(&b->deltas, 1);
+		streams = gos_ws_msg_create(t->data, t->len);
 	}
 	gos_buf_clear(t);
 	gos_viewer_token_visualization_begin(&w, t, since, d->seq, d->live_tokens, d->n_tokens);
 	for (size_t i = 0; i < d->n_tokens; i++)
 		put_token(b, &w, &d->tokens[i]);
 	gos_viewer_end(&w);
+	if (streams) {
+		hand_over(b, streams, false, false);
+		add(&b->deltas, 1);
+	}
 	publish_text(b, false, false);
 	add(&b->deltas, 1);
 	add(&b->delta_tokens, d->n_tokens);

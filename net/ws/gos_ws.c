@@ -81,6 +81,9 @@ void ws_drain_inbox(struct gos_ws *ws)
 	ws->inbox_overflow = false;
 	pthread_mutex_unlock(&ws->lock);
 
+	/* What the items give a viewer is written once they all are delivered:
+	 * a tick's messages go out to each viewer in one send. */
+	ws->delivering = true;
 	for (size_t i = 0; i < n; i++) {
 		ws_viewer_deliver(ws, &items[i]);
 		gos_ws_msg_unref(items[i].msg);
@@ -91,6 +94,8 @@ void ws_drain_inbox(struct gos_ws *ws)
 		 * picture is suspect, so all of them start over. */
 		ws_viewer_resync_live(ws);
 	}
+	ws->delivering = false;
+	ws_viewer_flush(ws);
 }
 
 /* ---- lws protocols ------------------------------------------------------ */

@@ -37,9 +37,12 @@
 #define MAX_TOKEN        1024
 /* Every viewer's byte count is looked at this often even when lws calls us
  * for nothing (a flood of empty pings: lws answers none and tells us
- * nothing), so a flood is stopped within about this long. Two cheap
- * syscalls per viewer per scan. */
+ * nothing), so a flood is stopped within about this long; a viewer that
+ * sent nothing at its last looks is looked at less often, down to every
+ * CTL_SCAN_MAX_MS (idle viewers are most of them: two syscalls each per
+ * look). */
 #define CTL_SCAN_MS      100
+#define CTL_SCAN_MAX_MS  1000              /* a quiet viewer: looked at this often */
 
 /* Immutable once created, shared by every viewer queue holding it. */
 struct gos_ws_msg {
@@ -94,6 +97,12 @@ struct viewer {
 	uint64_t bucket_ms;
 	uint32_t limited_in_row;
 	bool write_asked;              /* we asked lws for a writeable callback */
+	bool plain;                    /* no extension offered, no TLS: frames are written
+	                                * straight to the socket (viewer_send) */
+	struct viewer *flush_next;     /* in ws->flush while listed */
+	bool flush_listed;
+	uint32_t wire_every_ms;        /* how often the scan looks at the byte count */
+	uint64_t wire_seen;            /* data_wire + ctl_charged after the last scan */
 	int fd;                        /* the socket: how many bytes came in (TCP_INFO) */
 	uint64_t wire_base;            /* bytes taken from the socket before the upgrade */
 	uint64_t data_wire;            /* bytes of the data frames (and pongs) we were given */
@@ -204,6 +213,8 @@ struct gos_ws {
 	struct episode no_fd;          /* n1: failed accepts */
 	struct episode http_full;      /* n1: idle connections closed, n2: refused */
 	struct episode viewers_full;   /* n1: refused */
+	bool delivering;               /* ws_drain_inbox is handing items to viewers */
+	struct viewer *flush;          /* viewers given something meanwhile (plain ones) */
 	unsigned char scratch[LWS_PRE + WS_CHUNK];
 };
 
@@ -266,7 +277,13 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 void ws_viewer_deliver(struct gos_ws *ws, const struct inbox_item *it);
 /* Deltas were lost before the service thread: every live viewer resyncs. */
 void ws_viewer_resync_live(struct gos_ws *ws);
-/* Looks at the byte counts of viewers not looked at for CTL_SCAN_MS. */
+/* After delivering: writes to the viewers that were given something, each
+ * in one send; only those the socket did not take all of wait for lws's
+ * writeable callback. */
+void ws_viewer_flush(struct gos_ws *ws);
+/* Looks at the byte counts of viewers due for a look: every CTL_SCAN_MS
+ * while a viewer sends anything, backing off to CTL_SCAN_MAX_MS while it
+ * is quiet. */
 void ws_viewer_scan(struct gos_ws *ws, uint64_t now_ms);
 
 #endif

@@ -3,12 +3,14 @@
  * publishers sent, writing (large messages in fragments), receiving and the
  * inbound rate limit (control frames counted from the socket's bytes), the
  * ping pass that closes stale viewers, and the gos.v1 protocol's callback. */
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <linux/sockios.h>
 #include <linux/tcp.h>
@@ -26,6 +28,7 @@
 #define CTL_CHECK_MS     20                /* looks at a viewer's byte count at most this often */
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
 #define V2_BACKLOG       8                 /* gos.v2 viewers: backpressure x this messages */
+#define SEND_FRAMES      32                /* frames per send at most */
 
 /* ---- viewer queues (service thread) ------------------------------------- */
 
@@ -96,7 +99,17 @@ static void q_free(struct gos_ws *ws, struct viewer *v)
 
 static void viewer_want_write(struct viewer *v)
 {
+	struct gos_ws *ws = lws_context_user(lws_get_context(v->wsi));
 	v->write_asked = true;
+	if (ws->delivering && v->plain) {
+		/* written by ws_viewer_flush once the inbox is delivered */
+		if (!v->flush_listed) {
+			v->flush_listed = true;
+			v->flush_next = ws->flush;
+			ws->flush = v;
+		}
+		return;
+	}
 	lws_callback_on_writable(v->wsi);
 }
 
@@ -426,9 +439,17 @@ static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
 
 void ws_viewer_scan(struct gos_ws *ws, uint64_t now_ms)
 {
-	for (struct viewer *v = ws->viewers; v; v = v->next)
-		if (now_ms - v->wire_ms >= CTL_SCAN_MS)
-			viewer_check_control(ws, v);
+	for (struct viewer *v = ws->viewers; v; v = v->next) {
+		uint32_t every = v->wire_every_ms ? v->wire_every_ms : CTL_SCAN_MS;
+		if (now_ms - v->wire_ms < every)
+			continue;
+		viewer_check_control(ws, v);
+		/* Nothing came from it since the last look: look less often. */
+		uint64_t seen = v->data_wire + v->ctl_charged;
+		v->wire_every_ms = seen != v->wire_seen ? CTL_SCAN_MS
+		                   : every * 2 < CTL_SCAN_MAX_MS ? every * 2 : CTL_SCAN_MAX_MS;
+		v->wire_seen = seen;
+	}
 }
 
 static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
@@ -524,6 +545,150 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 	return 0;
 }
 
+/* ---- writing ------------------------------------------------------------ */
+
+/* The header of a server frame (unmasked) into h; returns its length. */
+static size_t frame_header(unsigned char *h, bool first, bool fin, bool binary, size_t len)
+{
+	unsigned op = first ? (binary ? 0x2 : 0x1) : 0x0;  /* binary, text, continuation */
+	h[0] = (unsigned char)((fin ? 0x80 : 0) | op);
+	if (len < 126) {
+		h[1] = (unsigned char)len;
+		return 2;
+	}
+	if (len < 65536) {
+		h[1] = 126;
+		h[2] = (unsigned char)(len >> 8);
+		h[3] = (unsigned char)len;
+		return 4;
+	}
+	h[1] = 127;
+	for (int i = 0; i < 8; i++)
+		h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	return 10;
+}
+
+/* A frame of a send being built: where its bytes end in the send, and the
+ * queue once it is out (whole messages done, bytes of the next framed). */
+struct frame_mark {
+	size_t end;
+	uint32_t popped;
+	size_t off;
+};
+
+/* Writes a plain viewer's reply and queue from the shared bytes: up to
+ * SEND_FRAMES frames and about WRITE_BUDGET bytes (messages over WS_CHUNK
+ * in fragments), headers and payloads in one sendmsg, nothing copied. A
+ * frame the socket took only part of is finished by lws: its remainder is
+ * handed over raw, and lws sends what it holds before anything of its own
+ * (pongs, the close), so lws always sees the stream at a frame boundary.
+ * Frames the socket took nothing of stay queued. Returns -1 when the
+ * connection is broken. */
+static int viewer_send(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
+{
+	struct iovec iov[2 * SEND_FRAMES];
+	unsigned char hdr[SEND_FRAMES][10];
+	struct frame_mark mark[SEND_FRAMES];
+	int n_iov = 0, n = 0;
+	size_t total = 0, off = v->off;
+	uint32_t popped = 0;
+	bool reply = v->reply && v->off == 0;
+	if (reply) {
+		struct gos_ws_msg *m = v->reply;
+		size_t hl = frame_header(hdr[0], true, true, m->binary, m->len);
+		iov[n_iov++] = (struct iovec){hdr[0], hl};
+		iov[n_iov++] = (struct iovec){m->data, m->len};
+		total = hl + m->len;
+		mark[n++] = (struct frame_mark){total, 0, 0};
+	}
+	while (popped < v->q_len && n < SEND_FRAMES && total < WRITE_BUDGET) {
+		struct gos_ws_msg *m = q_at(v, popped);
+		size_t len = m->len - off < WS_CHUNK ? m->len - off : WS_CHUNK;
+		bool fin = off + len == m->len;
+		size_t hl = frame_header(hdr[n], off == 0, fin, m->binary, len);
+		iov[n_iov++] = (struct iovec){hdr[n], hl};
+		if (len)
+			iov[n_iov++] = (struct iovec){m->data + off, len};
+		total += hl + len;
+		off = fin ? 0 : off + len;
+		popped += fin;
+		mark[n++] = (struct frame_mark){total, popped, off};
+	}
+	if (!n)
+		return 0;
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+	ssize_t w = sendmsg(lws_get_socket_fd(wsi), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		return -1;
+	if (w <= 0)
+		return 0;
+	/* The last frame the socket took any of: lws sends the rest of it. */
+	int last = 0;
+	while (mark[last].end < (size_t)w)
+		last++;
+	for (size_t pos = 0, i = 0; pos < mark[last].end; pos += iov[i++].iov_len) {
+		size_t from = (size_t)w > pos ? (size_t)w - pos : 0;
+		if (from >= iov[i].iov_len)
+			continue;
+		if (lws_write(wsi, (unsigned char *)iov[i].iov_base + from, iov[i].iov_len - from,
+		              LWS_WRITE_RAW) < 0)
+			return -1;
+	}
+	if (reply) {
+		gos_ws_msg_unref(v->reply);
+		v->reply = NULL;
+	}
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < mark[last].popped; i++) {
+		bytes += v->q[v->q_head]->len;
+		q_pop(ws, v);
+	}
+	v->off = mark[last].off;
+	if (mark[last].popped) {
+		st_add(&ws->st.messages_sent, mark[last].popped);
+		st_add(&ws->st.bytes_sent, bytes);
+	}
+	return 0;
+}
+
+void ws_viewer_flush(struct gos_ws *ws)
+{
+	struct viewer *next;
+	for (struct viewer *v = ws->flush; v; v = next) {
+		next = v->flush_next;
+		v->flush_next = NULL;
+		v->flush_listed = false;
+		bool broken = false;
+		if (!v->close_code && !lws_partial_buffered(v->wsi))
+			broken = viewer_send(ws, v, v->wsi) < 0;  /* the callback finds out again */
+		viewer_maybe_request(ws, v);
+		if (broken || v->close_code || v->q_len || v->ping_due || v->reply)
+			lws_callback_on_writable(v->wsi);
+		else
+			v->write_asked = false;
+	}
+	ws->flush = NULL;
+}
+
+/* The end of a writeable callback: the ping, a snapshot request once the
+ * queue drained, and another callback while anything is left. */
+static int viewer_written(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
+{
+	if (v->ping_due && v->off == 0 && !lws_partial_buffered(wsi)) {
+		/* lws swallows empty pongs without telling us: the ping carries
+		 * a payload, which the pong echoes. */
+		unsigned char ping[LWS_PRE + 8];
+		memcpy(ping + LWS_PRE, "gos-ping", 8);
+		if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
+			return -1;
+		v->ping_due = false;
+	}
+	viewer_maybe_request(ws, v);
+	if (v->q_len || v->ping_due || v->reply)
+		viewer_want_write(v);
+	return 0;
+}
+
 static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 {
 	/* Unasked, lws calls here after it sent a pong of its own: look at
@@ -536,6 +701,14 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 		                 (unsigned char *)v->close_reason, strlen(v->close_reason));
 		return -1;
 	}
+	if (v->plain) {
+		/* Frames straight to the socket; the others' go through lws_write
+		 * (extensions may rewrite them). */
+		if (!lws_partial_buffered(wsi) && viewer_send(ws, v, wsi) < 0)
+			return -1;
+		return viewer_written(ws, v, wsi);
+	}
+
 	size_t budget = WRITE_BUDGET;
 	if (v->reply && v->off == 0 && !lws_partial_buffered(wsi)) {
 		struct gos_ws_msg *m = v->reply;
@@ -575,19 +748,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			q_pop(ws, v);
 		}
 	}
-	if (v->ping_due && v->off == 0 && !lws_partial_buffered(wsi)) {
-		/* lws swallows empty pongs without telling us: the ping carries
-		 * a payload, which the pong echoes. */
-		unsigned char ping[LWS_PRE + 8];
-		memcpy(ping + LWS_PRE, "gos-ping", 8);
-		if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
-			return -1;
-		v->ping_due = false;
-	}
-	viewer_maybe_request(ws, v);
-	if (v->q_len || v->ping_due || v->reply)
-		viewer_want_write(v);
-	return 0;
+	return viewer_written(ws, v, wsi);
 }
 
 static void ping_pass(lws_sorted_usec_list_t *sul)
@@ -643,6 +804,8 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			v->fd = -1;  /* no byte counts here: messages are limited all the same */
 		v->alive_ms = v->bucket_ms = gos_now_ms();
 		v->bucket = ws->opts.rx_burst;
+		/* no extension offered: none can be on (only then are frames ours to write) */
+		v->plain = !lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) && !lws_is_ssl(wsi);
 		v->next = ws->viewers;
 		if (ws->viewers)
 			ws->viewers->prev = v;

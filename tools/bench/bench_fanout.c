@@ -1,12 +1,18 @@
 /* gos-bench fanout: browser-viewer fan-out. A producer writes a steady
- * stream of token events (10k/s by default) into the Unix socket of a real
- * gos-compositor; 1, 100 and 1000 viewers (libwebsockets clients in this
- * process, on loopback) receive the broadcast. Measured per run: token
- * deliveries/s summed over viewers, latency from the producer's write to a
- * viewer's receipt (p50/p99, on up to 10 sampled viewers), and the server's
- * CPU seconds and RSS. The same stream then goes through the peer a user
- * would otherwise write: a minimal Node `ws` broadcast server with the same
- * batching (tests/browser/fanout_peer.js); both are printed with the ratio.
+ * stream of token events (1000/s by default) into the Unix socket of a real
+ * gos-compositor, which batches them into a delta per 33 ms tick; 1, 100,
+ * 1000 and 10,000 viewers on loopback receive the broadcast. The viewers are
+ * fanout_load.c's: a minimal WebSocket client of its own in several
+ * processes, each reporting its CPU, so that the client is not what limits
+ * a run (and when it is, the output says so).
+ *
+ * Measured per run, during the measured window: messages and token
+ * deliveries/s summed over viewers; the server's CPU seconds, also per
+ * million delivered messages; latency from the producer's write to a
+ * viewer's receipt (p50/p99, on 10 sampled viewers); the server's RSS. The
+ * same stream then goes through the peer a user would otherwise write: a
+ * minimal Node `ws` broadcast server with the same batching
+ * (tests/browser/fanout_peer.js); both are printed with the ratios.
  *
  * The producer stamps each event with CLOCK_REALTIME at write time; viewers
  * read that timestamp back from the delivered tokens. */
@@ -29,8 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libwebsockets.h>
-
+#include "fanout_load.h"
 #include "gos_bench.h"
 #include "gos_buf.h"
 #include "gos_time.h"
@@ -38,28 +43,6 @@
 #ifndef GOS_SOURCE_DIR
 #define GOS_SOURCE_DIR "."
 #endif
-
-#define MAX_SAMPLED 10
-
-struct viewer;
-
-struct run {
-	/* Client side: main thread only. */
-	struct viewer *viewers;
-	int n;
-	int connected, ready, failed, closed;
-	bool measuring;
-	uint64_t deliveries, messages, resyncs;
-	double *lat;
-	size_t n_lat, cap_lat;
-};
-
-struct viewer {
-	struct run *run;
-	struct lws *wsi;
-	bool got_first, mid, tv, sample;
-	struct gos_buf msg;
-};
 
 struct server {
 	pid_t pid;
@@ -186,15 +169,6 @@ static double cpu_seconds(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* This process (viewers and producer): are the clients the bottleneck? */
-static double self_cpu(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
 static double rss_mib(pid_t pid, const char *field)
 {
 	char path[64], line[256];
@@ -263,115 +237,19 @@ static void *feeder_main(void *arg)
 	return NULL;
 }
 
-/* ---- viewers (lws client) ------------------------------------------------ */
-
-static void on_message_end(struct run *r, struct viewer *v)
-{
-	if (!v->sample || !v->tv || !r->measuring)
-		return;
-	double now = wall();
-	const char *p = v->msg.data, *end = v->msg.data + v->msg.len;
-	while ((p = memmem(p, (size_t)(end - p), "\"timestamp\":", 12)) != NULL) {
-		p += 12;
-		double ts = strtod(p, NULL);
-		if (r->n_lat == r->cap_lat) {
-			r->cap_lat = r->cap_lat ? r->cap_lat * 2 : 65536;
-			r->lat = realloc(r->lat, r->cap_lat * sizeof(*r->lat));
-			if (!r->lat)
-				abort();
-		}
-		r->lat[r->n_lat++] = now - ts;
-	}
-}
-
-static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                     void *in, size_t len)
-{
-	struct viewer *v = user;
-	(void)wsi;
-	switch (reason) {
-	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		v->run->connected++;
-		break;
-	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		v->run->failed++;
-		v->wsi = NULL;
-		break;
-	case LWS_CALLBACK_CLIENT_RECEIVE: {
-		struct run *r = v->run;
-		bool first = !v->mid;
-		bool last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
-		v->mid = !last;
-		if (first) {
-			const char *s = in;
-			size_t head = len < 200 ? len : 200;
-			v->tv = len > 30 && !memcmp(s, "{\"type\":\"token_visualization\"", 29);
-			if (!v->got_first) {
-				v->got_first = true;
-				r->ready++;
-			}
-			if (memmem(s, head, "\"type\":\"resync\"", 15))
-				r->resyncs++;
-			if (v->tv && r->measuring) {
-				const char *n = memmem(s, head, "\"n\":", 4);
-				if (n)
-					r->deliveries += strtoull(n + 4, NULL, 10);
-				r->messages++;
-			}
-			gos_buf_clear(&v->msg);
-		}
-		if (v->sample && v->tv)
-			gos_buf_append(&v->msg, in, len);
-		if (last)
-			on_message_end(r, v);
-		break;
-	}
-	case LWS_CALLBACK_CLIENT_CLOSED:
-		v->run->closed++;
-		v->wsi = NULL;
-		break;
-	default:
-		break;
-	}
-	return 0;
-}
-
-static const struct lws_protocols client_protocols[] = {
-	{"bench", cb_client, 0, 65536, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
-static void quiet_log(int level, const char *line)
-{
-	(void)level;
-	(void)line;
-}
-
 struct result {
 	const char *server;
-	int viewers;
-	double deliveries_s, expected_s, p50_ms, p99_ms, cpu_s, rss_mib, hwm_mib, client_cpu_s;
+	int viewers, procs;
+	double msgs_s, deliveries_s, expected_s, p50_ms, p99_ms, cpu_s, cpu_per_m, rss_mib,
+		hwm_mib, client_max, window_s;
 	uint64_t resyncs;
-	int connected;
-	bool ok;
+	int ready;
+	const char *note;              /* what went wrong, or "" */
 };
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void service_for(struct lws_context *ctx, double seconds)
-{
-	double end = gos_now_s() + seconds;
-	while (gos_now_s() < end)
-		lws_service(ctx, 0);
-}
-
 static bool one_run(const char *kind, char *const argv[], const char *marker, const char *sock,
-                    int viewers, double rate, double warmup, double seconds, bool render,
-                    struct result *res)
+                    int viewers, int procs, double rate, double warmup, double seconds,
+                    bool render, struct result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->server = kind;
@@ -382,55 +260,26 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 		server_stop(&srv);
 		return false;
 	}
-
-	struct run r = {.n = viewers};
-	r.viewers = calloc((size_t)viewers, sizeof(*r.viewers));
-	struct lws_context_creation_info info;
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = client_protocols;
-	info.timeout_secs = 30;
-	struct lws_context *ctx = lws_create_context(&info);
-	if (!ctx || !r.viewers) {
-		fprintf(stderr, "gos-bench: cannot create the client context\n");
+	char err[256];
+	struct fanout_load *load = fanout_load_start(
+		&(struct fanout_load_opts){.port = srv.port, .viewers = viewers, .procs = procs},
+		err, sizeof(err));
+	if (!load) {
+		fprintf(stderr, "gos-bench fanout: %s\n", err);
 		server_stop(&srv);
-		free(r.viewers);
 		return false;
 	}
-	int stride = viewers > MAX_SAMPLED ? viewers / MAX_SAMPLED : 1;
-	for (int i = 0; i < viewers; i++) {
-		struct viewer *v = &r.viewers[i];
-		v->run = &r;
-		v->sample = i % stride == 0;
-		struct lws_client_connect_info ci;
-		memset(&ci, 0, sizeof(ci));
-		ci.context = ctx;
-		ci.address = "127.0.0.1";
-		ci.port = srv.port;
-		ci.path = "/ws";
-		ci.host = "127.0.0.1";
-		ci.local_protocol_name = "bench";
-		ci.userdata = v;
-		ci.pwsi = &v->wsi;
-		lws_client_connect_via_info(&ci);
-		if (i % 50 == 49)
-			service_for(ctx, 0.005);
-	}
-	double deadline = gos_now_s() + 20;
-	while (r.ready + r.failed < viewers && gos_now_s() < deadline)
-		lws_service(ctx, 0);
-	res->connected = r.ready;
+	res->ready = fanout_load_wait_ready(load, 20 + viewers / 500.0);
 
 	struct feeder f = {.sock = sock, .rate = rate};
 	pthread_t ft;
 	bool feeding = !pthread_create(&ft, NULL, feeder_main, &f);
-	service_for(ctx, warmup);
-	double c0 = cpu_seconds(srv.pid), t0 = gos_now_s(), k0 = self_cpu();
-	r.measuring = true;
-	service_for(ctx, seconds);
-	r.measuring = false;
+	usleep((useconds_t)(warmup * 1e6));
+	fanout_load_measure(load, true);
+	double c0 = cpu_seconds(srv.pid), t0 = gos_now_s();
+	usleep((useconds_t)(seconds * 1e6));
 	double t1 = gos_now_s(), c1 = cpu_seconds(srv.pid);
-	res->client_cpu_s = self_cpu() - k0;
+	fanout_load_measure(load, false);
 	res->rss_mib = rss_mib(srv.pid, "VmRSS:");
 	res->hwm_mib = rss_mib(srv.pid, "VmHWM:");
 	if (feeding) {
@@ -440,23 +289,29 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 	if (!f.ok || f.err[0])
 		fprintf(stderr, "gos-bench: producer: %s\n", f.err[0] ? f.err : "did not start");
 
-	res->deliveries_s = (double)r.deliveries / (t1 - t0);
+	struct fanout_load_result lr;
+	fanout_load_collect(load, &lr);
+	fanout_load_destroy(load);
+	res->window_s = t1 - t0;
+	res->procs = lr.procs;
+	res->msgs_s = (double)lr.messages / res->window_s;
+	res->deliveries_s = (double)lr.deliveries / res->window_s;
 	res->cpu_s = c1 - c0;
-	res->resyncs = r.resyncs;
-	if (r.n_lat) {
-		qsort(r.lat, r.n_lat, sizeof(*r.lat), cmp_double);
-		res->p50_ms = r.lat[r.n_lat / 2] * 1e3;
-		res->p99_ms = r.lat[(size_t)((double)r.n_lat * 0.99)] * 1e3;
+	res->cpu_per_m = lr.messages ? res->cpu_s / ((double)lr.messages * 1e-6) : NAN;
+	res->client_max = lr.cpu_max_s / res->window_s;
+	res->resyncs = lr.resyncs;
+	if (lr.n_lat) {
+		res->p50_ms = lr.lat[lr.n_lat / 2] * 1e3;
+		res->p99_ms = lr.lat[(size_t)((double)lr.n_lat * 0.99)] * 1e3;
 	} else {
 		res->p50_ms = res->p99_ms = NAN;
 	}
-	res->ok = f.ok && r.ready == viewers;
-
-	lws_context_destroy(ctx);
-	for (int i = 0; i < viewers; i++)
-		gos_buf_finish(&r.viewers[i].msg);
-	free(r.viewers);
-	free(r.lat);
+	free(lr.lat);
+	res->note = !f.ok || f.err[0]      ? "  (the producer failed)"
+	            : res->ready < viewers ? "  (some viewers did not connect)"
+	            : lr.closed            ? "  (viewers were closed)"
+	            : !lr.messages         ? "  (nothing received)"
+	                                   : "";
 	server_stop(&srv);
 	unlink(sock);
 	return true;
@@ -464,27 +319,39 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 
 static void print_row(const struct result *r)
 {
-	printf("%-8s %7d %13.0f %12.0f %8.1f %8.1f %7.2f %8.1f %8.1f %8llu %10.2f%s\n", r->server,
-	       r->viewers, r->deliveries_s, r->expected_s, r->p50_ms, r->p99_ms, r->cpu_s, r->rss_mib,
-	       r->hwm_mib, (unsigned long long)r->resyncs, r->client_cpu_s,
-	       r->ok ? "" : "  (some viewers did not connect)");
+	printf("%-8s %7d %9.0f %10.0f %10.0f %7.1f %7.1f %6.2f %8.2f %8.1f %8.1f %7llu %5.0f%% x%d%s%s\n",
+	       r->server, r->viewers, r->msgs_s, r->deliveries_s, r->expected_s, r->p50_ms, r->p99_ms,
+	       r->cpu_s, r->cpu_per_m, r->rss_mib, r->hwm_mib, (unsigned long long)r->resyncs,
+	       r->client_max * 100, r->procs,
+	       r->client_max > 0.9 ? "  (a load client process was saturated)" : "",
+	       r->note);
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: gos-bench fanout [--viewers 1,100,1000] [--rate 10000] [--seconds 4]\n"
-	        "                        [--warmup 1] [--compositor PATH] [--node PATH] [--peer PATH]\n"
-	        "                        [--no-peer] [--render]\n"
+	        "usage: gos-bench fanout [--viewers 1,100,1000,10000] [--rate 1000] [--seconds 4]\n"
+	        "                        [--warmup 1] [--procs N] [--compositor PATH] [--node PATH]\n"
+	        "                        [--peer PATH] [--no-peer] [--render]\n"
 	        "\n"
-	        "Streams token events into gos-compositor and measures what its browser viewers\n"
-	        "receive (loopback), then the same through a minimal Node `ws` broadcast server.\n"
-	        "Prints deliveries/s, latency from the producer's write to receipt (p50/p99),\n"
-	        "the server's CPU seconds (during the measured window) and RSS.\n"
+	        "Streams token events (--rate a second) into gos-compositor, which sends viewers a\n"
+	        "delta per 33 ms tick, and measures what its browser viewers receive (loopback),\n"
+	        "then the same through a minimal Node `ws` broadcast server. Per run, during the\n"
+	        "measured window: messages and token deliveries/s over all viewers, latency from\n"
+	        "the producer's write to receipt (p50/p99, 10 sampled viewers), the server's CPU\n"
+	        "seconds and CPU seconds per million delivered messages, its RSS and peak RSS,\n"
+	        "resyncs, and the busiest load-client process's CPU (a %% of one core, and how\n"
+	        "many processes); ratios gos / node-ws follow.\n"
 	        "\n"
-	        "gos-compositor runs without a Vulkan device (its renderer off), so that both\n"
-	        "servers do the same work: ingest, state, broadcast. --render keeps the renderer\n"
-	        "(headless, 1 fps; on a CPU Vulkan driver it competes with the viewers for CPU).\n");
+	        "The viewers are a WebSocket client of the bench's own (epoll, non-blocking), in\n"
+	        "--procs processes (default: one per 250 viewers, at most 8). Both sides get the\n"
+	        "descriptor limit raised to its hard limit; gos-compositor runs with --max-viewers\n"
+	        "above the count.\n"
+	        "\n"
+	        "gos-compositor runs without a Vulkan device (its renderer off) and without its\n"
+	        "journal, so that both servers do the same work: ingest, state, broadcast.\n"
+	        "--render keeps the renderer (headless, 1 fps; on a CPU Vulkan driver it competes\n"
+	        "with the viewers for CPU).\n");
 }
 
 static void self_dir(char *buf, size_t len)
@@ -506,13 +373,15 @@ int gos_bench_fanout(int argc, char **argv)
 		{"compositor", required_argument, NULL, 'c'},
 		{"node", required_argument, NULL, 'n'},
 		{"peer", required_argument, NULL, 'p'},
+		{"procs", required_argument, NULL, 'P'},
 		{"no-peer", no_argument, NULL, 'x'},
 		{"render", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	char viewers_list[256] = "1,100,1000";
-	double rate = 10000, seconds = 4, warmup = 1;
+	char viewers_list[256] = "1,100,1000,10000";
+	double rate = 1000, seconds = 4, warmup = 1;
+	int procs = 0;
 	char dir[PATH_MAX], compositor[PATH_MAX + 64], peer[PATH_MAX + 64];
 	const char *node = "node";
 	bool with_peer = true, render = false;
@@ -530,14 +399,17 @@ int gos_bench_fanout(int argc, char **argv)
 		case 'c': snprintf(compositor, sizeof(compositor), "%s", optarg); break;
 		case 'n': node = optarg; break;
 		case 'p': snprintf(peer, sizeof(peer), "%s", optarg); break;
+		case 'P': procs = atoi(optarg); break;
 		case 'x': with_peer = false; break;
 		case 'R': render = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!(rate > 0 && rate <= 1e6) || !(seconds > 0 && seconds <= 600) || !(warmup >= 0)) {
-		fprintf(stderr, "gos-bench fanout: --rate wants 1..1000000 events/s, --seconds 0..600\n");
+	if (!(rate > 0 && rate <= 1e6) || !(seconds > 0 && seconds <= 600) || !(warmup >= 0 && warmup <= 600) ||
+	    procs < 0 || procs > FANOUT_LOAD_MAX_PROCS) {
+		fprintf(stderr, "gos-bench fanout: --rate wants 1..1000000 events/s, --seconds and "
+		        "--warmup 0..600, --procs 1..%d\n", FANOUT_LOAD_MAX_PROCS);
 		return 2;
 	}
 	if (access(compositor, X_OK)) {
@@ -573,7 +445,6 @@ int gos_bench_fanout(int argc, char **argv)
 			        (unsigned long long)rl.rlim_cur, max_viewers);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	lws_set_log_level(LLL_ERR, quiet_log);
 
 	char tmpl[] = "/tmp/gos-fanout-XXXXXX";
 	if (!mkdtemp(tmpl)) {
@@ -588,9 +459,9 @@ int gos_bench_fanout(int argc, char **argv)
 	printf("gos-bench fanout: %.0f events/s for %.1f s per run (after %.1f s warm-up), loopback, "
 	       "tick 33 ms; %ld CPUs, load average %.1f\n", rate, seconds, warmup,
 	       sysconf(_SC_NPROCESSORS_ONLN), load[0]);
-	printf("%-8s %7s %13s %12s %8s %8s %7s %8s %8s %8s %10s\n", "server", "viewers", "deliveries/s",
-	       "expected/s", "p50 ms", "p99 ms", "cpu s", "rss MiB", "peak MiB", "resyncs",
-	       "client cpu");
+	printf("%-8s %7s %9s %10s %10s %7s %7s %6s %8s %8s %8s %7s %10s\n", "server", "viewers",
+	       "msgs/s", "tokens/s", "expected", "p50 ms", "p99 ms", "cpu s", "s/M msg", "rss MiB",
+	       "peak MiB", "resyncs", "client cpu");
 	struct result gos_res[16], node_res[16];
 	bool have_node[16] = {0};
 	for (int i = 0; i < n_counts; i++) {
@@ -598,31 +469,32 @@ int gos_bench_fanout(int argc, char **argv)
 		snprintf(maxv, sizeof(maxv), "%d", counts[i] + 16);
 		char *gargv[] = {compositor, "--headless", "--max-fps", "1", "--socket", sock,
 		                 "--listen", "127.0.0.1:0", "--log-interval", "0", "--max-viewers", maxv,
-		                 NULL};
-		if (!one_run("gos", gargv, "web viewer at http://127.0.0.1:", sock, counts[i], rate,
-		             warmup, seconds, render, &gos_res[i]))
+		                 "--no-journal", NULL};
+		if (!one_run("gos", gargv, "web viewer at http://127.0.0.1:", sock, counts[i], procs,
+		             rate, warmup, seconds, render, &gos_res[i]))
 			return 1;
 		print_row(&gos_res[i]);
 		fflush(stdout);
 		if (with_peer) {
 			char *nargv[] = {(char *)node, peer, "--socket", sock, "--port", "0", NULL};
-			have_node[i] = one_run("node-ws", nargv, "listening ", sock, counts[i], rate, warmup,
-			                       seconds, true, &node_res[i]);
+			have_node[i] = one_run("node-ws", nargv, "listening ", sock, counts[i], procs, rate,
+			                       warmup, seconds, true, &node_res[i]);
 			if (have_node[i])
 				print_row(&node_res[i]);
 			fflush(stdout);
 		}
 	}
 	if (with_peer) {
-		printf("\nratio gos / node-ws (deliveries: higher is better; p99, cpu, rss: lower is better)\n");
-		printf("%7s %11s %9s %9s %9s\n", "viewers", "deliveries", "p99", "cpu", "rss");
+		printf("\nratio gos / node-ws (deliveries: higher is better; cpu per message, p99, "
+		       "rss: lower is better)\n");
+		printf("%7s %11s %11s %9s %9s\n", "viewers", "deliveries", "cpu/msg", "p99", "rss");
 		for (int i = 0; i < n_counts; i++) {
 			if (!have_node[i])
 				continue;
 			const struct result *g = &gos_res[i], *nd = &node_res[i];
-			printf("%7d %10.2fx %8.2fx %8.2fx %8.2fx\n", counts[i],
-			       g->deliveries_s / nd->deliveries_s, g->p99_ms / nd->p99_ms,
-			       g->cpu_s / nd->cpu_s, g->rss_mib / nd->rss_mib);
+			printf("%7d %10.2fx %10.2fx %8.2fx %8.2fx\n", counts[i],
+			       g->deliveries_s / nd->deliveries_s, g->cpu_per_m / nd->cpu_per_m,
+			       g->p99_ms / nd->p99_ms, g->rss_mib / nd->rss_mib);
 		}
 	}
 	rmdir(tmpl);

@@ -15,7 +15,7 @@ static const struct bench_cmd cmds[] = {
 	{"render", gos_bench_render, "frame times headless for 10k/100k/1M tokens, and under a 100k events/s flood"},
 	{"compute", gos_bench_compute, "tokens/s of the GPU token pipeline (upload, project, cull) and its CPU reference"},
 	{"bridge", gos_bench_bridge, "SSE parser MB/s; tokens/s gos-bridge carries from a fake OpenAI server to the compositor"},
-	{"fanout", gos_bench_fanout, "browser viewers (1, 100, 1000) fed 10k events/s, against a Node ws peer"},
+	{"fanout", gos_bench_fanout, "browser viewers (1 to 10,000) fed 1000 events/s, against a Node ws peer"},
 	{"restore", gos_bench_restore, "restart time of a 1M- and 10M-token session (journal + checkpoint), bytes per token"},
 	{"viewer", gos_bench_viewer, "a late joiner in headless chromium on a 1M-token map (gos.v1 and gos.v2), WebGL2 vs Canvas 2D frame time"},
 	{"seek", gos_bench_seek, "p50/p99 of the seek worker building the map at a seq of a 1M-token session, cold and warm"},
