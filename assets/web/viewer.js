@@ -272,7 +272,10 @@
     ws.onopen = () => {
       protocol = ws.protocol || 'gos.v1';   // a server that names none speaks gos.v1
       vpSent = '';
-      sendViewport(true);
+      // A camera of the user's own goes at once; one that is about to fit
+      // the map goes right after the snapshot (no detail fetched for a view
+      // that is never shown).
+      if (!autoFit) sendViewport(true);
     };
     ws.onmessage = ev => {
       const t0 = performance.now();
@@ -412,13 +415,15 @@
     for (const s of list) { streamNames.set(s.index, s.stream); streams.set(s.stream, s); }
     if (list.length) hudDirty = true;
   }
-  function upsertAll(list) {
+  // fresh: tokens of a tick (the newest of them is what follow follows);
+  // a region's are old tokens coming into view.
+  function upsertAll(list, fresh) {
     let best = null;
     for (const r of list) {
       const t = upsertV2(r);
       if (t && (!best || !(t.ts < best.ts))) best = t;
     }
-    if (best && (!newest || tokens.get(newest.key) !== newest || !(best.ts < newest.ts))) newest = best;
+    if (fresh && best && (!newest || tokens.get(newest.key) !== newest || !(best.ts < newest.ts))) newest = best;
     if (list.length) dirty = true;
   }
   const sameRect = (a, b) => a === b || !!a && !!b && a.x0 === b.x0 && a.y0 === b.y0 && a.x1 === b.x1 && a.y1 === b.y1;
@@ -439,7 +444,8 @@
         setStreamsV2(m.streams, true);
         applyTiles(m, true);
         seq = m.seq;
-        if (autoFit) fitPending = true;
+        if (autoFit && canvas.clientWidth) { fit(); fitPending = false; }   // before the viewport goes
+        else if (autoFit) fitPending = true;
         setConn('live');
         timelineSnapshot({ mode: 'live' });
         snapshotSeen = true;
@@ -468,7 +474,7 @@
         applyTiles(m, false);
         break;
       case V2.KIND.CELL:
-        upsertAll(m.tokens);
+        upsertAll(m.tokens, true);
         break;
       case V2.KIND.REGION: {
         const same = m.viewLevel === held.viewLevel && m.overviewLevel === held.overview &&
@@ -484,7 +490,7 @@
         }
         liveTokens = m.liveTokens;
         applyTiles(m, true);
-        upsertAll(m.tokens);
+        upsertAll(m.tokens, false);
         dirty = true;
         break;
       }
