@@ -1,34 +1,40 @@
 // gos web viewer: the WebGL2 renderer (window.gosGLRenderer), loaded before
 // viewer.js, which falls back to its Canvas 2D renderer when there is no
 // WebGL2 (or with ?renderer=canvas). It draws what viewer.js describes in
-// each frame (see draw()): the same picture as the Canvas 2D path, with
-// the native renderer's technique:
+// each frame (see draw()): the same picture as the Canvas 2D path, the way
+// the native renderer does it: one record per token, expanded to a quad on
+// the GPU.
 //
-// - tokens: one instance per token (a unit quad stretched in the vertex
-//   shader), colored from the palette (a uniform array: the same 52-entry
-//   ramp, interpolated per instance). Instances live in one GPU buffer, an
-//   arena of per-cell blocks (a cell = CELL world units square): a cell that
-//   changed is rewritten in place (bufferSubData of its block), nothing else
-//   is touched, so panning and zooming upload nothing. Few visible cells:
-//   one draw per cell; many: one draw of the whole arena (empty slots are
-//   degenerate). Positions go as (cell, offset in cell) so that far from
-//   the origin a token still lands on the right pixel.
-// - far out the same instances are pixel-snapped boxes at least 1 px (the
+// Records live in float textures (RGBA32F, two texels a record); a draw
+// of n quads is drawArrays(TRIANGLES, 6·first, 6·n) with no vertex
+// attributes, and the vertex shader reads record gl_VertexID / 6 and puts
+// corner gl_VertexID % 6 ("vertex pulling"). That is instancing without
+// the instancing API, which software GL (chromium's SwiftShader, what runs
+// without a GPU) executes an order of magnitude slower per instance
+// (measured: 50k instanced quads 1.5 s, pulled 0.22 s); on a GPU both are
+// the same.
+//
+// - tokens: an arena of per-cell blocks (a cell = CELL world units square);
+//   a cell that changed is rewritten in place (the texture rows it touches
+//   are uploaded), nothing else, so panning and zooming upload nothing.
+//   Few visible cells: one draw per cell; many: one draw of the whole arena
+//   (unused records are degenerate). Positions go as (cell, offset in cell)
+//   so that far from the origin a token still lands on the right pixel.
+//   Colors: the palette (52 entries, a uniform array) interpolated per
+//   record, as the shader of the native renderer does.
+// - far out the same records are pixel-snapped boxes at least 1 px (the
 //   Canvas path's "dots").
-// - density tiles (gos.v2): an instanced quad per tile, palette(mean
-//   confidence), alpha from the count; each layer has a hole (a world rect
-//   drawn by a finer layer) discarded in the fragment shader.
+// - density tiles (gos.v2): a quad per tile, palette(mean confidence),
+//   alpha from the count; each layer has a hole (a world rect drawn by a
+//   finer layer) discarded in the fragment shader.
 // - text: the glyphs of the monospace font drawn into a canvas once (more
-//   as new characters appear), uploaded as a texture, one instanced quad
-//   per glyph; glyph instances are built per cell, lazily, when text is
-//   legible, and uploaded when the visible cells change.
+//   as new characters appear), uploaded as a texture, a quad per glyph;
+//   glyph records are built per cell, lazily, when text is legible, and
+//   uploaded when the visible cells change.
 'use strict';
 
 (function () {
-  const TOK_F = 6;          // floats per token instance: cellX, cellY, offX, offY, W, conf
-  const TILE_F = 5;         // tx, ty, size, conf, alpha factor
-  const GLYPH_F = 7;        // cellX, cellY, offX, offY, glyph, dark, x scale
-  const EMPTY = -2;         // conf of an unused arena slot: not drawn
+  const EMPTY = -2;         // a token record's confidence when unused: not drawn
   const PER_CELL_MAX = 160; // visible cells above this: draw the whole arena at once
 
   function compile(gl, type, src) {
@@ -53,7 +59,57 @@
     return { p, u };
   }
 
-  // The palette lookup, shared by tokens and tiles: c < -0.5 unknown gray.
+  // Records in a float texture: `cap` records of 8 floats (2 texels), row
+  // by row, TEX_W texels a row, mirrored in a Float32Array. Changed records
+  // are marked and their rows uploaded before drawing.
+  function RecordTexture(gl, unit, texW) {
+    const tex = gl.createTexture();
+    let cap = 0, rows = 0, data = new Float32Array(0);
+    let lo = Infinity, hi = 0;           // records to upload
+    const perRow = texW / 2;
+    function alloc(records, keep) {
+      const r = Math.max(1, Math.ceil(records / perRow));
+      const d = new Float32Array(r * texW * 4);
+      if (keep) d.set(data.subarray(0, Math.min(data.length, d.length)));
+      data = d; rows = r; cap = r * perRow;
+      gl.activeTexture(gl.TEXTURE0 + unit);
+      gl.bindTexture(gl.TEXTURE_2D, tex);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA32F, texW, rows, 0, gl.RGBA, gl.FLOAT, data);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+      lo = Infinity; hi = 0;
+    }
+    return {
+      get data() { return data; },
+      get cap() { return cap; },
+      // Room for n records; growing keeps what was written (and uploads all).
+      ensure(n, keep) { if (n > cap) { let c = Math.max(cap, perRow); while (c < n) c *= 2; alloc(c, keep); } },
+      touch(first, n) { if (first < lo) lo = first; if (first + n > hi) hi = first + n; },
+      upload() {
+        if (hi <= lo) return;
+        const r0 = Math.floor(lo / perRow), r1 = Math.ceil(hi / perRow);
+        gl.activeTexture(gl.TEXTURE0 + unit);
+        gl.bindTexture(gl.TEXTURE_2D, tex);
+        gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, r0, texW, r1 - r0, gl.RGBA, gl.FLOAT, data, r0 * texW * 4);
+        lo = Infinity; hi = 0;
+      },
+      bind() { gl.activeTexture(gl.TEXTURE0 + unit); gl.bindTexture(gl.TEXTURE_2D, tex); },
+    };
+  }
+
+  // The shaders' shared parts: a record, the quad's corner, the palette.
+  const PULL_GLSL = `
+uniform highp sampler2D u_rec;
+uniform int u_texW;
+vec4 rec0, rec1;
+vec2 corner;
+void pull() {
+  int id = gl_VertexID / 6, k = gl_VertexID - id * 6, t = id * 2;
+  rec0 = texelFetch(u_rec, ivec2(t % u_texW, t / u_texW), 0);
+  rec1 = texelFetch(u_rec, ivec2((t + 1) % u_texW, (t + 1) / u_texW), 0);
+  corner = vec2(k == 1 || k == 4 || k == 5 ? 1.0 : 0.0, k == 2 || k == 3 || k == 5 ? 1.0 : 0.0);
+}
+vec4 clip(vec2 p, vec2 size) { return vec4(p.x / size.x * 2.0 - 1.0, 1.0 - p.y / size.y * 2.0, 0.0, 1.0); }`;
   const PALETTE_GLSL = (K) => `
 uniform vec3 u_pal[${K.PALETTE_N}];
 vec4 palette(float c) {
@@ -70,39 +126,39 @@ void main() { o = v_col; }`;
 
   function create(canvas, gl, K) {
     const CELL = K.CELL;
+    const TEX_W = Math.min(4096, gl.getParameter(gl.MAX_TEXTURE_SIZE));
     const tokVS = `#version 300 es
-layout(location = 0) in vec2 a_corner;
-layout(location = 1) in vec4 a_pos;      // cell x, cell y, offset x, offset y (world)
-layout(location = 2) in vec2 a_wc;       // width (world), confidence (-1 unknown, -2 none)
+${PULL_GLSL}
+// rec0: cell x, cell y, offset x, offset y (world); rec1.xy: width (world),
+// confidence (-1 unknown, -2 unused)
 uniform vec2 u_camCell, u_camOff, u_size; // camera cell and offset; viewport (device px)
 uniform float u_zoom, u_gap, u_th;        // device px per world unit; gap, height (device px)
 uniform bool u_snap;
 out vec4 v_col;
 ${PALETTE_GLSL(K)}
 void main() {
-  if (a_wc.y < -1.5) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); v_col = vec4(0.0); return; }
-  vec2 rel = (a_pos.xy - u_camCell) * ${CELL.toFixed(1)} + (a_pos.zw - u_camOff);
+  pull();
+  if (rec1.y < -1.5) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); v_col = vec4(0.0); return; }
+  vec2 rel = (rec0.xy - u_camCell) * ${CELL.toFixed(1)} + (rec0.zw - u_camOff);
   vec2 p0 = rel * u_zoom + 0.5 * u_size;
-  vec2 sz = vec2(max(1.0, a_wc.x * u_zoom - u_gap), u_th);
-  if (u_snap) { p0 = floor(p0 + 0.5); sz = max(vec2(1.0), floor(vec2(a_wc.x * u_zoom, u_th) + 0.5)); }
-  vec2 p = p0 + a_corner * sz;
-  gl_Position = vec4(p.x / u_size.x * 2.0 - 1.0, 1.0 - p.y / u_size.y * 2.0, 0.0, 1.0);
-  v_col = palette(a_wc.y);
+  vec2 sz = vec2(max(1.0, rec1.x * u_zoom - u_gap), u_th);
+  if (u_snap) { p0 = floor(p0 + 0.5); sz = max(vec2(1.0), floor(vec2(rec1.x * u_zoom, u_th) + 0.5)); }
+  gl_Position = clip(p0 + corner * sz, u_size);
+  v_col = palette(rec1.y);
 }`;
     const tileVS = `#version 300 es
-layout(location = 0) in vec2 a_corner;
-layout(location = 1) in vec3 a_tile;     // tx, ty, size (world)
-layout(location = 2) in vec2 a_ca;       // confidence (-1 unknown), alpha factor
+${PULL_GLSL}
+// rec0: tx, ty, size (world), confidence (-1 unknown); rec1.x: alpha factor
 uniform vec2 u_camHi, u_camLo, u_size;
 uniform float u_zoom;
 out vec4 v_col;
 ${PALETTE_GLSL(K)}
 void main() {
-  vec2 rel = (a_tile.xy * a_tile.z - u_camHi) - u_camLo;
-  vec2 p = rel * u_zoom + 0.5 * u_size + a_corner * max(1.0, a_tile.z * u_zoom);
-  gl_Position = vec4(p.x / u_size.x * 2.0 - 1.0, 1.0 - p.y / u_size.y * 2.0, 0.0, 1.0);
-  vec4 c = palette(a_ca.x);
-  v_col = vec4(c.rgb, c.a * a_ca.y);
+  pull();
+  vec2 rel = (rec0.xy * rec0.z - u_camHi) - u_camLo;
+  gl_Position = clip(rel * u_zoom + 0.5 * u_size + corner * max(1.0, rec0.z * u_zoom), u_size);
+  vec4 c = palette(rec0.w);
+  v_col = vec4(c.rgb, c.a * rec1.x);
 }`;
     const tileFS = `#version 300 es
 precision highp float;
@@ -116,31 +172,29 @@ void main() {
   o = v_col;
 }`;
     const rectVS = `#version 300 es
-layout(location = 0) in vec2 a_corner;
-layout(location = 1) in vec4 a_rect;     // x, y, w, h (device px)
+layout(location = 0) in vec2 a_p;        // device px
 uniform vec2 u_size;
 uniform vec4 u_color;
 out vec4 v_col;
 void main() {
-  vec2 p = a_rect.xy + a_corner * a_rect.zw;
-  gl_Position = vec4(p.x / u_size.x * 2.0 - 1.0, 1.0 - p.y / u_size.y * 2.0, 0.0, 1.0);
+  gl_Position = vec4(a_p.x / u_size.x * 2.0 - 1.0, 1.0 - a_p.y / u_size.y * 2.0, 0.0, 1.0);
   v_col = u_color;
 }`;
     const glyphVS = `#version 300 es
-layout(location = 0) in vec2 a_corner;
-layout(location = 1) in vec4 a_pos;      // cell x, cell y, offset x, offset y (glyph box's top-left)
-layout(location = 2) in vec3 a_g;        // glyph index, dark, x scale
+${PULL_GLSL}
+// rec0: cell x, cell y, offset x, offset y (the glyph box's top-left);
+// rec1: glyph index, dark, x scale
 uniform vec2 u_camCell, u_camOff, u_size, u_box, u_grid; // glyph box (world), atlas columns/rows
 uniform float u_zoom;
 out vec2 v_uv;
 out vec4 v_col;
 void main() {
-  vec2 rel = (a_pos.xy - u_camCell) * ${CELL.toFixed(1)} + (a_pos.zw - u_camOff);
-  vec2 p = rel * u_zoom + 0.5 * u_size + a_corner * u_box * vec2(a_g.z, 1.0) * u_zoom;
-  gl_Position = vec4(p.x / u_size.x * 2.0 - 1.0, 1.0 - p.y / u_size.y * 2.0, 0.0, 1.0);
-  float col = mod(a_g.x, u_grid.x), row = floor(a_g.x / u_grid.x);
-  v_uv = (vec2(col, row) + a_corner) / u_grid;
-  v_col = a_g.y > 0.5 ? vec4(0.067, 0.067, 0.067, 1.0) : vec4(1.0);
+  pull();
+  vec2 rel = (rec0.xy - u_camCell) * ${CELL.toFixed(1)} + (rec0.zw - u_camOff);
+  gl_Position = clip(rel * u_zoom + 0.5 * u_size + corner * u_box * vec2(rec1.z, 1.0) * u_zoom, u_size);
+  float col = mod(rec1.x, u_grid.x), row = floor(rec1.x / u_grid.x);
+  v_uv = (vec2(col, row) + corner) / u_grid;
+  v_col = rec1.y > 0.5 ? vec4(0.067, 0.067, 0.067, 1.0) : vec4(1.0);
 }`;
     const glyphFS = `#version 300 es
 precision mediump float;
@@ -154,115 +208,93 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
       tok: program(gl, tokVS, FS_COLOR), tile: program(gl, tileVS, tileFS),
       rect: program(gl, rectVS, FS_COLOR), glyph: program(gl, glyphVS, glyphFS),
     };
+    // Texture units: 0 tokens, 1 tiles, 2 glyph records, 3 the glyph atlas.
+    const toks = RecordTexture(gl, 0, TEX_W), tileRecs = RecordTexture(gl, 1, TEX_W),
+      glyphRecs = RecordTexture(gl, 2, TEX_W);
+    for (const [p, unit] of [[P.tok, 0], [P.tile, 1], [P.glyph, 2]]) {
+      gl.useProgram(p.p);
+      gl.uniform1i(p.u.u_rec, unit);
+      gl.uniform1i(p.u.u_texW, TEX_W);
+    }
+    gl.useProgram(P.glyph.p);
+    gl.uniform1i(P.glyph.u.u_atlas, 3);
 
-    // One VAO; per draw, the instance attributes point into a buffer.
-    const vao = gl.createVertexArray();
-    gl.bindVertexArray(vao);
-    const quad = gl.createBuffer();
-    gl.bindBuffer(gl.ARRAY_BUFFER, quad);
-    gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([0, 0, 1, 0, 0, 1, 1, 1]), gl.STATIC_DRAW);
+    const vao = gl.createVertexArray();   // no attributes: everything is pulled
+    const rectVao = gl.createVertexArray();
+    const rectBuf = gl.createBuffer();
+    gl.bindVertexArray(rectVao);
+    gl.bindBuffer(gl.ARRAY_BUFFER, rectBuf);
     gl.enableVertexAttribArray(0);
     gl.vertexAttribPointer(0, 2, gl.FLOAT, false, 0, 0);
-    gl.enableVertexAttribArray(1);
-    gl.vertexAttribDivisor(1, 1);
-    gl.enableVertexAttribArray(2);
-    gl.vertexAttribDivisor(2, 1);
-    function instances(buf, floats, n1, n2, firstInstance) {
-      gl.bindBuffer(gl.ARRAY_BUFFER, buf);
-      const stride = floats * 4, off = firstInstance * stride;
-      gl.vertexAttribPointer(1, n1, gl.FLOAT, false, stride, off);
-      if (n2) gl.vertexAttribPointer(2, n2, gl.FLOAT, false, stride, off + n1 * 4);
-    }
+    gl.bindVertexArray(null);
 
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
     gl.disable(gl.DEPTH_TEST);
 
     // ---- the token arena: blocks of power-of-two capacity per cell.
-    let arena = new Float32Array(0), arenaCap = 0, arenaTop = 0;  // instances
-    const tokBuf = gl.createBuffer();
-    const free = [];            // free[log2 cap] = [offsets]
-    const blocks = new Map();   // cell key -> {off, cap, n, cx, cy}
-    let tokensHeld = 0;
+    let arenaTop = 0, tokensHeld = 0;
+    const free = [];            // free[log2 cap] = [first record]
+    const blocks = new Map();   // cell key -> {off, cap, n}
 
-    function growArena(need) {
-      let cap = Math.max(1024, arenaCap);
-      while (cap < need) cap *= 2;
-      if (cap === arenaCap) return;
-      const a = new Float32Array(cap * TOK_F);
-      a.set(arena.subarray(0, arenaTop * TOK_F));
-      for (let i = arenaTop; i < cap; i++) a[i * TOK_F + 5] = EMPTY;
-      arena = a;
-      arenaCap = cap;
-      gl.bindBuffer(gl.ARRAY_BUFFER, tokBuf);
-      gl.bufferData(gl.ARRAY_BUFFER, arena, gl.DYNAMIC_DRAW);   // everything, once per doubling
-      upload.lo = Infinity; upload.hi = 0;
-    }
-    const upload = { lo: Infinity, hi: 0 };   // instances to upload before drawing
-    function touch(off, n) {
-      if (off < upload.lo) upload.lo = off;
-      if (off + n > upload.hi) upload.hi = off + n;
+    function markEmpty(first, n) {
+      const d = toks.data;
+      for (let i = first; i < first + n; i++) d[i * 8 + 5] = EMPTY;
     }
     function alloc(n) {
       let k = 4;
       while ((1 << k) < n) k++;
       const list = free[k];
       if (list && list.length) return { off: list.pop(), cap: 1 << k };
-      growArena(arenaTop + (1 << k));
+      const before = toks.cap;
+      toks.ensure(arenaTop + (1 << k), true);
+      if (toks.cap > before) { markEmpty(before, toks.cap - before); toks.touch(0, toks.cap); }
       const off = arenaTop;
       arenaTop += 1 << k;
       return { off, cap: 1 << k };
     }
     function release(b) {
-      for (let i = b.off; i < b.off + b.cap; i++) arena[i * TOK_F + 5] = EMPTY;
-      touch(b.off, b.cap);
+      markEmpty(b.off, b.cap);
+      toks.touch(b.off, b.cap);
       const k = Math.log2(b.cap);
       (free[k] || (free[k] = [])).push(b.off);
     }
     function writeCell(key, list, cx, cy) {
       let b = blocks.get(key);
       if (b) tokensHeld -= b.n;
+      glyphCache.delete(key);
       if (!list || !list.length) {
         if (b) { release(b); blocks.delete(key); }
-        glyphCache.delete(key);
         return;
       }
       if (!b || b.cap < list.length || b.cap > 4 * list.length && b.cap > 16) {
         if (b) release(b);
         const a = alloc(list.length);
-        b = { off: a.off, cap: a.cap, n: 0, cx, cy };
+        b = { off: a.off, cap: a.cap, n: 0 };
         blocks.set(key, b);
       }
-      const ox = cx * CELL, oy = cy * CELL;
-      let p = b.off * TOK_F;
+      const d = toks.data, ox = cx * CELL, oy = cy * CELL;
+      let p = b.off * 8;
       for (let i = 0; i < list.length; i++) {
         const t = list[i];
-        arena[p] = cx; arena[p + 1] = cy; arena[p + 2] = t.l - ox; arena[p + 3] = t.t - oy;
-        arena[p + 4] = t.W; arena[p + 5] = t.c !== null && t.c >= 0 ? t.c : -1;
-        p += TOK_F;
+        d[p] = cx; d[p + 1] = cy; d[p + 2] = t.l - ox; d[p + 3] = t.t - oy;
+        d[p + 4] = t.W; d[p + 5] = t.c !== null && t.c >= 0 ? t.c : -1;
+        p += 8;
       }
-      for (let i = list.length; i < b.n; i++) arena[(b.off + i) * TOK_F + 5] = EMPTY;
-      touch(b.off, Math.max(b.n, list.length));
+      if (b.n > list.length) markEmpty(b.off + list.length, b.n - list.length);
+      toks.touch(b.off, Math.max(b.n, list.length));
       b.n = list.length;
       tokensHeld += b.n;
-      glyphCache.delete(key);
     }
     function resetArena() {
       blocks.clear();
       free.length = 0;
       arenaTop = 0;
       tokensHeld = 0;
-      arena.fill(0);
-      for (let i = 0; i < arenaCap; i++) arena[i * TOK_F + 5] = EMPTY;
-      touch(0, arenaCap);
+      markEmpty(0, toks.cap);
+      toks.touch(0, toks.cap);
       glyphCache.clear();
       glyphKey = '';
-    }
-    function flushUpload() {
-      if (upload.hi <= upload.lo) return;
-      gl.bindBuffer(gl.ARRAY_BUFFER, tokBuf);
-      gl.bufferSubData(gl.ARRAY_BUFFER, upload.lo * TOK_F * 4, arena, upload.lo * TOK_F, (upload.hi - upload.lo) * TOK_F);
-      upload.lo = Infinity; upload.hi = 0;
     }
 
     // ---- glyph atlas: F px glyphs in a grid of BOX_W x BOX_H cells.
@@ -278,7 +310,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     actx.font = FONT;
     actx.textBaseline = 'middle';
     actx.fillStyle = '#ffffff';
-    const glyphs = new Map();   // code point -> index
+    const glyphs = new Map();   // character -> index
     let atlasDirty = true;
     const atlasTex = gl.createTexture();
     function glyph(ch) {
@@ -295,13 +327,13 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     for (let c = 32; c < 127; c++) glyph(String.fromCharCode(c));
     // World units: the Canvas path's font is 14 units tall, text from 2 units in.
     const S = 14 / F, ADV_W = ADV * S;
-    const glyphCache = new Map();   // cell key -> Float32Array of glyph instances
+    const glyphCache = new Map();   // cell key -> Float32Array of glyph records
     function cellGlyphs(key, list, cx, cy) {
       let g = glyphCache.get(key);
       if (g) return g;
       let n = 0;
       for (const t of list) n += t.text.length;
-      const out = new Float32Array(n * GLYPH_F);
+      const out = new Float32Array(n * 8);
       let p = 0;
       const ox = cx * CELL, oy = cy * CELL;
       for (const t of list) {
@@ -316,50 +348,51 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
           if (chars[i] === ' ') continue;
           out[p] = cx; out[p + 1] = cy; out[p + 2] = x0 + i * ADV_W * sx; out[p + 3] = y0;
           out[p + 4] = glyph(chars[i]); out[p + 5] = dark; out[p + 6] = sx;
-          p += GLYPH_F;
+          p += 8;
         }
       }
       g = out.subarray(0, p);
       glyphCache.set(key, g);
       return g;
     }
-    const glyphBuf = gl.createBuffer();
     let glyphKey = '', glyphN = 0;
 
     // ---- tiles: rebuilt when the viewer's tile layers change.
-    const tileBuf = gl.createBuffer();
     let tileVersion = -1, tileLayers = [];
     function buildTiles(layers) {
       let n = 0;
       for (const L of layers) n += L.tiles.length;
-      const a = new Float32Array(n * TILE_F);
+      tileRecs.ensure(n, false);
+      const a = tileRecs.data;
       let p = 0;
       tileLayers = layers.map(L => {
-        const first = p / TILE_F, size = L.size;
+        const first = p / 8, size = L.size;
         for (const t of L.tiles) {
-          a[p] = t.tx; a[p + 1] = t.ty; a[p + 2] = size; a[p + 3] = t.c !== null && t.c >= 0 ? t.c : -1; a[p + 4] = t.a;
-          p += TILE_F;
+          a[p] = t.tx; a[p + 1] = t.ty; a[p + 2] = size; a[p + 3] = t.c !== null && t.c >= 0 ? t.c : -1;
+          a[p + 4] = t.a;
+          p += 8;
         }
         return { first, n: L.tiles.length, hole: L.hole };
       });
-      gl.bindBuffer(gl.ARRAY_BUFFER, tileBuf);
-      gl.bufferData(gl.ARRAY_BUFFER, a, gl.DYNAMIC_DRAW);
+      tileRecs.touch(0, p / 8);
+      tileRecs.upload();
     }
 
-    const rectBuf = gl.createBuffer();
-    function rects(list, rgba, W, H) {
+    function rects(list, rgba, W, H) {   // [x, y, w, h, ...] device px
       if (!list.length) return;
+      const v = new Float32Array(list.length * 3);
+      for (let i = 0, p = 0; i < list.length; i += 4, p += 12) {
+        const x0 = list[i], y0 = list[i + 1], x1 = x0 + list[i + 2], y1 = y0 + list[i + 3];
+        v.set([x0, y0, x1, y0, x0, y1, x0, y1, x1, y0, x1, y1], p);
+      }
       gl.useProgram(P.rect.p);
       gl.uniform2f(P.rect.u.u_size, W, H);
       gl.uniform4f(P.rect.u.u_color, rgba[0], rgba[1], rgba[2], rgba[3]);
+      gl.bindVertexArray(rectVao);
       gl.bindBuffer(gl.ARRAY_BUFFER, rectBuf);
-      gl.bufferData(gl.ARRAY_BUFFER, new Float32Array(list), gl.STREAM_DRAW);
-      instances(rectBuf, 4, 4, 0, 0);
-      gl.vertexAttribDivisor(2, 0);
-      gl.disableVertexAttribArray(2);
-      gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, list.length / 4);
-      gl.enableVertexAttribArray(2);
-      gl.vertexAttribDivisor(2, 1);
+      gl.bufferData(gl.ARRAY_BUFFER, v, gl.STREAM_DRAW);
+      gl.drawArrays(gl.TRIANGLES, 0, v.length / 2);
+      gl.bindVertexArray(vao);
     }
 
     let paletteSet = null;
@@ -378,15 +411,19 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     // Returns what it drew: {drawn}.
     function draw(f) {
       const W = f.W, H = f.H, zd = f.zoom * f.dpr;
-      if (f.reset) resetArena();
       if (f.reset || f.changed && f.changed.size > f.cells.size / 2) {
-        // Many cells at once (a snapshot): write them all.
-        if (!f.reset) { resetArena(); }
+        // Everything, or most of it (a snapshot): write all cells afresh.
+        resetArena();
+        let n = 0;
+        for (const list of f.cells.values()) n += list.length;
+        toks.ensure(n + n / 4 + 64, false);   // room for the blocks' slack
+        markEmpty(0, toks.cap);
+        toks.touch(0, toks.cap);
         for (const [key, list] of f.cells) { const [cx, cy] = f.cellXY(key); writeCell(key, list, cx, cy); }
       } else if (f.changed) {
         for (const key of f.changed) { const [cx, cy] = f.cellXY(key); writeCell(key, f.cells.get(key), cx, cy); }
       }
-      flushUpload();
+      toks.upload();
       if (paletteSet !== f.lut) setPaletteUniforms(f.lut);
 
       gl.viewport(0, 0, W, H);
@@ -395,10 +432,10 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
       gl.bindVertexArray(vao);
 
       // Grid lines (1 css px).
-      const grid = [];
+      const grid = [], lw = f.dpr >= 1 ? Math.round(f.dpr) : 1;
       f.grid((v, p) => {
         const d = Math.round(p * f.dpr);
-        if (v) grid.push(d, 0, f.dpr >= 1 ? Math.round(f.dpr) : 1, H); else grid.push(0, d, W, f.dpr >= 1 ? Math.round(f.dpr) : 1);
+        if (v) grid.push(d, 0, lw, H); else grid.push(0, d, W, lw);
       });
       rects(grid, K.GRID.map(c => c / 255).concat([1]), W, H);
 
@@ -406,6 +443,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
       if (f.tiles.version !== tileVersion) { buildTiles(f.tiles.layers); tileVersion = f.tiles.version; }
       if (tileLayers.length) {
         gl.useProgram(P.tile.p);
+        tileRecs.bind();
         const hx = Math.fround(f.camX), hy = Math.fround(f.camY);
         gl.uniform2f(P.tile.u.u_camHi, hx, hy);
         gl.uniform2f(P.tile.u.u_camLo, f.camX - hx, f.camY - hy);
@@ -418,8 +456,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
           if (h) gl.uniform4f(P.tile.u.u_hole, (h.x0 - f.camX) * zd + W / 2, (h.y0 - f.camY) * zd + H / 2,
             (h.x1 - f.camX) * zd + W / 2, (h.y1 - f.camY) * zd + H / 2);
           else gl.uniform4f(P.tile.u.u_hole, 1, 1, 0, 0);
-          instances(tileBuf, TILE_F, 3, 2, L.first);
-          gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, L.n);
+          gl.drawArrays(gl.TRIANGLES, L.first * 6, L.n * 6);
         }
       }
 
@@ -428,6 +465,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
       const camCX = Math.floor(f.camX / CELL), camCY = Math.floor(f.camY / CELL);
       if (tokensHeld) {
         gl.useProgram(P.tok.p);
+        toks.bind();
         gl.uniform2f(P.tok.u.u_camCell, camCX, camCY);
         gl.uniform2f(P.tok.u.u_camOff, f.camX - camCX * CELL, f.camY - camCY * CELL);
         gl.uniform2f(P.tok.u.u_size, W, H);
@@ -443,14 +481,10 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
           return vis.length <= PER_CELL_MAX;
         });
         if (vis.length > PER_CELL_MAX) {
-          instances(tokBuf, TOK_F, 4, 2, 0);
-          gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, arenaTop);
+          gl.drawArrays(gl.TRIANGLES, 0, arenaTop * 6);
           drawn = tokensHeld;
         } else {
-          for (const b of vis) {
-            instances(tokBuf, TOK_F, 4, 2, b.off);
-            gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, b.n);
-          }
+          for (const b of vis) gl.drawArrays(gl.TRIANGLES, b.off * 6, b.n * 6);
           drawn = visN;
         }
 
@@ -465,15 +499,16 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
             const parts = keys.map(k => { const [cx, cy] = f.cellXY(k); return cellGlyphs(k, f.cells.get(k), cx, cy); });
             let n = 0;
             for (const a of parts) n += a.length;
-            const all = new Float32Array(n);
+            glyphRecs.ensure(n / 8, false);
             let p = 0;
-            for (const a of parts) { all.set(a, p); p += a.length; }
-            gl.bindBuffer(gl.ARRAY_BUFFER, glyphBuf);
-            gl.bufferData(gl.ARRAY_BUFFER, all, gl.DYNAMIC_DRAW);
-            glyphN = n / GLYPH_F;
+            for (const a of parts) { glyphRecs.data.set(a, p); p += a.length; }
+            glyphRecs.touch(0, n / 8);
+            glyphRecs.upload();
+            glyphN = n / 8;
             glyphKey = id;
           }
           if (atlasDirty) {
+            gl.activeTexture(gl.TEXTURE3);
             gl.bindTexture(gl.TEXTURE_2D, atlasTex);
             gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
             gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, atlas);
@@ -486,17 +521,16 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
           }
           if (glyphN) {
             gl.useProgram(P.glyph.p);
-            gl.activeTexture(gl.TEXTURE0);
+            glyphRecs.bind();
+            gl.activeTexture(gl.TEXTURE3);
             gl.bindTexture(gl.TEXTURE_2D, atlasTex);
-            gl.uniform1i(P.glyph.u.u_atlas, 0);
             gl.uniform2f(P.glyph.u.u_camCell, camCX, camCY);
             gl.uniform2f(P.glyph.u.u_camOff, f.camX - camCX * CELL, f.camY - camCY * CELL);
             gl.uniform2f(P.glyph.u.u_size, W, H);
             gl.uniform2f(P.glyph.u.u_box, BOX_W * S, BOX_H * S);
             gl.uniform2f(P.glyph.u.u_grid, COLS, ROWS);
             gl.uniform1f(P.glyph.u.u_zoom, zd);
-            instances(glyphBuf, GLYPH_F, 4, 3, 0);
-            gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, glyphN);
+            gl.drawArrays(gl.TRIANGLES, 0, glyphN * 6);
           }
         }
       }
@@ -515,7 +549,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     return {
       name: 'webgl2', draw,
       glyphCount: () => glyphs.size,
-      arena: () => ({ instances: arenaTop, capacity: arenaCap, cells: blocks.size, tokens: tokensHeld }),
+      arena: () => ({ records: arenaTop, capacity: toks.cap, cells: blocks.size, tokens: tokensHeld }),
     };
   }
 

@@ -1362,6 +1362,7 @@
         last_time: tl.last_time, points: tl.ts.length } : null }),
     token: id => { const t = tokenById(id); return t ? Object.assign({}, t) : null; },
     worldToScreen: (x, y) => worldToScreen(x, y),
+    camera: () => ({ x: cam.x, y: cam.y, zoom: cam.zoom }),
     color: (c, name) => color(PALETTES[name || paletteName], c),
     view: (x, y, zoom) => {
       setFollow(false); fitPending = autoFit = false;
