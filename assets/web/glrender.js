@@ -14,10 +14,11 @@
 // (measured: 50k instanced quads 1.5 s, pulled 0.22 s); on a GPU both are
 // the same.
 //
-// - tokens: an arena of per-cell blocks (a cell = CELL world units square);
-//   a cell that changed is rewritten in place (the texture rows it touches
-//   are uploaded), nothing else, so panning and zooming upload nothing.
-//   Few visible cells: one draw per cell; many: one draw of the whole arena
+// - tokens: an arena of blocks, SUB x SUB per cell (a cell = CELL world
+//   units square, viewer.js's index), each with its tokens' bounding box;
+//   a cell that changed is rewritten (the texture rows it touches are
+//   uploaded), nothing else, so panning and zooming upload nothing. Few
+//   visible blocks: one draw each; many: one draw of the whole arena
 //   (unused records are degenerate). Positions go as (cell, offset in cell)
 //   so that far from the origin a token still lands on the right pixel.
 //   Colors: the palette (52 entries, a uniform array) interpolated per
@@ -35,7 +36,8 @@
 
 (function () {
   const EMPTY = -2;         // a token record's confidence when unused: not drawn
-  const PER_CELL_MAX = 160; // visible cells above this: draw the whole arena at once
+  const SUB = 4;            // a cell's tokens go in SUB x SUB blocks (by their box's top-left)
+  const BLOCKS_MAX = 400;   // visible blocks above this: draw the whole arena at once
 
   function compile(gl, type, src) {
     const s = gl.createShader(type);
@@ -235,7 +237,8 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     // ---- the token arena: blocks of power-of-two capacity per cell.
     let arenaTop = 0, tokensHeld = 0;
     const free = [];            // free[log2 cap] = [first record]
-    const blocks = new Map();   // cell key -> {off, cap, n}
+    const cellBlocks = new Map();   // cell key -> [{off, cap, n, list, x0, y0, x1, y1, id, glyphs}]
+    let blockCount = 0, blockSerial = 0;
 
     function markEmpty(first, n) {
       const d = toks.data;
@@ -259,20 +262,10 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
       const k = Math.log2(b.cap);
       (free[k] || (free[k] = [])).push(b.off);
     }
-    function writeCell(key, list, cx, cy) {
-      let b = blocks.get(key);
-      if (b) tokensHeld -= b.n;
-      glyphCache.delete(key);
-      if (!list || !list.length) {
-        if (b) { release(b); blocks.delete(key); }
-        return;
-      }
-      if (!b || b.cap < list.length || b.cap > 4 * list.length && b.cap > 16) {
-        if (b) release(b);
-        const a = alloc(list.length);
-        b = { off: a.off, cap: a.cap, n: 0 };
-        blocks.set(key, b);
-      }
+    function writeBlock(list, cx, cy) {
+      const a = alloc(list.length);
+      const b = { off: a.off, cap: a.cap, n: list.length, list, x0: Infinity, y0: Infinity, x1: -Infinity,
+        y1: -Infinity, id: ++blockSerial, glyphs: null, cx, cy };
       const d = toks.data, ox = cx * CELL, oy = cy * CELL;
       let p = b.off * 8;
       for (let i = 0; i < list.length; i++) {
@@ -280,20 +273,40 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
         d[p] = cx; d[p + 1] = cy; d[p + 2] = t.l - ox; d[p + 3] = t.t - oy;
         d[p + 4] = t.W; d[p + 5] = t.c !== null && t.c >= 0 ? t.c : -1;
         p += 8;
+        if (t.l < b.x0) b.x0 = t.l;
+        if (t.t < b.y0) b.y0 = t.t;
+        if (t.l + t.W > b.x1) b.x1 = t.l + t.W;
+        if (t.t + K.TOKEN_H > b.y1) b.y1 = t.t + K.TOKEN_H;
       }
-      if (b.n > list.length) markEmpty(b.off + list.length, b.n - list.length);
-      toks.touch(b.off, Math.max(b.n, list.length));
-      b.n = list.length;
+      toks.touch(b.off, list.length);
       tokensHeld += b.n;
+      blockCount++;
+      return b;
+    }
+    function writeCell(key, list, cx, cy) {
+      const old = cellBlocks.get(key);
+      if (old) {
+        for (const b of old) { release(b); tokensHeld -= b.n; blockCount--; }
+        cellBlocks.delete(key);
+      }
+      if (!list || !list.length) return;
+      const ox = cx * CELL, oy = cy * CELL, sub = CELL / SUB, parts = [];
+      for (const t of list) {
+        const k = Math.min(SUB - 1, Math.floor((t.t - oy) / sub)) * SUB + Math.min(SUB - 1, Math.floor((t.l - ox) / sub));
+        (parts[k] || (parts[k] = [])).push(t);
+      }
+      const bl = [];
+      for (const part of parts) if (part) bl.push(writeBlock(part, cx, cy));
+      cellBlocks.set(key, bl);
     }
     function resetArena() {
-      blocks.clear();
+      cellBlocks.clear();
       free.length = 0;
       arenaTop = 0;
       tokensHeld = 0;
+      blockCount = 0;
       markEmpty(0, toks.cap);
       toks.touch(0, toks.cap);
-      glyphCache.clear();
       glyphKey = '';
     }
 
@@ -327,16 +340,14 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     for (let c = 32; c < 127; c++) glyph(String.fromCharCode(c));
     // World units: the Canvas path's font is 14 units tall, text from 2 units in.
     const S = 14 / F, ADV_W = ADV * S;
-    const glyphCache = new Map();   // cell key -> Float32Array of glyph records
-    function cellGlyphs(key, list, cx, cy) {
-      let g = glyphCache.get(key);
-      if (g) return g;
+    function blockGlyphs(b) {
+      if (b.glyphs) return b.glyphs;
       let n = 0;
-      for (const t of list) n += t.text.length;
+      for (const t of b.list) n += t.text.length;
       const out = new Float32Array(n * 8);
       let p = 0;
-      const ox = cx * CELL, oy = cy * CELL;
-      for (const t of list) {
+      const cx = b.cx, cy = b.cy, ox = cx * CELL, oy = cy * CELL;
+      for (const t of b.list) {
         if (!t.text) continue;
         const chars = Array.from(t.text);
         // Squeezed to fit the box, as fillText's maxWidth does.
@@ -351,9 +362,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
           p += 8;
         }
       }
-      g = out.subarray(0, p);
-      glyphCache.set(key, g);
-      return g;
+      return (b.glyphs = out.subarray(0, p));
     }
     let glyphKey = '', glyphN = 0;
 
@@ -416,7 +425,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
         resetArena();
         let n = 0;
         for (const list of f.cells.values()) n += list.length;
-        toks.ensure(n + n / 4 + 64, false);   // room for the blocks' slack
+        toks.ensure(n * 1.5 + 64, false);   // room for the blocks' slack
         markEmpty(0, toks.cap);
         toks.touch(0, toks.cap);
         for (const [key, list] of f.cells) { const [cx, cy] = f.cellXY(key); writeCell(key, list, cx, cy); }
@@ -473,14 +482,16 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
         gl.uniform1f(P.tok.u.u_gap, f.gap * f.dpr);
         gl.uniform1f(P.tok.u.u_th, f.dots ? Math.max(1, Math.round(K.TOKEN_H * zd)) : Math.max(1, K.TOKEN_H * zd));
         gl.uniform1i(P.tok.u.u_snap, f.dots ? 1 : 0);
+        // The blocks that meet the screen (world rect), from the cells that may.
+        const wx0 = f.camX - W / 2 / zd, wx1 = f.camX + W / 2 / zd, wy0 = f.camY - H / 2 / zd, wy1 = f.camY + H / 2 / zd;
         const vis = [];
         let visN = 0;
         f.visible(key => {
-          const b = blocks.get(key);
-          if (b) { vis.push(b); visN += b.n; }
-          return vis.length <= PER_CELL_MAX;
+          const bl = cellBlocks.get(key);
+          if (bl) for (const b of bl) if (b.x0 <= wx1 && b.x1 >= wx0 && b.y0 <= wy1 && b.y1 >= wy0) { vis.push(b); visN += b.n; }
+          return vis.length <= BLOCKS_MAX;
         });
-        if (vis.length > PER_CELL_MAX) {
+        if (vis.length > BLOCKS_MAX) {
           gl.drawArrays(gl.TRIANGLES, 0, arenaTop * 6);
           drawn = tokensHeld;
         } else {
@@ -489,14 +500,10 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
         }
 
         // Text, once a character is legible.
-        if (f.text) {
-          const keys = [];
-          f.visible(key => { if (blocks.has(key)) keys.push(key); return true; });
-          const id = keys.join(',');
-          let stale = id !== glyphKey;
-          for (const k of keys) if (!glyphCache.has(k)) stale = true;
-          if (stale) {
-            const parts = keys.map(k => { const [cx, cy] = f.cellXY(k); return cellGlyphs(k, f.cells.get(k), cx, cy); });
+        if (f.text && vis.length <= BLOCKS_MAX) {
+          const id = vis.map(b => b.id).join(',');
+          if (id !== glyphKey) {   // other blocks in view (or rewritten ones): their glyphs, one upload
+            const parts = vis.map(blockGlyphs);
             let n = 0;
             for (const a of parts) n += a.length;
             glyphRecs.ensure(n / 8, false);
@@ -549,7 +556,8 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     return {
       name: 'webgl2', draw,
       glyphCount: () => glyphs.size,
-      arena: () => ({ records: arenaTop, capacity: toks.cap, cells: blocks.size, tokens: tokensHeld }),
+      arena: () => ({ records: arenaTop, capacity: toks.cap, cells: cellBlocks.size, blocks: blockCount,
+        tokens: tokensHeld }),
     };
   }
 

@@ -15,7 +15,9 @@
 // SwiftShader, on the CPU) unless GOS_CHROMIUM_GPU=1.
 //
 // usage: node frametime.js URL [--frames N] [--size WxH] [--protocol v1|v2]
-//                              [--timeout S] [--renderers webgl2,canvas]
+//                              [--timeout S] [--renderers webgl2,canvas] [--zoom Z]
+//   --zoom Z: after fitting, zoom to Z (pixels per world unit) at the
+//   map's centre (default: stay fitted, every token on screen).
 //   --protocol v1 (default): the whole map comes as tokens, every one drawn;
 //   v2: as the page asks (gos.v2 when the server speaks it: tiles far out).
 'use strict';
@@ -27,7 +29,7 @@ function opt(name, def) { const i = args.indexOf(name); return i >= 0 && i + 1 <
 const url = args.find((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1].startsWith('--')));
 if (!url) {
   console.error('usage: node frametime.js URL [--frames N] [--size WxH] [--protocol v1|v2] [--timeout S] ' +
-    '[--renderers webgl2,canvas]');
+    '[--renderers webgl2,canvas] [--zoom Z]');
   process.exit(2);
 }
 const FRAMES = Number(opt('--frames', '60'));
@@ -35,6 +37,7 @@ const [WIDTH, HEIGHT] = opt('--size', '1280x720').split('x').map(Number);
 const PROTOCOL = opt('--protocol', 'v1');
 const TIMEOUT = Number(opt('--timeout', '300')) * 1000;
 const RENDERERS = opt('--renderers', 'webgl2,canvas').split(',');
+const ZOOM = opt('--zoom', null) === null ? null : Number(opt('--zoom', null));
 
 async function measure(ctx, renderer) {
   const u = new URL(url);
@@ -60,6 +63,7 @@ async function measure(ctx, renderer) {
     const loadMs = Date.now() - t0;
     await page.mouse.move(1, 1);
     await page.keyboard.press('0');   // fit
+    if (ZOOM) await page.evaluate(z => { const c = window.gos.camera(); window.gos.view(c.x, c.y, z); }, ZOOM);
     await page.waitForTimeout(500);
     const r = await page.evaluate(async frames => {
       const g = window.gos, raf = () => new Promise(res => requestAnimationFrame(res));
@@ -92,7 +96,7 @@ async function measure(ctx, renderer) {
 }
 
 (async () => {
-  const out = { url, frames: FRAMES, size: `${WIDTH}x${HEIGHT}`, protocol: PROTOCOL,
+  const out = { url, frames: FRAMES, size: `${WIDTH}x${HEIGHT}`, protocol: PROTOCOL, zoom: ZOOM || 'fit',
     gpu: process.env.GOS_CHROMIUM_GPU === '1' };
   for (const r of RENDERERS) {
     // A browser of its own for each: no heap or GPU state carried over.
