@@ -9,7 +9,7 @@
 //
 // As a module: const s = await require('./mock_server').start({port, v1Only});
 //   s.add([{id, text, x, y, w, confidence, stream, timestamp}]), s.remove([id]),
-//   s.tick() (sends what changed), s.port, s.viewers(), s.close().
+//   s.tick() (sends what changed), s.resync(), s.timeline(), s.port, s.viewers(), s.close().
 // From the command line (for latejoin.js / frametime.js by hand):
 //   node mock_server.js [--port N] [--tokens N] [--v1-only]
 //   prints "mock gos at http://127.0.0.1:PORT/ (N tokens)".
@@ -183,23 +183,33 @@ function start(opts = {}) {
     v.send = send;
     send(JSON.stringify({ type: 'hello', protocol: v.v2 ? 'gos.v2' : 'gos.v1', protocol_version: v.v2 ? 2 : 1,
       server: 'mock' }));
-    if (v.v2) {
-      const k = overviewLevel();
-      v.overview = k;
-      send(encode(Object.assign({ kind: KIND.SNAPSHOT, streams: streamRecs(streamList.map((s, i) => i)),
-        tiles: [...level(k).keys()].map(key => tileRec(k, key)) }, head(), { seq: tickSeq })));
-    } else {
-      send(JSON.stringify({ type: 'snapshot', seq: tickSeq, tokens: [...bySlot.values()].map(v1Token),
-        streams: streamList.map(s => ({ stream: s.stream, state: '', tokens_processed: 0, total_tokens: -1,
-          elapsed_ms: null, tokens: s.tokens })), live_tokens: bySlot.size, mode: 'live' }));
-    }
+    snapshot(v, 'live');
     ws.on('message', (data, isBinary) => {
       let m;
       try { m = JSON.parse(String(data)); } catch (e) { return; }
       if (m.type === 'ping') send(JSON.stringify({ type: 'pong', t: m.t }));
-      if (m.type === 'viewport' && v.v2 && [m.x, m.y, m.w, m.h, m.zoom].every(Number.isFinite)) region(v, m);
+      if (m.type === 'viewport' && v.v2 && !v.past && [m.x, m.y, m.w, m.h, m.zoom].every(Number.isFinite)) region(v, m);
+      // Time travel, roughly: "the past" is the map now, as gos.v1 JSON on
+      // either protocol, and no deltas until live.
+      if (m.type === 'seek') { v.past = true; snapshot(v, 'seek'); }
+      if (m.type === 'live') { v.past = false; snapshot(v, 'live'); }
     });
   });
+
+  // A snapshot: gos.v2 binary (live on gos.v2), else gos.v1 JSON.
+  function snapshot(v, mode) {
+    if (v.v2 && mode === 'live') {
+      const k = overviewLevel();
+      v.overview = k; v.viewLevel = -1; v.tileRect = v.cellRect = null;
+      v.send(encode(Object.assign({ kind: KIND.SNAPSHOT, streams: streamRecs(streamList.map((s, i) => i)),
+        tiles: [...level(k).keys()].map(key => tileRec(k, key)) }, head(), { seq: tickSeq })));
+    } else {
+      v.send(JSON.stringify({ type: 'snapshot', seq: tickSeq, tokens: [...bySlot.values()].map(v1Token),
+        streams: streamList.map(s => ({ stream: s.stream, state: '', tokens_processed: 0, total_tokens: -1,
+          elapsed_ms: null, tokens: s.tokens })), live_tokens: bySlot.size, mode,
+        time: mode === 'live' ? undefined : 1 }));
+    }
+  }
 
   // The answer to a viewport: what the viewer did not hold yet, paged.
   function region(v, vp) {
@@ -242,6 +252,7 @@ function start(opts = {}) {
     const v1 = JSON.stringify({ type: 'token_visualization', since, seq, live_tokens: bySlot.size,
       tokens: [...changed.slots].map(s => v1Token(bySlot.get(s))).concat([...v1Removed].map(id => ({ id, removed: true }))) });
     for (const v of viewers) {
+      if (v.past) continue;
       if (!v.v2) { v.send(v1); continue; }
       v.send(encode(Object.assign({ kind: KIND.TICK, since, removed: [...changed.removed], streams }, head())));
       for (const k of new Set([v.overview, overviewLevel(), v.viewLevel])) {
@@ -268,6 +279,11 @@ function start(opts = {}) {
         viewers: () => [...viewers].map(v => ({ v2: v.v2, sent: v.sent, regions: v.regions, overview: v.overview,
           viewLevel: v.viewLevel, cellRect: v.cellRect, tileRect: v.tileRect })),
         tokens: () => bySlot.size,
+        // Every viewer: a timeline (the bar appears; seeks get the map now).
+        timeline: () => { for (const v of viewers) v.send(JSON.stringify({ type: 'timeline', first_seq: 0,
+          last_seq: tickSeq, first_time: 1, last_time: 2, points: [] })); },
+        // Every viewer: resync, then a fresh snapshot (it fell behind).
+        resync: () => { for (const v of viewers) { v.send('{"type":"resync"}'); snapshot(v, 'live'); } },
         close: () => new Promise(r => { for (const v of viewers) v.ws.terminate(); wss.close(); server.close(() => r()); }),
       });
     });

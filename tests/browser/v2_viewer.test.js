@@ -157,6 +157,25 @@ async function scenario(s, ctx, renderer, N) {
     const bc = await boxColor('b2502');
     check(near(bc, EXPECT.half, 10), W(`block B's tokens are drawn: ${bc}`));
 
+    // Time travel on a gos.v2 connection: the past comes as gos.v1 JSON
+    // (the whole map, keyed by id), live brings binary gos.v2 back.
+    s.timeline();
+    await waitFor(page, () => !document.getElementById('timeline').hidden, null, W('a timeline shows the bar'));
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('ArrowLeft');
+    await waitFor(page, n => window.gos.state().mode === 'seek' && window.gos.state().tokens === n &&
+      window.gos.token('a0') !== null && window.gosViewer.stats().tiles === 0, s.tokens(),
+    W('seek: the whole map as gos.v1 JSON on the gos.v2 connection, by id, no tiles'));
+    await page.keyboard.press('l');
+    await waitFor(page, () => window.gos.state().mode === 'live' && window.gosViewer.stats().tiles > 0 &&
+      window.gos.token('b2502') !== null && window.gosViewer.stats().tokens < 5000, null,
+    W('live: a binary snapshot, then the region for the view (sent again)'));
+    // Resync: the snapshot replaces all; the viewport goes again.
+    const sent = (await stats()).viewportsSent;
+    s.resync();
+    await waitFor(page, n => window.gosViewer.stats().viewportsSent > n && window.gos.token('b2502') !== null, sent,
+      W('resync: after the fresh snapshot the viewer sends its viewport again and gets its tokens back'));
+
     // Fit: no detail at all.
     await page.keyboard.press('0');
     await waitFor(page, () => window.gosViewer.stats().tokens === 0 && window.gosViewer.stats().held.cellRect === null,
