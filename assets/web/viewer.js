@@ -473,9 +473,11 @@
       case V2.KIND.TILES:
         applyTiles(m, false);
         break;
-      case V2.KIND.CELL:
-        upsertAll(m.tokens, true);
+      case V2.KIND.CELL: {   // one cell or a block of them: ours are those in our cell rect
+        const r = held.cellRect;
+        upsertAll(m.tokens.filter(t => V2.rectHas(r, Math.floor(t.x / V2.CELL), Math.floor(t.y / V2.CELL))), true);
         break;
+      }
       case V2.KIND.REGION: {
         const same = m.viewLevel === held.viewLevel && m.overviewLevel === held.overview &&
           sameRect(m.cellRect, held.cellRect) && sameRect(m.tileRect, held.tileRect);

@@ -32,7 +32,7 @@ if (!url) {
     '[--renderers webgl2,canvas] [--zoom Z]');
   process.exit(2);
 }
-const FRAMES = Number(opt('--frames', '60'));
+const FRAMES = Number(opt('--frames', '30'));
 const [WIDTH, HEIGHT] = opt('--size', '1280x720').split('x').map(Number);
 const PROTOCOL = opt('--protocol', 'v1');
 const TIMEOUT = Number(opt('--timeout', '300')) * 1000;

@@ -22,7 +22,7 @@ const { WebSocketServer } = require('ws');
 const { encode, KIND } = require('./v2_encode.js');
 
 const WEB = path.join(__dirname, '../../assets/web');
-const TILE0 = 128, CELL = 1024, LEVELS = 21, OVERVIEW = 64, TILE_PX = 8, DETAIL_MAX = 262144, PAGE = 16384;
+const TILE0 = 128, CELL = 1024, LEVELS = 21, OVERVIEW = 64, TILE_PX = 8, DETAIL_MAX = 131072, PAGE = 16384;
 const MIME = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css' };
 
 const tileSize = k => TILE0 * 2 ** k;
@@ -126,11 +126,9 @@ function start(opts = {}) {
       if (tileOf(bounds[2], k) - tileOf(bounds[0], k) < OVERVIEW && tileOf(bounds[3], k) - tileOf(bounds[1], k) < OVERVIEW) return k;
     return LEVELS - 1;
   }
+  // The viewport grown by half its size each side (not clipped to the map).
   function grownRect(vp, k, size) {
-    if (!bounds) return null;
-    const x0 = Math.max(vp.x - vp.w / 2, bounds[0]), x1 = Math.min(vp.x + vp.w * 1.5, bounds[2]);
-    const y0 = Math.max(vp.y - vp.h / 2, bounds[1]), y1 = Math.min(vp.y + vp.h * 1.5, bounds[3]);
-    if (x1 < x0 || y1 < y0) return null;
+    const x0 = vp.x - vp.w / 2, x1 = vp.x + vp.w * 1.5, y0 = vp.y - vp.h / 2, y1 = vp.y + vp.h * 1.5;
     const s = size || tileSize(k);
     return { x0: Math.floor(x0 / s), y0: Math.floor(y0 / s), x1: Math.floor(x1 / s), y1: Math.floor(y1 / s) };
   }
@@ -242,13 +240,23 @@ function start(opts = {}) {
     const since = tickSeq;
     tickSeq = seq;
     const streams = streamRecs([...changed.streams]);
-    const byCell = new Map();
-    for (const slot of changed.slots) {
-      const t = bySlot.get(slot);
-      const cx = Math.floor(t.x / CELL), cy = Math.floor(t.y / CELL), k = cx + ',' + cy;
-      if (!byCell.has(k)) byCell.set(k, { cx, cy, toks: [] });
-      byCell.get(k).toks.push(tokenRec(t));
-    }
+    // Cell messages: one per cell, or, when more than 16 cells changed, one
+    // per block of 8x8 cells (the viewer keeps the tokens in its rect).
+    let byCell = new Map();
+    const group = (span) => {
+      const m = new Map();
+      for (const slot of changed.slots) {
+        const t = bySlot.get(slot);
+        const bx = Math.floor(Math.floor(t.x / CELL) / span), by = Math.floor(Math.floor(t.y / CELL) / span);
+        const k = bx + ',' + by;
+        if (!m.has(k)) m.set(k, { rect: { x0: bx * span, y0: by * span, x1: bx * span + span - 1, y1: by * span + span - 1 },
+          toks: [] });
+        m.get(k).toks.push(tokenRec(t));
+      }
+      return m;
+    };
+    byCell = group(1);
+    if (byCell.size > 16) byCell = group(8);
     const v1 = JSON.stringify({ type: 'token_visualization', since, seq, live_tokens: bySlot.size,
       tokens: [...changed.slots].map(s => v1Token(bySlot.get(s))).concat([...v1Removed].map(id => ({ id, removed: true }))) });
     for (const v of viewers) {
@@ -262,9 +270,10 @@ function start(opts = {}) {
           rectHas(v.tileRect, t.tx, t.ty));
         if (list.length) v.send(encode({ kind: KIND.TILES, seq, level: k, tiles: list }));
       }
+      const r = v.cellRect;
       for (const c of byCell.values())
-        if (rectHas(v.cellRect, c.cx, c.cy))
-          v.send(encode({ kind: KIND.CELL, seq, cellRect: { x0: c.cx, y0: c.cy, x1: c.cx, y1: c.cy }, tokens: c.toks }));
+        if (r && c.rect.x0 <= r.x1 && c.rect.x1 >= r.x0 && c.rect.y0 <= r.y1 && c.rect.y1 >= r.y0)
+          v.send(encode({ kind: KIND.CELL, seq, cellRect: c.rect, tokens: c.toks }));
     }
     changed.slots.clear(); changed.removed.clear(); changed.tiles.clear(); changed.streams.clear(); v1Removed.clear();
   }

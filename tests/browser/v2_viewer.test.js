@@ -139,6 +139,23 @@ async function scenario(s, ctx, renderer, N) {
     await page.waitForTimeout(100);
     const live = await boxColor('live1');
     check(near(live, EXPECT.one, 10), W(`and is drawn: ${live}`));
+    // More than 16 cells in a tick: messages per 8x8 cells; the viewer keeps
+    // only the tokens inside its cell rect.
+    const row = [];
+    for (let i = -12; i <= 12; i++)
+      row.push({ id: `row${i}`, text: 'r', x: i * 2048 + 100, y: 30, w: 9, confidence: 0.5, stream: 's1', timestamp: 20 });
+    s.add(row);
+    s.tick();
+    await waitFor(page, () => window.gos.token('row0') !== null, null, W('a tick over 25 cells: the token in view arrives'));
+    const kept = await page.evaluate(() => {
+      const r = window.gosViewer.stats().held.cellRect, out = [];
+      for (let i = -12; i <= 12; i++) {
+        const t = window.gos.token(`row${i}`), cx = Math.floor((i * 2048 + 100) / 1024);
+        if (!!t !== (cx >= r.x0 && cx <= r.x1)) out.push(i);
+      }
+      return out;
+    });
+    check(kept.length === 0, W(`exactly the row's tokens inside the cell rect are kept (wrong: ${kept})`));
     const [px, py] = await at(200, 0);
     s.remove(['half']);
     s.tick();
@@ -147,7 +164,7 @@ async function scenario(s, ctx, renderer, N) {
     const hole = await pixel(page, px, py);
     check(!near(hole, EXPECT.half, 20), W(`and is no longer drawn: ${hole}`));
     st = await stats();
-    check(st.liveTokens === N && (await page.evaluate(() => window.gos.state().gaps)) === 0,
+    check(st.liveTokens === N + 25 && (await page.evaluate(() => window.gos.state().gaps)) === 0,
       W(`live_tokens follows the ticks, seq chains: ${JSON.stringify(st)}`));
 
     // Panning to block B drops what was left behind.
