@@ -1363,6 +1363,7 @@
       timeline: tl ? { first_seq: tl.first_seq, last_seq: tl.last_seq, first_time: tl.first_time,
         last_time: tl.last_time, points: tl.ts.length } : null }),
     token: id => { const t = tokenById(id); return t ? Object.assign({}, t) : null; },
+    tokenIds: () => Array.from(tokens.values(), t => t.id),
     worldToScreen: (x, y) => worldToScreen(x, y),
     camera: () => ({ x: cam.x, y: cam.y, zoom: cam.zoom }),
     color: (c, name) => color(PALETTES[name || paletteName], c),

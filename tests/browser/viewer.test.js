@@ -407,6 +407,82 @@ async function rendererTest(port) {
   return look;
 }
 
+// gos.v2 against gos.v1 on one real compositor: the page's default
+// (gos.v2 when the server speaks it) and ?protocol=v1 look at the same
+// place while tokens are added and moved; the gos.v2 page must hold
+// exactly the gos.v1 page's tokens that lie in its cell rect, with the same
+// fields, and draw the same pixels. Skipped when the server speaks gos.v1
+// only.
+async function v2Test(ctx, port) {
+  const tok = (id, x, y, c, text) => ({ type: 'token_activation', token_id: id, token_text: text || `w${id}`,
+    timestamp: 100, position: [x, y], confidence: c, stream: 'grid' });
+  const grid = [];
+  for (let i = 0; i < 1500; i++)
+    grid.push(tok(`g${i}`, -3000 + (i % 60) * 100, -1500 + Math.floor(i / 60) * 120, i % 7 ? (i % 11) / 10 : undefined));
+  await feed(grid);
+  const pages = {};
+  try {
+    for (const [name, q] of [['v2', ''], ['v1', '?protocol=v1']]) {
+      const page = pages[name] = await ctx.newPage();
+      page.errors = [];
+      page.on('console', m => { if (m.type() === 'error' || /gos:/.test(m.text())) page.errors.push(m.text()); });
+      page.on('pageerror', e => page.errors.push('pageerror: ' + e.message));
+      await page.goto(`http://127.0.0.1:${port}/${q}`);
+      await waitFor(page, () => window.gosViewer && window.gosViewer.stats().firstPictureMs !== null, null,
+        `v2/v1: the ${name} page draws its first picture`);
+    }
+    const proto = await pages.v2.evaluate(() => window.gosViewer.stats().protocol);
+    if (proto !== 'gos.v2') {
+      console.log('ws_browser: this compositor speaks gos.v1 only: skipped the gos.v2 against gos.v1 comparison');
+      return;
+    }
+    const health = async () => (await (await fetch(`http://127.0.0.1:${port}/health`)).json()).seq;
+    async function same(x, y, zoom, what) {
+      for (const p of Object.values(pages)) await view(p, x, y, zoom);
+      const seq = await health();
+      for (const [name, p] of Object.entries(pages))
+        await waitFor(p, s => window.gos.state().seq >= s, seq, `${what}: the ${name} page is at seq ${seq}`);
+      await waitFor(pages.v2, () => window.gosViewer.stats().held.cellRect !== null, null, `${what}: gos.v2 holds detail`);
+      await pages.v2.waitForTimeout(300);   // the region answering the last viewport
+      const held = p => p.evaluate(() => [window.gosViewer.stats().held.cellRect,
+        window.gos.tokenIds().map(id => { const t = window.gos.token(id); return [id, t.x, t.y, t.text, t.c, t.stream]; })]);
+      const [rect, a] = await held(pages.v2), [, b] = await held(pages.v1);
+      const f = v => (v === null ? null : Math.fround(v));
+      const key = t => JSON.stringify([t[0], f(t[1]), f(t[2]), t[3], f(t[4]), t[5]]);
+      const inRect = t => { const cx = Math.floor(t[1] / 1024), cy = Math.floor(t[2] / 1024);
+        return cx >= rect.x0 && cx <= rect.x1 && cy >= rect.y0 && cy <= rect.y1; };
+      const want = new Set(b.filter(inRect).map(key)), got = new Set(a.map(key));
+      const missing = [...want].filter(k => !got.has(k)), extra = [...got].filter(k => !want.has(k));
+      check(want.size > 100 && !missing.length && !extra.length,
+        `${what}: gos.v2 holds exactly gos.v1's ${want.size} tokens in its cell rect ${JSON.stringify(rect)} ` +
+        `(missing ${missing.slice(0, 3)}, extra ${extra.slice(0, 3)})`);
+      // Same picture (right of the HUD).
+      for (const p of Object.values(pages)) { await p.evaluate(() => window.gosViewer.redraw()); await p.mouse.move(1, 599); }
+      await pages.v2.waitForTimeout(200);
+      const clip = { x: 300, y: 0, width: 600, height: 560 };
+      const ia = decodePNG(await pages.v2.screenshot({ clip })), ib = decodePNG(await pages.v1.screenshot({ clip }));
+      let diff = 0;
+      for (let y = 0; y < ia.h; y++) for (let x = 0; x < ia.w; x++) if (!near(ia.at(x, y), ib.at(x, y), 12)) diff++;
+      check(diff < ia.w * ia.h / 200, `${what}: both pages draw the same pixels (${diff} of ${ia.w * ia.h} differ)`);
+    }
+    await same(0, 0, 0.5, 'v2/v1 at the origin');
+    // Live: new tokens in view and far away, a token moved out of view, one into it.
+    const live = [];
+    for (let i = 0; i < 200; i++) live.push(tok(`l${i}`, -800 + (i % 20) * 80, -400 + Math.floor(i / 20) * 70, 0.9));
+    live.push(tok('far1', 90000, 0, 0.5), tok('g700', 80000, 500, 0.2), tok('g0', 100, 100, 1.0, 'moved'));
+    await feed(live);
+    await same(0, 0, 0.5, 'v2/v1 after live changes');
+    await same(2500, 1000, 0.5, 'v2/v1 panned');
+    for (const [name, p] of Object.entries(pages)) {
+      check((await p.evaluate(() => window.gos.state().gaps)) === 0 && (await p.evaluate(() => window.gosViewer.stats().v2Errors)) === 0,
+        `v2/v1: the ${name} page saw no gaps and no malformed message`);
+      check(p.errors.filter(e => !benign(e)).length === 0, `v2/v1: no console errors on the ${name} page: ${JSON.stringify(p.errors)}`);
+    }
+  } finally {
+    for (const p of Object.values(pages)) await p.close().catch(() => {});
+  }
+}
+
 async function main() {
   let c = await startCompositor(0);
   const port = c.port;
@@ -507,6 +583,7 @@ async function main() {
     await look(ctx, '?renderer=canvas', '?renderer=canvas', { renderer: 'canvas', protocol: null });
     await look(ctx, '?protocol=v1', '?protocol=v1', { renderer: 'webgl2', protocol: 'gos.v1' });
     await look(ctx, '', 'WebGL2 again', { renderer: 'webgl2', protocol: null });
+    await v2Test(ctx, port);
 
     await timelineTest(ctx);
   } finally {
