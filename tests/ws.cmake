@@ -65,6 +65,19 @@ set_tests_properties(ws_browser PROPERTIES
   TIMEOUT 120 LABELS "integration;ws;browser"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
 
+# The viewer's gos.v2 decoder (assets/web/v2.js) in plain node, against
+# messages built from docs/protocol-v2.md by tests/browser/v2_encode.js.
+add_test(NAME ws_v2_decode
+  COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/v2_decode.test.js)
+set_tests_properties(ws_v2_decode PROPERTIES TIMEOUT 60 LABELS "unit;ws")
+
+# The viewer's gos.v2 side in chromium (WebGL2 and Canvas 2D) against a
+# stand-in server written from docs/protocol-v2.md (tests/browser/mock_server.js):
+# tiles, regions, ticks, overview changes, late-join bytes.
+add_test(NAME ws_browser_v2
+  COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/v2_viewer.test.js)
+set_tests_properties(ws_browser_v2 PROPERTIES TIMEOUT 120 LABELS "integration;ws;browser")
+
 # The whole compositor under ThreadSanitizer (renderer off) with producers,
 # viewers and /health under load, then SIGTERM: any report fails.
 if(TARGET gos-compositor-tsan)

@@ -1,5 +1,7 @@
 // gos web viewer: the compositor's infinite token map, live over WebSocket
-// (protocol gos.v1, see docs/protocol.md). Plain script, no build step.
+// (gos.v2, docs/protocol-v2.md, when the server speaks it, else gos.v1,
+// docs/protocol.md). Plain scripts, no build step: v2.js (the gos.v2
+// decoder) and glrender.js (the WebGL2 renderer) load before this one.
 'use strict';
 
 (function () {
@@ -87,15 +89,33 @@
   // with the token: its text length in CHAR_W cells) and TOKEN_H high.
   const CHAR_W = 9, LINE_H = 22, TOKEN_H = 18;   // GOS_FLOW_CHAR_W / LINE_H
   const CELL = 1024;                              // spatial index cell, world units
-  const DOT_H = 4;          // boxes lower than this many px are drawn as pixels (ImageData)
+  const DOT_H = 4;          // boxes lower than this many px are drawn as pixels
   const MIN_ZOOM = 1 / 4096, MAX_ZOOM = 64;
+  const V2 = window.gosV2;  // assets/web/v2.js: the gos.v2 decoder
 
-  // ---- state
-  const tokens = new Map();      // id -> token
-  const cells = new Map();       // cell key -> Set of tokens
+  // ---- state: what the viewer holds, whoever draws it (the renderers read
+  // it, see draw()). In gos.v1 tokens are keyed by id; in gos.v2 by slot
+  // (byId finds them by id), and the map beyond the detail region is
+  // density tiles.
+  const tokens = new Map();      // key (id or slot) -> token
+  const byId = new Map();        // id -> token, gos.v2 only
+  let keyBySlot = false;         // the state came from a gos.v2 binary snapshot
+  const cells = new Map();       // cell key -> array of tokens (by their box's top-left)
   const streams = new Map();     // name -> neural_state
+  const streamNames = new Map(); // gos.v2 stream index -> name
   let seq = 0, newest = null, gaps = 0;
   let bounds = null;             // {x0,y0,x1,y1} of everything seen
+  let liveTokens = null;         // gos.v2: tokens on the map (we hold only some)
+  // Changes for the renderers: the cells whose tokens changed since the
+  // last frame, or all of them (a snapshot).
+  let changedCells = new Set(), cellsReset = true;
+  // gos.v2 tiles: key -> {level, tx, ty, count, c (mean confidence or
+  // null), a (alpha factor)}; held: what the server sends us (the
+  // overview level's whole map, the view level's tiles in tileRect, the
+  // tokens of cellRect), as the last snapshot or region said.
+  const tiles = new Map();
+  const held = { overview: -1, mapOverview: -1, viewLevel: -1, tileRect: null, cellRect: null };
+  let tilesVersion = 0, tileLayersCache = null;
 
   const cam = { x: 0, y: 0, zoom: 1 };
   // autoFit: show the whole map on snapshots until the user moves the camera.
@@ -105,6 +125,7 @@
 
   function cellKey(cx, cy) { return (cx + 1048576) * 2097152 + (cy + 1048576); }
   function cellOf(x, y) { return cellKey(Math.floor(x / CELL), Math.floor(y / CELL)); }
+  function cellXY(key) { return [Math.floor(key / 2097152) - 1048576, key % 2097152 - 1048576]; }
 
   function indexAdd(t) {
     t.cell = cellOf(t.l, t.t);
@@ -114,6 +135,7 @@
     if (!s) cells.set(t.cell, s = []);
     t.ci = s.length;
     s.push(t);
+    if (!cellsReset) changedCells.add(t.cell);
   }
   function indexRemove(t) {
     const s = cells.get(t.cell);
@@ -121,6 +143,7 @@
     const last = s.pop();
     if (last !== t) { s[t.ci] = last; last.ci = t.ci; }
     if (!s.length) cells.delete(t.cell);
+    if (!cellsReset) changedCells.add(t.cell);
   }
   function grow(t) {
     const x1 = t.l + t.W, y1 = t.t + TOKEN_H;
@@ -131,33 +154,74 @@
     }
   }
 
-  function upsert(m) {
-    if (typeof m.id !== 'string') return null;
-    if (m.removed) {
-      const old = tokens.get(m.id);
-      if (old) { indexRemove(old); tokens.delete(m.id); if (newest === old) newest = null; }
-      return null;
-    }
-    let t = tokens.get(m.id);
-    const x = Number(m.x), y = Number(m.y);
-    if (!Number.isFinite(x) || !Number.isFinite(y)) return null;
-    if (t) indexRemove(t);
-    else { t = { id: m.id }; tokens.set(m.id, t); }
-    t.text = typeof m.text === 'string' ? m.text : '';
-    t.x = x; t.y = y; t.w = Number(m.w) || 0;
-    t.c = typeof m.confidence === 'number' ? m.confidence : null;
-    t.stream = typeof m.stream === 'string' ? m.stream : '';
-    t.ts = typeof m.timestamp === 'number' ? m.timestamp : null;
-    t.lp = typeof m.logprob === 'number' ? m.logprob : null;
-    t.alts = Array.isArray(m.alts) ? m.alts : null;
+  // Everything goes (a snapshot is coming in).
+  function clearAll() {
+    tokens.clear(); byId.clear(); cells.clear(); tiles.clear();
+    bounds = null; newest = null; liveTokens = null;
+    held.overview = held.mapOverview = held.viewLevel = -1; held.tileRect = held.cellRect = null;
+    changedCells.clear(); cellsReset = true;
+    tilesChanged();
+  }
+
+  function removeToken(t) {
+    indexRemove(t);
+    tokens.delete(t.key);
+    if (keyBySlot && byId.get(t.id) === t) byId.delete(t.id);
+    if (newest === t) newest = null;
+  }
+
+  // Puts a token's fields (x, y finite) in place: its box and cell.
+  function place(t, x, y, w, text) {
+    if (t.cell !== undefined) indexRemove(t);
+    t.text = text;
+    t.x = x; t.y = y; t.w = w;
     t.b = bucketOf(t.c);
     t.W = Math.max(t.w > 0 ? t.w : t.text.length * CHAR_W, CHAR_W);
     t.l = x - t.W / 2;
     t.t = y - TOKEN_H / 2;
     indexAdd(t);
     grow(t);
+  }
+
+  // gos.v1 (and time travel on either protocol): JSON, keyed by id.
+  function upsert(m) {
+    if (typeof m.id !== 'string') return null;
+    if (m.removed) {
+      const old = tokens.get(m.id);
+      if (old) removeToken(old);
+      return null;
+    }
+    let t = tokens.get(m.id);
+    const x = Number(m.x), y = Number(m.y);
+    if (!Number.isFinite(x) || !Number.isFinite(y)) return null;
+    if (!t) { t = { key: m.id, id: m.id }; tokens.set(m.id, t); }
+    t.c = typeof m.confidence === 'number' ? m.confidence : null;
+    t.stream = typeof m.stream === 'string' ? m.stream : '';
+    t.ts = typeof m.timestamp === 'number' ? m.timestamp : null;
+    t.lp = typeof m.logprob === 'number' ? m.logprob : null;
+    t.alts = Array.isArray(m.alts) ? m.alts : null;
+    place(t, x, y, Number(m.w) || 0, typeof m.text === 'string' ? m.text : '');
     return t;
   }
+
+  // gos.v2: a decoded token record (v2.js), keyed by slot.
+  function upsertV2(r) {
+    if (!Number.isFinite(r.x) || !Number.isFinite(r.y)) return null;
+    let t = tokens.get(r.slot);
+    if (t && t.id !== r.id && byId.get(t.id) === t) byId.delete(t.id);   // a reused slot
+    if (!t) { t = { key: r.slot }; tokens.set(r.slot, t); }
+    t.id = r.id;
+    byId.set(r.id, t);
+    t.si = r.stream;
+    t.stream = streamNames.has(r.stream) ? streamNames.get(r.stream) : '';
+    t.c = r.confidence;
+    t.ts = r.timestamp;
+    t.lp = r.logprob;
+    t.alts = r.alts;
+    place(t, r.x, r.y, r.w, r.text);
+    return t;
+  }
+  function tokenById(id) { return keyBySlot ? byId.get(id) : tokens.get(id); }
 
   function setStreams(list, replace) {
     if (replace) streams.clear();
@@ -165,11 +229,17 @@
     for (const s of list) if (s && typeof s.stream === 'string') streams.set(s.stream, s);
   }
 
-  // ---- protocol
+  // ---- protocol: gos.v2 when the server speaks it (binary, viewport-scoped;
+  // docs/protocol-v2.md), else gos.v1 (JSON, the whole map). ?protocol=v1
+  // asks for gos.v1 only. Time travel answers are gos.v1 JSON on both.
   let ws = null, connState = 'connecting', backoff = 500, retryAt = 0, retryTimer = null;
   let rtt = null, pingTimer = null, lastMsgAt = 0, snapshotMs = null;
+  let protocol = null;                    // 'gos.v1' | 'gos.v2' once connected
+  let bytesReceived = 0, messagesReceived = 0, v2Errors = 0;
+  const binaryByKind = [0, 0, 0, 0, 0, 0];
   const params = new URLSearchParams(location.search);
   const token = params.get('token');
+  const PROTOCOLS = params.get('protocol') === 'v1' ? ['gos.v1'] : ['gos.v2', 'gos.v1'];
 
   function wsUrl() {
     const u = new URL('ws', location.href);
@@ -178,18 +248,46 @@
     return u.toString();
   }
 
+  // UTF-8 bytes of a text frame: its length, plus what non-ASCII adds.
+  function utf8Bytes(s) {
+    let n = s.length;
+    if (/[^\x00-\x7f]/.test(s))
+      for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) n += c < 0x800 ? 1 : (c & 0xfc00) === 0xd800 ? 1 : 2;   // a surrogate pair: 4 bytes
+      }
+    return n;
+  }
+
   function connect() {
     retryTimer = null;
     setConn('connecting');
     try {
-      ws = new WebSocket(wsUrl(), 'gos.v1');
+      ws = new WebSocket(wsUrl(), PROTOCOLS);
+      ws.binaryType = 'arraybuffer';
     } catch (e) {
       scheduleReconnect();
       return;
     }
+    ws.onopen = () => {
+      protocol = ws.protocol || 'gos.v1';   // a server that names none speaks gos.v1
+      vpSent = '';
+      // A camera of the user's own goes at once; one that is about to fit
+      // the map goes right after the snapshot (no detail fetched for a view
+      // that is never shown).
+      if (!autoFit) sendViewport(true);
+    };
     ws.onmessage = ev => {
       const t0 = performance.now();
       lastMsgAt = t0;
+      messagesReceived++;
+      if (typeof ev.data !== 'string') {
+        bytesReceived += ev.data.byteLength;
+        handleBinary(ev.data);
+        if (binarySnapshotAt === messagesReceived) snapshotMs = [0, performance.now() - t0];
+        return;
+      }
+      bytesReceived += utf8Bytes(ev.data);
       let m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
       const t1 = performance.now();
@@ -211,6 +309,7 @@
 
   function send(obj) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(obj)); }
 
+  let snapshotSeen = false;
   function handle(m) {
     switch (m.type) {
       case 'hello':
@@ -221,14 +320,16 @@
         pingTimer = setInterval(() => send({ type: 'ping', t: performance.now() }), 2000);
         send({ type: 'ping', t: performance.now() });
         break;
-      case 'snapshot':
-        tokens.clear(); cells.clear(); bounds = null; newest = null;
+      case 'snapshot':   // gos.v1, or time travel on gos.v2: the whole map, by id
+        clearAll();
+        keyBySlot = false;
         for (const t of m.tokens || []) { const n = upsert(t); if (n) newest = n; }
         setStreams(m.streams, true);
         seq = m.seq || 0;
         if (autoFit && (!follow || !newest)) fitPending = true;
         setConn('live');
         timelineSnapshot(m);
+        snapshotSeen = true;
         sendViewport();
         dirty = true;
         break;
@@ -268,13 +369,158 @@
     hudDirty = true;
   }
 
-  let lastViewport = 0;
-  function sendViewport() {
-    const now = performance.now();
-    if (now - lastViewport < 250) return;
-    lastViewport = now;
+  // ---- gos.v2 binary messages (docs/protocol-v2.md, "Kinds"): applied in
+  // order, removals before upserts.
+  let binarySnapshotAt = -1;
+  // A tile's alpha factor from its count: about the share of the tile its
+  // tokens would cover (a token ~6 characters by a line), square-rooted so
+  // that sparse tiles still show, at least a quarter.
+  const TOKEN_AREA = 6 * CHAR_W * LINE_H;
+  function tileAlpha(count, level) {
+    const s = V2.tileSize(level), cover = Math.min(1, count * TOKEN_AREA / (s * s));
+    return Math.min(1, 0.25 + 0.75 * Math.sqrt(cover));
+  }
+  function tileHeld(level, tx, ty) {
+    return level === held.overview || level === held.mapOverview ||
+      level === held.viewLevel && V2.rectHas(held.tileRect, tx, ty);
+  }
+  function tilesChanged() { tilesVersion++; tileLayersCache = null; dirty = true; }
+  function applyTiles(m, all) {
+    const T = m.tiles;
+    for (let i = 0; i < T.n; i++) {
+      const level = T.level[i], tx = T.tx[i], ty = T.ty[i], count = T.count[i];
+      if (!all && !tileHeld(level, tx, ty)) continue;
+      const key = V2.tileKey(level, tx, ty);
+      if (!count) { tiles.delete(key); continue; }
+      const c = T.confidence[i];
+      tiles.set(key, { level, tx, ty, count, c: Number.isNaN(c) ? null : c, a: tileAlpha(count, level) });
+    }
+    if (T.n) tilesChanged();
+  }
+  function applyHeader(m) {
+    liveTokens = m.liveTokens;
+    if (m.bounds) {
+      // The server's box holds token centres: grow it by about half a token.
+      const b = { x0: m.bounds[0] - 4 * CHAR_W, y0: m.bounds[1] - TOKEN_H / 2,
+        x1: m.bounds[2] + 4 * CHAR_W, y1: m.bounds[3] + TOKEN_H / 2 };
+      if (!bounds) bounds = b;
+      else {
+        bounds.x0 = Math.min(bounds.x0, b.x0); bounds.y0 = Math.min(bounds.y0, b.y0);
+        bounds.x1 = Math.max(bounds.x1, b.x1); bounds.y1 = Math.max(bounds.y1, b.y1);
+      }
+    }
+  }
+  function setStreamsV2(list, replace) {
+    if (replace) { streams.clear(); streamNames.clear(); }
+    for (const s of list) { streamNames.set(s.index, s.stream); streams.set(s.stream, s); }
+    if (list.length) hudDirty = true;
+  }
+  // fresh: tokens of a tick (the newest of them is what follow follows);
+  // a region's are old tokens coming into view.
+  function upsertAll(list, fresh) {
+    let best = null;
+    for (const r of list) {
+      const t = upsertV2(r);
+      if (t && (!best || !(t.ts < best.ts))) best = t;
+    }
+    if (fresh && best && (!newest || tokens.get(newest.key) !== newest || !(best.ts < newest.ts))) newest = best;
+    if (list.length) dirty = true;
+  }
+  const sameRect = (a, b) => a === b || !!a && !!b && a.x0 === b.x0 && a.y0 === b.y0 && a.x1 === b.x1 && a.y1 === b.y1;
+
+  function handleBinary(buf) {
+    let m;
+    try { m = V2.decode(buf); } catch (e) {
+      if (v2Errors++ < 5) console.warn('gos: ' + e.message);
+      return;
+    }
+    binaryByKind[m.kind]++;
+    switch (m.kind) {
+      case V2.KIND.SNAPSHOT:   // the map without detail: replaces everything
+        clearAll();
+        keyBySlot = true;
+        applyHeader(m);
+        held.overview = held.mapOverview = m.overviewLevel;
+        setStreamsV2(m.streams, true);
+        applyTiles(m, true);
+        seq = m.seq;
+        if (autoFit && canvas.clientWidth) { fit(); fitPending = false; }   // before the viewport goes
+        else if (autoFit) fitPending = true;
+        setConn('live');
+        timelineSnapshot({ mode: 'live' });
+        snapshotSeen = true;
+        binarySnapshotAt = messagesReceived;
+        sendViewport(true);   // the region answering it brings the detail
+        dirty = true;
+        break;
+      case V2.KIND.TICK:
+        if (m.since !== seq) gaps++;
+        seq = m.seq;
+        for (let i = 0; i < m.removed.length; i++) {
+          const t = tokens.get(m.removed[i]);
+          if (t) removeToken(t);
+        }
+        if (m.removed.length) dirty = true;
+        setStreamsV2(m.streams, false);
+        applyHeader(m);
+        if (m.overviewLevel !== held.mapOverview) {
+          held.mapOverview = m.overviewLevel;
+          sendViewport(true);
+        }
+        deltasByMode[mode]++;
+        hudDirty = true;
+        break;
+      case V2.KIND.TILES:
+        applyTiles(m, false);
+        break;
+      case V2.KIND.CELL: {   // one cell or a block of them: ours are those in our cell rect
+        const r = held.cellRect;
+        upsertAll(m.tokens.filter(t => V2.rectHas(r, Math.floor(t.x / V2.CELL), Math.floor(t.y / V2.CELL))), true);
+        break;
+      }
+      case V2.KIND.REGION: {
+        const same = m.viewLevel === held.viewLevel && m.overviewLevel === held.overview &&
+          sameRect(m.cellRect, held.cellRect) && sameRect(m.tileRect, held.tileRect);
+        held.viewLevel = m.viewLevel; held.tileRect = m.tileRect; held.cellRect = m.cellRect;
+        held.overview = held.mapOverview = m.overviewLevel;
+        if (!same) {   // a later page of the same answer has nothing to drop
+          const r = m.cellRect;
+          for (const t of tokens.values())
+            if (!V2.rectHas(r, Math.floor(t.x / V2.CELL), Math.floor(t.y / V2.CELL))) removeToken(t);
+          for (const [key, t] of tiles) if (!tileHeld(t.level, t.tx, t.ty)) tiles.delete(key);
+          tilesChanged();
+        }
+        liveTokens = m.liveTokens;
+        applyTiles(m, true);
+        upsertAll(m.tokens, false);
+        dirty = true;
+        break;
+      }
+      default:
+        break;
+    }
+    hudDirty = true;
+  }
+
+  // The viewport goes to the server when it changed, at most every 250 ms
+  // (the last one always goes), and at once where the protocol needs it.
+  let lastViewport = -1e9, vpTimer = null, vpSent = '', vpForce = false, viewportsSent = 0;
+  function sendViewport(force) {
+    if (force) vpForce = true;
+    if (!ws || ws.readyState !== 1 || !canvas.clientWidth) return;
     const w = canvas.clientWidth / cam.zoom, h = canvas.clientHeight / cam.zoom;
-    send({ type: 'viewport', x: cam.x - w / 2, y: cam.y - h / 2, w, h, zoom: cam.zoom });
+    const s = JSON.stringify({ type: 'viewport', x: cam.x - w / 2, y: cam.y - h / 2, w, h, zoom: cam.zoom });
+    if (s === vpSent && !vpForce) return;
+    const wait = lastViewport + 250 - performance.now();
+    if (wait > 0) {
+      if (!vpTimer) vpTimer = setTimeout(() => { vpTimer = null; sendViewport(); }, wait);
+      return;
+    }
+    lastViewport = performance.now();
+    vpSent = s;
+    vpForce = false;
+    ws.send(s);
+    viewportsSent++;
   }
 
   // ---- timeline: time travel through the journal (docs/protocol.md,
@@ -518,10 +764,43 @@
     tip.style.left = Math.max(0, Math.min(window.innerWidth - w, clientX - w / 2)) + 'px';
   }
 
-  // ---- drawing
-  const canvas = document.getElementById('map');
-  const ctx = canvas.getContext('2d', { alpha: false });
+  // ---- drawing: the WebGL2 renderer (glrender.js) when the browser has
+  // WebGL2, else (or with ?renderer=canvas) Canvas 2D, below. Both draw the
+  // same state, described per frame in draw().
+  let canvas = document.getElementById('map');
+  let ctx = null, glr = null;
   let dpr = 1, dirty = true, hudDirty = true;
+  const GRID = [28, 28, 36], GRID32 = (255 << 24) | (GRID[2] << 16) | (GRID[1] << 8) | GRID[0];
+  const GL_CONSTANTS = { CELL, TOKEN_H, CHAR_W, DOT_H, PALETTE_N, ALPHA_MIN, ALPHA_RANGE, UNKNOWN, BG, GRID, BUCKETS };
+
+  function makeRenderer() {
+    if (params.get('renderer') !== 'canvas' && window.gosGLRenderer) {
+      let gl = null;
+      try {
+        gl = canvas.getContext('webgl2', { alpha: false, antialias: false, depth: false, stencil: false,
+          premultipliedAlpha: true, preserveDrawingBuffer: false });
+        if (gl) glr = window.gosGLRenderer.create(canvas, gl, GL_CONSTANTS);
+      } catch (e) {
+        console.warn('gos: the WebGL2 renderer failed, drawing with Canvas 2D: ' + e.message);
+        glr = null;
+      }
+      if (gl && !glr) {   // a canvas with a WebGL context gives no 2D one: a fresh element
+        const c = canvas.cloneNode(false);
+        canvas.replaceWith(c);
+        canvas = c;
+      }
+    }
+    if (!glr) ctx = canvas.getContext('2d', { alpha: false });
+    if (glr) {
+      canvas.addEventListener('webglcontextlost', e => { e.preventDefault(); glLost = true; });
+      canvas.addEventListener('webglcontextrestored', () => {
+        try { glr = window.gosGLRenderer.create(canvas, canvas.getContext('webgl2'), GL_CONSTANTS); } catch (e) { /* stays lost */ }
+        glLost = false; cellsReset = true; tilesVersion++; dirty = true;
+      });
+    }
+  }
+  let glLost = false;
+  makeRenderer();
 
   function resize() {
     dpr = window.devicePixelRatio || 1;
@@ -530,6 +809,7 @@
     dirty = true;
   }
 
+  const tileStyles = new Map();
   function setPalette(name) {
     if (!PALETTES[name]) return;
     paletteName = name;
@@ -543,6 +823,7 @@
       const ch = [0, 1, 2].map(i => Math.round(c[i] * 255 * c[3] + BG[i] * (1 - c[3])));
       bucketPix[b] = ((255 << 24) | (ch[2] << 16) | (ch[1] << 8) | ch[0]) >>> 0;
     }
+    tileStyles.clear();
     document.getElementById('palette').value = name;
     dirty = true;
   }
@@ -556,30 +837,54 @@
       (sy - canvas.clientHeight / 2) / cam.zoom + cam.y];
   }
 
-  // Visible tokens, bucketed by color, reusing arrays between frames.
-  const buckets = [];
-  for (let b = 0; b <= BUCKETS; b++) buckets.push([]);
-
-  function visibleCells(fn) {
+  // The keys of the cells that may hold visible tokens (a token's cell is
+  // its box's top-left: boxes up to 4096 units wide reach in from the
+  // left); fn returning false stops.
+  function visibleKeys(fn) {
     const [x0, y0] = screenToWorld(0, 0);
     const [x1, y1] = screenToWorld(canvas.clientWidth, canvas.clientHeight);
     const cx0 = Math.floor((x0 - 4096) / CELL), cy0 = Math.floor((y0 - TOKEN_H) / CELL);
     const cx1 = Math.floor(x1 / CELL), cy1 = Math.floor(y1 / CELL);
     const span = (cx1 - cx0 + 1) * (cy1 - cy0 + 1);
     if (span > cells.size) {
-      for (const s of cells.values()) fn(s, x0, y0, x1, y1);
+      for (const k of cells.keys()) if (fn(k) === false) return;
     } else {
       for (let cx = cx0; cx <= cx1; cx++)
         for (let cy = cy0; cy <= cy1; cy++) {
-          const s = cells.get(cellKey(cx, cy));
-          if (s) fn(s, x0, y0, x1, y1);
+          const k = cellKey(cx, cy);
+          if (cells.has(k) && fn(k) === false) return;
         }
     }
   }
 
+  // gos.v2 tiles as layers to draw, coarse first: the overview level (the
+  // whole map) with a hole where the view level's tiles are held, the view
+  // level with a hole where tokens are (the cell rect).
+  function tileLayers() {
+    if (tileLayersCache) return tileLayersCache;
+    const layers = [];
+    if (tiles.size) {
+      const ov = held.overview, vl = held.viewLevel;
+      const world = (r, s) => r && { x0: r.x0 * s, y0: r.y0 * s, x1: (r.x1 + 1) * s, y1: (r.y1 + 1) * s };
+      const cellHole = world(held.cellRect, V2.CELL);
+      const ovTiles = [], vTiles = [];
+      for (const t of tiles.values()) {
+        if (t.level === ov) ovTiles.push(t);
+        else if (t.level === vl && V2.rectHas(held.tileRect, t.tx, t.ty)) vTiles.push(t);
+      }
+      if (vl >= 0 && vl !== ov && held.tileRect) {
+        layers.push({ level: ov, size: V2.tileSize(ov), tiles: ovTiles, hole: world(held.tileRect, V2.tileSize(vl)) });
+        layers.push({ level: vl, size: V2.tileSize(vl), tiles: vTiles, hole: cellHole });
+      } else if (ov >= 0) layers.push({ level: ov, size: V2.tileSize(ov), tiles: ovTiles, hole: cellHole });
+    }
+    tileLayersCache = { version: tilesVersion, layers };
+    return tileLayersCache;
+  }
+
+  function hoverToken() { return hover && tokens.get(hover.key) === hover ? hover : null; }
+
   // Grid lines every power of ten world units that is at least 60 px apart:
   // calls line(vertical, css px) for each.
-  const GRID = [28, 28, 36], GRID32 = (255 << 24) | (GRID[2] << 16) | (GRID[1] << 8) | GRID[0];
   function gridLines(w, h, line) {
     let step = Math.pow(10, Math.ceil(Math.log10(60 / cam.zoom)));
     if (step * cam.zoom > 300) step /= 2;
@@ -589,6 +894,32 @@
     for (let y = Math.floor(y0 / step) * step; y <= y1; y += step)
       line(false, Math.round((y - cam.y) * cam.zoom + h / 2));
   }
+
+  let collectMs = 0, drawn = 0, framesDrawn = 0, drawMs = 0;
+
+  function draw() {
+    framesDrawn++;
+    const w = canvas.clientWidth, h = canvas.clientHeight, z = cam.zoom;
+    if (glr) {
+      if (!glLost) {
+        const r = glr.draw({ W: canvas.width, H: canvas.height, dpr, zoom: z, camX: cam.x, camY: cam.y,
+          cells, cellXY, changed: cellsReset ? null : changedCells, reset: cellsReset,
+          lut: PALETTES[paletteName], tiles: tileLayers(), hover: hoverToken(),
+          grid: line => gridLines(w, h, line), visible: visibleKeys,
+          dots: TOKEN_H * z < DOT_H, gap: z * CHAR_W >= 3 ? 1 : 0, text: z * CHAR_W >= 5.5 });
+        drawn = r.drawn;
+        collectMs = 0;
+      }
+    } else drawCanvas(w, h);
+    if (changedCells.size) changedCells = new Set();
+    cellsReset = false;
+  }
+
+  // ---- the Canvas 2D renderer
+  // Visible tokens, bucketed by color, reusing arrays between frames.
+  const buckets = [];
+  for (let b = 0; b <= BUCKETS; b++) buckets.push([]);
+
   function drawGrid(w, h) {
     ctx.strokeStyle = `rgb(${GRID})`;
     ctx.lineWidth = 1;
@@ -599,7 +930,7 @@
     ctx.stroke();
   }
 
-  let collectMs = 0, drawn = 0, framesDrawn = 0, drawMs = 0, img = null, pix = null;
+  let img = null, pix = null;
 
   // Far out, tokens are a few pixels: writing them straight into an
   // ImageData is an order of magnitude faster than 100k path rects.
@@ -636,14 +967,51 @@
     ctx.putImageData(img, 0, 0);
   }
 
-  function draw() {
-    framesDrawn++;
-    const w = canvas.clientWidth, h = canvas.clientHeight;
+  // gos.v2 tiles: a rect each, alpha quantized to 1/32 (cached styles),
+  // each layer clipped around its hole.
+  function tileStyle(t) {
+    const b = bucketOf(t.c), q = Math.max(1, Math.round(t.a * 32)), k = b * 64 + q;
+    let s = tileStyles.get(k);
+    if (!s) {
+      const c = b < BUCKETS ? color(PALETTES[paletteName], (b + 0.5) / BUCKETS) : UNKNOWN;
+      tileStyles.set(k, s = css([c[0], c[1], c[2], c[3] * q / 32]));
+    }
+    return s;
+  }
+  function drawTiles(w, h) {
+    const z = cam.zoom, hw = w / 2, hh = h / 2;
+    const [wx0, wy0] = screenToWorld(0, 0), [wx1, wy1] = screenToWorld(w, h);
+    for (const L of tileLayers().layers) {
+      if (!L.tiles.length) continue;
+      ctx.save();
+      if (L.hole) {
+        const [a, b] = worldToScreen(L.hole.x0, L.hole.y0), [c, d] = worldToScreen(L.hole.x1, L.hole.y1);
+        ctx.beginPath();
+        ctx.rect(0, 0, w, h);
+        ctx.rect(a, b, c - a, d - b);
+        ctx.clip('evenodd');
+      }
+      const s = L.size;
+      for (const t of L.tiles) {
+        const x = t.tx * s, y = t.ty * s;
+        if (x > wx1 || y > wy1 || x + s < wx0 || y + s < wy0) continue;
+        const x0 = Math.round((x - cam.x) * z + hw), y0 = Math.round((y - cam.y) * z + hh);
+        const x1 = Math.round((x + s - cam.x) * z + hw), y1 = Math.round((y + s - cam.y) * z + hh);
+        ctx.fillStyle = tileStyle(t);
+        ctx.fillRect(x0, y0, Math.max(1, x1 - x0), Math.max(1, y1 - y0));
+      }
+      ctx.restore();
+    }
+  }
+
+  function drawCanvas(w, h) {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
 
     const tc = performance.now();
     for (const b of buckets) b.length = 0;
-    visibleCells((s, x0, y0, x1, y1) => {
+    const [x0, y0] = screenToWorld(0, 0), [x1, y1] = screenToWorld(w, h);
+    visibleKeys(k => {
+      const s = cells.get(k);
       for (let i = 0, n = s.length; i < n; i++) {
         const t = s[i];
         if (t.l > x1 || t.t > y1 || t.t + TOKEN_H < y0 || t.l + t.W < x0) continue;
@@ -658,11 +1026,13 @@
     drawn = 0;
     if (TOKEN_H * z < DOT_H) {
       drawDots(w, h);
+      drawTiles(w, h);   // tiles and tokens never overlap (holes)
       return;
     }
     ctx.fillStyle = '#101014';
     ctx.fillRect(0, 0, w, h);
     drawGrid(w, h);
+    drawTiles(w, h);
     for (let b = 0; b <= BUCKETS; b++) {
       const list = buckets[b];
       if (!list.length) continue;
@@ -693,14 +1063,12 @@
       }
     }
 
-    if (hover) {
-      const t = tokens.get(hover.id) === hover ? hover : null;
-      if (t) {
-        const [sx, sy] = worldToScreen(t.l, t.t);
-        ctx.strokeStyle = '#ffffff';
-        ctx.lineWidth = 1.5;
-        ctx.strokeRect(sx - 1, sy - 1, t.W * z + 2, th + 2);
-      }
+    const t = hoverToken();
+    if (t) {
+      const [sx, sy] = worldToScreen(t.l, t.t);
+      ctx.strokeStyle = '#ffffff';
+      ctx.lineWidth = 1.5;
+      ctx.strokeRect(sx - 1, sy - 1, t.W * z + 2, th + 2);
     }
   }
 
@@ -729,7 +1097,7 @@
     el('conn').textContent = text;
     document.body.dataset.conn = connState;
     document.body.dataset.mode = mode;
-    el('tokens').textContent = tokens.size.toLocaleString('en');
+    el('tokens').textContent = (liveTokens !== null ? liveTokens : tokens.size).toLocaleString('en');
     el('seq').textContent = String(seq);
     const age = newest && newest.ts ? Date.now() - newest.ts * 1000 : null;
     el('latency').textContent = (rtt === null ? 'rtt –' : `rtt ${rtt.toFixed(0)} ms`) +
@@ -761,6 +1129,8 @@
   }
 
   let hover = null, mouse = null;
+  // gos.v2 tokens name their stream by index; the name may come later.
+  function tokenStream(t) { return t.si !== undefined && streamNames.has(t.si) ? streamNames.get(t.si) : t.stream; }
   function tokenAtScreen(sx, sy) {
     const [wx, wy] = screenToWorld(sx, sy);
     let best = null;
@@ -787,7 +1157,7 @@
     head.textContent = JSON.stringify(t.text);
     tip.appendChild(head);
     const lines = [`confidence ${t.c === null ? 'unknown' : t.c.toFixed(3)}`,
-      `stream ${t.stream === '' ? '(default)' : t.stream}`];
+      `stream ${tokenStream(t) === '' ? '(default)' : tokenStream(t)}`];
     if (t.lp !== null) lines.push(`logprob ${t.lp.toFixed(3)}`);
     lines.push(`id ${t.id}`);
     tip.appendChild(document.createTextNode(lines.join('\n')));
@@ -935,9 +1305,26 @@
 
   // ---- frame loop: redraw only when something changed
   let tipDirty = false, lastHud = 0, lastTl = 0, frames = 0, fps = 0, fpsAt = performance.now();
+  // stats(): the draw function's time over the last 60 frames drawn; the
+  // first picture: the end of the first frame drawn after a snapshot, in ms
+  // since the page started (performance.timeOrigin).
+  const frameTimes = new Float64Array(60);
+  let frameTimesN = 0, firstPictureMs = null, bytesAtFirstPicture = null;
+  function stats() {
+    const n = Math.min(frameTimesN, frameTimes.length);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += frameTimes[i];
+    return { tokens: tokens.size, bytesReceived, firstPictureMs, frameMs: n ? sum / n : null,
+      renderer: glr ? 'webgl2' : 'canvas', protocol,
+      // more, for gos-bench and tests
+      bytesAtFirstPicture, messages: messagesReceived, liveTokens: liveTokens !== null ? liveTokens : tokens.size,
+      tiles: tiles.size, frames: framesDrawn, drawn, viewportsSent, v2Errors, binaryByKind: binaryByKind.slice(1),
+      held: { overview: held.overview, viewLevel: held.viewLevel, cellRect: held.cellRect, tileRect: held.tileRect },
+      gl: glr ? glr.arena() : null };
+  }
   function frame(now) {
     if (fitPending && canvas.clientWidth) { fitPending = false; if (!follow || !newest) fit(); }
-    if (follow && newest && tokens.get(newest.id) === newest) {
+    if (follow && newest && tokens.get(newest.key) === newest) {
       const tx = newest.x, ty = newest.y;
       const dx = tx - cam.x, dy = ty - cam.y;
       if (Math.abs(dx) * cam.zoom > 0.5 || Math.abs(dy) * cam.zoom > 0.5) {
@@ -949,7 +1336,10 @@
     if (dirty) {
       const t0 = performance.now();
       draw();
-      drawMs = performance.now() - t0;
+      const t1 = performance.now();
+      drawMs = t1 - t0;
+      frameTimes[frameTimesN++ % frameTimes.length] = drawMs;
+      if (snapshotSeen && firstPictureMs === null) { firstPictureMs = t1; bytesAtFirstPicture = bytesReceived; }
       dirty = false;
       frames++;
       sendViewport();
@@ -961,16 +1351,21 @@
     requestAnimationFrame(frame);
   }
 
-  // For tests and the curious: a read-only window on the viewer's state.
-  window.gos = Object.freeze({
+  // For tests, gos-bench and the curious: a read-only window on the
+  // viewer's state (window.gosViewer, also window.gos).
+  window.gos = window.gosViewer = Object.freeze({
+    stats,
+    redraw: () => { dirty = true; },
     state: () => ({ conn: connState, tokens: tokens.size, seq, gaps, streams: streams.size,
       drawn, frames: framesDrawn, drawMs, collectMs, snapshotMs, fps, zoom: cam.zoom, follow, palette: paletteName,
       mode, time: tl ? targetTime() : null, speed, seeksSent, seekInFlight: !!seekBusy, message,
       snapshotsByMode: Object.assign({}, snapshotsByMode), deltasByMode: Object.assign({}, deltasByMode),
       timeline: tl ? { first_seq: tl.first_seq, last_seq: tl.last_seq, first_time: tl.first_time,
         last_time: tl.last_time, points: tl.ts.length } : null }),
-    token: id => { const t = tokens.get(id); return t ? Object.assign({}, t) : null; },
+    token: id => { const t = tokenById(id); return t ? Object.assign({}, t) : null; },
+    tokenIds: () => Array.from(tokens.values(), t => t.id),
     worldToScreen: (x, y) => worldToScreen(x, y),
+    camera: () => ({ x: cam.x, y: cam.y, zoom: cam.zoom }),
     color: (c, name) => color(PALETTES[name || paletteName], c),
     view: (x, y, zoom) => {
       setFollow(false); fitPending = autoFit = false;
