@@ -270,6 +270,10 @@ async def main():
         await p.settle()
         n = compare(p, "after a feed of 3000 tokens")
         check(n > 50, f"the detail region holds tokens ({n})")
+        last = p.v1.tokens.get("t2999")
+        check(last is not None and p.v2.newest is not None and
+              abs(p.v2.newest[0] - last["x"]) < 1e-3 and abs(p.v2.newest[1] - last["y"]) < 1e-3,
+              f"the last tick names the newest token's place {p.v2.newest}")
         # pans fetch what is missing
         for k, (x, y) in enumerate([(6000, -2000), (-20000, 5000), (-4000, -2000)]):
             ok = await p.viewport(x, y, 8000, 4000, 0.25)

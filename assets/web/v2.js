@@ -55,7 +55,7 @@
       kind: dv.getUint8(0), version: dv.getUint8(1), flags: dv.getUint16(2, true),
       seq: u64(8), since: u64(16), liveTokens: u32(44),
       bounds: null, overviewLevel: i32(64), viewLevel: i32(68),
-      cellRect: null, tileRect: null, level: u32(104),
+      cellRect: null, tileRect: null, level: u32(104), newest: null,
       tokens: [], removed: null, streams: [], tiles: null, bytes: len,
     };
     if (m.version !== 2) fail(`version ${m.version}, not 2`);
@@ -70,6 +70,11 @@
     };
     m.cellRect = rect(72);
     m.tileRect = rect(88);
+    if (m.kind === 2) {   // a tick: where its newest token is (NaN: none)
+      m.level = 0;
+      const nx = dv.getFloat32(104, true), ny = dv.getFloat32(108, true);
+      if (!Number.isNaN(nx) && !Number.isNaN(ny)) m.newest = { x: nx, y: ny };
+    }
 
     // Columns: each a view (or, on a big-endian machine, a copy).
     let off = HEADER;

@@ -104,6 +104,7 @@
   const streams = new Map();     // name -> neural_state
   const streamNames = new Map(); // gos.v2 stream index -> name
   let seq = 0, newest = null, gaps = 0;
+  let newestAt = null;           // gos.v2: the newest token's place, from the ticks
   let bounds = null;             // {x0,y0,x1,y1} of everything seen
   let liveTokens = null;         // gos.v2: tokens on the map (we hold only some)
   // Changes for the renderers: the cells whose tokens changed since the
@@ -157,7 +158,7 @@
   // Everything goes (a snapshot is coming in).
   function clearAll() {
     tokens.clear(); byId.clear(); cells.clear(); tiles.clear();
-    bounds = null; newest = null; liveTokens = null;
+    bounds = null; newest = null; newestAt = null; liveTokens = null;
     held.overview = held.mapOverview = held.viewLevel = -1; held.tileRect = held.cellRect = null;
     changedCells.clear(); cellsReset = true;
     tilesChanged();
@@ -463,6 +464,7 @@
         if (m.removed.length) dirty = true;
         setStreamsV2(m.streams, false);
         applyHeader(m);
+        if (m.newest) newestAt = m.newest;
         if (m.overviewLevel !== held.mapOverview) {
           held.mapOverview = m.overviewLevel;
           sendViewport(true);
@@ -1324,8 +1326,12 @@
   }
   function frame(now) {
     if (fitPending && canvas.clientWidth) { fitPending = false; if (!follow || !newest) fit(); }
-    if (follow && newest && tokens.get(newest.key) === newest) {
-      const tx = newest.x, ty = newest.y;
+    // Follow the newest token; in gos.v2 it may lie outside the detail we
+    // hold (far out, or a new stream elsewhere): the tick says where it is.
+    const held_ = newest && tokens.get(newest.key) === newest;
+    const at = protocol === 'gos.v2' && newestAt ? newestAt : held_ ? newest : null;
+    if (follow && at) {
+      const tx = at.x, ty = at.y;
       const dx = tx - cam.x, dy = ty - cam.y;
       if (Math.abs(dx) * cam.zoom > 0.5 || Math.abs(dy) * cam.zoom > 0.5) {
         const k = Math.abs(dx) * cam.zoom > canvas.clientWidth * 2 ? 1 : 0.15;  // jump when far

@@ -244,6 +244,14 @@ void bv2_delta(struct bv2 *s, const struct gos_map_view *d, uint64_t since, bool
 	struct gos_v2_head h = head(s, GOS_V2_TICK, d->seq);
 	h.since = since;
 	h.live_tokens = (uint32_t)d->live_tokens;
+	/* where the newest token is, for viewers that follow it (a viewer far
+	 * out holds no detail: it learns the place from here) */
+	h.newest[0] = h.newest[1] = NAN;
+	if (n_up) {
+		const struct gos_token *t = &d->tokens[s->cref[n_up - 1].i];
+		h.newest[0] = t->x;
+		h.newest[1] = t->y;
+	}
 	gos_v2_begin(&s->w, &h);
 	for (size_t i = 0; i < d->n_streams; i++)
 		put_stream(&s->w, &d->streams[i]);
@@ -261,6 +269,7 @@ void bv2_delta(struct bv2 *s, const struct gos_map_view *d, uint64_t since, bool
 		th.kind = GOS_V2_TILES;
 		th.since = 0;
 		th.level = (uint32_t)k;
+		th.newest[0] = th.newest[1] = 0.0f;
 		gos_v2_begin(&s->w, &th);
 		struct tile_to to = {&s->w, (uint32_t)k, NULL};
 		if (gos_tiles_changed(s->tiles, k, tile_to, &to))

@@ -44,6 +44,7 @@ struct gos_tiles {
 	struct table lv[GOS_V2_LEVELS];
 	struct cell *cells;
 	size_t cell_cap, cell_used;
+	struct cell *last_cell;    /* cell_get's last answer (laid-out tokens repeat it) */
 	struct slot_rec *slot;
 	size_t n_slot;
 	uint64_t tokens;
@@ -157,12 +158,19 @@ static void dirty_add(struct gos_tiles *t, int level, uint64_t key)
 	t->dirty_sorted = false;
 }
 
+static int32_t clamp32(int64_t v)
+{
+	return v < -2147483647 ? -2147483647 : v > 2147483647 ? 2147483647 : (int32_t)v;
+}
+
 /* Adds (sign 1) or takes away (-1) one token at (x, y) in every level. */
 static void tiles_add(struct gos_tiles *t, float x, float y, float conf, int sign)
 {
+	/* every level is a shift of level 0 (as gos_v2_tile_of computes it) */
+	int64_t x0 = gos_v2_tile0(x), y0 = gos_v2_tile0(y);
 	for (int k = 0; k < GOS_V2_LEVELS; k++) {
 		struct table *tb = &t->lv[k];
-		uint64_t key = key_of(gos_v2_tile_of(x, k), gos_v2_tile_of(y, k));
+		uint64_t key = key_of(clamp32(x0 >> k), clamp32(y0 >> k));
 		size_t i = table_find(tb, key);
 		if (i == tb->cap) {
 			if (sign < 0)
@@ -218,9 +226,11 @@ static struct cell *cell_find(const struct gos_tiles *t, uint64_t key)
 
 static struct cell *cell_get(struct gos_tiles *t, uint64_t key)
 {
+	if (t->last_cell && t->last_cell->used && t->last_cell->key == key)
+		return t->last_cell;
 	struct cell *c = cell_find(t, key);
 	if (c)
-		return c;
+		return t->last_cell = c;
 	if ((t->cell_used + 1) * 2 > t->cell_cap) {
 		size_t cap = t->cell_cap ? t->cell_cap * 2 : 64;
 		struct cell *n = calloc(cap, sizeof(*n));
@@ -237,13 +247,14 @@ static struct cell *cell_get(struct gos_tiles *t, uint64_t key)
 		free(t->cells);
 		t->cells = n;
 		t->cell_cap = cap;
+		t->last_cell = NULL;
 	}
 	size_t h = hash(key, t->cell_cap);
 	while (t->cells[h].used)
 		h = (h + 1) & (t->cell_cap - 1);
 	t->cells[h] = (struct cell){.key = key, .used = true};
 	t->cell_used++;
-	return &t->cells[h];
+	return t->last_cell = &t->cells[h];
 }
 
 static uint64_t cell_key(float x, float y)

@@ -179,7 +179,12 @@ void gos_v2_finish(struct gos_v2_writer *w, struct gos_buf *out)
 		out_i32(h + 80 + 16 * k, r[k]->x1);
 		out_i32(h + 84 + 16 * k, r[k]->y1);
 	}
-	out_u32(h + 104, w->h.level);
+	if (w->h.kind == GOS_V2_TICK) {
+		out_f32(h + 104, w->h.newest[0]);
+		out_f32(h + 108, w->h.newest[1]);
+	} else {
+		out_u32(h + 104, w->h.level);
+	}
 	out->len += GOS_V2_HEADER;
 	for (int c = 0; c < C_COUNT_; c++)
 		append_padded(out, w->col[c].data, w->col[c].len);
@@ -200,22 +205,18 @@ double gos_v2_tile_size(int level)
 	return ldexp(GOS_V2_TILE0, level);
 }
 
-/* 1 / tile size: powers of two, so v * inv is exactly v / size. */
-static const double inv_size[GOS_V2_LEVELS] = {
-	1.0 / 128, 1.0 / 256, 1.0 / 512, 1.0 / 1024, 1.0 / 2048, 1.0 / 4096, 1.0 / 8192,
-	1.0 / 16384, 1.0 / 32768, 1.0 / 65536, 1.0 / 131072, 1.0 / 262144, 1.0 / 524288,
-	1.0 / 1048576, 1.0 / 2097152, 1.0 / 4194304, 1.0 / 8388608, 1.0 / 16777216,
-	1.0 / 33554432, 1.0 / 67108864, 1.0 / 134217728,
-};
+int64_t gos_v2_tile0(double v)
+{
+	double t = floor(v * (1.0 / GOS_V2_TILE0));  /* a power of two: exact */
+	if (!(t > -1e15))
+		return (int64_t)-1e15;
+	return t > 1e15 ? (int64_t)1e15 : (int64_t)t;
+}
 
 int32_t gos_v2_tile_of(double v, int level)
 {
-	double t = floor(v * inv_size[level]);
-	if (t < -2147483647.0)
-		return -2147483647;
-	if (t > 2147483647.0)
-		return 2147483647;
-	return (int32_t)t;
+	int64_t t = gos_v2_tile0(v) >> level;  /* arithmetic: a floor division */
+	return t < -2147483647 ? -2147483647 : t > 2147483647 ? 2147483647 : (int32_t)t;
 }
 
 int gos_v2_view_level(double zoom)

@@ -64,6 +64,7 @@ struct gos_v2_head {
 	struct gos_v2_rect cells;      /* detail cell rect; kind 4: the one cell */
 	struct gos_v2_rect tiles;      /* view tile rect at view_level */
 	uint32_t level;                /* kind 3: the tiles' level */
+	float newest[2];               /* kind 2: the tick's newest token (NAN: none) */
 };
 
 /* One token record. Strings need not outlive the call. */
@@ -104,8 +105,11 @@ void gos_v2_writer_finish(struct gos_v2_writer *w);  /* frees the staging buffer
 /* ---- geometry (docs/protocol-v2.md, "Geometry") ---- */
 
 double gos_v2_tile_size(int level);
-/* The tile of a world coordinate at a level. */
+/* The tile of a world coordinate at a level: floor(v / (128 * 2^level)),
+ * computed as the level-0 tile (gos_v2_tile0, clamped to +-1e15) shifted
+ * right by the level, then clamped to int32. */
 int32_t gos_v2_tile_of(double v, int level);
+int64_t gos_v2_tile0(double v);
 /* The smallest level whose tiles are at least GOS_V2_TILE_PX at zoom. */
 int gos_v2_view_level(double zoom);
 /* The smallest level at which bounds span at most GOS_V2_OVERVIEW tiles each

@@ -48,6 +48,15 @@ const ab = buf => buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
     `its rects and bounds: ${JSON.stringify([m.cellRect, m.tileRect, m.bounds])}`);
 }
 
+// ---- a tick names its newest token's place (NaN: none), not a level.
+{
+  const m = v2.decode(encode({ kind: 2, seq: 5, since: 4, newest: { x: -12.5, y: 300.25 } }));
+  check(m.newest && m.newest.x === -12.5 && m.newest.y === 300.25 && m.level === 0,
+        'a tick carries the newest token place at 104/108');
+  const n = v2.decode(encode({ kind: 2, seq: 6, since: 5 }));
+  check(n.newest === null, 'a tick without tokens has no newest place');
+}
+
 // ---- a snapshot: streams, tiles, bounds, levels; no tokens.
 {
   const streams = [

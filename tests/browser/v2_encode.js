@@ -104,7 +104,12 @@ function encode(msg) {
     h.writeInt32LE(r.x1, 80 + 16 * k);
     h.writeInt32LE(r.y1, 84 + 16 * k);
   });
-  h.writeUInt32LE(msg.level || 0, 104);
+  if (msg.kind === 2) {   // a tick: its newest token's place, NaN when none
+    h.writeFloatLE(msg.newest ? msg.newest.x : NaN, 104);
+    h.writeFloatLE(msg.newest ? msg.newest.y : NaN, 108);
+  } else {
+    h.writeUInt32LE(msg.level || 0, 104);
+  }
   return Buffer.concat([h, ...cols]);
 }
 

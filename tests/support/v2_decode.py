@@ -35,6 +35,7 @@ def decode(buf):
     cells = struct.unpack_from("<4i", buf, 72)
     tiles = struct.unpack_from("<4i", buf, 88)
     level, _zero = struct.unpack_from("<II", buf, 104)
+    newest = struct.unpack_from("<2f", buf, 104) if kind == 2 else None
     if version != 2 or kind not in KINDS:
         raise ValueError(f"kind {kind} version {version}")
     off = HEADER
@@ -92,7 +93,7 @@ def decode(buf):
                  for i in range(n_tl)]
     return {"kind": KINDS[kind], "seq": seq, "since": since, "live": live, "bounds": bounds,
             "ov": ov, "vl": vl, "cells": rect_or_none(cells), "tiles": rect_or_none(tiles),
-            "level": level, "tokens": tokens, "removed": removed, "streams": streams,
+            "level": level if kind != 2 else 0, "newest": newest, "tokens": tokens, "removed": removed, "streams": streams,
             "tile_list": tile_list}
 
 
@@ -113,6 +114,7 @@ class V2Mirror:
         self.trect = None
         self.errors = []
         self.kinds = []
+        self.newest = None       # the last tick's newest token place
 
     def holds_tile(self, level, tx, ty):
         return level == self.ov or (level == self.vl and in_rect(self.trect, tx, ty))
@@ -153,6 +155,8 @@ class V2Mirror:
             self.seq = m["seq"]
             self.live = m["live"]
             self.last_tick_ov = m["ov"]
+            if m["newest"] and not math.isnan(m["newest"][0]):
+                self.newest = m["newest"]
         elif k == "tiles":
             if any(t[0] != m["level"] for t in m["tile_list"]):
                 self.errors.append("a tiles message with tiles of another level")
