@@ -7,7 +7,7 @@ tokens, 0.7 MB, sent in fragments) and the deltas after it must arrive
 equal to what a client without compression gets, in far fewer bytes; the
 offers lws cannot honour are declined (plain frames, no failed
 handshake); compressed messages from the viewer are read whole and not
-charged as control frames; and the compression memory per viewer stays
+charged as control frames, while a ping flood still is; and the compression memory per viewer stays
 near its documented bound.
 
 usage: ws_deflate.py GOS_COMPOSITOR   (run by ctest)"""
@@ -128,6 +128,10 @@ async def connect(c, **kw):
                                     max_size=None, open_timeout=10, **kw)
 
 
+async def recv_json(ws, timeout=10):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
 async def read_until(ws, mirror, seq, timeout=30):
     deadline = time.monotonic() + timeout
     while mirror.seq is None or mirror.seq < seq:
@@ -188,8 +192,8 @@ async def snapshot_tests(c):
           "python websockets without compression: none")
     ma, mb = Mirror(), Mirror()
     for ws, m in ((a, ma), (b, mb)):
-        check(json.loads(await ws.recv())["type"] == "hello", "hello first")
-        raw = await ws.recv()
+        check((await recv_json(ws))["type"] == "hello", "hello first")
+        raw = await asyncio.wait_for(ws.recv(), 10)
         m.apply(json.loads(raw))
         check(raw == snap_p, "python websockets gets the same snapshot bytes")
     check(metric(c.metrics(), "gos_ws_viewers_deflate") == 2 and metric(c.metrics(), "gos_ws_viewers") == 4,
@@ -295,18 +299,42 @@ async def offer_tests(c):
     # python websockets asking for what the server declines still connects
     for kw in ({"server_max_window_bits": 10}, {"server_no_context_takeover": True}):
         ws = await connect(c, compression=None, extensions=[ClientPerMessageDeflateFactory(**kw)])
-        ok = json.loads(await ws.recv())["type"] == "hello" and json.loads(await ws.recv())["type"] == "snapshot"
+        ok = (await recv_json(ws))["type"] == "hello" and (await recv_json(ws))["type"] == "snapshot"
         check(ok and not ws.extensions, f"python websockets with {kw}: connected without compression")
         await ws.close()
     ws = await connect(c, compression=None, extensions=[ClientPerMessageDeflateFactory(client_no_context_takeover=True)])
-    msgs = [json.loads(await ws.recv()) for _ in range(2)]
-    await ws.send(json.dumps({"type": "ping", "t": 1}))
-    await ws.send(json.dumps({"type": "ping", "t": 2}))
-    pongs = [json.loads(await ws.recv()) for _ in range(2)]
+    msgs = [await recv_json(ws) for _ in range(2)]
+    pongs = []
+    for t in (1, 2):   # one at a time: a viewer has one pong pending at most
+        await ws.send(json.dumps({"type": "ping", "t": t}))
+        pongs.append(await recv_json(ws))
     check(ws.extensions and [m["type"] for m in msgs] == ["hello", "snapshot"] and
           [m.get("t") for m in pongs] == [1, 2],
           f"client_no_context_takeover: messages both ways ({[m['type'] for m in msgs + pongs]})")
     await ws.close()
+
+
+def flood_tests(c):
+    """A ping flood on a compressing connection is closed as on a plain one
+    (control frames counted from the bytes; compressed messages do not hide
+    them)."""
+    r = RawViewer(c.port, OFFER)
+    r.recv()
+    ping = b"\x89\x80\x00\x00\x00\x00"   # masked, empty
+    r.s.settimeout(0.5)
+    t0, closed_at = time.monotonic(), None
+    while time.monotonic() - t0 < 3.0:
+        try:
+            r.s.sendall(ping * 20000)
+        except socket.timeout:
+            pass
+        except OSError:
+            closed_at = time.monotonic() - t0
+            break
+    print(f"  ping flood on a compressing viewer: closed after {closed_at} s", flush=True)
+    check(closed_at is not None and closed_at < 1.0, f"a ping flood is closed within 1 s ({closed_at})")
+    check(metric(c.metrics(), "gos_ws_closed_rate_total") >= 1, "... counted as a rate-limit close")
+    r.close()
 
 
 async def memory_tests():
@@ -322,11 +350,11 @@ async def memory_tests():
         async def batch(**kw):
             vs = [await connect(c, **kw) for _ in range(n)]
             for ws in vs:
-                await ws.recv()
-                await ws.recv()
+                await recv_json(ws)
+                await recv_json(ws)
                 await ws.send(json.dumps({"type": "ping", "t": 3, "pad": "abcdefgh" * 200}))
             for ws in vs:
-                while json.loads(await ws.recv())["type"] != "pong":
+                while (await recv_json(ws))["type"] != "pong":
                     pass
             time.sleep(0.3)
             return vs
@@ -353,6 +381,7 @@ async def main():
     try:
         await snapshot_tests(c)
         await offer_tests(c)
+        flood_tests(c)
     finally:
         rc = c.stop()
         check(rc == 0, f"compositor exits 0 on SIGTERM: {rc}")
