@@ -2,12 +2,14 @@
  * ThreadSanitizer): the order in which a viewer gets hello, snapshot and
  * deltas; backpressure on a viewer that stops reading; the stale-viewer
  * pass; --max-viewers; control frames and fragments paying into the inbound
- * rate limit. The viewers are raw TCP WebSocket clients
+ * rate limit; permessage-deflate beside plain viewers. The viewers are raw TCP WebSocket clients
  * (ws_test_client.h), so every byte the server sends is seen. HTTP and
  * connections: test_ws_http.c; the messages' bytes: test_ws_proto.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include <zlib.h>
 
 #include "gos_buf.h"
 #include "gos_test.h"
@@ -348,8 +350,127 @@ static void test_control_flood(void)
 	gos_ws_destroy(ws);
 }
 
+/* The next message of a viewer that negotiated permessage-deflate,
+ * inflated with the stream's context (caller frees). */
+static bool recv_inflated(struct client *c, z_stream *z, char **out, size_t *outlen)
+{
+	char *m = NULL;
+	size_t n = 0;
+	if (!client_recv(c, &m, &n, 5000))
+		return false;
+	if (!c->rsv1) {
+		*out = m;
+		*outlen = n;
+		return true;
+	}
+	m = realloc(m, n + 4);
+	memcpy(m + n, "\x00\x00\xff\xff", 4);  /* RFC 7692 7.2.2: the tail the sender took off */
+	struct gos_buf text = {0};
+	z->next_in = (unsigned char *)m;
+	z->avail_in = (uInt)(n + 4);
+	int r = Z_OK;
+	while (r == Z_OK && z->avail_in) {
+		unsigned char piece[16384];
+		z->next_out = piece;
+		z->avail_out = sizeof(piece);
+		r = inflate(z, Z_SYNC_FLUSH);
+		gos_buf_append(&text, (const char *)piece, sizeof(piece) - z->avail_out);
+		if (r == Z_BUF_ERROR && !z->avail_in)
+			r = Z_OK;
+	}
+	free(m);
+	if (r != Z_OK) {
+		gos_buf_finish(&text);
+		return false;
+	}
+	if (!text.data)
+		gos_buf_append(&text, "", 0);
+	*out = text.data;
+	*outlen = text.len;
+	return true;
+}
+
+/* permessage-deflate: a viewer that offers it gets every message
+ * compressed, large ones (compressible or not) in fragments of the
+ * compressor's output, each equal once inflated to what a viewer without
+ * it gets from the same shared bytes; an offer lws cannot honour is
+ * declined and that viewer gets plain frames. */
+static void test_deflate(void)
+{
+	struct gos_ws *ws = test_server();
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	static const char offer[] =
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+	struct client d, p, x;
+	z_stream z = {0};
+	CHECK(inflateInit2(&z, -15) == Z_OK, "zlib inflater");
+	CHECK(client_connect_with(&d, port, 0, offer) && d.deflate, "D upgrades with permessage-deflate");
+	CHECK(client_connect(&p, port, 0) && !p.deflate, "P upgrades without it");
+	static const char declined[] =
+		"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n";
+	CHECK(client_connect_with(&x, port, 0, declined) && !x.deflate,
+	      "an offer with server_max_window_bits is declined");
+	char *m = NULL;
+	size_t n = 0;
+	CHECK(recv_inflated(&d, &z, &m, &n) && d.rsv1 && strstr(m, "\"type\":\"hello\""),
+	      "D's hello is compressed (%d): %.60s", d.rsv1, m ? m : "");
+	free(m);
+	m = NULL;
+	expect(&p, "hello", "P hello");
+	expect(&x, "hello", "X hello");
+	CHECK(!p.rsv1 && !x.rsv1, "plain frames without the extension");
+	CHECK(wait_requests(ws, 3), "all three ask for a snapshot");
+
+	/* 300 KiB that compresses well, then 300 KiB that hardly does (the
+	 * compressor's output per write must stay within lws's buffer). */
+	size_t big = 300 * 1024;
+	char *s[2];
+	for (int k = 0; k < 2; k++) {
+		s[k] = malloc(big + 1);
+		uint32_t r = 12345;
+		for (size_t i = 0; i < big; i++) {
+			r = r * 1103515245u + 12345u;
+			s[k][i] = k ? (char)(' ' + (r >> 16) % 94) : "{}:,tokenx0123"[i % 7 + (i / 97) % 7];
+		}
+		s[k][big] = '\0';
+	}
+	publish(ws, s[0], true);
+	publish(ws, s[1], false);
+	publish(ws, "{\"n\":10}", false);
+	for (int k = 0; k < 3; k++) {
+		const char *want = k < 2 ? s[k] : "{\"n\":10}";
+		size_t wl = strlen(want);
+		CHECK(recv_inflated(&d, &z, &m, &n) && d.rsv1 && n == wl && !memcmp(m, want, wl),
+		      "D: message %d inflates whole and equal (%zu of %zu bytes)", k, n, wl);
+		free(m);
+		m = NULL;
+		CHECK(client_recv(&p, &m, &n, 5000) && !p.rsv1 && n == wl && !memcmp(m, want, wl),
+		      "P: message %d plain and equal (%zu bytes)", k, n);
+		free(m);
+		m = NULL;
+		CHECK(client_recv(&x, &m, &n, 5000) && !x.rsv1 && n == wl && !memcmp(m, want, wl),
+		      "X: message %d plain and equal (%zu bytes)", k, n);
+		free(m);
+		m = NULL;
+	}
+	client_send(&d, 0x1, "{\"type\":\"ping\",\"t\":5}", 21);
+	CHECK(recv_inflated(&d, &z, &m, &n) && m && strstr(m, "{\"type\":\"pong\",\"t\":5}"),
+	      "D's uncompressed ping answered (compressed): %.60s", m ? m : "");
+	free(m);
+	inflateEnd(&z);
+	free(s[0]);
+	free(s[1]);
+	client_close(&d);
+	client_close(&p);
+	client_close(&x);
+	gos_ws_destroy(ws);
+}
+
 int main(void)
 {
+	test_deflate();
 	test_control_flood();
 	test_order();
 	test_backpressure_and_stale();

@@ -6,7 +6,7 @@
 foreach(t test_ws test_ws_http)
   gos_add_test(${t} SAN TSAN TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/${t}.c ${CMAKE_SOURCE_DIR}/tests/support/json_guard.c
-    LIBS gos_net
+    LIBS gos_net z  # z: test_ws inflates what permessage-deflate viewers get
     LABELS unit ws)
   foreach(v ${t} ${t}_asan ${t}_tsan)  # viewer messages parse through gos_json
     if(TARGET ${v})
@@ -52,6 +52,15 @@ add_test(NAME ws_v2
 set_tests_properties(ws_v2 PROPERTIES
   TIMEOUT 180 LABELS "integration;ws"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
+
+# permessage-deflate on /ws (issue 12): negotiation and declined offers,
+# a large snapshot and deltas equal with and without it and smaller on the
+# wire, compressed viewer messages, memory per viewer; python websockets,
+# npm ws (node) and a raw zlib client.
+add_test(NAME ws_deflate
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_deflate.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_deflate PROPERTIES TIMEOUT 180 LABELS "integration;ws"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
 # The viewer's palettes are the GPU shader's (tools/gen_palette.py).
 add_test(NAME ws_palette COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_palette.py)

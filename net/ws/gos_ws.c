@@ -98,14 +98,153 @@ void ws_drain_inbox(struct gos_ws *ws)
 	ws_viewer_flush(ws);
 }
 
+/* ---- permessage-deflate ------------------------------------------------- */
+
+/* RFC 7692 through lws 4.1's own extension, on the viewers' vhost (every
+ * WebSocket protocol there gets it). Its server side needs three things
+ * done around it:
+ * - It answers only options without a value: an offer with
+ *   server_max_window_bits=N would be accepted without echoing N, which
+ *   the client must treat as a failed handshake; and it applies
+ *   server_no_context_takeover to its inflater rather than to its
+ *   deflater, which corrupts every message after the first. So an offer
+ *   is taken only when its options are client_max_window_bits (with or
+ *   without a value; lws leaves the client its 15-bit window) and
+ *   client_no_context_takeover (lws then resets its own deflater after
+ *   each message: needless but harmless); anything else is declined (RFC
+ *   7692 lets the server do that) and that client gets plain frames.
+ * - Its defaults cost 262 KiB of zlib state per deflater (a 32 KiB window
+ *   at memLevel 8): the deflater is bounded here (GOS_WS_DEFLATE_* in
+ *   gos_ws.h). lws picks the deflater's window from the
+ *   client_max_window_bits slot on a vhost without a listening port,
+ *   which ours is; the inflater keeps 15 bits, as it must.
+ * - When one lws_write() compresses to more than its output buffer, lws
+ *   keeps the rest and makes the connection's next write of any kind (a
+ *   ping, the next message) part of the unfinished message; if that write
+ *   brings input while zlib still holds some, Debian's lws aborts the
+ *   process (an assert). ws_viewer.c never lets that happen: it hands the
+ *   compressor at most WS_DEFLATE_CHUNK bytes per write, which compress to
+ *   less than the buffer whatever the data (test_ws sends both kinds). */
+
+static bool deflate_param_ok(const char *p, size_t n)
+{
+	static const char cmwb[] = "client_max_window_bits", cnct[] = "client_no_context_takeover";
+	if (n == sizeof(cnct) - 1 && !strncmp(p, cnct, n))
+		return true;
+	if (n < sizeof(cmwb) - 1 || strncmp(p, cmwb, sizeof(cmwb) - 1))
+		return false;
+	p += sizeof(cmwb) - 1;
+	n -= sizeof(cmwb) - 1;
+	while (n && *p == ' ')
+		p++, n--;
+	if (!n)
+		return true;  /* no value */
+	if (*p != '=')
+		return false;
+	p++, n--;
+	while (n && *p == ' ')
+		p++, n--;
+	if (n >= 2 && p[0] == '"' && p[n - 1] == '"')
+		p++, n -= 2;  /* a quoted-string value */
+	if (n < 1 || n > 2 || !isdigit((unsigned char)p[0]) || (n == 2 && !isdigit((unsigned char)p[1])))
+		return false;
+	int bits = n == 1 ? p[0] - '0' : (p[0] - '0') * 10 + p[1] - '0';
+	return bits >= 8 && bits <= 15 && p[0] != '0';
+}
+
+/* The next item of h[*i..n) up to a separator in seps (consumed), without
+ * surrounding blanks: its start, its length in *len. */
+static const char *next_item(const char *h, size_t n, size_t *i, const char *seps, size_t *len)
+{
+	size_t b = *i, e;
+	while (b < n && (h[b] == ' ' || h[b] == '\t'))
+		b++;
+	for (e = b; e < n && !strchr(seps, h[e]); e++)
+		;
+	*i = e < n ? e + 1 : n;
+	while (e > b && (h[e - 1] == ' ' || h[e - 1] == '\t'))
+		e--;
+	*len = e - b;
+	return h + b;
+}
+
+/* Whether the client's first permessage-deflate offer (the one lws takes)
+ * has only options we can honour. */
+static bool deflate_offer_ok(struct lws *wsi)
+{
+	static const char name[] = "permessage-deflate";
+	char h[512];
+	int got = lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_EXTENSIONS);
+	size_t n = got > 0 ? (size_t)got : 0, i = 0;
+	while (i < n) {
+		/* one offer: NAME *( ";" PARAM ) up to "," */
+		size_t len, end = i;
+		while (end < n && h[end] != ',')
+			end++;
+		const char *e = next_item(h, end, &i, ";", &len);
+		bool ours = len == sizeof(name) - 1 && !strncmp(e, name, len);
+		while (ours && i < end) {
+			const char *p = next_item(h, end, &i, ";", &len);
+			if (!deflate_param_ok(p, len))
+				return false;
+		}
+		if (ours)
+			return true;
+		i = end + 1;
+	}
+	return false;
+}
+
+static void deflate_set(struct lws_context *ctx, const struct lws_extension *ext, struct lws *wsi,
+                        void *priv, const char *name, int value)
+{
+	char v[8];
+	snprintf(v, sizeof(v), "%d", value);
+	struct lws_ext_option_arg oa = {.option_name = name, .start = v, .len = (int)strlen(v)};
+	lws_extension_callback_pm_deflate(ctx, ext, wsi, LWS_EXT_CB_NAMED_OPTION_SET, priv, &oa, 0);
+}
+
+static int deflate_callback(struct lws_context *ctx, const struct lws_extension *ext,
+                            struct lws *wsi, enum lws_extension_callback_reasons reason,
+                            void *user, void *in, size_t len)
+{
+	if (reason == LWS_EXT_CB_CONSTRUCT && !deflate_offer_ok(wsi))
+		return -1;  /* declined: no Sec-WebSocket-Extensions in the answer */
+	int r = lws_extension_callback_pm_deflate(ctx, ext, wsi, reason, user, in, len);
+	if (reason == LWS_EXT_CB_CONSTRUCT && !r) {
+		/* Before the first message: zlib's state is made on first use. */
+		void *priv = *(void **)user;
+		deflate_set(ctx, ext, wsi, priv, "client_max_window_bits", GOS_WS_DEFLATE_WINDOW_BITS);
+		deflate_set(ctx, ext, wsi, priv, "mem_level", GOS_WS_DEFLATE_MEM_LEVEL);
+		deflate_set(ctx, ext, wsi, priv, "tx_buf_size", WS_DEFLATE_OUT_BITS);
+	}
+	return r;
+}
+
+/* ws_internal.h, WS_DEFLATE_CHUNK: the most one write can compress to. */
+_Static_assert((WS_DEFLATE_CHUNK * 1034 + 799) / 800 +
+               (1 << (GOS_WS_DEFLATE_MEM_LEVEL + 6)) * 31 / 8 + 16 < (1 << WS_DEFLATE_OUT_BITS),
+               "a WS_DEFLATE_CHUNK must compress within lws's output buffer");
+
+static const struct lws_extension extensions[] = {
+	{"permessage-deflate", deflate_callback, "permessage-deflate"},
+	{NULL, NULL, NULL},
+};
+
+bool ws_deflate_active(struct lws *wsi)
+{
+	/* lws has no query for it; setting an option to its default tells. */
+	return !lws_set_extension_option(wsi, "permessage-deflate", "compression_level", "1");
+}
+
 /* ---- lws protocols ------------------------------------------------------ */
 
 static const struct lws_protocols protocols[] = {
 	/* tx_packet_size: lws sends at most this per send() and copies aside the
 	 * rest (with 0 it would be the rx buffer size: 4 KiB at a time). */
 	{"http", ws_http_callback, sizeof(struct http_sess), 0, 0, NULL, HTTP_CHUNK + 1024},
-	{GOS_WS_PROTOCOL, ws_viewer_callback, sizeof(struct viewer), 4096, 0, NULL, WS_CHUNK + 64},
-	{GOS_WS_PROTOCOL_V2, ws_viewer_callback, sizeof(struct viewer), 4096, 1, NULL, WS_CHUNK + 64},
+	{GOS_WS_PROTOCOL, ws_viewer_callback, sizeof(struct viewer), WS_RX_BUF, 0, NULL, WS_CHUNK + 64},
+	{GOS_WS_PROTOCOL_V2, ws_viewer_callback, sizeof(struct viewer), WS_RX_BUF, 1, NULL, WS_CHUNK + 64},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -237,11 +376,13 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		info.port = CONTEXT_PORT_NO_LISTEN_SERVER;  /* connections come from ws_accept.c */
 		info.protocols = protocols;
 		info.pvo = &pvo;
+		info.extensions = extensions;
 		info.vhost_name = "gos";
 		ws->vhost = lws_create_vhost(ws->ctx, &info);
 		info.port = CONTEXT_PORT_NO_LISTEN;
 		info.protocols = listen_protocols;
 		info.pvo = NULL;
+		info.extensions = NULL;
 		info.vhost_name = "gos-listen";
 		struct lws_vhost *lvh = lws_create_vhost(ws->ctx, &info);
 		if (ws->vhost && lvh) {

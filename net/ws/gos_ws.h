@@ -19,6 +19,19 @@
  * snapshot; a viewer that reads nothing therefore holds a bounded number of
  * messages.
  *
+ * Compression: a viewer that offers permessage-deflate (RFC 7692: browsers,
+ * python websockets, npm ws do by default) gets every message compressed,
+ * each by its own compressor (the shared bytes are compressed per viewer,
+ * at zlib level 1); one that does not gets the same plain frames as ever.
+ * Memory per compressing viewer is bounded: the deflater has a
+ * 2^GOS_WS_DEFLATE_WINDOW_BITS window at GOS_WS_DEFLATE_MEM_LEVEL (30528
+ * bytes of zlib state with zlib 1.2.13) plus an 8 KiB output buffer; a
+ * viewer that also compresses what it sends adds an inflater with the
+ * 32 KiB window RFC 7692 lets it use (39928 bytes) plus a 1 KiB buffer:
+ * about 80 KiB in all, made on first use and kept while connected
+ * (libwebsockets' defaults would take 310 KiB). Offers with options the
+ * server cannot honour are declined (docs/protocol.md, Compression).
+ *
  * Files from the assets folder are streamed from their descriptor, one
  * 16 KiB chunk per writeable callback: a client that does not read costs
  * the server at most one unsent chunk (held by lws), never the whole file,
@@ -47,6 +60,8 @@
 #define GOS_WS_MAX_INBOUND            (64 * 1024)  /* larger client messages close */
 #define GOS_WS_MAX_VIEWERS            1000
 #define GOS_WS_MAX_HTTP               256    /* plain HTTP connections (not yet viewers) */
+#define GOS_WS_DEFLATE_WINDOW_BITS    12     /* permessage-deflate: the server's window, 4 KiB */
+#define GOS_WS_DEFLATE_MEM_LEVEL      4      /* ... and zlib memLevel (2 x 4 KiB of tables) */
 
 /* File descriptors a server may hold at most: one per viewer, one per HTTP
  * connection plus the file it may be sending, and a few of its own (the

@@ -33,6 +33,16 @@
 #include "gos_ws.h"
 
 #define WS_CHUNK         (64 * 1024)       /* larger messages go out in fragments of this */
+#define WS_RX_BUF        4096              /* lws's receive buffer per viewer (rx_buffer_size) */
+/* With permessage-deflate, messages go to the compressor in pieces of at
+ * most WS_DEFLATE_CHUNK bytes, and each lws_write() must compress to less
+ * than lws's output buffer (2^WS_DEFLATE_OUT_BITS bytes), or lws would
+ * make the next write part of the same message, or abort (gos_ws.c). zlib's output
+ * for one call is at most the input's fixed-Huffman size (10.34 bits per
+ * byte) plus the symbols it held back, at most 2^(memLevel+6) of 31 bits
+ * each, plus a flush: 2646 + 3968 + 10 bytes, under 8192. */
+#define WS_DEFLATE_CHUNK    2048
+#define WS_DEFLATE_OUT_BITS 13
 #define HTTP_CHUNK       (16 * 1024)       /* file bytes read per writeable callback */
 #define MAX_TOKEN        1024
 /* Every viewer's byte count is looked at this often even when lws calls us
@@ -106,7 +116,11 @@ struct viewer {
 	int fd;                        /* the socket: how many bytes came in (TCP_INFO) */
 	uint64_t wire_base;            /* bytes taken from the socket before the upgrade */
 	uint64_t data_wire;            /* bytes of the data frames (and pongs) we were given */
-	uint64_t frame_len;            /* payload of the data frame in progress */
+	uint64_t frame_len;            /* payload of the data frame in progress (with
+	                                * deflate: of the message, inflated) */
+	bool deflate;                  /* permessage-deflate is on */
+	bool in_msg;                   /* with deflate: inside a message */
+	uint64_t msg_wire_max;         /* with deflate: most wire bytes its payload can have */
 	uint64_t ctl_charged;          /* bytes charged to the bucket as control frames */
 	uint64_t wire_ms;              /* last look at the byte count */
 	unsigned char *rx;             /* the inbound message being assembled */
@@ -162,7 +176,8 @@ struct stats {
 	_Atomic uint64_t viewers, viewers_total, refused[GOS_WS_REFUSED_COUNT_], messages_sent, bytes_sent,
 		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
 		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
-		max_queue_seen, http_conns, http_evicted, accept_no_fd, inbound_control, closed_rate;
+		max_queue_seen, http_conns, http_evicted, accept_no_fd, inbound_control, closed_rate,
+		viewers_deflate;
 };
 
 /* The server. gos_ws_create sets up the first block on the owning thread
@@ -235,6 +250,9 @@ struct gos_ws_msg *ws_msg_ref(struct gos_ws_msg *m);
 /* Hands what publishers put in the inbox to the viewers (lws_cancel_service
  * woke the service thread). */
 void ws_drain_inbox(struct gos_ws *ws);
+
+/* Whether permessage-deflate is on for this WebSocket connection. */
+bool ws_deflate_active(struct lws *wsi);
 
 /* ---- ws_accept.c ---- */
 

@@ -29,6 +29,7 @@
 #define CLOSE_TRY_AGAIN  1013              /* RFC 6455 "Try Again Later" */
 #define V2_BACKLOG       8                 /* gos.v2 viewers: backpressure x this messages */
 #define SEND_FRAMES      32                /* frames per send at most */
+#define DEFLATE_SLACK    64                /* what deflate can add to a message of 64 KiB */
 
 /* ---- viewer queues (service thread) ------------------------------------- */
 
@@ -413,6 +414,20 @@ static uint64_t frame_wire(uint64_t payload)
 	return payload + 2 + 4 + (payload >= 65536 ? 8 : payload >= 126 ? 2 : 0);
 }
 
+/* The wire bytes of the data in progress that we were given. With deflate
+ * lws hands us inflated bytes and the wire size is not known, only bounded
+ * (viewer_receive): the inflated size (plus what deflate can add) but no
+ * more than lws can have read of the message. */
+static uint64_t rx_in_progress(const struct viewer *v)
+{
+	if (!v->deflate)
+		return v->frame_len;
+	if (!v->in_msg)
+		return 0;
+	return v->frame_len + DEFLATE_SLACK < v->msg_wire_max ? v->frame_len + DEFLATE_SLACK
+	                                                     : v->msg_wire_max;
+}
+
 /* Control frames. lws answers pings (and swallows empty pongs and the
  * close handshake) inside its parser and tells us nothing, so a ping flood
  * would cost no token. But every byte the viewer sent reaches us as data
@@ -428,7 +443,8 @@ static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
 	v->wire_ms = now;
 	if (!wire_bytes(v->fd, &wire) || wire < v->wire_base)
 		return;
-	uint64_t got = wire - v->wire_base, known = v->data_wire + CTL_SLACK + v->ctl_charged;
+	uint64_t got = wire - v->wire_base,
+		 known = v->data_wire + rx_in_progress(v) + CTL_SLACK + v->ctl_charged;
 	if (got < known + CTL_MIN_FRAME)
 		return;
 	uint64_t frames = (got - known) / CTL_MIN_FRAME;
@@ -503,15 +519,42 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 	}
 }
 
+/* With deflate, lws inflates a message into pieces of 1 KiB and calls us
+ * for each, the last ones after the whole frame is read: frames cannot be
+ * told apart, so a message is accounted for as a whole (and its further
+ * frames, if any, pay through the bytes they take on the wire). Its wire
+ * size is bounded by what lws had left to read of it when it first called
+ * us plus the one buffer it had read: exact for a frame over WS_RX_BUF, at
+ * most WS_RX_BUF too generous for a smaller one. */
+static bool rx_deflate(struct viewer *v, struct lws *wsi, size_t len)
+{
+	if (!v->in_msg) {
+		v->in_msg = true;
+		v->msg_wire_max = lws_remaining_packet_payload(wsi) + WS_RX_BUF;
+	}
+	v->frame_len += len;
+	if (!lws_is_final_fragment(wsi))
+		return false;
+	v->data_wire += frame_wire(rx_in_progress(v));
+	v->frame_len = 0;
+	v->in_msg = false;
+	return true;
+}
+
 static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
                           const void *in, size_t len)
 {
 	v->alive_ms = gos_now_ms();
-	v->frame_len += len;
-	bool frame_done = !lws_remaining_packet_payload(wsi);
-	if (frame_done) {
-		v->data_wire += frame_wire(v->frame_len);
-		v->frame_len = 0;
+	bool frame_done;
+	if (v->deflate) {
+		frame_done = rx_deflate(v, wsi, len);
+	} else {
+		v->frame_len += len;
+		frame_done = !lws_remaining_packet_payload(wsi);
+		if (frame_done) {
+			v->data_wire += frame_wire(v->frame_len);
+			v->frame_len = 0;
+		}
 	}
 	if (v->close_code)
 		return 0;
@@ -521,6 +564,15 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 		v->rx = NULL;
 		v->rx_len = 0;
 		static const char r[] = "message over 64 KiB";
+		if (v->deflate) {
+			/* lws calls us for inflated pieces from a path that ignores
+			 * what we return: the close goes out from the writeable
+			 * callback, and nothing more is read (or inflated) meanwhile. */
+			viewer_close(v, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, r);
+			lws_rx_flow_control(wsi, 0);
+			lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, 1);
+			return 0;
+		}
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 		                 (unsigned char *)r, sizeof(r) - 1);
 		return -1;
@@ -535,7 +587,7 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 	viewer_check_control(ws, v);
 	if (!frame_done)
 		return 0;
-	if (!lws_is_final_fragment(wsi)) {
+	if (!v->deflate && !lws_is_final_fragment(wsi)) {
 		rx_charge(ws, v, 1);  /* a fragment is a frame to pay for too */
 		return 0;
 	}
@@ -710,6 +762,9 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 	}
 
 	size_t budget = WRITE_BUDGET;
+	/* With deflate the compressor takes small pieces (WS_DEFLATE_CHUNK, see
+	 * ws_internal.h); lws then sends each message as one or more frames. */
+	size_t chunk = v->deflate ? WS_DEFLATE_CHUNK : WS_CHUNK;
 	if (v->reply && v->off == 0 && !lws_partial_buffered(wsi)) {
 		struct gos_ws_msg *m = v->reply;
 		if (lws_write(wsi, m->data, m->len, LWS_WRITE_TEXT) < (int)m->len)
@@ -722,18 +777,20 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 	 * lws_send_pipe_choked). */
 	while (v->q_len && budget && !lws_partial_buffered(wsi)) {
 		struct gos_ws_msg *m = v->q[v->q_head];
-		if (v->off == 0 && m->len <= WS_CHUNK) {
+		if (v->off == 0 && m->len <= chunk) {
 			/* Whole message in one frame, straight from the shared bytes:
 			 * lws writes the frame header into the headroom, identical for
-			 * every viewer, and copies aside what the socket does not take. */
+			 * every viewer, and copies aside what the socket does not take.
+			 * (With deflate it compresses into a buffer of its own and
+			 * leaves the shared bytes alone.) */
 			if (lws_write(wsi, m->data, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
 			    (int)m->len)
 				return -1;
 			v->off = m->len;
 		} else {
 			size_t n = m->len - v->off;
-			if (n > WS_CHUNK)
-				n = WS_CHUNK;
+			if (n > chunk)
+				n = chunk;
 			memcpy(ws->scratch + LWS_PRE, m->data + v->off, n);
 			int flags = lws_write_ws_flags(m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, v->off == 0,
 			                               v->off + n == m->len);
@@ -741,7 +798,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 				return -1;
 			v->off += n;
 		}
-		budget = budget > WS_CHUNK ? budget - WS_CHUNK : 0;
+		budget = budget > chunk ? budget - chunk : 0;
 		if (v->off == m->len) {
 			st_add(&ws->st.messages_sent, 1);
 			st_add(&ws->st.bytes_sent, m->len);
@@ -799,13 +856,15 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(v, 0, sizeof(*v));
 		v->wsi = wsi;
+		v->deflate = ws_deflate_active(wsi);
 		v->fd = lws_get_socket_fd(wsi);
 		if (v->fd < 0 || !wire_bytes(v->fd, &v->wire_base))
 			v->fd = -1;  /* no byte counts here: messages are limited all the same */
 		v->alive_ms = v->bucket_ms = gos_now_ms();
 		v->bucket = ws->opts.rx_burst;
-		/* no extension offered: none can be on (only then are frames ours to write) */
-		v->plain = !lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) && !lws_is_ssl(wsi);
+		/* no extension on (none offered, or deflate declined) and no TLS:
+		 * only then are the frames ours to write */
+		v->plain = !v->deflate && !lws_is_ssl(wsi);
 		v->next = ws->viewers;
 		if (ws->viewers)
 			ws->viewers->prev = v;
@@ -824,6 +883,8 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		st_add(&ws->st.viewers, 1);
 		if (v2)
 			atomic_fetch_add_explicit(&ws->viewers_v2, 1, memory_order_relaxed);
+		if (v->deflate)
+			st_add(&ws->st.viewers_deflate, 1);
 		ws_conn_upgraded(ws, wsi);
 		st_add(&ws->st.viewers_total, 1);
 		v->state = V_WAITING;
@@ -852,6 +913,8 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			atomic_fetch_sub_explicit(&ws->st.viewers, 1, memory_order_relaxed);
 			if (v->v2)
 				atomic_fetch_sub_explicit(&ws->viewers_v2, 1, memory_order_relaxed);
+			if (v->deflate)
+				atomic_fetch_sub_explicit(&ws->st.viewers_deflate, 1, memory_order_relaxed);
 		}
 		/* Once stopped (gos_ws_destroy closing everyone) the callbacks'
 		 * owners may be gone: nobody needs to hear of leaving viewers. */

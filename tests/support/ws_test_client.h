@@ -25,6 +25,8 @@ struct client {
 	int close_code;
 	char close_reason[128];
 	unsigned pings;
+	bool rsv1;                     /* the last message came compressed (RFC 7692) */
+	bool deflate;                  /* the server answered permessage-deflate */
 };
 
 static inline double now_s(void)
@@ -57,7 +59,15 @@ static inline bool fill(struct client *c, int timeout_ms)
 	return true;
 }
 
+/* Upgrades with `headers` ("Name: value\r\n" lines) added to the request. */
+static inline bool client_connect_with(struct client *c, int port, int rcvbuf, const char *headers);
+
 static inline bool client_connect(struct client *c, int port, int rcvbuf)
+{
+	return client_connect_with(c, port, rcvbuf, "");
+}
+
+static inline bool client_connect_with(struct client *c, int port, int rcvbuf, const char *headers)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -67,11 +77,12 @@ static inline bool client_connect(struct client *c, int port, int rcvbuf)
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)))
 		return false;
-	char req[512];
+	char req[1024];
 	int n = snprintf(req, sizeof(req),
 	                 "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
 	                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-	                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: gos.v1\r\n\r\n", port);
+	                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: gos.v1\r\n%s\r\n",
+	                 port, headers);
 	if (send(c->fd, req, (size_t)n, 0) != n)
 		return false;
 	for (;;) {
@@ -79,6 +90,8 @@ static inline bool client_connect(struct client *c, int port, int rcvbuf)
 		if (end) {
 			bool ok = c->len > 12 && !memcmp(c->buf, "HTTP/1.1 101", 12);
 			size_t head = (size_t)(end + 4 - c->buf);
+			static const char ext[] = "\r\nSec-WebSocket-Extensions: permessage-deflate";
+			c->deflate = memmem(c->buf, head, ext, sizeof(ext) - 1) != NULL;
 			memmove(c->buf, c->buf + head, c->len - head);
 			c->len -= head;
 			return ok;
@@ -151,6 +164,8 @@ static inline bool client_recv(struct client *c, char **out, size_t *outlen, int
 			c->pings++;
 			client_send(c, 0xA, p, (size_t)plen);
 		} else if (op == 0x1 || op == 0x0) {
+			if (op == 0x1)
+				c->rsv1 = c->buf[0] & 0x40;
 			gos_buf_append(&msg, (const char *)p, (size_t)plen);
 		}
 		memmove(c->buf, c->buf + need, c->len - need);
