@@ -451,16 +451,20 @@ async def refusal_tests():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def raw_frame(opcode, payload, fin=True, rsv=0):
-    """One masked client frame, byte for byte (RawViewer.send cannot set RSV bits)."""
+def raw_frame(opcode, payload, fin=True, rsv=0, masked=True):
+    """One client frame, byte for byte (RawViewer.send cannot set RSV bits
+    or leave the mask out)."""
     n = len(payload)
+    mbit = 0x80 if masked else 0
     head = bytes([(0x80 if fin else 0) | rsv | opcode])
     if n < 126:
-        head += bytes([0x80 | n])
+        head += bytes([mbit | n])
     elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+        head += bytes([mbit | 126]) + struct.pack(">H", n)
     else:
-        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        head += bytes([mbit | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return head + payload
     key = os.urandom(4)
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
@@ -468,9 +472,7 @@ def raw_frame(opcode, payload, fin=True, rsv=0):
 def frame_tests():
     """Frames that break RFC 6455, sent raw, each on a fresh viewer: the
     server fails the connection with the close code the RFC names (read
-    from its close frame), and a viewer beside them is untouched. (A frame
-    without a mask is not among them: libwebsockets 4.1 accepts it; see
-    docs/protocol.md, Limits.)"""
+    from its close frame), and a viewer beside them is untouched."""
     c = Compositor(COMPOSITOR, "--no-render")
     try:
         good = RawViewer(c.port)
@@ -488,6 +490,14 @@ def frame_tests():
             ("a new text frame inside a fragmented message",
              raw_frame(1, b"{", fin=False) + raw_frame(1, b"}"), 1002),
             ("a close frame with code 999", raw_frame(8, struct.pack(">H", 999)), 1002),
+            ("an unmasked text frame", raw_frame(1, b'{"type":"ping","t":1}', masked=False), 1002),
+            ("an unmasked frame after masked ones",
+             raw_frame(1, b'{"type":"ping","t":1}') + raw_frame(1, b"x" * 300) +
+             raw_frame(1, b'{"type":"ping","t":2}', masked=False), 1002),
+            ("an unmasked ping (answered by libwebsockets itself)",
+             raw_frame(9, b"p", masked=False), 1002),
+            ("an unmasked continuation of a masked fragment",
+             raw_frame(1, b"{", fin=False) + raw_frame(0, b"}", masked=False), 1002),
         ]
         for what, data, code in cases:
             r = RawViewer(c.port)

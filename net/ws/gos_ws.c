@@ -572,6 +572,7 @@ void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out)
 		.inbound_limited = st_get(&s->inbound_limited),
 		.inbound_control = st_get(&s->inbound_control),
 		.closed_rate = st_get(&s->closed_rate),
+		.closed_unmasked = st_get(&s->closed_unmasked),
 		.closed_oversize = st_get(&s->closed_oversize),
 		.closed_stale = st_get(&s->closed_stale),
 		.http_requests = st_get(&s->http_requests),

@@ -175,6 +175,7 @@ struct gos_ws_stats {
 	uint64_t inbound_limited;      /* messages and frames over the rate limit */
 	uint64_t inbound_control;      /* control frames received (an upper bound) */
 	uint64_t closed_rate;          /* viewers closed (1008) for the rate limit */
+	uint64_t closed_unmasked;      /* viewers closed (1002) for an unmasked frame */
 	uint64_t closed_oversize;      /* connections closed for a frame > 64 KiB */
 	uint64_t closed_stale;         /* connections closed by the stale pass */
 	uint64_t http_requests;

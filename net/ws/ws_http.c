@@ -389,6 +389,7 @@ static void server_metrics(struct gos_ws *ws, struct gos_buf *t)
 		M("gos_ws_inbound_rate_limited_total", "counter", "Viewer messages and frames over the per-viewer rate limit (messages dropped).", inbound_limited),
 		M("gos_ws_inbound_control_frames_total", "counter", "Control frames (pings, pongs, closes) viewers sent, counted from their bytes (at most).", inbound_control),
 		M("gos_ws_closed_rate_total", "counter", "Viewers closed (1008) for staying over the inbound rate limit.", closed_rate),
+		M("gos_ws_closed_unmasked_total", "counter", "Viewers closed (1002) for a frame without the mask bit (RFC 6455 5.1).", closed_unmasked),
 		M("gos_ws_closed_oversize_total", "counter", "Viewers closed for sending a message over 64 KiB.", closed_oversize),
 		M("gos_ws_closed_stale_total", "counter", "Viewers closed for not answering pings.", closed_stale),
 		M("gos_http_requests_total", "counter", "HTTP requests served (files, /metrics, /health).", http_requests),

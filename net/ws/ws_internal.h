@@ -114,6 +114,7 @@ struct viewer {
 	uint32_t wire_every_ms;        /* how often the scan looks at the byte count */
 	uint64_t wire_seen;            /* data_wire + ctl_charged after the last scan */
 	int fd;                        /* the socket: how many bytes came in (TCP_INFO) */
+	int sock;                      /* the socket, watched by ws_rxguard (-1: not) */
 	uint64_t wire_base;            /* bytes taken from the socket before the upgrade */
 	uint64_t data_wire;            /* bytes of the data frames (and pongs) we were given */
 	uint64_t frame_len;            /* payload of the data frame in progress (with
@@ -177,6 +178,7 @@ struct stats {
 		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
 		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
 		max_queue_seen, http_conns, http_evicted, accept_no_fd, inbound_control, closed_rate,
+		closed_unmasked,
 		viewers_deflate;
 };
 
@@ -285,6 +287,17 @@ int ws_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 /* Before an upgrade to a viewer: framing, Host, path, token, Origin. 0 to
  * let it through; otherwise the refusal is written and lws must close. */
 int ws_upgrade_filter(struct gos_ws *ws, struct lws *wsi);
+
+/* ---- ws_rxguard.c (RFC 6455 §5.1: clients' frames must be masked) ---- */
+
+/* Service thread. Starts (again) tracking the frames read from fd: at a
+ * frame boundary (right after the upgrade). false: fd is beyond what the
+ * guard tracks (the process's descriptor limit when first called). */
+bool ws_rxguard_watch(int fd);
+/* Service thread, before lws closes fd. */
+void ws_rxguard_unwatch(int fd);
+/* Whether a frame without the mask bit was read from fd. */
+bool ws_rxguard_unmasked(int fd);
 
 /* ---- ws_viewer.c ---- */
 

@@ -456,6 +456,13 @@ static void viewer_check_control(struct gos_ws *ws, struct viewer *v)
 void ws_viewer_scan(struct gos_ws *ws, uint64_t now_ms)
 {
 	for (struct viewer *v = ws->viewers; v; v = v->next) {
+		/* an unmasked control frame reaches no callback: found here */
+		if (!v->close_code && ws_rxguard_unmasked(v->sock)) {
+			st_add(&ws->st.closed_unmasked, 1);
+			viewer_close(v, LWS_CLOSE_STATUS_PROTOCOL_ERR, "unmasked client frame");
+			lws_set_timeout(v->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1);
+			continue;
+		}
 		uint32_t every = v->wire_every_ms ? v->wire_every_ms : CTL_SCAN_MS;
 		if (now_ms - v->wire_ms < every)
 			continue;
@@ -538,6 +545,18 @@ static bool rx_deflate(struct viewer *v, struct lws *wsi, size_t len)
 	v->data_wire += frame_wire(rx_in_progress(v));
 	v->frame_len = 0;
 	v->in_msg = false;
+	return true;
+}
+
+/* RFC 6455 §5.1: a client frame without the mask bit closes with 1002
+ * before anything of it is used. */
+static bool viewer_unmasked(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
+{
+	if (!ws_rxguard_unmasked(v->sock))
+		return false;
+	st_add(&ws->st.closed_unmasked, 1);
+	static const char r[] = "unmasked client frame";
+	lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)r, sizeof(r) - 1);
 	return true;
 }
 
@@ -857,6 +876,9 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		memset(v, 0, sizeof(*v));
 		v->wsi = wsi;
 		v->deflate = ws_deflate_active(wsi);
+		v->sock = lws_get_socket_fd(wsi);
+		if (!ws_rxguard_watch(v->sock))
+			v->sock = -1;
 		v->fd = lws_get_socket_fd(wsi);
 		if (v->fd < 0 || !wire_bytes(v->fd, &v->wire_base))
 			v->fd = -1;  /* no byte counts here: messages are limited all the same */
@@ -892,6 +914,8 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		viewer_want_write(v);
 		break;
 	case LWS_CALLBACK_RECEIVE:
+		if (viewer_unmasked(ws, v, wsi))
+			return -1;
 		return viewer_receive(ws, v, wsi, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
 		v->alive_ms = gos_now_ms();
@@ -923,6 +947,7 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			if (ws->opts.request)
 				ws->opts.request(ws->opts.cb_ctx, v->id, v->gen, NULL);
 		}
+		ws_rxguard_unwatch(v->sock);
 		q_free(ws, v);
 		free(v->rx);
 		gos_ws_msg_unref(v->reply);
