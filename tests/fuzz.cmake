@@ -1,7 +1,8 @@
 # libFuzzer targets (tests/fuzz/): the ingest's line parser, its fast path
 # held to the cJSON path (fuzz_ingest), the framing state machine held to a
 # reference model over random splits and caps (fuzz_frame), and the map's
-# checkpoint reader (fuzz_map_image). Built with clang where it can link
+# checkpoint reader (fuzz_map_image), the WebSocket frame-header tracker
+# (fuzz_wsframes). Built with clang where it can link
 # -fsanitize=fuzzer (tests/cmake/fuzz_probe.cmake); each runs for 15 s from
 # the committed seeds, new inputs going to the build tree.
 include(${CMAKE_SOURCE_DIR}/tests/cmake/fuzz_probe.cmake)
@@ -92,6 +93,18 @@ if(GOS_FUZZ_OK)
            -max_len=4096 -print_final_stats=1
            ${CMAKE_BINARY_DIR}/fuzz/viewer_corpus ${fz}/viewer_corpus)
   set_tests_properties(fuzz_viewer PROPERTIES TIMEOUT 90 LABELS "fuzz")
+  # The frame-header tracker that watches viewers' bytes for unmasked frames.
+  set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_wsframes)
+  set(srcs ${fz}/fuzz_wsframes.c ${ws}/ws_frames.c)
+  add_custom_command(OUTPUT ${bin}
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${ws} ${srcs} -o ${bin}
+    DEPENDS ${srcs} ${ws}/ws_frames.h
+    COMMENT "Building the libFuzzer target fuzz_wsframes with clang")
+  add_custom_target(fuzz_wsframes ALL DEPENDS ${bin})
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/wsframes_corpus)
+  add_test(NAME fuzz_wsframes COMMAND ${bin} -max_total_time=10 -timeout=10 -rss_limit_mb=2048
+           -max_len=4096 -print_final_stats=1 ${CMAKE_BINARY_DIR}/fuzz/wsframes_corpus)
+  set_tests_properties(fuzz_wsframes PROPERTIES TIMEOUT 60 LABELS "fuzz")
 else()
   message(STATUS "gos: clang with libFuzzer not found: the fuzz targets are not built")
 endif()

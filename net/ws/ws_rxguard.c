@@ -20,14 +20,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "ws_frames.h"
 #include "ws_internal.h"
 
 #define MAX_TABLE (1u << 22)   /* descriptors watched, at most (8 bytes each, lazily mapped) */
 
 struct rxg {
-	uint8_t hdr[14];
-	uint8_t have, need;        /* header bytes held / needed (0: not known yet) */
-	uint64_t left;             /* payload bytes of the current frame still to come */
+	struct ws_frames f;        /* the service thread's only (lws reads there) */
 	_Atomic bool unmasked;
 	_Atomic bool watched;      /* kept when unwatched (never freed: another thread's
 	                            * recv may hold it if the number is reused) */
@@ -65,36 +64,9 @@ static _Atomic(struct rxg *) *slot_of(int fd)
 
 static void feed(struct rxg *g, const uint8_t *p, size_t n)
 {
-	while (n) {
-		if (g->left) {
-			size_t k = g->left < n ? (size_t)g->left : n;
-			g->left -= k;
-			p += k;
-			n -= k;
-			continue;
-		}
-		g->hdr[g->have++] = *p++;
-		n--;
-		if (g->have == 2) {
-			uint8_t len7 = g->hdr[1] & 0x7f;
-			bool masked = g->hdr[1] & 0x80;
-			if (!masked)
-				atomic_store_explicit(&g->unmasked, true, memory_order_relaxed);
-			g->need = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked ? 4 : 0));
-		}
-		if (g->have < 2 || g->have < g->need)
-			continue;
-		uint64_t len = g->hdr[1] & 0x7f;
-		if (len == 126) {
-			len = (uint64_t)g->hdr[2] << 8 | g->hdr[3];
-		} else if (len == 127) {
-			len = 0;
-			for (int i = 0; i < 8; i++)
-				len = len << 8 | g->hdr[2 + i];
-		}
-		g->left = len;
-		g->have = g->need = 0;
-	}
+	ws_frames_feed(&g->f, p, n);
+	if (g->f.unmasked)
+		atomic_store_explicit(&g->unmasked, true, memory_order_relaxed);
 }
 
 /* The program's recv(): libwebsockets (and anyone else) gets the system
@@ -123,8 +95,7 @@ bool ws_rxguard_watch(int fd)
 			abort();
 		atomic_store_explicit(e, g, memory_order_release);
 	}
-	g->have = g->need = 0;
-	g->left = 0;
+	g->f = (struct ws_frames){0};
 	atomic_store_explicit(&g->unmasked, false, memory_order_relaxed);
 	atomic_store_explicit(&g->watched, true, memory_order_release);
 	return true;
