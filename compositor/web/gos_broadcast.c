@@ -22,7 +22,6 @@
 #include "gos_time.h"
 #include "gos_viewer_proto.h"
 
-#define V2_KEEP_S 60.0   /* the gos.v2 index outlives its last viewer this long */
 
 struct gos_broadcast {
 	struct gos_map *map;
@@ -39,7 +38,7 @@ struct gos_broadcast {
 	uint64_t last_seq;
 	uint64_t served_req, served_req_v2;
 	struct bv2 *v2;                /* the gos.v2 half (live broadcaster only) */
-	double v2_last;                /* when a gos.v2 viewer was last connected */
+	bool v2_idle;                  /* the index was dropped with nobody watching */
 	struct gos_map_view delta;
 	struct gos_map_view *pages;
 	size_t n_pages, cap_pages;
@@ -298,15 +297,13 @@ static void tick(struct gos_broadcast *b)
 	uint64_t req = gos_ws_snapshot_requests(b->ws), req2 = gos_ws_snapshot_requests_v2(b->ws);
 	bool want = req != b->served_req, want2 = req2 != b->served_req_v2;
 	uint32_t viewers = gos_ws_viewer_count(b->ws), v2 = gos_ws_viewer_count_v2(b->ws);
-	double now = gos_now_s();
+	/* The gos.v2 index is kept from the start, viewers or not, so that a
+	 * gos.v2 viewer's first picture waits for no rebuild. Only when the
+	 * broadcaster falls behind the change log with nobody watching is it
+	 * dropped (v2_idle), to be rebuilt for the next gos.v2 viewer. */
 	if (v2 || want2)
-		b->v2_last = now;
-	/* The index is kept a while after the last gos.v2 viewer left (the
-	 * next one to open the page does not wait for a rebuild), then its
-	 * memory goes. */
-	bool keep = bv2_valid(b->v2) && now - b->v2_last < V2_KEEP_S;
-	if (!v2 && !want2 && !keep)
-		bv2_invalidate(b->v2);
+		b->v2_idle = false;
+	bool keep = !b->v2_idle;
 	if (!want && !want2 && viewers == 0 && !keep) {
 		/* Nobody to tell: skip the work. Whoever connects gets a snapshot,
 		 * taken after this point. */
@@ -329,6 +326,13 @@ static void tick(struct gos_broadcast *b)
 		/* We fell further behind than the change log holds: no delta can be
 		 * made, so every viewer gets resync + a fresh snapshot. */
 		add(&b->fallbacks, 1);
+		if (!viewers && !want && !want2) {
+			/* only the index was following: it rests until a viewer comes */
+			bv2_invalidate(b->v2);
+			b->v2_idle = true;
+			b->last_seq = gos_map_seq(b->map);
+			goto out;
+		}
 		since = pages_read(b);
 		if (gos_map_read_since(b->map, since, b->opts.max_per_tick, &b->delta) &&
 		    !b->delta.more) {
