@@ -62,6 +62,13 @@ add_test(NAME ws_deflate
 set_tests_properties(ws_deflate PROPERTIES TIMEOUT 180 LABELS "integration;ws"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
+# GET /export: CSV, JSON lines (a round trip through gos-feed), text.
+add_test(NAME ws_export
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_export.py $<TARGET_FILE:gos-compositor>
+          $<TARGET_FILE:gos-feed>)
+set_tests_properties(ws_export PROPERTIES TIMEOUT 120 LABELS "integration;ws"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
 # The viewer's palettes are the GPU shader's (tools/gen_palette.py).
 add_test(NAME ws_palette COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_palette.py)
 set_tests_properties(ws_palette PROPERTIES TIMEOUT 60 LABELS "unit;ws"

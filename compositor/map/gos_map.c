@@ -895,7 +895,8 @@ size_t gos_map_read_places(struct gos_map *m, uint32_t start, struct gos_place *
 	uint32_t slot = start;
 	for (; slot < m->used && n < max; slot++)
 		if (m->blob[slot])
-			out[n++] = (struct gos_place){slot, m->x[slot], m->y[slot], m->conf[slot]};
+			out[n++] = (struct gos_place){slot, m->stream[slot], m->x[slot], m->y[slot],
+			                              m->conf[slot], m->arrived[slot]};
 	*next = slot < m->used ? slot : UINT32_MAX;
 	pthread_mutex_unlock(&m->lock);
 	return n;

@@ -132,8 +132,9 @@ void gos_map_read_slots(struct gos_map *map, const uint32_t *slots, size_t n,
 
 /* Where a live token is (gos_map_read_places). */
 struct gos_place {
-	uint32_t slot;
+	uint32_t slot, stream;
 	float x, y, confidence;
+	double arrived;        /* CLOCK_MONOTONIC seconds when first applied */
 };
 
 /* Any thread. The places of live tokens from slot start on, at most max,

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "gos_broadcast.h"
+#include "gos_export.h"
 #include "gos_host.h"
 #include "gos_metrics.h"
 #include "gos_seek.h"
@@ -23,6 +24,7 @@ struct gos_web {
 	struct gos_ws *ws;
 	struct gos_seek *_Atomic seek;    /* set once the server runs; NULL: none (yet) */
 	struct gos_ws_stream recording;
+	struct gos_ws_stream export_;
 	struct gos_hist frame_hist;
 	_Atomic uint64_t frames;
 	_Atomic uint64_t last_frame_ns;   /* CLOCK_MONOTONIC */
@@ -64,9 +66,12 @@ static void web_request(void *ctx, uint64_t viewer, uint64_t gen, const struct g
 /* ---- GET /recording: the journal's events up to durable_seq, one a line
  * (gos_jrecording), on the server's thread. */
 
-static void *recording_open(void *ctx, char *filename, size_t fncap, char *err, size_t errlen)
+static void *recording_open(void *ctx, const char *const *args, int n_args,
+                            struct gos_ws_download *d, char *err, size_t errlen)
 {
 	struct gos_web *w = ctx;
+	(void)args;
+	(void)n_args;
 	if (!w->src.journal) {
 		snprintf(err, errlen, "gos: no recording: this gos-compositor keeps no journal "
 		         "(--no-journal)");
@@ -77,7 +82,7 @@ static void *recording_open(void *ctx, char *filename, size_t fncap, char *err, 
 	time_t now = time(NULL);
 	struct tm tm;
 	localtime_r(&now, &tm);
-	strftime(filename, fncap, "gos-%Y%m%d-%H%M%S.ndjson", &tm);
+	strftime(d->filename, sizeof(d->filename), "gos-%Y%m%d-%H%M%S.ndjson", &tm);
 	return gos_jrecording_open(w->src.state_dir, js.durable_seq);
 }
 
@@ -221,6 +226,7 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 	w->bc = gos_broadcast_create(src->map, &(struct gos_broadcast_opts){
 		.tick_ms = opts->tick_ms});
 	w->recording = (struct gos_ws_stream){recording_open, recording_read, recording_close, w};
+	gos_export_stream(&w->export_, src->map);
 	w->ws = gos_ws_create(&(struct gos_ws_opts){
 		.listen = opts->listen,
 		.assets_dir = opts->web_dir,
@@ -234,6 +240,7 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.request = web_request,
 		.viewport = web_viewport,
 		.recording = &w->recording,
+		.export_ = &w->export_,
 		.cb_ctx = w,
 	}, err, errlen);
 	if (!w->ws && !opts->listen && errno == EADDRINUSE) {

@@ -98,12 +98,21 @@ typedef void (*gos_ws_request_fn)(void *ctx, uint64_t viewer, uint64_t gen,
 typedef void (*gos_ws_viewport_fn)(void *ctx, uint64_t viewer, uint64_t view_gen,
                                    const struct gos_viewer_viewport *vp, int reset_ov);
 
-/* A body streamed on the service thread (GET /recording): open gives a
- * handle, or NULL for a 404 whose text it writes into err; read fills at
- * most cap bytes (0: the end, -1: an error, the connection is cut) and
- * must return quickly; close frees. filename: the download's name. */
+/* What a download's open says of it. */
+struct gos_ws_download {
+	char filename[128];            /* the attachment's name */
+	const char *mime;              /* NULL: application/x-ndjson */
+	int status;                    /* open failed: the HTTP status (0: 404) */
+};
+
+/* A body streamed on the service thread (GET /recording, GET /export):
+ * open gets the request's query arguments ("key=value", URL-decoded, the
+ * token's among them) and gives a handle, or NULL with the status and one
+ * sentence in err; read fills at most cap bytes (0: the end, -1: an error,
+ * the connection is cut) and must return quickly; close frees. */
 struct gos_ws_stream {
-	void *(*open)(void *ctx, char *filename, size_t fncap, char *err, size_t errlen);
+	void *(*open)(void *ctx, const char *const *args, int n_args, struct gos_ws_download *d,
+	              char *err, size_t errlen);
 	long (*read)(void *handle, void *buf, size_t cap);
 	void (*close)(void *handle);
 	void *ctx;
@@ -145,6 +154,7 @@ struct gos_ws_opts {
 	gos_ws_viewport_fn viewport;  /* gos.v2 viewports; NULL: gos.v2 viewers get
 	                               * snapshots and ticks, never detail */
 	const struct gos_ws_stream *recording;  /* GET /recording; NULL: 404 */
+	const struct gos_ws_stream *export_;    /* GET /export; NULL: 404 */
 	void *cb_ctx;
 };
 

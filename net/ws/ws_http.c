@@ -217,9 +217,7 @@ static void http_sess_clear(struct http_sess *s)
 	free(s->body);
 	s->body = NULL;
 	if (s->stream) {
-		struct gos_ws *ws = s->sbuf ? *(struct gos_ws **)s->sbuf : NULL;
-		if (ws && ws->opts.recording)
-			ws->opts.recording->close(s->stream);
+		s->st->close(s->stream);
 		s->stream = NULL;
 	}
 	free(s->sbuf);
@@ -297,12 +295,14 @@ static int http_file(struct lws *wsi, struct http_sess *s, const char *mime, int
 	return http_head(wsi, s, 200, mime, size, cookie);
 }
 
-/* GET /recording: the body comes from opts.recording in pieces of at most
- * STREAM_CHUNK per writeable callback; its length is not known ahead, so
- * the connection closes after it (HTTP/1.1 close-delimited). */
+/* GET /recording, /export: the body comes from a gos_ws_stream in pieces
+ * of at most STREAM_CHUNK per writeable callback; its length is not known
+ * ahead, so the connection closes after it (HTTP/1.1 close-delimited). */
 #define STREAM_CHUNK (256 * 1024)
+#define STREAM_ARGS  16          /* query arguments handed to open, at most */
+#define STREAM_ARG   1024        /* bytes of one */
 
-static int http_stream(struct gos_ws *ws, struct lws *wsi, struct http_sess *s);
+static int http_stream(struct lws *wsi, struct http_sess *s, const struct gos_ws_stream *st);
 
 static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
                      const char *msg)
@@ -472,7 +472,9 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 		                    t.data, t.len, NULL);
 	}
 	if (!strcmp(uri, "/recording"))
-		return http_stream(ws, wsi, s);
+		return http_stream(wsi, s, ws->opts.recording);
+	if (!strcmp(uri, "/export"))
+		return http_stream(wsi, s, ws->opts.export_);
 	if (!strcmp(uri, "/ws"))
 		return http_text(wsi, s, 426, "gos: /ws is a WebSocket endpoint (protocol " GOS_WS_PROTOCOL ")");
 
@@ -492,30 +494,38 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 	return http_file(wsi, s, mime, fd, (uint64_t)sb.st_size, auth == 2 ? cookie : NULL);
 }
 
-static int http_stream(struct gos_ws *ws, struct lws *wsi, struct http_sess *s)
+static int http_stream(struct lws *wsi, struct http_sess *s, const struct gos_ws_stream *st)
 {
-	const struct gos_ws_stream *st = ws->opts.recording;
-	char name[128] = "gos.ndjson", err[256] = "gos: nothing to download here";
+	struct gos_ws_download d = {.filename = "gos.ndjson"};
+	char err[256] = "gos: nothing to download here";
 	http_sess_clear(s);
-	void *h = st ? st->open(st->ctx, name, sizeof(name), err, sizeof(err)) : NULL;
+	static char args[STREAM_ARGS][STREAM_ARG];   /* service thread only */
+	const char *argv[STREAM_ARGS];
+	int n_args = 0;
+	while (n_args < STREAM_ARGS &&
+	       lws_hdr_copy_fragment(wsi, args[n_args], STREAM_ARG, WSI_TOKEN_HTTP_URI_ARGS,
+	                             n_args) > 0) {
+		argv[n_args] = args[n_args];
+		n_args++;
+	}
+	void *h = st ? st->open(st->ctx, argv, n_args, &d, err, sizeof(err)) : NULL;
 	if (!h)
-		return http_text(wsi, s, 404, err);
+		return http_text(wsi, s, d.status ? (unsigned int)d.status : 404, err);
 	s->stream = h;
-	/* the buffer starts with the server's pointer, for http_sess_clear */
-	s->sbuf = malloc(LWS_PRE + STREAM_CHUNK + sizeof(struct gos_ws *));
+	s->st = st;
+	s->sbuf = malloc(LWS_PRE + STREAM_CHUNK);
 	if (!s->sbuf)
 		abort();
-	*(struct gos_ws **)s->sbuf = ws;
 	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
 		*end = buf + sizeof(buf) - 1;
 	char disp[200];
-	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", name);
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", d.filename);
 	static const char *const extra[][2] = {
 		{"cache-control:", "no-store"},
 		{"x-content-type-options:", "nosniff"},
 		{"connection:", "close"},
 	};
-	if (lws_add_http_common_headers(wsi, 200, "application/x-ndjson",
+	if (lws_add_http_common_headers(wsi, 200, d.mime ? d.mime : "application/x-ndjson",
 	                                LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end))
 		return -1;
 	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
@@ -531,10 +541,10 @@ static int http_stream(struct gos_ws *ws, struct lws *wsi, struct http_sess *s)
 	return 0;
 }
 
-static int stream_writeable(struct gos_ws *ws, struct lws *wsi, struct http_sess *s)
+static int stream_writeable(struct lws *wsi, struct http_sess *s)
 {
-	unsigned char *out = s->sbuf + sizeof(struct gos_ws *) + LWS_PRE;
-	long n = ws->opts.recording->read(s->stream, out, STREAM_CHUNK);
+	unsigned char *out = s->sbuf + LWS_PRE;
+	long n = s->st->read(s->stream, out, STREAM_CHUNK);
 	if (n < 0)
 		return -1;
 	if (n == 0) {
@@ -554,7 +564,7 @@ static int stream_writeable(struct gos_ws *ws, struct lws *wsi, struct http_sess
 static int http_writeable(struct lws *wsi, struct http_sess *s)
 {
 	if (s->stream)
-		return stream_writeable(lws_context_user(lws_get_context(wsi)), wsi, s);
+		return stream_writeable(wsi, s);
 	unsigned char buf[LWS_PRE + HTTP_CHUNK];
 	size_t n;
 	bool last;

@@ -148,7 +148,8 @@ struct http_sess {
 	bool file;                     /* fd is open (lws zeroes this struct: fd 0 is valid) */
 	int fd;
 	uint64_t left;                 /* file bytes still to send */
-	void *stream;                  /* a gos_ws_stream handle (GET /recording) */
+	void *stream;                  /* a gos_ws_stream handle (GET /recording, /export) */
+	const struct gos_ws_stream *st;  /* whose handle it is */
 	unsigned char *sbuf;           /* its chunk buffer */
 };
 
