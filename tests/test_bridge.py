@@ -237,6 +237,11 @@ check("20 tokens" in r.err and "rejected 0" in r.err, f"ok: one-line summary: {r
 check(all(l.get("type") != "error" for l in r.lines), "ok: nothing the bridge wrote was rejected")
 
 # --max-tokens is asked for and is the progress total; stdin is the prompt; --echo
+# a model named by its file path: the stream takes its short name
+r = bridge("--url", fake.url("ok,n=3"), "--model", "/models/sub dir/tiny-q4.gguf", "--prompt", "x")
+streams = {t.get("stream") for t in r.tokens}
+check(r.rc == 0 and len(streams) == 1 and next(iter(streams)).startswith("tiny-q4.gguf:"),
+      f"a model path names the stream by its file name: {streams}")
 r = bridge("--url", fake.url("ok"), "--model", "m", "--max-tokens", "7", "--echo", stdin="from stdin\n")
 check(r.rc == 0 and len(r.tokens) == 7 and r.reqs and r.reqs[0]["max_tokens"] == 7,
       f"--max-tokens 7: 7 tokens (rc={r.rc})")

@@ -56,7 +56,7 @@ static void usage(FILE *f)
 "common:\n"
 "  --socket PATH        the compositor's socket (default %s)\n"
 "  --stream NAME        name the stream(s) on the map NAME:RUN[:K] (default: the\n"
-"                       model, or 'sse')\n"
+"                       model's short name, without directories, or 'sse')\n"
 "  --connect-timeout S  give up connecting after S seconds (default 10)\n"
 "  --read-timeout S     give up on a response silent for S seconds (default 120)\n"
 "  --buffer N           events kept while the compositor is away (default 10000)\n"

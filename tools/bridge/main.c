@@ -62,11 +62,25 @@ void bridge_fail(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A stream label: the first 64 bytes of the model name (or 'sse'), cut on a
- * UTF-8 boundary, with a per-run id so two runs never share token ids. */
+/* A model's short name: what follows its last '/' or '\\' (servers name
+ * models by file path, "/models/qwen2.5-0.5b-q4_k_m.gguf", or by
+ * "org/name"); the whole name when nothing follows. */
+static const char *short_model(const char *model)
+{
+	const char *s = model;
+	for (const char *p = model; *p; p++)
+		if ((*p == '/' || *p == '\\') && p[1])
+			s = p + 1;
+	return s;
+}
+
+/* A stream label: the first 64 bytes of the model's short name (or 'sse'),
+ * cut on a UTF-8 boundary, with a per-run id so two runs never share token
+ * ids. */
 static void name_streams(struct bridge *b, const char *model)
 {
-	const char *label = b->o.stream ? b->o.stream : model && model[0] ? model : b->o.sse_url ? "sse" : "bridge";
+	const char *label = b->o.stream ? b->o.stream
+	                    : model && model[0] ? short_model(model) : b->o.sse_url ? "sse" : "bridge";
 	size_t n = strlen(label);
 	if (n > 64) {
 		n = 64;
