@@ -231,6 +231,8 @@ d = r.states[-1] if r.states else {}
 check(d.get("tokens_processed") == 20 and d.get("total_tokens") == 20 and d.get("stream") == s
       and d.get("elapsed_ms", -1) >= 0 and 0 <= d.get("ttft_ms", -1) <= d.get("elapsed_ms", -1),
       f"ok: done carries counts, elapsed_ms and ttft_ms: {d}")
+check(d.get("finish_reason") == "stop" and d.get("model") == "m1",
+      f"ok: done carries the finish reason and the model: {d}")
 check("20 tokens" in r.err and "rejected 0" in r.err, f"ok: one-line summary: {r.err.strip()}")
 
 # the compositor accepted every line as it is (no rejects), checked on its own connection

@@ -1,5 +1,6 @@
 /* Map state: updates by id, layouts, eviction, change log reads. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,8 +254,68 @@ static void test_token_strings(void)
 	gos_map_destroy(m);
 }
 
+/* A stream's analytics (issue 13): the running sums over a known sequence,
+ * neural_state's fields kept when a later state omits them, updates and
+ * evictions leaving the sums as they were. */
+static void test_stream_analytics(void)
+{
+	struct gos_map *m = gos_map_create(&(struct gos_map_opts){.max_tokens = 3});
+	static const struct gos_alt four[4] = {{"a", -1.0f}, {"b", -1.0f}, {"c", -1.0f}, {"d", -1.0f}};
+	const float conf[4] = {0.9f, 0.25f, NAN, 1.0f};
+	const float lp[4] = {-0.1f, -1.4f, -2.0f, NAN};
+	char ids[4][8];
+	for (int i = 0; i < 4; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "a%d", i);
+		struct gos_event e = tok(ids[i], "x", "s");
+		e.token.timestamp = 100.0 + i * 0.5;
+		e.token.confidence = conf[i];
+		e.token.logprob = lp[i];
+		if (i == 1) {
+			e.token.n_alts = 4;
+			e.token.alts = four;
+		}
+		gos_map_apply(m, &e, 1);   /* the 4th evicts a0: the sums stay */
+	}
+	struct gos_event up = tok("a3", "y", "s");
+	up.token.confidence = 0.0f;   /* an update: not a new token */
+	gos_map_apply(m, &up, 1);
+	struct gos_event st = {.type = GOS_EV_STATE, .state = {
+		.state = "processing", .stream = "s", .tokens_processed = 4, .total_tokens = -1,
+		.elapsed_ms = NAN, .ttft_ms = 120.5, .finish_reason = "stop", .model = "tiny"}};
+	gos_map_apply(m, &st, 1);
+	struct gos_event st2 = {.type = GOS_EV_STATE, .state = {
+		.state = "done", .stream = "s", .tokens_processed = 4, .total_tokens = 4,
+		.elapsed_ms = 9, .ttft_ms = NAN, .message = "fine"}};
+	gos_map_apply(m, &st2, 1);
+	struct gos_map_view v = {0};
+	gos_map_read_streams(m, &v);
+	const struct gos_stream *s = NULL;
+	for (size_t i = 0; i < v.n_streams; i++)
+		if (!strcmp(v.streams[i].name, "s"))
+			s = &v.streams[i];
+	CHECK(s != NULL, "the stream is there");
+	if (s) {
+		const struct gos_stream_stats *a = &s->stats;
+		CHECK(a->n_conf == 3 && fabs(a->conf_sum - 2.15) < 1e-6 && a->conf_min == 0.25f,
+		      "confidence: 3 known, sum 2.15, min 0.25 (%llu %g %g)",
+		      (unsigned long long)a->n_conf, a->conf_sum, (double)a->conf_min);
+		CHECK(a->n_logprob == 3 && fabs(a->logprob_sum - -3.5) < 1e-6,
+		      "logprob: 3 known, sum -3.5 (%g)", a->logprob_sum);
+		CHECK(a->n_entropy == 1 && fabs(a->entropy_sum - log(4.0)) < 1e-9,
+		      "entropy of four equal alternatives: ln 4 (%g)", a->entropy_sum);
+		CHECK(a->first_ts == 100.0 && a->last_ts == 101.5, "first and last timestamps");
+		CHECK(a->hist[9] == 2 && a->hist[2] == 1, "histogram: 0.9 and 1.0 in the last tenth, 0.25 in the third");
+		CHECK(s->ttft_ms == 120.5 && !strcmp(s->finish_reason, "stop") &&
+		      !strcmp(s->model, "tiny") && !strcmp(s->message, "fine") &&
+		      !strcmp(s->state, "done"), "neural_state's analytics kept when a later state omits them");
+	}
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
 int main(void)
 {
+	test_stream_analytics();
 	test_update_by_id();
 	test_flow_layout();
 	test_hilbert();

@@ -148,7 +148,11 @@ static void make_batch(struct batch *b, uint64_t *r, uint32_t id_range)
 			b->ev[j] = (struct gos_event){.type = GOS_EV_STATE, .state = {
 				.state = next(r) % 2 ? "generating" : "done", .stream = stream,
 				.tokens_processed = (int64_t)next(r) % 1000, .total_tokens = 1000,
-				.elapsed_ms = (double)(next(r) % 100000) / 7.0}};
+				.elapsed_ms = (double)(next(r) % 100000) / 7.0,
+				.ttft_ms = next(r) % 3 ? (double)(next(r) % 5000) / 3.0 : NAN,
+				.finish_reason = next(r) % 2 ? "stop" : NULL,
+				.message = next(r) % 5 ? NULL : "upstream said: model crashed",
+				.model = next(r) % 2 ? "tiny-q4.gguf" : NULL}};
 		} else {
 			b->ev[j] = (struct gos_event){.type = GOS_EV_SYNC};
 		}
@@ -205,6 +209,18 @@ static const char *stream_diff(const struct gos_stream *a, const struct gos_stre
 	if (a->n_tokens != b->n_tokens) return "n_tokens";
 	if (a->newest_slot != b->newest_slot) return "newest_slot";
 	if (a->seq != b->seq) return "seq";
+	if (!same_bits(&a->ttft_ms, &b->ttft_ms, 8)) return "ttft_ms";
+	if (strcmp(a->finish_reason, b->finish_reason) || strcmp(a->message, b->message) ||
+	    strcmp(a->model, b->model))
+		return "finish_reason, message or model";
+	const struct gos_stream_stats *x = &a->stats, *y = &b->stats;
+	if (x->n_conf != y->n_conf || x->n_logprob != y->n_logprob || x->n_entropy != y->n_entropy ||
+	    !same_bits(&x->conf_sum, &y->conf_sum, 8) || !same_bits(&x->conf_min, &y->conf_min, 4) ||
+	    !same_bits(&x->logprob_sum, &y->logprob_sum, 8) ||
+	    !same_bits(&x->entropy_sum, &y->entropy_sum, 8) ||
+	    !same_bits(&x->first_ts, &y->first_ts, 8) || !same_bits(&x->last_ts, &y->last_ts, 8) ||
+	    memcmp(x->hist, y->hist, sizeof(x->hist)))
+		return "stats";
 	return NULL;
 }
 
@@ -534,9 +550,9 @@ static void test_corruption(void)
 	CHECK(!strcmp(err, "checkpoint block 0 (header) checksum mismatch"),
 	      "the message names the block: %s", err);
 	memcpy(bad, img, n);
-	bad[8] = 2;
+	bad[8] = 3;
 	read_bytes(bad, n, &o, err, sizeof(err));
-	CHECK(strstr(err, "version 2"), "another version is named: %s", err);
+	CHECK(strstr(err, "version 3"), "another version is named: %s", err);
 	printf("test_map_image: %zu-byte image: %zu flips and %zu cuts refused\n", n, n, n);
 	free(bad);
 	free(img);
@@ -725,8 +741,44 @@ static void write_seeds(const char *dir)
 	}
 }
 
+/* Images written before the streams' analytics (version 1: the committed
+ * fuzz seeds) still read, their streams with no analytics. */
+static void test_version_1(void)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", __FILE__);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	static const char *const seeds[] = {"flow_small", "flow_evicted"};
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		char path[4200], err[256] = "";
+		snprintf(path, sizeof(path), "%s/fuzz/map_image_corpus/%s", dir, seeds[i]);
+		int fd = open(path, O_RDONLY);
+		unsigned char pre[16] = {0};
+		bool v1 = fd >= 0 && pread(fd, pre, 16, 0) == 16 && pre[8] == 1;
+		struct gos_map *m = fd >= 0 ? gos_map_image_read(fd, &(struct gos_map_opts){0}, err,
+		                                                 sizeof(err)) : NULL;
+		CHECK(v1 && m, "a version 1 image (%s) still reads: %s", seeds[i], err);
+		if (m) {
+			struct gos_map_view v = {0};
+			gos_map_read_all(m, 0, 0, &v);
+			bool plain = v.n_streams > 0;
+			for (size_t k = 0; k < v.n_streams; k++)
+				plain &= isnan(v.streams[k].ttft_ms) && !v.streams[k].model[0] &&
+				         v.streams[k].stats.n_conf == 0;
+			CHECK(plain, "its streams come with no analytics (%zu streams)", v.n_streams);
+			gos_map_view_finish(&v);
+			gos_map_destroy(m);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 int main(void)
 {
+	test_version_1();
 	test_round_trip(GOS_LAYOUT_FLOW);
 	test_round_trip(GOS_LAYOUT_HILBERT);
 	test_fork_child();

@@ -158,6 +158,16 @@ static void test_state_viz_sync_shapes(void)
 		CHECK(ev.state.tokens_processed == -1 && ev.state.total_tokens == -1,
 		      "absent counts %" PRId64 " %" PRId64, ev.state.tokens_processed, ev.state.total_tokens);
 		CHECK(isnan(ev.state.elapsed_ms), "absent elapsed %f", ev.state.elapsed_ms);
+		CHECK(isnan(ev.state.ttft_ms) && !ev.state.finish_reason && !ev.state.message &&
+		      !ev.state.model, "absent analytics are NAN / NULL");
+	}
+	/* the generation's analytics (issue 13) */
+	if (ACCEPT("{\"type\":\"neural_state\",\"state\":\"error\",\"ttft_ms\":183.5,"
+	           "\"finish_reason\":\"length\",\"message\":\"upstream: model \\\"x\\\" crashed\","
+	           "\"model\":\"qwen2.5-0.5b\"}", &ev)) {
+		CHECK(ev.state.ttft_ms == 183.5 && !strcmp(ev.state.finish_reason, "length") &&
+		      !strcmp(ev.state.message, "upstream: model \"x\" crashed") &&
+		      !strcmp(ev.state.model, "qwen2.5-0.5b"), "ttft, finish_reason, message, model");
 	}
 	if (ACCEPT("{\"type\":\"neural_state\",\"state\":\"done\",\"tokens_processed\":0,"
 	           "\"total_tokens\":9007199254740992,\"elapsed_ms\":0.5,\"stream\":\"g2\"}", &ev)) {
@@ -268,6 +278,10 @@ static void test_rejects(void)
 	REJECT(TOK_PRE TOK_OK ",\"top_logprobs\":[{\"token\":1,\"logprob\":-1}]}", GOS_REJECT_WRONG_TYPE,
 	       "\"top_logprobs[0].token\"");
 	REJECT("{\"type\":\"neural_state\",\"state\":1}", GOS_REJECT_WRONG_TYPE, "\"state\"");
+	REJECT("{\"type\":\"neural_state\",\"state\":\"x\",\"ttft_ms\":-1}", GOS_REJECT_WRONG_TYPE,
+	       "\"ttft_ms\"");
+	REJECT("{\"type\":\"neural_state\",\"state\":\"x\",\"model\":7}", GOS_REJECT_WRONG_TYPE,
+	       "\"model\"");
 	REJECT("{\"type\":\"neural_state\",\"state\":\"s\",\"tokens_processed\":1.5}",
 	       GOS_REJECT_WRONG_TYPE, "\"tokens_processed\" is 1.5, not a non-negative integer");
 	REJECT("{\"type\":\"neural_state\",\"state\":\"s\",\"total_tokens\":-1}",

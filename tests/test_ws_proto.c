@@ -165,6 +165,27 @@ static void test_lists(void)
 	snprintf(want, sizeof(want), "{\"type\":\"neural_state\",\"since\":285,\"seq\":293,"
 	         "\"streams\":[%s]}", s1_json);
 	check_text(&b, want, "neural_state");
+
+	/* a stream with the generation's analytics (issue 13): derived on the way out */
+	const struct gos_stream_stats stats = {
+		.n_conf = 4, .conf_sum = 3.0, .conf_min = 0.5f, .n_logprob = 2, .logprob_sum = -2.0,
+		.n_entropy = 2, .entropy_sum = 1.5, .first_ts = 10.0, .last_ts = 12.0,
+		.hist = {0, 0, 0, 0, 0, 1, 0, 2, 0, 1},
+	};
+	const struct gos_viewer_stream s2 = {
+		.name = "g", .state = "error", .tokens_processed = 5, .total_tokens = -1,
+		.elapsed_ms = 2000, .tokens = 5, .ttft_ms = 120.5, .finish_reason = "",
+		.message = "upstream \"died\"", .model = "tiny", .stats = &stats,
+	};
+	gos_viewer_neural_state_begin(&w, &b, 1, 2);
+	gos_viewer_put_stream(&w, &s2);
+	gos_viewer_end(&w);
+	check_text(&b, "{\"type\":\"neural_state\",\"since\":1,\"seq\":2,\"streams\":[{\"stream\":\"g\","
+	           "\"state\":\"error\",\"tokens_processed\":5,\"total_tokens\":-1,\"elapsed_ms\":2000,"
+	           "\"tokens\":5,\"ttft_ms\":120.5,\"finish_reason\":\"\",\"message\":\"upstream \\\"died\\\"\","
+	           "\"model\":\"tiny\",\"tokens_per_s\":2,\"mean_confidence\":0.75,\"min_confidence\":0.5,"
+	           "\"perplexity\":2.7182818284590451,\"mean_entropy\":0.75,"
+	           "\"confidence_hist\":[0,0,0,0,0,1,0,2,0,1]}]}", "a stream's analytics");
 	gos_buf_finish(&b);
 }
 

@@ -16,6 +16,8 @@
 #define GOS_MAX_TEXT        4096
 #define GOS_MAX_STREAM      128
 #define GOS_MAX_STATE       64
+#define GOS_MAX_MESSAGE     1024        /* neural_state "message" (an error's text) */
+#define GOS_MAX_MODEL       256         /* neural_state "model" */
 #define GOS_MAX_ALTS        20          /* top_logprobs entries kept per token */
 #define GOS_MAX_VIZ_TOKENS  100000      /* tokens in one token_visualization */
 #define GOS_MAX_PATH        4096        /* screenshot "path" */
@@ -53,13 +55,34 @@ struct gos_token_ev {
 	const struct gos_alt *alts;
 };
 
-/* neural_state. Numbers absent from the line are -1 (elapsed_ms: NAN). */
+/* A stream's running numbers over every token it ever added (a token's
+ * later updates and its eviction leave them as they were: they describe the
+ * generation, not what is left on the map). Viewers derive tokens/s, mean
+ * and minimum confidence, perplexity and mean entropy from them. */
+struct gos_stream_stats {
+	uint64_t n_conf;           /* tokens with a confidence */
+	double conf_sum;
+	float conf_min;            /* NAN: none */
+	uint64_t n_logprob;        /* tokens with a logprob */
+	double logprob_sum;        /* perplexity: exp(-logprob_sum / n_logprob) */
+	uint64_t n_entropy;        /* tokens with top_logprobs */
+	double entropy_sum;        /* nats, each over its top_logprobs renormalised */
+	double first_ts, last_ts;  /* producer timestamps of its first and last token (NAN: none) */
+	uint32_t hist[10];         /* confidences by tenth ([0,0.1) ... [0.9,1]) */
+};
+
+/* neural_state. Numbers absent from the line are -1 (elapsed_ms, ttft_ms:
+ * NAN); strings absent are NULL (stream: ""). */
 struct gos_state_ev {
 	const char *state;
 	const char *stream;
 	int64_t tokens_processed;
 	int64_t total_tokens;
 	double elapsed_ms;
+	double ttft_ms;              /* time to the first token, ms */
+	const char *finish_reason;   /* "stop", "length", ... */
+	const char *message;         /* a failed generation's error text */
+	const char *model;           /* the model that generates the stream */
 };
 
 /* One entry of token_visualization ("tokens":[{"id","text","x","y"}]).

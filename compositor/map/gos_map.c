@@ -419,6 +419,9 @@ void gos_map_destroy(struct gos_map *m)
 	for (uint32_t i = 0; i < m->n_streams; i++) {
 		free(m->streams[i].name);
 		free(m->streams[i].state);
+		free(m->streams[i].finish_reason);
+		free(m->streams[i].message);
+		free(m->streams[i].model);
 	}
 	free(m->streams);
 	index_finish(&m->stream_index);
@@ -453,11 +456,8 @@ static uint32_t stream_get(struct gos_map *m, const char *name)
 		m->streams = xrealloc(m->streams, m->cap_streams * sizeof(*m->streams));
 	}
 	i = m->n_streams++;
-	m->streams[i] = (struct stream_rec){
-		.name = xstrdup(name), .hash = h, .state = xstrdup(""),
-		.tokens_processed = -1, .total_tokens = -1, .elapsed_ms = NAN,
-		.newest_slot = -1,
-	};
+	m->streams[i] = (struct stream_rec){.name = xstrdup(name), .hash = h, .state = xstrdup("")};
+	gos_map_stream_fresh(&m->streams[i]);
 	index_insert(&m->stream_index, i, h);
 	m->last_stream = i;
 	m->stats.streams = m->n_streams;
@@ -536,6 +536,87 @@ static void layout_place(struct gos_map *m, struct stream_rec *st, uint32_t si,
 }
 
 /* Applies one token (token_activation or a token_visualization entry). */
+void gos_map_stream_fresh(struct stream_rec *s)
+{
+	s->tokens_processed = -1;
+	s->total_tokens = -1;
+	s->elapsed_ms = NAN;
+	s->newest_slot = -1;
+	s->ttft_ms = NAN;
+	s->finish_reason = xstrdup("");
+	s->message = xstrdup("");
+	s->model = xstrdup("");
+	s->stats = (struct gos_stream_stats){.conf_min = NAN, .first_ts = NAN, .last_ts = NAN};
+}
+
+static char *strndup_x(const char *p, size_t n)
+{
+	char *d = xcalloc(1, n + 1);
+	memcpy(d, p, n);
+	return d;
+}
+
+void gos_map_stream_texts(struct stream_rec *s, const char *finish, size_t fl, const char *message,
+                          size_t ml, const char *model, size_t dl)
+{
+	free(s->finish_reason);
+	free(s->message);
+	free(s->model);
+	s->finish_reason = strndup_x(finish, fl);
+	s->message = strndup_x(message, ml);
+	s->model = strndup_x(model, dl);
+}
+
+/* A neural_state's text field: kept when the event did not send it. */
+static void set_text(char **field, const char *v)
+{
+	if (!v || !strcmp(*field, v))
+		return;
+	free(*field);
+	*field = xstrdup(v);
+}
+
+/* The entropy (nats) of a token's top_logprobs, renormalised to sum to 1. */
+static double alts_entropy(uint32_t n, const struct gos_alt *alts)
+{
+	double max = -INFINITY, z = 0.0, s = 0.0;
+	for (uint32_t i = 0; i < n; i++)
+		max = fmax(max, alts[i].logprob);
+	for (uint32_t i = 0; i < n; i++)
+		z += exp(alts[i].logprob - max);
+	for (uint32_t i = 0; i < n; i++) {
+		double p = exp(alts[i].logprob - max) / z;
+		if (p > 0)
+			s -= p * log(p);
+	}
+	return s;
+}
+
+static void stats_add(struct gos_stream_stats *st, float conf, float logprob, double ts,
+                      uint32_t n_alts, const struct gos_alt *alts)
+{
+	if (!isnan(conf)) {
+		st->n_conf++;
+		st->conf_sum += conf;
+		st->conf_min = isnan(st->conf_min) ? conf : fminf(st->conf_min, conf);
+		int b = (int)(conf * 10.0f);
+		st->hist[b < 0 ? 0 : b > 9 ? 9 : b]++;
+	}
+	if (!isnan(logprob)) {
+		st->n_logprob++;
+		st->logprob_sum += logprob;
+	}
+	if (n_alts) {
+		st->n_entropy++;
+		st->entropy_sum += alts_entropy(n_alts, alts);
+	}
+	if (isfinite(ts)) {
+		if (isnan(st->first_ts))
+			st->first_ts = ts;
+		st->last_ts = ts;
+	}
+}
+
 static void apply_token(struct gos_map *m, const char *id, size_t id_len, uint32_t h,
                         const char *text, const char *stream, bool has_pos,
                         float px, float py, float conf, float logprob, double ts,
@@ -586,6 +667,7 @@ static void apply_token(struct gos_map *m, const char *id, size_t id_len, uint32
 	m->stats.tokens_added++;
 	st->n_tokens++;
 	st->newest_slot = slot;
+	stats_add(&st->stats, conf, logprob, ts, n_alts, alts);
 	log_change(m, LOG_TOKEN, slot, NULL);
 	/* The stream's token count changed: readers see it in the stream list. */
 	log_change(m, LOG_STREAM, si, NULL);
@@ -627,6 +709,12 @@ static void apply_one(struct gos_map *m, const struct gos_event *ev, struct id_h
 		st->tokens_processed = s->tokens_processed;
 		st->total_tokens = s->total_tokens;
 		st->elapsed_ms = s->elapsed_ms;
+		/* the generation's facts stay known when a later state omits them */
+		if (!isnan(s->ttft_ms))
+			st->ttft_ms = s->ttft_ms;
+		set_text(&st->finish_reason, s->finish_reason);
+		set_text(&st->message, s->message);
+		set_text(&st->model, s->model);
 		log_change(m, LOG_STREAM, si, NULL);
 		break;
 	}
@@ -735,11 +823,8 @@ bool gos_map_restore_stream(struct gos_map *m, const char *name, size_t name_len
 		m->streams = xrealloc(m->streams, m->cap_streams * sizeof(*m->streams));
 	}
 	uint32_t i = m->n_streams++;
-	m->streams[i] = (struct stream_rec){
-		.name = n, .hash = h, .state = s,
-		.tokens_processed = -1, .total_tokens = -1, .elapsed_ms = NAN,
-		.newest_slot = -1,
-	};
+	m->streams[i] = (struct stream_rec){.name = n, .hash = h, .state = s};
+	gos_map_stream_fresh(&m->streams[i]);
 	index_insert(&m->stream_index, i, h);
 	m->stats.streams = m->n_streams;
 	return true;
@@ -794,6 +879,11 @@ static void copy_stream(const struct gos_map *m, uint32_t i, struct gos_map_view
 		.tokens_processed = s->tokens_processed, .total_tokens = s->total_tokens,
 		.elapsed_ms = s->elapsed_ms, .n_tokens = s->n_tokens,
 		.newest_slot = s->newest_slot, .seq = s->seq,
+		.ttft_ms = s->ttft_ms,
+		.finish_reason = gos_arena_strndup(&v->arena, s->finish_reason, strlen(s->finish_reason)),
+		.message = gos_arena_strndup(&v->arena, s->message, strlen(s->message)),
+		.model = gos_arena_strndup(&v->arena, s->model, strlen(s->model)),
+		.stats = s->stats,
 	};
 }
 

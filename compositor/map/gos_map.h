@@ -65,6 +65,9 @@ struct gos_stream {
 	uint64_t n_tokens;     /* tokens of this stream applied (ever) */
 	int64_t newest_slot;   /* slot of its newest token, -1 if none alive */
 	uint64_t seq;          /* seq of its last change */
+	double ttft_ms;        /* from neural_state, the last one that sent it (NAN: none) */
+	const char *finish_reason, *message, *model;  /* likewise ("": none) */
+	struct gos_stream_stats stats;
 };
 
 /* A caller-owned buffer that reads fill. Zero-initialize; reuse it across

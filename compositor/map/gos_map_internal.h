@@ -73,7 +73,17 @@ struct stream_rec {
 	int64_t newest_slot;
 	uint64_t seq;
 	float cursor_x, cursor_y;   /* flow layout, relative to the column */
+	double ttft_ms;             /* NAN: never sent */
+	char *finish_reason, *message, *model;  /* "" when never sent (never NULL) */
+	struct gos_stream_stats stats;
 };
+
+/* A stream record's fields that are not its name and state, as fresh. */
+void gos_map_stream_fresh(struct stream_rec *s);
+/* Sets a restored stream's finish reason, message and model (no NUL
+ * needed in the strings). */
+void gos_map_stream_texts(struct stream_rec *s, const char *finish, size_t fl, const char *message,
+                          size_t ml, const char *model, size_t dl);
 
 /* Open addressing with linear probing: string -> index. The strings live
  * elsewhere; key_of() fetches the one an index stands for. An entry holds

@@ -1,7 +1,7 @@
 /* Checkpoint images of the map (docs/journal.md, "Checkpoints").
  *
  * The file, every integer and float little-endian and fixed-width:
- *   prefix  "GOSCKPT1", u32 version (1), u32 flags (0)
+ *   prefix  "GOSCKPT1", u32 version (2; 1 is read too), u32 flags (0)
  *   blocks  u32 type, u32 number (0, 1, 2, ...), u64 payload bytes, the
  *           payload, u32 crc32c of type..payload:
  *     HEADER   block 0: the map's scalars and stats (struct header below)
@@ -9,7 +9,13 @@
  *              u32 first, u32 count, then per stream u32 name_len,
  *              u32 state_len, i64 tokens_processed, i64 total_tokens,
  *              f64 elapsed_ms, u64 n_tokens, i64 newest_slot, u64 seq,
- *              f32 cursor_x, f32 cursor_y, the name, the state
+ *              f32 cursor_x, f32 cursor_y, then (version 2) f64 ttft_ms,
+ *              u32 finish_len, u32 message_len, u32 model_len, the
+ *              gos_stream_stats (u64 n_conf, f64 conf_sum, f32 conf_min,
+ *              u64 n_logprob, f64 logprob_sum, u64 n_entropy, f64
+ *              entropy_sum, f64 first_ts, f64 last_ts, u32 hist[10]), then
+ *              the name, the state (and in version 2 finish_reason,
+ *              message, model)
  *     SLOTS    slots 0..used-1 in order, slots_per_block a block: u32 first,
  *              u32 count, the arrays f64 ts, u64 seq, f32 x, y, w, conf,
  *              logprob, u32 stream (count each), then per slot u32 id_len
@@ -27,6 +33,7 @@
  * and every count, length and index while it parses, and grows its memory
  * only as the file's bytes actually arrive. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,12 +49,14 @@
 #endif
 
 #define MAGIC          "GOSCKPT1"
-#define VERSION        1u
+#define VERSION        2u
+#define VERSION_OLD    1u           /* streams without analytics: still read */
 #define PREFIX_BYTES   16u
 #define FRAME_BYTES    16u          /* type, number, payload bytes */
 #define PER_BLOCK      65536u       /* streams or slots a block */
 #define MAX_PER_BLOCK  (1u << 24)   /* what a reader accepts */
-#define STREAM_BYTES   64u          /* a stream's fixed fields */
+#define STREAM_BYTES   64u          /* a stream's fixed fields (version 1) */
+#define STREAM_BYTES2  (STREAM_BYTES + 20u + 108u)   /* version 2 */
 #define SLOT_BYTES     40u          /* a slot's array entries */
 #define EMPTY_SLOT     UINT32_MAX
 #define WBUF_BYTES     (1u << 20)
@@ -179,8 +188,11 @@ static void write_header(struct wr *w, const struct gos_map *m)
 static void write_streams(struct wr *w, const struct gos_map *m, uint32_t first, uint32_t count)
 {
 	uint64_t len = 8;
-	for (uint32_t i = first; i < first + count; i++)
-		len += STREAM_BYTES + strlen(m->streams[i].name) + strlen(m->streams[i].state);
+	for (uint32_t i = first; i < first + count; i++) {
+		const struct stream_rec *s = &m->streams[i];
+		len += STREAM_BYTES2 + strlen(s->name) + strlen(s->state) + strlen(s->finish_reason) +
+		       strlen(s->message) + strlen(s->model);
+	}
 	w_begin(w, BLK_STREAMS, len);
 	w_u32(w, first);
 	w_u32(w, count);
@@ -197,8 +209,28 @@ static void write_streams(struct wr *w, const struct gos_map *m, uint32_t first,
 		w_put(w, &s->seq, 8);
 		w_put(w, &s->cursor_x, 4);
 		w_put(w, &s->cursor_y, 4);
+		uint32_t fl = (uint32_t)strlen(s->finish_reason), ml = (uint32_t)strlen(s->message),
+		         dl = (uint32_t)strlen(s->model);
+		w_put(w, &s->ttft_ms, 8);
+		w_u32(w, fl);
+		w_u32(w, ml);
+		w_u32(w, dl);
+		const struct gos_stream_stats *t = &s->stats;
+		w_put(w, &t->n_conf, 8);
+		w_put(w, &t->conf_sum, 8);
+		w_put(w, &t->conf_min, 4);
+		w_put(w, &t->n_logprob, 8);
+		w_put(w, &t->logprob_sum, 8);
+		w_put(w, &t->n_entropy, 8);
+		w_put(w, &t->entropy_sum, 8);
+		w_put(w, &t->first_ts, 8);
+		w_put(w, &t->last_ts, 8);
+		w_put(w, t->hist, sizeof(t->hist));
 		w_put(w, s->name, nl);
 		w_put(w, s->state, sl);
+		w_put(w, s->finish_reason, fl);
+		w_put(w, s->message, ml);
+		w_put(w, s->model, dl);
 	}
 	w_end(w);
 }
@@ -307,6 +339,7 @@ struct rd {
 	size_t cap_alts;
 	char *strs;               /* ... and their NUL-terminated strings */
 	size_t cap_strs;
+	uint32_t version;         /* the image's */
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -521,10 +554,31 @@ static bool rd_streams(struct rd *r, struct gos_map *m, const struct header *h, 
 		    !get64(&c, &ms) || !get64(&c, &nt) || !get64(&c, &newest) || !get64(&c, &seq) ||
 		    !get32(&c, &cx) || !get32(&c, &cy))
 			return fail(r, "checkpoint block %u (streams) ends inside stream %u", no, i);
+		/* version 2: the generation's analytics */
+		double ttft = NAN;
+		uint32_t fl = 0, ml = 0, dl = 0;
+		struct gos_stream_stats st = {.conf_min = NAN, .first_ts = NAN, .last_ts = NAN};
+		if (r->version >= 2) {
+			bool ok = get64(&c, &ttft) && get32(&c, &fl) && get32(&c, &ml) && get32(&c, &dl) &&
+			          get64(&c, &st.n_conf) && get64(&c, &st.conf_sum) &&
+			          get32(&c, &st.conf_min) && get64(&c, &st.n_logprob) &&
+			          get64(&c, &st.logprob_sum) && get64(&c, &st.n_entropy) &&
+			          get64(&c, &st.entropy_sum) && get64(&c, &st.first_ts) &&
+			          get64(&c, &st.last_ts);
+			for (int k = 0; ok && k < 10; k++)
+				ok = get32(&c, &st.hist[k]);
+			if (!ok)
+				return fail(r, "checkpoint block %u (streams) ends inside stream %u", no, i);
+		}
 		const char *name = get_str(&c, nl), *state = name ? get_str(&c, sl) : NULL;
 		if (!name || !state)
 			return fail(r, "checkpoint block %u (streams): stream %u's name or state is "
 			            "cut short or holds a NUL", no, i);
+		const char *finish = get_str(&c, fl), *message = finish ? get_str(&c, ml) : NULL,
+		           *model = message ? get_str(&c, dl) : NULL;
+		if (!model)
+			return fail(r, "checkpoint block %u (streams): stream %u's finish reason, message "
+			            "or model is cut short or holds a NUL", no, i);
 		if (seq > h->seq)
 			return fail(r, "checkpoint block %u (streams): stream %u has seq %llu, past the "
 			            "image's %llu", no, i, (unsigned long long)seq,
@@ -544,6 +598,9 @@ static bool rd_streams(struct rd *r, struct gos_map *m, const struct header *h, 
 		s->seq = seq;
 		s->cursor_x = cx;
 		s->cursor_y = cy;
+		s->ttft_ms = ttft;
+		s->stats = st;
+		gos_map_stream_texts(s, finish, fl, message, ml, model, dl);
 	}
 	if (c.p != c.end)
 		return fail(r, "checkpoint block %u (streams) has %zu bytes left over", no,
@@ -695,7 +752,8 @@ static struct gos_map *read_image(struct rd *r, const struct gos_map_opts *opts)
 	uint32_t version, flags;
 	memcpy(&version, pre + 8, 4);
 	memcpy(&flags, pre + 12, 4);
-	if (version != VERSION) {
+	r->version = version;
+	if (version != VERSION && version != VERSION_OLD) {
 		fail(r, "checkpoint version %u is not readable by this build (it reads %u)",
 		     version, VERSION);
 		return NULL;

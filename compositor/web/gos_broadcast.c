@@ -127,6 +127,11 @@ static void put_stream(struct gos_viewer_writer *w, const struct gos_stream *s)
 		.total_tokens = s->total_tokens,
 		.elapsed_ms = s->elapsed_ms,
 		.tokens = s->n_tokens,
+		.ttft_ms = s->ttft_ms,
+		.finish_reason = s->finish_reason,
+		.message = s->message,
+		.model = s->model,
+		.stats = &s->stats,
 	});
 }
 

@@ -218,6 +218,10 @@ const struct gos_protocol_key gos_protocol_fields[GOS_F_COUNT_] = {
 	[GOS_F_TOKENS] = KEY("tokens"),
 	[GOS_F_PATH] = KEY("path"),
 	[GOS_F_FIT] = KEY("fit"),
+	[GOS_F_TTFT_MS] = KEY("ttft_ms"),
+	[GOS_F_FINISH_REASON] = KEY("finish_reason"),
+	[GOS_F_MESSAGE] = KEY("message"),
+	[GOS_F_MODEL] = KEY("model"),
 };
 
 enum { V_ID, V_TEXT, V_X, V_Y, V_CONFIDENCE, V_STREAM, V_COUNT_ };
@@ -336,6 +340,8 @@ static bool parse_state(struct pctx *pc, const cJSON **f, struct gos_state_ev *s
 	s->tokens_processed = -1;
 	s->total_tokens = -1;
 	s->elapsed_ms = NAN;
+	s->ttft_ms = NAN;
+	s->finish_reason = s->message = s->model = NULL;
 	if (!f[GOS_F_STATE])
 		return missing(pc, "state");
 	if (!read_string(pc, f[GOS_F_STATE], "state", GOS_MAX_STATE, true, &s->state))
@@ -347,6 +353,22 @@ static bool parse_state(struct pctx *pc, const cJSON **f, struct gos_state_ev *s
 	    !read_count(pc, f[GOS_F_TOTAL_TOKENS], "total_tokens", &s->total_tokens))
 		return false;
 	if (f[GOS_F_ELAPSED_MS] && !read_number(pc, f[GOS_F_ELAPSED_MS], "elapsed_ms", &s->elapsed_ms))
+		return false;
+	if (f[GOS_F_TTFT_MS]) {
+		if (!read_number(pc, f[GOS_F_TTFT_MS], "ttft_ms", &s->ttft_ms))
+			return false;
+		if (s->ttft_ms < 0)
+			return fail(pc->err, GOS_REJECT_WRONG_TYPE,
+			            "field \"ttft_ms\" is %g, a time cannot be negative", s->ttft_ms);
+	}
+	if (f[GOS_F_FINISH_REASON] &&
+	    !read_string(pc, f[GOS_F_FINISH_REASON], "finish_reason", GOS_MAX_STATE, true,
+	                 &s->finish_reason))
+		return false;
+	if (f[GOS_F_MESSAGE] &&
+	    !read_string(pc, f[GOS_F_MESSAGE], "message", GOS_MAX_MESSAGE, true, &s->message))
+		return false;
+	if (f[GOS_F_MODEL] && !read_string(pc, f[GOS_F_MODEL], "model", GOS_MAX_MODEL, true, &s->model))
 		return false;
 	if (f[GOS_F_STREAM] &&
 	    !read_string(pc, f[GOS_F_STREAM], "stream", GOS_MAX_STREAM, true, &s->stream))

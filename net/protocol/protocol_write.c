@@ -80,6 +80,22 @@ static void write_state(struct gos_buf *w, const struct gos_state_ev *s)
 		jw_lit(w, ",\"elapsed_ms\":");
 		gos_buf_json_f64(w, s->elapsed_ms);
 	}
+	if (!isnan(s->ttft_ms)) {
+		jw_lit(w, ",\"ttft_ms\":");
+		gos_buf_json_f64(w, s->ttft_ms);
+	}
+	if (s->finish_reason) {
+		jw_lit(w, ",\"finish_reason\":");
+		jw_str(w, s->finish_reason);
+	}
+	if (s->message) {
+		jw_lit(w, ",\"message\":");
+		jw_str(w, s->message);
+	}
+	if (s->model) {
+		jw_lit(w, ",\"model\":");
+		jw_str(w, s->model);
+	}
 	if (has_text(s->stream)) {
 		jw_lit(w, ",\"stream\":");
 		jw_str(w, s->stream);

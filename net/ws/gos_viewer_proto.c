@@ -212,6 +212,43 @@ static void snapshot_streams(struct gos_viewer_writer *w)
 	w->n = 0;
 }
 
+/* A number, or null when it is not finite (nothing to say yet). */
+static void num_or_null(struct gos_buf *t, const char *key, double v)
+{
+	gos_buf_puts(t, key);
+	if (isfinite(v))
+		gos_buf_json_f64(t, v);
+	else
+		gos_buf_puts(t, "null");
+}
+
+/* The generation's analytics (docs/protocol.md, "Stream fields"). */
+static void put_analytics(struct gos_buf *t, const struct gos_viewer_stream *s)
+{
+	const struct gos_stream_stats *a = s->stats;
+	num_or_null(t, ",\"ttft_ms\":", s->ttft_ms);
+	gos_buf_puts(t, ",\"finish_reason\":");
+	gos_buf_json_str(t, s->finish_reason ? s->finish_reason : "");
+	gos_buf_puts(t, ",\"message\":");
+	gos_buf_json_str(t, s->message ? s->message : "");
+	gos_buf_puts(t, ",\"model\":");
+	gos_buf_json_str(t, s->model ? s->model : "");
+	double span = a->last_ts - a->first_ts;
+	num_or_null(t, ",\"tokens_per_s\":", s->tokens > 1 && span > 0 ? (double)(s->tokens - 1) / span : NAN);
+	num_or_null(t, ",\"mean_confidence\":", a->n_conf ? a->conf_sum / (double)a->n_conf : NAN);
+	num_or_null(t, ",\"min_confidence\":", a->conf_min);
+	num_or_null(t, ",\"perplexity\":",
+	            a->n_logprob ? exp(-a->logprob_sum / (double)a->n_logprob) : NAN);
+	num_or_null(t, ",\"mean_entropy\":", a->n_entropy ? a->entropy_sum / (double)a->n_entropy : NAN);
+	gos_buf_puts(t, ",\"confidence_hist\":[");
+	for (int i = 0; i < 10; i++) {
+		if (i)
+			gos_buf_putc(t, ',');
+		gos_buf_u64(t, a->hist[i]);
+	}
+	gos_buf_putc(t, ']');
+}
+
 void gos_viewer_put_stream(struct gos_viewer_writer *w, const struct gos_viewer_stream *s)
 {
 	struct gos_buf *t = w->out;
@@ -232,6 +269,8 @@ void gos_viewer_put_stream(struct gos_viewer_writer *w, const struct gos_viewer_
 	gos_buf_json_f64(t, s->elapsed_ms);
 	gos_buf_puts(t, ",\"tokens\":");
 	gos_buf_u64(t, s->tokens);
+	if (s->stats)
+		put_analytics(t, s);
 	gos_buf_putc(t, '}');
 }
 

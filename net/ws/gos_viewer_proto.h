@@ -51,6 +51,10 @@ struct gos_viewer_stream {
 	int64_t total_tokens;        /* -1: not sent */
 	double elapsed_ms;           /* NAN: not sent (null) */
 	uint64_t tokens;             /* tokens of this stream applied, ever */
+	/* the generation's analytics; sent only when stats is not NULL */
+	double ttft_ms;              /* NAN: unknown */
+	const char *finish_reason, *message, *model;  /* "" or NULL: none */
+	const struct gos_stream_stats *stats;
 };
 
 /* A list-carrying message being written. Caller-owned; a *_begin call

@@ -106,6 +106,7 @@ struct job {
 	double last_activity;
 	bool got_done, got_finish;
 	double finish_at;         /* when finish_reason came: [DONE] is due soon after */
+	char finish_reason[32];   /* as the server sent it ("stop", "length", ...) */
 	char stream_error[512];   /* an error the stream itself carried */
 	bool aborted;             /* we stopped the transfer (stream_error, timeout, cancel) */
 	char abort_reason[160];

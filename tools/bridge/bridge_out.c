@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 
 #include "bridge.h"
 #include "gos_llm.h"
@@ -253,8 +252,21 @@ void bridge_emit_token(struct job *j, const char *text, double logprob,
 	}
 }
 
-/* A neural_state line; ttft_ms and message ride along as extra fields (the
- * compositor ignores fields it does not know). */
+/* s into out (cap bytes with the NUL), cut on a UTF-8 boundary. */
+static void bridge_clip(char *out, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+	if (n >= cap) {
+		n = cap - 1;
+		while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+/* A neural_state line, with the generation's time to first token, finish
+ * reason, error message and model when known. */
 void bridge_emit_state(struct job *j, const char *state, const char *message)
 {
 	struct bridge *b = j->b;
@@ -270,30 +282,29 @@ void bridge_emit_state(struct job *j, const char *state, const char *message)
 		.tokens_processed = (int64_t)j->tokens,
 		.total_tokens = b->o.sse_url ? -1 : total,
 		.elapsed_ms = ((final && j->t_end > 0 ? j->t_end : now) - j->t_start) * 1e3,
+		.ttft_ms = j->t_first > 0 ? round((j->t_first - j->t_start) * 1e4) / 10 : NAN,
+		.finish_reason = j->finish_reason[0] ? j->finish_reason : NULL,
+		.message = message && message[0] ? message : NULL,
+		.model = b->o.model && b->o.model[0] ? b->o.model : NULL,
 	};
+	char msg[GOS_MAX_MESSAGE + 1], model[GOS_MAX_MODEL + 1];
+	if (ev.state.message) {  /* within the compositor's limits, cut on a UTF-8 boundary */
+		bridge_clip(msg, sizeof msg, ev.state.message);
+		ev.state.message = msg;
+	}
+	if (ev.state.model) {
+		bridge_clip(model, sizeof model, ev.state.model);
+		ev.state.model = model;
+	}
 	char *s = gos_protocol_serialize(&ev);
 	if (!s)
 		abort();
 	size_t n = strlen(s);
-	char extra[1024] = "";
-	size_t el = 0;
-	if (j->t_first > 0)
-		el += (size_t)snprintf(extra + el, sizeof extra - el, ",\"ttft_ms\":%.1f",
-		                       (j->t_first - j->t_start) * 1e3);
-	if (message && message[0]) {
-		cJSON *m = cJSON_CreateString(message);
-		char *q = m ? cJSON_PrintUnformatted(m) : NULL;
-		if (q && strlen(q) < sizeof extra - el - 16)
-			el += (size_t)snprintf(extra + el, sizeof extra - el, ",\"message\":%s", q);
-		free(q);
-		cJSON_Delete(m);
-	}
-	char *line = malloc(n + el + 2);
+	char *line = malloc(n + 2);
 	if (!line)
 		abort();
-	memcpy(line, s, n - 1);                  /* without the closing brace */
-	memcpy(line + n - 1, extra, el);
-	memcpy(line + n - 1 + el, "}\n", 3);
+	memcpy(line, s, n);
+	memcpy(line + n, "\n", 2);
 	free(s);
 	bridge_out_push(b, line);
 	j->last_state = now;

@@ -150,6 +150,7 @@ static void chat_event(struct job *j, const struct gos_sse_event *ev)
 	if (c.finish_reason && !j->got_finish) {
 		j->got_finish = true;
 		j->finish_at = gos_now_s();
+		snprintf(j->finish_reason, sizeof j->finish_reason, "%s", c.finish_reason);
 	}
 	if (c.has_usage && c.completion_tokens >= 0)
 		j->completion_tokens = c.completion_tokens;
@@ -237,6 +238,7 @@ void bridge_start_attempt(struct job *j, double now)
 	j->errbody_len = 0;
 	j->retry_after[0] = '\0';
 	j->got_done = j->got_finish = false;
+	j->finish_reason[0] = '\0';
 	j->stream_error[0] = '\0';
 	j->aborted = false;
 	j->abort_reason[0] = '\0';
