@@ -302,11 +302,18 @@ async def main():
         compare(p, "after 400 tokens moved")
         # laid out tokens (no position) and a stream state
         c.feed([token(9000 + i) for i in range(300)] +
-               [{"type": "neural_state", "stream": "a", "state": "done", "tokens_processed": 5}])
+               [{"type": "neural_state", "stream": "a", "state": "done", "tokens_processed": 5,
+                 "ttft_ms": 42.5, "model": "tiny-q4", "message": "all \"good\""}])
         await p.settle()
         compare(p, "after laid-out tokens")
-        check(any(s["name"] == "a" and s["state"] == "done" for s in p.v2.streams.values()),
-              "stream states reach gos.v2 viewers")
+        a2 = [s for s in p.v2.streams.values() if s["name"] == "a"]
+        a1 = p.v1.streams.get("a", {})
+        check(a2 and a2[0]["state"] == "done", "stream states reach gos.v2 viewers")
+        check(a2 and a2[0].get("ttft_ms") == 42.5 and a2[0].get("model") == "tiny-q4" and
+              a2[0].get("message") == 'all "good"' and
+              abs(a2[0]["mean_confidence"] - a1.get("mean_confidence", -1)) < 1e-9 and
+              a2[0]["confidence_hist"] == a1.get("confidence_hist"),
+              f"the generation's analytics reach both protocols alike: {a2[:1]} / {a1}")
         await lagging_viewer(c, p)
         # a late joiner on gos.v2 costs bytes in proportion to the screen
         url = f"ws://127.0.0.1:{c.port}/ws"

@@ -107,6 +107,15 @@
       nameOff: col(Uint32Array, nStr), nameLen: col(Uint32Array, nStr),
       stateOff: col(Uint32Array, nStr), stateLen: col(Uint32Array, nStr),
     };
+    // flags bit 0: the streams' analytics columns (docs/protocol-v2.md)
+    const an = m.flags & 1 ? {
+      ttft: col(Float64Array, nStr), tps: col(Float64Array, nStr), meanC: col(Float64Array, nStr),
+      minC: col(Float64Array, nStr), ppl: col(Float64Array, nStr), ent: col(Float64Array, nStr),
+      finOff: col(Uint32Array, nStr), finLen: col(Uint32Array, nStr),
+      msgOff: col(Uint32Array, nStr), msgLen: col(Uint32Array, nStr),
+      modelOff: col(Uint32Array, nStr), modelLen: col(Uint32Array, nStr),
+      hist: col(Uint32Array, nStr * 10),
+    } : null;
     m.tiles = { n: nTile, level: col(Uint32Array, nTile), tx: col(Int32Array, nTile), ty: col(Int32Array, nTile),
       count: col(Uint32Array, nTile), confidence: col(Float32Array, nTile) };
     const a = { off: col(Uint32Array, nAlt), len: col(Uint32Array, nAlt), lp: col(Float32Array, nAlt) };
@@ -146,6 +155,15 @@
         tokens_processed: s.proc[i], total_tokens: s.total[i], elapsed_ms: Number.isNaN(el) ? null : el,
         tokens: s.tokens[i],
       });
+      if (an) {
+        const num = v => Number.isNaN(v) ? null : v, st = m.streams[m.streams.length - 1];
+        st.ttft_ms = num(an.ttft[i]); st.tokens_per_s = num(an.tps[i]);
+        st.mean_confidence = num(an.meanC[i]); st.min_confidence = num(an.minC[i]);
+        st.perplexity = num(an.ppl[i]); st.mean_entropy = num(an.ent[i]);
+        st.finish_reason = str(an.finOff[i], an.finLen[i]); st.message = str(an.msgOff[i], an.msgLen[i]);
+        st.model = str(an.modelOff[i], an.modelLen[i]);
+        st.confidence_hist = Array.from(an.hist.subarray(i * 10, i * 10 + 10));
+      }
     }
     return m;
   }

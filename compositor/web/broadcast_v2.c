@@ -171,7 +171,9 @@ static void put_stream(struct gos_v2_writer *w, const struct gos_stream *st)
 {
 	gos_v2_stream(w, st->index, &(struct gos_viewer_stream){
 		.name = st->name, .state = st->state, .tokens_processed = st->tokens_processed,
-		.total_tokens = st->total_tokens, .elapsed_ms = st->elapsed_ms, .tokens = st->n_tokens});
+		.total_tokens = st->total_tokens, .elapsed_ms = st->elapsed_ms, .tokens = st->n_tokens,
+		.ttft_ms = st->ttft_ms, .finish_reason = st->finish_reason, .message = st->message,
+		.model = st->model, .stats = &st->stats});
 }
 
 static void put_token(struct gos_v2_writer *w, const struct gos_token *t)

@@ -222,10 +222,31 @@ static void num_or_null(struct gos_buf *t, const char *key, double v)
 		gos_buf_puts(t, "null");
 }
 
+void gos_viewer_stream_derived(const struct gos_viewer_stream *s, double out[5])
+{
+	const struct gos_stream_stats *a = s->stats;
+	for (int i = 0; i < 5; i++)
+		out[i] = NAN;
+	if (!a)
+		return;
+	double span = a->last_ts - a->first_ts;
+	if (s->tokens > 1 && span > 0)
+		out[0] = (double)(s->tokens - 1) / span;
+	if (a->n_conf)
+		out[1] = a->conf_sum / (double)a->n_conf;
+	out[2] = a->conf_min;
+	if (a->n_logprob)
+		out[3] = exp(-a->logprob_sum / (double)a->n_logprob);
+	if (a->n_entropy)
+		out[4] = a->entropy_sum / (double)a->n_entropy;
+}
+
 /* The generation's analytics (docs/protocol.md, "Stream fields"). */
 static void put_analytics(struct gos_buf *t, const struct gos_viewer_stream *s)
 {
 	const struct gos_stream_stats *a = s->stats;
+	double d[5];
+	gos_viewer_stream_derived(s, d);
 	num_or_null(t, ",\"ttft_ms\":", s->ttft_ms);
 	gos_buf_puts(t, ",\"finish_reason\":");
 	gos_buf_json_str(t, s->finish_reason ? s->finish_reason : "");
@@ -233,13 +254,11 @@ static void put_analytics(struct gos_buf *t, const struct gos_viewer_stream *s)
 	gos_buf_json_str(t, s->message ? s->message : "");
 	gos_buf_puts(t, ",\"model\":");
 	gos_buf_json_str(t, s->model ? s->model : "");
-	double span = a->last_ts - a->first_ts;
-	num_or_null(t, ",\"tokens_per_s\":", s->tokens > 1 && span > 0 ? (double)(s->tokens - 1) / span : NAN);
-	num_or_null(t, ",\"mean_confidence\":", a->n_conf ? a->conf_sum / (double)a->n_conf : NAN);
-	num_or_null(t, ",\"min_confidence\":", a->conf_min);
-	num_or_null(t, ",\"perplexity\":",
-	            a->n_logprob ? exp(-a->logprob_sum / (double)a->n_logprob) : NAN);
-	num_or_null(t, ",\"mean_entropy\":", a->n_entropy ? a->entropy_sum / (double)a->n_entropy : NAN);
+	num_or_null(t, ",\"tokens_per_s\":", d[0]);
+	num_or_null(t, ",\"mean_confidence\":", d[1]);
+	num_or_null(t, ",\"min_confidence\":", d[2]);
+	num_or_null(t, ",\"perplexity\":", d[3]);
+	num_or_null(t, ",\"mean_entropy\":", d[4]);
 	gos_buf_puts(t, ",\"confidence_hist\":[");
 	for (int i = 0; i < 10; i++) {
 		if (i)

@@ -57,6 +57,11 @@ struct gos_viewer_stream {
 	const struct gos_stream_stats *stats;
 };
 
+/* The numbers viewers show for a stream, derived from s->stats (NAN where
+ * there is nothing to say): tokens_per_s, mean_confidence, min_confidence,
+ * perplexity, mean_entropy, in that order. */
+void gos_viewer_stream_derived(const struct gos_viewer_stream *s, double out[5]);
+
 /* A list-carrying message being written. Caller-owned; a *_begin call
  * (re)initializes it, so it needs no setup and holds no memory. The fields
  * are the writer's own. */

@@ -11,6 +11,8 @@ enum {
 	C_REMOVED,                                                       /* removed */
 	C_S_PROC, C_S_TOTAL, C_S_ELAPSED, C_S_TOKENS, C_S_INDEX, C_S_NAME_OFF, C_S_NAME_LEN,
 	C_S_STATE_OFF, C_S_STATE_LEN,                                    /* streams */
+	C_S_TTFT, C_S_TPS, C_S_MEANC, C_S_MINC, C_S_PPL, C_S_ENT, C_S_FIN_OFF, C_S_FIN_LEN,
+	C_S_MSG_OFF, C_S_MSG_LEN, C_S_MODEL_OFF, C_S_MODEL_LEN, C_S_HIST,  /* streams' analytics (flag 1) */
 	C_T_LEVEL, C_T_X, C_T_Y, C_T_COUNT, C_T_CONF,                    /* tiles */
 	C_A_OFF, C_A_LEN, C_A_LP,                                        /* alts */
 	C_COUNT_
@@ -107,6 +109,17 @@ void gos_v2_stream(struct gos_v2_writer *w, uint32_t index, const struct gos_vie
 	put_u32(w, C_S_INDEX, index);
 	put_str(w, C_S_NAME_OFF, C_S_NAME_LEN, s->name);
 	put_str(w, C_S_STATE_OFF, C_S_STATE_LEN, s->state);
+	/* the analytics columns, for every stream of every message (flag 1) */
+	double d[5];
+	gos_viewer_stream_derived(s, d);
+	put_f64(w, C_S_TTFT, s->stats ? s->ttft_ms : NAN);
+	for (int i = 0; i < 5; i++)
+		put_f64(w, C_S_TPS + i, d[i]);
+	put_str(w, C_S_FIN_OFF, C_S_FIN_LEN, s->finish_reason);
+	put_str(w, C_S_MSG_OFF, C_S_MSG_LEN, s->message);
+	put_str(w, C_S_MODEL_OFF, C_S_MODEL_LEN, s->model);
+	for (int i = 0; i < 10; i++)
+		put_u32(w, C_S_HIST, s->stats ? s->stats->hist[i] : 0);
 	w->n_streams++;
 }
 
@@ -159,6 +172,7 @@ void gos_v2_finish(struct gos_v2_writer *w, struct gos_buf *out)
 	memset(h, 0, GOS_V2_HEADER);
 	h[0] = (unsigned char)w->h.kind;
 	h[1] = 2;
+	h[2] = GOS_V2_FLAG_ANALYTICS;
 	out_u32(h + 4, w->n_tokens);
 	out_u64(h + 8, w->h.seq);
 	out_u64(h + 16, w->h.since);

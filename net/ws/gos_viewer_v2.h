@@ -18,6 +18,7 @@
 
 #define GOS_V2_PROTOCOL     "gos.v2"
 #define GOS_V2_HEADER       112
+#define GOS_V2_FLAG_ANALYTICS 1u       /* header flags: streams carry the analytics columns */
 #define GOS_V2_LEVELS       21         /* tile levels 0..20 */
 #define GOS_V2_TILE0        128.0      /* level-0 tile side, world units */
 #define GOS_V2_CELL         1024.0     /* detail cell side (= level 3 tiles) */
@@ -82,7 +83,7 @@ struct gos_v2_token {
 struct gos_v2_writer {
 	struct gos_v2_head h;
 	uint32_t n_tokens, n_removed, n_streams, n_tiles, n_alts;
-	struct gos_buf col[32];
+	struct gos_buf col[48];
 	struct gos_buf str;
 };
 

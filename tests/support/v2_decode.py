@@ -62,6 +62,13 @@ def decode(buf):
         st[name] = arr("d", n_st)
     for name in ("index", "name_off", "name_len", "state_off", "state_len"):
         st[name] = arr("I", n_st)
+    analytics = _flags & 1
+    if analytics:   # the streams' analytics columns (flags bit 0)
+        for name in ("ttft", "tps", "meanc", "minc", "ppl", "ent"):
+            st[name] = arr("d", n_st)
+        for name in ("fin_off", "fin_len", "msg_off", "msg_len", "model_off", "model_len"):
+            st[name] = arr("I", n_st)
+        st["hist"] = arr("I", n_st * 10)
     tl = {}
     for name, fmt in (("level", "I"), ("tx", "i"), ("ty", "i"), ("count", "I"), ("conf", "f")):
         tl[name] = arr(fmt, n_tl)
@@ -89,6 +96,15 @@ def decode(buf):
                 "tokens_processed": st["proc"][i], "total_tokens": st["total"][i],
                 "elapsed_ms": st["elapsed"][i], "tokens": st["tokens"][i]}
                for i in range(n_st)]
+    if analytics:
+        for i, s_ in enumerate(streams):
+            s_.update({"ttft_ms": st["ttft"][i], "tokens_per_s": st["tps"][i],
+                       "mean_confidence": st["meanc"][i], "min_confidence": st["minc"][i],
+                       "perplexity": st["ppl"][i], "mean_entropy": st["ent"][i],
+                       "finish_reason": s(st["fin_off"][i], st["fin_len"][i]),
+                       "message": s(st["msg_off"][i], st["msg_len"][i]),
+                       "model": s(st["model_off"][i], st["model_len"][i]),
+                       "confidence_hist": st["hist"][i * 10:i * 10 + 10]})
     tile_list = [(tl["level"][i], tl["tx"][i], tl["ty"][i], tl["count"][i], tl["conf"][i])
                  for i in range(n_tl)]
     return {"kind": KINDS[kind], "seq": seq, "since": since, "live": live, "bounds": bounds,
