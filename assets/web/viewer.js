@@ -1108,7 +1108,17 @@
     const box = el('streams');
     box.textContent = '';
     let n = 0;
-    for (const [name, s] of streams) {
+    // Sorted as the panel's select says (the generation's analytics:
+    // docs/protocol.md, "Stream fields"); unknown values last.
+    const key = el('stream-sort') ? el('stream-sort').value : 'name';
+    const list = [...streams].sort((a, b) => {
+      if (key === 'name') return a[0] < b[0] ? -1 : a[0] > b[0];
+      const x = a[1][key], y = b[1][key];
+      if (x === null || x === undefined) return y === null || y === undefined ? 0 : 1;
+      if (y === null || y === undefined) return -1;
+      return key === 'ttft_ms' || key === 'perplexity' || key === 'mean_entropy' ? x - y : y - x;
+    });
+    for (const [name, s] of list) {
       if (++n > 12) {
         const more = document.createElement('div');
         more.className = 'stream';
@@ -1125,6 +1135,43 @@
       if (s.state) parts.push(s.state + (s.total_tokens > 0 ? ` ${s.tokens_processed}/${s.total_tokens}` : ''));
       if (s.tokens) parts.push(`${s.tokens} tokens`);
       d.appendChild(document.createTextNode(' ' + parts.join(' · ')));
+      d.dataset.stream = name;
+      const an = [];
+      const fmt = (v, k) => v === null || v === undefined ? null : v.toFixed(k);
+      if (s.model) an.push(s.model);
+      if (fmt(s.ttft_ms, 0)) an.push(`ttft ${fmt(s.ttft_ms, 0)} ms`);
+      if (fmt(s.tokens_per_s, 1)) an.push(`${fmt(s.tokens_per_s, 1)} tok/s`);
+      if (fmt(s.mean_confidence, 2)) an.push(`p̄ ${fmt(s.mean_confidence, 2)} (min ${fmt(s.min_confidence, 2)})`);
+      if (fmt(s.perplexity, 2)) an.push(`ppl ${fmt(s.perplexity, 2)}`);
+      if (fmt(s.mean_entropy, 2)) an.push(`H ${fmt(s.mean_entropy, 2)}`);
+      if (s.finish_reason) an.push(`finish ${s.finish_reason}`);
+      if (an.length) {
+        const a = document.createElement('div');
+        a.className = 'analytics';
+        a.textContent = an.join(' · ');
+        d.appendChild(a);
+      }
+      if (Array.isArray(s.confidence_hist) && s.confidence_hist.some(v => v > 0)) {
+        // a small confidence histogram, tenths of [0, 1] in the palette's colors
+        const h = document.createElement('span');
+        h.className = 'hist';
+        h.title = 'confidence histogram: ' + s.confidence_hist.join(' ');
+        const max = Math.max(...s.confidence_hist);
+        s.confidence_hist.forEach((v, i) => {
+          const bar = document.createElement('i');
+          bar.style.height = `${Math.max(v ? 1 : 0, Math.round(12 * v / max))}px`;
+          const c = color(PALETTES[paletteName], (i + 0.5) / 10);
+          bar.style.background = css([c[0], c[1], c[2], 1]);
+          h.appendChild(bar);
+        });
+        d.appendChild(h);
+      }
+      if (s.message) {
+        const m = document.createElement('div');
+        m.className = s.state === 'error' ? 'stream-error' : 'stream-message';
+        m.textContent = s.message;
+        d.appendChild(m);
+      }
       box.appendChild(d);
     }
     hudDirty = false;
@@ -1271,6 +1318,7 @@
   });
   el('follow').addEventListener('change', e => setFollow(e.target.checked));
   el('palette').addEventListener('change', e => setPalette(e.target.value));
+  el('stream-sort').addEventListener('change', () => { hudDirty = true; });
   el('fit').addEventListener('click', () => { setFollow(false); fit(); });
   window.addEventListener('resize', resize);
 

@@ -546,6 +546,24 @@ async function main() {
       `the HUD shows state, token count and neural_state: ${JSON.stringify(hud)}`);
     await page.mouse.move(5, 590);
     await waitFor(page, () => document.getElementById('tip').hidden, null, 'the tooltip goes away off the tokens');
+
+    // A failed generation's analytics and error text reach the stream panel.
+    await feed([
+      { type: 'neural_state', stream: 's2', state: 'error', tokens_processed: 1, ttft_ms: 87,
+        model: 'tiny-q4', message: 'upstream: the model crashed (out of memory)' },
+    ]);
+    await waitFor(page, () => {
+      const d = document.querySelector('#streams [data-stream="s2"] .stream-error');
+      return d && d.textContent.includes('out of memory');
+    }, null, 'the error message of a failed generation shows in the stream panel');
+    const panel = await page.textContent('#streams [data-stream="s2"]');
+    check(panel.includes('tiny-q4') && panel.includes('ttft 87 ms'),
+      `the stream panel shows the model and the time to first token: ${JSON.stringify(panel)}`);
+    const s1 = await page.textContent('#streams [data-stream="s1"]');
+    check(/p̄ 0\.75 \(min 0\.50\)/.test(s1) && /ppl 1\.99/.test(s1) && /H 0\.6\d/.test(s1),
+      `s1's mean/min confidence, perplexity (exp 0.69) and entropy: ${JSON.stringify(s1)}`);
+    const bars = await page.$$eval('#streams [data-stream="s1"] .hist i', l => l.length);
+    check(bars === 10, `a confidence histogram of ten bars (${bars})`);
     // --no-journal: the server never sends a timeline (it would have come
     // right after the snapshot, long before these tokens), so no bar.
     const bar = await page.evaluate(() => ({ hidden: document.getElementById('timeline').hidden,
