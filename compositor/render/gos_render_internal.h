@@ -117,9 +117,12 @@ struct render_frame {
 
 /* A stream as of the last sync, its strings copied. */
 struct render_stream {
-	struct gos_stream s;         /* name/state point into the strings below */
+	struct gos_stream s;         /* its strings point into the ones below */
 	char name[64];
 	char state[32];
+	char model[48];
+	char finish_reason[32];
+	char message[120];           /* a failed generation's error, cut for the HUD */
 };
 
 struct gos_render {

@@ -9,6 +9,7 @@
 
 #include "gos_compute.h"
 #include "gos_render_internal.h"
+#include "gos_utf8.h"
 #include "gos_text.h"
 
 #define NONE UINT32_MAX
@@ -143,6 +144,17 @@ bool render_reserve_slots(struct gos_render *r, uint32_t slot)
 	return true;
 }
 
+/* s into a fixed buffer, cut on a UTF-8 boundary, line breaks as spaces. */
+static void copy_text(char *out, size_t cap, const char *s)
+{
+	size_t n = s ? gos_utf8_cut(s, strlen(s), cap - 1) : 0;
+	memcpy(out, s ? s : "", n);
+	out[n] = '\0';
+	for (char *p = out; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+}
+
 static void copy_stream(struct gos_render *r, const struct gos_stream *s)
 {
 	if (s->index >= r->cap_streams) {
@@ -160,6 +172,9 @@ static void copy_stream(struct gos_render *r, const struct gos_stream *s)
 	c->s = *s;
 	snprintf(c->name, sizeof(c->name), "%s", s->name ? s->name : "");
 	snprintf(c->state, sizeof(c->state), "%s", s->state ? s->state : "");
+	copy_text(c->model, sizeof(c->model), s->model);
+	copy_text(c->finish_reason, sizeof(c->finish_reason), s->finish_reason);
+	copy_text(c->message, sizeof(c->message), s->message);
 	if (s->index >= r->n_streams)
 		r->n_streams = s->index + 1;
 }
@@ -306,6 +321,9 @@ const struct gos_stream *gos_render_stream(const struct gos_render *r, size_t i)
 	struct render_stream *c = &r->streams[i];
 	c->s.name = c->name;
 	c->s.state = c->state;
+	c->s.model = c->model;
+	c->s.finish_reason = c->finish_reason;
+	c->s.message = c->message;
 	return &c->s;
 }
 
