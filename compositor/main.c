@@ -18,6 +18,7 @@
 #include "gos_map.h"
 #include "gos_queue.h"
 #include "gos_state.h"
+#include "gos_export.h"
 #include "gos_web.h"
 #include "gos_ws.h"
 #include "gos_window.h"
@@ -96,7 +97,8 @@ static void usage(FILE *f)
 	        "\n"
 	        "keys: drag pans, wheel zooms about the cursor, arrows and +/- too, Home fits\n"
 	        "      all tokens, F follows the newest token of the active stream, Tab cycles\n"
-	        "      streams, S writes a screenshot (gos-DATE.png), F11 fullscreen, Esc/Q quits\n"
+	        "      streams, S writes a screenshot (gos-DATE.png), E exports the tokens as CSV\n"
+	        "      (gos-DATE.csv, as GET /export?format=csv), F11 fullscreen, Esc/Q quits\n"
 	        "      (gos-shot --socket PATH --out FILE asks a running compositor for a picture)\n"
 	        "time travel (with the journal): [ and ] step back/forward 1%% of the session,\n"
 	        "      Space replays from there (from the start when live) or pauses, , and .\n"
@@ -579,6 +581,13 @@ static double render_events_per_s(void *ctx)
 	return ((struct app *)ctx)->events_per_s;
 }
 
+/* The window's E key: the map as CSV, as GET /export gives it. */
+static bool window_export(void *ctx, const char *dir, char *msg, size_t msglen)
+{
+	struct app *a = ctx;
+	return gos_export_save(a->map, "csv", dir, msg, msglen);
+}
+
 static int64_t render_viewers(void *ctx)
 {
 	return gos_web_viewers(((struct app *)ctx)->web);
@@ -638,7 +647,7 @@ static int run_renderer(struct app *a)
 	struct gos_window_deps deps = {
 		.map = a->map, .tick = render_tick, .events_per_s = render_events_per_s,
 		.viewers = render_viewers, .shot_take = shot_take, .shot_done = shot_done,
-		.travel = tr ? &travel : NULL, .ctx = a,
+		.export_csv = window_export, .travel = tr ? &travel : NULL, .ctx = a,
 	};
 	struct gos_window_result res;
 	bool ok = gos_window_run(&wo, &deps, &res);

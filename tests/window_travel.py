@@ -9,9 +9,11 @@ presses through the X server (xdotool: XTEST):
   L  goes live again;
   Ctrl+S saves the session as a recording: every event fed, in order, and
      not a screenshot;
+  E  exports the map's tokens as CSV (issue 13), every token in order;
   .  doubles the speed, Space replays from the start until it goes live.
 usage: window_travel.py GOS_COMPOSITOR   (run by ctest)"""
 import atexit
+import csv
 import glob
 import json
 import os
@@ -190,6 +192,17 @@ if m:
     check(all("_t" in json.loads(x) for x in lines), "each line has its arrival time")
 new = set(glob.glob(os.path.join(tmp, "*"))) - before
 check(not [x for x in new if x.endswith(".png")], "Ctrl+S is not a screenshot")
+
+# E exports the map's tokens as CSV (as GET /export?format=csv)
+mark = len(log())
+key("e")
+m = wait_log(r"export saved to (\S+) \((\d+) bytes\)", mark)
+check(m is not None, f"E exports the tokens ({log()[mark:]!r})")
+if m:
+    rows = list(csv.reader(open(os.path.join(tmp, m.group(1)), newline="")))
+    check(rows[0][:4] == ["id", "stream", "index", "text"] and
+          [r[0] for r in rows[1:]] == [f"k{i}" for i in range(400)],
+          f"the export holds every token in arrival order ({len(rows) - 1} rows)")
 
 mark = len(log())
 key("period", "period", "period", "space")

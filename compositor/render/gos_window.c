@@ -710,6 +710,13 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		fi.timeline = window_travel_hud(&s->tv);
 		if (s->in.keys[GLFW_KEY_S] && !ctrl)
 			screenshot(s, t, vw, vh, &fi);
+		if (s->in.keys[GLFW_KEY_E] && !ctrl) {
+			char emsg[600] = "export: not available here";
+			if (deps->export_csv)
+				deps->export_csv(deps->ctx, s->o.shot_dir ? s->o.shot_dir : ".", emsg, sizeof(emsg));
+			fprintf(stderr, "gos: %s\n", emsg);
+			set_banner(s, t, emsg);
+		}
 		remote_shots(s, deps->map, shown, vw, vh, &fi);
 
 		if (s->window) {

@@ -92,6 +92,9 @@ struct gos_window_deps {
 	bool (*shot_take)(void *ctx, struct gos_window_shot *out);
 	void (*shot_done)(void *ctx, const struct gos_window_shot *shot,
 	                  const struct gos_window_shot_result *res);
+	/* E: writes the map's tokens as CSV into dir (the screenshot folder);
+	 * msg says where, or why not. NULL: the key says it is not there. */
+	bool (*export_csv)(void *ctx, const char *dir, char *msg, size_t msglen);
 	/* NULL: no time travel (no journal); the keys then only say so. */
 	const struct gos_window_travel *travel;
 	void *ctx;

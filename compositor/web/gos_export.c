@@ -2,6 +2,8 @@
  * arrival order with their stream indexes (the map's places: no strings),
  * read formats BATCH of them at a time from the map as they are then. */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,4 +352,52 @@ static void export_close(void *h)
 void gos_export_stream(struct gos_ws_stream *st, struct gos_map *map)
 {
 	*st = (struct gos_ws_stream){export_open, export_read, export_close, map};
+}
+
+bool gos_export_save(struct gos_map *map, const char *format, const char *dir, char *msg,
+                     size_t msglen)
+{
+	char arg[32], err[256];
+	snprintf(arg, sizeof(arg), "format=%s", format);
+	const char *args[] = {arg};
+	struct gos_ws_download d = {0};
+	struct export *e = export_open(map, args, 1, &d, err, sizeof(err));
+	if (!e) {
+		snprintf(msg, msglen, "%s", err);
+		return false;
+	}
+	char path[4400];
+	snprintf(path, sizeof(path), "%s/%s", dir, d.filename);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(msg, msglen, "cannot save the export to %s: %s", path, strerror(errno));
+		export_free(e);
+		return false;
+	}
+	char buf[64 * 1024];
+	uint64_t total = 0;
+	long n;
+	bool ok = true;
+	while (ok && (n = export_read(e, buf, sizeof(buf))) > 0) {
+		for (long off = 0; ok && off < n;) {
+			ssize_t w = write(fd, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			ok = w > 0;
+			off += w > 0 ? w : 0;
+		}
+		total += (uint64_t)n;
+	}
+	int werr = ok ? 0 : errno;
+	if (close(fd) != 0 && ok) {
+		ok = false;
+		werr = errno;
+	}
+	export_free(e);
+	if (!ok) {
+		snprintf(msg, msglen, "cannot write the export %s: %s", path, strerror(werr));
+		return false;
+	}
+	snprintf(msg, msglen, "export saved to %s (%llu bytes)", path, (unsigned long long)total);
+	return true;
 }

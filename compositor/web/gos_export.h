@@ -10,6 +10,7 @@
 #ifndef GOS_EXPORT_H
 #define GOS_EXPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "gos_map.h"
@@ -17,6 +18,12 @@
 
 /* The stream callbacks for map (which must outlive every handle). */
 void gos_export_stream(struct gos_ws_stream *st, struct gos_map *map);
+
+/* Writes the export of map in format ("csv", "jsonl") to DIR/gos-DATE.EXT
+ * (created, not overwritten): true with "export saved to NAME (N bytes)" in
+ * msg, else false with one sentence. Any thread (short map locks). */
+bool gos_export_save(struct gos_map *map, const char *format, const char *dir, char *msg,
+                     size_t msglen);
 
 /* The rank of the chosen token among its top_logprobs (1: the model's
  * first choice; by logprob, ties in the order given), or 0 when there are
