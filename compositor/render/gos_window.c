@@ -516,6 +516,9 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 	window_travel_init(&s->tv, deps->travel);
 	s->active_stream = -1;
 	s->hover_slot = -1;
+	/* As the web viewer: start legible (zoom 1 or more) on the newest token,
+	 * following it until the user moves the camera (F, Home, a drag, ...). */
+	s->follow = true;
 	*res = (struct gos_window_result){0};
 	uint32_t w = s->o.width ? s->o.width : 1280, h = s->o.height ? s->o.height : 720;
 	double max_fps = s->o.max_fps > 0 ? s->o.max_fps : (s->o.headless ? 10 : 0);
