@@ -68,14 +68,16 @@ static void test_flow_layout(void)
 		const struct gos_token *t = &v.tokens[i];
 		if (t->y > maxy)
 			maxy = t->y;
-		float col = (float)t->stream * (GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP);
-		inside = inside && t->x - t->w / 2 >= col - 0.01f && t->x + t->w / 2 <= col + GOS_FLOW_COLUMN_W + 0.01f;
+		/* pages sit on a grid of COLUMN_W + COLUMN_GAP */
+		float pitch = GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP;
+		float col = floorf((t->x - t->w / 2 + 0.01f) / pitch) * pitch;
+		inside = inside && t->x + t->w / 2 <= col + GOS_FLOW_COLUMN_W + 0.01f;
 		if (t->stream == 1 && t->x < minx_two)
 			minx_two = t->x;
 		if (t->stream == 0 && t->x > maxx_one)
 			maxx_one = t->x;
 	}
-	CHECK(inside, "every token stays inside its stream's column");
+	CHECK(inside, "every token stays inside its page's column");
 	CHECK(maxy > GOS_FLOW_LINE_H, "100 words wrap onto several lines (max y %f)", maxy);
 	CHECK(minx_two > maxx_one, "streams have separate regions");
 	gos_map_view_finish(&v);
@@ -313,8 +315,58 @@ static void test_stream_analytics(void)
 	gos_map_destroy(m);
 }
 
+/* The flow layout fills the screen (issue 13): 16 streams of 3,000 tokens
+ * fit in a box between 1:3 and 3:1, a stream's text wraps into pages, and
+ * tokens placed before more streams came stay where they were. */
+static void test_flow_pages(void)
+{
+	struct gos_map *m = gos_map_create(NULL);
+	enum { STREAMS = 16, PER = 3000 };
+	static char ids[STREAMS * PER][16], names[STREAMS][8];
+	static struct gos_event e[STREAMS * PER];
+	for (int s = 0; s < STREAMS; s++)
+		snprintf(names[s], sizeof(names[s]), "g%d", s);
+	for (int i = 0; i < STREAMS * PER; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "f%d", i);
+		e[i] = tok(ids[i], " word", names[i % STREAMS]);
+	}
+	/* the first streams first, then the rest: the early tokens must not move */
+	gos_map_apply(m, e, PER);
+	struct gos_map_view v = {0};
+	gos_map_read_all(m, 0, 0, &v);
+	size_t n0 = v.n_tokens;
+	float *x0 = malloc(n0 * sizeof(float)), *y0 = malloc(n0 * sizeof(float));
+	for (size_t i = 0; i < n0; i++) {
+		x0[i] = v.tokens[i].x;
+		y0[i] = v.tokens[i].y;
+	}
+	gos_map_apply(m, e + PER, STREAMS * PER - PER);
+	gos_map_read_all(m, 0, 0, &v);
+	bool kept = true;
+	float bx0 = 1e30f, by0 = 1e30f, bx1 = -1e30f, by1 = -1e30f;
+	for (size_t i = 0; i < v.n_tokens; i++) {
+		const struct gos_token *t = &v.tokens[i];
+		if (i < n0)
+			kept &= t->x == x0[i] && t->y == y0[i];
+		bx0 = fminf(bx0, t->x - t->w / 2);
+		bx1 = fmaxf(bx1, t->x + t->w / 2);
+		by0 = fminf(by0, t->y - GOS_FLOW_LINE_H / 2);
+		by1 = fmaxf(by1, t->y + GOS_FLOW_LINE_H / 2);
+	}
+	double aspect = (bx1 - bx0) / (by1 - by0);
+	CHECK(kept, "tokens placed before more streams came have not moved");
+	CHECK(aspect >= 1.0 / 3 && aspect <= 3.0,
+	      "16 streams x 3000 tokens fit in a box of aspect %.2f (between 1:3 and 3:1)", aspect);
+	printf("test_map: 16 x 3000 tokens: a %.0f x %.0f box, aspect %.2f\n", bx1 - bx0, by1 - by0, aspect);
+	free(x0);
+	free(y0);
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
 int main(void)
 {
+	test_flow_pages();
 	test_stream_analytics();
 	test_update_by_id();
 	test_flow_layout();

@@ -509,6 +509,52 @@ static uint32_t alloc_slot(struct gos_map *m)
 	return slot;
 }
 
+/* The grid cell of the next page: the extension being filled (a column
+ * down, or a row left to right), or a new one, a column when the grid is
+ * narrower than GOS_FLOW_ASPECT, else a row. */
+static void pages_step(struct flow_pages *p, uint32_t *cx, uint32_t *cy)
+{
+	uint32_t len = p->ext_col ? p->rows : p->cols;
+	if (!p->cols || p->ext_i >= len) {
+		double pw = GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP, ph = GOS_FLOW_PAGE_H + GOS_FLOW_COLUMN_GAP;
+		if (!p->cols) {
+			p->cols = p->rows = 1;
+			p->ext_col = true;
+		} else if ((double)p->cols * pw <= GOS_FLOW_ASPECT * (double)p->rows * ph) {
+			p->cols++;
+			p->ext_col = true;
+		} else {
+			p->rows++;
+			p->ext_col = false;
+		}
+		p->ext_i = 0;
+	}
+	*cx = p->ext_col ? p->cols - 1 : p->ext_i;
+	*cy = p->ext_col ? p->ext_i : p->rows - 1;
+	p->ext_i++;
+	p->n++;
+}
+
+void gos_map_pages_replay(struct flow_pages *pages, uint32_t n)
+{
+	float origin = pages->origin_x;
+	*pages = (struct flow_pages){.origin_x = origin};
+	uint32_t cx, cy;
+	for (uint32_t i = 0; i < n; i++)
+		pages_step(pages, &cx, &cy);
+}
+
+/* A new page for the stream (its cursor back to the page's start). */
+static void page_next(struct gos_map *m, struct stream_rec *st)
+{
+	uint32_t cx, cy;
+	pages_step(&m->pages, &cx, &cy);
+	st->page_x = m->pages.origin_x + (float)cx * (GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP);
+	st->page_y = (float)cy * (GOS_FLOW_PAGE_H + GOS_FLOW_COLUMN_GAP);
+	st->page_flags = STREAM_PAGE_HAS;
+	st->cursor_x = st->cursor_y = 0;
+}
+
 static void layout_place(struct gos_map *m, struct stream_rec *st, uint32_t si,
                          const char *text, float w, float *x, float *y)
 {
@@ -521,13 +567,19 @@ static void layout_place(struct gos_map *m, struct stream_rec *st, uint32_t si,
 		*y = (float)hy * GOS_HILBERT_CELL + GOS_HILBERT_CELL / 2;
 		return;
 	}
-	float x0 = (float)si * (GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP);
+	(void)si;
+	bool paged = !(st->page_flags & STREAM_PAGE_COLUMN);
+	if (!(st->page_flags & STREAM_PAGE_HAS) ||
+	    (paged && st->cursor_y + GOS_FLOW_LINE_H > GOS_FLOW_PAGE_H))
+		page_next(m, st);
 	if (st->cursor_x > 0 && st->cursor_x + w > GOS_FLOW_COLUMN_W) {
 		st->cursor_x = 0;
 		st->cursor_y += GOS_FLOW_LINE_H;
+		if (paged && st->cursor_y + GOS_FLOW_LINE_H > GOS_FLOW_PAGE_H)
+			page_next(m, st);
 	}
-	*x = x0 + st->cursor_x + w / 2;
-	*y = st->cursor_y + GOS_FLOW_LINE_H / 2;
+	*x = st->page_x + st->cursor_x + w / 2;
+	*y = st->page_y + st->cursor_y + GOS_FLOW_LINE_H / 2;
 	st->cursor_x += w;
 	if (strchr(text, '\n')) {
 		st->cursor_x = 0;
@@ -535,7 +587,6 @@ static void layout_place(struct gos_map *m, struct stream_rec *st, uint32_t si,
 	}
 }
 
-/* Applies one token (token_activation or a token_visualization entry). */
 void gos_map_stream_fresh(struct stream_rec *s)
 {
 	s->tokens_processed = -1;
@@ -617,6 +668,7 @@ static void stats_add(struct gos_stream_stats *st, float conf, float logprob, do
 	}
 }
 
+/* Applies one token (token_activation or a token_visualization entry). */
 static void apply_token(struct gos_map *m, const char *id, size_t id_len, uint32_t h,
                         const char *text, const char *stream, bool has_pos,
                         float px, float py, float conf, float logprob, double ts,

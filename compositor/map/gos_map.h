@@ -17,7 +17,7 @@
 #include "gos_event.h"
 
 enum gos_layout_kind {
-	GOS_LAYOUT_FLOW = 0,   /* per stream, tokens flow like lines of text */
+	GOS_LAYOUT_FLOW = 0,   /* per stream, tokens flow like lines of text, in pages */
 	GOS_LAYOUT_HILBERT,    /* hash of the token text on a Hilbert curve */
 };
 
@@ -28,11 +28,19 @@ struct gos_map_opts {
 	enum gos_layout_kind layout;
 };
 
-/* Flow layout geometry, in world units (1 unit = 1 pixel at zoom 1). */
+/* Flow layout geometry, in world units (1 unit = 1 pixel at zoom 1). A
+ * stream's tokens flow like a paragraph COLUMN_W wide; when its page
+ * (PAGE_H tall) is full it goes on in a new page. Pages are handed out on a
+ * grid (pitch COLUMN_W + COLUMN_GAP by PAGE_H + COLUMN_GAP) that grows by a
+ * column or a row, whichever keeps the grid nearer GOS_FLOW_ASPECT (width
+ * / height), so the whole map stays near a screen's shape as streams are
+ * added and grow. A placed token never moves. */
 #define GOS_FLOW_CHAR_W      9.0f
 #define GOS_FLOW_LINE_H      22.0f
 #define GOS_FLOW_COLUMN_W    720.0f
 #define GOS_FLOW_COLUMN_GAP  180.0f
+#define GOS_FLOW_PAGE_H      1320.0f   /* 60 lines */
+#define GOS_FLOW_ASPECT      (16.0 / 9.0)
 #define GOS_HILBERT_CELL     24.0f
 #define GOS_HILBERT_ORDER    12      /* 4096 x 4096 cells */
 

@@ -73,6 +73,8 @@ struct stream_rec {
 	int64_t newest_slot;
 	uint64_t seq;
 	float cursor_x, cursor_y;   /* flow layout, relative to the column */
+	float page_x, page_y;       /* flow layout: its page's top-left */
+	uint32_t page_flags;        /* STREAM_PAGE_* */
 	double ttft_ms;             /* NAN: never sent */
 	char *finish_reason, *message, *model;  /* "" when never sent (never NULL) */
 	struct gos_stream_stats stats;
@@ -101,10 +103,28 @@ struct str_index {
 	uint32_t count;
 };
 
+#define STREAM_PAGE_HAS    1u   /* page_x/y hold its page */
+#define STREAM_PAGE_COLUMN 2u   /* a column of the old layout (a version-1 image):
+                                 * it goes on down it, with no page end */
+
+/* The flow layout's page grid (see gos_map.h): pages handed out so far, the
+ * grid's size, and the extension being filled (a column or a row). */
+struct flow_pages {
+	uint32_t n;
+	uint32_t cols, rows;
+	bool ext_col;
+	uint32_t ext_i;             /* cells of the extension handed out */
+	float origin_x;             /* left of the grid (right of old columns) */
+};
+
+/* Sets pages to the state after n pages were handed out from scratch. */
+void gos_map_pages_replay(struct flow_pages *pages, uint32_t n);
+
 struct gos_map {
 	pthread_mutex_t lock;
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
+	struct flow_pages pages;
 
 	/* tokens, slot-indexed */
 	uint32_t cap, used;         /* used: slots ever handed out (<= cap) */

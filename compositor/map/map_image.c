@@ -9,7 +9,8 @@
  *              u32 first, u32 count, then per stream u32 name_len,
  *              u32 state_len, i64 tokens_processed, i64 total_tokens,
  *              f64 elapsed_ms, u64 n_tokens, i64 newest_slot, u64 seq,
- *              f32 cursor_x, f32 cursor_y, then (version 2) f64 ttft_ms,
+ *              f32 cursor_x, f32 cursor_y, then (version 2) f32 page_x,
+ *              f32 page_y, u32 page_flags (the flow layout's page), f64 ttft_ms,
  *              u32 finish_len, u32 message_len, u32 model_len, the
  *              gos_stream_stats (u64 n_conf, f64 conf_sum, f32 conf_min,
  *              u64 n_logprob, f64 logprob_sum, u64 n_entropy, f64
@@ -56,10 +57,11 @@
 #define PER_BLOCK      65536u       /* streams or slots a block */
 #define MAX_PER_BLOCK  (1u << 24)   /* what a reader accepts */
 #define STREAM_BYTES   64u          /* a stream's fixed fields (version 1) */
-#define STREAM_BYTES2  (STREAM_BYTES + 20u + 108u)   /* version 2 */
+#define STREAM_BYTES2  (STREAM_BYTES + 20u + 108u + 12u)   /* version 2 */
 #define SLOT_BYTES     40u          /* a slot's array entries */
 #define EMPTY_SLOT     UINT32_MAX
 #define WBUF_BYTES     (1u << 20)
+#define MAX_PAGES      (1u << 26)   /* flow layout pages a reader accepts */
 
 enum block_type { BLK_HEADER = 1, BLK_STREAMS, BLK_SLOTS, BLK_END };
 
@@ -73,7 +75,7 @@ struct header {
 	uint32_t layout, n_streams;
 	uint32_t slots_per_block, streams_per_block;
 	uint64_t evicted, tokens_added, tokens_updated;
-	uint32_t n_applied, reserved;
+	uint32_t n_applied, flow_pages;   /* version 1: 0 (reserved) */
 };
 #define HEADER_BYTES 80u
 _Static_assert(sizeof(struct header) == HEADER_BYTES, "struct header has no padding");
@@ -178,6 +180,7 @@ static void write_header(struct wr *w, const struct gos_map *m)
 		.slots_per_block = PER_BLOCK, .streams_per_block = PER_BLOCK,
 		.evicted = m->stats.evicted, .tokens_added = m->stats.tokens_added,
 		.tokens_updated = m->stats.tokens_updated, .n_applied = GOS_EV_COUNT_,
+		.flow_pages = m->pages.n,
 	};
 	w_begin(w, BLK_HEADER, HEADER_BYTES + 8u * GOS_EV_COUNT_);
 	w_put(w, &h, sizeof(h));
@@ -209,6 +212,9 @@ static void write_streams(struct wr *w, const struct gos_map *m, uint32_t first,
 		w_put(w, &s->seq, 8);
 		w_put(w, &s->cursor_x, 4);
 		w_put(w, &s->cursor_y, 4);
+		w_put(w, &s->page_x, 4);
+		w_put(w, &s->page_y, 4);
+		w_u32(w, s->page_flags);
 		uint32_t fl = (uint32_t)strlen(s->finish_reason), ml = (uint32_t)strlen(s->message),
 		         dl = (uint32_t)strlen(s->model);
 		w_put(w, &s->ttft_ms, 8);
@@ -506,8 +512,11 @@ static bool rd_header(struct rd *r, struct header *h, uint64_t applied[GOS_EV_CO
 		            h->n_applied, len, GOS_EV_COUNT_);
 	memset(applied, 0, 8u * GOS_EV_COUNT_);
 	memcpy(applied, r->buf + HEADER_BYTES, 8u * h->n_applied);
-	if (h->reserved)
-		return fail(r, "checkpoint header has unknown flags %#x", h->reserved);
+	if (r->version < 2 && h->flow_pages)
+		return fail(r, "checkpoint header has unknown flags %#x", h->flow_pages);
+	if (h->flow_pages > MAX_PAGES)
+		return fail(r, "checkpoint header counts %u layout pages, more than %u", h->flow_pages,
+		            MAX_PAGES);
 	if (h->max_tokens == 0 || h->max_tokens > UINT32_MAX - 1)
 		return fail(r, "checkpoint header: max_tokens %llu is out of range",
 		            (unsigned long long)h->max_tokens);
@@ -556,10 +565,17 @@ static bool rd_streams(struct rd *r, struct gos_map *m, const struct header *h, 
 			return fail(r, "checkpoint block %u (streams) ends inside stream %u", no, i);
 		/* version 2: the generation's analytics */
 		double ttft = NAN;
-		uint32_t fl = 0, ml = 0, dl = 0;
+		uint32_t fl = 0, ml = 0, dl = 0, pflags;
+		float px, py;
 		struct gos_stream_stats st = {.conf_min = NAN, .first_ts = NAN, .last_ts = NAN};
-		if (r->version >= 2) {
-			bool ok = get64(&c, &ttft) && get32(&c, &fl) && get32(&c, &ml) && get32(&c, &dl) &&
+		if (r->version < 2) {
+			/* the old layout's column: it goes on down it (gos_map.h) */
+			px = (float)i * (GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP);
+			py = 0;
+			pflags = STREAM_PAGE_HAS | STREAM_PAGE_COLUMN;
+		} else {
+			bool ok = get32(&c, &px) && get32(&c, &py) && get32(&c, &pflags) &&
+			          get64(&c, &ttft) && get32(&c, &fl) && get32(&c, &ml) && get32(&c, &dl) &&
 			          get64(&c, &st.n_conf) && get64(&c, &st.conf_sum) &&
 			          get32(&c, &st.conf_min) && get64(&c, &st.n_logprob) &&
 			          get64(&c, &st.logprob_sum) && get64(&c, &st.n_entropy) &&
@@ -600,6 +616,11 @@ static bool rd_streams(struct rd *r, struct gos_map *m, const struct header *h, 
 		s->cursor_y = cy;
 		s->ttft_ms = ttft;
 		s->stats = st;
+		s->page_x = px;
+		s->page_y = py;
+		s->page_flags = pflags & (STREAM_PAGE_HAS | STREAM_PAGE_COLUMN);
+		if (s->page_flags & STREAM_PAGE_COLUMN)
+			m->pages.origin_x = (float)(i + 1) * (GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP);
 		gos_map_stream_texts(s, finish, fl, message, ml, model, dl);
 	}
 	if (c.p != c.end)
@@ -783,6 +804,7 @@ static struct gos_map *read_image(struct rd *r, const struct gos_map_opts *opts)
 	for (uint64_t i = 0; i < h.n_streams; i += h.streams_per_block)
 		if (!rd_streams(r, m, &h, (uint32_t)i))
 			goto error;
+	gos_map_pages_replay(&m->pages, h.flow_pages);
 	double now = gos_now_s();
 	uint64_t live = 0;
 	for (uint64_t i = 0; i < h.used; i += h.slots_per_block)
