@@ -1397,12 +1397,40 @@
       dirty = false;
       frames++;
       sendViewport();
+      saveView();
     }
     if (tipDirty || dirty) { tipDirty = false; updateTip(); }
     if (now - fpsAt > 1000) { fps = frames * 1000 / (now - fpsAt); frames = 0; fpsAt = now; }
     if (hudDirty || now - lastHud > 500) { hud(); lastHud = now; }
     if (tlDirty || (tl && now - lastTl > 250)) { renderTimeline(); lastTl = now; }
     requestAnimationFrame(frame);
+  }
+
+  // ---- shareable view: the URL's fragment carries the camera, follow and
+  // the palette (#x=..&y=..&z=..&follow=0&palette=..), so a link opens the
+  // same view. Written as the view changes (at most 4 times a second),
+  // without adding history entries; read once at load.
+  let viewSavedAt = 0, viewSaved = '';
+  function saveView(force) {
+    const now = performance.now();
+    if (!force && now - viewSavedAt < 250) return;
+    viewSavedAt = now;
+    const h = `#x=${cam.x.toFixed(1)}&y=${cam.y.toFixed(1)}&z=${+cam.zoom.toPrecision(4)}` +
+      `&follow=${follow ? 1 : 0}&palette=${encodeURIComponent(paletteName)}`;
+    if (h !== viewSaved && !autoFit) {
+      viewSaved = h;
+      history.replaceState(null, '', location.pathname + location.search + h);
+    }
+  }
+  function loadView() {
+    const f = new URLSearchParams(location.hash.slice(1));
+    const x = parseFloat(f.get('x')), y = parseFloat(f.get('y')), z = parseFloat(f.get('z'));
+    if (PALETTES[f.get('palette')]) setPalette(f.get('palette'));
+    if (!Number.isFinite(x) || !Number.isFinite(y) || !(z > 0)) return;
+    cam.x = x; cam.y = y; cam.zoom = clampZoom(z);
+    fitPending = autoFit = false;
+    setFollow(f.get('follow') === '1');
+    dirty = true;
   }
 
   // For tests, gos-bench and the curious: a read-only window on the
@@ -1430,6 +1458,7 @@
   });
 
   setPalette('viridis');
+  loadView();
   resize();
   connect();
   requestAnimationFrame(frame);

@@ -564,6 +564,22 @@ async function main() {
       `s1's mean/min confidence, perplexity (exp 0.69) and entropy: ${JSON.stringify(s1)}`);
     const bars = await page.$$eval('#streams [data-stream="s1"] .hist i', l => l.length);
     check(bars === 10, `a confidence histogram of ten bars (${bars})`);
+
+    // A shareable view: the URL's fragment carries camera, follow, palette.
+    await view(page, 123, 45, 2.5);
+    await page.waitForFunction(() => /#x=123\.0&y=45\.0&z=2\.5&follow=0/.test(location.hash), null,
+      { timeout: 5000, polling: 50 }).catch(() => {});
+    const hash = await page.evaluate(() => location.hash);
+    check(/#x=123\.0&y=45\.0&z=2\.5&follow=0&palette=viridis/.test(hash), `the URL carries the view: ${hash}`);
+    const shared = await ctx.newPage();
+    await shared.goto(`http://127.0.0.1:${port}/#x=200&y=0&z=2&follow=0&palette=red-green`);
+    await waitFor(shared, () => window.gos && window.gos.state().conn === 'live', null, 'a shared link connects');
+    await shared.waitForTimeout(300);
+    const sv = await shared.evaluate(() => Object.assign(window.gos.camera(), { follow: window.gos.state().follow,
+      palette: window.gos.state().palette }));
+    check(sv.x === 200 && sv.y === 0 && sv.zoom === 2 && sv.follow === false && sv.palette === 'red-green',
+      `a link opens the same view: ${JSON.stringify(sv)}`);
+    await shared.close();
     // --no-journal: the server never sends a timeline (it would have come
     // right after the snapshot, long before these tokens), so no bar.
     const bar = await page.evaluate(() => ({ hidden: document.getElementById('timeline').hidden,
