@@ -106,37 +106,8 @@ async function pixel(page, x, y) {
   return [raw[1], raw[2], raw[3]];
 }
 
-// A screenshot's pixels: {w, h, at(x, y) -> [r, g, b]} (8-bit RGB or RGBA,
-// the five PNG row filters undone).
-function decodePNG(png) {
-  let off = 8, w = 0, h = 0, ch = 3;
-  const idat = [];
-  while (off < png.length) {
-    const len = png.readUInt32BE(off), type = png.toString('ascii', off + 4, off + 8);
-    const data = png.subarray(off + 8, off + 8 + len);
-    if (type === 'IHDR') { w = data.readUInt32BE(0); h = data.readUInt32BE(4); ch = data[9] === 6 ? 4 : 3; }
-    if (type === 'IDAT') idat.push(data);
-    off += 12 + len;
-  }
-  const raw = zlib.inflateSync(Buffer.concat(idat)), stride = w * ch, out = Buffer.alloc(h * stride);
-  for (let y = 0; y < h; y++) {
-    const f = raw[y * (stride + 1)], src = y * (stride + 1) + 1, dst = y * stride;
-    for (let i = 0; i < stride; i++) {
-      const a = i >= ch ? out[dst + i - ch] : 0, b = y ? out[dst - stride + i] : 0;
-      const c = i >= ch && y ? out[dst - stride + i - ch] : 0;
-      let v = raw[src + i];
-      if (f === 1) v += a;
-      else if (f === 2) v += b;
-      else if (f === 3) v += (a + b) >> 1;
-      else if (f === 4) {
-        const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
-        v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-      }
-      out[dst + i] = v & 255;
-    }
-  }
-  return { w, h, at: (x, y) => [0, 1, 2].map(k => out[y * stride + x * ch + k]) };
-}
+// A screenshot's pixels: tests/browser/util.js.
+const { decodePNG } = require('./util.js');
 
 // The palette (shaders/gos_palette.h): viridis entries and the unknown gray,
 // blended over the page background #101014 with the confidence's alpha.
