@@ -12,13 +12,11 @@ near its documented bound.
 
 usage: ws_deflate.py GOS_COMPOSITOR   (run by ctest)"""
 import asyncio
-import base64
 import hashlib
 import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -28,7 +26,8 @@ import websockets
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
-from ws_util import Compositor, Mirror, check, metric, report  # noqa: E402
+from ws_util import (Compositor, Mirror, RawViewer, check, metric, read_until,  # noqa: E402
+                     report)
 
 COMPOSITOR = sys.argv[1]
 SOURCE = os.environ.get("GOS_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -46,62 +45,29 @@ def token_line(i):
     return d
 
 
-class RawViewer:
-    """A viewer on a plain socket that offers `offer` (or nothing), inflates
-    compressed messages itself (zlib, 15-bit window, context kept as RFC
-    7692 says by default) and counts every byte read from the socket."""
+class InflatingViewer(RawViewer):
+    """A raw viewer (ws_util.RawViewer) that offers `offer` (or nothing),
+    inflates compressed messages itself (zlib, 15-bit window, context kept
+    as RFC 7692 says by default), counts every byte of its frames and checks
+    their RSV bits."""
 
     def __init__(self, port, offer=None):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
-        key = base64.b64encode(os.urandom(16)).decode()
-        req = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Protocol: gos.v1\r\n")
-        if offer:
-            req += f"Sec-WebSocket-Extensions: {offer}\r\n"
-        self.s.sendall((req + "\r\n").encode())
-        self.buf = b""
-        while b"\r\n\r\n" not in self.buf:
-            chunk = self.s.recv(4096)
-            if not chunk:
-                break
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        self.status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else 0
-        self.headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        super().__init__(port, headers={"Sec-WebSocket-Extensions": offer} if offer else None)
         self.extensions = self.headers.get("sec-websocket-extensions")
         self.z = zlib.decompressobj(-15)
         self.rsv_errors = []
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
 
     def recv(self):
         """(text, wire bytes of its frames, compressed, frame count)."""
         parts, wire, compressed, frames = [], 0, None, 0
         while True:
-            self._need(2)
-            b0, b1 = self.buf[0], self.buf[1]
-            n, off = b1 & 0x7F, 2
-            if n == 126:
-                self._need(4)
-                n, off = struct.unpack(">H", self.buf[2:4])[0], 4
-            elif n == 127:
-                self._need(10)
-                n, off = struct.unpack(">Q", self.buf[2:10])[0], 10
-            self._need(off + n)
-            payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
+            b0, payload, size = self.raw_frame()
             op = b0 & 0x0F
             if op >= 8:
                 if b0 & 0x70:
                     self.rsv_errors.append(f"control frame 0x{b0:02x} with RSV bits")
                 continue
-            wire += off + n
+            wire += size
             frames += 1
             if compressed is None:
                 compressed = bool(b0 & 0x40)
@@ -119,9 +85,6 @@ class RawViewer:
             data = self.z.decompress(data + b"\x00\x00\xff\xff")
         return data.decode(), wire, compressed, frames
 
-    def close(self):
-        self.s.close()
-
 
 async def connect(c, **kw):
     return await websockets.connect(f"ws://127.0.0.1:{c.port}/ws", subprotocols=["gos.v1"],
@@ -130,18 +93,6 @@ async def connect(c, **kw):
 
 async def recv_json(ws, timeout=10):
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def read_until(ws, mirror, seq, timeout=30):
-    deadline = time.monotonic() + timeout
-    while mirror.seq is None or mirror.seq < seq:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        m = json.loads(await asyncio.wait_for(ws.recv(), left))
-        if m["type"] in ("snapshot", "token_visualization", "neural_state"):
-            mirror.apply(m)
-    return True
 
 
 def node_client(port, pmd=None):
@@ -159,8 +110,8 @@ async def snapshot_tests(c):
     check(h is not None and h["tokens"] == 5000, "5000 tokens on the map")
 
     # --- the same snapshot, with and without compression, read raw
-    d = RawViewer(c.port, OFFER)
-    p = RawViewer(c.port)
+    d = InflatingViewer(c.port, OFFER)
+    p = InflatingViewer(c.port)
     check(d.status == 101 and d.extensions == "permessage-deflate",
           f"the offer is accepted: Sec-WebSocket-Extensions: {d.extensions!r}")
     check(p.status == 101 and p.extensions is None, "no offer, no extension in the answer")
@@ -277,7 +228,7 @@ async def offer_tests(c):
                 "x-webkit-deflate-frame",
                 "permessage-deflate; server_max_window_bits=10, permessage-deflate"]
     for offer in declined:
-        r = RawViewer(c.port, offer)
+        r = InflatingViewer(c.port, offer)
         hello, _, comp, _ = r.recv()
         check(r.status == 101 and r.extensions is None and not comp and json.loads(hello)["type"] == "hello",
               f"{offer!r}: declined ({r.extensions!r}), plain hello")
@@ -290,7 +241,7 @@ async def offer_tests(c):
                 "x-webkit-deflate-frame, permessage-deflate; client_max_window_bits":
                     "permessage-deflate"}
     for offer, want in accepted.items():
-        r = RawViewer(c.port, offer)
+        r = InflatingViewer(c.port, offer)
         hello, _, comp, _ = r.recv()
         snap, _, comp2, _ = r.recv()
         check(r.extensions == want and comp and comp2 and json.loads(snap)["type"] == "snapshot",
@@ -318,7 +269,7 @@ def flood_tests(c):
     """A ping flood on a compressing connection is closed as on a plain one
     (control frames counted from the bytes; compressed messages do not hide
     them)."""
-    r = RawViewer(c.port, OFFER)
+    r = InflatingViewer(c.port, OFFER)
     r.recv()
     ping = b"\x89\x80\x00\x00\x00\x00"   # masked, empty
     r.s.settimeout(0.5)

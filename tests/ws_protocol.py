@@ -22,7 +22,7 @@ import websockets
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from ws_util import (Compositor, Mirror, RawViewer, check, http_raw, metric,  # noqa: E402
-                     report)
+                     read_until, report)
 
 COMPOSITOR = sys.argv[1]
 SOURCE = os.environ.get("GOS_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
@@ -36,21 +36,6 @@ def ws_url(c, query=""):
 async def connect(c, query="", **kw):
     return await websockets.connect(ws_url(c, query), subprotocols=["gos.v1"], max_size=None,
                                     open_timeout=10, **kw)
-
-
-async def read_until(ws, mirror, seq, timeout=20):
-    """Applies messages until the mirror reaches seq."""
-    deadline = time.monotonic() + timeout
-    while mirror.seq is None or mirror.seq < seq:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        m = json.loads(await asyncio.wait_for(ws.recv(), left))
-        if m["type"] in ("snapshot", "token_visualization", "neural_state"):
-            mirror.apply(m)
-        elif m["type"] == "pong":
-            mirror.pongs = getattr(mirror, "pongs", []) + [m]
-    return True
 
 
 def token_line(i, **kw):

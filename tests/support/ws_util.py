@@ -2,6 +2,7 @@
 gos-compositor on loopback, feed its Unix socket, talk raw HTTP and raw
 WebSocket (stdlib only: the tests need byte-level control that a client
 library hides), and count checks."""
+import asyncio
 import atexit
 import base64
 import json
@@ -175,6 +176,22 @@ def http_raw(port, path, headers=None, method="GET", timeout=10):
     return status, hdrs, body
 
 
+async def read_until(ws, mirror, seq, timeout=20):
+    """Applies a websockets client's gos.v1 messages to mirror until it
+    reaches seq (pongs are kept in mirror.pongs); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while mirror.seq is None or mirror.seq < seq:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        m = json.loads(await asyncio.wait_for(ws.recv(), left))
+        if m["type"] in ("snapshot", "token_visualization", "neural_state"):
+            mirror.apply(m)
+        elif m["type"] == "pong":
+            mirror.pongs = getattr(mirror, "pongs", []) + [m]
+    return True
+
+
 class RawViewer:
     """A WebSocket client on a plain socket: the test decides when (and
     whether) it reads, answers pings, or sends odd frames."""
@@ -200,8 +217,10 @@ class RawViewer:
                 break
             self.buf += chunk
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        first = head.split(b"\r\n")[0].decode()
-        self.status = int(first.split()[1]) if first.startswith("HTTP/") else 0
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else 0
+        self.headers = {k.strip().lower(): v.strip()
+                        for k, _, v in (ln.partition(":") for ln in lines[1:])}
         self.closed = None   # (code, reason) once a close frame arrived
         self.pings = 0
 
@@ -212,7 +231,8 @@ class RawViewer:
                 raise EOFError("connection closed")
             self.buf += chunk
 
-    def frame(self):
+    def raw_frame(self):
+        """The next frame: (first byte, payload, bytes it took on the wire)."""
         self._need(2)
         b0, b1 = self.buf[0], self.buf[1]
         n, off = b1 & 0x7F, 2
@@ -225,6 +245,10 @@ class RawViewer:
         self._need(off + n)
         payload = self.buf[off:off + n]
         self.buf = self.buf[off + n:]
+        return b0, payload, off + n
+
+    def frame(self):
+        b0, payload, _ = self.raw_frame()
         return b0 & 0x80, b0 & 0x0F, payload
 
     def recv(self, answer_pings=True):
