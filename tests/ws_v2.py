@@ -23,7 +23,7 @@ import websockets
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from v2_decode import CELL_LEVEL, V2Mirror, expected_tiles, in_rect, tile_of  # noqa: E402
-from ws_util import Compositor, Mirror, RawViewer, check, report  # noqa: E402
+from ws_util import Compositor, Mirror, RawViewer, check, metric, report  # noqa: E402
 
 COMPOSITOR = sys.argv[1]
 MAX_TOKENS = 4000
@@ -264,6 +264,9 @@ async def main():
         await p.open()
         await p.pump(lambda: p.v1.seq is not None and p.v2.seq is not None)
         check(p.v2.kinds[:1] == ["snapshot"], f"the first binary message is a snapshot: {p.v2.kinds}")
+        mt = c.metrics()
+        check(metric(mt, "gos_ws_viewers_v2") == 1 and metric(mt, "gos_ws_viewers") == 2,
+              "/metrics counts the gos.v2 viewer apart (1 of 2)")
         # a viewport that holds a middle band in detail
         await p.viewport(-4000, -2000, 8000, 4000, 0.25)
         feed_batch(c, range(0, 3000))

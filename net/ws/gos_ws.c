@@ -540,7 +540,7 @@ uint64_t gos_ws_snapshot_requests_v2(const struct gos_ws *ws)
 
 uint32_t gos_ws_viewer_count_v2(const struct gos_ws *ws)
 {
-	return atomic_load_explicit(&ws->viewers_v2, memory_order_relaxed);
+	return (uint32_t)st_get(&ws->st.viewers_v2);
 }
 
 void gos_ws_region_send(struct gos_ws *ws, uint64_t viewer, const struct gos_ws_region *r,

@@ -377,6 +377,7 @@ static void server_metrics(struct gos_ws *ws, struct gos_buf *t)
 #define M(n, ty, h, f) {n, ty, h, offsetof(struct stats, f)}
 		M("gos_ws_viewers", "gauge", "Browser viewers connected now.", viewers),
 		M("gos_ws_viewers_accepted_total", "counter", "Viewers accepted since start.", viewers_total),
+		M("gos_ws_viewers_v2", "gauge", "Viewers connected now speaking gos.v2 (binary, viewport-scoped).", viewers_v2),
 		M("gos_ws_viewers_deflate", "gauge", "Viewers connected now with permessage-deflate on.", viewers_deflate),
 		M("gos_ws_messages_sent_total", "counter", "WebSocket messages written to viewers.", messages_sent),
 		M("gos_ws_sent_bytes_total", "counter", "Payload bytes written to viewers.", bytes_sent),

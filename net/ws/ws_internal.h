@@ -179,7 +179,7 @@ struct stats {
 		drops, resyncs, snapshots_sent, published, inbound, inbound_ignored,
 		inbound_limited, closed_oversize, closed_stale, http_requests, queued,
 		max_queue_seen, http_conns, http_evicted, accept_no_fd, inbound_control, closed_rate,
-		closed_unmasked,
+		closed_unmasked, viewers_v2,
 		viewers_deflate;
 };
 
@@ -215,7 +215,6 @@ struct gos_ws {
 
 	_Atomic uint64_t snapshot_requests;
 	_Atomic uint64_t snapshot_requests_v2;
-	_Atomic uint32_t viewers_v2;
 	struct stats st;
 
 	/* Service thread only. */

@@ -904,7 +904,7 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		v->id = ++ws->next_viewer_id;
 		st_add(&ws->st.viewers, 1);
 		if (v2)
-			atomic_fetch_add_explicit(&ws->viewers_v2, 1, memory_order_relaxed);
+			st_add(&ws->st.viewers_v2, 1);
 		if (v->deflate)
 			st_add(&ws->st.viewers_deflate, 1);
 		ws_conn_upgraded(ws, wsi);
@@ -936,7 +936,7 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		if (v->counted) {
 			atomic_fetch_sub_explicit(&ws->st.viewers, 1, memory_order_relaxed);
 			if (v->v2)
-				atomic_fetch_sub_explicit(&ws->viewers_v2, 1, memory_order_relaxed);
+				atomic_fetch_sub_explicit(&ws->st.viewers_v2, 1, memory_order_relaxed);
 			if (v->deflate)
 				atomic_fetch_sub_explicit(&ws->st.viewers_deflate, 1, memory_order_relaxed);
 		}
