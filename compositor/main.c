@@ -87,7 +87,8 @@ static void usage(FILE *f)
 	        "                       10; idle between lines is fine)\n"
 	        "  --max-tokens N       keep at most N tokens; the oldest are evicted (default 10000000)\n"
 	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
-	        "                       stream (default), or by a hash of the text on a Hilbert curve\n"
+	        "                       stream in pages, the pages tiled to stay near 16:9 (default),\n"
+	        "                       or by a hash of the text on a Hilbert curve\n"
 	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n",
 	        def, MAX_PRODUCERS);
 	gos_web_usage(f);

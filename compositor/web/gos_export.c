@@ -39,10 +39,8 @@ struct export {
 	double min_p, max_p;
 };
 
-unsigned gos_export_rank(const char *text, float logprob, const struct gos_alt *alts,
-                         unsigned n_alts)
+unsigned gos_export_rank(const char *text, const struct gos_alt *alts, unsigned n_alts)
 {
-	(void)logprob;
 	for (unsigned j = 0; j < n_alts; j++) {
 		if (strcmp(alts[j].token, text))
 			continue;
@@ -251,7 +249,7 @@ static void csv_row(struct export *e, const struct gos_token *t, const char *str
 	if (!isnan(t->logprob))
 		gos_buf_json_f32(b, t->logprob);
 	gos_buf_putc(b, ',');
-	unsigned rank = gos_export_rank(t->text, t->logprob, t->alts, t->n_alts);
+	unsigned rank = gos_export_rank(t->text, t->alts, t->n_alts);
 	if (rank)
 		gos_buf_u64(b, rank);
 	gos_buf_putc(b, ',');
@@ -280,7 +278,7 @@ static void jsonl_row(struct export *e, const struct gos_token *t, const char *s
 	b->len--;  /* reopen the object */
 	gos_buf_puts(b, ",\"index\":");
 	gos_buf_u64(b, index);
-	unsigned rank = gos_export_rank(t->text, t->logprob, t->alts, t->n_alts);
+	unsigned rank = gos_export_rank(t->text, t->alts, t->n_alts);
 	if (rank) {
 		gos_buf_puts(b, ",\"rank\":");
 		gos_buf_u64(b, rank);

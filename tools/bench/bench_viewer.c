@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +85,7 @@ static double json_num(const char *s, const char *key)
 	char pat[64];
 	snprintf(pat, sizeof(pat), "\"%s\":", key);
 	const char *p = s ? strstr(s, pat) : NULL;
-	return p ? strtod(p + strlen(pat), NULL) : 0.0 / 0.0;
+	return p ? strtod(p + strlen(pat), NULL) : NAN;
 }
 
 struct compositor {
