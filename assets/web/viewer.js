@@ -1410,10 +1410,14 @@
   // the palette (#x=..&y=..&z=..&follow=0&palette=..), so a link opens the
   // same view. Written as the view changes (at most 4 times a second),
   // without adding history entries; read once at load.
-  let viewSavedAt = 0, viewSaved = '';
+  let viewSavedAt = 0, viewSaved = '', viewTimer = null;
   function saveView(force) {
     const now = performance.now();
-    if (!force && now - viewSavedAt < 250) return;
+    if (!force && now - viewSavedAt < 250) {
+      // the last view of a burst is saved too, once the burst is over
+      if (!viewTimer) viewTimer = setTimeout(() => { viewTimer = null; saveView(true); }, 260);
+      return;
+    }
     viewSavedAt = now;
     const h = `#x=${cam.x.toFixed(1)}&y=${cam.y.toFixed(1)}&z=${+cam.zoom.toPrecision(4)}` +
       `&follow=${follow ? 1 : 0}&palette=${encodeURIComponent(paletteName)}`;
