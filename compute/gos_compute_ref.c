@@ -45,6 +45,17 @@ const char *gos_compute_ref_mode_name(uint32_t mode)
 	return mode < GOS_COLOR_MODE_COUNT ? mode_names[mode] : NULL;
 }
 
+bool gos_compute_ref_mode_parse(const char *name, uint32_t *out)
+{
+	for (uint32_t i = 0; name && i < GOS_COLOR_MODE_COUNT; i++) {
+		if (!strcmp(name, mode_names[i])) {
+			*out = i;
+			return true;
+		}
+	}
+	return false;
+}
+
 bool gos_compute_ref_check_style(const struct gos_compute_style *st, char *err, size_t len)
 {
 	const char *what = NULL;

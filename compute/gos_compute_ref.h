@@ -105,6 +105,9 @@ void gos_compute_ref_facts(struct gos_token_update *u, float logprob, uint32_t r
  * "agreement"; NULL for an unknown index. */
 const char *gos_compute_ref_mode_name(uint32_t mode);
 
+/* Parses a color mode name; false (out unchanged) when unknown. */
+bool gos_compute_ref_mode_parse(const char *name, uint32_t *out);
+
 /* Palette names: "viridis", "red-green". NULL for an unknown index. */
 const char *gos_compute_ref_palette_name(uint32_t palette);
 
