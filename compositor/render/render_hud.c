@@ -173,9 +173,12 @@ static void overlay_panel(struct gos_render *r, const struct gos_frame_info *fi)
 				snprintf(el, sizeof(el), "  %.1fs", c->s.elapsed_ms / 1000.0);
 			/* a failed generation says why; else the model that made it */
 			const char *why = c->message[0] ? c->message : c->model;
-			snprintf(line[nl++], sizeof(line[0]), "   %.24s  %.16s%s%s  (%llu tokens)%s%.60s",
+			char div[40] = "";
+			if (c->s.diverge_at >= 0)
+				snprintf(div, sizeof(div), "  diverges at %lld", (long long)c->s.diverge_at);
+			snprintf(line[nl++], sizeof(line[0]), "   %.24s  %.16s%s%s  (%llu tokens)%s%s%.60s",
 			         c->name[0] ? c->name : "default", c->state[0] ? c->state : "-",
-			         prog, el, (unsigned long long)c->s.n_tokens, why[0] ? "  " : "", why);
+			         prog, el, (unsigned long long)c->s.n_tokens, div, why[0] ? "  " : "", why);
 		}
 		if (r->n_streams > MAX_STREAMS_SHOWN)
 			snprintf(line[nl++], sizeof(line[0]), "   + %zu more streams",
