@@ -53,6 +53,14 @@ set_tests_properties(ws_v2 PROPERTIES
   TIMEOUT 180 LABELS "integration;ws"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
 
+# The tokens' index, rank, gap, entropy, agreement and divergence and the
+# streams' groups (issue 13) in gos.v1 deltas and snapshots and in gos.v2.
+add_test(NAME ws_fields
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_fields.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_fields PROPERTIES
+  TIMEOUT 60 LABELS "integration;ws"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
 # permessage-deflate on /ws (issue 12): negotiation and declined offers,
 # a large snapshot and deltas equal with and without it and smaller on the
 # wire, compressed viewer messages, memory per viewer; python websockets,
