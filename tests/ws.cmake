@@ -102,6 +102,15 @@ add_test(NAME ws_browser_v2
   COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/v2_viewer.test.js)
 set_tests_properties(ws_browser_v2 PROPERTIES TIMEOUT 120 LABELS "integration;ws;browser")
 
+# The viewer's color modes, filters and shareable URL against a real
+# gos-compositor (gos.v2 + WebGL2, gos.v1 + Canvas 2D), its search against
+# the stand-in server (issue 13).
+add_test(NAME ws_browser_features
+  COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/features.test.js $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_browser_features PROPERTIES
+  TIMEOUT 120 LABELS "integration;ws;browser"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
+
 # The whole compositor under ThreadSanitizer (renderer off) with producers,
 # viewers and /health under load, then SIGTERM: any report fails.
 if(TARGET gos-compositor-tsan)
