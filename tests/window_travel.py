@@ -204,6 +204,25 @@ if m:
           [r[0] for r in rows[1:]] == [f"k{i}" for i in range(400)],
           f"the export holds every token in arrival order ({len(rows) - 1} rows)")
 
+# color modes and filters: C, R (probability ranges), A (everything again)
+mark = len(log())
+key("c")
+check(wait_log(r"color: logprob \(", mark), f"C switches to log-probability colors ({log()[mark:]!r})")
+key("shift+c")
+check(wait_log(r"color: confidence \(", mark), "Shift+C goes back")
+key("Home")
+all_png = shot()
+mark = len(log())
+key("r")
+check(wait_log(r"showing probability below 0.1", mark), "R narrows the probability range")
+low_png = shot()
+if all_png and low_png:
+    a_ink, l_ink = ink(all_png), ink(low_png)
+    check(l_ink < a_ink * 0.5, f"only the tokens under 0.1 are drawn ({l_ink} < {a_ink} / 2)")
+mark = len(log())
+key("a")
+check(wait_log(r"every stream and probability shown", mark), "A shows everything again")
+
 mark = len(log())
 key("period", "period", "period", "space")
 check(wait_log(r"time travel: replaying at 8x", mark), "., . and . make 8x; Space replays")

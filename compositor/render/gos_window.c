@@ -29,6 +29,7 @@ struct input {
 	bool resized;
 	bool keys[GLFW_KEY_LAST + 1];      /* pressed this frame */
 	bool ctrl;                          /* ... one of them with Control held */
+	bool shift;                         /* ... one of them with Shift held */
 };
 
 struct win {
@@ -142,6 +143,8 @@ static void on_key(GLFWwindow *w, int key, int scancode, int action, int mods)
 		 * can both arrive within one frame's poll */
 		if (mods & GLFW_MOD_CONTROL)
 			s->in.ctrl = true;
+		if (mods & GLFW_MOD_SHIFT)
+			s->in.shift = true;
 	}
 }
 
@@ -497,9 +500,7 @@ static bool style_input(struct win *s, const struct gos_window_deps *deps, struc
 {
 	char msg[400];
 	double jx, jy;
-	bool shift = s->window && (glfwGetKey(s->window, GLFW_KEY_LEFT_SHIFT) == GLFW_PRESS ||
-	                           glfwGetKey(s->window, GLFW_KEY_RIGHT_SHIFT) == GLFW_PRESS);
-	if (window_style_keys(&s->style, s->in.keys, s->in.ctrl, shift, s->active_stream, n_streams,
+	if (window_style_keys(&s->style, s->in.keys, s->in.ctrl, s->in.shift, s->active_stream, n_streams,
 	                      deps, msg, sizeof(msg), &jx, &jy)) {
 		s->cam.target.cx = jx;
 		s->cam.target.cy = jy;
@@ -507,8 +508,10 @@ static bool style_input(struct win *s, const struct gos_window_deps *deps, struc
 			s->cam.target.zoom = 1;
 		s->follow = false;
 	}
-	if (msg[0])
+	if (msg[0]) {
+		fprintf(stderr, "gos: %s\n", msg);
 		set_banner(s, t, msg);
+	}
 	if (s->style.dirty) {
 		if (!gos_render_set_style(s->r, &s->style.st))
 			return false;
@@ -653,6 +656,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 	for (;;) {
 		memset(s->in.keys, 0, sizeof(s->in.keys));
 		s->in.ctrl = false;
+		s->in.shift = false;
 		if (s->window) {
 			glfwPollEvents();
 			if (glfwWindowShouldClose(s->window))
