@@ -20,6 +20,10 @@
 //   map's centre (default: stay fitted, every token on screen).
 //   --protocol v1 (default): the whole map comes as tokens, every one drawn;
 //   v2: as the page asks (gos.v2 when the server speaks it: tiles far out).
+//   --styles: then frames that each change the color mode, the stream
+//   filter or the probability range (and change it back the next frame):
+//   out[renderer].styles = {NAME: {medianMs, maxMs}} of the frame interval,
+//   beside the pan's (every frame redrawn, nothing changed) as "baseline".
 'use strict';
 
 const { launch } = require('./util.js');
@@ -38,6 +42,7 @@ const PROTOCOL = opt('--protocol', 'v1');
 const TIMEOUT = Number(opt('--timeout', '300')) * 1000;
 const RENDERERS = opt('--renderers', 'webgl2,canvas').split(',');
 const ZOOM = opt('--zoom', null) === null ? null : Number(opt('--zoom', null));
+const STYLES = args.includes('--styles');
 
 async function measure(ctx, renderer) {
   const u = new URL(url);
@@ -87,6 +92,39 @@ async function measure(ctx, renderer) {
         renderer: stats.renderer, protocol: stats.protocol, firstPictureMs: stats.firstPictureMs,
         statsFrameMs: stats.frameMs };
     }, FRAMES);
+    if (STYLES) {
+      r.styles = await page.evaluate(async frames => {
+        const g = window.gos, raf = () => new Promise(res => requestAnimationFrame(res));
+        const cam = g.camera();
+        const stream = g.token(g.tokenIds()[0]).stream;
+        const med = a => a.slice().sort((x, y) => x - y)[a.length >> 1];
+        const rows = {
+          baseline: i => g.view(cam.x + (i % 2 ? 0 : 1) / cam.zoom, cam.y, cam.zoom),
+          rank: i => g.setColorMode(i % 2 ? 'confidence' : 'rank'),
+          logprob: i => g.setColorMode(i % 2 ? 'confidence' : 'logprob'),
+          'hide a stream': i => g.setShown(stream, i % 2 === 1),
+          'p < 0.1': i => g.setRange(0, i % 2 ? 1 : 0.1),
+        };
+        const out = {};
+        for (const [name, step] of Object.entries(rows)) {
+          await raf();
+          let prev = performance.now();
+          const iv = [];
+          for (let i = 0; i < frames; i++) {
+            step(i);
+            await raf();
+            const now = performance.now();
+            iv.push(now - prev);
+            prev = now;
+          }
+          out[name] = { medianMs: med(iv), maxMs: Math.max(...iv) };
+        }
+        g.setColorMode('confidence');
+        g.setShown(stream, true);
+        g.setRange(0, 1);
+        return out;
+      }, FRAMES);
+    }
     r.loadMs = loadMs;
     if (errors.length) r.errors = errors;
     return r;

@@ -204,7 +204,8 @@ int gos_bench_viewer(int argc, char **argv)
 			       "time to the first picture, bytes received before it, JS heap after it\n"
 			       "(tests/browser/latejoin.js). Then the WebGL2 and Canvas 2D renderers' frame\n"
 			       "times with every token on screen (gos.v1; tests/browser/frametime.js), and\n"
-			       "their ratio: here WebGL2 runs on the CPU (SwiftShader).\n");
+			       "their ratio: here WebGL2 runs on the CPU (SwiftShader); and the frame\n"
+			       "intervals while the color mode or a filter changes every frame.\n");
 			return 0;
 		default:
 			return 2;
@@ -253,7 +254,7 @@ int gos_bench_viewer(int argc, char **argv)
 	}
 	if (frames) {
 		snprintf(script, sizeof(script), "%s/tests/browser/frametime.js", GOS_SOURCE_DIR);
-		char *nargv[] = {(char *)node, script, url, NULL};
+		char *nargv[] = {(char *)node, script, url, "--styles", NULL};
 		pid = spawn_out(nargv, &fd, true);
 		char *out = pid > 0 ? slurp(pid, fd, &rc) : NULL;
 		const char *gl = out ? strstr(out, "\"webgl2\"") : NULL;
@@ -268,6 +269,26 @@ int gos_bench_viewer(int argc, char **argv)
 			printf("%-34s %9.1f %19.1f\n", "WebGL2 (SwiftShader here)", gms, gint);
 			printf("%-34s %9.1f %19.1f\n", "Canvas 2D", cms, cint);
 			printf("%-34s %9.2f %19.2f\n", "ratio WebGL2 / Canvas 2D", gms / cms, gint / cint);
+			/* frames that change the color mode or a filter (and back) */
+			static const char *const rows[] = {"baseline", "rank", "logprob", "hide a stream",
+			                                   "p < 0.1"};
+			printf("\nstyle changes, %" PRIu64 " tokens   interval: median ms   max ms   "
+			       "max / baseline median\n", tokens);
+			for (int k = 0; k < 2; k++) {
+				const char *at = k ? cv : gl;
+				const char *st = at ? strstr(at, "\"styles\"") : NULL;
+				double base = NAN;
+				for (size_t i = 0; st && i < sizeof(rows) / sizeof(rows[0]); i++) {
+					char key[40];
+					snprintf(key, sizeof(key), "\"%s\"", rows[i]);
+					const char *row = strstr(st, key);
+					double m = json_num(row, "medianMs"), x = json_num(row, "maxMs");
+					if (i == 0)
+						base = m;
+					printf("%-8s %-26s %9.1f %9.1f %9.2fx\n", k ? "Canvas" : "WebGL2", rows[i], m,
+					       x, x / base);
+				}
+			}
 		}
 		free(out);
 	}
