@@ -25,6 +25,12 @@ foreach(t test_ws_proto test_ws_proto_asan)
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()
 endforeach()
+# Search (compositor/web/gos_search.c) over a real map against a brute force:
+# folding, Unicode, filters, the index following updates and evictions.
+gos_add_test(test_search SAN TSAN TIMEOUT 300
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_search.c
+  LIBS gos_web
+  LABELS unit ws search)
 # The broadcaster's gos.v2 index against a brute force, the v2 writer.
 gos_add_test(test_tiles SAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_tiles.c
