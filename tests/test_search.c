@@ -153,7 +153,7 @@ static uint64_t ref_search(struct gos_map *m, const struct gos_search_query *q,
 				if (start[i] >= b || start[i + 1] <= a || start[i] == start[i + 1])
 					continue;
 				float c = live[i].t->conf;
-				if (q->has_p && (isnan(c) || c < q->min_p || c > q->max_p))
+				if (q->has_p && (isnan(c) || c < (float)q->min_p || c > (float)q->max_p))
 					ok = false;
 				if (rm.n < 64)
 					rm.slots[rm.n++] = live[i].slot;

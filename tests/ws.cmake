@@ -75,6 +75,12 @@ add_test(NAME ws_export
 set_tests_properties(ws_export PROPERTIES TIMEOUT 120 LABELS "integration;ws"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
+# Search from gos.v1 and gos.v2 viewers against a reference search in Python.
+add_test(NAME ws_search
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_search.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_search PROPERTIES TIMEOUT 180 LABELS "integration;ws;search"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
 # The viewer's palettes are the GPU shader's (tools/gen_palette.py).
 add_test(NAME ws_palette COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_palette.py)
 set_tests_properties(ws_palette PROPERTIES TIMEOUT 60 LABELS "unit;ws"

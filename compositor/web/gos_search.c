@@ -616,6 +616,8 @@ static void scan_stream(struct sstream *t, uint32_t si, const char *qf, size_t m
                         const struct gos_search_query *q, uint32_t limit,
                         struct gos_search_result *r)
 {
+	/* confidences are the map's floats: 0.6 sent is 0.6f, so is the bound */
+	float lo = (float)q->min_p, hi = (float)q->max_p;
 	const char *text = t->text + t->head;
 	size_t n = t->len - t->head, pos = 0;
 	size_t ei = t->e_head, eoff = 0;   /* entry ei starts at eoff */
@@ -640,8 +642,8 @@ static void scan_stream(struct sstream *t, uint32_t si, const char *qf, size_t m
 			for (size_t k = ei; k < t->e_len && off < b; off += t->tlen[k], k++) {
 				if (!t->tlen[k])
 					continue;
-				double c = t->conf[k];
-				if (isnan(c) || c < q->min_p || c > q->max_p) {
+				float c = t->conf[k];
+				if (isnan(c) || c < lo || c > hi) {
 					ok = false;
 					break;
 				}

@@ -53,7 +53,8 @@ struct gos_search_query {
 	const char *const *streams;
 	size_t n_streams;
 	bool has_p;                 /* only matches whose every token has a known
-	                             * confidence in [min_p, max_p] */
+	                             * confidence in [min_p, max_p] (compared as
+	                             * floats, as the map holds confidences) */
 	double min_p, max_p;
 };
 
