@@ -7,3 +7,10 @@ add_test(NAME bench_fanout
           --compositor $<TARGET_FILE:gos-compositor>)
 set_tests_properties(bench_fanout PROPERTIES TIMEOUT 120 LABELS "integration;bench"
   FAIL_REGULAR_EXPRESSION "did not connect;were closed;nothing received;producer failed;gos-bench: ")
+
+# gos-bench search on a small map: it builds the index, runs every kind of
+# search and prints its table (no figure is held to anything).
+add_test(NAME bench_search
+  COMMAND $<TARGET_FILE:gos-bench> search --tokens 20000 --queries 8)
+set_tests_properties(bench_search PROPERTIES TIMEOUT 120 LABELS "bench;search"
+  PASS_REGULAR_EXPRESSION "catch up 10k tokens \\+ search +4 ")

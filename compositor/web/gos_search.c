@@ -502,6 +502,21 @@ static void rotate(struct gos_search *s, uint32_t si, size_t split, size_t split
 		s->rev_serial[t->slot[i]] = t->base + (uint32_t)i;
 }
 
+/* Gives back a stream's room to grow (after a full read). */
+static void fit(struct sstream *t)
+{
+	if (t->e_head || t->head || t->e_len == t->e_cap || !t->e_len)
+		return;
+	t->slot = xrealloc(t->slot, t->e_len * sizeof(*t->slot));
+	t->conf = xrealloc(t->conf, t->e_len * sizeof(*t->conf));
+	t->tlen = xrealloc(t->tlen, t->e_len * sizeof(*t->tlen));
+	t->e_cap = t->e_len;
+	if (t->len) {
+		t->text = xrealloc(t->text, t->len);
+		t->cap = t->len;
+	}
+}
+
 /* The whole map, read in slot order a page at a time; the caller then
  * catches up from the first page's seq (s->seq). */
 static void full_build(struct gos_search *s)
@@ -514,8 +529,11 @@ static void full_build(struct gos_search *s)
 	bool first = true;
 	do {
 		gos_map_read_all(s->o.map, start, PAGE, &s->view);
-		if (first)
+		if (first) {
 			s->seq = s->view.seq;
+			if (s->view.live_tokens)   /* slots are about as many: no slack */
+				rev_ensure(s, (uint32_t)(s->view.live_tokens - 1));
+		}
 		first = false;
 		take_streams(s, &s->view);
 		for (size_t i = 0; i < s->view.n_tokens; i++) {
@@ -543,6 +561,8 @@ static void full_build(struct gos_search *s)
 	}
 	free(split);
 	free(split_text);
+	for (size_t k = 0; k < s->n_st; k++)
+		fit(&s->st[k]);
 	s->built = true;
 }
 
@@ -769,6 +789,7 @@ void gos_search_stats(struct gos_search *s, struct gos_search_stats *out)
 		out->tokens += t->e_len - t->e_head;
 		for (size_t k = t->e_head; k < t->e_len; k++)
 			out->text_bytes += t->tlen[k];
+		out->text_alloc += t->cap;
 		bytes += t->cap + t->e_cap * 10 + (t->name ? strlen(t->name) + 1 : 0);
 	}
 	out->bytes = bytes + s->cap_pend * sizeof(*s->pend) + s->pend_text.cap +

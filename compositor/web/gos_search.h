@@ -90,6 +90,7 @@ struct gos_search_stats {
 	uint64_t tokens;            /* live tokens indexed */
 	uint64_t streams;
 	uint64_t text_bytes;        /* folded text of live tokens */
+	uint64_t text_alloc;        /* allocated for folded text (text_bytes, room to grow) */
 	uint64_t bytes;             /* everything the index has allocated */
 	uint64_t searches;
 	uint64_t full_builds;       /* full reads of the map (first search, log overrun) */
