@@ -233,8 +233,12 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		abort();
 	w->src = *src;
 	gos_hist_init(&w->frame_hist, frame_bounds, sizeof(frame_bounds) / sizeof(frame_bounds[0]));
-	if (opts->no_listen)
+	if (opts->no_listen) {
+		/* no viewers, no worker: the index alone, for the native window */
+		atomic_store(&w->search, gos_search_create(&(struct gos_search_opts){.map = src->map},
+		                                           err, errlen));
 		return w;
+	}
 	w->bc = gos_broadcast_create(src->map, &(struct gos_broadcast_opts){
 		.tick_ms = opts->tick_ms});
 	w->recording = (struct gos_ws_stream){recording_open, recording_read, recording_close, w};
@@ -262,6 +266,8 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		        "free one) or --no-listen\n", err);
 		gos_broadcast_destroy(w->bc);
 		w->bc = NULL;
+		atomic_store(&w->search, gos_search_create(&(struct gos_search_opts){.map = src->map},
+		                                           err, errlen));
 		return w;
 	}
 	if (!w->ws)
@@ -320,6 +326,11 @@ void gos_web_frame(struct gos_web *w, double seconds)
 int64_t gos_web_viewers(const struct gos_web *w)
 {
 	return w && w->ws ? (int64_t)gos_ws_viewer_count(w->ws) : -1;
+}
+
+struct gos_search *gos_web_search(struct gos_web *w)
+{
+	return w ? atomic_load(&w->search) : NULL;
 }
 
 int gos_web_port(const struct gos_web *w)
