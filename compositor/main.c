@@ -71,6 +71,8 @@ static void usage(FILE *f)
 	        "  --max-fps N          cap the frame rate (default: vsync; headless 10)\n"
 	        "  --no-vsync           present without waiting for vertical blank\n"
 	        "  --palette NAME       confidence colors: viridis (default), red-green\n"
+	        "  --color MODE         what the window colors tokens by: confidence (default),\n"
+	        "                       logprob, rank, entropy, latency, agreement (C cycles)\n"
 	        "  --gpu NAME|INDEX     Vulkan device by index or name substring (also GOS_GPU;\n"
 	        "                       default: discrete, integrated, virtual, then CPU)\n"
 	        "  --cpu-compute        project, color and cull the tokens on the CPU (the\n"
@@ -127,7 +129,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* the window or offscreen target */
-	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_GPU,
+	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_COLOR, OPT_GPU,
 	       OPT_FRAMES, OPT_EXERCISE, OPT_CPU_COMPUTE };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, OPT_SOCKET},
@@ -150,6 +152,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"max-fps", required_argument, NULL, OPT_MAX_FPS},
 		{"no-vsync", no_argument, NULL, OPT_NO_VSYNC},
 		{"palette", required_argument, NULL, OPT_PALETTE},
+		{"color", required_argument, NULL, OPT_COLOR},
 		{"gpu", required_argument, NULL, OPT_GPU},
 		{"frames", required_argument, NULL, OPT_FRAMES},
 		{"exercise", no_argument, NULL, OPT_EXERCISE},
@@ -282,6 +285,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_PALETTE:
 			if (!gos_compute_ref_palette_parse(optarg, &o->win.palette)) {
 				fprintf(stderr, "gos-compositor: unknown --palette '%s' (viridis, red-green)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_COLOR:
+			if (!gos_compute_ref_mode_parse(optarg, &o->win.color_mode)) {
+				fprintf(stderr, "gos-compositor: unknown --color '%s' (confidence, logprob, "
+				        "rank, entropy, latency, agreement)\n", optarg);
 				return EXIT_USAGE;
 			}
 			break;

@@ -46,6 +46,7 @@ struct gos_compute_push {
 	VkDeviceAddress out;
 	VkDeviceAddress draw;
 	VkDeviceAddress palettes;
+	VkDeviceAddress mask;
 	float center[2];
 	float viewport[2];
 	float zoom;
@@ -53,7 +54,12 @@ struct gos_compute_push {
 	uint32_t count;
 	uint32_t palette;
 	uint32_t row_stride;
+	uint32_t mode;
+	uint32_t filter;
+	uint32_t mask_words;
+	float p_min, p_max;
 };
+_Static_assert(sizeof(struct gos_compute_push) == 96, "token_project.comp's push block");
 
 /* Mirrors the push constant block of token_scatter.comp. */
 struct gos_scatter_push {
@@ -83,6 +89,10 @@ struct gos_compute {
 	struct gos_vk_buffer *out;       /* gos_processed[capacity] */
 	struct gos_vk_buffer *draw;      /* VkDrawIndirectCommand */
 	struct gos_vk_buffer *palettes;  /* the gos_palette.h table */
+	struct gos_vk_buffer *mask;      /* the style's stream mask (GOS_FILTER_MASK_WORDS) */
+	struct gos_compute_style style;  /* its mask: mask_words */
+	uint32_t *mask_words;            /* [GOS_FILTER_MASK_WORDS] */
+	bool mask_dirty;                 /* to be copied into `mask` at the next record */
 	struct gos_vk_buffer *count_rb;  /* readback of the draw command */
 	struct gos_vk_buffer *staging[MAX_FRAMES];        /* gos_gpu_token records */
 	struct gos_vk_buffer *staging_slots[MAX_FRAMES];  /* their slots (scatter) */
@@ -301,7 +311,12 @@ struct gos_compute *gos_compute_create(struct gos_vk *vk, const struct gos_compu
 	c->palettes = gos_vk_buffer_create(vk, lut_floats * sizeof(float),
 	                                   VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, GOS_VK_MEM_DEVICE,
 	                                   "compute palettes");
-	if (!c->tokens || !c->out || !c->draw || !c->count_rb || !c->palettes ||
+	c->mask = gos_vk_buffer_create(vk, GOS_FILTER_MASK_WORDS * sizeof(uint32_t),
+	                               VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, GOS_VK_MEM_DEVICE,
+	                               "compute stream mask");
+	c->mask_words = calloc(GOS_FILTER_MASK_WORDS, sizeof(uint32_t));
+	if (!c->tokens || !c->out || !c->draw || !c->count_rb || !c->palettes || !c->mask ||
+	    !c->mask_words ||
 	    !gos_vk_buffer_upload(vk, c->palettes, 0, lut, lut_floats * sizeof(float)))
 		goto error;
 	for (uint32_t i = 0; i < c->n_staging; i++) {
@@ -354,6 +369,7 @@ void gos_compute_destroy(struct gos_compute *c)
 		gos_vk_buffer_destroy(vk, c->count_rb);
 		gos_vk_buffer_destroy(vk, c->draw);
 		gos_vk_buffer_destroy(vk, c->palettes);
+		gos_vk_buffer_destroy(vk, c->mask);
 		gos_vk_buffer_destroy(vk, c->out);
 		gos_vk_buffer_destroy(vk, c->tokens);
 		if (c->fence)
@@ -364,6 +380,7 @@ void gos_compute_destroy(struct gos_compute *c)
 		destroy_pipe(vk, &c->scatter);
 	}
 	gos_compute_ref_destroy(c->ref);
+	free(c->mask_words);
 	free(c->pending_at);
 	free(c->pending_slot);
 	free(c->regions);
@@ -609,6 +626,12 @@ static bool record_uploads(struct gos_compute *c, VkCommandBuffer cmd)
 	};
 	vkCmdPipelineBarrier(cmd, reader_stages(c), VK_PIPELINE_STAGE_TRANSFER_BIT |
 	                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &before, 0, NULL, 0, NULL);
+	if (c->mask_dirty && c->style.mask_words) {
+		/* in queue order: frames in flight keep the mask they read */
+		vkCmdUpdateBuffer(cmd, c->mask->buffer, 0, c->style.mask_words * sizeof(uint32_t),
+		                  c->mask_words);
+	}
+	c->mask_dirty = false;
 
 	bool scatter = !c->cpu && (c->upload == GOS_COMPUTE_UPLOAD_SCATTER ||
 	               (c->upload == GOS_COMPUTE_UPLOAD_AUTO && n_regions > GOS_COMPUTE_COPY_MAX_RUNS));
@@ -704,6 +727,12 @@ static void record_gpu(struct gos_compute *c, VkCommandBuffer cmd, const struct 
 		.count = c->n_slots,
 		.palette = palette,
 		.row_stride = gx * 64,
+		.mask = c->mask->address,
+		.mode = c->style.mode,
+		.filter = c->style.filter,
+		.mask_words = c->style.mask_words,
+		.p_min = c->style.p_min,
+		.p_max = c->style.p_max,
 	};
 	vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->project.pipeline);
 	vkCmdPushConstants(cmd, c->project.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(push),
@@ -750,7 +779,7 @@ bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
 
 bool gos_compute_record_upload(struct gos_compute *c, VkCommandBuffer cmd)
 {
-	if (!c->n_pending)
+	if (!c->n_pending && !c->mask_dirty)
 		return true;
 	if (!record_uploads(c, cmd))
 		return false;
@@ -762,6 +791,36 @@ bool gos_compute_record_upload(struct gos_compute *c, VkCommandBuffer cmd)
 	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
 	                     reader_stages(c), 0, 1, &done, 0, NULL, 0, NULL);
 	return true;
+}
+
+bool gos_compute_set_style(struct gos_compute *c, const struct gos_compute_style *style)
+{
+	char err[256];
+	if (!gos_compute_ref_check_style(style, err, sizeof(err))) {
+		log_error("rejected style: %s", err);
+		return false;
+	}
+	if (c->ref && !gos_compute_ref_set_style(c->ref, style))
+		return false;
+	if (style->mask_words &&
+	    (style->mask_words != c->style.mask_words ||
+	     memcmp(style->mask, c->mask_words, style->mask_words * sizeof(uint32_t)))) {
+		memcpy(c->mask_words, style->mask, style->mask_words * sizeof(uint32_t));
+		c->mask_dirty = true;
+	}
+	c->style = *style;
+	c->style.mask = c->mask_words;
+	return true;
+}
+
+void gos_compute_get_style(const struct gos_compute *c, struct gos_compute_style *out)
+{
+	*out = c->style;
+}
+
+VkDeviceAddress gos_compute_mask_address(const struct gos_compute *c)
+{
+	return c->mask->address;
 }
 
 size_t gos_compute_pending(const struct gos_compute *c)

@@ -105,6 +105,21 @@ bool gos_compute_record(struct gos_compute *c, VkCommandBuffer cmd,
  * draws the tokens another way this frame (compositor's point splats). */
 bool gos_compute_record_upload(struct gos_compute *c, VkCommandBuffer cmd);
 
+/* The style (color mode, filter) of every record/dispatch from now on,
+ * copied (the mask too: its words reach the GPU in the next record, in
+ * queue order, so frames in flight keep theirs). False (logged, nothing
+ * changed) when gos_compute_ref_check_style refuses it. Zero style:
+ * confidence colors, no filter (the default). */
+bool gos_compute_set_style(struct gos_compute *c, const struct gos_compute_style *style);
+
+/* The style set (its mask points at the object's copy). */
+void gos_compute_get_style(const struct gos_compute *c, struct gos_compute_style *out);
+
+/* The device address of the stream mask buffer (GOS_FILTER_MASK_WORDS
+ * words; what the last record copied), for other passes that filter alike
+ * (the renderer's splats). */
+VkDeviceAddress gos_compute_mask_address(const struct gos_compute *c);
+
 /* Slot records staged and not yet recorded (0: the token buffer on the GPU
  * is what the map gave, once recorded commands run). */
 size_t gos_compute_pending(const struct gos_compute *c);

@@ -27,6 +27,31 @@
 #define GOS_UNKNOWN_B   0.600000024f
 #define GOS_UNKNOWN_A   0.600000024f
 
+/* Color modes: the value t each maps to [0, 1] (1: the good end) before the
+ * ramp; values reach the GPU quantized to a byte q = 1 + round(t * 254)
+ * (0: unknown), t = (q - 1) * (1 / 254). */
+#define GOS_COLOR_CONFIDENCE     0
+#define GOS_COLOR_LOGPROB        1
+#define GOS_COLOR_RANK           2
+#define GOS_COLOR_ENTROPY        3
+#define GOS_COLOR_LATENCY        4
+#define GOS_COLOR_AGREEMENT      5
+#define GOS_COLOR_MODE_COUNT  6
+#define GOS_LOGPROB_DECADES   6.0f
+#define GOS_ENTROPY_MAX       2.99573231f
+#define GOS_LATENCY_DECADES   3.0f
+#define GOS_RANK_T1           1.0f
+#define GOS_RANK_T10          0.666666687f
+#define GOS_RANK_T100         0.333333343f
+#define GOS_RANK_TBEYOND      0.0f
+#define GOS_QUANT             254
+#define GOS_QUANT_INV         0.00393700786f
+#define GOS_HIGHLIGHT_R       1.0f
+#define GOS_HIGHLIGHT_G       0.25f
+#define GOS_HIGHLIGHT_B       0.850000024f
+#define GOS_HIGHLIGHT_A       1.0f
+#define GOS_DIM_ALPHA         0.25f
+
 /* GOS_PALETTE_COUNT * GOS_PALETTE_N rgb triples, palette by palette. */
 #define GOS_PALETTE_DATA \
 \

@@ -7,15 +7,8 @@
 #extension GL_EXT_buffer_reference : require
 #extension GL_GOOGLE_include_directive : require
 
-#include "gos_palette.h"
+#include "gos_token.glsl"
 
-struct Token {            /* as in token_project.comp: 24 bytes */
-	uint id;
-	uint pad0;
-	vec2 position;
-	float confidence;
-	float pad1;
-};
 /* ids[0, w*h): slot + 1 of the newest token per pixel (0: none);
  * ids[w*h, 2*w*h): the background as packed 8-bit color (compute path). */
 layout(buffer_reference, std430, buffer_reference_align = 4) IDS_QUALIFIER buffer IdBuf {
@@ -49,20 +42,20 @@ layout(push_constant, std430) uniform Push {
 	LutBuf lut;
 	float now;       /* renderer clock, s */
 	float fade_s;    /* fade-in time, s (0: none) */
-	uint palette;
+	uint palette;    /* GOS_PALETTE_* | GOS_COLOR_* << 8 | GOS_FILTER_SEARCH << 16 when on */
 	uint origin;     /* map_background.comp: first pixel, x | y << 16 (a strip) */
 } pc;
 
-/* The confidence ramp of token_project.comp (not bit-exact: no precise). */
-vec4 ramp(float confidence)
+/* The color ramp of token_project.comp (not bit-exact: no precise). */
+vec4 ramp(float value)
 {
-	if (confidence < 0.0)
+	if (value < 0.0)
 		return vec4(GOS_UNKNOWN_R, GOS_UNKNOWN_G, GOS_UNKNOWN_B, GOS_UNKNOWN_A);
-	float t = min(confidence, 1.0);
+	float t = min(value, 1.0);
 	float x = t * GOS_PALETTE_SEGMENTS;
 	uint k = min(uint(x), uint(GOS_PALETTE_N - 2));
 	float f = x - float(k);
-	uint a = (min(pc.palette, uint(GOS_PALETTE_COUNT - 1)) * uint(GOS_PALETTE_N) + k) * 3u;
+	uint a = (min(pc.palette & 0xFFu, uint(GOS_PALETTE_COUNT - 1)) * uint(GOS_PALETTE_N) + k) * 3u;
 	vec3 lo = vec3(pc.lut.lut[a], pc.lut.lut[a + 1u], pc.lut.lut[a + 2u]);
 	vec3 hi = vec3(pc.lut.lut[a + 3u], pc.lut.lut[a + 4u], pc.lut.lut[a + 5u]);
 	return vec4(lo + (hi - lo) * f, GOS_ALPHA_MIN + GOS_ALPHA_RANGE * t);
@@ -104,8 +97,17 @@ vec4 map_background(uvec2 px, vec2 frag)
 		uint id = pc.ids.ids[px.y * uint(pc.viewport.x) + px.x];
 		if (id != 0u) {
 			uint slot = id - 1u;
-			vec4 c = (pc.flags & 4u) != 0u ? vec4(0.6, 0.6, 0.6, 0.8)
-			                               : ramp(pc.tokens.tokens[slot].confidence);
+			vec4 c = vec4(0.6, 0.6, 0.6, 0.8);
+			if ((pc.flags & 4u) == 0u) {
+				Token t = pc.tokens.tokens[slot];
+				uint mode = (pc.palette >> 8u) & 0xFFu, filter_bits = pc.palette >> 16u;
+				uint accent = token_accent(t, mode, filter_bits);
+				c = accent == 1u ? vec4(GOS_HIGHLIGHT_R, GOS_HIGHLIGHT_G, GOS_HIGHLIGHT_B,
+				                        GOS_HIGHLIGHT_A)
+				                 : ramp(token_value(t, mode));
+				if (accent == 2u)
+					c.a *= GOS_DIM_ALPHA;
+			}
 			if ((pc.flags & 8u) != 0u)
 				c.a = max(c.a, 0.8);
 			if (pc.fade_s > 0.0) {

@@ -6,7 +6,9 @@
  *
  * Data (std430, the design.md WGSL contract; the pads are the contract's
  * implicit padding, named so that every byte of a record is written):
- *   Token          { uint id; vec2 position; float confidence; }     24 bytes
+ *   Token          { uint id; uint attrs; vec2 position; float confidence;
+ *                    uint values; }                                  24 bytes
+ *                  (attrs, values: shaders/gos_token.h)
  *   ProcessedToken { uint id; vec2 screen_pos; vec4 color; }         32 bytes
  * The buffers are reached through buffer device addresses in the push
  * constants (not descriptors): descriptor ranges are capped by
@@ -22,7 +24,13 @@
  *     both axes (inclusive).
  *   - color: sRGB-encoded, straight alpha, from the shaders/gos_palette.h
  *     table, which the host uploads into the buffer at `palettes` (a constant
- *     array here would be copied into every invocation's private memory).
+ *     array here would be copied into every invocation's private memory),
+ *     ramping the color mode's value (`mode`, gos_token.glsl); a search
+ *     match or a first divergence takes the highlight color, and while a
+ *     search is on the other tokens' alpha is scaled by GOS_DIM_ALPHA.
+ *   - the filter (`filter_bits`, gos_token.h) drops tokens before the cull: a
+ *     stream mask (the buffer at `mask`, mask_words words) and a
+ *     confidence range.
  *   - survivors go to out[atomicAdd(draw.instanceCount)]: their order is not
  *     deterministic; no record past instanceCount is touched.
  * The arithmetic is `precise` (no fused multiply-add) and uses only
@@ -31,17 +39,9 @@
 #extension GL_EXT_buffer_reference : require
 #extension GL_GOOGLE_include_directive : require
 
-#include "gos_palette.h"
+#include "gos_token.glsl"
 
 layout(local_size_x = 64) in;
-
-struct Token {
-	uint id;
-	uint pad0;
-	vec2 position;
-	float confidence;
-	float pad1;
-};
 
 struct ProcessedToken {
 	uint id;
@@ -76,6 +76,7 @@ layout(push_constant, std430) uniform Push {
 	OutBuf out_buf;
 	DrawBuf draw;
 	LutBuf palettes;
+	MaskBuf mask;     /* stream mask (GOS_FILTER_STREAMS) */
 	vec2 center;      /* world units */
 	vec2 viewport;    /* pixels */
 	float zoom;       /* pixels per world unit */
@@ -83,15 +84,19 @@ layout(push_constant, std430) uniform Push {
 	uint count;       /* slots to process */
 	uint palette;     /* GOS_PALETTE_* */
 	uint row_stride;  /* invocations per dispatch row (2-D dispatch past 65535 groups) */
+	uint mode;        /* GOS_COLOR_* */
+	uint filter_bits; /* GOS_FILTER_* */
+	uint mask_words;
+	float p_min, p_max;
 } pc;
 
 const uint EMPTY = 0xFFFFFFFFu;
 
-vec4 ramp(float confidence, uint palette)
+vec4 ramp(float value, uint palette)
 {
-	if (confidence < 0.0)
+	if (value < 0.0)
 		return vec4(GOS_UNKNOWN_R, GOS_UNKNOWN_G, GOS_UNKNOWN_B, GOS_UNKNOWN_A);
-	precise float t = min(confidence, 1.0);
+	precise float t = min(value, 1.0);
 	precise float x = t * GOS_PALETTE_SEGMENTS;
 	uint k = min(uint(x), uint(GOS_PALETTE_N - 2));
 	precise float f = x - float(k);
@@ -104,6 +109,17 @@ vec4 ramp(float confidence, uint palette)
 	return vec4(rgb, alpha);
 }
 
+vec4 token_color(Token t)
+{
+	uint accent = token_accent(t, pc.mode, pc.filter_bits);
+	if (accent == 1u)
+		return vec4(GOS_HIGHLIGHT_R, GOS_HIGHLIGHT_G, GOS_HIGHLIGHT_B, GOS_HIGHLIGHT_A);
+	precise vec4 c = ramp(token_value(t, pc.mode), pc.palette);
+	if (accent == 2u)
+		c.a = c.a * GOS_DIM_ALPHA;
+	return c;
+}
+
 void main()
 {
 	uint i = gl_GlobalInvocationID.y * pc.row_stride + gl_GlobalInvocationID.x;
@@ -111,7 +127,8 @@ void main()
 	ProcessedToken p;
 	if (i < pc.count) {
 		Token t = pc.tokens.tokens[i];
-		if (t.id != EMPTY) {
+		if (t.id != EMPTY &&
+		    token_shown(t, pc.filter_bits, pc.mask, pc.mask_words, pc.p_min, pc.p_max)) {
 			precise vec2 s = (t.position - pc.center) * pc.zoom + pc.viewport * 0.5;
 			precise vec2 hi = pc.viewport + pc.margin;
 			keep = s.x >= -pc.margin && s.y >= -pc.margin && s.x <= hi.x && s.y <= hi.y;
@@ -119,7 +136,7 @@ void main()
 				p.id = t.id;
 				p.pad0 = 0u;
 				p.screen_pos = s;
-				p.color = ramp(t.confidence, pc.palette);
+				p.color = token_color(t);
 			}
 		}
 	}

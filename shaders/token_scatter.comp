@@ -8,12 +8,12 @@
 
 layout(local_size_x = 64) in;
 
-struct Token {            /* as in token_project.comp: 24 bytes */
+struct Token {            /* as in gos_token.glsl: 24 bytes, copied as they are */
 	uint id;
-	uint pad0;
+	uint attrs;
 	vec2 position;
 	float confidence;
-	float pad1;
+	uint values;
 };
 
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer RecordBuf {

@@ -23,16 +23,12 @@
  * view clips a token the same way a fresh one does; the renderer only splats
  * below 8 px line height). */
 #extension GL_EXT_buffer_reference : require
+#extension GL_GOOGLE_include_directive : require
+
+#include "gos_token.glsl"
 
 layout(local_size_x = 64) in;
 
-struct Token {            /* as in token_project.comp: 24 bytes */
-	uint id;
-	uint pad0;
-	vec2 position;
-	float confidence;
-	float pad1;
-};
 
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer TokenBuf {
 	Token tokens[];
@@ -63,6 +59,10 @@ layout(push_constant, std430) uniform Push {
 	ivec2 cols;       /* pixels written: columns [x, y) of every row ... */
 	ivec2 rows;       /* ... and rows [x, y) (strip pass; full: all columns, no rows) */
 	float max_half;   /* pixels: no token's half width exceeds this */
+	uint filter_bits; /* GOS_FILTER_* (as token_project.comp): hidden tokens splat nothing */
+	MaskBuf mask;
+	uint mask_words;
+	float p_min, p_max;
 	uint pad;
 } pc;
 
@@ -92,7 +92,8 @@ void fill(ivec2 a, ivec2 b, uint v)
 bool splat(uint i)
 {
 	Token t = pc.tokens.tokens[i];
-	if (t.id == EMPTY)
+	if (t.id == EMPTY ||
+	    !token_shown(t, pc.filter_bits, pc.mask, pc.mask_words, pc.p_min, pc.p_max))
 		return false;
 	vec2 s = (t.position - pc.center) * pc.zoom + pc.viewport * 0.5;
 	/* The height needs no per-slot data: rows first. */

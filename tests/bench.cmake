@@ -7,6 +7,13 @@ add_test(NAME bench_fanout
           --compositor $<TARGET_FILE:gos-compositor>)
 set_tests_properties(bench_fanout PROPERTIES TIMEOUT 120 LABELS "integration;bench"
   FAIL_REGULAR_EXPRESSION "did not connect;were closed;nothing received;producer failed;gos-bench: ")
+# gos-bench style on a small map: every style row runs (validation on) and
+# prints; no figure is held to anything.
+add_test(NAME bench_style
+  COMMAND $<TARGET_FILE:gos-bench> style --tokens 20000 --frames 6 --size 320x200)
+set_tests_properties(bench_style PROPERTIES TIMEOUT 120 LABELS "gpu;bench"
+  ENVIRONMENT "GOS_VALIDATION=1"
+  PASS_REGULAR_EXPRESSION "zoom 1 +search 1000")
 
 # gos-bench search on a small map: it builds the index, runs every kind of
 # search and prints its table (no figure is held to anything).

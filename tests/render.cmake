@@ -41,3 +41,9 @@ add_test(NAME test_shot_socket
           ${CMAKE_SOURCE_DIR}/tests/data)
 set_tests_properties(test_shot_socket PROPERTIES TIMEOUT 180 LABELS "gpu;image"
                      ENVIRONMENT "GOS_VALIDATION=1" SKIP_RETURN_CODE 77)
+# Color modes, stream and probability filters and search highlights in
+# pixels (GPU and --cpu-compute, quads and far-out splats).
+gos_add_test(test_render_style GPU TIMEOUT 180
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_render_style.c
+  LIBS gos_render gos_core gos_net gos_compute m
+  LABELS gpu image)

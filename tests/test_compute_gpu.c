@@ -285,6 +285,91 @@ static void test_batches(struct gos_vk *vk)
 	}
 }
 
+/* ---- color modes and filters ---- */
+
+/* Every color mode and filter (a stream mask with and without its beyond
+ * bit, a probability range, a search's highlight and dimming) on the GPU
+ * equals the reference, and the filters drop exactly what they name. */
+static void test_styles(struct gos_vk *vk)
+{
+	enum { N = 20000, STREAMS = 70 };
+	struct gos_compute *c = gos_compute_create(vk, NULL);
+	struct gos_compute_ref *r = gos_compute_ref_create();
+	CHECK(c && r);
+	if (!c || !r) {
+		gos_compute_destroy(c);
+		gos_compute_ref_destroy(r);
+		return;
+	}
+	struct gos_camera cam = random_camera();
+	struct gos_token_update *u = malloc(N * sizeof(*u));
+	for (uint32_t i = 0; i < N; i++) {
+		u[i] = random_token(i, &cam);
+		u[i].stream = (uint32_t)(rnd() % STREAMS);
+		u[i].rank = (uint8_t)(rnd() % 5);
+		for (int k = 0; k < 4; k++)
+			u[i].q[k] = rnd() % 6 == 0 ? 0 : (uint8_t)(1 + rnd() % 255);
+		u[i].flags = (uint8_t)(rnd() % 4);
+	}
+	CHECK(gos_compute_update(c, u, N) && gos_compute_ref_update(r, u, N));
+	uint32_t mask[3] = {0x0F0F0F0Fu, 0x00000001u, 0x80000000u};   /* streams 0..95 */
+	uint32_t unfiltered = 0;
+	CHECK(gos_compute_dispatch(c, &cam, 0, &unfiltered));
+	for (uint32_t mode = 0; mode < GOS_COLOR_MODE_COUNT; mode++) {
+		for (int f = 0; f < 5; f++) {
+			struct gos_compute_style st = {.mode = mode};
+			if (f == 1)
+				st = (struct gos_compute_style){.mode = mode, .filter = GOS_FILTER_STREAMS,
+				                                .mask = mask, .mask_words = 2};
+			if (f == 2)
+				st = (struct gos_compute_style){.mode = mode,
+				                                .filter = GOS_FILTER_STREAMS | GOS_FILTER_BEYOND,
+				                                .mask = mask, .mask_words = 2};
+			if (f == 3)
+				st = (struct gos_compute_style){.mode = mode, .filter = GOS_FILTER_RANGE,
+				                                .p_min = 0.25f, .p_max = 0.5f};
+			if (f == 4)
+				st = (struct gos_compute_style){.mode = mode, .filter = GOS_FILTER_SEARCH |
+				                                GOS_FILTER_RANGE, .p_min = 0.0f, .p_max = 1.0f};
+			CHECK(gos_compute_set_style(c, &st) && gos_compute_ref_set_style(r, &st));
+			char what[64];
+			snprintf(what, sizeof(what), "mode %s, filter %d", gos_compute_ref_mode_name(mode), f);
+			check_dispatch(what, c, r, &cam, mode % GOS_PALETTE_COUNT);
+			/* what the filter keeps, counted here from the updates */
+			uint32_t want = 0, got = 0;
+			const struct gos_processed *out = gos_compute_ref_output(r);
+			uint32_t n_ref = 0;
+			CHECK(gos_compute_ref_dispatch(r, &cam, 0, &n_ref));
+			for (uint32_t i = 0; i < n_ref; i++) {
+				const struct gos_token_update *t = &u[out[i].id];
+				bool shown = true;
+				if (f == 1 || f == 2)
+					shown = t->stream < 64 ? (mask[t->stream / 32] >> (t->stream % 32)) & 1
+					                       : f == 2;
+				if (f == 3)
+					shown = !isnan(t->confidence) && t->confidence >= 0.25f &&
+					        t->confidence <= 0.5f;
+				if (f == 4)
+					shown = !isnan(t->confidence);
+				want += shown;
+				got++;
+				if (f == 4 && (t->flags & GOS_TOKEN_MATCH))
+					CHECK(out[i].r == GOS_HIGHLIGHT_R && out[i].a == GOS_HIGHLIGHT_A);
+			}
+			CHECK(want == got);
+			CHECK(f == 0 ? n_ref == unfiltered : n_ref < unfiltered);
+		}
+	}
+	struct gos_compute_style bad = {.mode = GOS_COLOR_MODE_COUNT};
+	CHECK(!gos_compute_set_style(c, &bad));
+	bad = (struct gos_compute_style){.filter = GOS_FILTER_RANGE, .p_min = 0.6f, .p_max = 0.5f};
+	CHECK(!gos_compute_set_style(c, &bad));
+	free(u);
+	gos_compute_destroy(c);
+	gos_compute_ref_destroy(r);
+	printf("styles: %d modes x 5 filters compared\n", GOS_COLOR_MODE_COUNT);
+}
+
 /* ---- exact boundaries ---- */
 
 static void test_exact_boundary(struct gos_vk *vk)
@@ -638,6 +723,7 @@ int main(void)
 	if (!vk)
 		return 1;
 	test_exact_boundary(vk);
+	test_styles(vk);
 	test_batches(vk);
 	test_incremental(vk, GOS_COMPUTE_UPLOAD_AUTO, 10);
 	test_incremental(vk, GOS_COMPUTE_UPLOAD_SCATTER, 9);

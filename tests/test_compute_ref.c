@@ -211,7 +211,7 @@ static void test_checks(void)
 	      strstr(err, "slot 100 is out of range"));
 
 	struct gos_gpu_token t = gos_compute_ref_pack(&u[1]);
-	CHECK(t.id == 1 && t.confidence == GOS_CONFIDENCE_UNKNOWN && t.pad0 == 0 && t.pad1 == 0);
+	CHECK(t.id == 1 && t.confidence == GOS_CONFIDENCE_UNKNOWN && t.attrs == 0 && t.values == 0);
 	t = gos_compute_ref_pack(&u[2]);
 	CHECK(t.id == GOS_SLOT_EMPTY);
 }
@@ -287,6 +287,103 @@ static void test_store(void)
 	gos_compute_ref_destroy(NULL);
 }
 
+/* Color modes: a token's facts to bytes (gos_palette.h's mappings), bytes
+ * to colors, and the filters and the search's accents. */
+static void test_modes(void)
+{
+	struct gos_token_update u = {.slot = 3, .confidence = NAN};
+	gos_compute_ref_facts(&u, 0.0f, 1, 0.0f, 1.0f, 1.0f);
+	CHECK(u.q[0] == 255 && u.q[1] == 255 && u.q[2] == 255 && u.q[3] == 255 && u.rank == 1);
+	gos_compute_ref_facts(&u, logf(1e-3f), 7, logf(20.0f), 1000.0f, 0.5f);
+	CHECK(u.q[0] == 128 && u.q[1] == 1 && u.q[2] == 1 && u.q[3] == 128 && u.rank == 2);
+	u.confidence = 0.01f;   /* no logprob: ln(confidence) stands in */
+	gos_compute_ref_facts(&u, NAN, 50, NAN, NAN, NAN);
+	CHECK(u.q[0] == 170 && u.q[1] == 0 && u.q[2] == 0 && u.q[3] == 0 && u.rank == 3);
+	gos_compute_ref_facts(&u, NAN, UINT32_MAX, 1e9f, 0.5f, 0.0f);
+	CHECK(u.rank == 4 && u.q[1] == 1 && u.q[2] == 255 && u.q[3] == 1);
+	gos_compute_ref_facts(&u, NAN, 0, NAN, NAN, NAN);
+	CHECK(u.rank == 0);
+	u.confidence = NAN;
+	gos_compute_ref_facts(&u, NAN, 0, NAN, NAN, NAN);
+	CHECK(u.q[0] == 0);
+
+	/* rank buckets are the palette's ends and thirds; unknown is gray */
+	struct gos_camera cam = {.zoom = 1, .viewport_w = 100, .viewport_h = 100};
+	struct gos_compute_style st = {.mode = GOS_COLOR_RANK};
+	struct gos_processed o;
+	float top[4], low[4];
+	gos_compute_ref_color(1.0f, GOS_PALETTE_VIRIDIS, top);
+	gos_compute_ref_color(0.0f, GOS_PALETTE_VIRIDIS, low);
+	struct gos_token_update t = {.slot = 1, .confidence = 0.5f, .rank = 1};
+	struct gos_gpu_token g = gos_compute_ref_pack(&t);
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.r == top[0] && o.a == top[3]);
+	t.rank = 4;
+	g = gos_compute_ref_pack(&t);
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.r == low[0] && o.a == low[3]);
+	t.rank = 0;
+	g = gos_compute_ref_pack(&t);
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.r == GOS_UNKNOWN_R &&
+	      o.a == GOS_UNKNOWN_A);
+	/* the other modes read their byte; confidence mode ignores them */
+	t = (struct gos_token_update){.slot = 1, .confidence = 0.0f, .q = {0, 0, 255, 0}};
+	g = gos_compute_ref_pack(&t);
+	st.mode = GOS_COLOR_LATENCY;
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.r == top[0]);
+	st.mode = GOS_COLOR_ENTROPY;
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.r == GOS_UNKNOWN_R);
+	st.mode = GOS_COLOR_CONFIDENCE;
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.r == low[0]);
+	/* agreement mode marks a first divergence; a search marks matches and
+	 * dims the rest */
+	t.flags = GOS_TOKEN_DIVERGES;
+	g = gos_compute_ref_pack(&t);
+	st.mode = GOS_COLOR_AGREEMENT;
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.r == GOS_HIGHLIGHT_R &&
+	      o.g == GOS_HIGHLIGHT_G && o.b == GOS_HIGHLIGHT_B);
+	st = (struct gos_compute_style){.filter = GOS_FILTER_SEARCH};
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.r == low[0] &&
+	      o.a == low[3] * GOS_DIM_ALPHA);
+	t.flags = GOS_TOKEN_MATCH;
+	g = gos_compute_ref_pack(&t);
+	CHECK(gos_compute_ref_token_styled(&g, &cam, 0, &st, &o) && o.g == GOS_HIGHLIGHT_G);
+
+	/* filters: the stream mask (and past it), the probability range */
+	uint32_t mask[1] = {1u << 5};
+	t = (struct gos_token_update){.slot = 1, .confidence = 0.3f, .stream = 5};
+	g = gos_compute_ref_pack(&t);
+	st = (struct gos_compute_style){.filter = GOS_FILTER_STREAMS, .mask = mask, .mask_words = 1};
+	CHECK(gos_compute_ref_shown(&g, &st));
+	t.stream = 6;
+	g = gos_compute_ref_pack(&t);
+	CHECK(!gos_compute_ref_shown(&g, &st) && !gos_compute_ref_token_styled(&g, &cam, 0, &st, &o));
+	t.stream = 40;
+	g = gos_compute_ref_pack(&t);
+	CHECK(!gos_compute_ref_shown(&g, &st));
+	st.filter |= GOS_FILTER_BEYOND;
+	CHECK(gos_compute_ref_shown(&g, &st));
+	t.stream = 1u << 30;   /* past the packed field: the last index */
+	g = gos_compute_ref_pack(&t);
+	CHECK((g.attrs & GOS_TOKEN_STREAM_MASK) == GOS_TOKEN_STREAM_MAX);
+	st = (struct gos_compute_style){.filter = GOS_FILTER_RANGE, .p_min = 0.3f, .p_max = 0.3f};
+	CHECK(gos_compute_ref_shown(&g, &st));
+	st.p_min = 0.31f;
+	st.p_max = 1.0f;
+	CHECK(!gos_compute_ref_shown(&g, &st));
+	t.confidence = NAN;
+	g = gos_compute_ref_pack(&t);
+	st.p_min = 0.0f;
+	CHECK(!gos_compute_ref_shown(&g, &st));   /* unknown hides under a range */
+	char err[128];
+	st.p_max = 1.5f;
+	CHECK(!gos_compute_ref_check_style(&st, err, sizeof(err)) && strstr(err, "p_min"));
+	st = (struct gos_compute_style){.filter = 64};
+	CHECK(!gos_compute_ref_check_style(&st, err, sizeof(err)));
+	st = (struct gos_compute_style){.mask_words = 3};
+	CHECK(!gos_compute_ref_check_style(&st, err, sizeof(err)));
+	CHECK(!strcmp(gos_compute_ref_mode_name(GOS_COLOR_LATENCY), "latency") &&
+	      !gos_compute_ref_mode_name(GOS_COLOR_MODE_COUNT));
+}
+
 int main(void)
 {
 	test_layout();
@@ -294,6 +391,7 @@ int main(void)
 	test_projection_and_cull();
 	test_checks();
 	test_store();
+	test_modes();
 	if (failures) {
 		fprintf(stderr, "compute_ref: %d check(s) failed\n", failures);
 		return 1;

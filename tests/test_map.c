@@ -315,6 +315,125 @@ static void test_stream_analytics(void)
 	gos_map_destroy(m);
 }
 
+/* Per token (issue 13): index in its stream, gap to the stream's previous
+ * token, rank among top_logprobs (ties by order, absent: beyond), entropy. */
+static void test_token_facts(void)
+{
+	struct gos_map *m = gos_map_create(&(struct gos_map_opts){.max_tokens = 4});
+	static const struct gos_alt tie[3] = {{"x", -0.5f}, {"y", -0.5f}, {"z", -2.0f}};
+	static const struct gos_alt absent[2] = {{"p", -0.1f}, {"q", -3.0f}};
+	static const struct gos_alt two[2] = {{"a", -0.693147f}, {"b", -0.693147f}};
+	struct gos_event e[6] = {tok("t0", "y", "s"), tok("t1", "z", "s"), tok("t2", "w", "s"),
+	                         tok("u0", "b", "o"), tok("t3", "x", "s"), tok("t4", "x", "s")};
+	e[0].token.alts = tie;
+	e[0].token.n_alts = 3;     /* "y" ties "x" at -0.5, given after it: rank 2 */
+	e[1].token.alts = tie;
+	e[1].token.n_alts = 3;     /* "z": rank 3 */
+	e[2].token.alts = absent;
+	e[2].token.n_alts = 2;     /* "w" not among them: beyond */
+	e[3].token.alts = two;
+	e[3].token.n_alts = 2;
+	e[4].token.alts = tie;
+	e[4].token.n_alts = 3;     /* "x": rank 1 */
+	const double ts[6] = {10.0, 10.25, 10.25, 3.0, 11.0, NAN};
+	for (int i = 0; i < 6; i++)
+		e[i].token.timestamp = ts[i];
+	gos_map_apply(m, e, 6);    /* the 6th evicts t0 (max 4... t0 and t1) */
+	struct gos_map_view v = {0};
+	gos_map_read_all(m, 0, 0, &v);
+	const struct gos_token *t1 = find(&v, "t1"), *t2 = find(&v, "t2"), *t3 = find(&v, "t3"),
+	                       *t4 = find(&v, "t4"), *u0 = find(&v, "u0");
+	CHECK(!find(&v, "t0") && !t1 && t2 && t3 && t4 && u0, "the oldest two are evicted");
+	if (t2 && t3 && t4 && u0) {
+		CHECK(t2->index == 2 && t3->index == 3 && t4->index == 4 && u0->index == 0,
+		      "indexes count evicted tokens (%u %u %u %u)", t2->index, t3->index, t4->index,
+		      u0->index);
+		CHECK(t2->gap_ms == 0.0f && t3->gap_ms == 750.0f && isnan(t4->gap_ms) &&
+		      isnan(u0->gap_ms), "gaps from producer timestamps (%g %g %g %g)",
+		      (double)t2->gap_ms, (double)t3->gap_ms, (double)t4->gap_ms, (double)u0->gap_ms);
+		CHECK(t2->rank == GOS_RANK_BEYOND && t3->rank == 1 && t4->rank == 0 && u0->rank == 2,
+		      "ranks: beyond, 1, unknown, a tie given second (%u %u %u %u)", t2->rank,
+		      t3->rank, t4->rank, u0->rank);
+		CHECK(fabsf(u0->entropy - logf(2.0f)) < 1e-5f && isnan(t4->entropy),
+		      "entropy of two equal alternatives is ln 2, none without them (%g)",
+		      (double)u0->entropy);
+		CHECK(isnan(t3->agree) && !t3->diverges, "a stream alone has no agreement");
+	}
+	gos_map_view_finish(&v);
+	CHECK(gos_token_rank("y", tie, 3) == 2 && gos_token_rank("z", tie, 3) == 3 &&
+	      gos_token_rank("x", tie, 3) == 1 && gos_token_rank("w", tie, 0) == 0,
+	      "gos_token_rank on ties");
+	gos_map_destroy(m);
+}
+
+/* Generations of one prompt (names equal up to ":N") form a group: each
+ * token's agreement with the group at its index, and the first index where
+ * each stream diverges, kept as tokens arrive in any order. */
+static void test_divergence(void)
+{
+	struct gos_map *m = gos_map_create(NULL);
+	const char *a[] = {"The", " cat", " sat", " down"};
+	const char *b[] = {"The", " cat", " ran", " off"};
+	const char *c[] = {"The", " dog"};
+	char id[32];
+	struct gos_event e;
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "a%d", i);
+		e = tok(id, a[i], "m:run:1");
+		gos_map_apply(m, &e, 1);
+	}
+	struct gos_map_view v = {0};
+	gos_map_read_streams(m, &v);
+	CHECK(v.n_streams == 1 && v.streams[0].diverge_at == -1, "alone: no divergence");
+	uint64_t seq = v.seq;
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "b%d", i);
+		e = tok(id, b[i], "m:run:2");
+		gos_map_apply(m, &e, 1);
+	}
+	/* a's tokens changed agreement: readers since are told */
+	gos_map_read_since(m, seq, 0, &v);
+	CHECK(find(&v, "a0") && find(&v, "a3"), "the first stream's tokens are sent again");
+	for (int i = 0; i < 2; i++) {
+		snprintf(id, sizeof(id), "c%d", i);
+		e = tok(id, c[i], "m:run:3");
+		gos_map_apply(m, &e, 1);
+	}
+	e = tok("z0", "The", "other:run:1");   /* another group */
+	gos_map_apply(m, &e, 1);
+	gos_map_read_all(m, 0, 0, &v);
+	const struct gos_token *a0 = find(&v, "a0"), *a1 = find(&v, "a1"), *a2 = find(&v, "a2"),
+	                       *a3 = find(&v, "a3"), *c1 = find(&v, "c1"), *z0 = find(&v, "z0");
+	if (a0 && a1 && a2 && a3 && c1 && z0) {
+		CHECK(a0->agree == 1.0f && fabsf(a1->agree - 2.0f / 3.0f) < 1e-6f &&
+		      a2->agree == 0.5f && a3->agree == 0.5f && fabsf(c1->agree - 1.0f / 3.0f) < 1e-6f,
+		      "agreement at each index (%g %g %g %g %g)", (double)a0->agree,
+		      (double)a1->agree, (double)a2->agree, (double)a3->agree, (double)c1->agree);
+		CHECK(isnan(z0->agree), "a group of one has no agreement");
+		CHECK(a1->diverges && !a2->diverges && c1->diverges, "the first difference is marked");
+	}
+	int64_t want[3] = {1, 1, 1};   /* c differs from a and b at 1: all three */
+	int found = 0;
+	for (size_t i = 0; i < v.n_streams; i++) {
+		const struct gos_stream *s = &v.streams[i];
+		for (int k = 0; k < 3; k++) {
+			char name[16];
+			snprintf(name, sizeof(name), "m:run:%d", k + 1);
+			if (!strcmp(s->name, name)) {
+				found++;
+				CHECK(s->diverge_at == want[k] && s->group == 0,
+				      "%s diverges at %lld (group %u)", name, (long long)s->diverge_at,
+				      s->group);
+			}
+		}
+		if (!strcmp(s->name, "other:run:1"))
+			CHECK(s->group == s->index && s->diverge_at == -1, "another group: alone");
+	}
+	CHECK(found == 3, "three streams in the group");
+	gos_map_view_finish(&v);
+	gos_map_destroy(m);
+}
+
 /* The flow layout fills the screen (issue 13): 16 streams of 3,000 tokens
  * fit in a box between 1:3 and 3:1, a stream's text wraps into pages, and
  * tokens placed before more streams came stay where they were. */
@@ -368,6 +487,8 @@ int main(void)
 {
 	test_flow_pages();
 	test_stream_analytics();
+	test_token_facts();
+	test_divergence();
 	test_update_by_id();
 	test_flow_layout();
 	test_hilbert();

@@ -94,7 +94,7 @@ static uint64_t next(uint64_t *r)
 	return *r >> 33;
 }
 
-static const char *const stream_names[] = {"", "alpha", "beta", "gamma", "delta"};
+static const char *const stream_names[] = {"", "alpha", "beta", "p:1:1", "p:1:2"};  /* the last two: a group */
 static const char *const pieces[] = {" the", " map", "\n", " é", "日本", " tokens", "!", " a",
                                      " long_word_that_wraps_columns", ""};
 
@@ -188,6 +188,10 @@ static const char *token_diff(const struct gos_token *a, const struct gos_token 
 	if (!same_bits(&a->timestamp, &b->timestamp, 8)) return "timestamp";
 	if (a->seq != b->seq) return "seq";
 	if (a->removed != b->removed) return "removed";
+	if (a->index != b->index || !same_bits(&a->gap_ms, &b->gap_ms, 4)) return "index or gap";
+	if (a->rank != b->rank || !same_bits(&a->entropy, &b->entropy, 4)) return "rank or entropy";
+	if (!same_bits(&a->agree, &b->agree, 4) || a->diverges != b->diverges)
+		return "agreement";
 	if (strcmp(a->id, b->id)) return "id";
 	if (strcmp(a->text, b->text)) return "text";
 	if (a->n_alts != b->n_alts) return "alt count";
@@ -221,6 +225,7 @@ static const char *stream_diff(const struct gos_stream *a, const struct gos_stre
 	    !same_bits(&x->first_ts, &y->first_ts, 8) || !same_bits(&x->last_ts, &y->last_ts, 8) ||
 	    memcmp(x->hist, y->hist, sizeof(x->hist)))
 		return "stats";
+	if (a->group != b->group || a->diverge_at != b->diverge_at) return "group or divergence";
 	return NULL;
 }
 
@@ -550,9 +555,9 @@ static void test_corruption(void)
 	CHECK(!strcmp(err, "checkpoint block 0 (header) checksum mismatch"),
 	      "the message names the block: %s", err);
 	memcpy(bad, img, n);
-	bad[8] = 3;
+	bad[8] = 4;
 	read_bytes(bad, n, &o, err, sizeof(err));
-	CHECK(strstr(err, "version 3"), "another version is named: %s", err);
+	CHECK(strstr(err, "version 4"), "another version is named: %s", err);
 	printf("test_map_image: %zu-byte image: %zu flips and %zu cuts refused\n", n, n, n);
 	free(bad);
 	free(img);
@@ -741,6 +746,64 @@ static void write_seeds(const char *dir)
 	}
 }
 
+static struct gos_map *read_seed(const char *name, unsigned *version, char *err, size_t errlen)
+{
+	char dir[4096], path[4200];
+	snprintf(dir, sizeof(dir), "%s", __FILE__);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(path, sizeof(path), "%s/fuzz/map_image_corpus/%s", dir, name);
+	int fd = open(path, O_RDONLY);
+	unsigned char pre[16] = {0};
+	*version = fd >= 0 && pread(fd, pre, 16, 0) == 16 ? pre[8] : 0;
+	struct gos_map *m = fd >= 0 ? gos_map_image_read(fd, &(struct gos_map_opts){0}, err, errlen)
+	                            : NULL;
+	if (fd >= 0)
+		close(fd);
+	return m;
+}
+
+/* Images written before tokens knew their index and gap (version 2, the
+ * committed *_v2 seeds) still read: each live token's index in arrival
+ * order, counting the evicted ones before it; no gaps. */
+static void test_version_2(void)
+{
+	static const char *const seeds[] = {"flow_small_v2", "flow_evicted_v2", "hilbert_evicted_v2"};
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		char err[256] = "";
+		unsigned version;
+		struct gos_map *m = read_seed(seeds[i], &version, err, sizeof(err));
+		CHECK(version == 2 && m, "a version 2 image (%s) still reads: %s", seeds[i], err);
+		if (!m)
+			continue;
+		struct gos_map_view v = {0};
+		gos_map_read_all(m, 0, 0, &v);
+		/* per stream: its live tokens in arrival order hold the last indexes */
+		bool ok = v.n_tokens > 0, gaps = true;
+		for (size_t s = 0; s < v.n_streams; s++) {
+			uint64_t n = v.streams[s].n_tokens, live = 0, sum = 0;
+			uint32_t lo = UINT32_MAX, hi = 0;
+			for (size_t k = 0; k < v.n_tokens; k++) {
+				const struct gos_token *t = &v.tokens[k];
+				if (t->stream != v.streams[s].index)
+					continue;
+				live++;
+				sum += t->index;
+				lo = t->index < lo ? t->index : lo;
+				hi = t->index > hi ? t->index : hi;
+				gaps &= isnan(t->gap_ms);
+			}
+			if (live)
+				ok &= hi == n - 1 && lo == n - live && sum == (lo + hi) * live / 2;
+		}
+		CHECK(ok && gaps, "%s: each stream's live tokens hold its last indexes, no gaps",
+		      seeds[i]);
+		gos_map_view_finish(&v);
+		gos_map_destroy(m);
+	}
+}
+
 /* Images written before the streams' analytics (version 1: the committed
  * fuzz seeds) still read, their streams with no analytics. */
 static void test_version_1(void)
@@ -779,6 +842,7 @@ static void test_version_1(void)
 int main(void)
 {
 	test_version_1();
+	test_version_2();
 	test_round_trip(GOS_LAYOUT_FLOW);
 	test_round_trip(GOS_LAYOUT_HILBERT);
 	test_fork_child();

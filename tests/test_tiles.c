@@ -219,6 +219,8 @@ static void test_writer(void)
 	memcpy(&str_bytes, p + 40, 4);
 	CHECK(p[0] == GOS_V2_CELL_MSG && p[1] == 2 && n_tok == 1 && seq == 77 && n_alt == 2,
 	      "the header carries kind, version, counts and seq");
+	CHECK(p[2] == (GOS_V2_FLAG_ANALYTICS | GOS_V2_FLAG_DETAIL) && p[3] == 0,
+	      "flags: the streams' analytics and the tokens' detail columns (%u)", p[2]);
 	CHECK(out.len % 8 == 0, "a message is a whole number of 8-byte words (%zu)", out.len);
 	/* tokens: ts (8), then 13 columns of 4 bytes, each padded to 8 */
 	double ts;

@@ -97,32 +97,37 @@ static void test_lists(void)
 	const struct gos_viewer_token full = {
 		.id = "abc123", .text = "hel\"lo\n", .x = 100, .y = 200.5f, .w = 45,
 		.confidence = 0.95f, .stream = "gen-1", .timestamp = 1707345600.0,
-		.logprob = -0.05f, .n_alts = 2, .alts = alts,
+		.logprob = -0.05f, .n_alts = 2, .alts = alts, .index = 7, .rank = UINT32_MAX,
+		.gap_ms = 12.5f, .entropy = 0.5f, .agree = 1.0f / 3, .diverges = true,
 	};
 	const struct gos_viewer_token bare = {
 		.id = "t7", .x = -18, .y = 11, .w = 0.25f, .confidence = NAN,
-		.timestamp = 1707345601.25, .logprob = NAN,
+		.timestamp = 1707345601.25, .logprob = NAN, .rank = 2, .gap_ms = NAN,
+		.entropy = NAN, .agree = NAN,
 	};
 	const struct gos_viewer_token gone = {.id = "t1", .removed = true, .text = "ignored"};
 	const struct gos_viewer_stream s1 = {
 		.name = "gen-1", .state = "processing", .tokens_processed = 150, .total_tokens = 264,
-		.elapsed_ms = 1234, .tokens = 150,
+		.elapsed_ms = 1234, .tokens = 150, .group = "gen-0", .diverge_at = 12,
 	};
-	const struct gos_viewer_stream s0 = {.total_tokens = -1, .elapsed_ms = NAN};
+	const struct gos_viewer_stream s0 = {.total_tokens = -1, .elapsed_ms = NAN, .diverge_at = -1};
 
 	static const char full_json[] =
 		"{\"id\":\"abc123\",\"text\":\"hel\\\"lo\\n\",\"x\":100,\"y\":200.5,\"w\":45,"
 		"\"confidence\":0.95,\"stream\":\"gen-1\",\"timestamp\":1707345600,\"logprob\":-0.05,"
-		"\"alts\":[{\"token\":\"hello\",\"logprob\":-0.05},{\"token\":\"\",\"logprob\":-3.1}]}";
+		"\"alts\":[{\"token\":\"hello\",\"logprob\":-0.05},{\"token\":\"\",\"logprob\":-3.1}],"
+		"\"index\":7,\"rank\":-1,\"gap_ms\":12.5,\"entropy\":0.5,\"agree\":0.333333343,"
+		"\"diverges\":true}";
 	static const char bare_json[] =
 		"{\"id\":\"t7\",\"text\":\"\",\"x\":-18,\"y\":11,\"w\":0.25,\"confidence\":null,"
-		"\"stream\":\"\",\"timestamp\":1707345601.25}";
+		"\"stream\":\"\",\"timestamp\":1707345601.25,\"index\":0,\"rank\":2}";
 	static const char s1_json[] =
 		"{\"stream\":\"gen-1\",\"state\":\"processing\",\"tokens_processed\":150,"
-		"\"total_tokens\":264,\"elapsed_ms\":1234,\"tokens\":150}";
+		"\"total_tokens\":264,\"elapsed_ms\":1234,\"tokens\":150,\"group\":\"gen-0\","
+		"\"diverge_at\":12}";
 	static const char s0_json[] =
 		"{\"stream\":\"\",\"state\":\"\",\"tokens_processed\":0,\"total_tokens\":-1,"
-		"\"elapsed_ms\":null,\"tokens\":0}";
+		"\"elapsed_ms\":null,\"tokens\":0,\"group\":\"\",\"diverge_at\":-1}";
 	char want[2048];
 
 	gos_viewer_snapshot_begin(&w, &b, 285);
@@ -175,7 +180,7 @@ static void test_lists(void)
 	const struct gos_viewer_stream s2 = {
 		.name = "g", .state = "error", .tokens_processed = 5, .total_tokens = -1,
 		.elapsed_ms = 2000, .tokens = 5, .ttft_ms = 120.5, .finish_reason = "",
-		.message = "upstream \"died\"", .model = "tiny", .stats = &stats,
+		.message = "upstream \"died\"", .model = "tiny", .stats = &stats, .diverge_at = -1,
 	};
 	gos_viewer_neural_state_begin(&w, &b, 1, 2);
 	gos_viewer_put_stream(&w, &s2);
@@ -185,7 +190,8 @@ static void test_lists(void)
 	           "\"tokens\":5,\"ttft_ms\":120.5,\"finish_reason\":\"\",\"message\":\"upstream \\\"died\\\"\","
 	           "\"model\":\"tiny\",\"tokens_per_s\":2,\"mean_confidence\":0.75,\"min_confidence\":0.5,"
 	           "\"perplexity\":2.7182818284590451,\"mean_entropy\":0.75,"
-	           "\"confidence_hist\":[0,0,0,0,0,1,0,2,0,1]}]}", "a stream's analytics");
+	           "\"confidence_hist\":[0,0,0,0,0,1,0,2,0,1],\"group\":\"g\",\"diverge_at\":-1}]}",
+	           "a stream's analytics");
 	gos_buf_finish(&b);
 }
 

@@ -59,6 +59,14 @@ set_tests_properties(ws_v2 PROPERTIES
   TIMEOUT 180 LABELS "integration;ws"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
 
+# The tokens' index, rank, gap, entropy, agreement and divergence and the
+# streams' groups (issue 13) in gos.v1 deltas and snapshots and in gos.v2.
+add_test(NAME ws_fields
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_fields.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_fields PROPERTIES
+  TIMEOUT 60 LABELS "integration;ws"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
 # permessage-deflate on /ws (issue 12): negotiation and declined offers,
 # a large snapshot and deltas equal with and without it and smaller on the
 # wire, compressed viewer messages, memory per viewer; python websockets,
@@ -105,6 +113,15 @@ set_tests_properties(ws_v2_decode PROPERTIES TIMEOUT 60 LABELS "unit;ws")
 add_test(NAME ws_browser_v2
   COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/v2_viewer.test.js)
 set_tests_properties(ws_browser_v2 PROPERTIES TIMEOUT 120 LABELS "integration;ws;browser")
+
+# The viewer's color modes, filters and shareable URL against a real
+# gos-compositor (gos.v2 + WebGL2, gos.v1 + Canvas 2D), its search against
+# the stand-in server (issue 13).
+add_test(NAME ws_browser_features
+  COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/features.test.js $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_browser_features PROPERTIES
+  TIMEOUT 120 LABELS "integration;ws;browser"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
 
 # The whole compositor under ThreadSanitizer (renderer off) with producers,
 # viewers and /health under load, then SIGTERM: any report fails.

@@ -139,7 +139,12 @@ def compare(p, what):
             a["confidence"] is not None and abs(a["confidence"] - conf) < 1e-6)
         if (a["text"] != b["text"] or abs(a["x"] - b["x"]) > 1e-3 or abs(a["y"] - b["y"]) > 1e-3
                 or abs(a["w"] - b["w"]) > 1e-3 or not same_conf
-                or a["stream"] != v2.stream_name(b["stream"])):
+                or a["stream"] != v2.stream_name(b["stream"])
+                or a["index"] != b["index"]
+                or a.get("rank") != {0: None, 0xFFFFFFFF: -1}.get(b["rank"], b["rank"])
+                or ("gap_ms" in a) == math.isnan(b["gap_ms"])
+                or ("agree" in a) == math.isnan(b["agree"])
+                or a.get("diverges", False) != b["diverges"]):
             bad.append(f"{tid}: v1 {a} v2 {b}")
             break
     exp = expected_tiles(v1.tokens, v2.ov)

@@ -48,6 +48,20 @@ RG_ANCHORS = [(0.843, 0.188, 0.153), (0.961, 0.741, 0.263), (0.102, 0.596, 0.314
 UNKNOWN_RGBA = (0.6, 0.6, 0.6, 0.6)   # neutral gray, half transparent
 ALPHA_MIN, ALPHA_RANGE = 0.35, 0.65   # alpha = ALPHA_MIN + ALPHA_RANGE * confidence
 
+# Color modes (docs/analytics.md): what a token's value t in [0, 1] is before
+# the palette ramp; 1 is always the good end (sure, first choice, fast,
+# agreed). Unknown values draw UNKNOWN_RGBA.
+MODES = ["confidence", "logprob", "rank", "entropy", "latency", "agreement"]
+LOGPROB_DECADES = 6.0     # logprob: t = 1 + log10(p) / 6   (p = 1e-6 or less: 0)
+ENTROPY_MAX = 2.9957323   # entropy: t = 1 - H / ln(20)    (nats; 20 alternatives, uniform: 0)
+LATENCY_DECADES = 3.0     # latency: t = 1 - log10(max(gap_ms, 1)) / 3  (1 s or more: 0)
+RANK_T = [1.0, 2.0 / 3.0, 1.0 / 3.0, 0.0]   # rank buckets 1, <=10, <=100, beyond
+# Mode values travel to the GPU quantized: q = 1 + round(t * 254) in a byte
+# (0: unknown), t = (q - 1) / 254 there.
+QUANT = 254
+HIGHLIGHT_RGBA = (1.0, 0.25, 0.85, 1.0)   # search matches, first divergences
+DIM_ALPHA = 0.25          # alpha factor of the other tokens while a search has matches
+
 
 def srgb_to_linear(c):
     return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
@@ -141,11 +155,35 @@ def main():
 #define GOS_UNKNOWN_B   %s
 #define GOS_UNKNOWN_A   %s
 
+/* Color modes: the value t each maps to [0, 1] (1: the good end) before the
+ * ramp; values reach the GPU quantized to a byte q = 1 + round(t * 254)
+ * (0: unknown), t = (q - 1) * (1 / 254). */
+%s
+#define GOS_COLOR_MODE_COUNT  %d
+#define GOS_LOGPROB_DECADES   %s
+#define GOS_ENTROPY_MAX       %s
+#define GOS_LATENCY_DECADES   %s
+#define GOS_RANK_T1           %s
+#define GOS_RANK_T10          %s
+#define GOS_RANK_T100         %s
+#define GOS_RANK_TBEYOND      %s
+#define GOS_QUANT             %d
+#define GOS_QUANT_INV         %s
+#define GOS_HIGHLIGHT_R       %s
+#define GOS_HIGHLIGHT_G       %s
+#define GOS_HIGHLIGHT_B       %s
+#define GOS_HIGHLIGHT_A       %s
+#define GOS_DIM_ALPHA         %s
+
 /* GOS_PALETTE_COUNT * GOS_PALETTE_N rgb triples, palette by palette. */
 #define GOS_PALETTE_DATA \\
 \\
 \t/* viridis (matplotlib, CC0), every 5th of its 256 entries */ \\""" % (
-        N, f32(N - 1), f32(ALPHA_MIN), f32(ALPHA_RANGE), *(f32(c) for c in UNKNOWN_RGBA)))
+        N, f32(N - 1), f32(ALPHA_MIN), f32(ALPHA_RANGE), *(f32(c) for c in UNKNOWN_RGBA),
+        "\n".join("#define GOS_COLOR_%-14s %d" % (m.upper(), i) for i, m in enumerate(MODES)),
+        len(MODES), f32(LOGPROB_DECADES), f32(ENTROPY_MAX), f32(LATENCY_DECADES),
+        *(f32(t) for t in RANK_T), QUANT, f32(1.0 / QUANT), *(f32(c) for c in HIGHLIGHT_RGBA),
+        f32(DIM_ALPHA)))
     print(table(VIRIDIS) + " \\")
     print("\t/* red-green: red -> amber -> green in OKLab */ \\")
     rg = table(red_green())

@@ -22,7 +22,13 @@
 //   (unused records are degenerate). Positions go as (cell, offset in cell)
 //   so that far from the origin a token still lands on the right pixel.
 //   Colors: the palette (52 entries, a uniform array) interpolated per
-//   record, as the shader of the native renderer does.
+//   record, as the shader of the native renderer does, from the value of
+//   the viewer's color mode that the record carries (viewer.js computes it:
+//   a mode change rewrites the records once). Filters cost no upload: a
+//   record also carries its confidence and its stream's number, and the
+//   shader drops what the stream mask (a small texture) or the probability
+//   range (uniforms) hides; search matches are a bit in the record, the
+//   dimming of the rest a uniform.
 // - far out the same records are pixel-snapped boxes at least 1 px (the
 //   Canvas path's "dots").
 // - density tiles (gos.v2): a quad per tile, palette(mean confidence),
@@ -120,6 +126,20 @@ vec4 palette(float c) {
   int k = min(int(floor(x)), ${K.PALETTE_N - 2});
   return vec4(mix(u_pal[k], u_pal[k + 1], x - float(k)), ${K.ALPHA_MIN.toFixed(4)} + ${K.ALPHA_RANGE.toFixed(4)} * t);
 }`;
+  // The filters: a stream mask (one byte a stream number, 1 shown, in rows
+  // of u_maskW) and a probability range (u_narrow: confidences outside
+  // [u_pmin, u_pmax], and unknown ones, hide).
+  const FILTER_GLSL = `
+uniform highp sampler2D u_mask;
+uniform int u_maskW;
+uniform bool u_narrow;
+uniform float u_pmin, u_pmax;
+bool hidden(float sn, float conf) {
+  int s = int(sn);
+  if (texelFetch(u_mask, ivec2(s % u_maskW, s / u_maskW), 0).r < 0.5) return true;
+  return u_narrow && (conf < -0.5 || conf < u_pmin || conf > u_pmax);
+}`;
+  const MASK_W = 1024;
   const FS_COLOR = `#version 300 es
 precision mediump float;
 in vec4 v_col;
@@ -131,22 +151,28 @@ void main() { o = v_col; }`;
     const TEX_W = Math.min(4096, gl.getParameter(gl.MAX_TEXTURE_SIZE));
     const tokVS = `#version 300 es
 ${PULL_GLSL}
-// rec0: cell x, cell y, offset x, offset y (world); rec1.xy: width (world),
-// confidence (-1 unknown, -2 unused)
+${FILTER_GLSL}
+// rec0: cell x, cell y, offset x, offset y (world); rec1: width (world),
+// the mode's value (-1 unknown, -2 unused), confidence (-1 unknown),
+// stream number * 4 + 1 (highlighted by the mode) + 2 (a search match)
 uniform vec2 u_camCell, u_camOff, u_size; // camera cell and offset; viewport (device px)
 uniform float u_zoom, u_gap, u_th;        // device px per world unit; gap, height (device px)
-uniform bool u_snap;
+uniform bool u_snap, u_search;            // u_search: a search has matches (dim the rest)
 out vec4 v_col;
 ${PALETTE_GLSL(K)}
+const vec4 HIGHLIGHT = vec4(${K.HIGHLIGHT_RGBA.map(v => v.toFixed(4)).join(', ')});
 void main() {
   pull();
-  if (rec1.y < -1.5) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); v_col = vec4(0.0); return; }
+  float sn = floor(rec1.w / 4.0), fl = rec1.w - sn * 4.0;
+  if (rec1.y < -1.5 || hidden(sn, rec1.z)) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); v_col = vec4(0.0); return; }
   vec2 rel = (rec0.xy - u_camCell) * ${CELL.toFixed(1)} + (rec0.zw - u_camOff);
   vec2 p0 = rel * u_zoom + 0.5 * u_size;
   vec2 sz = vec2(max(1.0, rec1.x * u_zoom - u_gap), u_th);
   if (u_snap) { p0 = floor(p0 + 0.5); sz = max(vec2(1.0), floor(vec2(rec1.x * u_zoom, u_th) + 0.5)); }
   gl_Position = clip(p0 + corner * sz, u_size);
-  v_col = palette(rec1.y);
+  vec4 c = mod(fl, 2.0) > 0.5 ? HIGHLIGHT : palette(rec1.y);
+  if (u_search) c = fl > 1.5 ? HIGHLIGHT : vec4(c.rgb, c.a * ${K.DIM_ALPHA.toFixed(4)});
+  v_col = c;
 }`;
     const tileVS = `#version 300 es
 ${PULL_GLSL}
@@ -184,14 +210,18 @@ void main() {
 }`;
     const glyphVS = `#version 300 es
 ${PULL_GLSL}
+${FILTER_GLSL}
 // rec0: cell x, cell y, offset x, offset y (the glyph box's top-left);
-// rec1: glyph index, dark, x scale
+// rec1: glyph index, dark, x scale, its token's stream number * 4 (+ the
+// confidence + 1 in [1, 2], 0 unknown: the filters)
 uniform vec2 u_camCell, u_camOff, u_size, u_box, u_grid; // glyph box (world), atlas columns/rows
 uniform float u_zoom;
 out vec2 v_uv;
 out vec4 v_col;
 void main() {
   pull();
+  float sn = floor(rec1.w / 4.0), cf = rec1.w - sn * 4.0 - 1.0;
+  if (hidden(sn, cf)) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); v_uv = vec2(0.0); v_col = vec4(0.0); return; }
   vec2 rel = (rec0.xy - u_camCell) * ${CELL.toFixed(1)} + (rec0.zw - u_camOff);
   gl_Position = clip(rel * u_zoom + 0.5 * u_size + corner * u_box * vec2(rec1.z, 1.0) * u_zoom, u_size);
   float col = mod(rec1.x, u_grid.x), row = floor(rec1.x / u_grid.x);
@@ -220,6 +250,37 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     }
     gl.useProgram(P.glyph.p);
     gl.uniform1i(P.glyph.u.u_atlas, 3);
+    for (const p of [P.tok, P.glyph]) {
+      gl.useProgram(p.p);
+      gl.uniform1i(p.u.u_mask, 4);
+      gl.uniform1i(p.u.u_maskW, MASK_W);
+    }
+    // Texture unit 4: the stream mask, uploaded when it changes.
+    const maskTex = gl.createTexture();
+    let maskSeen = -1, maskRows = 0;
+    function uploadMask(mask, n, version) {
+      if (version === maskSeen) return;
+      const rows = Math.max(1, Math.ceil(Math.max(n, 1) / MASK_W));
+      const data = new Uint8Array(rows * MASK_W);
+      data.set(mask.subarray(0, Math.min(mask.length, data.length)));
+      for (let i = 0; i < data.length; i++) data[i] = data[i] ? 255 : 0;
+      gl.activeTexture(gl.TEXTURE4);
+      gl.bindTexture(gl.TEXTURE_2D, maskTex);
+      gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
+      if (rows !== maskRows) {
+        gl.texImage2D(gl.TEXTURE_2D, 0, gl.R8, MASK_W, rows, 0, gl.RED, gl.UNSIGNED_BYTE, data);
+        gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+        gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+        maskRows = rows;
+      } else gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, MASK_W, rows, gl.RED, gl.UNSIGNED_BYTE, data);
+      gl.pixelStorei(gl.UNPACK_ALIGNMENT, 4);
+      maskSeen = version;
+    }
+    function filterUniforms(p, f) {
+      gl.uniform1i(p.u.u_narrow, f.narrowed ? 1 : 0);
+      gl.uniform1f(p.u.u_pmin, f.pMin);
+      gl.uniform1f(p.u.u_pmax, f.pMax);
+    }
 
     const vao = gl.createVertexArray();   // no attributes: everything is pulled
     const rectVao = gl.createVertexArray();
@@ -271,7 +332,8 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
       for (let i = 0; i < list.length; i++) {
         const t = list[i];
         d[p] = cx; d[p + 1] = cy; d[p + 2] = t.l - ox; d[p + 3] = t.t - oy;
-        d[p + 4] = t.W; d[p + 5] = t.c !== null && t.c >= 0 ? t.c : -1;
+        d[p + 4] = t.W; d[p + 5] = t.v !== null ? t.v : -1; d[p + 6] = t.c !== null && t.c >= 0 ? t.c : -1;
+        d[p + 7] = t.sn * 4 + (t.hl ? 1 : 0) + (t.m ? 2 : 0);
         p += 8;
         if (t.l < b.x0) b.x0 = t.l;
         if (t.t < b.y0) b.y0 = t.t;
@@ -353,12 +415,13 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
         // Squeezed to fit the box, as fillText's maxWidth does.
         const room = t.W - 3, sx = Math.min(1, room / (chars.length * ADV_W));
         if (!(sx > 0)) continue;
-        const dark = t.b < K.BUCKETS && t.b > K.BUCKETS * 0.7 ? 1 : 0;
+        const dark = t.b === K.HL || t.b < K.BUCKETS && t.b > K.BUCKETS * 0.7 ? 1 : 0;
         const x0 = t.l + 2 - ox - PAD * S * sx, y0 = t.y - oy - BOX_H / 2 * S;
+        const filt = t.sn * 4 + (t.c !== null && t.c >= 0 ? 1 + Math.min(t.c, 1) : 0);
         for (let i = 0; i < chars.length; i++) {
           if (chars[i] === ' ') continue;
           out[p] = cx; out[p + 1] = cy; out[p + 2] = x0 + i * ADV_W * sx; out[p + 3] = y0;
-          out[p + 4] = glyph(chars[i]); out[p + 5] = dark; out[p + 6] = sx;
+          out[p + 4] = glyph(chars[i]); out[p + 5] = dark; out[p + 6] = sx; out[p + 7] = filt;
           p += 8;
         }
       }
@@ -413,8 +476,10 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
     }
 
     // f: the frame viewer.js describes: {W, H (device px), dpr, zoom, camX,
-    // camY, cells (Map key -> tokens), cellXY(key) -> [cx, cy], changed
-    // (Set of cell keys, or null), reset, lut, tiles ({version, layers:
+    // camY, cells (Map key -> tokens: {l, t, W, v, c, sn, hl, m, text, b}),
+    // cellXY(key) -> [cx, cy], changed (Set of cell keys, or null), reset,
+    // lut, mask (Uint8Array by stream number, 1 shown), maskVersion, streams
+    // (how many numbers), narrowed, pMin, pMax, search, tiles ({version, layers:
     // [{size, tiles: [{tx, ty, c, a}], hole: world rect | null}]}), hover
     // ({l, t, W} | null), grid(line), visible(fn), dots, gap, text}.
     // Returns what it drew: {drawn}.
@@ -434,6 +499,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
       }
       toks.upload();
       if (paletteSet !== f.lut) setPaletteUniforms(f.lut);
+      uploadMask(f.mask, f.streams, f.maskVersion);
 
       gl.viewport(0, 0, W, H);
       gl.clearColor(K.BG[0] / 255, K.BG[1] / 255, K.BG[2] / 255, 1);
@@ -482,6 +548,8 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
         gl.uniform1f(P.tok.u.u_gap, f.gap * f.dpr);
         gl.uniform1f(P.tok.u.u_th, f.dots ? Math.max(1, Math.round(K.TOKEN_H * zd)) : Math.max(1, K.TOKEN_H * zd));
         gl.uniform1i(P.tok.u.u_snap, f.dots ? 1 : 0);
+        gl.uniform1i(P.tok.u.u_search, f.search ? 1 : 0);
+        filterUniforms(P.tok, f);
         // The blocks that meet the screen (world rect), from the cells that may.
         const wx0 = f.camX - W / 2 / zd, wx1 = f.camX + W / 2 / zd, wy0 = f.camY - H / 2 / zd, wy1 = f.camY + H / 2 / zd;
         const vis = [];
@@ -537,6 +605,7 @@ void main() { o = vec4(v_col.rgb, v_col.a * texture(u_atlas, v_uv).a); }`;
             gl.uniform2f(P.glyph.u.u_box, BOX_W * S, BOX_H * S);
             gl.uniform2f(P.glyph.u.u_grid, COLS, ROWS);
             gl.uniform1f(P.glyph.u.u_zoom, zd);
+            filterUniforms(P.glyph, f);
             gl.drawArrays(gl.TRIANGLES, 0, glyphN * 6);
           }
         }

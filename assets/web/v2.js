@@ -100,6 +100,11 @@
       textOff: col(Uint32Array, nTok), textLen: col(Uint32Array, nTok),
       altFirst: col(Uint32Array, nTok), altCount: col(Uint32Array, nTok),
     };
+    // flags bit 1: the tokens' detail columns (and the streams' groups)
+    const det = m.flags & 2 ? {
+      index: col(Uint32Array, nTok), rank: col(Uint32Array, nTok), gap: col(Float32Array, nTok),
+      ent: col(Float32Array, nTok), agree: col(Float32Array, nTok), tflags: col(Uint32Array, nTok),
+    } : null;
     m.removed = col(Uint32Array, nRem);
     const s = {
       proc: col(Float64Array, nStr), total: col(Float64Array, nStr), elapsed: col(Float64Array, nStr),
@@ -116,6 +121,7 @@
       modelOff: col(Uint32Array, nStr), modelLen: col(Uint32Array, nStr),
       hist: col(Uint32Array, nStr * 10),
     } : null;
+    const grp = m.flags & 2 ? { group: col(Uint32Array, nStr), divergeAt: col(Int32Array, nStr) } : null;
     m.tiles = { n: nTile, level: col(Uint32Array, nTile), tx: col(Int32Array, nTile), ty: col(Int32Array, nTile),
       count: col(Uint32Array, nTile), confidence: col(Float32Array, nTile) };
     const a = { off: col(Uint32Array, nAlt), len: col(Uint32Array, nAlt), lp: col(Float32Array, nAlt) };
@@ -147,6 +153,15 @@
         timestamp: t.ts[i], id: str(t.idOff[i], t.idLen[i]), text: str(t.textOff[i], t.textLen[i]),
         alts: ac ? alts.slice(af, af + ac) : null,
       });
+      if (det) {   // as gos.v1 names them: absent (undefined) when unknown
+        const tk = m.tokens[i], r = det.rank[i], g = det.gap[i], e = det.ent[i], ag = det.agree[i];
+        tk.index = det.index[i];
+        if (r) tk.rank = r === 0xFFFFFFFF ? -1 : r;
+        if (!Number.isNaN(g)) tk.gap_ms = g;
+        if (!Number.isNaN(e)) tk.entropy = e;
+        if (!Number.isNaN(ag)) tk.agree = ag;
+        if (det.tflags[i] & 1) tk.diverges = true;
+      }
     }
     for (let i = 0; i < nStr; i++) {
       const el = s.elapsed[i];
@@ -163,6 +178,10 @@
         st.finish_reason = str(an.finOff[i], an.finLen[i]); st.message = str(an.msgOff[i], an.msgLen[i]);
         st.model = str(an.modelOff[i], an.modelLen[i]);
         st.confidence_hist = Array.from(an.hist.subarray(i * 10, i * 10 + 10));
+      }
+      if (grp) {
+        const st = m.streams[m.streams.length - 1];
+        st.group_index = grp.group[i]; st.diverge_at = grp.divergeAt[i];
       }
     }
     return m;

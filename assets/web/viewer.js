@@ -33,6 +33,43 @@
   ];
   const RG_ANCHORS = [[0.843, 0.188, 0.153], [0.961, 0.741, 0.263], [0.102, 0.596, 0.314]];
 
+  // Color modes (tools/gen_palette.py, docs/analytics.md): each maps a token
+  // to a value t in [0, 1] (1: the good end: sure, first choice, fast,
+  // agreed) drawn with the ramp above; null is unknown (the gray). All but
+  // confidence are quantized as the GPU has them: q = 1 + round(t * 254),
+  // t = (q - 1) / 254.
+  const MODES = ['confidence', 'logprob', 'rank', 'entropy', 'latency', 'agreement'];
+  const LOGPROB_DECADES = 6.0;     // logprob: t = 1 + log10(p) / 6
+  const ENTROPY_MAX = 2.9957323;   // entropy: t = 1 - H / ln(20)
+  const LATENCY_DECADES = 3.0;     // latency: t = 1 - log10(max(gap_ms, 1)) / 3
+  const RANK_T = [1.0, 2.0 / 3.0, 1.0 / 3.0, 0.0];   // rank 1, <=10, <=100, beyond
+  const QUANT = 254;
+  const HIGHLIGHT_RGBA = [1.0, 0.25, 0.85, 1.0];      // search matches, first divergences
+  const DIM_ALPHA = 0.25;          // alpha factor of the rest while a search has matches
+  const clamp01 = v => Math.min(1, Math.max(0, v));
+  const num = v => typeof v === 'number' && Number.isFinite(v);
+  // t of a token {c, lp, rank, ent, gap, agree} in a mode, or null.
+  function modeValue(mode, t) {
+    let v = null;
+    switch (mode) {
+      case 'confidence': return num(t.c) && t.c >= 0 ? Math.min(t.c, 1) : null;
+      case 'logprob': {
+        const lp = num(t.lp) ? t.lp : num(t.c) && t.c > 0 ? Math.log(t.c) : null;
+        if (lp !== null) v = clamp01(1 + lp / Math.LN10 / LOGPROB_DECADES);
+        break;
+      }
+      case 'rank':
+        if (num(t.rank) && t.rank !== 0)
+          v = t.rank === 1 ? RANK_T[0] : t.rank > 0 && t.rank <= 10 ? RANK_T[1] : t.rank > 0 && t.rank <= 100 ? RANK_T[2] : RANK_T[3];
+        break;
+      case 'entropy': if (num(t.ent)) v = 1 - clamp01(t.ent / ENTROPY_MAX); break;
+      case 'latency': if (num(t.gap)) v = 1 - clamp01(Math.log10(Math.max(t.gap, 1)) / LATENCY_DECADES); break;
+      case 'agreement': if (num(t.agree)) v = clamp01(t.agree); break;
+      default: return null;
+    }
+    return v === null ? null : Math.round(v * QUANT) / QUANT;
+  }
+
   function srgbToLinear(c) { return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); }
   function linearToSrgb(c) {
     c = Math.min(Math.max(c, 0), 1);
@@ -66,9 +103,12 @@
   }
   const PALETTES = { 'viridis': VIRIDIS, 'red-green': redGreen() };
 
-  // Confidence is drawn in BUCKETS steps (one batched fill per step);
-  // bucket BUCKETS is "unknown".
-  const BUCKETS = 64;
+  // The Canvas 2D path draws the mode's value in BUCKETS steps (one batched
+  // fill per step; the ends exact): bucket BUCKETS is "unknown", HL the
+  // highlight, and NB more (NB + b) are the same dimmed while a search has
+  // matches. Tiles keep their BUCKETS confidence steps (bucketOf).
+  const BUCKETS = 64, HL = BUCKETS + 1, NB = BUCKETS + 2;
+  function valueBucket(v) { return v === null ? BUCKETS : Math.round(v * (BUCKETS - 1)); }
   function color(lut, c) {
     if (c === null || c === undefined || !(c >= 0)) return UNKNOWN;
     const t = Math.min(c, 1), x = t * (PALETTE_N - 1);
@@ -117,6 +157,17 @@
   const tiles = new Map();
   const held = { overview: -1, mapOverview: -1, viewLevel: -1, tileRect: null, cellRect: null };
   let tilesVersion = 0, tileLayersCache = null;
+
+  // What the user chose to see (kept in the URL, see saveView): the color
+  // mode, the streams hidden (or the one solo), the probability range, and
+  // the search's matches (token ids; the server finds them).
+  let colorMode = 'confidence';
+  const hidden = new Set();
+  let solo = null, pMin = 0, pMax = 1;
+  // Streams by a small number (t.sn) for the renderers' show/hide mask.
+  const streamNums = new Map();
+  let streamShown = new Uint8Array(64), maskVersion = 0;
+  let searchIds = null;          // Set of matched ids while a search has matches
 
   const cam = { x: 0, y: 0, zoom: 1 };
   // autoFit: show the whole map on snapshots until the user moves the camera.
@@ -171,12 +222,61 @@
     if (newest === t) newest = null;
   }
 
+  // ---- color mode, filters, search matches: per token (paint) and per
+  // stream (the mask).
+  function streamVisible(name) { return solo !== null ? name === solo : !hidden.has(name); }
+  function streamNum(name) {
+    let n = streamNums.get(name);
+    if (n === undefined) {
+      n = streamNums.size;
+      streamNums.set(name, n);
+      if (n >= streamShown.length) {
+        const a = new Uint8Array(streamShown.length * 2);
+        a.set(streamShown);
+        streamShown = a;
+      }
+      streamShown[n] = streamVisible(name) ? 1 : 0;
+      maskVersion++;
+    }
+    return n;
+  }
+  function refreshMask() {
+    for (const [name, n] of streamNums) streamShown[n] = streamVisible(name) ? 1 : 0;
+    maskVersion++;
+    dirty = true;
+    hudDirty = true;
+  }
+  const pNarrowed = () => pMin > 0 || pMax < 1;
+  // Drawn at all: its stream shown, its confidence in the range (unknown
+  // ones hide once the range is narrowed).
+  function tokenShown(t) {
+    return streamShown[t.sn] === 1 && (!pNarrowed() || (t.c !== null && t.c >= pMin && t.c <= pMax));
+  }
+  // t.v: the mode's value (null unknown); t.hl: drawn in the highlight by
+  // the mode (agreement: the stream's first divergence); t.m: a search
+  // match; t.sn: its stream's number; t.b: its Canvas bucket.
+  function paint(t) {
+    t.v = modeValue(colorMode, t);
+    t.hl = colorMode === 'agreement' && t.div === true;
+    t.m = searchIds !== null && searchIds.has(t.id);
+    t.sn = streamNum(tokenStream(t));
+    t.b = t.hl ? HL : valueBucket(t.v);
+  }
+  // Every token again (a mode or the matches changed): the renderers take
+  // all their records afresh, once.
+  function repaintAll() {
+    for (const t of tokens.values()) paint(t);
+    cellsReset = true;
+    changedCells.clear();
+    dirty = true;
+  }
+
   // Puts a token's fields (x, y finite) in place: its box and cell.
   function place(t, x, y, w, text) {
     if (t.cell !== undefined) indexRemove(t);
     t.text = text;
     t.x = x; t.y = y; t.w = w;
-    t.b = bucketOf(t.c);
+    paint(t);
     t.W = Math.max(t.w > 0 ? t.w : t.text.length * CHAR_W, CHAR_W);
     t.l = x - t.W / 2;
     t.t = y - TOKEN_H / 2;
@@ -201,8 +301,20 @@
     t.ts = typeof m.timestamp === 'number' ? m.timestamp : null;
     t.lp = typeof m.logprob === 'number' ? m.logprob : null;
     t.alts = Array.isArray(m.alts) ? m.alts : null;
+    detail(t, m);
     place(t, x, y, Number(m.w) || 0, typeof m.text === 'string' ? m.text : '');
     return t;
+  }
+
+  // The per-token fields of issue 13 (docs/protocol.md, "Token fields"; v2.js
+  // names them the same): absent is unknown (null).
+  function detail(t, m) {
+    t.index = num(m.index) ? m.index : null;
+    t.rank = num(m.rank) ? m.rank : null;
+    t.gap = num(m.gap_ms) ? m.gap_ms : null;
+    t.ent = num(m.entropy) ? m.entropy : null;
+    t.agree = num(m.agree) ? m.agree : null;
+    t.div = m.diverges === true;
   }
 
   // gos.v2: a decoded token record (v2.js), keyed by slot.
@@ -219,6 +331,7 @@
     t.ts = r.timestamp;
     t.lp = r.logprob;
     t.alts = r.alts;
+    detail(t, r);
     place(t, r.x, r.y, r.w, r.text);
     return t;
   }
@@ -331,6 +444,7 @@
         setConn('live');
         timelineSnapshot(m);
         snapshotSeen = true;
+        searchAgain();
         sendViewport();
         dirty = true;
         break;
@@ -358,7 +472,11 @@
         tlDirty = true;
         break;
       case 'error':
-        serverError(m);
+        if (search.pending) searchError(m);
+        else serverError(m);
+        break;
+      case 'search_result':
+        searchResult(m);
         break;
       case 'pong':
         if (typeof m.t === 'number') rtt = performance.now() - m.t;
@@ -450,6 +568,7 @@
         setConn('live');
         timelineSnapshot({ mode: 'live' });
         snapshotSeen = true;
+        searchAgain();
         binarySnapshotAt = messagesReceived;
         sendViewport(true);   // the region answering it brings the detail
         dirty = true;
@@ -773,7 +892,8 @@
   let ctx = null, glr = null;
   let dpr = 1, dirty = true, hudDirty = true;
   const GRID = [28, 28, 36], GRID32 = (255 << 24) | (GRID[2] << 16) | (GRID[1] << 8) | GRID[0];
-  const GL_CONSTANTS = { CELL, TOKEN_H, CHAR_W, DOT_H, PALETTE_N, ALPHA_MIN, ALPHA_RANGE, UNKNOWN, BG, GRID, BUCKETS };
+  const GL_CONSTANTS = { CELL, TOKEN_H, CHAR_W, DOT_H, PALETTE_N, ALPHA_MIN, ALPHA_RANGE, UNKNOWN, BG, GRID, BUCKETS,
+    HL, HIGHLIGHT_RGBA, DIM_ALPHA };
 
   function makeRenderer() {
     if (params.get('renderer') !== 'canvas' && window.gosGLRenderer) {
@@ -817,16 +937,19 @@
     paletteName = name;
     const lut = PALETTES[name];
     bucketStyles = [];
-    bucketPix = new Uint32Array(BUCKETS + 1);
-    for (let b = 0; b <= BUCKETS; b++) {
-      const c = b < BUCKETS ? color(lut, (b + 0.5) / BUCKETS) : UNKNOWN;
+    bucketPix = new Uint32Array(2 * NB);
+    for (let k = 0; k < 2 * NB; k++) {
+      const b = k % NB;
+      let c = b < BUCKETS ? color(lut, b / (BUCKETS - 1)) : b === HL ? HIGHLIGHT_RGBA : UNKNOWN;
+      if (k >= NB) c = [c[0], c[1], c[2], c[3] * DIM_ALPHA];
       bucketStyles.push(css(c));
       // Dots are opaque: the color already blended over the background.
       const ch = [0, 1, 2].map(i => Math.round(c[i] * 255 * c[3] + BG[i] * (1 - c[3])));
-      bucketPix[b] = ((255 << 24) | (ch[2] << 16) | (ch[1] << 8) | ch[0]) >>> 0;
+      bucketPix[k] = ((255 << 24) | (ch[2] << 16) | (ch[1] << 8) | ch[0]) >>> 0;
     }
     tileStyles.clear();
     document.getElementById('palette').value = name;
+    if (document.getElementById('legend-bar')) legend();
     dirty = true;
   }
 
@@ -907,6 +1030,8 @@
         const r = glr.draw({ W: canvas.width, H: canvas.height, dpr, zoom: z, camX: cam.x, camY: cam.y,
           cells, cellXY, changed: cellsReset ? null : changedCells, reset: cellsReset,
           lut: PALETTES[paletteName], tiles: tileLayers(), hover: hoverToken(),
+          mask: streamShown, maskVersion, streams: streamNums.size, pMin, pMax, narrowed: pNarrowed(),
+          search: searchIds !== null,
           grid: line => gridLines(w, h, line), visible: visibleKeys,
           dots: TOKEN_H * z < DOT_H, gap: z * CHAR_W >= 3 ? 1 : 0, text: z * CHAR_W >= 5.5 });
         drawn = r.drawn;
@@ -920,7 +1045,7 @@
   // ---- the Canvas 2D renderer
   // Visible tokens, bucketed by color, reusing arrays between frames.
   const buckets = [];
-  for (let b = 0; b <= BUCKETS; b++) buckets.push([]);
+  for (let b = 0; b < 2 * NB; b++) buckets.push([]);
 
   function drawGrid(w, h) {
     ctx.strokeStyle = `rgb(${GRID})`;
@@ -951,7 +1076,7 @@
     const zd = cam.zoom * dpr, hw = W / 2, hh = H / 2;
     const th = Math.max(1, Math.round(TOKEN_H * zd));
     const ox = hw - cam.x * zd, oy = hh - cam.y * zd;
-    for (let b = 0; b <= BUCKETS; b++) {
+    for (let b = 0; b < 2 * NB; b++) {
       const col = bucketPix[b], list = buckets[b], n = list.length;
       for (let i = 0; i < n; i++) {
         const t = list[i];
@@ -1012,12 +1137,14 @@
     const tc = performance.now();
     for (const b of buckets) b.length = 0;
     const [x0, y0] = screenToWorld(0, 0), [x1, y1] = screenToWorld(w, h);
+    const searching = searchIds !== null, narrowed = pNarrowed();
     visibleKeys(k => {
       const s = cells.get(k);
       for (let i = 0, n = s.length; i < n; i++) {
         const t = s[i];
         if (t.l > x1 || t.t > y1 || t.t + TOKEN_H < y0 || t.l + t.W < x0) continue;
-        buckets[t.b].push(t);
+        if (streamShown[t.sn] !== 1 || narrowed && !tokenShown(t)) continue;
+        buckets[searching ? (t.m ? HL : t.b + NB) : t.b].push(t);
       }
     });
     collectMs = performance.now() - tc;
@@ -1035,7 +1162,7 @@
     ctx.fillRect(0, 0, w, h);
     drawGrid(w, h);
     drawTiles(w, h);
-    for (let b = 0; b <= BUCKETS; b++) {
+    for (let b = 0; b < 2 * NB; b++) {
       const list = buckets[b];
       if (!list.length) continue;
       ctx.fillStyle = bucketStyles[b];
@@ -1054,9 +1181,9 @@
       ctx.font = `${px}px ui-monospace, "DejaVu Sans Mono", monospace`;
       ctx.textBaseline = 'middle';
       ctx.fillStyle = '#ffffff';
-      for (let b = 0; b <= BUCKETS; b++) {
-        // Dark text on the bright end of the ramps.
-        const light = b < BUCKETS && b > BUCKETS * 0.7;
+      for (let b = 0; b < 2 * NB; b++) {
+        // Dark text on the bright end of the ramps and on the highlight.
+        const light = b === HL || b < BUCKETS && b > BUCKETS * 0.7;
         ctx.fillStyle = light ? '#111111' : '#ffffff';
         for (const t of buckets[b]) {
           const sx = (t.l - cam.x) * z + hw, sy = (t.t - cam.y) * z + hh;
@@ -1105,8 +1232,8 @@
     el('latency').textContent = (rtt === null ? 'rtt –' : `rtt ${rtt.toFixed(0)} ms`) +
       (age !== null && age >= 0 && age < 3.6e6 ? ` · newest ${age.toFixed(0)} ms old` : '') +
       (gaps ? ` · ${gaps} gaps` : '');
-    const box = el('streams');
-    box.textContent = '';
+    const box = el('streams'), live = box;
+    const next = document.createElement('div');
     let n = 0;
     // Sorted as the panel's select says (the generation's analytics:
     // docs/protocol.md, "Stream fields"); unknown values last.
@@ -1118,19 +1245,42 @@
       if (y === null || y === undefined) return -1;
       return key === 'ttft_ms' || key === 'perplexity' || key === 'mean_entropy' ? x - y : y - x;
     });
+    // groups: the name of each stream's group (gos.v1 names it, gos.v2 gives
+    // the first stream's index) and how many streams share it
+    const groupOf = s => typeof s.group === 'string' ? s.group
+      : typeof s.group_index === 'number' && streamNames.has(s.group_index) ? streamNames.get(s.group_index) : null;
+    const groupSize = new Map();
+    for (const s of streams.values()) { const g = groupOf(s); if (g !== null) groupSize.set(g, (groupSize.get(g) || 0) + 1); }
     for (const [name, s] of list) {
       if (++n > 12) {
         const more = document.createElement('div');
         more.className = 'stream';
         more.textContent = `… and ${streams.size - 12} more streams`;
-        box.appendChild(more);
+        next.appendChild(more);
         break;
       }
       const d = document.createElement('div');
-      d.className = 'stream';
+      const shown = streamVisible(name);
+      d.className = 'stream' + (shown ? '' : ' off') + (name === selectedStream ? ' selected' : '');
+      const cb = document.createElement('input');
+      cb.type = 'checkbox';
+      cb.defaultChecked = shown;
+      cb.className = 'show';
+      cb.title = 'show / hide this stream';
+      cb.dataset.stream = name;
+      d.appendChild(cb);
       const b = document.createElement('b');
       b.textContent = name === '' ? '(default)' : name;
+      b.dataset.stream = name;
+      b.title = 'select (export text)';
       d.appendChild(b);
+      const so = document.createElement('button');
+      so.type = 'button';
+      so.className = 'solo' + (solo === name ? ' on' : '');
+      so.textContent = 'solo';
+      so.title = 'show only this stream (again: all)';
+      so.dataset.stream = name;
+      d.appendChild(so);
       const parts = [];
       if (s.state) parts.push(s.state + (s.total_tokens > 0 ? ` ${s.tokens_processed}/${s.total_tokens}` : ''));
       if (s.tokens) parts.push(`${s.tokens} tokens`);
@@ -1166,14 +1316,29 @@
         });
         d.appendChild(h);
       }
+      const g = groupOf(s);
+      if (g !== null && (g !== name || groupSize.get(g) > 1)) {
+        const gd = document.createElement('div');
+        gd.className = 'group';
+        gd.textContent = `group ${g === '' ? '(default)' : g} (${groupSize.get(g)}) · `;
+        const dv = document.createElement('span');
+        dv.className = 'div';
+        dv.textContent = typeof s.diverge_at === 'number' && s.diverge_at >= 0 ? `diverges at ${s.diverge_at}`
+          : 'no divergence yet';
+        gd.appendChild(dv);
+        d.appendChild(gd);
+      }
       if (s.message) {
         const m = document.createElement('div');
         m.className = s.state === 'error' ? 'stream-error' : 'stream-message';
         m.textContent = s.message;
         d.appendChild(m);
       }
-      box.appendChild(d);
+      next.appendChild(d);
     }
+    // replaced only when it changed: a click in the panel finds what it pressed
+    if (next.innerHTML !== live.innerHTML) live.replaceChildren(...next.childNodes);
+    exportLinks();
     hudDirty = false;
   }
 
@@ -1208,6 +1373,14 @@
     const lines = [`confidence ${t.c === null ? 'unknown' : t.c.toFixed(3)}`,
       `stream ${tokenStream(t) === '' ? '(default)' : tokenStream(t)}`];
     if (t.lp !== null) lines.push(`logprob ${t.lp.toFixed(3)}`);
+    const extra = [];
+    if (t.index !== null && t.index !== undefined) extra.push(`#${t.index}`);
+    if (t.rank !== null && t.rank !== undefined) extra.push(t.rank < 0 ? 'rank beyond top' : `rank ${t.rank}`);
+    if (t.gap !== null && t.gap !== undefined) extra.push(`gap ${t.gap.toFixed(0)} ms`);
+    if (t.ent !== null && t.ent !== undefined) extra.push(`H ${t.ent.toFixed(2)}`);
+    if (t.agree !== null && t.agree !== undefined) extra.push(`agree ${(t.agree * 100).toFixed(0)}%`);
+    if (t.div) extra.push('first divergence');
+    if (extra.length) lines.push(extra.join(' · '));
     lines.push(`id ${t.id}`);
     tip.appendChild(document.createTextNode(lines.join('\n')));
     if (t.alts && t.alts.length) {
@@ -1304,7 +1477,25 @@
   }, { passive: false });
 
   window.addEventListener('keydown', e => {
+    if ((e.key === 'f' || e.key === 'F') && (e.ctrlKey || e.metaKey)) { e.preventDefault(); openSearch(); return; }
+    if (e.target && e.target.id === 'search') {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        const q = el('search').value;
+        if (search.res && q === search.q) jumpStep(e.shiftKey ? -1 : 1);
+        else runSearch(q);
+      } else if (e.key === 'Escape') { e.preventDefault(); clearSearch(); }
+      return;
+    }
     if (e.target && (e.target.tagName === 'INPUT' || e.target.tagName === 'SELECT')) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) { /* the browser's */ }
+    else if (e.key === '/') { e.preventDefault(); openSearch(); return; }
+    else if (e.key === 'Escape') { if (search.q) clearSearch(); return; }
+    else if (e.key === 'n' || e.key === 'N') { jumpStep(e.key === 'N' ? -1 : 1); return; }
+    else if (e.key === 'c' || e.key === 'C') {
+      setColorMode(MODES[(MODES.indexOf(colorMode) + (e.key === 'C' ? MODES.length - 1 : 1)) % MODES.length]);
+      return;
+    }
     if (e.key === 'f' || e.key === 'F') setFollow(!follow);
     else if (e.key === 'p' || e.key === 'P') setPalette(paletteName === 'viridis' ? 'red-green' : 'viridis');
     else if (e.key === '0') { setFollow(false); fit(); }
@@ -1319,6 +1510,25 @@
   el('follow').addEventListener('change', e => setFollow(e.target.checked));
   el('palette').addEventListener('change', e => setPalette(e.target.value));
   el('stream-sort').addEventListener('change', () => { hudDirty = true; });
+  el('color-mode').addEventListener('change', e => { setColorMode(e.target.value); e.target.blur(); });
+  el('streams').addEventListener('change', e => {
+    const t = e.target;
+    if (t.classList && t.classList.contains('show')) setShown(t.dataset.stream, t.checked);
+  });
+  el('streams').addEventListener('click', e => {
+    const t = e.target;
+    if (t.classList && t.classList.contains('solo')) { setSolo(t.dataset.stream); t.blur(); }
+    else if (t.tagName === 'B' && t.dataset.stream !== undefined) { selectedStream = t.dataset.stream; hudDirty = true; }
+  });
+  const rangeInput = () => {
+    let a = Number(el('p-min').value), b = Number(el('p-max').value);
+    if (a > b) { if (document.activeElement === el('p-min')) b = a; else a = b; }
+    setRange(a, b);
+  };
+  el('p-min').addEventListener('input', rangeInput);
+  el('p-max').addEventListener('input', rangeInput);
+  el('export-filtered').addEventListener('change', () => exportLinks());
+  el('search-filtered').addEventListener('change', () => saveView(true));
   el('fit').addEventListener('click', () => { setFollow(false); fit(); });
   window.addEventListener('resize', resize);
 
@@ -1352,6 +1562,183 @@
   el('tl-speed').addEventListener('change', e => { setSpeed(Number(e.target.value)); e.target.blur(); });
   // The same authentication as /ws: the page's ?token= goes along.
   el('tl-save').href = 'recording' + (token ? '?token=' + encodeURIComponent(token) : '');
+
+  // ---- color mode, filters, search, export (issue 13; docs/web-viewer.md)
+  const MODE_LEGEND = {
+    confidence: ['p 0', 'p 1'], logprob: ['p ≤ 1e-6', 'p 1'], rank: ['beyond top', 'top-1 (≤10, ≤100 between)'],
+    entropy: ['H ≥ ln 20', 'H 0'], latency: ['gap ≥ 1 s', '≤ 1 ms'], agreement: ['alone', 'all agree'],
+  };
+  function legend() {
+    const lut = PALETTES[paletteName], stops = [];
+    for (let i = 0; i <= 10; i++) stops.push(css(color(lut, i / 10)) + ` ${i * 10}%`);
+    el('legend-bar').style.background = `linear-gradient(to right, ${stops.join(', ')})`;
+    const [lo, hi] = MODE_LEGEND[colorMode];
+    el('legend-lo').textContent = lo;
+    el('legend-hi').textContent = hi;
+    const notes = ['gray: unknown', 'zoomed-out tiles: mean confidence'];
+    if (colorMode === 'agreement') notes.unshift('pink: a stream\'s first divergence');
+    if (searchIds) notes.unshift('pink: search matches');
+    el('legend-note').textContent = notes.join(' · ');
+  }
+  function setColorMode(name) {
+    if (!MODES.includes(name)) return;
+    const changed = name !== colorMode;
+    colorMode = name;
+    el('color-mode').value = name;
+    if (changed) repaintAll();
+    legend();
+    saveView(true);
+  }
+
+  let selectedStream = null;
+  function setShown(name, on) {
+    if (solo !== null) {   // leaving solo: what it showed stays shown
+      for (const n of streams.keys()) if (n !== solo) hidden.add(n);
+      hidden.delete(solo);
+      solo = null;
+    }
+    if (on) hidden.delete(name); else hidden.add(name);
+    refreshMask();
+    saveView(true);
+  }
+  function setSolo(name) {
+    solo = solo === name ? null : name;
+    if (solo !== null) selectedStream = solo;
+    refreshMask();
+    saveView(true);
+  }
+  function setRange(a, b) {
+    a = Math.min(1, Math.max(0, Number(a) || 0));
+    b = Math.min(1, Math.max(0, Number.isFinite(Number(b)) ? Number(b) : 1));
+    if (a > b) [a, b] = [b, a];
+    pMin = a; pMax = b;
+    el('p-min').value = String(a);
+    el('p-max').value = String(b);
+    el('p-label').textContent = `${a.toFixed(2)}–${b.toFixed(2)}`;
+    dirty = true; hudDirty = true;
+    saveView(true);
+  }
+  const shownStreams = () => [...streams.keys()].filter(streamVisible);
+
+  // Export (docs/protocol.md, "GET /export"): with "filtered", the stream
+  // (when one is shown) and the probability range; text is the selected
+  // stream's (clicked, solo, else the newest token's).
+  function exportHref(format, stream) {
+    const q = new URLSearchParams({ format });
+    if (stream !== undefined && stream !== null) q.set('stream', stream);
+    else if (el('export-filtered').checked) {
+      const shown = shownStreams();
+      if (shown.length === 1 && shown.length < streams.size) q.set('stream', shown[0]);
+      if (pNarrowed()) { q.set('min_p', String(pMin)); q.set('max_p', String(pMax)); }
+    }
+    if (token) q.set('token', token);
+    return 'export?' + q.toString();
+  }
+  function textStream() {
+    for (const n of [selectedStream, solo, newest ? tokenStream(newest) : null])
+      if (n !== null && streams.has(n)) return n;
+    return streams.size ? streams.keys().next().value : null;
+  }
+  function exportLinks() {
+    el('export-csv').href = exportHref('csv');
+    el('export-jsonl').href = exportHref('jsonl');
+    const ts = textStream(), a = el('export-text');
+    a.classList.toggle('off', ts === null);
+    a.href = ts === null ? '#' : exportHref('text', ts);
+    a.title = ts === null ? 'no stream yet' : `the text of ${ts === '' ? '(default)' : ts}`;
+  }
+
+  // Search (docs/protocol.md, "search"): the server finds the matches over
+  // each stream's text; we highlight them (by id), dim the rest and jump
+  // the camera from one to the next.
+  const search = { q: '', pending: false, res: null, i: -1, conn: null };
+  function openSearch() {
+    el('search-box').hidden = false;
+    const i = el('search');
+    i.focus();
+    i.select();
+  }
+  function sendSearch() {
+    if (!search.q || !ws || ws.readyState !== 1) return;
+    const m = { type: 'search', q: search.q, limit: 1000 };
+    if (el('search-filtered').checked) {
+      m.streams = shownStreams();
+      m.min_p = pMin;
+      m.max_p = pMax;
+    }
+    search.pending = true;
+    search.conn = ws;
+    send(m);
+  }
+  function runSearch(q) {
+    if (!q) { clearSearch(); return; }
+    search.q = q; search.res = null; search.i = -1;
+    el('search').value = q;
+    el('search-box').hidden = false;
+    el('search-error').textContent = '';
+    el('search-count').textContent = 'searching…';
+    sendSearch();
+    saveView(true);
+  }
+  // A new connection's snapshot: a search of the URL (or one from before a
+  // reconnect) goes (again).
+  function searchAgain() { if (search.q && search.conn !== ws) sendSearch(); }
+  function searchResult(m) {
+    if (m.q !== search.q) return;   // the answer to an older query
+    search.pending = false;
+    const matches = Array.isArray(m.matches) ? m.matches : [];
+    search.res = { count: typeof m.count === 'number' ? m.count : matches.length, matches,
+      truncated: m.truncated === true };
+    const ids = new Set();
+    for (const x of matches) if (Array.isArray(x.ids)) for (const id of x.ids) ids.add(id);
+    searchIds = ids.size ? ids : null;
+    repaintAll();
+    legend();
+    el('search-error').textContent = '';
+    search.i = -1;
+    if (matches.length) jumpStep(1);
+    else showCount();
+  }
+  function searchError(m) {
+    search.pending = false;
+    el('search-box').hidden = false;
+    el('search-count').textContent = '';
+    el('search-error').textContent = 'search failed' + (m.code ? ` (${m.code})` : '') +
+      (typeof m.message === 'string' && m.message ? `: ${m.message}` : '');
+  }
+  function showCount() {
+    const r = search.res;
+    el('search-count').textContent = !r ? '' : !r.count ? 'no matches'
+      : `${search.i + 1} of ${r.count}${r.truncated ? '+' : ''}`;
+  }
+  function jumpStep(dir) {
+    const r = search.res;
+    if (!r || !r.matches.length) return;
+    const n = r.matches.length;
+    search.i = search.i < 0 ? (dir > 0 ? 0 : n - 1) : (search.i + dir + n) % n;
+    const m = r.matches[search.i];
+    if (num(m.x) && num(m.y)) {
+      setFollow(false);
+      fitPending = autoFit = false;
+      cam.x = m.x; cam.y = m.y;
+      if (cam.zoom < 1) cam.zoom = 1;
+      dirty = true;
+    }
+    showCount();
+  }
+  function clearSearch() {
+    const had = searchIds !== null;
+    search.q = ''; search.res = null; search.i = -1; search.pending = false; search.conn = null;
+    searchIds = null;
+    if (had) repaintAll();
+    el('search').value = '';
+    el('search-count').textContent = '';
+    el('search-error').textContent = '';
+    el('search-box').hidden = true;
+    el('search').blur();
+    legend();
+    saveView(true);
+  }
 
   // ---- frame loop: redraw only when something changed
   let tipDirty = false, lastHud = 0, lastTl = 0, frames = 0, fps = 0, fpsAt = performance.now();
@@ -1419,17 +1806,39 @@
       return;
     }
     viewSavedAt = now;
-    const h = `#x=${cam.x.toFixed(1)}&y=${cam.y.toFixed(1)}&z=${+cam.zoom.toPrecision(4)}` +
-      `&follow=${follow ? 1 : 0}&palette=${encodeURIComponent(paletteName)}`;
-    if (h !== viewSaved && !autoFit) {
+    // the camera once the user has one; the rest whenever it is not the default
+    const parts = [];
+    if (!autoFit)
+      parts.push(`x=${cam.x.toFixed(1)}`, `y=${cam.y.toFixed(1)}`, `z=${+cam.zoom.toPrecision(4)}`,
+        `follow=${follow ? 1 : 0}`, `palette=${encodeURIComponent(paletteName)}`);
+    else if (paletteName !== 'viridis') parts.push(`palette=${encodeURIComponent(paletteName)}`);
+    if (colorMode !== 'confidence') parts.push(`mode=${colorMode}`);
+    if (solo !== null) parts.push(`solo=${encodeURIComponent(solo)}`);
+    else if (hidden.size) parts.push(`hide=${[...hidden].map(encodeURIComponent).join(',')}`);
+    if (pMin > 0) parts.push(`pmin=${pMin}`);
+    if (pMax < 1) parts.push(`pmax=${pMax}`);
+    if (search.q) parts.push(`q=${encodeURIComponent(search.q)}`);
+    if (search.q && el('search-filtered').checked) parts.push('sf=1');
+    const h = parts.length ? '#' + parts.join('&') : '';
+    if (h !== viewSaved && (parts.length || viewSaved)) {
       viewSaved = h;
-      history.replaceState(null, '', location.pathname + location.search + h);
+      history.replaceState(null, '', location.pathname + location.search + (h || '#'));
     }
   }
   function loadView() {
     const f = new URLSearchParams(location.hash.slice(1));
     const x = parseFloat(f.get('x')), y = parseFloat(f.get('y')), z = parseFloat(f.get('z'));
     if (PALETTES[f.get('palette')]) setPalette(f.get('palette'));
+    if (MODES.includes(f.get('mode'))) setColorMode(f.get('mode'));
+    // hide: names, each URI-encoded, joined by commas (the separator is
+    // encoded inside a name)
+    if (f.get('hide')) for (const n of f.get('hide').split(',')) hidden.add(decodeURIComponent(n));
+    if (f.has('solo')) solo = f.get('solo');
+    if (hidden.size || solo !== null) refreshMask();
+    if (f.has('pmin') || f.has('pmax'))
+      setRange(f.has('pmin') ? parseFloat(f.get('pmin')) : 0, f.has('pmax') ? parseFloat(f.get('pmax')) : 1);
+    if (f.get('sf') === '1') el('search-filtered').checked = true;
+    if (f.get('q')) runSearch(f.get('q'));   // sent with the first snapshot
     if (!Number.isFinite(x) || !Number.isFinite(y) || !(z > 0)) return;
     cam.x = x; cam.y = y; cam.zoom = clampZoom(z);
     fitPending = autoFit = false;
@@ -1459,9 +1868,24 @@
     },
     setFollow,
     setPalette,
+    // issue 13: color mode, filters, search
+    setColorMode,
+    colorMode: () => colorMode,
+    modeValue: (mode, t) => modeValue(mode, t),
+    setShown, setSolo, setRange,
+    filters: () => ({ hidden: [...hidden], solo, pMin, pMax }),
+    search: q => runSearch(q),
+    clearSearch,
+    searchState: () => ({ q: search.q, pending: search.pending, i: search.i,
+      count: search.res ? search.res.count : null, matches: search.res ? search.res.matches.length : null,
+      highlighted: searchIds ? searchIds.size : 0, error: el('search-error').textContent,
+      label: el('search-count').textContent }),
+    nextMatch: dir => jumpStep(dir === undefined ? 1 : dir),
+    exportHref: (format, stream) => exportHref(format, stream),
   });
 
   setPalette('viridis');
+  legend();
   loadView();
   resize();
   connect();

@@ -351,7 +351,7 @@ static void reserve_tokens(struct gos_map *m)
 	const size_t sizes[] = {
 		sizeof(*m->x), sizeof(*m->y), sizeof(*m->w), sizeof(*m->conf),
 		sizeof(*m->logprob), sizeof(*m->ts), sizeof(*m->arrived), sizeof(*m->seq),
-		sizeof(*m->stream), sizeof(*m->blob),
+		sizeof(*m->stream), sizeof(*m->blob), sizeof(*m->gap), sizeof(*m->index),
 	};
 	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
 	size_t off[N], total = 0;
@@ -375,6 +375,8 @@ static void reserve_tokens(struct gos_map *m)
 	m->seq = (void *)(base + off[7]);
 	m->stream = (void *)(base + off[8]);
 	m->blob = (void *)(base + off[9]);
+	m->gap = (void *)(base + off[10]);
+	m->index = (void *)(base + off[11]);
 	m->cap = (uint32_t)m->max_tokens;
 }
 
@@ -414,6 +416,7 @@ void gos_map_destroy(struct gos_map *m)
 	} else {
 		free(m->x); free(m->y); free(m->w); free(m->conf); free(m->logprob);
 		free(m->ts); free(m->arrived); free(m->seq); free(m->stream); free(m->blob);
+		free(m->gap); free(m->index);
 	}
 	index_finish(&m->tok_index);
 	for (uint32_t i = 0; i < m->n_streams; i++) {
@@ -422,6 +425,7 @@ void gos_map_destroy(struct gos_map *m)
 		free(m->streams[i].finish_reason);
 		free(m->streams[i].message);
 		free(m->streams[i].model);
+		free(m->streams[i].at);
 	}
 	free(m->streams);
 	index_finish(&m->stream_index);
@@ -459,6 +463,7 @@ static uint32_t stream_get(struct gos_map *m, const char *name)
 	m->streams[i] = (struct stream_rec){.name = xstrdup(name), .hash = h, .state = xstrdup("")};
 	gos_map_stream_fresh(&m->streams[i]);
 	index_insert(&m->stream_index, i, h);
+	gos_map_stream_group(m, i);
 	m->last_stream = i;
 	m->stats.streams = m->n_streams;
 	log_change(m, LOG_STREAM, i, NULL);
@@ -473,11 +478,13 @@ static void grow_tokens(struct gos_map *m)
 	uint32_t n = (uint32_t)ncap;
 #define GROW(field) m->field = xrealloc(m->field, n * sizeof(*m->field))
 	GROW(x); GROW(y); GROW(w); GROW(conf); GROW(logprob);
-	GROW(ts); GROW(arrived); GROW(seq); GROW(stream); GROW(blob);
+	GROW(ts); GROW(arrived); GROW(seq); GROW(stream); GROW(blob); GROW(gap); GROW(index);
 #undef GROW
 	memset(m->blob + m->cap, 0, (n - m->cap) * sizeof(*m->blob));
 	m->cap = n;
 }
+
+static void stream_at_drop(struct gos_map *m, uint32_t slot);
 
 static void evict(struct gos_map *m, uint32_t slot)
 {
@@ -486,6 +493,7 @@ static void evict(struct gos_map *m, uint32_t slot)
 	struct stream_rec *st = &m->streams[m->stream[slot]];
 	if (st->newest_slot == (int64_t)slot)
 		st->newest_slot = -1;
+	stream_at_drop(m, slot);
 	char *id = xstrdup(blob_id(b));
 	blob_free(m, b);
 	m->blob[slot] = NULL;
@@ -598,6 +606,194 @@ void gos_map_stream_fresh(struct stream_rec *s)
 	s->message = xstrdup("");
 	s->model = xstrdup("");
 	s->stats = (struct gos_stream_stats){.conf_min = NAN, .first_ts = NAN, .last_ts = NAN};
+	s->next_in_group = EMPTY;
+	s->group_size = 1;
+	s->diverge_at = -1;
+	s->at = NULL;
+	s->at_base = s->at_n = s->at_cap = 0;
+}
+
+/* ---- groups and divergence ---- */
+
+/* The length of a stream name's group key: the name without a last
+ * ":DIGITS" (the whole name when it has none, or nothing precedes it). */
+static size_t group_key_len(const char *name)
+{
+	size_t n = strlen(name), d = n;
+	while (d && name[d - 1] >= '0' && name[d - 1] <= '9')
+		d--;
+	return d < n && d >= 2 && name[d - 1] == ':' ? d - 1 : n;
+}
+
+void gos_map_stream_group(struct gos_map *m, uint32_t si)
+{
+	struct stream_rec *s = &m->streams[si];
+	s->group = si;
+	size_t kl = group_key_len(s->name);
+	if (kl == strlen(s->name))
+		return;   /* no ":DIGITS": alone */
+	for (uint32_t i = 0; i < si; i++) {
+		struct stream_rec *g = &m->streams[i];
+		if (g->group != i || group_key_len(g->name) != kl || strncmp(g->name, s->name, kl))
+			continue;
+		if (g->group_size >= GOS_GROUP_MAX)
+			return;
+		uint32_t last = i;
+		while (m->streams[last].next_in_group != EMPTY)
+			last = m->streams[last].next_in_group;
+		m->streams[last].next_in_group = si;
+		g->group_size++;
+		s->group = i;
+		return;
+	}
+}
+
+/* The slot of stream s's token at index, EMPTY when it has none (yet, or
+ * evicted). */
+static uint32_t stream_slot_at(const struct stream_rec *s, uint32_t index)
+{
+	if (index < s->at_base || index - s->at_base >= s->at_n)
+		return EMPTY;
+	return s->at[index - s->at_base];
+}
+
+void gos_map_stream_at(struct gos_map *m, uint32_t slot)
+{
+	struct stream_rec *s = &m->streams[m->stream[slot]];
+	uint32_t index = m->index[slot];
+	/* A stream's live tokens are its newest, but for the odd eviction
+	 * order after a restore into a bigger max_tokens: the run spans at
+	 * most span_max indexes, and a token far older than the rest is not
+	 * looked up (it takes no part in agreement). */
+	uint64_t span_max = 2 * m->max_tokens + 1024;
+	if (s->at_n && index >= s->at_base && (uint64_t)index - s->at_base >= span_max) {
+		uint64_t drop = (uint64_t)index - s->at_base - span_max + 1;
+		if (drop >= s->at_n) {
+			s->at_n = 0;
+		} else {
+			memmove(s->at, s->at + drop, (s->at_n - drop) * sizeof(*s->at));
+			s->at_n -= (uint32_t)drop;
+			s->at_base += (uint32_t)drop;
+		}
+	}
+	if (s->at_n && index < s->at_base && (uint64_t)s->at_base - index + s->at_n > span_max)
+		return;
+	if (!s->at_n) {
+		s->at_base = index;
+	} else if (index < s->at_base) {
+		/* restore hands slots in slot order, not index order */
+		uint32_t shift = s->at_base - index;
+		if (s->at_n + shift > s->at_cap) {
+			s->at_cap = (s->at_n + shift) * 2;
+			s->at = xrealloc(s->at, s->at_cap * sizeof(*s->at));
+		}
+		memmove(s->at + shift, s->at, s->at_n * sizeof(*s->at));
+		for (uint32_t k = 0; k < shift; k++)
+			s->at[k] = EMPTY;
+		s->at_n += shift;
+		s->at_base = index;
+	}
+	uint32_t k = index - s->at_base;
+	if (k >= s->at_cap) {
+		s->at_cap = s->at_cap ? s->at_cap * 2 : 64;
+		while (k >= s->at_cap)
+			s->at_cap *= 2;
+		s->at = xrealloc(s->at, s->at_cap * sizeof(*s->at));
+	}
+	while (s->at_n <= k)
+		s->at[s->at_n++] = EMPTY;
+	s->at[k] = slot;
+}
+
+/* Slot is evicted: its stream forgets it, and the front of its index run,
+ * now empty, goes (eviction is oldest first). */
+static void stream_at_drop(struct gos_map *m, uint32_t slot)
+{
+	struct stream_rec *s = &m->streams[m->stream[slot]];
+	uint32_t index = m->index[slot];
+	if (stream_slot_at(s, index) != slot)
+		return;
+	s->at[index - s->at_base] = EMPTY;
+	uint32_t lead = 0;
+	while (lead < s->at_n && s->at[lead] == EMPTY)
+		lead++;
+	if (lead == s->at_n) {
+		s->at_base += s->at_n;
+		s->at_n = 0;
+	} else if (lead > 0 && lead * 2 >= s->at_n) {
+		memmove(s->at, s->at + lead, (s->at_n - lead) * sizeof(*s->at));
+		s->at_n -= lead;
+		s->at_base += lead;
+	}
+	if (s->at_cap > 1024 && s->at_n * 4 < s->at_cap) {
+		s->at_cap /= 2;
+		s->at = xrealloc(s->at, s->at_cap * sizeof(*s->at));
+	}
+}
+
+/* Stream si differs from another of its group at index: its first
+ * divergence is there or earlier. The tokens that gain or lose the mark
+ * are told to readers. */
+static void diverge(struct gos_map *m, uint32_t si, uint32_t index)
+{
+	struct stream_rec *s = &m->streams[si];
+	if (s->diverge_at >= 0 && s->diverge_at <= (int64_t)index)
+		return;
+	if (s->diverge_at >= 0) {
+		uint32_t was = stream_slot_at(s, (uint32_t)s->diverge_at);
+		if (was != EMPTY)
+			log_change(m, LOG_TOKEN, was, NULL);
+	}
+	s->diverge_at = index;
+	log_change(m, LOG_STREAM, si, NULL);
+}
+
+/* The token at slot (its stream's index) is new or has new text: the same
+ * index of the group's other streams changes agreement (their readers are
+ * told), and where the texts differ, both streams diverge there at the
+ * latest. */
+static void group_compare(struct gos_map *m, uint32_t slot)
+{
+	uint32_t si = m->stream[slot];
+	struct stream_rec *s = &m->streams[si];
+	if (m->streams[s->group].group_size < 2)
+		return;
+	uint32_t index = m->index[slot];
+	const struct blob *b = m->blob[slot];
+	for (uint32_t o = s->group; o != EMPTY; o = m->streams[o].next_in_group) {
+		if (o == si)
+			continue;
+		struct stream_rec *os = &m->streams[o];
+		uint32_t other = stream_slot_at(os, index);
+		if (other == EMPTY)
+			continue;
+		const struct blob *ob = m->blob[other];
+		if (ob->text_len != b->text_len || memcmp(blob_text(ob), blob_text(b), b->text_len)) {
+			diverge(m, si, index);
+			diverge(m, o, index);
+		}
+		log_change(m, LOG_TOKEN, other, NULL);
+	}
+}
+
+/* Agreement of the token at slot with its group (gos_token.agree). */
+static float group_agree(const struct gos_map *m, uint32_t slot)
+{
+	uint32_t si = m->stream[slot];
+	const struct stream_rec *s = &m->streams[si];
+	if (m->streams[s->group].group_size < 2)
+		return NAN;
+	uint32_t index = m->index[slot], have = 0, same = 0;
+	const struct blob *b = m->blob[slot];
+	for (uint32_t o = s->group; o != EMPTY; o = m->streams[o].next_in_group) {
+		uint32_t other = o == si ? EMPTY : stream_slot_at(&m->streams[o], index);
+		if (other == EMPTY)
+			continue;
+		const struct blob *ob = m->blob[other];
+		have++;
+		same += ob->text_len == b->text_len && !memcmp(blob_text(ob), blob_text(b), b->text_len);
+	}
+	return have ? (float)(same + 1) / (float)(have + 1) : NAN;
 }
 
 static char *strndup_x(const char *p, size_t n)
@@ -627,9 +823,26 @@ static void set_text(char **field, const char *v)
 	*field = xstrdup(v);
 }
 
-/* The entropy (nats) of a token's top_logprobs, renormalised to sum to 1. */
-static double alts_entropy(uint32_t n, const struct gos_alt *alts)
+uint32_t gos_token_rank(const char *text, const struct gos_alt *alts, uint32_t n_alts)
 {
+	if (!n_alts)
+		return 0;
+	for (uint32_t j = 0; j < n_alts; j++) {
+		if (strcmp(alts[j].token, text))
+			continue;
+		uint32_t rank = 1;
+		for (uint32_t k = 0; k < n_alts; k++)
+			rank += alts[k].logprob > alts[j].logprob ||
+			        (k < j && alts[k].logprob == alts[j].logprob);
+		return rank;
+	}
+	return GOS_RANK_BEYOND;
+}
+
+double gos_alts_entropy(uint32_t n, const struct gos_alt *alts)
+{
+	if (!n)
+		return NAN;
 	double max = -INFINITY, z = 0.0, s = 0.0;
 	for (uint32_t i = 0; i < n; i++)
 		max = fmax(max, alts[i].logprob);
@@ -659,7 +872,7 @@ static void stats_add(struct gos_stream_stats *st, float conf, float logprob, do
 	}
 	if (n_alts) {
 		st->n_entropy++;
-		st->entropy_sum += alts_entropy(n_alts, alts);
+		st->entropy_sum += gos_alts_entropy(n_alts, alts);
 	}
 	if (isfinite(ts)) {
 		if (isnan(st->first_ts))
@@ -682,11 +895,13 @@ static void apply_token(struct gos_map *m, const char *id, size_t id_len, uint32
 	if (slot != EMPTY) {
 		/* Same token_id again: update text, position, confidence. */
 		struct blob *old = m->blob[slot];
-		if (old->text_len != text_len || memcmp(blob_text(old), text, text_len) != 0 ||
-		    n_alts || old->n_alts) {
+		bool new_text = old->text_len != text_len || memcmp(blob_text(old), text, text_len);
+		if (new_text || n_alts || old->n_alts) {
 			m->blob[slot] = blob_make(m, id, id_len, text, text_len, n_alts, alts);
 			blob_free(m, old);
 		}
+		if (new_text)
+			group_compare(m, slot);
 		if (has_pos) {
 			m->x[slot] = px;
 			m->y[slot] = py;
@@ -714,12 +929,17 @@ static void apply_token(struct gos_map *m, const char *id, size_t id_len, uint32
 	m->ts[slot] = ts;
 	m->arrived[slot] = now;
 	m->stream[slot] = si;
+	m->index[slot] = (uint32_t)st->n_tokens;
+	m->gap[slot] = isfinite(ts) && isfinite(st->stats.last_ts) && ts >= st->stats.last_ts
+	               ? (float)((ts - st->stats.last_ts) * 1000.0) : NAN;
 	index_insert(&m->tok_index, slot, h);
 	m->live++;
 	m->stats.tokens_added++;
 	st->n_tokens++;
 	st->newest_slot = slot;
 	stats_add(&st->stats, conf, logprob, ts, n_alts, alts);
+	gos_map_stream_at(m, slot);
+	group_compare(m, slot);
 	log_change(m, LOG_TOKEN, slot, NULL);
 	/* The stream's token count changed: readers see it in the stream list. */
 	log_change(m, LOG_STREAM, si, NULL);
@@ -878,6 +1098,7 @@ bool gos_map_restore_stream(struct gos_map *m, const char *name, size_t name_len
 	m->streams[i] = (struct stream_rec){.name = n, .hash = h, .state = s};
 	gos_map_stream_fresh(&m->streams[i]);
 	index_insert(&m->stream_index, i, h);
+	gos_map_stream_group(m, i);
 	m->stats.streams = m->n_streams;
 	return true;
 }
@@ -902,6 +1123,9 @@ static void copy_token(const struct gos_map *m, uint32_t slot, struct gos_map_vi
 		.x = m->x[slot], .y = m->y[slot], .w = m->w[slot],
 		.confidence = m->conf[slot], .logprob = m->logprob[slot],
 		.timestamp = m->ts[slot], .arrived = m->arrived[slot], .seq = m->seq[slot],
+		.index = m->index[slot], .gap_ms = m->gap[slot], .entropy = NAN,
+		.agree = group_agree(m, slot),
+		.diverges = m->streams[m->stream[slot]].diverge_at == (int64_t)m->index[slot],
 		.id = gos_arena_strndup(&v->arena, blob_id(b), b->id_len),
 		.text = gos_arena_strndup(&v->arena, blob_text(b), b->text_len),
 		.n_alts = b->n_alts,
@@ -914,7 +1138,9 @@ static void copy_token(const struct gos_map *m, uint32_t slot, struct gos_map_vi
 			a[i].logprob = ba[i].logprob;
 		}
 		t->alts = a;
+		t->entropy = (float)gos_alts_entropy(b->n_alts, ba);
 	}
+	t->rank = gos_token_rank(t->text, t->alts, t->n_alts);
 }
 
 static void copy_stream(const struct gos_map *m, uint32_t i, struct gos_map_view *v)
@@ -936,6 +1162,7 @@ static void copy_stream(const struct gos_map *m, uint32_t i, struct gos_map_view
 		.message = gos_arena_strndup(&v->arena, s->message, strlen(s->message)),
 		.model = gos_arena_strndup(&v->arena, s->model, strlen(s->model)),
 		.stats = s->stats,
+		.group = s->group, .diverge_at = s->diverge_at,
 	};
 }
 
@@ -982,7 +1209,8 @@ bool gos_map_read_since(struct gos_map *m, uint64_t since, size_t max,
 			*t = (struct gos_token){
 				.slot = e->idx, .seq = e->seq, .removed = true,
 				.id = gos_arena_strndup(&v->arena, e->removed_id, strlen(e->removed_id)),
-				.text = "", .confidence = NAN, .logprob = NAN,
+				.text = "", .confidence = NAN, .logprob = NAN, .gap_ms = NAN,
+				.entropy = NAN, .agree = NAN,
 			};
 			break;
 		}
@@ -1037,8 +1265,8 @@ size_t gos_map_read_places(struct gos_map *m, uint32_t start, struct gos_place *
 	uint32_t slot = start;
 	for (; slot < m->used && n < max; slot++)
 		if (m->blob[slot])
-			out[n++] = (struct gos_place){slot, m->stream[slot], m->x[slot], m->y[slot],
-			                              m->conf[slot], m->arrived[slot]};
+			out[n++] = (struct gos_place){slot, m->stream[slot], m->index[slot], m->x[slot],
+			                              m->y[slot], m->conf[slot], m->arrived[slot]};
 	*next = slot < m->used ? slot : UINT32_MAX;
 	pthread_mutex_unlock(&m->lock);
 	return n;

@@ -57,6 +57,13 @@ struct gos_token {
 	double arrived;        /* CLOCK_MONOTONIC seconds when first applied */
 	uint64_t seq;          /* seq of its last change */
 	bool removed;          /* evicted: only id, slot and seq are meaningful */
+	bool diverges;         /* the first index where its stream differs from its group */
+	uint32_t index;        /* its place in its stream: 0 for the stream's first token */
+	uint32_t rank;         /* among its top_logprobs (gos_token_rank): 0 unknown */
+	float gap_ms;          /* producer time since the stream's previous token (NAN: unknown) */
+	float entropy;         /* nats of its top_logprobs, renormalised (NAN: none) */
+	float agree;           /* share of its group's streams with the same text at its
+	                        * index, itself included (NAN: no other stream there yet) */
 	const char *id;
 	const char *text;
 	uint32_t n_alts;
@@ -76,7 +83,21 @@ struct gos_stream {
 	double ttft_ms;        /* from neural_state, the last one that sent it (NAN: none) */
 	const char *finish_reason, *message, *model;  /* likewise ("": none) */
 	struct gos_stream_stats stats;
+	uint32_t group;        /* index of the first stream of its group (itself: alone
+	                        * or first); see GOS_GROUP_* */
+	int64_t diverge_at;    /* first index where it differs from another stream of its
+	                        * group, -1 none (yet) */
 };
+
+/* Streams of one prompt (gos-bridge --parallel N names them LABEL:RUN:1 ..
+ * LABEL:RUN:N) form a group: streams whose names are equal up to a last
+ * ":DIGITS". The divergence view aligns a group's streams by token index. A
+ * group compares at most GOS_GROUP_MAX streams (later ones stay alone). */
+#define GOS_GROUP_MAX 64
+
+/* gos_token.rank when the chosen text is not among its top_logprobs (GLTR's
+ * "beyond"). */
+#define GOS_RANK_BEYOND UINT32_MAX
 
 /* A caller-owned buffer that reads fill. Zero-initialize; reuse it across
  * reads (no allocation once it has grown); gos_map_view_finish() frees it. */
@@ -144,6 +165,7 @@ void gos_map_read_slots(struct gos_map *map, const uint32_t *slots, size_t n,
 /* Where a live token is (gos_map_read_places). */
 struct gos_place {
 	uint32_t slot, stream;
+	uint32_t index;        /* in its stream */
 	float x, y, confidence;
 	double arrived;        /* CLOCK_MONOTONIC seconds when first applied */
 };
@@ -201,6 +223,14 @@ bool gos_map_image_write(struct gos_map *map, int fd);
  * bytes, may be 0). */
 struct gos_map *gos_map_image_read(int fd, const struct gos_map_opts *opts, char *err,
                                    size_t errlen);
+
+/* The rank of a chosen token's text among its top_logprobs: 1 for the
+ * model's first choice (by logprob, ties in the order given), 0 when there
+ * are none, GOS_RANK_BEYOND when the text is not among them. */
+uint32_t gos_token_rank(const char *text, const struct gos_alt *alts, uint32_t n_alts);
+
+/* The entropy (nats) of top_logprobs, renormalised to sum to 1; NAN for none. */
+double gos_alts_entropy(uint32_t n_alts, const struct gos_alt *alts);
 
 /* Layout math, exposed for tests and the renderer. */
 void gos_hilbert_d2xy(uint32_t order, uint64_t d, uint32_t *x, uint32_t *y);

@@ -78,10 +78,24 @@ struct stream_rec {
 	double ttft_ms;             /* NAN: never sent */
 	char *finish_reason, *message, *model;  /* "" when never sent (never NULL) */
 	struct gos_stream_stats stats;
+	/* divergence (gos_map.h, GOS_GROUP_*) */
+	uint32_t group;             /* the group's first stream */
+	uint32_t next_in_group;     /* the group's next stream, UINT32_MAX: last */
+	uint32_t group_size;        /* on the group's first stream: its streams */
+	int64_t diverge_at;         /* -1: none */
+	uint32_t *at;               /* slots of its live tokens by index - at_base */
+	uint32_t at_base, at_n, at_cap;
 };
 
 /* A stream record's fields that are not its name and state, as fresh. */
 void gos_map_stream_fresh(struct stream_rec *s);
+
+/* Puts stream si (just appended) in its group (by name, gos_map.h). */
+void gos_map_stream_group(struct gos_map *m, uint32_t si);
+
+/* Records that slot holds the token at its index of its stream (restore:
+ * slots in any order). */
+void gos_map_stream_at(struct gos_map *m, uint32_t slot);
 /* Sets a restored stream's finish reason, message and model (no NUL
  * needed in the strings). */
 void gos_map_stream_texts(struct stream_rec *s, const char *finish, size_t fl, const char *message,
@@ -130,7 +144,8 @@ struct gos_map {
 	uint32_t cap, used;         /* used: slots ever handed out (<= cap) */
 	uint32_t evict_cursor;      /* next slot to evict once used == max */
 	uint64_t live;
-	float *x, *y, *w, *conf, *logprob;
+	float *x, *y, *w, *conf, *logprob, *gap;
+	uint32_t *index;            /* in its stream */
 	double *ts, *arrived;
 	uint64_t *seq;
 	uint32_t *stream;

@@ -1,7 +1,7 @@
 /* Checkpoint images of the map (docs/journal.md, "Checkpoints").
  *
  * The file, every integer and float little-endian and fixed-width:
- *   prefix  "GOSCKPT1", u32 version (2; 1 is read too), u32 flags (0)
+ *   prefix  "GOSCKPT1", u32 version (3; 1 and 2 are read too), u32 flags (0)
  *   blocks  u32 type, u32 number (0, 1, 2, ...), u64 payload bytes, the
  *           payload, u32 crc32c of type..payload:
  *     HEADER   block 0: the map's scalars and stats (struct header below)
@@ -15,18 +15,21 @@
  *              gos_stream_stats (u64 n_conf, f64 conf_sum, f32 conf_min,
  *              u64 n_logprob, f64 logprob_sum, u64 n_entropy, f64
  *              entropy_sum, f64 first_ts, f64 last_ts, u32 hist[10]), then
- *              the name, the state (and in version 2 finish_reason,
- *              message, model)
+ *              (version 3) i64 diverge_at, then the name, the state (and
+ *              from version 2 finish_reason, message, model)
  *     SLOTS    slots 0..used-1 in order, slots_per_block a block: u32 first,
  *              u32 count, the arrays f64 ts, u64 seq, f32 x, y, w, conf,
- *              logprob, u32 stream (count each), then per slot u32 id_len
+ *              logprob, u32 stream, then (version 3) u32 index, f32 gap
+ *              (count each), then per slot u32 id_len
  *              (UINT32_MAX: an empty slot, nothing follows), u32 text_len,
  *              u32 n_alts, the id, the text, per alt u32 len, f32 logprob,
  *              the string
  *     END      u64 file offset of this block, u32 blocks before it, u32
  *              crc32c over their crcs (each as 4 bytes): a file cut short
  *              after any block, or with blocks moved, does not end right
- * Strings carry no NUL and may hold none.
+ * Strings carry no NUL and may hold none. Images before version 3 give
+ * each live token its index in arrival order (the slots from the eviction
+ * cursor on) and no gap.
  *
  * The writer runs in a fork()ed child (gos_map_fork): write(2) from one
  * static buffer, each block's size counted in a pass before it is written.
@@ -50,15 +53,18 @@
 #endif
 
 #define MAGIC          "GOSCKPT1"
-#define VERSION        2u
-#define VERSION_OLD    1u           /* streams without analytics: still read */
+#define VERSION        3u
+#define VERSION_OLD    1u           /* oldest read: streams without analytics, version 2
+                                     * slots without index and gap */
 #define PREFIX_BYTES   16u
 #define FRAME_BYTES    16u          /* type, number, payload bytes */
 #define PER_BLOCK      65536u       /* streams or slots a block */
 #define MAX_PER_BLOCK  (1u << 24)   /* what a reader accepts */
 #define STREAM_BYTES   64u          /* a stream's fixed fields (version 1) */
 #define STREAM_BYTES2  (STREAM_BYTES + 20u + 108u + 12u)   /* version 2 */
-#define SLOT_BYTES     40u          /* a slot's array entries */
+#define STREAM_BYTES3  (STREAM_BYTES2 + 8u)                   /* version 3 */
+#define SLOT_BYTES2    40u          /* a slot's array entries (versions 1, 2) */
+#define SLOT_BYTES     48u          /* version 3 */
 #define EMPTY_SLOT     UINT32_MAX
 #define WBUF_BYTES     (1u << 20)
 #define MAX_PAGES      (1u << 26)   /* flow layout pages a reader accepts */
@@ -193,7 +199,7 @@ static void write_streams(struct wr *w, const struct gos_map *m, uint32_t first,
 	uint64_t len = 8;
 	for (uint32_t i = first; i < first + count; i++) {
 		const struct stream_rec *s = &m->streams[i];
-		len += STREAM_BYTES2 + strlen(s->name) + strlen(s->state) + strlen(s->finish_reason) +
+		len += STREAM_BYTES3 + strlen(s->name) + strlen(s->state) + strlen(s->finish_reason) +
 		       strlen(s->message) + strlen(s->model);
 	}
 	w_begin(w, BLK_STREAMS, len);
@@ -232,6 +238,7 @@ static void write_streams(struct wr *w, const struct gos_map *m, uint32_t first,
 		w_put(w, &t->first_ts, 8);
 		w_put(w, &t->last_ts, 8);
 		w_put(w, t->hist, sizeof(t->hist));
+		w_put(w, &s->diverge_at, 8);
 		w_put(w, s->name, nl);
 		w_put(w, s->state, sl);
 		w_put(w, s->finish_reason, fl);
@@ -270,6 +277,8 @@ static void write_slots(struct wr *w, const struct gos_map *m, uint32_t first, u
 	w_put(w, m->conf + first, (size_t)count * 4);
 	w_put(w, m->logprob + first, (size_t)count * 4);
 	w_put(w, m->stream + first, (size_t)count * 4);
+	w_put(w, m->index + first, (size_t)count * 4);
+	w_put(w, m->gap + first, (size_t)count * 4);
 	for (uint32_t i = first; i < first + count; i++) {
 		const struct blob *b = m->blob[i];
 		if (!b) {
@@ -568,6 +577,7 @@ static bool rd_streams(struct rd *r, struct gos_map *m, const struct header *h, 
 		uint32_t fl = 0, ml = 0, dl = 0, pflags;
 		float px, py;
 		struct gos_stream_stats st = {.conf_min = NAN, .first_ts = NAN, .last_ts = NAN};
+		int64_t diverge_at = -1;
 		if (r->version < 2) {
 			/* the old layout's column: it goes on down it (gos_map.h) */
 			px = (float)i * (GOS_FLOW_COLUMN_W + GOS_FLOW_COLUMN_GAP);
@@ -583,6 +593,8 @@ static bool rd_streams(struct rd *r, struct gos_map *m, const struct header *h, 
 			          get64(&c, &st.last_ts);
 			for (int k = 0; ok && k < 10; k++)
 				ok = get32(&c, &st.hist[k]);
+			if (ok && r->version >= 3)
+				ok = get64(&c, &diverge_at);
 			if (!ok)
 				return fail(r, "checkpoint block %u (streams) ends inside stream %u", no, i);
 		}
@@ -602,6 +614,13 @@ static bool rd_streams(struct rd *r, struct gos_map *m, const struct header *h, 
 		if (newest < -1 || newest >= (int64_t)h->used)
 			return fail(r, "checkpoint block %u (streams): stream %u's newest slot %lld is "
 			            "out of range", no, i, (long long)newest);
+		if (nt > (1ull << 53))
+			return fail(r, "checkpoint block %u (streams): stream %u counts %llu tokens, past "
+			            "2^53", no, i, (unsigned long long)nt);
+		if (diverge_at < -1 || (diverge_at >= 0 && (uint64_t)diverge_at >= nt))
+			return fail(r, "checkpoint block %u (streams): stream %u diverges at index %lld "
+			            "of its %llu tokens", no, i, (long long)diverge_at,
+			            (unsigned long long)nt);
 		if (!gos_map_restore_stream(m, name, nl, state, sl))
 			return fail(r, "checkpoint block %u (streams): stream %u repeats another's name",
 			            no, i);
@@ -616,6 +635,7 @@ static bool rd_streams(struct rd *r, struct gos_map *m, const struct header *h, 
 		s->cursor_y = cy;
 		s->ttft_ms = ttft;
 		s->stats = st;
+		s->diverge_at = diverge_at;
 		s->page_x = px;
 		s->page_y = py;
 		s->page_flags = pflags & (STREAM_PAGE_HAS | STREAM_PAGE_COLUMN);
@@ -688,7 +708,8 @@ static bool rd_slots(struct rd *r, struct gos_map *m, const struct header *h, ui
 	if (!get32(&c, &bfirst) || !get32(&c, &count) || bfirst != first || count != want)
 		return fail(r, "checkpoint block %u (slots) does not hold slots %u..%u", no,
 		            first, first + want - 1);
-	const unsigned char *arr = take(&c, (size_t)count * SLOT_BYTES);
+	size_t slot_bytes = r->version >= 3 ? SLOT_BYTES : SLOT_BYTES2;
+	const unsigned char *arr = take(&c, (size_t)count * slot_bytes);
 	if (!arr)
 		return fail(r, "checkpoint block %u (slots) is too short for its %u slots", no, count);
 	gos_map_restore_slots(m, first + count);
@@ -701,8 +722,14 @@ static bool rd_slots(struct rd *r, struct gos_map *m, const struct header *h, ui
 	memcpy(m->conf + first, arr + 2 * n8 + 3 * n4, n4);
 	memcpy(m->logprob + first, arr + 2 * n8 + 4 * n4, n4);
 	memcpy(m->stream + first, arr + 2 * n8 + 5 * n4, n4);
+	if (r->version >= 3) {
+		memcpy(m->index + first, arr + 2 * n8 + 6 * n4, n4);
+		memcpy(m->gap + first, arr + 2 * n8 + 7 * n4, n4);
+	}
 	for (uint32_t i = first; i < first + count; i++) {
 		m->arrived[i] = now;
+		if (r->version < 3)
+			m->gap[i] = NAN;
 		if (m->stream[i] >= m->n_streams)
 			return fail(r, "checkpoint block %u (slots): slot %u names stream %u of %u", no,
 			            i, m->stream[i], m->n_streams);
@@ -734,6 +761,50 @@ static bool rd_slots(struct rd *r, struct gos_map *m, const struct header *h, ui
 	if (c.p != c.end)
 		return fail(r, "checkpoint block %u (slots) has %zu bytes left over", no,
 		            (size_t)(c.end - c.p));
+	return true;
+}
+
+/* Images before version 3: each live token's index, in arrival order (the
+ * slots from the eviction cursor on, then those before it), the evicted
+ * ones counted before the first that lives. */
+static void index_by_arrival(struct gos_map *m, uint32_t cursor)
+{
+	uint64_t *left = calloc(m->n_streams ? m->n_streams : 1, sizeof(*left));
+	if (!left)
+		abort();
+	for (uint32_t i = 0; i < m->used; i++)
+		if (m->blob[i])
+			left[m->stream[i]]++;
+	for (uint32_t k = 0; k < m->used; k++) {
+		uint32_t i = (uint32_t)(((uint64_t)cursor + k) % m->used);
+		if (!m->blob[i])
+			continue;
+		const struct stream_rec *s = &m->streams[m->stream[i]];
+		uint64_t n = left[m->stream[i]]--;
+		m->index[i] = s->n_tokens >= n ? (uint32_t)(s->n_tokens - n) : 0;
+	}
+	free(left);
+}
+
+/* Every live token's index is below its stream's count and no other
+ * token of the stream holds it; the streams learn them. */
+static bool rd_indexes(struct rd *r, struct gos_map *m)
+{
+	for (uint32_t i = 0; i < m->used; i++) {
+		if (!m->blob[i])
+			continue;
+		struct stream_rec *s = &m->streams[m->stream[i]];
+		uint32_t index = m->index[i];
+		/* past 2^32 tokens a stream's indexes wrap */
+		if (s->n_tokens <= UINT32_MAX && index >= s->n_tokens)
+			return fail(r, "checkpoint slot %u has index %u in a stream of %llu tokens", i,
+			            index, (unsigned long long)s->n_tokens);
+		if (index >= s->at_base && index - s->at_base < s->at_n &&
+		    s->at[index - s->at_base] != UINT32_MAX)
+			return fail(r, "checkpoint slots %u and %u have the same index %u in their "
+			            "stream", s->at[index - s->at_base], i, index);
+		gos_map_stream_at(m, i);
+	}
 	return true;
 }
 
@@ -774,9 +845,9 @@ static struct gos_map *read_image(struct rd *r, const struct gos_map_opts *opts)
 	memcpy(&version, pre + 8, 4);
 	memcpy(&flags, pre + 12, 4);
 	r->version = version;
-	if (version != VERSION && version != VERSION_OLD) {
-		fail(r, "checkpoint version %u is not readable by this build (it reads %u)",
-		     version, VERSION);
+	if (version < VERSION_OLD || version > VERSION) {
+		fail(r, "checkpoint version %u is not readable by this build (it reads %u to %u)",
+		     version, VERSION_OLD, VERSION);
 		return NULL;
 	}
 	if (flags) {
@@ -817,6 +888,10 @@ static struct gos_map *read_image(struct rd *r, const struct gos_map_opts *opts)
 		     (unsigned long long)h.live, (unsigned long long)live);
 		goto error;
 	}
+	if (r->version < 3)
+		index_by_arrival(m, h.evict_cursor);
+	if (!rd_indexes(r, m))
+		goto error;
 	for (uint32_t i = 0; i < m->n_streams; i++) {
 		int64_t s = m->streams[i].newest_slot;
 		if (s >= 0 && (!m->blob[s] || m->stream[s] != i)) {

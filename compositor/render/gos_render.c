@@ -110,6 +110,8 @@ void gos_render_destroy(struct gos_render *r)
 	gos_compute_destroy(r->compute);
 	gos_map_view_finish(&r->view);
 	free(r->upd);
+	free(r->matches);
+	gos_map_view_finish(&r->match_view);
 	free(r->xyw);
 	free(r->streams);
 	free(r->ov);

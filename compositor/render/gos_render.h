@@ -37,6 +37,7 @@
 #include <vulkan/vulkan.h>
 
 #include "gos_camera.h"
+#include "gos_compute_ref.h"
 #include "gos_map.h"
 #include "gos_vk.h"
 
@@ -154,6 +155,18 @@ int64_t gos_render_pick(const struct gos_render *r, double wx, double wy);
  * failure (logged). */
 bool gos_render_frame(struct gos_render *r, VkFramebuffer fb, VkExtent2D ext,
                       const struct gos_frame_info *fi, VkSemaphore wait, VkSemaphore signal);
+
+/* The color mode and filter the tokens are drawn with from the next frame
+ * on (gos_compute_set_style; splats and background follow). False (logged)
+ * on a bad style. */
+bool gos_render_set_style(struct gos_render *r, const struct gos_compute_style *style);
+
+/* The slots a search matched (any order; n 0: none): their tokens are
+ * highlighted while the style has GOS_FILTER_SEARCH. Re-reads from map the
+ * tokens whose highlight changes (one short lock per 65536). False when
+ * memory runs out. */
+bool gos_render_set_matches(struct gos_render *r, struct gos_map *map, const uint32_t *slots,
+                            size_t n);
 
 /* The next gos_render_sync() takes a full copy of the map it is given
  * (paged as usual), replacing everything held: for switching between maps

@@ -76,8 +76,13 @@ struct splat_push {
 	uint32_t count, row_stride;
 	int32_t cols[2], rows[2];    /* pixels written: these columns and rows */
 	float max_half;              /* pixels: no token's half width exceeds it */
+	uint32_t filter;             /* the compute style's (gos_compute_set_style) */
+	VkDeviceAddress mask;
+	uint32_t mask_words;
+	float p_min, p_max;
 	uint32_t pad;
 };
+_Static_assert(sizeof(struct splat_push) == 112, "splat_push mirrors token_splat.comp's block");
 _Static_assert(sizeof(struct token_push) <= PUSH_SIZE, "push size");
 _Static_assert(sizeof(struct grid_push) <= PUSH_SIZE, "push size");
 _Static_assert(offsetof(struct grid_push, ids) == 80 && offsetof(struct grid_push, now) == 112,
@@ -162,6 +167,9 @@ struct gos_render {
 	struct gos_map_view view;
 	struct gos_token_update *upd;
 	size_t cap_upd;
+	uint32_t *matches;          /* slots the search highlights, sorted */
+	size_t n_matches;
+	struct gos_map_view match_view;   /* re-reads of slots whose highlight changed */
 	uint64_t live_tokens;
 	struct render_stream *streams;
 	size_t n_streams, cap_streams;
@@ -217,6 +225,11 @@ void render_slotbuf_finish(struct gos_vk *vk, struct render_slotbuf *b);
 /* Records the copies of the pending slots into cmd through ring slot
  * frame's staging buffer (which it owns from now until that frame's fence
  * signals) and clears the pending list. */
+/* A live token's GPU update (render_sync.c): position, confidence, stream,
+ * the color modes' values, the divergence and search-match flags. */
+void render_token_update(const struct gos_render *r, const struct gos_token *t,
+                         struct gos_token_update *u);
+
 bool render_slotbuf_record(struct gos_vk *vk, struct render_slotbuf *b, uint32_t frame,
                            VkCommandBuffer cmd);
 

@@ -14,6 +14,7 @@
 #include "gos_render.h"
 #include "gos_vk.h"
 #include "gos_time.h"
+#include "window_style.h"
 #include "window_travel.h"
 
 #define MAX_IMAGES 8
@@ -60,6 +61,7 @@ struct win {
 	char banner[640];
 	int win_x, win_y, win_w, win_h;   /* windowed geometry, for F11 */
 	struct window_travel tv;          /* time travel: which map is shown */
+	struct window_style style;        /* color mode, filters, search */
 };
 
 static void sleep_s(double s)
@@ -141,6 +143,12 @@ static void on_key(GLFWwindow *w, int key, int scancode, int action, int mods)
 		if (mods & GLFW_MOD_CONTROL)
 			s->in.ctrl = true;
 	}
+}
+
+static void on_char(GLFWwindow *w, unsigned int codepoint)
+{
+	struct win *s = glfwGetWindowUserPointer(w);
+	window_style_char(&s->style, codepoint);
 }
 
 static void on_resize(GLFWwindow *w, int fw, int fh)
@@ -482,6 +490,38 @@ static bool handle_input(struct win *s, double t, double dt, double vw, double v
 	return true;
 }
 
+/* Color mode, filters and search: their keys first (while the search box
+ * is open it takes every key), then what changed goes to the renderer. */
+static bool style_input(struct win *s, const struct gos_window_deps *deps, struct gos_map *shown,
+                        double t, size_t n_streams)
+{
+	char msg[400];
+	double jx, jy;
+	bool shift = s->window && (glfwGetKey(s->window, GLFW_KEY_LEFT_SHIFT) == GLFW_PRESS ||
+	                           glfwGetKey(s->window, GLFW_KEY_RIGHT_SHIFT) == GLFW_PRESS);
+	if (window_style_keys(&s->style, s->in.keys, s->in.ctrl, shift, s->active_stream, n_streams,
+	                      deps, msg, sizeof(msg), &jx, &jy)) {
+		s->cam.target.cx = jx;
+		s->cam.target.cy = jy;
+		if (s->cam.target.zoom < 1)
+			s->cam.target.zoom = 1;
+		s->follow = false;
+	}
+	if (msg[0])
+		set_banner(s, t, msg);
+	if (s->style.dirty) {
+		if (!gos_render_set_style(s->r, &s->style.st))
+			return false;
+		s->style.dirty = false;
+	}
+	if (s->style.matches_dirty) {
+		if (!gos_render_set_matches(s->r, shown, s->style.res.slots, s->style.res.n_slots))
+			return false;
+		s->style.matches_dirty = false;
+	}
+	return true;
+}
+
 /* ---- the loop ---- */
 
 static void finish(struct win *s)
@@ -498,6 +538,7 @@ static void finish(struct win *s)
 			gos_offscreen_destroy(s->r, s->off);
 	}
 	window_travel_finish(&s->tv);
+	window_style_finish(&s->style);
 	gos_render_destroy(s->r);
 	gos_map_view_finish(&s->hover_view);
 	gos_vk_destroy(s->vk);
@@ -514,6 +555,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 	s->o = *opts;
 	s->d = deps;
 	window_travel_init(&s->tv, deps->travel);
+	window_style_init(&s->style, opts->color_mode);
 	s->active_stream = -1;
 	s->hover_slot = -1;
 	/* As the web viewer: start legible (zoom 1 or more) on the newest token,
@@ -559,6 +601,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		glfwSetMouseButtonCallback(s->window, on_button);
 		glfwSetScrollCallback(s->window, on_scroll);
 		glfwSetKeyCallback(s->window, on_key);
+		glfwSetCharCallback(s->window, on_char);
 		glfwSetFramebufferSizeCallback(s->window, on_resize);
 		uint32_t n_exts = 0;
 		const char **exts = glfwGetRequiredInstanceExtensions(&n_exts);
@@ -664,6 +707,8 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 				s->cam.cur.zoom = s->cam.target.zoom = 1.5;
 			fitted = true;
 		}
+		if (!style_input(s, deps, shown, t, rs.n_streams))
+			break;
 		if (!handle_input(s, t, dt, vw, vh))
 			break;
 		gos_cam_step(&s->cam, dt, CAM_TAU);
@@ -706,6 +751,9 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 			.mouse_y = s->in.my,
 			.banner = t < s->banner_until ? s->banner : NULL,
 		};
+		char sline[WINDOW_QUERY_MAX + 96];
+		if (!fi.banner)
+			fi.banner = window_style_line(&s->style, sline, sizeof(sline));
 		bool ctrl = s->in.ctrl;
 		window_travel_keys(&s->tv, s->in.keys, ctrl, t, s->o.shot_dir, tmsg, sizeof(tmsg));
 		if (tmsg[0])

@@ -8,8 +8,14 @@
  * Keys: drag pans; wheel zooms about the cursor; arrows pan; +/- zoom;
  * Home fits all tokens; F follows the newest token of the active stream;
  * Tab cycles the active stream; S writes a screenshot PNG (and so does a
- * request through deps->shot_take, gos-shot --socket); F11 toggles
- * fullscreen; Esc/Q quit. Hover shows a token's details. */
+ * request through deps->shot_take, gos-shot --socket); E exports CSV; F11
+ * toggles fullscreen; Esc/Q quit. Hover shows a token's details.
+ * Color and filters: C (Shift+C back) cycles the color mode (confidence,
+ * logprob, rank, entropy, latency, agreement); V hides or shows the active
+ * stream, O shows it alone (again: all), A shows everything again, R cycles
+ * probability ranges (all, < 0.1, < 0.5, >= 0.5, >= 0.9). Search: / or
+ * Ctrl+F opens the box, Enter searches (deps->search), n / Shift+N (or
+ * Enter) jump to the next / previous match, Esc ends the search. */
 #ifndef GOS_WINDOW_H
 #define GOS_WINDOW_H
 
@@ -30,6 +36,7 @@ struct gos_window_opts {
 	bool exercise;           /* test hook: resize twice and toggle fullscreen
 	                            during the first `frames` frames */
 	uint32_t palette;
+	uint32_t color_mode;         /* GOS_COLOR_* the window starts with (C cycles) */
 	const char *shot_dir;    /* where S writes screenshots; NULL: "." */
 	const char *gpu;         /* Vulkan device override (gos_vk_opts.gpu) */
 	bool cpu_compute;        /* token projection on the CPU (gos_render_opts) */
@@ -78,6 +85,18 @@ struct gos_window_travel {
 };
 
 /* What the loop asks its owner each frame (main thread callbacks). */
+/* A search's answer for the window (deps.search): the matches' count, the
+ * world position of each of the first n (their first token), and the slots
+ * of every token they cover (to highlight). Arrays malloc'd, the window
+ * frees them. */
+struct gos_window_search_result {
+	size_t count;                 /* matches in all (n <= count) */
+	size_t n;
+	double *x, *y;                /* [n] */
+	uint32_t *slots;              /* [n_slots] */
+	size_t n_slots;
+};
+
 struct gos_window_deps {
 	struct gos_map *map;                  /* required */
 	/* Called once per frame; return false to quit (signals, ...). */
@@ -95,6 +114,11 @@ struct gos_window_deps {
 	/* E: writes the map's tokens as CSV into dir (the screenshot folder);
 	 * msg says where, or why not. NULL: the key says it is not there. */
 	bool (*export_csv)(void *ctx, const char *dir, char *msg, size_t msglen);
+	/* / or Ctrl+F, Enter: searches the live map's text for q (case-folded,
+	 * across token boundaries); false with one sentence in msg when it
+	 * cannot. NULL: the keys say search is not there. */
+	bool (*search)(void *ctx, const char *q, struct gos_window_search_result *out, char *msg,
+	               size_t msglen);
 	/* NULL: no time travel (no journal); the keys then only say so. */
 	const struct gos_window_travel *travel;
 	void *ctx;

@@ -12,6 +12,15 @@
 #include "gos_compute.h"
 #include "gos_render_internal.h"
 
+/* grid_push.palette: the palette, the color mode and the search flag
+ * (map_background.glsl). */
+static uint32_t render_bg_palette(const struct gos_render *r)
+{
+	struct gos_compute_style st;
+	gos_compute_get_style(r->compute, &st);
+	return r->o.palette | st.mode << 8 | (st.filter & GOS_FILTER_SEARCH) << 16;
+}
+
 struct grid_push render_grid_push(const struct gos_render *r, const struct gos_frame_info *fi,
                                   VkExtent2D ext, bool copy, bool splat)
 {
@@ -32,7 +41,7 @@ struct grid_push render_grid_push(const struct gos_render *r, const struct gos_f
 		.flags = (r->o.disable & GOS_RENDER_NO_GRID) ? 0u : GRID_ON,
 		.now = (float)fi->now,
 		.fade_s = fi->no_fade ? 0.0f : 0.35f,
-		.palette = r->o.palette,
+		.palette = render_bg_palette(r),
 	};
 	/* Each level's strength: 0 at 8 px spacing, 1 at 800 px, smoothstepped. */
 	for (int i = 0; i < 3; i++) {

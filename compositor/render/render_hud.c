@@ -107,10 +107,19 @@ static void overlay_markers(struct gos_render *r, const struct gos_frame_info *f
 {
 	const struct gos_view *v = &fi->view;
 	double pulse = fi->no_fade ? 1.0 : 0.6 + 0.4 * cos(fi->now * 5.0);
+	struct gos_compute_style st;
+	gos_compute_get_style(r->compute, &st);
 	for (size_t i = 0; i < r->n_streams; i++) {
 		const struct gos_stream *s = &r->streams[i].s;
 		float x, y, w;
 		if (s->newest_slot < 0 || !gos_render_slot(r, (uint32_t)s->newest_slot, &x, &y, &w))
+			continue;
+		/* a hidden stream's marker goes with it */
+		struct gos_gpu_token probe = {.attrs = (uint32_t)(i < GOS_TOKEN_STREAM_MAX ? i
+		                                                  : GOS_TOKEN_STREAM_MAX)};
+		struct gos_compute_style streams_only = st;
+		streams_only.filter &= GOS_FILTER_STREAMS | GOS_FILTER_BEYOND;
+		if (!gos_compute_ref_shown(&probe, &streams_only))
 			continue;
 		double sx, sy;
 		gos_view_to_screen(v, vw, vh, x + w * 0.5, y, &sx, &sy);
@@ -164,9 +173,12 @@ static void overlay_panel(struct gos_render *r, const struct gos_frame_info *fi)
 				snprintf(el, sizeof(el), "  %.1fs", c->s.elapsed_ms / 1000.0);
 			/* a failed generation says why; else the model that made it */
 			const char *why = c->message[0] ? c->message : c->model;
-			snprintf(line[nl++], sizeof(line[0]), "   %.24s  %.16s%s%s  (%llu tokens)%s%.60s",
+			char div[40] = "";
+			if (c->s.diverge_at >= 0)
+				snprintf(div, sizeof(div), "  diverges at %lld", (long long)c->s.diverge_at);
+			snprintf(line[nl++], sizeof(line[0]), "   %.24s  %.16s%s%s  (%llu tokens)%s%s%.60s",
 			         c->name[0] ? c->name : "default", c->state[0] ? c->state : "-",
-			         prog, el, (unsigned long long)c->s.n_tokens, why[0] ? "  " : "", why);
+			         prog, el, (unsigned long long)c->s.n_tokens, div, why[0] ? "  " : "", why);
 		}
 		if (r->n_streams > MAX_STREAMS_SHOWN)
 			snprintf(line[nl++], sizeof(line[0]), "   + %zu more streams",
@@ -217,7 +229,8 @@ static void overlay_scale(struct gos_render *r, const struct gos_view *v, double
 /* The key help, bottom right. */
 static void overlay_help(struct gos_render *r, double vw, double vh)
 {
-	const char *help = "drag pan  wheel zoom  Home fit  F follow  Tab stream  S shot  [ ] time  Q quit";
+	const char *help = "drag pan  wheel zoom  Home fit  F follow  Tab stream  C color  V O A R filter  "
+	                   "/ search  S shot  E export  [ ] time  Q quit";
 	float w = text_width(13, help);
 	ov_text(r, (float)vw - w - 16, (float)vh - 24, 13, help, dim);
 }

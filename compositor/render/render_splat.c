@@ -233,6 +233,8 @@ static void dispatch_splat(struct gos_render *r, VkCommandBuffer cmd, const stru
 	                     0, 1, &cleared, 0, NULL, 0, NULL);
 	struct gos_compute_buffers cb;
 	gos_compute_buffers(r->compute, &cb);
+	struct gos_compute_style style;
+	gos_compute_get_style(r->compute, &style);
 	if (cb.slots) {
 		uint32_t groups = (cb.slots + 63) / 64;
 		uint32_t max_x = vk->props.limits.maxComputeWorkGroupCount[0];
@@ -252,6 +254,11 @@ static void dispatch_splat(struct gos_render *r, VkCommandBuffer cmd, const stru
 			.cols = {cols[0], cols[1]},
 			.rows = {rows[0], rows[1]},
 			.max_half = fmaxf(r->max_w * cam->zoom * 0.5f, 1.0f),
+			.filter = style.filter,
+			.mask = gos_compute_mask_address(r->compute),
+			.mask_words = style.mask_words,
+			.p_min = style.p_min,
+			.p_max = style.p_max,
 		};
 		vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, r->splat);
 		vkCmdPushConstants(cmd, r->splat_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(sp), &sp);

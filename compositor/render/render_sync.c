@@ -179,6 +179,88 @@ static void copy_stream(struct gos_render *r, const struct gos_stream *s)
 		r->n_streams = s->index + 1;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool is_match(const struct gos_render *r, uint32_t slot)
+{
+	return r->n_matches && bsearch(&slot, r->matches, r->n_matches, sizeof(slot), cmp_u32);
+}
+
+/* A live token's GPU update: position, confidence, and what the color
+ * modes and filters read (stream, rank, mode values, flags). */
+void render_token_update(const struct gos_render *r, const struct gos_token *t,
+                         struct gos_token_update *u)
+{
+	*u = (struct gos_token_update){.slot = t->slot, .x = t->x, .y = t->y,
+	                               .confidence = t->confidence, .stream = t->stream};
+	gos_compute_ref_facts(u, t->logprob, t->rank, t->entropy, t->gap_ms, t->agree);
+	u->flags = (t->diverges ? GOS_TOKEN_DIVERGES : 0) |
+	           (is_match(r, t->slot) ? GOS_TOKEN_MATCH : 0);
+}
+
+bool gos_render_set_matches(struct gos_render *r, struct gos_map *map, const uint32_t *slots,
+                            size_t n)
+{
+	uint32_t *next = NULL;
+	if (n) {
+		next = malloc(n * sizeof(*next));
+		if (!next)
+			return false;
+		memcpy(next, slots, n * sizeof(*next));
+		qsort(next, n, sizeof(*next), cmp_u32);
+	}
+	/* the slots whose flag changes: in one set and not the other */
+	uint32_t *diff = malloc((r->n_matches + n + 1) * sizeof(*diff));
+	if (!diff) {
+		free(next);
+		return false;
+	}
+	size_t nd = 0, i = 0, j = 0;
+	while (i < r->n_matches || j < n) {
+		if (j == n || (i < r->n_matches && r->matches[i] < next[j]))
+			diff[nd++] = r->matches[i++];
+		else if (i == r->n_matches || next[j] < r->matches[i])
+			diff[nd++] = next[j++];
+		else
+			i++, j++;
+	}
+	free(r->matches);
+	r->matches = next;
+	r->n_matches = n;
+	bool ok = true;
+	for (size_t at = 0; at < nd && ok; at += 65536) {
+		size_t k = nd - at < 65536 ? nd - at : 65536;
+		gos_map_read_slots(map, diff + at, k, &r->match_view);
+		struct gos_map_view *v = &r->match_view;
+		struct gos_token_update *u = malloc((v->n_tokens + 1) * sizeof(*u));
+		if (!u) {
+			ok = false;
+			break;
+		}
+		for (size_t q = 0; q < v->n_tokens; q++)
+			render_token_update(r, &v->tokens[q], &u[q]);
+		ok = gos_compute_update(r->compute, u, v->n_tokens);
+		free(u);
+	}
+	free(diff);
+	r->proj_valid = false;
+	r->splat_valid = false;
+	return ok;
+}
+
+bool gos_render_set_style(struct gos_render *r, const struct gos_compute_style *style)
+{
+	if (!gos_compute_set_style(r->compute, style))
+		return false;
+	r->proj_valid = false;
+	r->splat_valid = false;
+	return true;
+}
+
 /* Turns the view's tokens into GPU updates. */
 static bool apply_view(struct gos_render *r, bool replace_all)
 {
@@ -207,9 +289,7 @@ static bool apply_view(struct gos_render *r, bool replace_all)
 			p[2] = -1;
 			continue;
 		}
-		u->x = t->x;
-		u->y = t->y;
-		u->confidence = t->confidence;
+		render_token_update(r, t, u);
 		p[0] = t->x;
 		p[1] = t->y;
 		p[2] = t->w;

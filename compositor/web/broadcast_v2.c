@@ -173,7 +173,8 @@ static void put_stream(struct gos_v2_writer *w, const struct gos_stream *st)
 		.name = st->name, .state = st->state, .tokens_processed = st->tokens_processed,
 		.total_tokens = st->total_tokens, .elapsed_ms = st->elapsed_ms, .tokens = st->n_tokens,
 		.ttft_ms = st->ttft_ms, .finish_reason = st->finish_reason, .message = st->message,
-		.model = st->model, .stats = &st->stats});
+		.model = st->model, .stats = &st->stats, .group_index = st->group,
+		.diverge_at = st->diverge_at});
 }
 
 static void put_token(struct gos_v2_writer *w, const struct gos_token *t)
@@ -181,7 +182,9 @@ static void put_token(struct gos_v2_writer *w, const struct gos_token *t)
 	gos_v2_token(w, &(struct gos_v2_token){
 		.slot = t->slot, .stream = t->stream, .x = t->x, .y = t->y, .w = t->w,
 		.confidence = t->confidence, .logprob = t->logprob, .timestamp = t->timestamp,
-		.id = t->id, .text = t->text, .n_alts = t->n_alts, .alts = t->alts});
+		.id = t->id, .text = t->text, .n_alts = t->n_alts, .alts = t->alts,
+		.index = t->index, .rank = t->rank, .gap_ms = t->gap_ms, .entropy = t->entropy,
+		.agree = t->agree, .diverges = t->diverges});
 }
 
 /* A tile into the writer, at the level the writer's ctx says. */

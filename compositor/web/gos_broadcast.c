@@ -115,10 +115,17 @@ static void put_token(const struct gos_broadcast *b, struct gos_viewer_writer *w
 		.logprob = tk->logprob,
 		.n_alts = tk->n_alts,
 		.alts = tk->alts,
+		.index = tk->index,
+		.rank = tk->rank,
+		.gap_ms = tk->gap_ms,
+		.entropy = tk->entropy,
+		.agree = tk->agree,
+		.diverges = tk->diverges,
 	});
 }
 
-static void put_stream(struct gos_viewer_writer *w, const struct gos_stream *s)
+static void put_stream(const struct gos_broadcast *b, struct gos_viewer_writer *w,
+                       const struct gos_stream *s)
 {
 	gos_viewer_put_stream(w, &(struct gos_viewer_stream){
 		.name = s->name,
@@ -132,6 +139,10 @@ static void put_stream(struct gos_viewer_writer *w, const struct gos_stream *s)
 		.message = s->message,
 		.model = s->model,
 		.stats = &s->stats,
+		/* a group's first stream came before it, so its name is known */
+		.group = s->group == s->index ? s->name : stream_name(b, s->group),
+		.group_index = s->group,
+		.diverge_at = s->diverge_at,
 	});
 }
 
@@ -164,7 +175,7 @@ static void publish_delta(struct gos_broadcast *b, uint64_t since)
 		gos_buf_clear(t);
 		gos_viewer_neural_state_begin(&w, t, since, d->seq);
 		for (size_t i = 0; i < d->n_streams; i++)
-			put_stream(&w, &d->streams[i]);
+			put_stream(b, &w, &d->streams[i]);
 		gos_viewer_end(&w);
 		streams = gos_ws_msg_create(t->data, t->len);
 	}
@@ -280,14 +291,14 @@ static void publish_snapshot(struct gos_broadcast *b, bool all)
 		for (size_t j = 0; j < d->n_streams; j++)
 			if (d->streams[j].index == s->index)
 				s = &d->streams[j];
-		put_stream(&w, s);
+		put_stream(b, &w, s);
 	}
 	for (size_t j = 0; j < d->n_streams; j++) {
 		bool known = false;
 		for (size_t i = 0; i < last->n_streams && !known; i++)
 			known = last->streams[i].index == d->streams[j].index;
 		if (!known)
-			put_stream(&w, &d->streams[j]);
+			put_stream(b, &w, &d->streams[j]);
 	}
 	uint64_t n = gos_viewer_end(&w);
 	publish_text(b, true, all);

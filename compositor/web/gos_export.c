@@ -39,20 +39,6 @@ struct export {
 	double min_p, max_p;
 };
 
-unsigned gos_export_rank(const char *text, const struct gos_alt *alts, unsigned n_alts)
-{
-	for (unsigned j = 0; j < n_alts; j++) {
-		if (strcmp(alts[j].token, text))
-			continue;
-		unsigned rank = 1;
-		for (unsigned k = 0; k < n_alts; k++)
-			rank += alts[k].logprob > alts[j].logprob ||
-			        (k < j && alts[k].logprob == alts[j].logprob);
-		return rank;
-	}
-	return 0;
-}
-
 static void export_free(struct export *e)
 {
 	if (!e)
@@ -170,8 +156,8 @@ static void *export_open(void *ctx, const char *const *args, int n_args,
 		return fail(e, d, 404, err, errlen, m);
 	}
 
-	/* the tokens: arrival order, each one's index in its stream, then the
-	 * probability range */
+	/* the tokens: arrival order (each knows its index in its stream), then
+	 * the probability range */
 	size_t cap = 0;
 	struct gos_place pl[4096];
 	for (uint32_t at = 0; at != UINT32_MAX;) {
@@ -185,16 +171,11 @@ static void *export_open(void *ctx, const char *const *args, int n_args,
 				if (!e->picks)
 					abort();
 			}
-			e->picks[e->n++] = (struct pick){pl[i].slot, 0, pl[i].stream, pl[i].arrived};
+			e->picks[e->n++] = (struct pick){pl[i].slot, pl[i].index, pl[i].stream,
+			                                 pl[i].arrived};
 		}
 	}
 	qsort(e->picks, e->n, sizeof(*e->picks), cmp_pick);
-	uint32_t *next = calloc(e->n_names ? e->n_names : 1, sizeof(*next));
-	if (!next)
-		abort();
-	for (size_t i = 0; i < e->n; i++)
-		e->picks[i].index = e->picks[i].stream < e->n_names ? next[e->picks[i].stream]++ : 0;
-	free(next);
 	/* the range is checked as each token is read: its confidence then */
 	e->min_p = min_p;
 	e->max_p = max_p;
@@ -249,9 +230,8 @@ static void csv_row(struct export *e, const struct gos_token *t, const char *str
 	if (!isnan(t->logprob))
 		gos_buf_json_f32(b, t->logprob);
 	gos_buf_putc(b, ',');
-	unsigned rank = gos_export_rank(t->text, t->alts, t->n_alts);
-	if (rank)
-		gos_buf_u64(b, rank);
+	if (t->rank && t->rank != GOS_RANK_BEYOND)
+		gos_buf_u64(b, t->rank);
 	gos_buf_putc(b, ',');
 	gos_buf_json_f64(b, t->timestamp);
 	gos_buf_putc(b, ',');
@@ -278,10 +258,9 @@ static void jsonl_row(struct export *e, const struct gos_token *t, const char *s
 	b->len--;  /* reopen the object */
 	gos_buf_puts(b, ",\"index\":");
 	gos_buf_u64(b, index);
-	unsigned rank = gos_export_rank(t->text, t->alts, t->n_alts);
-	if (rank) {
+	if (t->rank && t->rank != GOS_RANK_BEYOND) {
 		gos_buf_puts(b, ",\"rank\":");
-		gos_buf_u64(b, rank);
+		gos_buf_u64(b, t->rank);
 	}
 	gos_buf_puts(b, "}\n");
 }

@@ -25,9 +25,4 @@ void gos_export_stream(struct gos_ws_stream *st, struct gos_map *map);
 bool gos_export_save(struct gos_map *map, const char *format, const char *dir, char *msg,
                      size_t msglen);
 
-/* The rank of the chosen token among its top_logprobs (1: the model's
- * first choice; by logprob, ties in the order given), or 0 when there are
- * none or the chosen text is not among them. */
-unsigned gos_export_rank(const char *text, const struct gos_alt *alts, unsigned n_alts);
-
 #endif

@@ -203,6 +203,26 @@ void gos_viewer_put_token(struct gos_viewer_writer *w, const struct gos_viewer_t
 		}
 		gos_buf_putc(t, ']');
 	}
+	gos_buf_puts(t, ",\"index\":");
+	gos_buf_u64(t, tk->index);
+	if (tk->rank) {
+		gos_buf_puts(t, ",\"rank\":");
+		gos_buf_i64(t, tk->rank == UINT32_MAX ? -1 : (int64_t)tk->rank);
+	}
+	if (isfinite(tk->gap_ms)) {
+		gos_buf_puts(t, ",\"gap_ms\":");
+		gos_buf_json_f32(t, tk->gap_ms);
+	}
+	if (isfinite(tk->entropy)) {
+		gos_buf_puts(t, ",\"entropy\":");
+		gos_buf_json_f32(t, tk->entropy);
+	}
+	if (isfinite(tk->agree)) {
+		gos_buf_puts(t, ",\"agree\":");
+		gos_buf_json_f32(t, tk->agree);
+	}
+	if (tk->diverges)
+		gos_buf_puts(t, ",\"diverges\":true");
 	gos_buf_putc(t, '}');
 }
 
@@ -292,6 +312,10 @@ void gos_viewer_put_stream(struct gos_viewer_writer *w, const struct gos_viewer_
 	gos_buf_u64(t, s->tokens);
 	if (s->stats)
 		put_analytics(t, s);
+	gos_buf_puts(t, ",\"group\":");
+	gos_buf_json_str(t, s->group ? s->group : s->name ? s->name : "");
+	gos_buf_puts(t, ",\"diverge_at\":");
+	gos_buf_i64(t, s->diverge_at);
 	gos_buf_putc(t, '}');
 }
 

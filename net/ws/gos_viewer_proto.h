@@ -42,6 +42,12 @@ struct gos_viewer_token {
 	float logprob;               /* NAN: none sent (the field is left out) */
 	uint32_t n_alts;             /* top_logprobs alternatives; 0: "alts" left out */
 	const struct gos_alt *alts;  /* an alt's token NULL: "" */
+	/* issue 13 (docs/protocol.md, "Token fields"); written for live tokens */
+	uint32_t index;              /* its place in its stream */
+	uint32_t rank;               /* among its top_logprobs: 0 unknown (left out),
+	                              * UINT32_MAX beyond (written -1) */
+	float gap_ms, entropy, agree;  /* NAN: unknown (left out); zero is a value */
+	bool diverges;               /* "diverges":true, else left out */
 };
 
 /* One stream of a snapshot or neural_state. */
@@ -56,6 +62,11 @@ struct gos_viewer_stream {
 	double ttft_ms;              /* NAN: unknown */
 	const char *finish_reason, *message, *model;  /* "" or NULL: none */
 	const struct gos_stream_stats *stats;
+	/* divergence (always written): the group's first stream, by name for
+	 * gos.v1 (NULL: its own name) and by index for gos.v2 */
+	const char *group;
+	uint32_t group_index;
+	int64_t diverge_at;          /* first index where it differs from its group; -1 none */
 };
 
 /* The numbers viewers show for a stream, derived from s->stats (NAN where

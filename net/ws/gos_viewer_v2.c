@@ -8,11 +8,13 @@
 enum {
 	C_TS, C_SLOT, C_STREAM, C_X, C_Y, C_W, C_CONF, C_LP, C_ID_OFF, C_ID_LEN,
 	C_TEXT_OFF, C_TEXT_LEN, C_ALT_FIRST, C_ALT_COUNT,                 /* tokens */
+	C_INDEX, C_RANK, C_GAP, C_ENTROPY, C_AGREE, C_TFLAGS,             /* tokens' detail (flag 2) */
 	C_REMOVED,                                                       /* removed */
 	C_S_PROC, C_S_TOTAL, C_S_ELAPSED, C_S_TOKENS, C_S_INDEX, C_S_NAME_OFF, C_S_NAME_LEN,
 	C_S_STATE_OFF, C_S_STATE_LEN,                                    /* streams */
 	C_S_TTFT, C_S_TPS, C_S_MEANC, C_S_MINC, C_S_PPL, C_S_ENT, C_S_FIN_OFF, C_S_FIN_LEN,
 	C_S_MSG_OFF, C_S_MSG_LEN, C_S_MODEL_OFF, C_S_MODEL_LEN, C_S_HIST,  /* streams' analytics (flag 1) */
+	C_S_GROUP, C_S_DIVERGE,                                          /* streams' groups (flag 2) */
 	C_T_LEVEL, C_T_X, C_T_Y, C_T_COUNT, C_T_CONF,                    /* tiles */
 	C_A_OFF, C_A_LEN, C_A_LP,                                        /* alts */
 	C_COUNT_
@@ -91,6 +93,12 @@ void gos_v2_token(struct gos_v2_writer *w, const struct gos_v2_token *t)
 		put_f32(w, C_A_LP, t->alts[i].logprob);
 	}
 	w->n_alts += t->n_alts;
+	put_u32(w, C_INDEX, t->index);
+	put_u32(w, C_RANK, t->rank);
+	put_f32(w, C_GAP, t->gap_ms);
+	put_f32(w, C_ENTROPY, t->entropy);
+	put_f32(w, C_AGREE, t->agree);
+	put_u32(w, C_TFLAGS, t->diverges ? GOS_V2_TFLAG_DIVERGES : 0);
 	w->n_tokens++;
 }
 
@@ -120,6 +128,9 @@ void gos_v2_stream(struct gos_v2_writer *w, uint32_t index, const struct gos_vie
 	put_str(w, C_S_MODEL_OFF, C_S_MODEL_LEN, s->model);
 	for (int i = 0; i < 10; i++)
 		put_u32(w, C_S_HIST, s->stats ? s->stats->hist[i] : 0);
+	put_u32(w, C_S_GROUP, s->group_index);
+	put_i32(w, C_S_DIVERGE, (int32_t)(s->diverge_at < INT32_MIN ? INT32_MIN
+	                                  : s->diverge_at > INT32_MAX ? INT32_MAX : s->diverge_at));
 	w->n_streams++;
 }
 
@@ -172,7 +183,7 @@ void gos_v2_finish(struct gos_v2_writer *w, struct gos_buf *out)
 	memset(h, 0, GOS_V2_HEADER);
 	h[0] = (unsigned char)w->h.kind;
 	h[1] = 2;
-	h[2] = GOS_V2_FLAG_ANALYTICS;
+	h[2] = GOS_V2_FLAG_ANALYTICS | GOS_V2_FLAG_DETAIL;
 	out_u32(h + 4, w->n_tokens);
 	out_u64(h + 8, w->h.seq);
 	out_u64(h + 16, w->h.since);

@@ -19,6 +19,10 @@
 #define GOS_V2_PROTOCOL     "gos.v2"
 #define GOS_V2_HEADER       112
 #define GOS_V2_FLAG_ANALYTICS 1u       /* header flags: streams carry the analytics columns */
+#define GOS_V2_FLAG_DETAIL    2u       /* header flags: tokens carry index, rank, gap, entropy,
+                                        * agreement and flags; streams group and diverge_at */
+#define GOS_V2_RANK_BEYOND    UINT32_MAX  /* the rank column: not among its top_logprobs */
+#define GOS_V2_TFLAG_DIVERGES 1u       /* the tflags column: its stream's first divergence */
 #define GOS_V2_LEVELS       21         /* tile levels 0..20 */
 #define GOS_V2_TILE0        128.0      /* level-0 tile side, world units */
 #define GOS_V2_CELL         1024.0     /* detail cell side (= level 3 tiles) */
@@ -76,6 +80,10 @@ struct gos_v2_token {
 	const char *id, *text;
 	uint32_t n_alts;
 	const struct gos_alt *alts;
+	uint32_t index;                /* in its stream */
+	uint32_t rank;                 /* 0 unknown, GOS_V2_RANK_BEYOND beyond */
+	float gap_ms, entropy, agree;  /* NAN: unknown */
+	bool diverges;
 };
 
 /* A message being built: each column staged in its own buffer, joined by
@@ -83,7 +91,7 @@ struct gos_v2_token {
 struct gos_v2_writer {
 	struct gos_v2_head h;
 	uint32_t n_tokens, n_removed, n_streams, n_tiles, n_alts;
-	struct gos_buf col[48];
+	struct gos_buf col[56];
 	struct gos_buf str;
 };
 
@@ -94,7 +102,7 @@ void gos_v2_hello(struct gos_buf *out);
 void gos_v2_begin(struct gos_v2_writer *w, const struct gos_v2_head *h);
 void gos_v2_token(struct gos_v2_writer *w, const struct gos_v2_token *t);
 void gos_v2_removed(struct gos_v2_writer *w, uint32_t slot);
-/* A stream: its map index and the fields gos.v1 sends. */
+/* A stream: its map index and the fields gos.v1 sends (group: s->group_index). */
 void gos_v2_stream(struct gos_v2_writer *w, uint32_t index, const struct gos_viewer_stream *s);
 /* A tile; confidence NAN when none of its tokens has one. */
 void gos_v2_tile(struct gos_v2_writer *w, uint32_t level, int32_t tx, int32_t ty, uint32_t count,

@@ -9,7 +9,9 @@
 //
 // As a module: const s = await require('./mock_server').start({port, v1Only});
 //   s.add([{id, text, x, y, w, confidence, stream, timestamp}]), s.remove([id]),
-//   s.tick() (sends what changed), s.resync(), s.timeline(), s.port, s.viewers(), s.close().
+//   s.tick() (sends what changed), s.resync(), s.timeline(), s.port, s.viewers(), s.close(),
+//   s.searches() (the search requests received; each answered, see searchAnswer).
+//   Tokens may carry index, rank (-1 beyond), gap_ms, entropy, agree, diverges.
 // From the command line (for latejoin.js / frametime.js by hand):
 //   node mock_server.js [--port N] [--tokens N] [--v1-only]
 //   prints "mock gos at http://127.0.0.1:PORT/ (N tokens)".
@@ -93,6 +95,9 @@ function start(opts = {}) {
       t.text = m.text || ''; t.w = m.w || t.text.length * 9;
       t.confidence = typeof m.confidence === 'number' ? m.confidence : null;
       t.timestamp = m.timestamp || 0; t.logprob = m.logprob === undefined ? null : m.logprob; t.alts = m.alts || [];
+      // issue 13's fields, as given (undefined: unknown)
+      for (const k of ['index', 'rank', 'gap_ms', 'entropy', 'agree', 'diverges']) t[k] = m[k];
+      if (t.index === undefined) t.index = streamList[t.stream].tokens - 1;
       const ck = cellKey(t);
       if (!cells.has(ck)) cells.set(ck, new Set());
       cells.get(ck).add(t.slot);
@@ -148,16 +153,55 @@ function start(opts = {}) {
   }
 
   const tokenRec = t => ({ slot: t.slot, stream: t.stream, x: t.x, y: t.y, w: t.w, confidence: t.confidence,
-    logprob: t.logprob, timestamp: t.timestamp, id: t.id, text: t.text, alts: t.alts });
+    logprob: t.logprob, timestamp: t.timestamp, id: t.id, text: t.text, alts: t.alts, index: t.index, rank: t.rank,
+    gap_ms: t.gap_ms, entropy: t.entropy, agree: t.agree, diverges: t.diverges });
   const tileRec = (k, key) => {
     const [tx, ty] = key.split(',').map(Number), e = level(k).get(key);
     return { level: k, tx, ty, count: e ? e.count : 0, confidence: e && e.n ? e.sum / e.n : null };
   };
   const streamRecs = idx => idx.map(i => ({ index: i, stream: streamList[i].stream, state: '', tokens_processed: 0,
-    total_tokens: -1, elapsed_ms: null, tokens: streamList[i].tokens }));
+    total_tokens: -1, elapsed_ms: null, tokens: streamList[i].tokens, group_index: i, diverge_at: -1 }));
   const head = () => ({ seq, liveTokens: bySlot.size, bounds, overviewLevel: overviewLevel() });
-  const v1Token = t => ({ id: t.id, text: t.text, x: t.x, y: t.y, w: t.w, confidence: t.confidence,
-    stream: streamList[t.stream].stream, timestamp: t.timestamp });
+  const v1Token = t => {
+    const o = { id: t.id, text: t.text, x: t.x, y: t.y, w: t.w, confidence: t.confidence,
+      stream: streamList[t.stream].stream, timestamp: t.timestamp, index: t.index };
+    for (const k of ['rank', 'gap_ms', 'entropy', 'agree']) if (typeof t[k] === 'number') o[k] = t[k];
+    if (t.diverges) o.diverges = true;
+    return o;
+  };
+
+  // search (docs/protocol.md): each stream's text (its tokens in order,
+  // joined), lower-cased, every occurrence of q; a match's ids are the
+  // tokens it covers, x and y its first token's centre. opts.searchAnswer
+  // (request) -> message replaces the answer (errors, for tests).
+  const searches = [];
+  function searchAnswer(m) {
+    if (opts.searchAnswer) { const a = opts.searchAnswer(m); if (a) return a; }
+    if (typeof m.q !== 'string' || !m.q)
+      return { type: 'error', code: 'bad_request', message: 'search needs a non-empty "q"' };
+    const q = m.q.toLowerCase(), limit = m.limit || 1000, matches = [];
+    let count = 0;
+    const per = new Map();
+    for (const t of [...bySlot.values()].sort((a, b) => a.index - b.index)) {
+      const name = streamList[t.stream].stream;
+      if (Array.isArray(m.streams) && !m.streams.includes(name)) continue;
+      if ((typeof m.min_p === 'number' || typeof m.max_p === 'number') &&
+        (t.confidence === null || t.confidence < (m.min_p || 0) || t.confidence > (m.max_p === undefined ? 1 : m.max_p))) continue;
+      if (!per.has(name)) per.set(name, []);
+      per.get(name).push(t);
+    }
+    for (const [name, list] of per) {
+      let text = '';
+      const starts = list.map(t => { const at = text.length; text += t.text.toLowerCase(); return at; });
+      for (let i = text.indexOf(q); i >= 0; i = text.indexOf(q, i + 1)) {
+        count++;
+        if (matches.length >= limit) continue;
+        const ids = list.filter((t, k) => starts[k] < i + q.length && starts[k] + t.text.length > i);
+        matches.push({ stream: name, ids: ids.map(t => t.id), x: ids[0].x, y: ids[0].y });
+      }
+    }
+    return { type: 'search_result', q: m.q, count, matches, truncated: count > matches.length };
+  }
 
   // ---- viewers
   const viewers = new Set();
@@ -186,6 +230,7 @@ function start(opts = {}) {
       let m;
       try { m = JSON.parse(String(data)); } catch (e) { return; }
       if (m.type === 'ping') send(JSON.stringify({ type: 'pong', t: m.t }));
+      if (m.type === 'search') { searches.push(m); send(JSON.stringify(searchAnswer(m))); }
       if (m.type === 'viewport' && v.v2 && !v.past && [m.x, m.y, m.w, m.h, m.zoom].every(Number.isFinite)) region(v, m);
       // Time travel, roughly: "the past" is the map now, as gos.v1 JSON on
       // either protocol, and no deltas until live.
@@ -199,12 +244,12 @@ function start(opts = {}) {
     if (v.v2 && mode === 'live') {
       const k = overviewLevel();
       v.overview = k; v.viewLevel = -1; v.tileRect = v.cellRect = null;
-      v.send(encode(Object.assign({ kind: KIND.SNAPSHOT, streams: streamRecs(streamList.map((s, i) => i)),
+      v.send(encode(Object.assign({ kind: KIND.SNAPSHOT, flags: 3, streams: streamRecs(streamList.map((s, i) => i)),
         tiles: [...level(k).keys()].map(key => tileRec(k, key)) }, head(), { seq: tickSeq })));
     } else {
       v.send(JSON.stringify({ type: 'snapshot', seq: tickSeq, tokens: [...bySlot.values()].map(v1Token),
         streams: streamList.map(s => ({ stream: s.stream, state: '', tokens_processed: 0, total_tokens: -1,
-          elapsed_ms: null, tokens: s.tokens })), live_tokens: bySlot.size, mode,
+          elapsed_ms: null, tokens: s.tokens, group: s.stream, diverge_at: -1 })), live_tokens: bySlot.size, mode,
         time: mode === 'live' ? undefined : 1 }));
     }
   }
@@ -229,7 +274,7 @@ function start(opts = {}) {
           if (s) for (const slot of s) toks.push(tokenRec(bySlot.get(slot)));
         }
     v.overview = ov; v.viewLevel = vl; v.tileRect = tr; v.cellRect = cr;
-    const base = Object.assign({ kind: KIND.REGION, viewLevel: vl, tileRect: tr, cellRect: cr }, head());
+    const base = Object.assign({ kind: KIND.REGION, flags: 3, viewLevel: vl, tileRect: tr, cellRect: cr }, head());
     for (let i = 0; i === 0 || i < toks.length; i += PAGE)
       v.send(encode(Object.assign({}, base, { tokens: toks.slice(i, i + PAGE), tiles: i ? [] : tiles })));
   }
@@ -262,7 +307,7 @@ function start(opts = {}) {
     for (const v of viewers) {
       if (v.past) continue;
       if (!v.v2) { v.send(v1); continue; }
-      v.send(encode(Object.assign({ kind: KIND.TICK, since, removed: [...changed.removed], streams }, head())));
+      v.send(encode(Object.assign({ kind: KIND.TICK, flags: 3, since, removed: [...changed.removed], streams }, head())));
       for (const k of new Set([v.overview, overviewLevel(), v.viewLevel])) {
         const keys = changed.tiles.get(k);
         if (k < 0 || !keys) continue;
@@ -273,7 +318,7 @@ function start(opts = {}) {
       const r = v.cellRect;
       for (const c of byCell.values())
         if (r && c.rect.x0 <= r.x1 && c.rect.x1 >= r.x0 && c.rect.y0 <= r.y1 && c.rect.y1 >= r.y0)
-          v.send(encode({ kind: KIND.CELL, seq, cellRect: c.rect, tokens: c.toks }));
+          v.send(encode({ kind: KIND.CELL, flags: 3, seq, cellRect: c.rect, tokens: c.toks }));
     }
     changed.slots.clear(); changed.removed.clear(); changed.tiles.clear(); changed.streams.clear(); v1Removed.clear();
   }
@@ -288,6 +333,7 @@ function start(opts = {}) {
         viewers: () => [...viewers].map(v => ({ v2: v.v2, sent: v.sent, regions: v.regions, overview: v.overview,
           viewLevel: v.viewLevel, cellRect: v.cellRect, tileRect: v.tileRect })),
         tokens: () => bySlot.size,
+        searches: () => searches.slice(),
         // Every viewer: a timeline (the bar appears; seeks get the map now).
         timeline: () => { for (const v of viewers) v.send(JSON.stringify({ type: 'timeline', first_seq: 0,
           last_seq: tickSeq, first_time: 1, last_time: 2, points: [] })); },

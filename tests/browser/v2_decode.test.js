@@ -138,6 +138,36 @@ const ab = buf => buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
   check(m.streams.length === 1 && m.streams[0].state === 'done' && m.streams[0].elapsed_ms === 0, 'tick stream');
 }
 
+// ---- flags 3: the streams' analytics and groups, the tokens' detail
+// (index, rank with beyond and unknown, gap, entropy, agreement, diverges).
+{
+  const toks = [
+    { slot: 1, stream: 0, x: 0, y: 0, w: 9, confidence: 0.5, id: 'a', text: 'x', index: 0, rank: 1, entropy: 0.25,
+      agree: 1 },
+    { slot: 2, stream: 2, x: 9, y: 0, w: 9, confidence: null, id: 'b', text: 'y', index: 7, rank: -1, gap_ms: 12.5,
+      agree: 0.5, diverges: true },
+    { slot: 3, stream: 2, x: 18, y: 0, w: 9, confidence: 0.1, id: 'c', text: 'z', index: 4000000000 },
+  ];
+  const streams = [
+    { index: 0, stream: 'p:1', state: 'done', tokens_processed: 1, total_tokens: 1, elapsed_ms: 5, tokens: 1,
+      ttft_ms: 20, tokens_per_s: null, mean_confidence: 0.5, min_confidence: 0.5, perplexity: 2, mean_entropy: null,
+      finish_reason: 'stop', message: '', model: 'm', confidence_hist: [0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+      group_index: 0, diverge_at: -1 },
+    { index: 2, stream: 'p:2', state: '', tokens_processed: 0, total_tokens: -1, elapsed_ms: null, tokens: 8,
+      ttft_ms: null, tokens_per_s: 3, mean_confidence: null, min_confidence: null, perplexity: null,
+      mean_entropy: 0.5, finish_reason: '', message: 'oops', model: '', confidence_hist: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      group_index: 0, diverge_at: 7 },
+  ];
+  const m = v2.decode(ab(encode({ kind: KIND.REGION, seq: 3, flags: 3, tokens: toks, streams })));
+  check(m.flags === 3, `flags ${m.flags}`);
+  const pick = t => [t.index, t.rank, t.gap_ms, t.entropy, t.agree, t.diverges];
+  check(JSON.stringify(m.tokens.map(pick)) === JSON.stringify(toks.map(t => [t.index, t.rank, t.gap_ms,
+    t.entropy, t.agree, t.diverges])), `token detail: ${JSON.stringify(m.tokens.map(pick))}`);
+  check(m.tokens[2].rank === undefined && m.tokens[0].gap_ms === undefined && !('diverges' in m.tokens[0]),
+    'unknown detail is absent, as in gos.v1');
+  check(JSON.stringify(m.streams) === JSON.stringify(streams), `streams with analytics and groups: ${JSON.stringify(m.streams)}`);
+}
+
 // ---- tiles (kind 3): its level in the header.
 {
   const m = v2.decode(ab(encode({ kind: KIND.TILES, seq: 4, level: 12,

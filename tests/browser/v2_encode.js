@@ -9,7 +9,10 @@
 //   level, tokens: [{slot, stream, x, y, w, confidence, logprob, timestamp,
 //   id, text, alts: [{token, logprob}]}], removed: [slot], streams: [{index,
 //   stream, state, tokens_processed, total_tokens, elapsed_ms, tokens}],
-//   tiles: [{level, tx, ty, count, confidence}]} -> Buffer
+//   tiles: [{level, tx, ty, count, confidence}], flags} -> Buffer
+// flags (default 0): bit 0 adds the streams' analytics columns (ttft_ms, ...,
+// confidence_hist), bit 1 the tokens' detail (index, rank (-1 beyond),
+// gap_ms, entropy, agree, diverges) and the streams' group_index, diverge_at.
 function encode(msg) {
   const toks = msg.tokens || [], removed = msg.removed || [], streams = msg.streams || [],
     tiles = msg.tiles || [];
@@ -59,6 +62,15 @@ function encode(msg) {
   u32(tokRows, r => r.text[1]);
   u32(tokRows, r => r.first);
   u32(tokRows, r => r.count);
+  const flags = msg.flags || 0;
+  if (flags & 2) {   // the tokens' detail columns: rank -1 is beyond, absent unknown
+    u32(tokRows, r => r.t.index || 0);
+    u32(tokRows, r => (r.t.rank === -1 ? 0xFFFFFFFF : r.t.rank || 0));
+    f32(tokRows, r => nan(r.t.gap_ms));
+    f32(tokRows, r => nan(r.t.entropy));
+    f32(tokRows, r => nan(r.t.agree));
+    u32(tokRows, r => (r.t.diverges ? 1 : 0));
+  }
   u32(removed, r => r);
   f64(strRows, r => r.s.tokens_processed || 0);
   f64(strRows, r => (r.s.total_tokens === undefined ? -1 : r.s.total_tokens));
@@ -69,6 +81,21 @@ function encode(msg) {
   u32(strRows, r => r.name[1]);
   u32(strRows, r => r.state[0]);
   u32(strRows, r => r.state[1]);
+  if (flags & 1) {   // the streams' analytics columns
+    const an = strRows.map(r => ({ fin: addStr(r.s.finish_reason), msg: addStr(r.s.message),
+      model: addStr(r.s.model) }));
+    for (const k of ['ttft_ms', 'tokens_per_s', 'mean_confidence', 'min_confidence', 'perplexity',
+      'mean_entropy']) f64(strRows, r => nan(r.s[k]));
+    for (const k of ['fin', 'msg', 'model'])
+      for (const j of [0, 1]) u32(an, a => a[k][j]);
+    const hist = [];
+    for (const r of strRows) for (let j = 0; j < 10; j++) hist.push((r.s.confidence_hist || [])[j] || 0);
+    u32(hist, v => v);
+  }
+  if (flags & 2) {   // the streams' groups (index of the group's first stream)
+    u32(strRows, r => (r.s.group_index === undefined ? r.s.index : r.s.group_index));
+    i32(strRows, r => (r.s.diverge_at === undefined ? -1 : r.s.diverge_at));
+  }
   u32(tiles, r => r.level);
   i32(tiles, r => r.tx);
   i32(tiles, r => r.ty);
@@ -83,7 +110,7 @@ function encode(msg) {
   const h = Buffer.alloc(112);
   h.writeUInt8(msg.kind, 0);
   h.writeUInt8(msg.version === undefined ? 2 : msg.version, 1);
-  h.writeUInt16LE(0, 2);
+  h.writeUInt16LE(flags, 2);
   h.writeUInt32LE(toks.length, 4);
   h.writeBigUInt64LE(BigInt(msg.seq || 0), 8);
   h.writeBigUInt64LE(BigInt(msg.since || 0), 16);

@@ -56,6 +56,11 @@ def decode(buf):
                       ("text_off", "I"), ("text_len", "I"), ("alt_first", "I"),
                       ("alt_count", "I")):
         tok[name] = arr(fmt, n_tok)
+    detail = _flags & 2
+    if detail:      # the tokens' detail columns (flags bit 1)
+        for name, fmt in (("index", "I"), ("rank", "I"), ("gap_ms", "f"), ("entropy", "f"),
+                          ("agree", "f"), ("tflags", "I")):
+            tok[name] = arr(fmt, n_tok)
     removed = arr("I", n_rm)
     st = {}
     for name in ("proc", "total", "elapsed", "tokens"):
@@ -69,6 +74,9 @@ def decode(buf):
         for name in ("fin_off", "fin_len", "msg_off", "msg_len", "model_off", "model_len"):
             st[name] = arr("I", n_st)
         st["hist"] = arr("I", n_st * 10)
+    if detail:      # the streams' groups (flags bit 1)
+        st["group"] = arr("I", n_st)
+        st["diverge_at"] = arr("i", n_st)
     tl = {}
     for name, fmt in (("level", "I"), ("tx", "i"), ("ty", "i"), ("count", "I"), ("conf", "f")):
         tl[name] = arr(fmt, n_tl)
@@ -91,6 +99,11 @@ def decode(buf):
                        "logprob": tok["logprob"][i], "ts": tok["ts"][i],
                        "id": s(tok["id_off"][i], tok["id_len"][i]),
                        "text": s(tok["text_off"][i], tok["text_len"][i]), "alts": alts})
+        if detail:
+            tokens[-1].update({"index": tok["index"][i], "rank": tok["rank"][i],
+                               "gap_ms": tok["gap_ms"][i], "entropy": tok["entropy"][i],
+                               "agree": tok["agree"][i],
+                               "diverges": bool(tok["tflags"][i] & 1)})
     streams = [{"index": st["index"][i], "name": s(st["name_off"][i], st["name_len"][i]),
                 "state": s(st["state_off"][i], st["state_len"][i]),
                 "tokens_processed": st["proc"][i], "total_tokens": st["total"][i],
@@ -105,9 +118,12 @@ def decode(buf):
                        "message": s(st["msg_off"][i], st["msg_len"][i]),
                        "model": s(st["model_off"][i], st["model_len"][i]),
                        "confidence_hist": st["hist"][i * 10:i * 10 + 10]})
+    if detail:
+        for i, s_ in enumerate(streams):
+            s_.update({"group": st["group"][i], "diverge_at": st["diverge_at"][i]})
     tile_list = [(tl["level"][i], tl["tx"][i], tl["ty"][i], tl["count"][i], tl["conf"][i])
                  for i in range(n_tl)]
-    return {"kind": KINDS[kind], "seq": seq, "since": since, "live": live, "bounds": bounds,
+    return {"kind": KINDS[kind], "flags": _flags, "seq": seq, "since": since, "live": live, "bounds": bounds,
             "ov": ov, "vl": vl, "cells": rect_or_none(cells), "tiles": rect_or_none(tiles),
             "level": level if kind != 2 else 0, "newest": newest, "tokens": tokens, "removed": removed, "streams": streams,
             "tile_list": tile_list}

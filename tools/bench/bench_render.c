@@ -271,3 +271,165 @@ out:
 	gos_vk_destroy(vk);
 	return rc;
 }
+
+/* ---- gos-bench style: color mode, filter and search changes ---- */
+
+/* Frames that each switch the style: frame i draws style `a` on even i and
+ * `b` on odd i (the renderer projects or splats again every frame, nothing
+ * cached is reused); frames is even, so the last (whose survivors
+ * res->drawn counts) draws `b`. matches: slots highlighted while a style
+ * searches. */
+static bool measure_styles(struct gos_render *r, struct gos_offscreen *off, struct gos_map *map,
+                           const struct gos_view *view, int frames,
+                           const struct gos_compute_style *a, const struct gos_compute_style *b,
+                           const uint32_t *matches, size_t n_matches, struct result *res)
+{
+	double *t = calloc((size_t)frames, sizeof(double));
+	if (!t)
+		return false;
+	struct gos_frame_info fi = {.view = *view, .hud = GOS_HUD_ALL, .viewers = -1,
+	                            .active_stream = -1, .no_fade = true,
+	                            .image = g_fullscreen_pass ? VK_NULL_HANDLE : gos_offscreen_image(off)};
+	bool ok = true;
+	for (int i = -3; i < frames && ok; i++) {
+		const struct gos_compute_style *st = (i & 1) ? b : a;
+		double t0 = gos_now_s();
+		ok = gos_render_set_style(r, st) &&
+		     (!n_matches || gos_render_set_matches(r, map, (st->filter & GOS_FILTER_SEARCH)
+		                                           ? matches : NULL,
+		                                           (st->filter & GOS_FILTER_SEARCH)
+		                                           ? n_matches : 0));
+		fi.now = gos_render_now(r);
+		ok = ok && gos_render_frame(r, gos_offscreen_framebuffer(off), gos_offscreen_extent(off),
+		                            &fi, VK_NULL_HANDLE, VK_NULL_HANDLE) && gos_render_wait(r);
+		if (i >= 0)
+			t[i] = (gos_now_s() - t0) * 1000;
+	}
+	if (ok) {
+		gos_render_drawn(r, &res->drawn);
+		qsort(t, (size_t)frames, sizeof(double), cmp_double);
+		res->median_ms = t[frames / 2];
+		res->p99_ms = t[(int)ceil(frames * 0.99) - 1];
+		res->max_ms = t[frames - 1];
+	}
+	free(t);
+	return ok;
+}
+
+int gos_bench_style(int argc, char **argv)
+{
+	uint32_t w = 1920, h = 1080;
+	int frames = 40;
+	uint64_t tokens = 1000000;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help")) {
+			printf("usage: gos-bench style [--tokens N] [--frames N] [--size WxH] [--cpu-compute]\n"
+			       "Frame times headless while the color mode, the filters or the search\n"
+			       "highlight change every frame, on a map of N tokens (default 1M, 64 streams):\n"
+			       "fit-all (every token on screen, splatted) and zoom 1 (token quads). The\n"
+			       "baseline switches between two unfiltered confidence styles, so it redraws\n"
+			       "every frame too; each row gives its median and its worst frame over the\n"
+			       "baseline's median.\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--frames") && i + 1 < argc) {
+			frames = atoi(argv[++i]);
+			if (frames < 5 || frames > 100000) {
+				fprintf(stderr, "gos-bench style: --frames wants 5 to 100000\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+			if (sscanf(argv[++i], "%ux%u", &w, &h) != 2 || w < 16 || h < 16 || w > 16384 || h > 16384) {
+				fprintf(stderr, "gos-bench style: --size wants WxH\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+			tokens = strtoull(argv[++i], NULL, 10);
+			if (tokens < 1 || tokens > 10000000) {
+				fprintf(stderr, "gos-bench style: --tokens wants 1 to 10000000\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--cpu-compute")) {
+			g_cpu_compute = true;
+		} else {
+			fprintf(stderr, "gos-bench style: unknown option '%s' (try --help)\n", argv[i]);
+			return 2;
+		}
+	}
+	struct gos_vk *vk = gos_vk_create(&(struct gos_vk_opts){.want_graphics = true,
+	                                  .app_name = "gos-bench"});
+	if (!vk) {
+		fprintf(stderr, "gos-bench style: no usable Vulkan device\n");
+		return 1;
+	}
+	char err[256];
+	int rc = 1;
+	struct gos_map *map = gos_map_create(&(struct gos_map_opts){0});
+	struct gos_render *r = gos_render_create(vk, &(struct gos_render_opts){
+	                                         .cpu_compute = g_cpu_compute}, err, sizeof(err));
+	struct gos_offscreen *off = r ? gos_offscreen_create(r, w, h) : NULL;
+	uint32_t *matches = malloc(1000 * sizeof(*matches));
+	if (!map || !r || !off || !matches) {
+		fprintf(stderr, "gos-bench style: %s\n", r ? "no offscreen image" : err);
+		goto out;
+	}
+	frames += frames & 1;
+	feed(map, 0, tokens, 64);
+	while (gos_render_sync(r, map) > 0 || gos_render_behind(r))
+		;
+	for (uint32_t i = 0; i < 1000; i++)   /* a search's 1000 matches, spread over the map */
+		matches[i] = (uint32_t)((uint64_t)i * tokens / 1000);
+	printf("style: %ux%u headless on %s (%s), %llu tokens in 64 streams, %d frames each\n", w, h,
+	       vk->device_name, vk->driver_info, (unsigned long long)tokens, frames);
+	static uint32_t half[2] = {0xFFFFFFFFu, 0};   /* streams 0..31 of 64 */
+	const struct {
+		const char *name;
+		struct gos_compute_style st;
+	} rows[] = {
+		{"baseline", {.mode = GOS_COLOR_CONFIDENCE}},
+		{"logprob", {.mode = GOS_COLOR_LOGPROB}},
+		{"rank", {.mode = GOS_COLOR_RANK}},
+		{"entropy", {.mode = GOS_COLOR_ENTROPY}},
+		{"latency", {.mode = GOS_COLOR_LATENCY}},
+		{"agreement", {.mode = GOS_COLOR_AGREEMENT}},
+		{"streams 1/2", {.filter = GOS_FILTER_STREAMS, .mask = half, .mask_words = 2}},
+		{"p < 0.1", {.filter = GOS_FILTER_RANGE, .p_min = 0.0f, .p_max = 0.1f}},
+		{"search 1000", {.filter = GOS_FILTER_SEARCH}},
+	};
+	struct gos_view fit = gos_render_fit(r, w, h), one = fit;
+	one.zoom = 1;
+	const struct gos_view *views[2] = {&fit, &one};
+	const char *view_names[2] = {"fit-all", "zoom 1"};
+	printf("%-8s %-12s %10s %10s %10s %10s %12s\n", "view", "style", "median ms", "p99 ms",
+	       "max ms", "drawn", "max/base");
+	bool ok = true;
+	for (int v = 0; v < 2 && ok; v++) {
+		struct gos_compute_style plain = {0};
+		struct result base = {0};
+		for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]) && ok; k++) {
+			struct result res;
+			bool search = rows[k].st.filter & GOS_FILTER_SEARCH;
+			ok = measure_styles(r, off, map, views[v], frames, &plain, &rows[k].st,
+			                     search ? matches : NULL, search ? 1000 : 0, &res);
+			if (!ok)
+				break;
+			if (k == 0)
+				base = res;
+			printf("%-8s %-12s %10.2f %10.2f %10.2f %10u %11.2fx\n", view_names[v], rows[k].name,
+			       res.median_ms, res.p99_ms, res.max_ms, res.drawn, res.max_ms / base.median_ms);
+			fflush(stdout);
+		}
+	}
+	if (ok)
+		rc = 0;
+out:
+	free(matches);
+	gos_offscreen_destroy(r, off);
+	gos_render_destroy(r);
+	gos_map_destroy(map);
+	if (gos_vk_validation_errors(vk)) {
+		fprintf(stderr, "gos-bench style: %u validation errors\n", gos_vk_validation_errors(vk));
+		rc = 1;
+	}
+	gos_vk_destroy(vk);
+	return rc;
+}

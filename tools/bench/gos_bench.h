@@ -4,6 +4,7 @@
 
 int gos_bench_ingest(int argc, char **argv);
 int gos_bench_render(int argc, char **argv);
+int gos_bench_style(int argc, char **argv);
 int gos_bench_compute(int argc, char **argv);
 int gos_bench_bridge(int argc, char **argv);
 int gos_bench_fanout(int argc, char **argv);
