@@ -343,14 +343,14 @@ static void test_search(void)
 		CHECK(t == GOS_VIEWER_IN_BAD && strstr(in.bad, "search: ") && strstr(in.bad, bad[i].why),
 		      "bad: %s -> %s", bad[i].msg, t == GOS_VIEWER_IN_BAD ? in.bad : "(not bad)");
 	}
-	/* 65 names, or names of more than 128 bytes, are refused */
+	/* 257 names, or names of more than 128 bytes, are refused */
 	struct gos_buf many = {0};
 	gos_buf_puts(&many, "{\"type\":\"search\",\"q\":\"a\",\"streams\":[");
-	for (int i = 0; i < 65; i++)
+	for (int i = 0; i < 257; i++)
 		gos_buf_printf(&many, "%s\"s%d\"", i ? "," : "", i);
 	gos_buf_puts(&many, "]}");
 	CHECK(gos_viewer_parse(many.data, many.len, &in) == GOS_VIEWER_IN_BAD &&
-	      strstr(in.bad, "64 streams"), "65 stream names: %s", in.bad);
+	      strstr(in.bad, "256 streams"), "257 stream names: %s", in.bad);
 	gos_buf_clear(&many);
 	gos_buf_printf(&many, "{\"type\":\"search\",\"q\":\"a\",\"streams\":[\"%0129d\"]}", 0);
 	CHECK(gos_viewer_parse(many.data, many.len, &in) == GOS_VIEWER_IN_BAD &&

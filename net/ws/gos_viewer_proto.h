@@ -163,8 +163,8 @@ enum gos_viewer_in_type {
 #define GOS_VIEWER_SEARCH_Q_MAX         256    /* bytes of "q" (UTF-8) */
 #define GOS_VIEWER_SEARCH_LIMIT         100    /* "limit" when absent */
 #define GOS_VIEWER_SEARCH_LIMIT_MAX     10000
-#define GOS_VIEWER_SEARCH_STREAMS_MAX   64     /* names in "streams" */
-#define GOS_VIEWER_SEARCH_STREAMS_BYTES 4096   /* their bytes, NULs included */
+#define GOS_VIEWER_SEARCH_STREAMS_MAX   256    /* names in "streams" */
+#define GOS_VIEWER_SEARCH_STREAMS_BYTES 16384  /* their bytes, NULs included */
 
 /* A search, read: a plain copy (no pointers), so that it can be queued. */
 struct gos_viewer_search {
