@@ -1,21 +1,16 @@
 /* The search index and worker (see gos_search.h).
  *
- * Arrival order. A stream's tokens are kept in the order the map placed
- * them: the map hands slots out in order (a ring once full), and every
- * token of one apply call has the same `arrived`. New tokens of one catch-up
- * are sorted by `arrived`, then by slot, a run of one `arrived` that wrapped
- * round the ring rotated to start after its gap (what is left of one apply
- * call is a run of consecutive slots, round the ring); then appended. A
- * full read goes in slot order and rotates each stream at the ring's seam
- * (the first place where `arrived` goes down). What this cannot tell apart,
- * an apply call of more tokens than --max-tokens or a restored map's
- * tokens (one `arrived`), is not worth memory per token.
+ * Order. A stream's tokens are kept in arrival order: the map numbers each
+ * stream's tokens as they arrive (gos_token.index). New tokens of one
+ * catch-up are sorted by stream and index, then appended. A full read goes
+ * in slot order, which is arrival order rotated where the map's slot ring
+ * wrapped: each stream is rotated at the first place its index goes down.
  *
  * Memory per token: slot (4), confidence (4), folded length (2) in the
  * stream's entry arrays, and per map slot its stream and serial (8): the
- * serial is the token's arrival number in its stream, so the entry is at
- * serial - base. Evictions come from a stream's front (oldest first): the
- * front moves. A token changed or dropped in the middle becomes a patch,
+ * serial is the token's arrival number in the index's stream, so the entry
+ * is at serial - base. Evictions come from a stream's front (oldest first):
+ * the front moves. A token changed or dropped in the middle becomes a patch,
  * applied to the stream's text in one pass at the end of the catch-up. */
 #include <math.h>
 #include <pthread.h>
@@ -57,9 +52,8 @@ struct patch {
 };
 
 struct pend {
-	double arrived;
 	size_t off;                     /* in the pending text */
-	uint32_t slot, stream, order, len;
+	uint32_t slot, stream, index, order, len;
 	float conf;
 	bool dead;
 };
@@ -293,7 +287,7 @@ static void on_token(struct gos_search *s, const struct gos_token *tk, uint32_t 
 			s->rev_stream[slot] = PENDING;
 			s->rev_serial[slot] = (uint32_t)s->n_pend;
 			p = &s->pend[s->n_pend++];
-			*p = (struct pend){.arrived = tk->arrived, .slot = slot, .stream = tk->stream,
+			*p = (struct pend){.slot = slot, .stream = tk->stream, .index = tk->index,
 			                   .order = order};
 		} else {
 			p = &s->pend[s->rev_serial[slot]];
@@ -406,31 +400,11 @@ static void apply_patches(struct gos_search *s)
 static int cmp_pend(const void *a, const void *b)
 {
 	const struct pend *x = a, *y = b;
-	if (x->arrived != y->arrived)
-		return x->arrived < y->arrived ? -1 : 1;
-	if (x->slot != y->slot)
-		return x->slot < y->slot ? -1 : 1;
+	if (x->stream != y->stream)
+		return x->stream < y->stream ? -1 : 1;
+	if (x->index != y->index)
+		return x->index < y->index ? -1 : 1;
 	return x->order < y->order ? -1 : x->order > y->order;
-}
-
-/* p[0..n) share one `arrived` (one apply call): their slots are a run of
- * the ring. Sorted by slot, a run that wrapped has one gap; the part after
- * the gap was handed out first. */
-static void unwrap(struct pend *p, size_t n, struct pend *tmp)
-{
-	size_t cut = 0;
-	uint32_t gap = 1;
-	for (size_t i = 1; i < n; i++) {
-		if (p[i].slot - p[i - 1].slot > gap) {
-			gap = p[i].slot - p[i - 1].slot;
-			cut = i;
-		}
-	}
-	if (!cut)
-		return;
-	memcpy(tmp, p + cut, (n - cut) * sizeof(*p));
-	memcpy(tmp + n - cut, p, cut * sizeof(*p));
-	memcpy(p, tmp, n * sizeof(*p));
 }
 
 /* The catch-up's new tokens, in arrival order, at their streams' ends. */
@@ -439,16 +413,6 @@ static void flush_pending(struct gos_search *s)
 	if (!s->n_pend)
 		return;
 	qsort(s->pend, s->n_pend, sizeof(*s->pend), cmp_pend);
-	struct pend *tmp = NULL;
-	for (size_t i = 0, j; i < s->n_pend; i = j) {
-		for (j = i + 1; j < s->n_pend && s->pend[j].arrived == s->pend[i].arrived; j++)
-			;
-		if (j - i > 1 && s->pend[j - 1].slot - s->pend[i].slot + 1 != j - i) {
-			tmp = xrealloc(tmp, (j - i) * sizeof(*tmp));
-			unwrap(s->pend + i, j - i, tmp);
-		}
-	}
-	free(tmp);
 	for (size_t i = 0; i < s->n_pend; i++) {
 		const struct pend *p = &s->pend[i];
 		if (p->dead)
@@ -517,14 +481,43 @@ static void fit(struct sstream *t)
 	}
 }
 
+/* Where each stream's index went down in a full read (the ring's seam). */
+struct seams {
+	uint32_t *last;                 /* per stream: the index read last */
+	size_t *split, *split_text;     /* per stream: entries and bytes before the seam */
+	bool *seen, *cut;
+	size_t n;
+};
+
+static void seam_note(struct seams *z, const struct sstream *t, uint32_t si, uint32_t index)
+{
+	if (si >= z->n) {
+		size_t n = (size_t)si + 1 > z->n * 2 ? (size_t)si + 1 : z->n * 2;
+		z->last = xrealloc(z->last, n * sizeof(*z->last));
+		z->split = xrealloc(z->split, n * sizeof(*z->split));
+		z->split_text = xrealloc(z->split_text, n * sizeof(*z->split_text));
+		z->seen = xrealloc(z->seen, n * sizeof(*z->seen));
+		z->cut = xrealloc(z->cut, n * sizeof(*z->cut));
+		memset(z->seen + z->n, 0, (n - z->n) * sizeof(*z->seen));
+		memset(z->cut + z->n, 0, (n - z->n) * sizeof(*z->cut));
+		z->n = n;
+	}
+	if (z->seen[si] && !z->cut[si] && index < z->last[si]) {
+		z->cut[si] = true;
+		z->split[si] = t->e_len - t->e_head;
+		z->split_text[si] = t->len - t->head;
+	}
+	z->seen[si] = true;
+	z->last[si] = index;
+}
+
 /* The whole map, read in slot order a page at a time; the caller then
  * catches up from the first page's seq (s->seq). */
 static void full_build(struct gos_search *s)
 {
 	index_reset(s);
 	s->full_builds++;
-	size_t *split = NULL, *split_text = NULL, n_split = 0;
-	double prev = -INFINITY;
+	struct seams z = {0};
 	uint32_t start = 0;
 	bool first = true;
 	do {
@@ -538,29 +531,21 @@ static void full_build(struct gos_search *s)
 		take_streams(s, &s->view);
 		for (size_t i = 0; i < s->view.n_tokens; i++) {
 			const struct gos_token *tk = &s->view.tokens[i];
-			if (!split && tk->arrived < prev) {
-				/* older tokens from here on: the ring's seam */
-				n_split = s->n_st;
-				split = xrealloc(NULL, n_split * sizeof(*split));
-				split_text = xrealloc(NULL, n_split * sizeof(*split_text));
-				for (size_t k = 0; k < n_split; k++) {
-					split[k] = s->st[k].e_len - s->st[k].e_head;
-					split_text[k] = s->st[k].len - s->st[k].head;
-				}
-			}
-			prev = tk->arrived;
+			seam_note(&z, stream_at(s, tk->stream), tk->stream, tk->index);
 			fold_token(s, tk->text);
 			index_append(s, tk->stream, tk->slot, tk->confidence, s->fold.data,
 			             (uint32_t)s->fold.len);
 		}
 		start = s->view.next_slot;
 	} while (s->view.more);
-	if (split) {
-		for (size_t k = 0; k < n_split; k++)
-			rotate(s, (uint32_t)k, split[k], split_text[k]);
-	}
-	free(split);
-	free(split_text);
+	for (size_t k = 0; k < z.n && k < s->n_st; k++)
+		if (z.cut[k])
+			rotate(s, (uint32_t)k, z.split[k], z.split_text[k]);
+	free(z.last);
+	free(z.split);
+	free(z.split_text);
+	free(z.seen);
+	free(z.cut);
 	for (size_t k = 0; k < s->n_st; k++)
 		fit(&s->st[k]);
 	s->built = true;
