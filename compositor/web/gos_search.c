@@ -183,21 +183,25 @@ static void fold_token(struct gos_search *s, const char *text)
 
 static void text_append(struct sstream *t, const char *b, size_t n)
 {
-	if (t->len + n > t->cap && t->head > (t->len - t->head)) {
-		/* more dead than live at the front: compact rather than grow */
+	if (t->len + n > t->cap && t->head > (t->len - t->head) / 4) {
+		/* a quarter dead at the front: compact rather than grow */
 		if (t->len > t->head)
 			memmove(t->text, t->text + t->head, t->len - t->head);
 		t->len -= t->head;
 		t->head = 0;
 	}
-	GROW(t->text, t->cap, t->len + n);
+	if (t->len + n > t->cap) {
+		size_t c = t->cap + t->cap / 8 + 256;   /* big ones: realloc is mremap */
+		t->text = xrealloc(t->text, c > t->len + n ? c : t->len + n);
+		t->cap = c > t->len + n ? c : t->len + n;
+	}
 	copy(t->text + t->len, b, n);
 	t->len += n;
 }
 
 static void entry_append(struct sstream *t, uint32_t slot, float conf, uint32_t len)
 {
-	if (t->e_len == t->e_cap && t->e_head > (t->e_len - t->e_head)) {
+	if (t->e_len == t->e_cap && t->e_head > (t->e_len - t->e_head) / 4) {
 		size_t n = t->e_len - t->e_head;
 		memmove(t->slot, t->slot + t->e_head, n * sizeof(*t->slot));
 		memmove(t->conf, t->conf + t->e_head, n * sizeof(*t->conf));
@@ -206,7 +210,7 @@ static void entry_append(struct sstream *t, uint32_t slot, float conf, uint32_t 
 		t->e_head = 0;
 	}
 	if (t->e_len == t->e_cap) {
-		size_t c = t->e_cap ? t->e_cap + t->e_cap / 2 : 64;
+		size_t c = t->e_cap + t->e_cap / 8 + 64;   /* big ones: realloc is mremap */
 		t->slot = xrealloc(t->slot, c * sizeof(*t->slot));
 		t->conf = xrealloc(t->conf, c * sizeof(*t->conf));
 		t->tlen = xrealloc(t->tlen, c * sizeof(*t->tlen));
