@@ -19,6 +19,7 @@
 #include "gos_queue.h"
 #include "gos_state.h"
 #include "gos_export.h"
+#include "gos_search.h"
 #include "gos_web.h"
 #include "gos_ws.h"
 #include "gos_window.h"
@@ -600,6 +601,43 @@ static bool window_export(void *ctx, const char *dir, char *msg, size_t msglen)
 	return gos_export_save(a->map, "csv", dir, msg, msglen);
 }
 
+/* The window's / key: the live map's text searched (gos_search, the same
+ * index that answers viewers), the first WINDOW_SEARCH_MATCHES matches'
+ * positions and every slot they cover, in arrays the window frees. */
+#define WINDOW_SEARCH_MATCHES 1000
+static bool window_search(void *ctx, const char *q, struct gos_window_search_result *out,
+                          char *msg, size_t msglen)
+{
+	struct app *a = ctx;
+	struct gos_search *s = gos_web_search(a->web);
+	if (!s) {
+		snprintf(msg, msglen, "search is not available in this compositor");
+		return false;
+	}
+	struct gos_search_result r = {0};
+	if (!gos_search_run(s, &(struct gos_search_query){.q = q, .limit = WINDOW_SEARCH_MATCHES},
+	                    &r, msg, msglen)) {
+		gos_search_result_finish(&r);
+		return false;
+	}
+	*out = (struct gos_window_search_result){
+		.count = r.count, .n = r.n_matches, .n_slots = r.n_tokens,
+		.x = malloc((r.n_matches ? r.n_matches : 1) * sizeof(double)),
+		.y = malloc((r.n_matches ? r.n_matches : 1) * sizeof(double)),
+		.slots = malloc((r.n_tokens ? r.n_tokens : 1) * sizeof(uint32_t)),
+	};
+	if (!out->x || !out->y || !out->slots)
+		abort();
+	for (size_t i = 0; i < r.n_matches; i++) {
+		out->x[i] = r.matches[i].x;
+		out->y[i] = r.matches[i].y;
+	}
+	if (r.n_tokens)
+		memcpy(out->slots, r.slots, r.n_tokens * sizeof(uint32_t));
+	gos_search_result_finish(&r);
+	return true;
+}
+
 static int64_t render_viewers(void *ctx)
 {
 	return gos_web_viewers(((struct app *)ctx)->web);
@@ -659,7 +697,8 @@ static int run_renderer(struct app *a)
 	struct gos_window_deps deps = {
 		.map = a->map, .tick = render_tick, .events_per_s = render_events_per_s,
 		.viewers = render_viewers, .shot_take = shot_take, .shot_done = shot_done,
-		.export_csv = window_export, .travel = tr ? &travel : NULL, .ctx = a,
+		.export_csv = window_export, .search = window_search,
+		.travel = tr ? &travel : NULL, .ctx = a,
 	};
 	struct gos_window_result res;
 	bool ok = gos_window_run(&wo, &deps, &res);

@@ -14,3 +14,10 @@ add_test(NAME bench_style
 set_tests_properties(bench_style PROPERTIES TIMEOUT 120 LABELS "gpu;bench"
   ENVIRONMENT "GOS_VALIDATION=1"
   PASS_REGULAR_EXPRESSION "zoom 1 +search 1000")
+
+# gos-bench search on a small map: it builds the index, runs every kind of
+# search and prints its table (no figure is held to anything).
+add_test(NAME bench_search
+  COMMAND $<TARGET_FILE:gos-bench> search --tokens 20000 --queries 8)
+set_tests_properties(bench_search PROPERTIES TIMEOUT 120 LABELS "bench;search"
+  PASS_REGULAR_EXPRESSION "catch up 10k tokens \\+ search +4 ")

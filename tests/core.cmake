@@ -61,3 +61,11 @@ set_tests_properties(journal_crash PROPERTIES TIMEOUT 240 LABELS integration)
 add_test(NAME journal_disk
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/journal_disk.py $<TARGET_FILE:gos-compositor>)
 set_tests_properties(journal_disk PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS integration)
+# compositor/base/gos_casefold_table.h is what tools/gen_casefold.py generates.
+find_program(GOS_PYTHON3 python3)
+add_test(NAME casefold_generated
+         COMMAND ${CMAKE_COMMAND} -DPYTHON=${GOS_PYTHON3} -DSRC=${CMAKE_SOURCE_DIR}
+                 -DOUT=${CMAKE_BINARY_DIR}/gos_casefold_table.generated.h
+                 -P ${CMAKE_SOURCE_DIR}/tests/cmake/casefold_generated.cmake)
+set_tests_properties(casefold_generated PROPERTIES LABELS "unit;search" TIMEOUT 120
+                     SKIP_REGULAR_EXPRESSION "SKIP: ")

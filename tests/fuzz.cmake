@@ -78,11 +78,11 @@ if(GOS_FUZZ_OK)
   set_tests_properties(fuzz_map_image PROPERTIES TIMEOUT 90 LABELS "fuzz")
 
   # What a browser viewer may send (net/ws/gos_viewer_proto.c): viewport,
-  # ping, seek, play, pause, live.
+  # ping, seek, play, pause, live, search.
   set(ws ${CMAKE_SOURCE_DIR}/net/ws)
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_viewer)
   set(srcs ${fz}/fuzz_viewer.c ${ws}/gos_viewer_proto.c ${proto}/gos_json.c
-           ${base}/gos_buf.c ${base}/gos_arena.c)
+           ${base}/gos_buf.c ${base}/gos_arena.c ${base}/gos_utf8.c)
   add_custom_command(OUTPUT ${bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} -I${ws} ${srcs} -lcjson -lm -o ${bin}
     DEPENDS ${srcs} ${ws}/gos_viewer_proto.h

@@ -290,8 +290,77 @@ static void test_parse(void)
 		      in.type == GOS_VIEWER_IN_IGNORED, "ignored: %s", ignored[i]);
 }
 
+static void test_search(void)
+{
+	struct gos_buf b = {0};
+	const char *ids1[] = {"a1", "a2"}, *ids2[] = {"q\"x"};
+	struct gos_viewer_match m[] = {{"gen-1", 2, ids1, 9.5f, -22}, {NULL, 1, ids2, 0, NAN}};
+	gos_viewer_search_result(&b, "the cat", 5, m, 2);
+	check_text(&b, "{\"type\":\"search_result\",\"q\":\"the cat\",\"count\":5,\"matches\":["
+	           "{\"stream\":\"gen-1\",\"ids\":[\"a1\",\"a2\"],\"x\":9.5,\"y\":-22},"
+	           "{\"stream\":\"\",\"ids\":[\"q\\\"x\"],\"x\":0,\"y\":null}],\"truncated\":true}",
+	           "search_result, truncated");
+	gos_viewer_search_result(&b, "猫", 0, NULL, 0);
+	check_text(&b, "{\"type\":\"search_result\",\"q\":\"猫\",\"count\":0,\"matches\":[],"
+	           "\"truncated\":false}", "search_result, no match");
+	gos_buf_finish(&b);
+
+	struct gos_viewer_in in;
+	static const char full[] = "{\"type\":\"search\",\"q\":\"The Cat\",\"limit\":5,"
+	                           "\"streams\":[\"gen-1\",\"\"],\"min_p\":0.25,\"max_p\":0.5}";
+	CHECK(gos_viewer_parse(full, sizeof(full) - 1, &in) == GOS_VIEWER_IN_SEARCH &&
+	      !strcmp(in.search.q, "The Cat") && in.search.limit == 5 && in.search.has_streams &&
+	      in.search.n_streams == 2 && !strcmp(in.search.streams, "gen-1") &&
+	      in.search.streams[6] == 0 && in.search.min_p == 0.25 && in.search.max_p == 0.5,
+	      "a search reads whole");
+	static const char bare[] = "{\"type\":\"search\",\"q\":\"x\",\"min_p\":null}";
+	CHECK(gos_viewer_parse(bare, sizeof(bare) - 1, &in) == GOS_VIEWER_IN_SEARCH &&
+	      in.search.limit == GOS_VIEWER_SEARCH_LIMIT && !in.search.has_streams &&
+	      isnan(in.search.min_p) && isnan(in.search.max_p), "defaults: 100, all streams, no range");
+	char q256[400];
+	snprintf(q256, sizeof(q256), "{\"type\":\"search\",\"q\":\"%0256d\"}", 0);
+	CHECK(gos_viewer_parse(q256, strlen(q256), &in) == GOS_VIEWER_IN_SEARCH, "q of 256 bytes");
+	snprintf(q256, sizeof(q256), "{\"type\":\"search\",\"q\":\"%0257d\"}", 0);
+	CHECK(gos_viewer_parse(q256, strlen(q256), &in) == GOS_VIEWER_IN_BAD &&
+	      strstr(in.bad, "256 bytes"), "q of 257 bytes: %s", in.bad);
+	static const struct {
+		const char *msg, *why;
+	} bad[] = {
+		{"{\"type\":\"search\"}", "\"q\" must be a string"},
+		{"{\"type\":\"search\",\"q\":\"\"}", "not empty"},
+		{"{\"type\":\"search\",\"q\":7}", "\"q\" must be a string"},
+		{"{\"type\":\"search\",\"q\":\"a\",\"limit\":0}", "\"limit\""},
+		{"{\"type\":\"search\",\"q\":\"a\",\"limit\":10001}", "\"limit\""},
+		{"{\"type\":\"search\",\"q\":\"a\",\"limit\":2.5}", "\"limit\""},
+		{"{\"type\":\"search\",\"q\":\"a\",\"min_p\":-0.1}", "\"min_p\""},
+		{"{\"type\":\"search\",\"q\":\"a\",\"max_p\":\"1\"}", "\"max_p\""},
+		{"{\"type\":\"search\",\"q\":\"a\",\"min_p\":0.6,\"max_p\":0.5}", "above"},
+		{"{\"type\":\"search\",\"q\":\"a\",\"streams\":\"gen-1\"}", "array"},
+		{"{\"type\":\"search\",\"q\":\"a\",\"streams\":[1]}", "array"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		enum gos_viewer_in_type t = gos_viewer_parse(bad[i].msg, strlen(bad[i].msg), &in);
+		CHECK(t == GOS_VIEWER_IN_BAD && strstr(in.bad, "search: ") && strstr(in.bad, bad[i].why),
+		      "bad: %s -> %s", bad[i].msg, t == GOS_VIEWER_IN_BAD ? in.bad : "(not bad)");
+	}
+	/* 257 names, or names of more than 128 bytes, are refused */
+	struct gos_buf many = {0};
+	gos_buf_puts(&many, "{\"type\":\"search\",\"q\":\"a\",\"streams\":[");
+	for (int i = 0; i < 257; i++)
+		gos_buf_printf(&many, "%s\"s%d\"", i ? "," : "", i);
+	gos_buf_puts(&many, "]}");
+	CHECK(gos_viewer_parse(many.data, many.len, &in) == GOS_VIEWER_IN_BAD &&
+	      strstr(in.bad, "256 streams"), "257 stream names: %s", in.bad);
+	gos_buf_clear(&many);
+	gos_buf_printf(&many, "{\"type\":\"search\",\"q\":\"a\",\"streams\":[\"%0129d\"]}", 0);
+	CHECK(gos_viewer_parse(many.data, many.len, &in) == GOS_VIEWER_IN_BAD &&
+	      strstr(in.bad, "128 bytes"), "a name of 129 bytes: %s", in.bad);
+	gos_buf_finish(&many);
+}
+
 int main(void)
 {
+	test_search();
 	test_text();
 	test_single_messages();
 	test_lists();

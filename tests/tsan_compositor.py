@@ -1,7 +1,8 @@
 """The whole compositor under ThreadSanitizer, renderer off (--no-render),
 under load: two producers (JSON lines and length-prefixed frames) through the
-real gos-feed, three viewers with Debian's python3-websockets, /health and
-/metrics polled all along and still being polled while SIGTERM shuts it
+real gos-feed, three viewers with Debian's python3-websockets (one of them
+searching all along: the search worker follows the map as it changes),
+/health and /metrics polled all along and still being polled while SIGTERM shuts it
 down (the shutdown path is where the broadcaster was freed under the web
 thread). Fails on any ThreadSanitizer report or an unclean exit.
 
@@ -39,10 +40,15 @@ def viewer(port, stop, counts, i):
                     await ws.send(json.dumps({"type": "viewport", "x": (k % 40) * 200 - 4000,
                                               "y": -2000, "w": 8000, "h": 4000,
                                               "zoom": 0.02 if k % 10 == 0 else 0.5}))
+                if i == 2 and k % 4 == 0:
+                    await ws.send(json.dumps({"type": "search", "q": ["the", "a b", "ing"][k % 3],
+                                              "limit": 50}))
                 k += 1
                 try:
-                    await asyncio.wait_for(ws.recv(), 0.2)
+                    m = await asyncio.wait_for(ws.recv(), 0.2)
                     counts[i] += 1
+                    if isinstance(m, str) and '"search_result"' in m[:40]:
+                        counts[3] += 1
                 except asyncio.TimeoutError:
                     pass
     try:
@@ -93,7 +99,7 @@ def main():
         return report("tsan_compositor")
 
     stop = threading.Event()
-    vcounts = [0, 0, 0]
+    vcounts = [0, 0, 0, 0]   # messages per viewer; search results
     hcounts = {}
     threads = [threading.Thread(target=viewer, args=(port, stop, vcounts, i)) for i in range(3)]
     threads.append(threading.Thread(target=poller, args=(port, stop, hcounts)))
@@ -106,7 +112,8 @@ def main():
     for f in feeds:
         check(f.returncode == 0, f"gos-feed delivered everything (exit {f.returncode}): {f.stderr}")
     time.sleep(0.5)
-    check(all(n > 0 for n in vcounts), f"every viewer got messages: {vcounts}")
+    check(all(n > 0 for n in vcounts), f"every viewer got messages, and searches were "
+          f"answered: {vcounts}")
     check(hcounts.get("/health", 0) > 0 and hcounts.get("/metrics", 0) > 0,
           f"/health and /metrics answered under load: {hcounts}")
 

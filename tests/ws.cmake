@@ -25,6 +25,12 @@ foreach(t test_ws_proto test_ws_proto_asan)
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()
 endforeach()
+# Search (compositor/web/gos_search.c) over a real map against a brute force:
+# folding, Unicode, filters, the index following updates and evictions.
+gos_add_test(test_search SAN TSAN TIMEOUT 300
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_search.c
+  LIBS gos_web
+  LABELS unit ws search)
 # The broadcaster's gos.v2 index against a brute force, the v2 writer.
 gos_add_test(test_tiles SAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_tiles.c
@@ -75,6 +81,12 @@ add_test(NAME ws_export
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_export.py $<TARGET_FILE:gos-compositor>
           $<TARGET_FILE:gos-feed>)
 set_tests_properties(ws_export PROPERTIES TIMEOUT 120 LABELS "integration;ws"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
+# Search from gos.v1 and gos.v2 viewers against a reference search in Python.
+add_test(NAME ws_search
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_search.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_search PROPERTIES TIMEOUT 180 LABELS "integration;ws;search"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
 # The viewer's palettes are the GPU shader's (tools/gen_palette.py).

@@ -10,6 +10,7 @@
 #include "gos_export.h"
 #include "gos_host.h"
 #include "gos_metrics.h"
+#include "gos_search.h"
 #include "gos_seek.h"
 #include "gos_web.h"
 #include "gos_ws.h"
@@ -23,6 +24,7 @@ struct gos_web {
 	struct gos_broadcast *bc;
 	struct gos_ws *ws;
 	struct gos_seek *_Atomic seek;    /* set once the server runs; NULL: none (yet) */
+	struct gos_search *_Atomic search; /* likewise */
 	struct gos_ws_stream recording;
 	struct gos_ws_stream export_;
 	struct gos_hist frame_hist;
@@ -47,10 +49,20 @@ static void web_viewport(void *ctx, uint64_t viewer, uint64_t view_gen,
 }
 static bool web_health(void *ctx, struct gos_buf *t);
 
-/* The server's thread: time travel goes to the seek worker. */
+/* The server's thread: searches go to the search worker, time travel to
+ * the seek worker; a viewer that left, to both. */
 static void web_request(void *ctx, uint64_t viewer, uint64_t gen, const struct gos_viewer_in *in)
 {
 	struct gos_web *w = ctx;
+	struct gos_search *q = atomic_load(&w->search);
+	if (!in || in->type == GOS_VIEWER_IN_SEARCH) {
+		if (q)
+			gos_search_request(q, viewer, gen, in);
+		else if (in)
+			gos_seek_send_error(w->ws, viewer, gen, "busy", "the search worker is starting");
+		if (in)
+			return;
+	}
 	struct gos_seek *s = atomic_load(&w->seek);
 	if (s) {
 		gos_seek_request(s, viewer, gen, in);
@@ -221,8 +233,12 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		abort();
 	w->src = *src;
 	gos_hist_init(&w->frame_hist, frame_bounds, sizeof(frame_bounds) / sizeof(frame_bounds[0]));
-	if (opts->no_listen)
+	if (opts->no_listen) {
+		/* no viewers, no worker: the index alone, for the native window */
+		atomic_store(&w->search, gos_search_create(&(struct gos_search_opts){.map = src->map},
+		                                           err, errlen));
 		return w;
+	}
 	w->bc = gos_broadcast_create(src->map, &(struct gos_broadcast_opts){
 		.tick_ms = opts->tick_ms});
 	w->recording = (struct gos_ws_stream){recording_open, recording_read, recording_close, w};
@@ -250,12 +266,19 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		        "free one) or --no-listen\n", err);
 		gos_broadcast_destroy(w->bc);
 		w->bc = NULL;
+		atomic_store(&w->search, gos_search_create(&(struct gos_search_opts){.map = src->map},
+		                                           err, errlen));
 		return w;
 	}
 	if (!w->ws)
 		goto error;
 	if (!gos_broadcast_start(w->bc, w->ws, err, errlen))
 		goto error;
+	struct gos_search *q = gos_search_create(&(struct gos_search_opts){.map = src->map,
+		.ws = w->ws}, err, errlen);
+	if (!q)
+		goto error;
+	atomic_store(&w->search, q);
 	if (src->journal) {
 		struct gos_seek *s = gos_seek_create(&(struct gos_seek_opts){
 			.dir = src->state_dir, .journal = src->journal, .map_opts = src->map_opts,
@@ -284,6 +307,7 @@ void gos_web_destroy(struct gos_web *w)
 	 * publishes to the server. */
 	gos_ws_stop(w->ws);
 	gos_seek_destroy(atomic_load(&w->seek));  /* it sends to the server: stopped, not freed */
+	gos_search_destroy(atomic_load(&w->search));  /* likewise */
 	gos_broadcast_stop(w->bc);
 	gos_broadcast_destroy(w->bc);
 	gos_ws_destroy(w->ws);
@@ -302,6 +326,11 @@ void gos_web_frame(struct gos_web *w, double seconds)
 int64_t gos_web_viewers(const struct gos_web *w)
 {
 	return w && w->ws ? (int64_t)gos_ws_viewer_count(w->ws) : -1;
+}
+
+struct gos_search *gos_web_search(struct gos_web *w)
+{
+	return w ? atomic_load(&w->search) : NULL;
 }
 
 int gos_web_port(const struct gos_web *w)

@@ -1,10 +1,11 @@
 /* The remote-viewer part of gos-compositor: its command-line flags, and the
- * WebSocket/HTTP server (net/gos_ws), the broadcaster (gos_broadcast) and
- * the content of /metrics and /health wired together.
+ * WebSocket/HTTP server (net/gos_ws), the broadcaster (gos_broadcast), the
+ * seek and search workers (gos_seek, gos_search) and the content of
+ * /metrics and /health wired together.
  *
  * Threads: everything here on main's thread, except gos_web_frame() (the
- * render thread) and the /metrics and /health callbacks (the server's
- * thread). Every source in gos_web_sources must outlive the gos_web. */
+ * render thread), gos_web_viewers() and gos_web_search() (any thread) and
+ * the /metrics and /health callbacks (the server's thread). Every source in gos_web_sources must outlive the gos_web. */
 #ifndef GOS_WEB_H
 #define GOS_WEB_H
 
@@ -94,6 +95,14 @@ void gos_web_frame(struct gos_web *web, double seconds);
 
 /* Any thread: viewers connected now; -1 with --no-listen (for the HUD). */
 int64_t gos_web_viewers(const struct gos_web *web);
+
+struct gos_search;
+
+/* Any thread: the search index (gos_search.h: gos_search_run, whose result
+ * holds the matched slots), kept with or without a server (with one, its
+ * worker also answers viewers' searches); the native window searches
+ * through it. Valid until gos_web_destroy; NULL for a NULL web. */
+struct gos_search *gos_web_search(struct gos_web *web);
 
 /* The port the server listens on (0 with --no-listen). */
 int gos_web_port(const struct gos_web *web);

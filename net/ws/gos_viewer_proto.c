@@ -8,7 +8,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "gos_event.h"
 #include "gos_json.h"
+#include "gos_utf8.h"
 #include "gos_viewer_proto.h"
 
 #ifndef GOS_VERSION
@@ -351,6 +353,36 @@ uint64_t gos_viewer_end(struct gos_viewer_writer *w)
 	return w->tokens;
 }
 
+void gos_viewer_search_result(struct gos_buf *out, const char *q, uint64_t count,
+                              const struct gos_viewer_match *m, size_t n)
+{
+	gos_buf_puts(out, "{\"type\":\"search_result\",\"q\":");
+	gos_buf_json_str(out, q);
+	gos_buf_puts(out, ",\"count\":");
+	gos_buf_u64(out, count);
+	gos_buf_puts(out, ",\"matches\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			gos_buf_putc(out, ',');
+		gos_buf_puts(out, "{\"stream\":");
+		gos_buf_json_str(out, m[i].stream ? m[i].stream : "");
+		gos_buf_puts(out, ",\"ids\":[");
+		for (uint32_t k = 0; k < m[i].n_ids; k++) {
+			if (k)
+				gos_buf_putc(out, ',');
+			gos_buf_json_str(out, m[i].ids[k]);
+		}
+		gos_buf_puts(out, "],\"x\":");
+		gos_buf_json_f32(out, m[i].x);
+		gos_buf_puts(out, ",\"y\":");
+		gos_buf_json_f32(out, m[i].y);
+		gos_buf_putc(out, '}');
+	}
+	gos_buf_puts(out, "],\"truncated\":");
+	gos_buf_puts(out, count > n ? "true" : "false");
+	gos_buf_putc(out, '}');
+}
+
 /* A whole number >= 0 that a double holds exactly (2^53). */
 static bool as_seq(const cJSON *n, uint64_t *out)
 {
@@ -397,6 +429,70 @@ static void parse_seek(const cJSON *j, bool play, struct gos_viewer_in *out)
 	out->type = play ? GOS_VIEWER_IN_PLAY : GOS_VIEWER_IN_SEEK;
 }
 
+/* A probability bound: absent or null is NAN; else a number in 0..1. */
+static bool as_p(const cJSON *n, double *out)
+{
+	*out = NAN;
+	if (!n || cJSON_IsNull(n))
+		return true;
+	if (!cJSON_IsNumber(n) || !(n->valuedouble >= 0 && n->valuedouble <= 1))
+		return false;
+	*out = n->valuedouble;
+	return true;
+}
+
+#define BAD(...) do { snprintf(out->bad, sizeof(out->bad), __VA_ARGS__); return; } while (0)
+
+static void parse_search(const cJSON *j, struct gos_viewer_in *out)
+{
+	struct gos_viewer_search *s = &out->search;
+	const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "q");
+	const cJSON *limit = cJSON_GetObjectItemCaseSensitive(j, "limit");
+	const cJSON *streams = cJSON_GetObjectItemCaseSensitive(j, "streams");
+	out->type = GOS_VIEWER_IN_BAD;
+	if (!cJSON_IsString(q) || !q->valuestring[0])
+		BAD("search: \"q\" must be a string that is not empty");
+	size_t qlen = strlen(q->valuestring);
+	if (qlen > GOS_VIEWER_SEARCH_Q_MAX || !gos_utf8_valid(q->valuestring, qlen))
+		BAD("search: \"q\" must be at most %d bytes of UTF-8", GOS_VIEWER_SEARCH_Q_MAX);
+	memcpy(s->q, q->valuestring, qlen + 1);
+	s->limit = GOS_VIEWER_SEARCH_LIMIT;
+	if (limit && !cJSON_IsNull(limit)) {
+		uint64_t v;
+		if (!as_seq(limit, &v) || v < 1 || v > GOS_VIEWER_SEARCH_LIMIT_MAX)
+			BAD("search: \"limit\" must be a whole number from 1 to %d",
+			    GOS_VIEWER_SEARCH_LIMIT_MAX);
+		s->limit = (uint32_t)v;
+	}
+	if (!as_p(cJSON_GetObjectItemCaseSensitive(j, "min_p"), &s->min_p) ||
+	    !as_p(cJSON_GetObjectItemCaseSensitive(j, "max_p"), &s->max_p))
+		BAD("search: \"min_p\" and \"max_p\" must be numbers from 0 to 1");
+	if (s->min_p > s->max_p)
+		BAD("search: \"min_p\" is above \"max_p\"");
+	if (streams && !cJSON_IsNull(streams)) {
+		if (!cJSON_IsArray(streams))
+			BAD("search: \"streams\" must be an array of stream names");
+		size_t used = 0;
+		const cJSON *e;
+		cJSON_ArrayForEach(e, streams) {
+			if (!cJSON_IsString(e))
+				BAD("search: \"streams\" must be an array of stream names");
+			size_t n = strlen(e->valuestring);
+			if (n > GOS_MAX_STREAM)
+				BAD("search: a stream name is longer than %d bytes", GOS_MAX_STREAM);
+			if (s->n_streams == GOS_VIEWER_SEARCH_STREAMS_MAX ||
+			    used + n + 1 > sizeof(s->streams))
+				BAD("search: \"streams\" names more than %d streams or %d bytes",
+				    GOS_VIEWER_SEARCH_STREAMS_MAX, GOS_VIEWER_SEARCH_STREAMS_BYTES);
+			memcpy(s->streams + used, e->valuestring, n + 1);
+			used += n + 1;
+			s->n_streams++;
+		}
+		s->has_streams = true;
+	}
+	out->type = GOS_VIEWER_IN_SEARCH;
+}
+
 enum gos_viewer_in_type gos_viewer_parse(const char *msg, size_t len, struct gos_viewer_in *out)
 {
 	*out = (struct gos_viewer_in){.type = GOS_VIEWER_IN_IGNORED};
@@ -428,6 +524,8 @@ enum gos_viewer_in_type gos_viewer_parse(const char *msg, size_t len, struct gos
 		out->type = GOS_VIEWER_IN_PAUSE;
 	} else if (!strcmp(type->valuestring, "live")) {
 		out->type = GOS_VIEWER_IN_LIVE;
+	} else if (!strcmp(type->valuestring, "search")) {
+		parse_search(j, out);
 	}
 	cJSON_Delete(j);
 	return out->type;

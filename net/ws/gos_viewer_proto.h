@@ -11,7 +11,8 @@
  * map or the server.
  *
  * Viewer to server: gos_viewer_parse reads one text message (viewport,
- * ping, seek, play, pause, live) into a plain struct; anything else is GOS_VIEWER_IN_IGNORED.
+ * ping, seek, play, pause, live, search) into a plain struct; anything else
+ * is GOS_VIEWER_IN_IGNORED.
  *
  * Threads: any thread; nothing is shared (a writer and its buffer belong to
  * one thread at a time). */
@@ -124,6 +125,19 @@ void gos_viewer_timeline(struct gos_buf *out, uint64_t first_seq, uint64_t last_
                          double first_time, double last_time, const double *t,
                          const uint64_t *seq, size_t n);
 
+/* One match of a search_result. */
+struct gos_viewer_match {
+	const char *stream;          /* its stream's name; NULL: "" */
+	uint32_t n_ids;
+	const char *const *ids;      /* the tokens it covers, in stream order */
+	float x, y;                  /* the first token's position */
+};
+
+/* {"type":"search_result","q":Q,"count":C,"matches":[{"stream","ids":[..],
+ * "x","y"}],"truncated":T}: n matches of the count C; truncated when C > n. */
+void gos_viewer_search_result(struct gos_buf *out, const char *q, uint64_t count,
+                              const struct gos_viewer_match *m, size_t n);
+
 /* Put one token or stream into the open message. A put the message does not
  * carry (a token in neural_state, a token after a snapshot's streams) is a
  * programming error and aborts. */
@@ -141,7 +155,26 @@ enum gos_viewer_in_type {
 	GOS_VIEWER_IN_PLAY,          /* seek_seq, speed */
 	GOS_VIEWER_IN_PAUSE,
 	GOS_VIEWER_IN_LIVE,
-	GOS_VIEWER_IN_BAD,           /* a seek or play with bad fields: bad says why */
+	GOS_VIEWER_IN_BAD,           /* a seek, play or search with bad fields: bad says why */
+	GOS_VIEWER_IN_SEARCH,        /* search */
+};
+
+/* search's limits (docs/protocol.md, "search_result"). */
+#define GOS_VIEWER_SEARCH_Q_MAX         256    /* bytes of "q" (UTF-8) */
+#define GOS_VIEWER_SEARCH_LIMIT         100    /* "limit" when absent */
+#define GOS_VIEWER_SEARCH_LIMIT_MAX     10000
+#define GOS_VIEWER_SEARCH_STREAMS_MAX   256    /* names in "streams" */
+#define GOS_VIEWER_SEARCH_STREAMS_BYTES 16384  /* their bytes, NULs included */
+
+/* A search, read: a plain copy (no pointers), so that it can be queued. */
+struct gos_viewer_search {
+	char q[GOS_VIEWER_SEARCH_Q_MAX + 1];  /* 1..256 bytes of valid UTF-8, NUL-terminated */
+	uint32_t limit;                       /* 1..LIMIT_MAX */
+	double min_p, max_p;                  /* 0..1, min_p <= max_p; NAN: not given */
+	bool has_streams;                     /* only the streams named (none: no match) */
+	uint32_t n_streams;
+	char streams[GOS_VIEWER_SEARCH_STREAMS_BYTES];  /* n_streams NUL-terminated names,
+	                                                 * back to back */
 };
 
 #define GOS_VIEWER_SPEED_MIN 0.0625
@@ -169,6 +202,7 @@ struct gos_viewer_in {
 	double seek_time;                     /* SEEK with has_time: CLOCK_REALTIME s */
 	bool has_time;
 	double speed;                         /* PLAY: [SPEED_MIN, SPEED_MAX], default 1 */
+	struct gos_viewer_search search;      /* SEARCH */
 	char bad[120];                        /* BAD: one sentence */
 };
 

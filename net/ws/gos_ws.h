@@ -81,9 +81,9 @@ typedef bool (*gos_ws_health_fn)(void *ctx, struct gos_buf *out);
 
 struct gos_viewer_in;
 
-/* A viewer's time-travel message (seek, play, pause, live; the server has
- * already switched a `live` viewer back to live deltas), or with in NULL:
- * the viewer went away. viewer: its id; gen: its generation, to pass back
+/* A viewer's request: time travel (seek, play, pause, live; the server has
+ * already switched a `live` viewer back to live deltas) or a search, or
+ * with in NULL: the viewer went away. viewer: its id; gen: its generation, to pass back
  * to gos_ws_viewer_send. Service thread: must not block. */
 typedef void (*gos_ws_request_fn)(void *ctx, uint64_t viewer, uint64_t gen,
                                   const struct gos_viewer_in *in);
@@ -150,7 +150,7 @@ struct gos_ws_opts {
 	uint32_t rx_burst;            /* token-bucket depth; 0: 40 */
 	gos_ws_metrics_fn metrics;    /* NULL: only the server's own metrics */
 	gos_ws_health_fn health;      /* NULL: {"status":"ok"} plus the server's fields */
-	gos_ws_request_fn request;    /* NULL: seek/play/pause/live are ignored */
+	gos_ws_request_fn request;    /* NULL: seek/play/pause/live/search are ignored */
 	gos_ws_viewport_fn viewport;  /* gos.v2 viewports; NULL: gos.v2 viewers get
 	                               * snapshots and ticks, never detail */
 	const struct gos_ws_stream *recording;  /* GET /recording; NULL: 404 */
@@ -245,6 +245,8 @@ enum gos_ws_send {
 	GOS_WS_SEND_SNAPSHOT,     /* a seek/play snapshot: from here on the viewer gets
 	                           * no live deltas, only what is sent to it */
 	GOS_WS_SEND_LIVE,         /* msg NULL: back to live (a live snapshot, then deltas) */
+	GOS_WS_SEND_ANSWER,       /* as MESSAGE, whatever the viewer's generation: an answer
+	                           * that does not depend on where it is in time (search) */
 };
 
 /* Any thread. One message for one viewer (by id), dropped when the viewer

@@ -224,7 +224,7 @@ static void viewer_tell_live(struct gos_ws *ws, struct viewer *v)
 
 static void viewer_private(struct gos_ws *ws, struct viewer *v, const struct inbox_item *it)
 {
-	if (it->gen != v->gen)
+	if (it->gen != v->gen && it->send != GOS_WS_SEND_ANSWER)
 		return;  /* from before the viewer went live again */
 	switch (it->send) {
 	case GOS_WS_SEND_LIVE:
@@ -242,6 +242,7 @@ static void viewer_private(struct gos_ws *ws, struct viewer *v, const struct inb
 		viewer_want_write(v);
 		return;
 	case GOS_WS_SEND_MESSAGE:
+	case GOS_WS_SEND_ANSWER:
 		if (v->q_len + 1 > ws->opts.backpressure || !q_push(ws, v, it->msg)) {
 			/* a playing viewer that cannot keep up goes back to live */
 			v->gen++;
@@ -515,6 +516,7 @@ static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, 
 	case GOS_VIEWER_IN_SEEK:
 	case GOS_VIEWER_IN_PLAY:
 	case GOS_VIEWER_IN_PAUSE:
+	case GOS_VIEWER_IN_SEARCH:
 		if (ws->opts.request)
 			ws->opts.request(ws->opts.cb_ctx, v->id, v->gen, &in);
 		else

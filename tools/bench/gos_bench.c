@@ -18,6 +18,7 @@ static const struct bench_cmd cmds[] = {
 	{"fanout", gos_bench_fanout, "browser viewers (1 to 10,000) fed 1000 events/s, against a Node ws peer"},
 	{"restore", gos_bench_restore, "restart time of a 1M- and 10M-token session (journal + checkpoint), bytes per token"},
 	{"viewer", gos_bench_viewer, "a late joiner in headless chromium on a 1M-token map (gos.v1 and gos.v2), WebGL2 vs Canvas 2D frame time"},
+	{"search", gos_bench_search, "the search index over a 1M-token map: build time, bytes/token, p50/p99 of searches"},
 	{"style", gos_bench_style, "native frame times while color modes, filters and search highlights change on a 1M-token map"},
 	{"seek", gos_bench_seek, "p50/p99 of the seek worker building the map at a seq of a 1M-token session, cold and warm"},
 };

@@ -10,6 +10,7 @@ int gos_bench_bridge(int argc, char **argv);
 int gos_bench_fanout(int argc, char **argv);
 int gos_bench_restore(int argc, char **argv);
 int gos_bench_seek(int argc, char **argv);
+int gos_bench_search(int argc, char **argv);
 int gos_bench_viewer(int argc, char **argv);
 
 #include <stdbool.h>
