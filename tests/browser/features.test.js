@@ -5,9 +5,10 @@
 // palette's ends, agreement mode draws a group's first divergence in the
 // highlight, hiding a stream and narrowing the probability range leave
 // background where their tokens were, and the page's URL opens the same
-// mode and filters. Search against tests/browser/mock_server.js (the
-// server's search worker is another branch's): "/" and Enter send the
-// request, matches draw in the highlight and the rest dimmed, "k of N",
+// mode and filters. Search, against a real compositor's search worker and
+// against tests/browser/mock_server.js (which also shows the requests the
+// page sends): "/" and Enter send the request, matches draw in the
+// highlight and the rest dimmed, "k of N",
 // Enter / n / N move the camera from match to match, Esc clears, "only
 // shown tokens" sends the filter, errors show in the box, and a URL with a
 // query searches again on load.
@@ -36,9 +37,9 @@ const RANK_TOP = blend(VIRIDIS_1, 1.0), RANK_BEYOND = blend(VIRIDIS_0, 0.35);
 const TOL = 8;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gos-features-'));
-const sock = path.join(tmp, 'gos.sock');
+const SOCK = path.join(tmp, 'gos.sock'), SEARCH_SOCK = path.join(tmp, 'search.sock');
 
-function startCompositor() {
+function startCompositor(sock) {
   return new Promise((resolve, reject) => {
     const p = spawn(COMPOSITOR, ['--headless', '--no-journal', '--socket', sock, '--log-interval', '0',
       '--listen', '127.0.0.1:0', '--tick-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -52,7 +53,7 @@ function startCompositor() {
     p.on('exit', code => reject(new Error(`compositor exited ${code}: ${err}`)));
   });
 }
-function feed(lines) {
+function feed(lines, sock = SOCK) {
   return new Promise((resolve, reject) => {
     const s = net.createConnection(sock);
     let buf = '';
@@ -216,14 +217,17 @@ function words(stream, list, y, conf) {
   });
 }
 
-async function searchTest(ctx, s, label, query) {
+// s: the mock server, or {port} of a real compositor fed the same words
+// (real: the requests the page sends are not seen, an error comes from a
+// query over the server's 256-byte limit).
+async function searchTest(ctx, s, label, query, real = false) {
   const W = m => `${label}: ${m}`;
   const page = await ctx.newPage();
   const errors = [];
   page.on('console', m => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', e => errors.push('pageerror: ' + e.message));
   const st = () => page.evaluate(() => window.gos.searchState());
-  const before = s.searches().length;
+  const before = real ? 0 : s.searches().length;
   try {
     await page.goto(`http://127.0.0.1:${s.port}/${query}`);
     await waitFor(page, () => window.gos && window.gos.state().conn === 'live', null, W('the page connects'));
@@ -235,9 +239,11 @@ async function searchTest(ctx, s, label, query) {
     await page.keyboard.type('THE');
     await page.keyboard.press('Enter');
     await waitFor(page, () => window.gos.searchState().count === 4, null, W('Enter: 4 matches (case folded)'));
-    const req = s.searches()[before];
-    check(req && req.q === 'THE' && req.limit === 1000 && !('streams' in req) && !('min_p' in req),
-      W(`the request: ${JSON.stringify(req)}`));
+    if (!real) {
+      const req = s.searches()[before];
+      check(req && req.q === 'THE' && req.limit === 1000 && !('streams' in req) && !('min_p' in req),
+        W(`the request: ${JSON.stringify(req)}`));
+    }
     let ss = await st();
     check(ss.label === '1 of 4' && ss.i === 0 && ss.highlighted === 4, W(`"1 of 4", four tokens highlighted: ${JSON.stringify(ss)}`));
     let cam = await page.evaluate(() => window.gos.camera());
@@ -286,16 +292,19 @@ async function searchTest(ctx, s, label, query) {
     await page.keyboard.type('the');
     await page.keyboard.press('Enter');
     await waitFor(page, () => window.gos.searchState().count === 3, null, W('filtered: 3 matches'));
-    const freq = s.searches()[s.searches().length - 1];
-    check(freq.q === 'the' && freq.streams.includes('a') && !freq.streams.includes('b') && freq.min_p === 0 &&
-      freq.max_p === 1,
-      W(`the filtered request names the shown streams and the range: ${JSON.stringify(freq)}`));
+    if (!real) {
+      const freq = s.searches()[s.searches().length - 1];
+      check(freq.q === 'the' && freq.streams.includes('a') && !freq.streams.includes('b') && freq.min_p === 0 &&
+        freq.max_p === 1,
+        W(`the filtered request names the shown streams and the range: ${JSON.stringify(freq)}`));
+    }
 
     // an error shows in the box
-    await page.fill('#search', 'boom');
+    await page.fill('#search', real ? 'x'.repeat(300) : 'boom');
     await page.focus('#search');
     await page.keyboard.press('Enter');
-    await waitFor(page, () => /too busy/.test(window.gos.searchState().error), null, W('an error answer shows in the box'));
+    await waitFor(page, real => (real ? /256/ : /too busy/).test(window.gos.searchState().error), real,
+      W('an error answer shows in the box'));
 
     // a link with a query searches on load
     await page.fill('#search', 'cat');
@@ -305,13 +314,15 @@ async function searchTest(ctx, s, label, query) {
     const link = page.url();
     const p2 = await ctx.newPage();
     p2.on('pageerror', e => errors.push('pageerror: ' + e.message));
-    const n = s.searches().length;
+    const n = real ? 0 : s.searches().length;
     await p2.goto(link);
     await waitFor(p2, () => window.gos && window.gos.searchState().count === 1 && window.gos.searchState().highlighted === 1,
       null, W('the link searches again on load'));
-    const last = s.searches()[n];
-    check(last && last.q === 'cat' && last.streams && last.streams.includes('a') && !last.streams.includes('b'),
-      W(`the link's request: ${JSON.stringify(last)}`));
+    if (!real) {
+      const last = s.searches()[n];
+      check(last && last.q === 'cat' && last.streams && last.streams.includes('a') && !last.streams.includes('b'),
+        W(`the link's request: ${JSON.stringify(last)}`));
+    }
     check(await p2.inputValue('#search') === 'cat', W('the link fills the box'));
     await p2.close();
     check(errors.filter(e => !benign(e)).length === 0, W(`no console errors: ${JSON.stringify(errors)}`));
@@ -321,7 +332,8 @@ async function searchTest(ctx, s, label, query) {
 }
 
 async function main() {
-  const c = await startCompositor();
+  const c = await startCompositor(SOCK);
+  const cs = await startCompositor(SEARCH_SOCK);
   const browser = await launch();
   const s = await mock.start({
     searchAnswer: m => m.q === 'boom' ? { type: 'error', code: 'busy', message: 'the search worker is too busy' } : null,
@@ -331,8 +343,16 @@ async function main() {
     check(r.applied === MAP.length && r.rejected === 0, `the map is fed: ${JSON.stringify(r)}`);
     await realTest(browser.ctx, c.port, 'gos.v2 webgl2', '');
     await realTest(browser.ctx, c.port, 'gos.v1 canvas', '?protocol=v1&renderer=canvas');
-    s.add(words('a', ['the ', 'cat ', 'sat ', 'on ', 'the ', 'mat. ', 'The ', 'end'], 1050, 0.8));
-    s.add(words('b', ['the ', 'dog'], 1150, 0.8));
+    const A = words('a', ['the ', 'cat ', 'sat ', 'on ', 'the ', 'mat. ', 'The ', 'end'], 1050, 0.8);
+    const B = words('b', ['the ', 'dog'], 1150, 0.8);
+    s.add(A);
+    s.add(B);
+    const asEvents = ws => ws.map(t => ({ type: 'token_activation', token_id: t.id, token_text: t.text,
+      stream: t.stream, position: [t.x, t.y], confidence: t.confidence, timestamp: t.timestamp }));
+    const fr = await feed(asEvents(A.concat(B)), SEARCH_SOCK);
+    check(fr.applied === A.length + B.length && fr.rejected === 0, `the search map is fed: ${JSON.stringify(fr)}`);
+    await searchTest(browser.ctx, { port: cs.port }, 'real search gos.v2 webgl2', '', true);
+    await searchTest(browser.ctx, { port: cs.port }, 'real search gos.v1 canvas', '?protocol=v1&renderer=canvas', true);
     s.tick();
     const tick = setInterval(s.tick, 30);
     try {
@@ -344,8 +364,10 @@ async function main() {
   } finally {
     await browser.close();
     await s.close();
-    c.p.removeAllListeners('exit');
-    c.p.kill('SIGTERM');
+    for (const x of [c, cs]) {
+      x.p.removeAllListeners('exit');
+      x.p.kill('SIGTERM');
+    }
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   console.log(`ws_browser_features: ${passed} passed, ${failed} failed`);
