@@ -223,6 +223,33 @@ mark = len(log())
 key("a")
 check(wait_log(r"every stream and probability shown", mark), "A shows everything again")
 
+# search: / opens the box, typed text, Enter; n the next match; Esc ends it
+mark = len(log())
+key("slash")
+xdo("windowfocus", "--sync", win)
+xdo("type", "--delay", "60", "W12")
+time.sleep(0.3)
+key("Return")
+check(wait_log(r'search "W12": match 1 of 11', mark),
+      f"/ W12 Enter: 11 matches, case folded (w12, w120..w129) ({log()[mark:]!r})")
+
+
+def magenta(path):
+    _, _, rows = read_png(path)
+    return sum(1 for r in rows for x in range(0, len(r), 3)
+               if r[x] > 150 and r[x + 2] > 120 and r[x + 1] * 2 < r[x])
+
+
+key("Home")
+hl_png = shot()
+check(hl_png is not None and magenta(hl_png) > 100, "the matches are highlighted in the picture")
+mark = len(log())
+key("n")
+check(wait_log(r'search "W12": match 2 of 11', mark), "n goes to the next match")
+mark = len(log())
+key("Escape")
+check(wait_log(r"search off", mark), "Esc ends the search (and does not quit)")
+
 mark = len(log())
 key("period", "period", "period", "space")
 check(wait_log(r"time travel: replaying at 8x", mark), "., . and . make 8x; Space replays")
