@@ -19,6 +19,7 @@
 #include "gos_queue.h"
 #include "gos_state.h"
 #include "gos_export.h"
+#include "gos_nats.h"
 #include "gos_search.h"
 #include "gos_web.h"
 #include "gos_ws.h"
@@ -39,6 +40,8 @@ struct options {
 	bool demo;
 	uint32_t max_producers;
 	int producer_timeout_ms;
+	const char *nats_url;         /* --nats: also consume producer events from JetStream */
+	const char *cluster;          /* --cluster (docs/scale-out.md) */
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
 	double log_interval;
@@ -62,6 +65,10 @@ static void usage(FILE *f)
 	        "\n"
 	        "options:\n"
 	        "  --socket PATH        Unix socket to listen on (default %s)\n"
+	        "  --nats URL           also take producer events from NATS JetStream (the\n"
+	        "                       stream CLUSTER_INGEST, subjects CLUSTER.ingest.<stream>,\n"
+	        "                       durable consumer 'leader'; docs/scale-out.md)\n"
+	        "  --cluster NAME       the JetStream names' prefix (default gos)\n"
 	        "  --headless           no window: render the same passes offscreen (also what\n"
 	        "                       happens when no display is available)\n"
 	        "  --no-render          draw nothing (no window, no Vulkan): keep the map, serve\n"
@@ -127,7 +134,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
+	enum { OPT_SOCKET = 256, OPT_NATS, OPT_CLUSTER, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* the window or offscreen target */
 	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_COLOR, OPT_GPU,
@@ -139,6 +146,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"demo", no_argument, NULL, OPT_DEMO},
 		{"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
 		{"max-producers", required_argument, NULL, OPT_MAX_PRODUCERS},
+		{"nats", required_argument, NULL, OPT_NATS},
+		{"cluster", required_argument, NULL, OPT_CLUSTER},
 		{"producer-timeout", required_argument, NULL, OPT_PRODUCER_TIMEOUT},
 		{"layout", required_argument, NULL, OPT_LAYOUT},
 		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
@@ -192,6 +201,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_HEADLESS: o->headless = true; break;
 		case OPT_NO_RENDER: o->no_render = true; break;
 		case OPT_DEMO: o->demo = true; break;
+		case OPT_NATS:
+			o->nats_url = optarg;
+			break;
+		case OPT_CLUSTER: {
+			char why[200];
+			if (!gos_nats_check_cluster(optarg, why, sizeof(why))) {
+				fprintf(stderr, "gos-compositor: --cluster: %s\n", why);
+				return EXIT_USAGE;
+			}
+			o->cluster = optarg;
+			break;
+		}
 		case OPT_MAX_PRODUCERS: {
 			uint64_t v;
 			if (!parse_u64(optarg, &v) || v == 0 || v > 1000000) {
@@ -350,6 +371,7 @@ struct app {
 	struct gos_journal *journal;     /* NULL with --no-journal */
 	struct gos_core *core;
 	struct gos_ingest *ingest;
+	struct gos_nats_ingest *nats;    /* --nats, else NULL */
 	struct gos_demo *demo;
 	struct gos_web *web;
 	struct timespec last_frame;      /* web: frame times for /metrics */
@@ -364,8 +386,12 @@ struct app {
 static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
 {
 	struct app *a = ctx;
-	if (a->ingest)
+	if (s->conn & GOS_NATS_CONN_BIT) {
+		if (a->nats)
+			gos_nats_ingest_applied(a->nats, s->conn, tokens);
+	} else if (a->ingest) {
 		gos_ingest_sync_done(a->ingest, s->conn, s->applied, s->rejected, tokens);
+	}
 }
 
 static void shot_reply_error(struct app *a, uint64_t conn, const char *path, const char *reason)
@@ -543,6 +569,7 @@ static void app_finish(struct app *a)
 	/* The journal after the core (which hands it the last batches) and
 	 * before the ingest (through which it answers their barriers). */
 	gos_state_close(a->state);
+	gos_nats_ingest_destroy(a->nats);   /* what it did not ack, JetStream delivers again */
 	gos_ingest_destroy(a->ingest);   /* removes the socket file */
 	gos_map_destroy(a->map);
 	gos_queue_destroy(a->queue);
@@ -790,6 +817,19 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
+	if (a.opt.nats_url) {
+		a.nats = gos_nats_ingest_create(&(struct gos_nats_ingest_opts){
+			.url = a.opt.nats_url, .cluster = a.opt.cluster, .queue = a.queue}, err, sizeof(err));
+		if (!a.nats) {
+			fprintf(stderr, "gos-compositor: --nats: %s\n", err);
+			app_finish(&a);
+			return EXIT_RUNTIME;
+		}
+	} else if (a.opt.cluster) {
+		fprintf(stderr, "gos-compositor: --cluster applies only with --nats\n");
+		app_finish(&a);
+		return EXIT_USAGE;
+	}
 	a.web = gos_web_create(&a.opt.web, &(struct gos_web_sources){
 		.map = a.map, .ingest = a.ingest, .core = a.core, .journal = a.journal,
 		.state_dir = gos_state_dir(a.state),

@@ -148,3 +148,9 @@ add_test(NAME journal_seek
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/journal_seek.py $<TARGET_FILE:gos-compositor>)
 set_tests_properties(journal_seek PROPERTIES TIMEOUT 240 LABELS "integration;ws;journal"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+
+# Remote producers over NATS JetStream against a real nats-server.
+add_test(NAME nats_ingest
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_ingest.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
+set_tests_properties(nats_ingest PROPERTIES TIMEOUT 240 LABELS "integration;nats")

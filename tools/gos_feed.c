@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "gos_client.h"
+#include "gos_nats.h"
 #include "gos_time.h"
 
 enum { EXIT_OK = 0, EXIT_REJECTED = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
@@ -29,6 +30,7 @@ struct pace {
 
 struct feed {
 	struct gos_client *client;
+	struct gos_nats_producer *nats;   /* --nats: publishes instead of the socket */
 	char *buf;
 	size_t len;
 	bool length_framing;
@@ -44,6 +46,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: gos-feed [--socket PATH] [--length-prefixed] [--realtime [--speed X]] FILE|-\n"
 	        "       gos-feed [--socket PATH] --synthetic [--count N] [--rate R] [--streams K] [--bytes B]\n"
+	        "       gos-feed --nats URL [--cluster NAME] [--sync-timeout S] ... (as above)\n"
 	        "\n"
 	        "Sends JSON lines to gos-compositor, prints every error line it answers,\n"
 	        "then waits for a sync barrier: when gos-feed exits, all was delivered.\n"
@@ -51,6 +54,13 @@ static void usage(FILE *f)
 	        "\n"
 	        "  --socket PATH       compositor socket (default %s)\n"
 	        "  --length-prefixed   send Geometry OS frames (u32 little-endian length + JSON)\n"
+	        "  --nats URL          publish to NATS JetStream (CLUSTER.ingest.<stream>) instead\n"
+	        "                      of the socket: each event waits for its JetStream ack, then\n"
+	        "                      the compositor consuming them confirms it applied them (it\n"
+	        "                      may start later: the events wait in JetStream)\n"
+	        "  --cluster NAME      with --nats: the JetStream names' prefix (default gos)\n"
+	        "  --sync-timeout S    with --nats: give up waiting for that after S seconds\n"
+	        "                      (default: wait for ever); exit 3\n"
 	        "  --realtime          replay a recording (docs/recording.md) at its own pace: each\n"
 	        "                      line is sent when its \"_t\" (arrival time, seconds) minus the\n"
 	        "                      first line's has passed since the first was sent; a line\n"
@@ -66,7 +76,8 @@ static void usage(FILE *f)
 	        "\n"
 	        "exit codes: 0 all applied, 1 some lines rejected, 2 bad command line or (with\n"
 	        "            --realtime) a malformed \"_t\", 3 cannot reach the compositor or the\n"
-	        "            connection was lost\n",
+	        "            connection was lost (--nats: NATS unreachable, an event refused by\n"
+	        "            JetStream, or --sync-timeout passed)\n",
 	        def);
 }
 
@@ -79,7 +90,7 @@ static void on_line(void *ctx, const char *line, size_t len)
 
 static bool flush(struct feed *f)
 {
-	if (!f->len)
+	if (!f->len || f->nats)
 		return true;
 	bool ok = gos_client_send_raw(f->client, f->buf, f->len);
 	f->len = 0;
@@ -90,6 +101,10 @@ static bool put_line(struct feed *f, const char *line, size_t n)
 {
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		n--;
+	if (f->nats) {
+		f->sent++;
+		return gos_nats_producer_send(f->nats, line, n);
+	}
 	size_t need = n + (f->length_framing ? 4 : 1);
 	if (f->len + need > SEND_BUF && !flush(f))
 		return false;
@@ -233,6 +248,11 @@ static bool wait_due(struct feed *f, double t)
 	while (left > 0) {
 		/* whole milliseconds, rounded up: a line never goes out early */
 		double ms = ceil(left * 1e3);
+		if (f->nats) {
+			struct timespec ts = {(time_t)(ms / 1000), (long)(fmod(ms, 1000) * 1e6)};
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		if (!gos_client_poll(f->client, ms > 1e6 ? 1000000 : (int)ms))
 			return false;
 		left = due - gos_now_s();
@@ -281,13 +301,63 @@ static bool parse_num(const char *s, double lo, double hi, double *out)
 	return true;
 }
 
+/* gos-feed --nats: the same input published to JetStream; the sync waits for
+ * every ack, then for the compositor to confirm. */
+static int feed_nats(struct feed *f, const char *url, const char *cluster, double sync_timeout,
+                     bool syn, FILE *in, const char *name, uint64_t count, double rate,
+                     uint32_t streams, uint32_t bytes)
+{
+	char err[512];
+	if (cluster && !gos_nats_check_cluster(cluster, err, sizeof(err))) {
+		fprintf(stderr, "gos-feed: --cluster: %s\n", err);
+		return EXIT_USAGE;
+	}
+	f->nats = gos_nats_producer_connect(url, cluster, err, sizeof(err));
+	if (!f->nats) {
+		fprintf(stderr, "gos-feed: %s\n", err);
+		if (in && in != stdin)
+			fclose(in);
+		return EXIT_CONN;
+	}
+	gos_nats_producer_on_line(f->nats, on_line, NULL);
+	double t0 = gos_now_s();
+	enum feed_end end = FEED_OK;
+	bool ok = syn ? synthetic(f, count, rate, streams, bytes)
+	              : (end = from_file(f, in, in == stdin ? "stdin" : name)) == FEED_OK;
+	if (in && in != stdin)
+		fclose(in);
+	struct gos_sync_result r = {0};
+	char why[300] = "the connection to NATS was lost";
+	ok = ok && gos_nats_producer_sync(f->nats, sync_timeout < 0 ? -1 : (int)(sync_timeout * 1000),
+	                                  &r, why, sizeof(why));
+	gos_nats_producer_close(f->nats);
+	if (end == FEED_BAD_T) {
+		fprintf(stderr, "gos-feed: stopped there: the %llu lines before it were published, "
+		        "nothing after\n", (unsigned long long)f->sent);
+		return EXIT_USAGE;
+	}
+	if (!ok) {
+		fprintf(stderr, "gos-feed: %s (after %llu lines)\n", why, (unsigned long long)f->sent);
+		return EXIT_CONN;
+	}
+	if (!f->quiet)
+		fprintf(stderr, "gos-feed: published %llu lines to %s in %.3f s: applied %llu, rejected "
+		        "%llu; %llu tokens on the map\n", (unsigned long long)f->sent, url,
+		        gos_now_s() - t0, (unsigned long long)r.applied, (unsigned long long)r.rejected,
+		        (unsigned long long)r.tokens);
+	return r.rejected ? EXIT_REJECTED : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_LEN, O_REALTIME, O_SPEED, O_SYN, O_COUNT, O_RATE, O_STREAMS, O_BYTES,
+	enum { O_SOCKET = 256, O_NATS, O_CLUSTER, O_SYNC_TIMEOUT, O_LEN, O_REALTIME, O_SPEED, O_SYN, O_COUNT, O_RATE, O_STREAMS, O_BYTES,
 	       O_QUIET, O_HELP, O_VERSION };
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"length-prefixed", no_argument, NULL, O_LEN},
+		{"nats", required_argument, NULL, O_NATS},
+		{"cluster", required_argument, NULL, O_CLUSTER},
+		{"sync-timeout", required_argument, NULL, O_SYNC_TIMEOUT},
 		{"realtime", no_argument, NULL, O_REALTIME},
 		{"speed", required_argument, NULL, O_SPEED},
 		{"synthetic", no_argument, NULL, O_SYN},
@@ -304,6 +374,8 @@ int main(int argc, char **argv)
 	gos_default_socket_path(path, sizeof(path));
 	struct feed f = {0};
 	bool syn = false, speed_given = false;
+	const char *nats_url = NULL, *cluster = NULL;
+	double sync_timeout = -1;
 	double count = 100000, rate = 0, streams = 4, bytes = 120;
 	f.pace.speed = 1;
 	opterr = 0;
@@ -313,6 +385,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case O_SOCKET: snprintf(path, sizeof(path), "%s", optarg); break;
 		case O_LEN: f.length_framing = true; break;
+		case O_NATS: nats_url = optarg; break;
+		case O_CLUSTER: cluster = optarg; break;
+		case O_SYNC_TIMEOUT: ok = parse_num(optarg, 0, 1e6, &sync_timeout); break;
 		case O_REALTIME: f.pace.on = true; break;
 		case O_SPEED:
 			speed_given = true;
@@ -364,6 +439,17 @@ int main(int argc, char **argv)
 	}
 
 	char err[512];
+	if ((cluster || sync_timeout >= 0) && !nats_url) {
+		fprintf(stderr, "gos-feed: --cluster and --sync-timeout apply only with --nats\n");
+		return EXIT_USAGE;
+	}
+	if (nats_url && f.length_framing) {
+		fprintf(stderr, "gos-feed: --length-prefixed is for the socket, not --nats\n");
+		return EXIT_USAGE;
+	}
+	if (nats_url)
+		return feed_nats(&f, nats_url, cluster, sync_timeout, syn, in, argv[argc - 1],
+		                 (uint64_t)count, rate, (uint32_t)streams, (uint32_t)bytes);
 	f.client = gos_client_connect(path, err, sizeof(err));
 	if (!f.client) {
 		fprintf(stderr, "gos-feed: %s\n", err);

@@ -10,7 +10,7 @@ run_pkgs=(
   libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   glslc libshaderc-dev spirv-tools
   libglfw3-dev libwebsockets-dev libcjson-dev libcurl4-openssl-dev
-  libfreetype-dev fonts-dejavu-core fonts-noto-cjk libpng-dev
+  libfreetype-dev fonts-dejavu-core fonts-noto-cjk libpng-dev libnats-dev
   xvfb xauth
 )
 test_pkgs=(
@@ -18,6 +18,7 @@ test_pkgs=(
   python3 python3-websockets
   xdotool
   prometheus
+  nats-server
   chromium
 )
 

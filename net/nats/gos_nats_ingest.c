@@ -1,0 +1,406 @@
+/* The compositor's side of gos over NATS: one thread pulls producer events
+ * from the durable consumer, parses them as the socket does, and queues them
+ * for the core in batches, each ending in a sync marker whose conn id names
+ * the batch. When the core (or the journal, once durable) reports the
+ * marker, the batch's last message is acked (AckAll: it and all before it),
+ * and the producers' sync requests it covers are answered. See gos_nats.h. */
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gos_nats.h"
+#include "gos_protocol.h"
+#include "nats_internal.h"
+
+#define RING 256          /* batches queued and not yet applied */
+#define WAITERS 4096      /* producers' syncs waiting at once */
+
+struct pend {
+	natsMsg *last;         /* the batch's last message: acking it acks all before */
+	uint64_t stream_seq;   /* its stream sequence */
+};
+
+struct waiter {
+	char *reply;
+	uint64_t target;       /* the stream sequence it waits for */
+};
+
+struct gos_nats_ingest {
+	struct gos_nats_ingest_opts o;
+	char cluster[GOS_NATS_CLUSTER_MAX + 1];
+	char stream[GOS_NATS_CLUSTER_MAX + 16];
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *pull, *sync_sub;
+	pthread_t th;
+	bool started;
+	atomic_bool stop;
+
+	struct pend ring[RING];
+	uint64_t next_id;          /* ids of batches queued: [done + 1, next_id) in the ring */
+	atomic_uint_fast64_t done; /* the core applied batches up to this id */
+	uint64_t acked;            /* ids acked up to */
+	atomic_uint_fast64_t tokens;
+
+	pthread_mutex_t lock;      /* waiters, applied_seq (the sync callback's thread) */
+	struct waiter waiters[WAITERS];
+	size_t n_waiters;
+	uint64_t applied_seq;
+
+	atomic_bool connected;
+	atomic_uint_fast64_t reconnects, messages, accepted, rejected, syncs;
+};
+
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_line(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "gos nats: %s\n", line);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct gos_nats_ingest *n = closure;
+	if (atomic_exchange(&n->connected, false))
+		log_line("lost the connection to NATS; reconnecting");
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	(void)closure;
+	log_line("connected to NATS");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct gos_nats_ingest *n = closure;
+	atomic_fetch_add(&n->reconnects, 1);
+	if (!atomic_exchange(&n->connected, true))
+		log_line("connected to NATS again");
+}
+
+/* Answers the waiting syncs that applied_seq covers (lock held). */
+static void answer_waiters(struct gos_nats_ingest *n)
+{
+	size_t k = 0;
+	char body[160];
+	int len = snprintf(body, sizeof(body), "{\"type\":\"sync\",\"stream_seq\":%llu,\"tokens\":%llu}",
+	                   (unsigned long long)n->applied_seq,
+	                   (unsigned long long)atomic_load(&n->tokens));
+	for (size_t i = 0; i < n->n_waiters; i++) {
+		struct waiter *w = &n->waiters[i];
+		if (w->target <= n->applied_seq) {
+			natsConnection_Publish(n->nc, w->reply, body, len);
+			free(w->reply);
+			atomic_fetch_add(&n->syncs, 1);
+		} else {
+			n->waiters[k++] = *w;
+		}
+	}
+	n->n_waiters = k;
+}
+
+/* A producer's sync request (libnats's thread): answered once everything
+ * stored in the stream when it arrived is applied. */
+static void on_sync(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	struct gos_nats_ingest *n = closure;
+	const char *reply = natsMsg_GetReply(msg);
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	if (reply && js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr) == NATS_OK) {
+		uint64_t target = si->State.LastSeq;
+		jsStreamInfo_Destroy(si);
+		pthread_mutex_lock(&n->lock);
+		if (n->n_waiters < WAITERS) {
+			n->waiters[n->n_waiters++] = (struct waiter){strdup(reply), target};
+			if (!n->waiters[n->n_waiters - 1].reply)
+				abort();
+		}
+		answer_waiters(n);
+		pthread_mutex_unlock(&n->lock);
+	}
+	natsMsg_Destroy(msg);
+}
+
+/* Connects, creates what is missing, subscribes: retried until it works or
+ * the thread stops. */
+static bool setup(struct gos_nats_ingest *n)
+{
+	char err[300] = "";
+	bool said = false;
+	while (!atomic_load(&n->stop)) {
+		jsErrCode jerr = 0;
+		if (nats_ensure_stream(n->js, n->cluster, err, sizeof(err))) {
+			jsSubOptions so;
+			jsSubOptions_Init(&so);
+			so.Stream = n->stream;
+			so.Config.Durable = NATS_CONSUMER;
+			so.Config.AckPolicy = js_AckAll;
+			so.Config.AckWait = 30LL * 1000000000LL;
+			so.Config.MaxAckPending = 1 << 20;
+			so.Config.DeliverPolicy = js_DeliverAll;
+			char subjects[GOS_NATS_CLUSTER_MAX + 16];
+			snprintf(subjects, sizeof(subjects), "%s.ingest.>", n->cluster);
+			natsStatus s = js_PullSubscribe(&n->pull, n->js, subjects, NATS_CONSUMER, NULL, &so,
+			                                &jerr);
+			char sync_subject[GOS_NATS_CLUSTER_MAX + 8];
+			snprintf(sync_subject, sizeof(sync_subject), "%s.sync", n->cluster);
+			if (s == NATS_OK)
+				s = natsConnection_Subscribe(&n->sync_sub, n->nc, sync_subject, on_sync, n);
+			if (s == NATS_OK) {
+				atomic_store(&n->connected, true);
+				log_line("consuming %s (stream %s, consumer %s)", subjects, n->stream,
+				         NATS_CONSUMER);
+				return true;
+			}
+			snprintf(err, sizeof(err), "subscribing to %s: %s", subjects, natsStatus_GetText(s));
+			natsSubscription_Destroy(n->pull);
+			n->pull = NULL;
+		}
+		if (!said)
+			log_line("not consuming yet: %s (retrying)", err);
+		said = true;
+		usleep(500 * 1000);
+	}
+	return false;
+}
+
+/* Acks the batches the core has applied, and answers syncs. */
+static void ack_done(struct gos_nats_ingest *n)
+{
+	uint64_t done = atomic_load(&n->done);
+	if (done <= n->acked)
+		return;
+	uint64_t seq = 0;
+	while (n->acked < done) {
+		struct pend *p = &n->ring[++n->acked % RING];
+		if (p->last) {
+			natsMsg_Ack(p->last, NULL);
+			natsMsg_Destroy(p->last);
+			p->last = NULL;
+			seq = p->stream_seq;
+		}
+	}
+	if (seq) {
+		pthread_mutex_lock(&n->lock);
+		if (seq > n->applied_seq)
+			n->applied_seq = seq;
+		answer_waiters(n);
+		pthread_mutex_unlock(&n->lock);
+	}
+}
+
+static void reject(struct gos_nats_ingest *n, natsMsg *m, const struct gos_parse_error *e)
+{
+	atomic_fetch_add(&n->rejected, 1);
+	const char *reply = NULL;
+	if (natsMsgHeader_Get(m, "Gos-Reply", &reply) != NATS_OK || !reply)
+		return;
+	jsMsgMetaData *md = NULL;
+	uint64_t line = 0;
+	if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+		line = md->Sequence.Stream;   /* the "line" is the event's stream sequence */
+		jsMsgMetaData_Destroy(md);
+	}
+	char *text = gos_protocol_error_line(line, e);
+	if (!text)
+		abort();
+	natsConnection_PublishString(n->nc, reply, text);
+	free(text);
+}
+
+/* Parses a fetched list into one batch ending in its sync marker and queues
+ * it. False when the queue is closed. */
+static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
+{
+	while (n->next_id - atomic_load(&n->done) >= RING - 1) {
+		ack_done(n);   /* the core is behind: wait for it (back-pressure) */
+		if (atomic_load(&n->stop))
+			return false;
+		usleep(1000);
+	}
+	struct gos_batch *b = gos_queue_get_batch(n->o.queue);
+	uint64_t last_seq = 0;
+	for (int i = 0; i < list->Count; i++) {
+		natsMsg *m = list->Msgs[i];
+		const char *p = natsMsg_GetData(m);
+		size_t len = (size_t)natsMsg_GetDataLength(m);
+		atomic_fetch_add(&n->messages, 1);
+		struct gos_event *ev = gos_batch_push(b);
+		struct gos_parse_error err = {0};
+		if (!gos_protocol_parse(p, len, ev, &b->arena, &err)) {
+			b->n--;
+			reject(n, m, &err);
+		} else if (ev->type == GOS_EV_SYNC) {
+			b->n--;   /* a sync over NATS is the NAME.sync request */
+		} else if (ev->type == GOS_EV_SCREENSHOT) {
+			b->n--;
+			err.reason = GOS_REJECT_UNKNOWN_TYPE;
+			snprintf(err.message, sizeof(err.message),
+			         "\"screenshot\" is taken on the compositor's socket, not over NATS");
+			reject(n, m, &err);
+		} else {
+			atomic_fetch_add(&n->accepted, 1);
+			while (len && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r' ||
+			               p[len - 1] == '\n'))
+				len--;
+			while (len && (p[0] == ' ' || p[0] == '\t'))
+				p++, len--;
+			ev->raw = gos_arena_strndup(&b->arena, p, len);
+			ev->raw_len = (uint32_t)len;
+		}
+		jsMsgMetaData *md = NULL;
+		if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+			last_seq = md->Sequence.Stream;
+			jsMsgMetaData_Destroy(md);
+		}
+	}
+	uint64_t id = n->next_id++;
+	struct gos_event *mark = gos_batch_push(b);
+	mark->type = GOS_EV_SYNC;
+	mark->sync.conn = GOS_NATS_CONN_BIT | id;
+	struct pend *pe = &n->ring[id % RING];
+	pe->last = list->Msgs[list->Count - 1];
+	pe->stream_seq = last_seq;
+	list->Msgs[list->Count - 1] = NULL;   /* kept for its ack */
+	natsMsgList_Destroy(list);
+	return gos_queue_push(n->o.queue, b);
+}
+
+static void *ingest_main(void *arg)
+{
+	struct gos_nats_ingest *n = arg;
+	pthread_setname_np(pthread_self(), "gos-nats");
+	if (!setup(n))
+		return NULL;
+	while (!atomic_load(&n->stop)) {
+		ack_done(n);
+		natsMsgList list = {0};
+		jsErrCode jerr = 0;
+		natsStatus s = natsSubscription_Fetch(&list, n->pull, (int)n->o.batch_events, 100, &jerr);
+		if (s == NATS_OK && list.Count > 0) {
+			if (!queue_list(n, &list))
+				break;
+		} else {
+			natsMsgList_Destroy(&list);
+			if (s != NATS_TIMEOUT && s != NATS_OK)
+				usleep(100 * 1000);   /* disconnected: libnats reconnects */
+		}
+	}
+	return NULL;
+}
+
+void gos_nats_ingest_applied(struct gos_nats_ingest *n, uint64_t conn, uint64_t tokens)
+{
+	uint64_t id = conn & ~GOS_NATS_CONN_BIT;
+	atomic_store(&n->tokens, tokens);
+	uint64_t cur = atomic_load(&n->done);
+	while (id > cur && !atomic_compare_exchange_weak(&n->done, &cur, id))
+		;
+}
+
+struct gos_nats_ingest *gos_nats_ingest_create(const struct gos_nats_ingest_opts *opts, char *err,
+                                               size_t errlen)
+{
+	const char *cluster = opts->cluster ? opts->cluster : "gos";
+	if (!opts->url || !opts->queue) {
+		snprintf(err, errlen, "the NATS ingest needs a URL and a queue");
+		return NULL;
+	}
+	if (!gos_nats_check_cluster(cluster, err, errlen))
+		return NULL;
+	struct gos_nats_ingest *n = calloc(1, sizeof(*n));
+	if (!n)
+		abort();
+	n->o = *opts;
+	if (!n->o.batch_events)
+		n->o.batch_events = 1024;
+	snprintf(n->cluster, sizeof(n->cluster), "%s", cluster);
+	nats_stream_name(cluster, n->stream, sizeof(n->stream));
+	pthread_mutex_init(&n->lock, NULL);
+	n->next_id = 1;   /* id 0: none applied yet */
+	natsOptions *o = NULL;
+	natsStatus s = natsOptions_Create(&o);
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(o, (const char *[]){opts->url}, 1);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(o, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(o, 250);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, n);   /* async */
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(o, on_reconnected, n);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&n->nc, o);
+	if (s == NATS_NOT_YET_CONNECTED)
+		s = NATS_OK;   /* it goes on trying in the background */
+	natsOptions_Destroy(o);
+	if (s == NATS_OK)
+		s = natsConnection_JetStream(&n->js, n->nc, NULL);
+	if (s != NATS_OK) {
+		snprintf(err, errlen, "NATS at %s: %s", opts->url, natsStatus_GetText(s));
+		gos_nats_ingest_destroy(n);
+		return NULL;
+	}
+	if (pthread_create(&n->th, NULL, ingest_main, n) != 0) {
+		snprintf(err, errlen, "cannot start the NATS ingest thread");
+		gos_nats_ingest_destroy(n);
+		return NULL;
+	}
+	n->started = true;
+	return n;
+}
+
+void gos_nats_ingest_destroy(struct gos_nats_ingest *n)
+{
+	if (!n)
+		return;
+	atomic_store(&n->stop, true);
+	if (n->started)
+		pthread_join(n->th, NULL);
+	ack_done(n);
+	natsSubscription_Destroy(n->sync_sub);
+	natsSubscription_Destroy(n->pull);
+	for (size_t i = 0; i < RING; i++)
+		natsMsg_Destroy(n->ring[i].last);
+	for (size_t i = 0; i < n->n_waiters; i++)
+		free(n->waiters[i].reply);
+	jsCtx_Destroy(n->js);
+	natsConnection_Destroy(n->nc);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_stats *out)
+{
+	*out = (struct gos_nats_ingest_stats){
+		.connected = atomic_load(&n->connected),
+		.reconnects = atomic_load(&n->reconnects),
+		.messages = atomic_load(&n->messages),
+		.accepted = atomic_load(&n->accepted),
+		.rejected = atomic_load(&n->rejected),
+		.syncs_answered = atomic_load(&n->syncs),
+	};
+	pthread_mutex_lock(&n->lock);
+	out->applied_stream_seq = n->applied_seq;
+	pthread_mutex_unlock(&n->lock);
+}

@@ -1,0 +1,82 @@
+/* Names shared by both sides of gos over NATS (gos_nats.h). */
+#include <nats/nats.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gos_nats.h"
+#include "nats_internal.h"
+
+bool gos_nats_check_cluster(const char *name, char *err, size_t errlen)
+{
+	size_t n = name ? strlen(name) : 0;
+	bool ok = n >= 1 && n <= GOS_NATS_CLUSTER_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		     name[i] == '_' || name[i] == '-';
+	if (!ok)
+		snprintf(err, errlen, "a cluster name is 1 to %d of a-z, 0-9, '_' and '-' (not \"%.80s\")",
+		         GOS_NATS_CLUSTER_MAX, name ? name : "");
+	return ok;
+}
+
+void nats_stream_name(const char *cluster, char *out, size_t len)
+{
+	size_t i = 0;
+	for (; cluster[i] && i + 8 < len; i++)
+		out[i] = cluster[i] == '-' ? '_' : (cluster[i] >= 'a' && cluster[i] <= 'z')
+		         ? (char)(cluster[i] - 'a' + 'A') : cluster[i];
+	snprintf(out + i, len - i, "_INGEST");
+}
+
+void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char *out, size_t len)
+{
+	int k = snprintf(out, len, "%s.ingest.", cluster);
+	size_t at = k > 0 ? (size_t)k : 0;
+	if (!n && at + 2 < len)
+		out[at++] = '_';
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < n && at + 4 < len; i++) {
+		unsigned char c = (unsigned char)stream[i];
+		/* subject tokens: no '.', '*', '>', white space or control bytes;
+		 * '%' escaped so the encoding is one to one */
+		if (c <= ' ' || c == '.' || c == '*' || c == '>' || c == '%' || c == 0x7f) {
+			out[at++] = '%';
+			out[at++] = hex[c >> 4];
+			out[at++] = hex[c & 15];
+		} else {
+			out[at++] = (char)c;
+		}
+	}
+	out[at < len ? at : len - 1] = '\0';
+}
+
+bool nats_ensure_stream(jsCtx *js, const char *cluster, char *err, size_t errlen)
+{
+	char name[GOS_NATS_CLUSTER_MAX + 16], subjects[GOS_NATS_CLUSTER_MAX + 16];
+	nats_stream_name(cluster, name, sizeof(name));
+	snprintf(subjects, sizeof(subjects), "%s.ingest.>", cluster);
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetStreamInfo(&si, js, name, NULL, &jerr);
+	if (s == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		return true;
+	}
+	jsStreamConfig cfg;
+	jsStreamConfig_Init(&cfg);
+	cfg.Name = name;
+	cfg.Subjects = (const char *[]){subjects};
+	cfg.SubjectsLen = 1;
+	cfg.Storage = js_FileStorage;
+	cfg.Retention = js_LimitsPolicy;
+	cfg.MaxAge = (int64_t)24 * 3600 * 1000000000LL;   /* a day of events */
+	cfg.Duplicates = (int64_t)120 * 1000000000LL;     /* retried publishes stored once */
+	s = js_AddStream(&si, js, &cfg, NULL, &jerr);
+	if (s == NATS_OK || jerr == JSStreamNameExistErr) {
+		jsStreamInfo_Destroy(si);
+		return true;
+	}
+	snprintf(err, errlen, "cannot create the JetStream stream %s (%s): %s%s", name, subjects,
+	         natsStatus_GetText(s), jerr ? " (is JetStream on: nats-server -js?)" : "");
+	return false;
+}

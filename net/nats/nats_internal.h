@@ -1,0 +1,24 @@
+/* Shared by the files of net/nats/ only. */
+#ifndef GOS_NATS_INTERNAL_H
+#define GOS_NATS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <nats/nats.h>
+
+#define NATS_SUBJECT_MAX 512
+#define NATS_CONSUMER "leader"
+
+/* NAME_INGEST, upper case, '-' as '_'. */
+void nats_stream_name(const char *cluster, char *out, size_t len);
+
+/* NAME.ingest.<stream> (the default stream "" as "_"; '.', '*', '>', '%',
+ * white space and control bytes percent-encoded). */
+void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char *out, size_t len);
+
+/* Creates the cluster's ingest stream unless it exists (any process may be
+ * first). False with one sentence in err. */
+bool nats_ensure_stream(jsCtx *js, const char *cluster, char *err, size_t errlen);
+
+#endif
