@@ -81,7 +81,7 @@ static double parse_time(const char *s, size_t len, size_t chunk, bool to_tokens
 	double best = 1e30;
 	for (int r = 0; r < 3; r++) {
 		struct counts c = {.to_tokens = to_tokens};
-		struct gos_sse_callbacks cb = {count_event, NULL, NULL, &c};
+		struct gos_sse_callbacks cb = {count_event, NULL, NULL, &c, NULL};
 		struct gos_sse *p = gos_sse_create(NULL, &cb);
 		double t = gos_now_s();
 		for (size_t at = 0; at < len; at += chunk)

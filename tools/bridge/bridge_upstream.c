@@ -191,7 +191,7 @@ void bridge_job_init(struct job *j, struct bridge *b, int index)
 	j->completion_tokens = -1;
 	j->sse_retry_ms = (uint64_t)(b->o.reconnect * 1e3);
 	j->easy = curl_easy_init();
-	struct gos_sse_callbacks cb = {on_sse_event, on_sse_retry, on_sse_error, j};
+	struct gos_sse_callbacks cb = {on_sse_event, on_sse_retry, on_sse_error, j, NULL};
 	j->sse = gos_sse_create(NULL, &cb);
 	if (!j->easy || !j->sse)
 		abort();
