@@ -38,10 +38,28 @@ add_test(NAME test_bridge
   COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge>)
 set_tests_properties(test_bridge PROPERTIES TIMEOUT 180 LABELS integration ENVIRONMENT "GOS_VALIDATION=1")
+# Real producers (issue 14): every captured llama.cpp response (tests/data/llamacpp/)
+# byte for byte, the SSE error forms, HTTP statuses and retries, --completions.
+add_test(NAME test_bridge_llamacpp
+  COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge_llamacpp.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge>)
+set_tests_properties(test_bridge_llamacpp PROPERTIES TIMEOUT 180 LABELS integration ENVIRONMENT "GOS_VALIDATION=1")
+# The --url pool (--spread, max=N, circuit breakers) and the response cache.
+add_test(NAME test_bridge_pool
+  COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge_pool.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge>)
+set_tests_properties(test_bridge_pool PROPERTIES TIMEOUT 180 LABELS integration ENVIRONMENT "GOS_VALIDATION=1")
 if(TARGET gos-bridge-asan)
   add_test(NAME test_bridge_asan
     COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge.py
             $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge-asan>)
   set_tests_properties(test_bridge_asan PROPERTIES TIMEOUT 240 LABELS "integration;asan"
     ENVIRONMENT "GOS_VALIDATION=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+  foreach(t llamacpp pool)
+    add_test(NAME test_bridge_${t}_asan
+      COMMAND /usr/bin/python3 ${GOS_TESTS}/test_bridge_${t}.py
+              $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-bridge-asan>)
+    set_tests_properties(test_bridge_${t}_asan PROPERTIES TIMEOUT 240 LABELS "integration;asan"
+      ENVIRONMENT "GOS_VALIDATION=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+  endforeach()
 endif()

@@ -45,14 +45,21 @@ enum {
 #define STATE_EVERY_S 0.5        /* "processing" neural_state lines at most this often */
 
 struct options {
-	const char *urls[MAX_URLS];
+	const char *urls[MAX_URLS];   /* without their ",max=N" */
+	int url_max[MAX_URLS];        /* ",max=N": at most N attempts at once (0: no cap) */
 	int n_urls;
+	bool spread;                  /* --spread: least busy healthy URL, not the first */
+	int breaker_failures;         /* the breaker opens after this many failures in a row */
+	double breaker_cooldown;      /* first wait before the half-open probe */
 	const char *sse_url;
 	const char *event_type;
 	const char *model;
 	const char *prompt;
 	const char *prompt_file;
 	const char *system;
+	bool completions;         /* POST /completions with a raw prompt */
+	bool has_seed;
+	int64_t seed;
 	int64_t max_tokens;
 	double temperature;
 	int top_logprobs;
@@ -72,9 +79,22 @@ struct options {
 	bool quiet;
 };
 
+/* A URL's circuit breaker: closed (used), open (skipped until open_until),
+ * half-open (one probe attempt; its outcome closes or reopens it). */
+enum breaker { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
+
 struct upstream {
 	const char *base;
+	char host[48];            /* host:port, for stream names and the summary */
+	int max;                  /* attempts at once (0: no cap) */
+	int in_flight;
 	double not_before;        /* CLOCK_MONOTONIC s: rested until then */
+	enum breaker breaker;
+	int fails;                /* failures in a row */
+	int opens;                /* times opened without a success between */
+	double open_until;
+	bool probing;             /* half-open: the probe is in flight */
+	uint64_t attempts, failures;
 	bool no_logprobs;         /* refused them: asked without since */
 	bool no_usage;            /* refused stream_options */
 	bool said_no_logprobs;
@@ -97,6 +117,8 @@ struct job {
 	char *body;
 	char curl_err[CURL_ERROR_SIZE];
 	int url;
+	bool holds_url;           /* counted in up[url].in_flight */
+	bool url_ok;              /* this attempt showed the URL works (breaker) */
 	bool head_checked, is_sse;
 	long status;
 	char content_type[128];
@@ -108,6 +130,7 @@ struct job {
 	double finish_at;         /* when finish_reason came: [DONE] is due soon after */
 	char finish_reason[32];   /* as the server sent it ("stop", "length", ...) */
 	char stream_error[512];   /* an error the stream itself carried */
+	int stream_error_kind;    /* enum gos_llm_error_kind of that error */
 	bool aborted;             /* we stopped the transfer (stream_error, timeout, cancel) */
 	char abort_reason[160];
 	struct gos_sse *sse;
@@ -160,6 +183,7 @@ struct bridge {
 	struct job *jobs;
 	int n_jobs;
 	struct out out;
+	char label[72];           /* streams are LABEL[@HOST:PORT]:RUN[:N] */
 	char run_id[8];
 	char *prompt;
 	double t0;
@@ -231,7 +255,8 @@ void bridge_emit_token(struct job *j, const char *text, double logprob,
 
 /* Queues a neural_state line for the job (state "processing", "done",
  * "error" or "cancelled"), with ttft_ms and message (NULL: none) as extra
- * fields the compositor ignores. */
+ * fields the compositor ignores. With several --url the message also says
+ * which URL and its breaker's state. */
 void bridge_emit_state(struct job *j, const char *state, const char *message);
 
 /* ---- bridge_upstream.c ---- */
@@ -269,6 +294,16 @@ void bridge_job_done(struct job *j);
 /* Backoff with jitter for the failures-th failure in a row: base doubled
  * per failure up to max, times 0.5 to 1. */
 double bridge_backoff(int failures, double base, double max);
+
+/* The attempt's HTTP error is worth asking again: 408, 429, or a 5xx whose
+ * body does not say the request is invalid (gos_llm_error_kind). */
+bool bridge_http_retryable(const struct job *j);
+
+/* The attempt is over for its URL: its slot is free again (idempotent). */
+void bridge_release_url(struct job *j);
+
+/* The breaker's word for up[i]: "closed", "open" or "half-open". */
+const char *bridge_breaker_name(const struct upstream *u);
 
 /* "URL answered HTTP N: message" from the attempt's status and error body. */
 void bridge_describe_http(struct job *j, char *out, size_t len);
