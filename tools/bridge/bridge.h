@@ -11,6 +11,8 @@
  *   bridge_out.c       the compositor side: events as ingest lines in a
  *                      bounded ring, let go once a sync barrier confirms
  *                      them, kept and resent while the compositor is away
+ *   bridge_cache.c     --cache: a finished generation stored under its
+ *                      request, replayed at its own pace instead of asking
  *
  * A job is one generation (--url, --parallel N of them) or the followed
  * stream (--sse): at most one HTTP attempt in flight at a time. */
@@ -26,6 +28,7 @@
 #include "gos_arena.h"
 #include "gos_client.h"
 #include "gos_event.h"
+#include "gos_gencache.h"
 #include "gos_sse.h"
 
 /* Exit codes (documented in --help and the README). */
@@ -77,6 +80,9 @@ struct options {
 	double sync_timeout;
 	bool echo;
 	bool quiet;
+	const char *cache_dir;    /* --cache */
+	double cache_speed;       /* replay pace: 1 the original, 0 at once */
+	uint64_t cache_max_bytes;
 };
 
 /* A URL's circuit breaker: closed (used), open (skipped until open_until),
@@ -152,6 +158,17 @@ struct job {
 	int sse_failures;         /* --sse: failed connects in a row */
 	char error[600];
 	int exit_code;
+
+	/* --cache */
+	double attempt_t0;        /* when the attempt in flight was sent */
+	bool cache_checked;       /* looked up (once, before the first attempt) */
+	bool replaying;           /* the generation comes from the cache */
+	struct gos_gencache_entry replay;
+	uint32_t replay_next;
+	double replay_t0;
+	struct gos_gencache_token *rec;   /* the tokens shown, for the store */
+	uint32_t n_rec, cap_rec;
+	struct gos_arena cache_arena;     /* replay and rec's strings */
 };
 
 struct out {
@@ -188,6 +205,7 @@ struct bridge {
 	char *prompt;
 	double t0;
 	uint64_t total_retries;
+	uint64_t cache_hits, cache_misses, cache_stored, cache_corrupt;
 	bool stopping;
 	bool echo_nl;             /* --echo left the terminal mid-line */
 };
@@ -317,5 +335,26 @@ void bridge_sse_event(struct job *j, const struct gos_sse_event *ev);
 /* --sse: the attempt ended: reconnect (after the server's retry delay, or
  * backoff while it fails), or stop. */
 void bridge_sse_attempt_ended(struct job *j, CURLcode res);
+
+/* ---- bridge_cache.c ---- */
+
+/* --cache, before the job's first attempt: a stored generation for the
+ * same request makes the job a replay (state running, replaying; its
+ * processing state sent) and returns true; a miss or a corrupt entry
+ * (said on stderr) returns false. Counts hits and misses. */
+bool bridge_cache_lookup(struct job *j, double now);
+
+/* A replaying job: shows the tokens whose time has come (their recorded
+ * time since the request, divided by --cache-speed) and finishes the job
+ * after the last. Returns when the next token is due (INFINITY when done). */
+double bridge_cache_replay(struct job *j, double now);
+
+/* Keeps a token the job showed (from the server), for the store. */
+void bridge_cache_record(struct job *j, const char *text, double logprob, const struct gos_alt *alts,
+                         uint32_t n_alts);
+
+/* The job finished (not a replay): stores what it showed under its
+ * request, atomically; a failure to write is said, not fatal. */
+void bridge_cache_store(struct job *j);
 
 #endif

@@ -56,6 +56,13 @@ static void usage(FILE *f)
 "  --max-retries N      attempts after a failure before giving up (default 5;\n"
 "                       --sse: failed reconnects in a row, default: no limit)\n"
 "  --echo               also print the generated text on stdout\n"
+"  --cache DIR          keep every finished generation in DIR; the same request\n"
+"                       again (model, messages or prompt, sampling parameters,\n"
+"                       seed, which of --parallel) replays it without asking\n"
+"                       the server: tokens, logprobs, alternatives, timing\n"
+"  --cache-speed X      replay X times as fast as recorded (default 1; 0: at once)\n"
+"  --cache-max-bytes N  keep at most N bytes of entries, least recently used go\n"
+"                       first (K, M, G suffixes; default 256M)\n"
 "\n"
 "event stream (--sse):\n"
 "  --sse URL            follow this event stream (GET), reconnecting with\n"
@@ -127,13 +134,37 @@ static bool parse_seconds(const char *s, double lo, double hi, double *out)
 	return true;
 }
 
+/* Bytes with an optional K, M or G (binary) suffix, at least 1024. */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return false;
+	int shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end || v > (UINT64_MAX >> shift) || (v << shift) < 1024)
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
 int bridge_parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_URL = 256, O_SSE, O_EVENT, O_MODEL, O_PROMPT, O_PROMPT_FILE, O_SYSTEM,
 	       O_MAX_TOKENS, O_TEMPERATURE, O_TOP_LOGPROBS, O_NO_LOGPROBS, O_API_KEY, O_SOCKET,
 	       O_PARALLEL, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_RETRIES, O_MAX_EVENTS,
 	       O_BUFFER, O_STREAM, O_SYNC_TIMEOUT, O_ECHO, O_QUIET, O_HELP, O_VERSION, O_RECONNECT,
-	       O_COMPLETIONS, O_SEED, O_SPREAD, O_BREAKER_FAILURES, O_BREAKER_COOLDOWN };
+	       O_COMPLETIONS, O_SEED, O_SPREAD, O_BREAKER_FAILURES, O_BREAKER_COOLDOWN, O_CACHE,
+	       O_CACHE_SPEED, O_CACHE_MAX_BYTES };
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, O_URL},
 		{"sse", required_argument, NULL, O_SSE},
@@ -144,6 +175,9 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 		{"system", required_argument, NULL, O_SYSTEM},
 		{"completions", no_argument, NULL, O_COMPLETIONS},
 		{"spread", no_argument, NULL, O_SPREAD},
+		{"cache", required_argument, NULL, O_CACHE},
+		{"cache-speed", required_argument, NULL, O_CACHE_SPEED},
+		{"cache-max-bytes", required_argument, NULL, O_CACHE_MAX_BYTES},
 		{"breaker-failures", required_argument, NULL, O_BREAKER_FAILURES},
 		{"breaker-cooldown", required_argument, NULL, O_BREAKER_COOLDOWN},
 		{"seed", required_argument, NULL, O_SEED},
@@ -181,6 +215,8 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 		.reconnect = 3,
 		.breaker_failures = 3,
 		.breaker_cooldown = 5,
+		.cache_speed = 1,
+		.cache_max_bytes = 256ull << 20,
 	};
 	gos_default_socket_path(o->socket_path, sizeof o->socket_path);
 	int c;
@@ -214,6 +250,26 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 			}
 			break;
 		case O_SPREAD: o->spread = true; break;
+		case O_CACHE:
+			if (!optarg[0] || strlen(optarg) > 3000) {
+				fprintf(stderr, "gos-bridge: --cache wants a directory\n");
+				return EXIT_USAGE;
+			}
+			o->cache_dir = optarg;
+			break;
+		case O_CACHE_SPEED:
+			if (!parse_seconds(optarg, 0, 1000000, &o->cache_speed)) {
+				fprintf(stderr, "gos-bridge: --cache-speed wants a number from 0, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_CACHE_MAX_BYTES:
+			if (!parse_bytes(optarg, &o->cache_max_bytes)) {
+				fprintf(stderr, "gos-bridge: --cache-max-bytes wants bytes (1024 or more, K/M/G "
+				        "suffixes), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case O_BREAKER_FAILURES:
 			if (!parse_int(optarg, 1, 1000, &v)) {
 				fprintf(stderr, "gos-bridge: --breaker-failures wants 1 to 1000, not '%s'\n", optarg);
@@ -362,8 +418,8 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "gos-bridge: --prompt, --prompt-file and --parallel go with --url, not --sse\n");
 		return EXIT_USAGE;
 	}
-	if (o->sse_url && (o->completions || o->has_seed)) {
-		fprintf(stderr, "gos-bridge: --completions and --seed go with --url, not --sse\n");
+	if (o->sse_url && (o->completions || o->has_seed || o->cache_dir)) {
+		fprintf(stderr, "gos-bridge: --completions, --seed and --cache go with --url, not --sse\n");
 		return EXIT_USAGE;
 	}
 	if (o->completions && o->system) {

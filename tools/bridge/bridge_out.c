@@ -289,6 +289,8 @@ void bridge_emit_state(struct job *j, const char *state, const char *message)
 	};
 	char msg[GOS_MAX_MESSAGE + 1], model[GOS_MAX_MODEL + 1];
 	char via[GOS_MAX_MESSAGE + 1];
+	if (j->replaying && !ev.state.message)
+		ev.state.message = "replayed from the cache";
 	if (!b->o.sse_url && b->n_up > 1 && j->attempts > 0) {
 		const struct upstream *u = &b->up[j->url];
 		snprintf(via, sizeof via, "%s%svia %s (breaker %s)", ev.state.message ? ev.state.message : "",

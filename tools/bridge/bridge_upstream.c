@@ -164,9 +164,13 @@ static void chat_event(struct job *j, const struct gos_sse_event *ev)
 		u->said_no_logprobs = true;
 		bridge_note("%s sends no logprobs: its tokens are drawn without confidence", u->base);
 	}
-	for (uint32_t i = 0; i < c.n_tokens; i++)   /* --completions asks for 1 alternative at least */
-		bridge_emit_token(j, c.tokens[i].text, c.tokens[i].logprob, c.tokens[i].alts,
-		                  b->o.top_logprobs ? c.tokens[i].n_alts : 0);
+	for (uint32_t i = 0; i < c.n_tokens; i++) {
+		/* --completions asks for 1 alternative at least */
+		uint32_t n_alts = b->o.top_logprobs ? c.tokens[i].n_alts : 0;
+		bridge_emit_token(j, c.tokens[i].text, c.tokens[i].logprob, c.tokens[i].alts, n_alts);
+		if (b->o.cache_dir)
+			bridge_cache_record(j, c.tokens[i].text, c.tokens[i].logprob, c.tokens[i].alts, n_alts);
+	}
 	if (c.finish_reason && !j->got_finish) {
 		j->got_finish = true;
 		j->finish_at = gos_now_s();
@@ -237,6 +241,8 @@ void bridge_job_finish(struct job *j)
 	free(j->errbody);
 	gos_sse_destroy(j->sse);
 	gos_arena_finish(&j->arena);
+	gos_arena_finish(&j->cache_arena);
+	free(j->rec);
 }
 
 /* ---- the pool: caps, rests and circuit breakers ---- */
@@ -348,6 +354,11 @@ void bridge_start_attempt(struct job *j, double now)
 {
 	struct bridge *b = j->b;
 	double wake;
+	if (b->o.cache_dir && !b->o.sse_url && !j->cache_checked) {
+		j->cache_checked = true;
+		if (bridge_cache_lookup(j, now))
+			return;
+	}
 	int u = b->o.sse_url ? 0 : pick_upstream(b, now, &wake);
 	if (u < 0) {
 		j->wake_at = wake;
@@ -364,6 +375,7 @@ void bridge_start_attempt(struct job *j, double now)
 	}
 	name_by_url(j);
 	j->attempts++;
+	j->attempt_t0 = now;
 	j->head_checked = j->is_sse = false;
 	j->status = 0;
 	j->content_type[0] = '\0';
@@ -466,6 +478,8 @@ void bridge_job_fail(struct job *j, int code, const char *fmt, ...)
 
 void bridge_job_done(struct job *j)
 {
+	if (j->b->o.cache_dir && !j->b->o.sse_url && !j->replaying)
+		bridge_cache_store(j);
 	j->state = JOB_DONE;
 	j->t_end = gos_now_s();
 	bridge_emit_state(j, "done", NULL);

@@ -8,6 +8,7 @@
  * This file: set-up, the event loop, the summary and the log lines. The
  * other parts (options, upstream, --sse, the compositor side) are listed
  * in bridge.h. */
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -166,6 +167,11 @@ static void summary(struct bridge *b, bool delivered)
 			                       i ? "," : "", b->up[i].host, (unsigned long long)b->up[i].attempts,
 			                       (unsigned long long)b->up[i].failures, bridge_breaker_name(&b->up[i]));
 	}
+	char cache[200] = "";
+	if (b->o.cache_dir)
+		snprintf(cache, sizeof cache, "; cache: %llu hits, %llu misses (%llu corrupt), %llu stored",
+		         (unsigned long long)b->cache_hits, (unsigned long long)b->cache_misses,
+		         (unsigned long long)b->cache_corrupt, (unsigned long long)b->cache_stored);
 	char sent[256];
 	if (delivered && b->out.have_result)
 		snprintf(sent, sizeof sent, "compositor confirmed (applied %llu, rejected %llu, %llu tokens on the map)",
@@ -174,9 +180,9 @@ static void summary(struct bridge *b, bool delivered)
 	else
 		snprintf(sent, sizeof sent, "%llu events NOT confirmed by the compositor",
 		         (unsigned long long)(b->out.end - b->out.base));
-	fprintf(stderr, "gos-bridge: %s in %.2f s (%.0f tokens/s), %llu malformed chunks, %llu dropped; %s%s\n",
+	fprintf(stderr, "gos-bridge: %s in %.2f s (%.0f tokens/s), %llu malformed chunks, %llu dropped; %s%s%s\n",
 	        what, secs, secs > 0 ? (double)tokens / secs : 0.0, (unsigned long long)malformed,
-	        (unsigned long long)b->out.dropped, sent, pool);
+	        (unsigned long long)b->out.dropped, sent, pool, cache);
 }
 
 int main(int argc, char **argv)
@@ -268,10 +274,13 @@ int main(int argc, char **argv)
 			cancelled = !b.o.sse_url;
 		}
 		int active = 0;
+		double replay_wake = INFINITY;
 		for (int k = 0; k < b.n_jobs; k++) {
 			struct job *j = &b.jobs[k];
 			if (j->state == JOB_WAIT && j->wake_at <= now)
 				bridge_start_attempt(j, now);
+			if (j->state == JOB_RUNNING && j->replaying)
+				replay_wake = fmin(replay_wake, bridge_cache_replay(j, now));
 			if (j->state == JOB_WAIT || j->state == JOB_RUNNING)
 				active++;
 		}
@@ -301,7 +310,7 @@ int main(int argc, char **argv)
 				bridge_job_done(j);
 				continue;
 			}
-			if (j->state == JOB_RUNNING && now - j->last_activity > b.o.read_timeout) {
+			if (j->state == JOB_RUNNING && !j->replaying && now - j->last_activity > b.o.read_timeout) {
 				snprintf(j->abort_reason, sizeof j->abort_reason,
 				         "%s sent nothing for %.1f s (--read-timeout)",
 				         b.o.sse_url ? b.o.sse_url : b.up[j->url].base, b.o.read_timeout);
@@ -311,7 +320,7 @@ int main(int argc, char **argv)
 		bridge_out_flush(&b, false);
 		if (b.out.c && !gos_client_poll(b.out.c, 0))
 			bridge_out_lost(&b);
-		double next_wake = gos_now_s() + 0.1;
+		double next_wake = fmin(gos_now_s() + 0.1, replay_wake);
 		for (int k = 0; k < b.n_jobs; k++)
 			if (b.jobs[k].state == JOB_WAIT && b.jobs[k].wake_at < next_wake)
 				next_wake = b.jobs[k].wake_at;
