@@ -272,7 +272,9 @@ static void url_failed(struct bridge *b, struct upstream *u)
 	double now = gos_now_s();
 	u->fails++;
 	u->failures++;
-	if (b->o.sse_url || (u->breaker == BREAKER_CLOSED && u->fails < b->o.breaker_failures))
+	/* One URL has nowhere else to send the work: its retries' backoff
+	 * paces it, a breaker would only add waits. */
+	if (b->o.sse_url || b->n_up < 2 || (u->breaker == BREAKER_CLOSED && u->fails < b->o.breaker_failures))
 		return;
 	u->opens++;
 	double wait = b->o.breaker_cooldown * pow(2.0, u->opens - 1);
@@ -281,9 +283,8 @@ static void url_failed(struct bridge *b, struct upstream *u)
 	u->breaker = BREAKER_OPEN;
 	u->probing = false;
 	u->open_until = now + wait;
-	if (b->n_up > 1 || b->o.breaker_failures > 1)
-		bridge_note("%s: breaker open after %d failure%s in a row: a probe in %.1f s", u->host, u->fails,
-		            u->fails == 1 ? "" : "s", wait);
+	bridge_note("%s: breaker open after %d failure%s in a row: a probe in %.1f s", u->host, u->fails,
+	            u->fails == 1 ? "" : "s", wait);
 }
 
 void bridge_release_url(struct job *j)
