@@ -47,6 +47,8 @@ endif()
 
 # gos_llm: request bodies, chunk -> tokens, error bodies, Retry-After.
 gos_add_test(test_llm SAN SOURCES ${GOS_TESTS}/test_llm.c LIBS gos_net LABELS unit)
+# gos_gencache: gos-bridge's cache files and directory (round trips, damage, LRU).
+gos_add_test(test_gencache SAN SOURCES ${GOS_TESTS}/test_gencache.c LIBS gos_net LABELS unit)
 
 # End to end: the fake OpenAI-compatible server (tests/support/fake_openai.py), a
 # real headless gos-compositor, gos-bridge between them.
