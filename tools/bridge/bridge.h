@@ -3,9 +3,11 @@
  *
  *   main.c             set-up, the event loop, the summary, the log lines
  *   bridge_opts.c      the command line (--help) and the prompt
- *   bridge_upstream.c  the HTTP side: the --url pool (fail-over, retries with
- *                      backoff and Retry-After), OpenAI chat streams, model
- *                      discovery, and the attempts of both modes
+ *   bridge_upstream.c  the HTTP side: the --url pool (fail-over or --spread,
+ *                      max=N caps, circuit breakers, retries with backoff and
+ *                      Retry-After), OpenAI chat / completions streams and
+ *                      their error forms, model discovery, and the attempts
+ *                      of both modes
  *   bridge_sse.c       --sse: any event stream's events as tokens (ingest
  *                      JSON passed on), reconnecting with Last-Event-ID
  *   bridge_out.c       the compositor side: events as ingest lines in a

@@ -1,10 +1,11 @@
 /* gos-bridge, the HTTP side: the upstream pool (--url, several for
- * fail-over: the first that is not resting is used; a failure rests it for
- * a backoff with jitter, or for its Retry-After), one libcurl easy handle
- * per job on the multi handle, the responses read as event streams, the
- * OpenAI chat-completion chunks turned into tokens, and what an attempt's
- * end means: done, retried, or failed. Also GET /models when no --model
- * is given. */
+ * fail-over, or --spread over them: a URL is used when its breaker is not
+ * open, it is not resting (a failure rests it for a backoff with jitter,
+ * or for its Retry-After) and it has a free slot (max=N)), one libcurl easy
+ * handle per job on the multi handle, the responses read as event streams,
+ * the OpenAI chat / completions chunks turned into tokens, errors inside
+ * the stream, and what an attempt's end means: done, retried, or failed.
+ * Also GET /models when no --model is given. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
