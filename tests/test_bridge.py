@@ -16,9 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 
 COMPOSITOR, BRIDGE = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,6 +26,7 @@ from gos_check import check, failures, report  # noqa: E402
 from fake_openai import WORDS, logprob  # noqa: E402  (the server's own token table)
 import gos_proc  # noqa: E402
 from gos_proc import sync  # noqa: E402
+from bridge_rig import Proxy, Fake, run_bridge  # noqa: E402
 
 
 # ---- the pieces ----
@@ -47,97 +46,6 @@ def stop_compositor(p):
     return rc
 
 
-class Proxy:
-    """A Unix-socket pass-through in front of the compositor that records
-    what each client connection wrote. When the compositor goes away, the
-    client's connection is closed too, as if it had been direct."""
-
-    def __init__(self, path, target):
-        self.path, self.target = path, target
-        self.conns = []
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(64)
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
-        rec = bytearray()
-        try:
-            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            u.connect(self.target)
-        except OSError:
-            c.close()
-            return
-        self.conns.append(rec)
-
-        def back():
-            try:
-                while True:
-                    d = u.recv(65536)
-                    if not d:
-                        break
-                    c.sendall(d)
-            except OSError:
-                pass
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-        t = threading.Thread(target=back, daemon=True)
-        t.start()
-        try:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                rec += d
-                u.sendall(d)
-        except OSError:
-            pass
-        try:
-            u.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        t.join(10)
-        c.close()
-        u.close()
-
-    def lines(self, since):
-        out = []
-        for rec in self.conns[since:]:
-            for ln in bytes(rec).decode().splitlines():
-                out.append(json.loads(ln))
-        return out
-
-
-class Fake:
-    def __init__(self):
-        self.p = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "support", "fake_openai.py")],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.port = int(self.p.stdout.readline().split()[1])
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def url(self, scenario):
-        return f"{self.base}/{scenario}/v1"
-
-    def stats(self):
-        with urllib.request.urlopen(self.base + "/stats", timeout=10) as r:
-            return json.load(r)["requests"]
-
-    def stop(self):
-        self.p.stdin.close()
-        self.p.wait(timeout=10)
-
-
 tmp = tempfile.mkdtemp(prefix="gos-bridge-")
 csock = os.path.join(tmp, "gos.sock")
 psock = os.path.join(tmp, "proxy.sock")
@@ -146,29 +54,9 @@ proxy = Proxy(psock, csock)
 fake = Fake()
 
 
-class Run:
-    pass
-
-
 def bridge(*args, env=None, stdin=None, timeout=60, sock=None):
-    """Runs gos-bridge through the proxy; returns what a user sees plus the
-    lines it wrote and the requests the server got during the run."""
-    r = Run()
-    n_conns, n_reqs = len(proxy.conns), len(fake.stats())
-    e = dict(os.environ)
-    e.pop("OPENAI_API_KEY", None)
-    e.update(env or {})
-    t = time.monotonic()
-    p = subprocess.run([BRIDGE, "--socket", sock or psock, *args], input=stdin, capture_output=True,
-                       text=True, timeout=timeout, env=e)
-    r.secs = time.monotonic() - t
-    r.rc, r.out, r.err = p.returncode, p.stdout, p.stderr
-    time.sleep(0.05)   # the proxy's threads finish recording
-    r.lines = proxy.lines(n_conns)
-    r.reqs = fake.stats()[n_reqs:]
-    r.tokens = [l for l in r.lines if l.get("type") == "token_activation"]
-    r.states = [l for l in r.lines if l.get("type") == "neural_state"]
-    return r
+    """Runs gos-bridge through the proxy (bridge_rig.run_bridge)."""
+    return run_bridge(BRIDGE, proxy, [fake], sock or psock, *args, env=env, stdin=stdin, timeout=timeout)
 
 
 def tokens_on_map():

@@ -234,9 +234,74 @@ static void test_models(void)
 	CHECK(!gos_llm_first_model("nope", 4), "not JSON: no model");
 }
 
+/* --completions: a raw prompt, logprobs as a count, the seed. */
+static void test_completions(void)
+{
+	struct gos_llm_request r = {.model = "base", .system = "ignored", .prompt = "Once upon",
+	                            .logprobs = true, .top_logprobs = 0, .completions = true,
+	                            .has_seed = true, .seed = 42, .temperature = -1};
+	char *s = gos_llm_request_json(&r);
+	cJSON *o = cJSON_Parse(s);
+	CHECK(o && !strcmp(cJSON_GetObjectItem(o, "prompt")->valuestring, "Once upon") &&
+	      !cJSON_GetObjectItem(o, "messages") && cJSON_GetObjectItem(o, "logprobs")->valueint == 1 &&
+	      !cJSON_GetObjectItem(o, "top_logprobs") && cJSON_GetObjectItem(o, "seed")->valueint == 42,
+	      "completions body: prompt, logprobs 1, seed: %s", s);
+	cJSON_Delete(o);
+	free(s);
+
+	/* llama.cpp's completions: text + logprobs.content[] */
+	struct gos_llm_chunk c = parse("{\"choices\":[{\"text\":\" rail\",\"index\":0,\"logprobs\":{\"content\":"
+	    "[{\"id\":1,\"token\":\" rail\",\"logprob\":-2.5,\"top_logprobs\":[{\"token\":\"x\",\"logprob\":-3}]}]},"
+	    "\"finish_reason\":null}],\"object\":\"text_completion\"}");
+	CHECK(c.n_tokens == 1 && !strcmp(c.tokens[0].text, " rail") && near(c.tokens[0].logprob, -2.5) &&
+	      c.tokens[0].n_alts == 1, "completions chunk, content[] logprobs");
+	/* OpenAI's legacy arrays: two tokens spell the text */
+	c = parse("{\"choices\":[{\"text\":\"ab\",\"index\":0,\"logprobs\":{\"tokens\":[\"a\",\"b\"],"
+	          "\"token_logprobs\":[-1,-2],\"top_logprobs\":[{\"a\":-1,\"z\":-4},{\"b\":-2}],"
+	          "\"text_offset\":[0,1]},\"finish_reason\":\"length\"}]}");
+	CHECK(c.n_tokens == 2 && c.has_logprobs && !strcmp(c.tokens[1].text, "b") && near(c.tokens[1].logprob, -2) &&
+	      c.tokens[0].n_alts == 2 && !strcmp(c.tokens[0].alts[1].token, "z") && near(c.tokens[0].alts[1].logprob, -4) &&
+	      c.finish_reason && !strcmp(c.finish_reason, "length"), "legacy logprobs arrays: one token each");
+	/* a null logprob (the echoed first token): the text as one token, no confidence */
+	c = parse("{\"choices\":[{\"text\":\"ab\",\"logprobs\":{\"tokens\":[\"a\",\"b\"],"
+	          "\"token_logprobs\":[null,-2],\"top_logprobs\":[null,null]}}]}");
+	CHECK(c.n_tokens == 1 && isnan(c.tokens[0].logprob), "legacy arrays with a null logprob");
+}
+
+/* Which errors are worth asking again. */
+static void test_error_kind(void)
+{
+	static const struct {
+		const char *body;
+		enum gos_llm_error_kind want;
+	} cases[] = {
+		/* llama.cpp b4750: HTTP 500 for a request it refuses */
+		{"{\"error\":{\"code\":500,\"message\":\"top_logprobs requires logprobs to be set to true\","
+		 "\"type\":\"server_error\"}}", GOS_LLM_ERR_INVALID},
+		/* its "error:" line when the prompt is too long */
+		{"{\"code\":400,\"message\":\"the request exceeds the available context size\","
+		 "\"type\":\"invalid_request_error\"}", GOS_LLM_ERR_INVALID},
+		{"{\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":\"unavailable_error\"}}",
+		 GOS_LLM_ERR_TRANSIENT},
+		{"{\"error\":{\"message\":\"server busy, try again\"}}", GOS_LLM_ERR_TRANSIENT},
+		{"{\"error\":{\"code\":\"429\",\"message\":\"slow down\"}}", GOS_LLM_ERR_TRANSIENT},
+		{"{\"error\":{\"code\":500,\"message\":\"the model crashed\"}}", GOS_LLM_ERR_TRANSIENT},
+		{"{\"error\":{\"message\":\"internal error\"}}", GOS_LLM_ERR_UNKNOWN},
+		{"{\"error\":{\"code\":401,\"message\":\"who are you\"}}", GOS_LLM_ERR_INVALID},
+		{"Service Unavailable", GOS_LLM_ERR_TRANSIENT},
+		{"", GOS_LLM_ERR_UNKNOWN},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		enum gos_llm_error_kind k = gos_llm_error_kind(cases[i].body, strlen(cases[i].body));
+		CHECK(k == cases[i].want, "error kind of %s: %d, want %d", cases[i].body, k, cases[i].want);
+	}
+}
+
 int main(void)
 {
 	test_request();
+	test_completions();
+	test_error_kind();
 	test_chunks();
 	test_confidence();
 	test_errors();

@@ -202,7 +202,7 @@ static char *run(const char *in, size_t len, const size_t *cuts, size_t n_cuts, 
 {
 	struct transcript t = {0};
 	t_add(&t, "", 0);
-	struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &t};
+	struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &t, NULL};
 	struct gos_sse_opts o = {.max_data = max_data};
 	struct gos_sse *p = gos_sse_create(&o, &cb);
 	if (!p)
@@ -281,7 +281,7 @@ static void test_cases(void)
 static void test_last_event_id(void)
 {
 	struct transcript t = {0};
-	struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &t};
+	struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &t, NULL};
 	struct gos_sse *p = gos_sse_create(NULL, &cb);
 	size_t len = 99;
 	if (strcmp(gos_sse_last_event_id(p, &len), "") || len != 0) {
@@ -312,7 +312,7 @@ static void test_last_event_id(void)
 static void test_bounded_line(void)
 {
 	struct transcript t = {0};
-	struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &t};
+	struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &t, NULL};
 	struct gos_sse_opts o = {.max_data = 1024};
 	struct gos_sse *p = gos_sse_create(&o, &cb);
 	char chunk[4096];
@@ -330,9 +330,48 @@ static void test_bounded_line(void)
 	gos_sse_destroy(p);
 }
 
+static void on_field(void *ctx, const char *name, size_t name_len, const char *value, size_t value_len)
+{
+	struct transcript *t = ctx;
+	t_printf(t, "field ");
+	t_escaped(t, name, name_len);
+	t_printf(t, "=");
+	t_escaped(t, value, value_len);
+	t_printf(t, "\n");
+}
+
+/* Fields the standard ignores reach on_field (llama.cpp's "error:" line),
+ * the events around them unchanged, at any split. */
+static void test_unknown_fields(void)
+{
+	const char *in = "error: {\"code\":400,\"message\":\"too long\"}\r\n\r\ndata: [DONE]\n\n"
+	                 "x-y:no space\nbare\n:comment\ndata: a\n\n";
+	const char *want = "field error={\"code\":400,\"message\":\"too long\"}\n"
+	                   "event type=message data=[DONE] id=\n"
+	                   "field x-y=no space\nfield bare=\nevent type=message data=a id=\n";
+	size_t len = strlen(in);
+	for (size_t cut = 0; cut <= len; cut++) {
+		struct transcript t = {0};
+		struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &t, on_field};
+		struct gos_sse *p = gos_sse_create(NULL, &cb);
+		if (!p || !gos_sse_feed(p, in, cut) || !gos_sse_feed(p, in + cut, len - cut))
+			abort();
+		gos_sse_end(p);
+		gos_sse_destroy(p);
+		if (!t.s || strcmp(t.s, want)) {
+			failures++;
+			fprintf(stderr, "FAIL unknown fields (cut %zu): %s\n", cut, t.s ? t.s : "(nothing)");
+			free(t.s);
+			return;
+		}
+		free(t.s);
+	}
+}
+
 int main(void)
 {
 	test_cases();
+	test_unknown_fields();
 	test_last_event_id();
 	test_bounded_line();
 	gos_sse_destroy(NULL);

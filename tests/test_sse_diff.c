@@ -170,7 +170,7 @@ static void on_retry(void *ctx, uint64_t ms)
 static void parse_c(const struct bytes *stream, size_t k, struct bytes *out)
 {
 	struct side s = {out, k};
-	struct gos_sse_callbacks cb = {on_event, on_retry, NULL, &s};
+	struct gos_sse_callbacks cb = {on_event, on_retry, NULL, &s, NULL};
 	struct gos_sse *p = gos_sse_create(NULL, &cb);
 	if (!p)
 		abort();

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,26 +13,34 @@
 #include "gos_json.h"
 #include "gos_utf8.h"
 
+static bool add_message(cJSON *msgs, const char *role, const char *content)
+{
+	cJSON *m = cJSON_CreateObject();
+	if (!m)
+		return false;
+	cJSON_AddItemToArray(msgs, m);
+	return cJSON_AddStringToObject(m, "role", role) && cJSON_AddStringToObject(m, "content", content);
+}
+
 char *gos_llm_request_json(const struct gos_llm_request *r)
 {
 	cJSON *o = cJSON_CreateObject();
-	cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
-	if (!o || !msgs)
+	if (!o)
 		goto error;
 	if (r->model && r->model[0] && !cJSON_AddStringToObject(o, "model", r->model))
 		goto error;
-	if (r->system && r->system[0]) {
-		cJSON *m = cJSON_CreateObject();
-		cJSON_AddItemToArray(msgs, m);
-		if (!m || !cJSON_AddStringToObject(m, "role", "system") ||
-		    !cJSON_AddStringToObject(m, "content", r->system))
+	if (r->completions) {
+		if (!cJSON_AddStringToObject(o, "prompt", r->prompt ? r->prompt : ""))
+			goto error;
+	} else {
+		cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+		if (!msgs)
+			goto error;
+		if (r->system && r->system[0] && !add_message(msgs, "system", r->system))
+			goto error;
+		if (!add_message(msgs, "user", r->prompt ? r->prompt : ""))
 			goto error;
 	}
-	cJSON *u = cJSON_CreateObject();
-	cJSON_AddItemToArray(msgs, u);
-	if (!u || !cJSON_AddStringToObject(u, "role", "user") ||
-	    !cJSON_AddStringToObject(u, "content", r->prompt ? r->prompt : ""))
-		goto error;
 	if (!cJSON_AddTrueToObject(o, "stream"))
 		goto error;
 	if (r->include_usage) {
@@ -43,12 +52,20 @@ char *gos_llm_request_json(const struct gos_llm_request *r)
 		goto error;
 	if (r->temperature >= 0 && !cJSON_AddNumberToObject(o, "temperature", r->temperature))
 		goto error;
+	if (r->has_seed && !cJSON_AddNumberToObject(o, "seed", (double)r->seed))
+		goto error;
 	if (r->logprobs) {
-		if (!cJSON_AddTrueToObject(o, "logprobs"))
-			goto error;
 		int k = r->top_logprobs > 20 ? 20 : r->top_logprobs;
-		if (k > 0 && !cJSON_AddNumberToObject(o, "top_logprobs", k))
-			goto error;
+		if (r->completions) {
+			/* The legacy API: logprobs is the number of alternatives. */
+			if (!cJSON_AddNumberToObject(o, "logprobs", k > 0 ? k : 1))
+				goto error;
+		} else {
+			if (!cJSON_AddTrueToObject(o, "logprobs"))
+				goto error;
+			if (k > 0 && !cJSON_AddNumberToObject(o, "top_logprobs", k))
+				goto error;
+		}
 	}
 	char *s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -166,6 +183,49 @@ static void add_text(struct tokens *t, struct gos_arena *a, const char *text, si
 	}
 }
 
+/* The legacy completions arrays (tokens[], token_logprobs[], top_logprobs[]
+ * of {token: logprob} objects) as content entries, added to lp (the parsed
+ * tree is ours, freed with it). NULL when out of memory. */
+static const cJSON *legacy_entries(cJSON *lp)
+{
+	const cJSON *toks = item(lp, "tokens"), *lps = item(lp, "token_logprobs");
+	const cJSON *tops = item(lp, "top_logprobs");
+	cJSON *arr = cJSON_CreateArray();
+	if (!arr)
+		return NULL;
+	int i = 0;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, toks) {
+		cJSON *e = cJSON_CreateObject();
+		if (!e)
+			break;
+		cJSON_AddItemToArray(arr, e);
+		if (cJSON_IsString(t))
+			cJSON_AddStringToObject(e, "token", t->valuestring);
+		const cJSON *l = cJSON_GetArrayItem(lps, i);
+		if (cJSON_IsNumber(l))
+			cJSON_AddNumberToObject(e, "logprob", l->valuedouble);
+		const cJSON *top = cJSON_GetArrayItem(tops, i);
+		if (cJSON_IsObject(top)) {
+			cJSON *alts = cJSON_AddArrayToObject(e, "top_logprobs");
+			const cJSON *kv;
+			cJSON_ArrayForEach(kv, top) {
+				cJSON *a = cJSON_CreateObject();
+				if (!alts || !a || !cJSON_IsNumber(kv) || !kv->string) {
+					cJSON_Delete(a);
+					continue;
+				}
+				cJSON_AddStringToObject(a, "token", kv->string);
+				cJSON_AddNumberToObject(a, "logprob", kv->valuedouble);
+				cJSON_AddItemToArray(alts, a);
+			}
+		}
+		i++;
+	}
+	cJSON_AddItemToObject(lp, "content", arr);
+	return arr;
+}
+
 static void read_choice(const cJSON *choice, struct gos_llm_chunk *out, struct tokens *toks,
                         struct gos_arena *a)
 {
@@ -182,6 +242,8 @@ static void read_choice(const cJSON *choice, struct gos_llm_chunk *out, struct t
 
 	const cJSON *lp = item(choice, "logprobs");
 	const cJSON *entries = cJSON_IsObject(lp) ? item(lp, "content") : NULL;
+	if (!entries && cJSON_IsObject(lp) && cJSON_IsArray(item(lp, "tokens")))
+		entries = legacy_entries((cJSON *)lp);
 	out->has_logprobs = cJSON_IsArray(entries);
 
 	if (!cJSON_IsString(content) || !content->valuestring[0])
@@ -347,6 +409,52 @@ void gos_llm_error_message(const char *body, size_t len, char *out, size_t outle
 	if (!gos_utf8_valid(body, len))
 		return;
 	copy_trimmed(body, len, out, outlen);
+}
+
+static bool mentions_any(const char *s, const char *const *words)
+{
+	for (; *words; words++)
+		if (gos_llm_error_mentions(s, strlen(s), *words))
+			return true;
+	return false;
+}
+
+enum gos_llm_error_kind gos_llm_error_kind(const char *body, size_t len)
+{
+	static const char *const invalid_types[] = {"invalid_request", "not_supported", "exceed_context",
+	                                            "authentication", "permission", "not_found", NULL};
+	static const char *const transient_types[] = {"unavailable", "overloaded", "rate_limit", "timeout",
+	                                              "busy", NULL};
+	static const char *const transient_words[] = {"busy", "loading", "unavailable", "overloaded",
+	                                              "try again", "temporarily", "timed out", "timeout", NULL};
+	static const char *const invalid_words[] = {"requires", "invalid", "must ", "not supported",
+	                                            "unsupported", "exceed", "missing", "unknown",
+	                                            "not allowed", "too long", NULL};
+	cJSON *o = gos_json_parse(body, len);
+	const cJSON *err = cJSON_IsObject(o) ? item(o, "error") : NULL;
+	const cJSON *holder = cJSON_IsObject(err) ? err : o;
+	double code = 0;
+	const cJSON *c = cJSON_IsObject(holder) ? item(holder, "code") : NULL;
+	if (cJSON_IsNumber(c))
+		code = c->valuedouble;
+	else if (cJSON_IsString(c))
+		code = atof(c->valuestring);
+	const cJSON *t = cJSON_IsObject(holder) ? item(holder, "type") : NULL;
+	char type[64];
+	snprintf(type, sizeof type, "%s", cJSON_IsString(t) ? t->valuestring : "");
+	char msg[512];
+	gos_llm_error_message(body, len, msg, sizeof msg);
+	cJSON_Delete(o);
+
+	bool code4 = code >= 400 && code < 500 && code != 408 && code != 429;
+	if (mentions_any(type, invalid_types) || code4)
+		return GOS_LLM_ERR_INVALID;
+	if (code == 408 || code == 429 || (code >= 502 && code <= 504) || mentions_any(type, transient_types) ||
+	    mentions_any(msg, transient_words))
+		return GOS_LLM_ERR_TRANSIENT;
+	if (mentions_any(msg, invalid_words))
+		return GOS_LLM_ERR_INVALID;
+	return code >= 500 && code < 600 ? GOS_LLM_ERR_TRANSIENT : GOS_LLM_ERR_UNKNOWN;
 }
 
 bool gos_llm_error_mentions(const char *body, size_t len, const char *param)

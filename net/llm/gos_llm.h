@@ -1,5 +1,5 @@
-/* gos_llm: the OpenAI-compatible chat-completions protocol without the I/O:
- * the streaming request body, each streamed chunk (the data of one SSE
+/* gos_llm: the OpenAI-compatible chat-completions and (legacy) completions
+ * protocol without the I/O: the streaming request body, each streamed chunk (the data of one SSE
  * event) turned into tokens with their log-probabilities, error bodies and
  * Retry-After headers turned into something a user can read. gos-bridge
  * does the HTTP (libcurl) and the compositor socket around it.
@@ -26,10 +26,14 @@ struct gos_llm_request {
 	bool logprobs;            /* "logprobs": true */
 	int top_logprobs;         /* with logprobs, > 0: "top_logprobs": K (max 20) */
 	bool include_usage;       /* "stream_options": {"include_usage": true} */
+	bool completions;         /* POST /completions: "prompt" (raw, system ignored),
+	                           * "logprobs": K (at least 1) instead of messages */
+	bool has_seed;            /* "seed": seed */
+	int64_t seed;
 };
 
-/* The JSON body of POST {base}/chat/completions with "stream": true.
- * malloc'd, the caller frees; NULL when out of memory. */
+/* The JSON body of POST {base}/chat/completions (or /completions) with
+ * "stream": true. malloc'd, the caller frees; NULL when out of memory. */
 char *gos_llm_request_json(const struct gos_llm_request *r);
 
 /* One token of a chunk. text is valid UTF-8, 1..GOS_MAX_TEXT bytes, no NUL.
@@ -62,11 +66,15 @@ struct gos_llm_chunk {
 	const char *message;          /* ERROR: the server's message; MALFORMED: why */
 };
 
-/* Parses the data of one SSE event of a chat-completions stream. Tokens come
- * from choice 0: one per logprobs.content entry when the entries spell the
- * delta's content, else one for the whole delta (its logprob the sum of the
- * entries'); a delta longer than GOS_MAX_TEXT becomes several tokens, split
- * at UTF-8 character boundaries. Never fails: bad input is MALFORMED. */
+/* Parses the data of one SSE event of a chat-completions or completions
+ * stream. Tokens come from choice 0 (delta.content, or text for
+ * completions): one per logprobs entry when the entries spell the text,
+ * else one for the whole text (its logprob the sum of the entries'); a text
+ * longer than GOS_MAX_TEXT becomes several tokens, split at UTF-8 character
+ * boundaries. Logprobs entries are logprobs.content[] ({token, logprob,
+ * top_logprobs: [{token, logprob}]}, chat and llama.cpp's completions) or
+ * the legacy completions arrays (logprobs.tokens[], token_logprobs[],
+ * top_logprobs[]: {token: logprob}). Never fails: bad input is MALFORMED. */
 void gos_llm_parse_chunk(const char *data, size_t len, struct gos_llm_chunk *out,
                          struct gos_arena *arena);
 
@@ -77,6 +85,17 @@ float gos_llm_confidence(double logprob);
  * message, detail, else the first line of the text, trimmed to out's size.
  * Writes "" when the body says nothing readable. */
 void gos_llm_error_message(const char *body, size_t len, char *out, size_t outlen);
+
+/* What an error body (an HTTP error's, or an error sent inside a stream)
+ * says about asking again. INVALID: the request itself is at fault (an
+ * error type such as invalid_request_error, a 4xx code other than 408/429,
+ * or a message such as "requires", "invalid", "not supported", "exceeds"),
+ * so the same request fails again; TRANSIENT: the server is busy, loading,
+ * overloaded or unavailable (408, 429, 502-504 codes, such words or types),
+ * or names a 5xx code without blaming the request; UNKNOWN: neither (no
+ * code, nothing recognisable). */
+enum gos_llm_error_kind { GOS_LLM_ERR_UNKNOWN, GOS_LLM_ERR_TRANSIENT, GOS_LLM_ERR_INVALID };
+enum gos_llm_error_kind gos_llm_error_kind(const char *body, size_t len);
 
 /* True when an error body names param (ASCII case-insensitive): how a 400
  * that refuses "logprobs" or "stream_options" is told from other 400s. */

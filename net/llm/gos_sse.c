@@ -266,6 +266,20 @@ static bool process_line(struct gos_sse *p, const char *s, size_t n, bool over)
 		}
 		if (p->cb.on_retry)
 			p->cb.on_retry(p->cb.ctx, ms);
+	} else if (p->cb.on_field) {
+		/* s and v point into a buffer that ends at the line: copy to
+		 * terminate them. */
+		char small[256];
+		char *t = n + 2 <= sizeof small ? small : malloc(n + 2);
+		if (!t)
+			return false;
+		memcpy(t, s, nl);
+		t[nl] = '\0';
+		memcpy(t + nl + 1, v, vl);
+		t[nl + 1 + vl] = '\0';
+		p->cb.on_field(p->cb.ctx, t, nl, t + nl + 1, vl);
+		if (t != small)
+			free(t);
 	}
 	return true;
 }

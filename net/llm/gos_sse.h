@@ -48,6 +48,12 @@ struct gos_sse_callbacks {
 	/* An over-long event was skipped; message is one sentence. */
 	void (*on_error)(void *ctx, const char *message);
 	void *ctx;
+	/* A field the standard ignores (any name but data, event, id and retry),
+	 * with one leading space of its value stripped; both valid UTF-8 and
+	 * NUL-terminated. The event stream goes on as the standard says: this
+	 * only lets a client see lines such as llama.cpp's "error: {...}". */
+	void (*on_field)(void *ctx, const char *name, size_t name_len, const char *value,
+	                 size_t value_len);
 };
 
 /* Zero means default. */

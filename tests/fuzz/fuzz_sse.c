@@ -84,7 +84,7 @@ static void on_error(void *ctx, const char *msg)
 static struct out run(const uint8_t *data, size_t size, int chunked)
 {
 	struct out o = {0xcbf29ce484222325ull, 0};
-	struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &o};
+	struct gos_sse_callbacks cb = {on_event, on_retry, on_error, &o, NULL};
 	struct gos_sse_opts opts = {.max_data = CAP};
 	struct gos_sse *p = gos_sse_create(&opts, &cb);
 	if (!p)

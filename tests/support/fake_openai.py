@@ -8,6 +8,7 @@ it is killed. Standard library only.
 What a request gets is chosen by the first path segment, the "scenario":
 
     POST /<scenario>[,k=v...]/v1/chat/completions
+    POST /<scenario>[,k=v...]/v1/completions  (legacy completions: "text" chunks)
     GET  /<scenario>[,k=v...]/v1/models
     GET  /<scenario>[,k=v...]/events          (a plain event stream, for --sse)
     GET  /stats                               (what every request asked for)
@@ -20,6 +21,12 @@ slow (a trickle of 1-3 byte writes), stall (some tokens, then silence),
 nodone (finish_reason and usage, then silence instead of [DONE]),
 malformed (every 3rd chunk is broken JSON), multi (several tokens and
 logprob entries per chunk), big (fast, large writes: the benchmark).
+status (the first `fails` requests of a `key`, default all, get HTTP
+`code` with a JSON error body: msg=, type=), fixture (f=FILE of tests/data/llamacpp/, served byte for byte: a .sse body
+after the captured .headers, a .http file as it is, its body re-chunked when
+its headers say chunked), errfield (some tokens, then llama.cpp's 2025
+"error:" line and data: [DONE]; code=, msg=), errevent (the same as an
+"event: error"), errdata (the same as data: {"error": ...}).
 Options: n=tokens, at=token where midstream-error/drop/stall strike,
 fails=, ra=Retry-After seconds, key=counter name, delay=seconds between
 tokens, crlf=1 (CRLF line ends), split=none (whole events per write).
@@ -27,19 +34,26 @@ tokens, crlf=1 (CRLF line ends), split=none (whole events per write).
 Events (--sse): n events, ids 1..n, "retry: <retry>" first, the connection
 dropped after every `drop` events, resumed after Last-Event-ID; every 5th
 event's data is an ingest token_activation JSON; after the last event the
-next request gets 204 No Content.
+next request gets 204 No Content. Scenario status: the first `fails`
+requests of a `key` (default: all) get HTTP `code` (204 comes with
+Content-Type text/event-stream, as some servers send it), the rest the
+events; fixture: a captured response, as for chat.
 """
 import json
+import os
 import random
 import socket
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WORDS = [" The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".",
          " Héllo", " 日本", " 🚀", " naïve", " café", "\n", " tab\t", " \"quoted\"", " back\\slash",
          " 0.95", " end"]
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "llamacpp")
 
 lock = threading.Lock()
 counters = {}
@@ -72,7 +86,7 @@ def parse_scenario(segment):
     for p in parts[1:]:
         if "=" in p:
             k, v = p.split("=", 1)
-            opts[k] = v
+            opts[k] = urllib.parse.unquote(v)
     return parts[0], opts
 
 
@@ -136,6 +150,29 @@ class Handler(BaseHTTPRequestHandler):
             if rng.random() < 0.1:
                 time.sleep(0.0005)
 
+    def serve_fixture(self, name, rng):
+        """A captured response as the server sent it: the bytes of the file,
+        only the transfer encoding redone (chunked, at odd boundaries)."""
+        path = os.path.join(FIXTURES, os.path.basename(name))
+        with open(path, "rb") as f:
+            raw = f.read()
+        if name.endswith(".sse"):
+            with open(os.path.join(FIXTURES, "llamacpp-b4750-chat-logprobs.headers"), "rb") as f:
+                head = f.read()
+            body = raw
+        else:
+            head, _, body = raw.partition(b"\r\n\r\n")
+            head += b"\r\n\r\n"
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.wfile.write(head)
+        if b"transfer-encoding: chunked" in head.lower():
+            self.write_split(body, "odd", rng)
+            self.end_stream()
+        else:
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+
     # -- routes --
 
     def do_GET(self):
@@ -149,7 +186,29 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
             return
         if len(segs) == 2 and segs[1] == "events":
-            self.events(*parse_scenario(segs[0]))
+            name, opts = parse_scenario(segs[0])
+            key = ("events:" + name, opts.get("key", ""))
+            with lock:
+                counters[key] = counters.get(key, 0) + 1
+                count = counters[key]
+            if name == "fixture":
+                with lock:
+                    requests.append({"scenario": "events:fixture", "count": count})
+                self.serve_fixture(opts["f"], random.Random(count))
+                return
+            if name == "status" and count <= int(opts.get("fails", 1 << 30)):
+                code = int(opts.get("code", 500))
+                with lock:
+                    requests.append({"scenario": "events:status", "count": count, "code": code})
+                if code == 204:
+                    self.send_response(204)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    return
+                self.send_json(code, {"error": {"code": code, "message": f"status {code} (fake)",
+                                                "type": "server_error" if code >= 500 else "invalid_request_error"}})
+                return
+            self.events(name, opts)
             return
         self.send_json(404, {"error": {"message": f"no route for GET {path}"}})
 
@@ -158,10 +217,11 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         segs = [s for s in path.split("/") if s]
-        if segs[-2:] != ["chat", "completions"]:
+        if segs[-1:] != ["completions"]:
             self.send_json(404, {"error": {"message": f"no route for POST {path}"}})
             return
-        name, opts = parse_scenario(segs[0]) if len(segs) > 3 else ("ok", {})
+        endpoint = "chat" if segs[-2:] == ["chat", "completions"] else "completions"
+        name, opts = parse_scenario(segs[0]) if len(segs) > 2 + (endpoint == "chat") else ("ok", {})
         try:
             req = json.loads(raw)
         except ValueError:
@@ -178,7 +238,9 @@ class Handler(BaseHTTPRequestHandler):
                 "temperature": req.get("temperature"), "stream": req.get("stream"),
                 "stream_options": req.get("stream_options"), "messages": req.get("messages"),
                 "authorization": self.headers.get("Authorization"),
+                "endpoint": endpoint, "prompt": req.get("prompt"), "seed": req.get("seed"),
             })
+        self.endpoint = endpoint
         self.chat(name, opts, req, count)
 
     def chat(self, name, opts, req, count):
@@ -200,6 +262,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, {"error": {"message": "logprobs is not supported by this model",
                                            "type": "invalid_request_error", "param": "logprobs"}})
             return
+        if name == "fixture":
+            self.serve_fixture(opts["f"], random.Random(count))
+            return
+        if name == "status" and count <= int(opts.get("fails", 1 << 30)):
+            code = int(opts.get("code", 500))
+            self.send_json(code, {"error": {"code": code, "message": opts.get("msg", f"status {code} (fake)"),
+                                            "type": opts.get("type", "server_error")}})
+            return
         if name == "html":
             body = b"<html><body>It works!</body></html>"
             self.send_response(200)
@@ -212,9 +282,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"object": "chat.completion",
                                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]})
             return
-        self.stream_chat(name, opts, req)
+        self.stream_chat(name, opts, req, count)
 
-    def stream_chat(self, name, opts, req):
+    def stream_chat(self, name, opts, req, count=1):
         n = int(opts.get("n", 20))
         max_tokens = req.get("max_tokens")
         finish = "stop"
@@ -226,6 +296,12 @@ class Handler(BaseHTTPRequestHandler):
         split = {"slow": "trickle", "big": "none"}.get(name, opts.get("split", "odd"))
         want_lp = bool(req.get("logprobs")) and name not in ("nolp",)
         k = int(req.get("top_logprobs") or 0)
+        if getattr(self, "endpoint", "chat") == "completions":
+            lpv = req.get("logprobs")
+            want_lp = isinstance(lpv, int) and not isinstance(lpv, bool) and lpv > 0 and name != "nolp"
+            k = lpv if want_lp else 0
+        errs = ("errfield", "errevent", "errdata")
+        err_now = name in errs and count <= int(opts.get("fails", 1 << 30))
         include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
         rng = random.Random(n * 31 + at)
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
@@ -235,9 +311,24 @@ class Handler(BaseHTTPRequestHandler):
             data = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=(rng.random() < 0.5))
             return b"data: " + data.encode() + eol + eol
 
+        completions = getattr(self, "endpoint", "chat") == "completions"
+        if completions:
+            base["object"] = "text_completion"
+
         def choice(delta, lp=None, fin=None):
             c = dict(base)
-            c["choices"] = [{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": fin}]
+            if completions:
+                # The legacy shape: text, and logprobs as parallel arrays.
+                leg = None
+                if lp:
+                    leg = {"tokens": [e["token"] for e in lp["content"]],
+                           "token_logprobs": [e["logprob"] for e in lp["content"]],
+                           "top_logprobs": [{a["token"]: a["logprob"] for a in e["top_logprobs"]}
+                                            for e in lp["content"]]}
+                c["choices"] = [{"index": 0, "text": delta.get("content", ""), "logprobs": leg,
+                                 "finish_reason": fin}]
+            else:
+                c["choices"] = [{"index": 0, "delta": delta, "logprobs": lp, "finish_reason": fin}]
             return c
 
         def lp_entry(i):
@@ -253,7 +344,7 @@ class Handler(BaseHTTPRequestHandler):
             out += event(choice({"role": "assistant", "content": ""}))
             i = 0
             while i < n:
-                if name in ("midstream-error", "drop", "stall") and i == at:
+                if (name in ("midstream-error", "drop", "stall") or err_now) and i == at:
                     break
                 if name == "malformed" and i % 3 == 2:
                     out += b"data: {\"choices\": [{\"delta\": {\"content\": \"broken" + eol + eol
@@ -282,6 +373,19 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(delay)
             if name == "midstream-error":
                 out += event({"error": {"message": "the model crashed (fake)", "type": "server_error"}})
+                self.write_split(bytes(out), split, rng)
+                self.end_stream()
+                return
+            if err_now:
+                code = int(opts.get("code", 500))
+                err = json.dumps({"code": code, "message": opts.get("msg", "the model crashed (fake)"),
+                                  "type": "unavailable_error" if code == 503 else "server_error"}).encode()
+                if name == "errfield":
+                    out += b"error: " + err + eol + eol + b"data: [DONE]" + eol + eol
+                elif name == "errevent":
+                    out += b"event: error" + eol + b"data: " + err + eol + eol
+                else:
+                    out += b'data: {"error":' + err + b"}" + eol + eol
                 self.write_split(bytes(out), split, rng)
                 self.end_stream()
                 return
@@ -353,6 +457,12 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512   # listen() backlog: 64 clients connect at once
+
+    def handle_error(self, request, client_address):
+        # A client that stops reading on purpose (an error in the stream) resets
+        # the connection: not worth a traceback.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 def main():

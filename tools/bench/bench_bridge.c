@@ -3,8 +3,11 @@
  * gos-bridge receives them), alone and with each chunk turned into tokens
  * (gos_llm, cJSON); (2) the tokens/s gos-bridge sustains from the fake
  * OpenAI server (tests/support/fake_openai.py, python3) into a real gos-compositor,
- * at --parallel 1 and 64: the clock runs from starting gos-bridge to its
- * exit, which comes after the compositor confirmed every event. */
+ * at --parallel 1 and 64, and at 64 with --cache (filling it, then
+ * replaying it at --cache-speed 0 without the server): the clock runs from
+ * starting gos-bridge to its exit, which comes after the compositor
+ * confirmed every event. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -81,7 +84,7 @@ static double parse_time(const char *s, size_t len, size_t chunk, bool to_tokens
 	double best = 1e30;
 	for (int r = 0; r < 3; r++) {
 		struct counts c = {.to_tokens = to_tokens};
-		struct gos_sse_callbacks cb = {count_event, NULL, NULL, &c};
+		struct gos_sse_callbacks cb = {count_event, NULL, NULL, &c, NULL};
 		struct gos_sse *p = gos_sse_create(NULL, &cb);
 		double t = gos_now_s();
 		for (size_t at = 0; at < len; at += chunk)
@@ -236,9 +239,10 @@ static uint64_t map_tokens(const char *sock)
 	return r.tokens;
 }
 
-/* Runs gos-bridge; returns its exit status, wall and CPU seconds. */
+/* Runs gos-bridge (with --cache DIR --cache-speed 0 when cache is not
+ * NULL); returns its exit status, wall and CPU seconds. */
 static int run_bridge(const char *bin, const char *sock, int port, uint64_t per_stream, int parallel,
-                      double *wall, double *cpu)
+                      const char *cache, double *wall, double *cpu)
 {
 	char url[256], par[16];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/big,n=%llu/v1", port, (unsigned long long)per_stream);
@@ -246,8 +250,13 @@ static int run_bridge(const char *bin, const char *sock, int port, uint64_t per_
 	double t = gos_now_s();
 	pid_t pid = fork();
 	if (pid == 0) {
-		execl(bin, "gos-bridge", "--url", url, "--model", "bench", "--prompt", "go", "--parallel", par,
-		      "--socket", sock, "--quiet", "--buffer", "100000", (char *)NULL);
+		if (cache)
+			execl(bin, "gos-bridge", "--url", url, "--model", "bench", "--prompt", "go", "--parallel", par,
+			      "--socket", sock, "--quiet", "--buffer", "100000", "--cache", cache, "--cache-speed", "0",
+			      "--cache-max-bytes", "4G", (char *)NULL);
+		else
+			execl(bin, "gos-bridge", "--url", url, "--model", "bench", "--prompt", "go", "--parallel", par,
+			      "--socket", sock, "--quiet", "--buffer", "100000", (char *)NULL);
 		_exit(127);
 	}
 	int status = 0;
@@ -306,30 +315,54 @@ static int bench_e2e(uint64_t tokens, const char *source_opt)
 	       "gos-bridge -> gos-compositor --headless;\n%llu tokens per case, clock stops when the "
 	       "compositor has confirmed every event; %ld CPUs\n",
 	       (unsigned long long)tokens, sysconf(_SC_NPROCESSORS_ONLN));
-	printf("  %-10s %10s %10s %12s %14s %16s\n", "parallel", "tokens", "seconds", "tokens/s",
+	printf("  %-16s %10s %10s %12s %14s %16s\n", "parallel", "tokens", "seconds", "tokens/s",
 	       "bridge CPU s", "bridge us/token");
 	static const int pars[] = {1, 64};
 	double wall, cpu;
 	/* Warm the server's event cache so that python renders nothing twice. */
-	if (run_bridge(bridge, sock, port, tokens, 1, &wall, &cpu) != 0) {
+	if (run_bridge(bridge, sock, port, tokens, 1, NULL, &wall, &cpu) != 0) {
 		fprintf(stderr, "gos-bench bridge: the warm-up run of gos-bridge failed\n");
 		goto out;
 	}
-	for (size_t i = 0; i < sizeof pars / sizeof pars[0]; i++) {
-		uint64_t per = tokens / (uint64_t)pars[i];
+	/* The last two rows: --parallel 64 with --cache, first filling it
+	 * (asks the server, stores each generation), then replaying it at
+	 * --cache-speed 0 (no server). */
+	char cache[] = "/tmp/gos-bench-cache-XXXXXX";
+	if (!mkdtemp(cache)) {
+		fprintf(stderr, "gos-bench bridge: cannot create a cache directory: %s\n", strerror(errno));
+		goto out;
+	}
+	static const char *const how[] = {NULL, NULL, "store", "replay"};
+	for (size_t i = 0; i < 4; i++) {
+		int par = i < 2 ? pars[i] : 64;
+		uint64_t per = tokens / (uint64_t)par;
 		uint64_t before = map_tokens(sock);
-		int st = run_bridge(bridge, sock, port, per, pars[i], &wall, &cpu);
+		int st = run_bridge(bridge, sock, port, per, par, how[i] ? cache : NULL, &wall, &cpu);
 		uint64_t after = map_tokens(sock);
-		uint64_t n = per * (uint64_t)pars[i];
+		uint64_t n = per * (uint64_t)par;
 		if (st != 0 || after - before != n) {
-			fprintf(stderr, "gos-bench bridge: --parallel %d: exit %d, %llu tokens arrived of %llu\n",
-			        pars[i], st, (unsigned long long)(after - before), (unsigned long long)n);
-			goto out;
+			fprintf(stderr, "gos-bench bridge: --parallel %d%s%s: exit %d, %llu tokens arrived of %llu\n",
+			        par, how[i] ? " --cache " : "", how[i] ? how[i] : "", st,
+			        (unsigned long long)(after - before), (unsigned long long)n);
+			goto out_cache;
 		}
-		printf("  %-10d %10llu %10.2f %12.0f %14.2f %16.2f\n", pars[i], (unsigned long long)n, wall,
+		char label[32];
+		snprintf(label, sizeof label, how[i] ? "%d cache %s" : "%d", par, how[i] ? how[i] : "");
+		printf("  %-16s %10llu %10.2f %12.0f %14.2f %16.2f\n", label, (unsigned long long)n, wall,
 		       (double)n / wall, cpu, cpu / (double)n * 1e6);
 	}
 	rc = 0;
+out_cache:
+	{
+		DIR *d = opendir(cache);
+		struct dirent *de;
+		while (d && (de = readdir(d)))
+			if (de->d_name[0] != '.' || !strncmp(de->d_name, ".tmp-", 5))
+				unlinkat(dirfd(d), de->d_name, 0);
+		if (d)
+			closedir(d);
+		rmdir(cache);
+	}
 out:
 	stop_child(&comp);
 	stop_child(&fake);

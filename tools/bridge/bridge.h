@@ -3,14 +3,18 @@
  *
  *   main.c             set-up, the event loop, the summary, the log lines
  *   bridge_opts.c      the command line (--help) and the prompt
- *   bridge_upstream.c  the HTTP side: the --url pool (fail-over, retries with
- *                      backoff and Retry-After), OpenAI chat streams, model
- *                      discovery, and the attempts of both modes
+ *   bridge_upstream.c  the HTTP side: the --url pool (fail-over or --spread,
+ *                      max=N caps, circuit breakers, retries with backoff and
+ *                      Retry-After), OpenAI chat / completions streams and
+ *                      their error forms, model discovery, and the attempts
+ *                      of both modes
  *   bridge_sse.c       --sse: any event stream's events as tokens (ingest
  *                      JSON passed on), reconnecting with Last-Event-ID
  *   bridge_out.c       the compositor side: events as ingest lines in a
  *                      bounded ring, let go once a sync barrier confirms
  *                      them, kept and resent while the compositor is away
+ *   bridge_cache.c     --cache: a finished generation stored under its
+ *                      request, replayed at its own pace instead of asking
  *
  * A job is one generation (--url, --parallel N of them) or the followed
  * stream (--sse): at most one HTTP attempt in flight at a time. */
@@ -26,6 +30,7 @@
 #include "gos_arena.h"
 #include "gos_client.h"
 #include "gos_event.h"
+#include "gos_gencache.h"
 #include "gos_sse.h"
 
 /* Exit codes (documented in --help and the README). */
@@ -45,14 +50,21 @@ enum {
 #define STATE_EVERY_S 0.5        /* "processing" neural_state lines at most this often */
 
 struct options {
-	const char *urls[MAX_URLS];
+	const char *urls[MAX_URLS];   /* without their ",max=N" */
+	int url_max[MAX_URLS];        /* ",max=N": at most N attempts at once (0: no cap) */
 	int n_urls;
+	bool spread;                  /* --spread: least busy healthy URL, not the first */
+	int breaker_failures;         /* the breaker opens after this many failures in a row */
+	double breaker_cooldown;      /* first wait before the half-open probe */
 	const char *sse_url;
 	const char *event_type;
 	const char *model;
 	const char *prompt;
 	const char *prompt_file;
 	const char *system;
+	bool completions;         /* POST /completions with a raw prompt */
+	bool has_seed;
+	int64_t seed;
 	int64_t max_tokens;
 	double temperature;
 	int top_logprobs;
@@ -70,11 +82,27 @@ struct options {
 	double sync_timeout;
 	bool echo;
 	bool quiet;
+	const char *cache_dir;    /* --cache */
+	double cache_speed;       /* replay pace: 1 the original, 0 at once */
+	uint64_t cache_max_bytes;
 };
+
+/* A URL's circuit breaker: closed (used), open (skipped until open_until),
+ * half-open (one probe attempt; its outcome closes or reopens it). */
+enum breaker { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
 struct upstream {
 	const char *base;
+	char host[48];            /* host:port, for stream names and the summary */
+	int max;                  /* attempts at once (0: no cap) */
+	int in_flight;
 	double not_before;        /* CLOCK_MONOTONIC s: rested until then */
+	enum breaker breaker;
+	int fails;                /* failures in a row */
+	int opens;                /* times opened without a success between */
+	double open_until;
+	bool probing;             /* half-open: the probe is in flight */
+	uint64_t attempts, failures;
 	bool no_logprobs;         /* refused them: asked without since */
 	bool no_usage;            /* refused stream_options */
 	bool said_no_logprobs;
@@ -97,6 +125,8 @@ struct job {
 	char *body;
 	char curl_err[CURL_ERROR_SIZE];
 	int url;
+	bool holds_url;           /* counted in up[url].in_flight */
+	bool url_ok;              /* this attempt showed the URL works (breaker) */
 	bool head_checked, is_sse;
 	long status;
 	char content_type[128];
@@ -108,6 +138,7 @@ struct job {
 	double finish_at;         /* when finish_reason came: [DONE] is due soon after */
 	char finish_reason[32];   /* as the server sent it ("stop", "length", ...) */
 	char stream_error[512];   /* an error the stream itself carried */
+	int stream_error_kind;    /* enum gos_llm_error_kind of that error */
 	bool aborted;             /* we stopped the transfer (stream_error, timeout, cancel) */
 	char abort_reason[160];
 	struct gos_sse *sse;
@@ -129,6 +160,17 @@ struct job {
 	int sse_failures;         /* --sse: failed connects in a row */
 	char error[600];
 	int exit_code;
+
+	/* --cache */
+	double attempt_t0;        /* when the attempt in flight was sent */
+	bool cache_checked;       /* looked up (once, before the first attempt) */
+	bool replaying;           /* the generation comes from the cache */
+	struct gos_gencache_entry replay;
+	uint32_t replay_next;
+	double replay_t0;
+	struct gos_gencache_token *rec;   /* the tokens shown, for the store */
+	uint32_t n_rec, cap_rec;
+	struct gos_arena cache_arena;     /* replay and rec's strings */
 };
 
 struct out {
@@ -160,10 +202,12 @@ struct bridge {
 	struct job *jobs;
 	int n_jobs;
 	struct out out;
+	char label[72];           /* streams are LABEL[@HOST:PORT]:RUN[:N] */
 	char run_id[8];
 	char *prompt;
 	double t0;
 	uint64_t total_retries;
+	uint64_t cache_hits, cache_misses, cache_stored, cache_corrupt;
 	bool stopping;
 	bool echo_nl;             /* --echo left the terminal mid-line */
 };
@@ -231,7 +275,8 @@ void bridge_emit_token(struct job *j, const char *text, double logprob,
 
 /* Queues a neural_state line for the job (state "processing", "done",
  * "error" or "cancelled"), with ttft_ms and message (NULL: none) as extra
- * fields the compositor ignores. */
+ * fields the compositor ignores. With several --url the message also says
+ * which URL and its breaker's state. */
 void bridge_emit_state(struct job *j, const char *state, const char *message);
 
 /* ---- bridge_upstream.c ---- */
@@ -270,6 +315,16 @@ void bridge_job_done(struct job *j);
  * per failure up to max, times 0.5 to 1. */
 double bridge_backoff(int failures, double base, double max);
 
+/* The attempt's HTTP error is worth asking again: 408, 429, or a 5xx whose
+ * body does not say the request is invalid (gos_llm_error_kind). */
+bool bridge_http_retryable(const struct job *j);
+
+/* The attempt is over for its URL: its slot is free again (idempotent). */
+void bridge_release_url(struct job *j);
+
+/* The breaker's word for up[i]: "closed", "open" or "half-open". */
+const char *bridge_breaker_name(const struct upstream *u);
+
 /* "URL answered HTTP N: message" from the attempt's status and error body. */
 void bridge_describe_http(struct job *j, char *out, size_t len);
 
@@ -282,5 +337,26 @@ void bridge_sse_event(struct job *j, const struct gos_sse_event *ev);
 /* --sse: the attempt ended: reconnect (after the server's retry delay, or
  * backoff while it fails), or stop. */
 void bridge_sse_attempt_ended(struct job *j, CURLcode res);
+
+/* ---- bridge_cache.c ---- */
+
+/* --cache, before the job's first attempt: a stored generation for the
+ * same request makes the job a replay (state running, replaying; its
+ * processing state sent) and returns true; a miss or a corrupt entry
+ * (said on stderr) returns false. Counts hits and misses. */
+bool bridge_cache_lookup(struct job *j, double now);
+
+/* A replaying job: shows the tokens whose time has come (their recorded
+ * time since the request, divided by --cache-speed) and finishes the job
+ * after the last. Returns when the next token is due (INFINITY when done). */
+double bridge_cache_replay(struct job *j, double now);
+
+/* Keeps a token the job showed (from the server), for the store. */
+void bridge_cache_record(struct job *j, const char *text, double logprob, const struct gos_alt *alts,
+                         uint32_t n_alts);
+
+/* The job finished (not a replay): stores what it showed under its
+ * request, atomically; a failure to write is said, not fatal. */
+void bridge_cache_store(struct job *j);
 
 #endif

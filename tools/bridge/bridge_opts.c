@@ -21,19 +21,31 @@ static void usage(FILE *f)
 "\n"
 "Streams an LLM's tokens into gos-compositor as they are generated. With --url,\n"
 "asks an OpenAI-compatible server (LM Studio, llama.cpp server, vLLM, Ollama,\n"
-"OpenAI) for a chat completion (POST URL/chat/completions, stream: true); each\n"
+"OpenAI) for a chat completion (POST URL/chat/completions, stream: true; or\n"
+"with --completions a raw-prompt completion, POST URL/completions); each\n"
 "token goes on the map coloured by its probability. With --sse, follows any\n"
 "server-sent event stream: each event's data becomes one token (data that is\n"
 "already an ingest JSON object is passed on as it is).\n"
 "\n"
 "generation (--url):\n"
-"  --url URL            server base URL, e.g. http://127.0.0.1:1234/v1; give several\n"
-"                       for a pool: the first that answers is used, the next takes\n"
-"                       over when it fails\n"
+"  --url URL[,max=N]    server base URL, e.g. http://127.0.0.1:1234/v1; give several\n"
+"                       for a pool: the first healthy one is used, the next takes\n"
+"                       over when it fails; max=N: at most N generations at once\n"
+"                       on this URL (others wait for a slot or go elsewhere)\n"
+"  --spread             spread the generations over every healthy --url (the\n"
+"                       least busy first) instead of filling the first\n"
+"  --breaker-failures K with several --url, a URL's circuit breaker opens after K\n"
+"                       failures in a row (default 3): skipped, then one probe\n"
+"                       generation after a wait; a probe that works closes it,\n"
+"                       one that fails reopens it for twice as long\n"
+"  --breaker-cooldown S the first wait before the probe (default 5, up to 60)\n"
 "  --model NAME         model (default: the first of GET URL/models, else none)\n"
 "  --prompt TEXT        the user message (else --prompt-file, else stdin)\n"
 "  --prompt-file F      read the user message from F ('-': stdin)\n"
 "  --system TEXT        a system message\n"
+"  --completions        POST URL/completions with the prompt as it is (for base\n"
+"                       models; no chat template, no --system)\n"
+"  --seed N             ask the server for this sampling seed\n"
 "  --max-tokens N       generate at most N tokens (also the progress total)\n"
 "  --temperature T      sampling temperature (default: the server's)\n"
 "  --top-logprobs K     alternatives per token shown on hover (default 5, 0..20)\n"
@@ -44,6 +56,13 @@ static void usage(FILE *f)
 "  --max-retries N      attempts after a failure before giving up (default 5;\n"
 "                       --sse: failed reconnects in a row, default: no limit)\n"
 "  --echo               also print the generated text on stdout\n"
+"  --cache DIR          keep every finished generation in DIR; the same request\n"
+"                       again (model, messages or prompt, sampling parameters,\n"
+"                       seed, which of --parallel) replays it without asking\n"
+"                       the server: tokens, logprobs, alternatives, timing\n"
+"  --cache-speed X      replay X times as fast as recorded (default 1; 0: at once)\n"
+"  --cache-max-bytes N  keep at most N bytes of entries, least recently used go\n"
+"                       first (K, M, G suffixes; default 256M)\n"
 "\n"
 "event stream (--sse):\n"
 "  --sse URL            follow this event stream (GET), reconnecting with\n"
@@ -56,7 +75,9 @@ static void usage(FILE *f)
 "common:\n"
 "  --socket PATH        the compositor's socket (default %s)\n"
 "  --stream NAME        name the stream(s) on the map NAME:RUN[:K] (default: the\n"
-"                       model's short name, without directories, or 'sse')\n"
+"                       model's short name, without directories, or 'sse'); with\n"
+"                       several --url, NAME@HOST:PORT:RUN:K by the server that\n"
+"                       generates it\n"
 "  --connect-timeout S  give up connecting after S seconds (default 10)\n"
 "  --read-timeout S     give up on a response silent for S seconds (default 120)\n"
 "  --buffer N           events kept while the compositor is away (default 10000)\n"
@@ -65,19 +86,27 @@ static void usage(FILE *f)
 "  --quiet              no notices or summary (errors are still printed)\n"
 "  --help, --version\n"
 "\n"
-"Connection errors, HTTP 429 and 5xx are retried with exponential backoff and\n"
-"jitter (Retry-After is honoured). A generation that fails after its first\n"
-"token is reported as failed (neural_state error), never restarted.\n"
+"Connection errors and HTTP 408, 429 and 5xx are retried with exponential\n"
+"backoff and jitter (Retry-After is honoured), but not a 5xx whose body says\n"
+"the request is invalid (llama.cpp answers some invalid requests with 500);\n"
+"other 4xx are not retried, the server's message is shown. An error sent\n"
+"inside the stream (an 'error:' line, 'event: error', or data {\"error\": ...})\n"
+"before the first token is retried when the server calls it transient (503,\n"
+"busy, loading), else it fails (exit 5); after the first token the generation\n"
+"fails (exit 1, neural_state error with the server's message), never restarted.\n"
+"--sse: HTTP 204 No Content ends the stream for good (exit 0, no reconnect).\n"
 "\n"
 "exit codes: 0 every generation finished and the compositor applied every event\n"
-"            (--sse: the stream ended, --max-events reached, or SIGINT/SIGTERM)\n"
-"            1 a generation failed after it had started (error mid-stream, lost\n"
-"              connection or read timeout after tokens were shown)\n"
+"            (--sse: the stream ended, HTTP 204, --max-events reached, or\n"
+"            SIGINT/SIGTERM)\n"
+"            1 a generation failed after it had started (an error in the stream,\n"
+"              lost connection or read timeout after tokens were shown)\n"
 "            2 bad command line\n"
 "            3 the compositor: its socket not reachable at start, or events not\n"
 "              confirmed at exit, dropped (--buffer) or rejected\n"
 "            4 no server reachable (connection refused, DNS, timeouts), after retries\n"
-"            5 the server answered with an HTTP error (after retries for 429/5xx)\n"
+"            5 the server answered with an HTTP error, or with an error in the\n"
+"              stream before the first token (after retries for transient ones)\n"
 "            6 the server's answer was not an event stream (wrong Content-Type)\n"
 "          130 interrupted (SIGINT/SIGTERM) during a generation\n",
 	        def);
@@ -105,12 +134,37 @@ static bool parse_seconds(const char *s, double lo, double hi, double *out)
 	return true;
 }
 
+/* Bytes with an optional K, M or G (binary) suffix, at least 1024. */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return false;
+	int shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end || v > (UINT64_MAX >> shift) || (v << shift) < 1024)
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
 int bridge_parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_URL = 256, O_SSE, O_EVENT, O_MODEL, O_PROMPT, O_PROMPT_FILE, O_SYSTEM,
 	       O_MAX_TOKENS, O_TEMPERATURE, O_TOP_LOGPROBS, O_NO_LOGPROBS, O_API_KEY, O_SOCKET,
 	       O_PARALLEL, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_RETRIES, O_MAX_EVENTS,
-	       O_BUFFER, O_STREAM, O_SYNC_TIMEOUT, O_ECHO, O_QUIET, O_HELP, O_VERSION, O_RECONNECT };
+	       O_BUFFER, O_STREAM, O_SYNC_TIMEOUT, O_ECHO, O_QUIET, O_HELP, O_VERSION, O_RECONNECT,
+	       O_COMPLETIONS, O_SEED, O_SPREAD, O_BREAKER_FAILURES, O_BREAKER_COOLDOWN, O_CACHE,
+	       O_CACHE_SPEED, O_CACHE_MAX_BYTES };
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, O_URL},
 		{"sse", required_argument, NULL, O_SSE},
@@ -119,6 +173,14 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 		{"prompt", required_argument, NULL, O_PROMPT},
 		{"prompt-file", required_argument, NULL, O_PROMPT_FILE},
 		{"system", required_argument, NULL, O_SYSTEM},
+		{"completions", no_argument, NULL, O_COMPLETIONS},
+		{"spread", no_argument, NULL, O_SPREAD},
+		{"cache", required_argument, NULL, O_CACHE},
+		{"cache-speed", required_argument, NULL, O_CACHE_SPEED},
+		{"cache-max-bytes", required_argument, NULL, O_CACHE_MAX_BYTES},
+		{"breaker-failures", required_argument, NULL, O_BREAKER_FAILURES},
+		{"breaker-cooldown", required_argument, NULL, O_BREAKER_COOLDOWN},
+		{"seed", required_argument, NULL, O_SEED},
 		{"max-tokens", required_argument, NULL, O_MAX_TOKENS},
 		{"temperature", required_argument, NULL, O_TEMPERATURE},
 		{"top-logprobs", required_argument, NULL, O_TOP_LOGPROBS},
@@ -151,6 +213,10 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 		.buffer = 10000,
 		.sync_timeout = 10,
 		.reconnect = 3,
+		.breaker_failures = 3,
+		.breaker_cooldown = 5,
+		.cache_speed = 1,
+		.cache_max_bytes = 256ull << 20,
 	};
 	gos_default_socket_path(o->socket_path, sizeof o->socket_path);
 	int c;
@@ -167,7 +233,55 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 				fprintf(stderr, "gos-bridge: --url wants an http:// or https:// URL, not '%s'\n", optarg);
 				return EXIT_USAGE;
 			}
-			o->urls[o->n_urls++] = optarg;
+			{
+				/* a trailing ",max=N" is ours, not the URL's */
+				char *cap = strrchr(optarg, ',');
+				int max = 0;
+				if (cap && !strncmp(cap, ",max=", 5)) {
+					if (!parse_int(cap + 5, 1, 4096, &v)) {
+						fprintf(stderr, "gos-bridge: --url %s: max= wants 1 to 4096\n", optarg);
+						return EXIT_USAGE;
+					}
+					max = (int)v;
+					*cap = '\0';
+				}
+				o->url_max[o->n_urls] = max;
+				o->urls[o->n_urls++] = optarg;
+			}
+			break;
+		case O_SPREAD: o->spread = true; break;
+		case O_CACHE:
+			if (!optarg[0] || strlen(optarg) > 3000) {
+				fprintf(stderr, "gos-bridge: --cache wants a directory\n");
+				return EXIT_USAGE;
+			}
+			o->cache_dir = optarg;
+			break;
+		case O_CACHE_SPEED:
+			if (!parse_seconds(optarg, 0, 1000000, &o->cache_speed)) {
+				fprintf(stderr, "gos-bridge: --cache-speed wants a number from 0, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_CACHE_MAX_BYTES:
+			if (!parse_bytes(optarg, &o->cache_max_bytes)) {
+				fprintf(stderr, "gos-bridge: --cache-max-bytes wants bytes (1024 or more, K/M/G "
+				        "suffixes), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_BREAKER_FAILURES:
+			if (!parse_int(optarg, 1, 1000, &v)) {
+				fprintf(stderr, "gos-bridge: --breaker-failures wants 1 to 1000, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->breaker_failures = (int)v;
+			break;
+		case O_BREAKER_COOLDOWN:
+			if (!parse_seconds(optarg, 0.01, 60, &o->breaker_cooldown)) {
+				fprintf(stderr, "gos-bridge: --breaker-cooldown wants seconds (0.01 to 60), not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case O_SSE:
 			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) {
@@ -181,6 +295,15 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 		case O_PROMPT: o->prompt = optarg; break;
 		case O_PROMPT_FILE: o->prompt_file = optarg; break;
 		case O_SYSTEM: o->system = optarg; break;
+		case O_COMPLETIONS: o->completions = true; break;
+		case O_SEED:
+			if (!parse_int(optarg, 0, INT64_C(9007199254740991), &v)) {
+				fprintf(stderr, "gos-bridge: --seed wants a whole number from 0, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->has_seed = true;
+			o->seed = v;
+			break;
 		case O_MAX_TOKENS:
 			if (!parse_int(optarg, 1, 100000000, &v)) {
 				fprintf(stderr, "gos-bridge: --max-tokens wants a whole number from 1, not '%s'\n", optarg);
@@ -293,6 +416,15 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 	}
 	if (o->sse_url && (o->prompt || o->prompt_file || o->parallel > 1)) {
 		fprintf(stderr, "gos-bridge: --prompt, --prompt-file and --parallel go with --url, not --sse\n");
+		return EXIT_USAGE;
+	}
+	if (o->sse_url && (o->completions || o->has_seed || o->cache_dir)) {
+		fprintf(stderr, "gos-bridge: --completions, --seed and --cache go with --url, not --sse\n");
+		return EXIT_USAGE;
+	}
+	if (o->completions && o->system) {
+		fprintf(stderr, "gos-bridge: --completions sends the prompt as it is: put the system text "
+		        "in the prompt, not --system\n");
 		return EXIT_USAGE;
 	}
 	if (o->prompt && o->prompt_file) {

@@ -288,6 +288,15 @@ void bridge_emit_state(struct job *j, const char *state, const char *message)
 		.model = b->o.model && b->o.model[0] ? b->o.model : NULL,
 	};
 	char msg[GOS_MAX_MESSAGE + 1], model[GOS_MAX_MODEL + 1];
+	char via[GOS_MAX_MESSAGE + 1];
+	if (j->replaying && !ev.state.message)
+		ev.state.message = "replayed from the cache";
+	if (!b->o.sse_url && b->n_up > 1 && j->attempts > 0) {
+		const struct upstream *u = &b->up[j->url];
+		snprintf(via, sizeof via, "%s%svia %s (breaker %s)", ev.state.message ? ev.state.message : "",
+		         ev.state.message ? " | " : "", u->host, bridge_breaker_name(u));
+		ev.state.message = via;
+	}
 	if (ev.state.message) {  /* within the compositor's limits, cut on a UTF-8 boundary */
 		bridge_clip(msg, sizeof msg, ev.state.message);
 		ev.state.message = msg;

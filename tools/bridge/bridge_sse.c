@@ -87,6 +87,12 @@ void bridge_sse_attempt_ended(struct job *j, CURLcode res)
 	struct bridge *b = j->b;
 	char what[700];
 	double now = gos_now_s();
+	if (j->status == 204) {
+		/* "No Content": the server says the stream is over; never reconnect. */
+		bridge_note("%s answered 204 No Content: the stream is over", b->o.sse_url);
+		bridge_job_done(j);
+		return;
+	}
 	if (j->is_sse) {
 		j->ever_streamed = true;
 		j->sse_failures = 0;
@@ -110,11 +116,6 @@ void bridge_sse_attempt_ended(struct job *j, CURLcode res)
 		j->state = JOB_WAIT;
 		return;
 	}
-	if (j->status == 204) {
-		bridge_note("%s answered 204 No Content: the stream is over", b->o.sse_url);
-		bridge_job_done(j);
-		return;
-	}
 	int code = EXIT_UNREACHABLE;
 	if (j->status == 0) {
 		if (j->abort_reason[0])
@@ -131,8 +132,9 @@ void bridge_sse_attempt_ended(struct job *j, CURLcode res)
 			                j->content_type[0] ? j->content_type : "(none)");
 			return;
 		}
-		if (j->status != 429 && j->status / 100 != 5) {
-			bridge_job_fail(j, EXIT_HTTP, "%s", what);
+		if (!bridge_http_retryable(j)) {
+			bridge_job_fail(j, EXIT_HTTP, "%s%s", what, j->status / 100 == 5 ?
+			                " (not retried: the server says the request is invalid)" : "");
 			return;
 		}
 	}

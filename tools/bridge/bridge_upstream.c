@@ -1,10 +1,11 @@
 /* gos-bridge, the HTTP side: the upstream pool (--url, several for
- * fail-over: the first that is not resting is used; a failure rests it for
- * a backoff with jitter, or for its Retry-After), one libcurl easy handle
- * per job on the multi handle, the responses read as event streams, the
- * OpenAI chat-completion chunks turned into tokens, and what an attempt's
- * end means: done, retried, or failed. Also GET /models when no --model
- * is given. */
+ * fail-over, or --spread over them: a URL is used when its breaker is not
+ * open, it is not resting (a failure rests it for a backoff with jitter,
+ * or for its Retry-After) and it has a free slot (max=N)), one libcurl easy
+ * handle per job on the multi handle, the responses read as event streams,
+ * the OpenAI chat / completions chunks turned into tokens, errors inside
+ * the stream, and what an attempt's end means: done, retried, or failed.
+ * Also GET /models when no --model is given. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,7 +55,14 @@ static void check_head(struct job *j)
 	char *ct = NULL;
 	curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct);
 	snprintf(j->content_type, sizeof j->content_type, "%s", ct ? ct : "");
-	j->is_sse = j->status / 100 == 2 && starts_with_ci(ct, "text/event-stream");
+	/* 204 has no body, whatever its Content-Type says. */
+	j->is_sse = j->status / 100 == 2 && j->status != 204 && starts_with_ci(ct, "text/event-stream");
+	/* A generation's first "processing" waits for its stream: the server
+	 * that names it is known then (--url pool). */
+	if (j->is_sse && !j->sent_processing && !j->b->o.sse_url) {
+		j->sent_processing = true;
+		bridge_emit_state(j, "processing", NULL);
+	}
 }
 
 static size_t on_header(char *ptr, size_t size, size_t n, void *ud)
@@ -103,7 +111,20 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
 	return j->aborted ? 0 : len;
 }
 
+static void url_worked(struct bridge *b, struct upstream *u);
+
 /* ---- events from the stream ---- */
+
+/* An error sent inside the stream (an "error" event, an "error:" field
+ * line, or a chunk {"error": ...}): the attempt stops here. */
+static void stream_error(struct job *j, const char *body, size_t len, const char *dflt)
+{
+	gos_llm_error_message(body, len, j->stream_error, sizeof j->stream_error);
+	if (!j->stream_error[0])
+		snprintf(j->stream_error, sizeof j->stream_error, "%s", dflt);
+	j->stream_error_kind = (int)gos_llm_error_kind(body, len);
+	j->aborted = true;
+}
 
 static void chat_event(struct job *j, const struct gos_sse_event *ev)
 {
@@ -111,10 +132,7 @@ static void chat_event(struct job *j, const struct gos_sse_event *ev)
 	if (j->got_done || j->aborted)
 		return;
 	if (!strcmp(ev->type, "error")) {
-		gos_llm_error_message(ev->data, ev->data_len, j->stream_error, sizeof j->stream_error);
-		if (!j->stream_error[0])
-			snprintf(j->stream_error, sizeof j->stream_error, "the server sent an error event");
-		j->aborted = true;
+		stream_error(j, ev->data, ev->data_len, "the server sent an error event");
 		return;
 	}
 	if (strcmp(ev->type, "message"))
@@ -127,8 +145,7 @@ static void chat_event(struct job *j, const struct gos_sse_event *ev)
 		j->got_done = true;
 		return;
 	case GOS_LLM_ERROR:
-		snprintf(j->stream_error, sizeof j->stream_error, "%s", c.message);
-		j->aborted = true;
+		stream_error(j, ev->data, ev->data_len, c.message);
 		return;
 	case GOS_LLM_MALFORMED:
 		j->malformed++;
@@ -140,13 +157,21 @@ static void chat_event(struct job *j, const struct gos_sse_event *ev)
 		break;
 	}
 	struct upstream *u = &b->up[j->url];
+	if ((c.n_tokens || c.finish_reason) && !j->url_ok) {
+		j->url_ok = true;
+		url_worked(b, u);
+	}
 	if (c.n_tokens && !c.has_logprobs && !b->o.no_logprobs && !u->no_logprobs && !u->said_no_logprobs) {
 		u->said_no_logprobs = true;
 		bridge_note("%s sends no logprobs: its tokens are drawn without confidence", u->base);
 	}
-	for (uint32_t i = 0; i < c.n_tokens; i++)
-		bridge_emit_token(j, c.tokens[i].text, c.tokens[i].logprob, c.tokens[i].alts,
-		                  c.tokens[i].n_alts);
+	for (uint32_t i = 0; i < c.n_tokens; i++) {
+		/* --completions asks for 1 alternative at least */
+		uint32_t n_alts = b->o.top_logprobs ? c.tokens[i].n_alts : 0;
+		bridge_emit_token(j, c.tokens[i].text, c.tokens[i].logprob, c.tokens[i].alts, n_alts);
+		if (b->o.cache_dir)
+			bridge_cache_record(j, c.tokens[i].text, c.tokens[i].logprob, c.tokens[i].alts, n_alts);
+	}
 	if (c.finish_reason && !j->got_finish) {
 		j->got_finish = true;
 		j->finish_at = gos_now_s();
@@ -173,6 +198,18 @@ static void on_sse_retry(void *ctx, uint64_t ms)
 	j->sse_retry_ms = ms;
 }
 
+/* llama.cpp (2025) reports an error after the 200 header as an "error:"
+ * field line, then "data: [DONE]": the standard ignores the field, so
+ * without this the generation would look finished. */
+static void on_sse_field(void *ctx, const char *name, size_t name_len, const char *value,
+                         size_t value_len)
+{
+	struct job *j = ctx;
+	if (j->b->o.sse_url || j->got_done || j->aborted || name_len != 5 || memcmp(name, "error", 5))
+		return;
+	stream_error(j, value, value_len, "the server sent an error line");
+}
+
 static void on_sse_error(void *ctx, const char *message)
 {
 	struct job *j = ctx;
@@ -191,7 +228,7 @@ void bridge_job_init(struct job *j, struct bridge *b, int index)
 	j->completion_tokens = -1;
 	j->sse_retry_ms = (uint64_t)(b->o.reconnect * 1e3);
 	j->easy = curl_easy_init();
-	struct gos_sse_callbacks cb = {on_sse_event, on_sse_retry, on_sse_error, j};
+	struct gos_sse_callbacks cb = {on_sse_event, on_sse_retry, on_sse_error, j, on_sse_field};
 	j->sse = gos_sse_create(NULL, &cb);
 	if (!j->easy || !j->sse)
 		abort();
@@ -205,33 +242,142 @@ void bridge_job_finish(struct job *j)
 	free(j->errbody);
 	gos_sse_destroy(j->sse);
 	gos_arena_finish(&j->arena);
+	gos_arena_finish(&j->cache_arena);
+	free(j->rec);
 }
 
-/* The first upstream (in --url order) that is not resting; -1 and *wake
- * when all are. */
+/* ---- the pool: caps, rests and circuit breakers ---- */
+
+#define BREAKER_MAX_S 60.0
+
+const char *bridge_breaker_name(const struct upstream *u)
+{
+	return u->breaker == BREAKER_CLOSED ? "closed" : u->breaker == BREAKER_OPEN ? "open" : "half-open";
+}
+
+/* The attempt showed the URL works: the breaker closes. */
+static void url_worked(struct bridge *b, struct upstream *u)
+{
+	u->fails = 0;
+	u->opens = 0;
+	u->probing = false;
+	if (u->breaker != BREAKER_CLOSED && !b->o.sse_url)
+		bridge_note("%s: the probe worked: breaker closed", u->host);
+	u->breaker = BREAKER_CLOSED;
+}
+
+/* The attempt failed because of the URL (unreachable, 5xx, broken
+ * stream): K in a row, or a failed probe, open its breaker. */
+static void url_failed(struct bridge *b, struct upstream *u)
+{
+	double now = gos_now_s();
+	u->fails++;
+	u->failures++;
+	/* One URL has nowhere else to send the work: its retries' backoff
+	 * paces it, a breaker would only add waits. */
+	if (b->o.sse_url || b->n_up < 2 || (u->breaker == BREAKER_CLOSED && u->fails < b->o.breaker_failures))
+		return;
+	u->opens++;
+	double wait = b->o.breaker_cooldown * pow(2.0, u->opens - 1);
+	if (wait > BREAKER_MAX_S)
+		wait = BREAKER_MAX_S;
+	u->breaker = BREAKER_OPEN;
+	u->probing = false;
+	u->open_until = now + wait;
+	bridge_note("%s: breaker open after %d failure%s in a row: a probe in %.1f s", u->host, u->fails,
+	            u->fails == 1 ? "" : "s", wait);
+}
+
+void bridge_release_url(struct job *j)
+{
+	if (!j->holds_url)
+		return;
+	j->holds_url = false;
+	struct upstream *u = &j->b->up[j->url];
+	u->in_flight--;
+	/* A probe that ended without a verdict (interrupted) lets another try. */
+	if (u->breaker == BREAKER_HALF_OPEN && !j->url_ok)
+		u->probing = false;
+}
+
+/* Can up[i] take an attempt now? Else *wake: when it might. */
+static bool url_usable(struct bridge *b, int i, double now, double *wake)
+{
+	struct upstream *u = &b->up[i];
+	if (u->breaker == BREAKER_OPEN) {
+		if (now < u->open_until) {
+			*wake = fmin(*wake, u->open_until);
+			return false;
+		}
+		u->breaker = BREAKER_HALF_OPEN;
+		u->probing = false;
+	}
+	if (u->not_before > now) {
+		*wake = fmin(*wake, u->not_before);
+		return false;
+	}
+	if ((u->max && u->in_flight >= u->max) || (u->breaker == BREAKER_HALF_OPEN && u->probing)) {
+		*wake = fmin(*wake, now + 0.05);   /* a slot frees when an attempt ends */
+		return false;
+	}
+	return true;
+}
+
+/* The URL for the next attempt: the first usable one in --url order, or
+ * with --spread the usable one with the fewest attempts in flight (ties:
+ * --url order); -1 and *wake when none is. */
 static int pick_upstream(struct bridge *b, double now, double *wake)
 {
 	*wake = INFINITY;
+	int best = -1;
 	for (int i = 0; i < b->n_up; i++) {
-		if (b->up[i].not_before <= now)
+		if (!url_usable(b, i, now, wake))
+			continue;
+		if (!b->o.spread)
 			return i;
-		if (b->up[i].not_before < *wake)
-			*wake = b->up[i].not_before;
+		if (best < 0 || b->up[i].in_flight < b->up[best].in_flight)
+			best = i;
 	}
-	return -1;
+	return best;
+}
+
+/* With several URLs streams are named by server: LABEL@HOST:PORT:RUN:N,
+ * the server the generation's tokens come from (so fixed by its first). */
+static void name_by_url(struct job *j)
+{
+	struct bridge *b = j->b;
+	if (b->n_up < 2 || b->o.sse_url || j->tokens)
+		return;
+	snprintf(j->stream, sizeof j->stream, "%s@%s:%s:%d", b->label, b->up[j->url].host, b->run_id,
+	         j->index + 1);
 }
 
 void bridge_start_attempt(struct job *j, double now)
 {
 	struct bridge *b = j->b;
 	double wake;
+	if (b->o.cache_dir && !b->o.sse_url && !j->cache_checked) {
+		j->cache_checked = true;
+		if (bridge_cache_lookup(j, now))
+			return;
+	}
 	int u = b->o.sse_url ? 0 : pick_upstream(b, now, &wake);
 	if (u < 0) {
 		j->wake_at = wake;
 		return;
 	}
 	j->url = u;
+	j->holds_url = true;
+	j->url_ok = false;
+	b->up[u].in_flight++;
+	b->up[u].attempts++;
+	if (b->up[u].breaker == BREAKER_HALF_OPEN) {
+		b->up[u].probing = true;
+		bridge_note("%s: breaker half-open: %s probes it", b->up[u].host, j->stream);
+	}
+	name_by_url(j);
 	j->attempts++;
+	j->attempt_t0 = now;
 	j->head_checked = j->is_sse = false;
 	j->status = 0;
 	j->content_type[0] = '\0';
@@ -240,6 +386,7 @@ void bridge_start_attempt(struct job *j, double now)
 	j->got_done = j->got_finish = false;
 	j->finish_reason[0] = '\0';
 	j->stream_error[0] = '\0';
+	j->stream_error_kind = GOS_LLM_ERR_UNKNOWN;
 	j->aborted = false;
 	j->abort_reason[0] = '\0';
 	j->curl_err[0] = '\0';
@@ -271,7 +418,8 @@ void bridge_start_attempt(struct job *j, double now)
 		size_t bl = strlen(base);
 		while (bl && base[bl - 1] == '/')
 			bl--;
-		snprintf(url, sizeof url, "%.*s/chat/completions", (int)bl, base);
+		snprintf(url, sizeof url, "%.*s/%s", (int)bl, base,
+		         b->o.completions ? "completions" : "chat/completions");
 		struct gos_llm_request r = {
 			.model = b->o.model,
 			.system = b->o.system,
@@ -281,6 +429,9 @@ void bridge_start_attempt(struct job *j, double now)
 			.logprobs = !b->o.no_logprobs && !b->up[u].no_logprobs,
 			.top_logprobs = b->o.top_logprobs,
 			.include_usage = !b->up[u].no_usage,
+			.completions = b->o.completions,
+			.has_seed = b->o.has_seed,
+			.seed = b->o.seed,
 		};
 		j->body = gos_llm_request_json(&r);
 		if (!j->body)
@@ -308,7 +459,7 @@ void bridge_start_attempt(struct job *j, double now)
 	curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "gos-bridge/" GOS_VERSION);
 	curl_multi_add_handle(b->multi, j->easy);
 	j->state = JOB_RUNNING;
-	if (!j->sent_processing) {
+	if (!j->sent_processing && b->o.sse_url) {
 		j->sent_processing = true;
 		bridge_emit_state(j, "processing", NULL);
 	}
@@ -329,6 +480,8 @@ void bridge_job_fail(struct job *j, int code, const char *fmt, ...)
 
 void bridge_job_done(struct job *j)
 {
+	if (j->b->o.cache_dir && !j->b->o.sse_url && !j->replaying)
+		bridge_cache_store(j);
 	j->state = JOB_DONE;
 	j->t_end = gos_now_s();
 	bridge_emit_state(j, "done", NULL);
@@ -350,6 +503,8 @@ static void retry_later(struct job *j, int code, const char *what)
 	struct bridge *b = j->b;
 	double now = gos_now_s();
 	struct upstream *u = &b->up[j->url];
+	if (!j->url_ok)
+		url_failed(b, u);
 	/* The job's own count sets the pace: N parallel jobs failing together
 	 * must not push each other's backoff up. */
 	double ra = gos_llm_retry_after(j->retry_after, time(NULL));
@@ -369,12 +524,23 @@ static void retry_later(struct job *j, int code, const char *what)
 	if (next >= 0) {
 		bridge_note("%s: %s; trying %s now (retry %d)", j->stream, what, b->up[next].base, j->retries);
 		j->wake_at = now;
+	} else if (!isfinite(wake)) {
+		j->wake_at = now + 0.05;
 	} else {
 		bridge_note("%s: %s; retrying in %.1f s%s (retry %d)", j->stream, what, wake - now,
 		            ra >= 0 ? " (Retry-After)" : "", j->retries);
 		j->wake_at = wake;
 	}
 	j->state = JOB_WAIT;
+}
+
+bool bridge_http_retryable(const struct job *j)
+{
+	if (j->status == 408 || j->status == 429)
+		return true;
+	if (j->status / 100 != 5)
+		return false;
+	return gos_llm_error_kind(j->errbody ? j->errbody : "", j->errbody_len) != GOS_LLM_ERR_INVALID;
 }
 
 void bridge_describe_http(struct job *j, char *out, size_t len)
@@ -395,14 +561,24 @@ static void chat_attempt_ended(struct job *j, CURLcode res)
 	char what[700];
 
 	if (j->stream_error[0]) {
-		if (j->tokens)
+		if (j->tokens) {
+			url_failed(b, u);
 			bridge_job_fail(j, EXIT_GENERATION, "the server reported an error after %llu "
 			                "tokens: %s", (unsigned long long)j->tokens, j->stream_error);
-		else
-			bridge_job_fail(j, EXIT_HTTP, "%s reported an error: %s", u->base, j->stream_error);
+			return;
+		}
+		snprintf(what, sizeof what, "%s reported an error: %s", u->base, j->stream_error);
+		if (j->stream_error_kind == GOS_LLM_ERR_TRANSIENT) {
+			retry_later(j, EXIT_HTTP, what);
+		} else {
+			url_worked(b, u);   /* it answered: the request is at fault */
+			bridge_job_fail(j, EXIT_HTTP, "%s", what);
+		}
 		return;
 	}
 	if (j->is_sse && (j->got_done || j->got_finish)) {
+		if (!j->url_ok)
+			url_worked(b, u);
 		bridge_job_done(j);
 		return;
 	}
@@ -416,6 +592,7 @@ static void chat_attempt_ended(struct job *j, CURLcode res)
 		else
 			snprintf(what, sizeof what, "the stream from %s ended before [DONE]", u->base);
 		if (j->tokens) {
+			url_failed(b, u);
 			bridge_job_fail(j, EXIT_GENERATION, "%s after %llu tokens (not restarted: they "
 			                "are on the map)", what, (unsigned long long)j->tokens);
 			return;
@@ -440,10 +617,11 @@ static void chat_attempt_ended(struct job *j, CURLcode res)
 		                u->base, j->content_type[0] ? j->content_type : "(none)");
 		return;
 	}
-	if (j->status == 429 || j->status / 100 == 5) {
+	if (bridge_http_retryable(j)) {
 		retry_later(j, EXIT_HTTP, what);
 		return;
 	}
+	url_worked(b, u);   /* it answered: the request is at fault */
 	if (j->status / 100 == 4 && !u->no_logprobs && !b->o.no_logprobs &&
 	    (gos_llm_error_mentions(j->errbody, j->errbody_len, "logprob"))) {
 		u->no_logprobs = true;
@@ -461,12 +639,14 @@ static void chat_attempt_ended(struct job *j, CURLcode res)
 		j->state = JOB_WAIT;
 		return;
 	}
-	bridge_job_fail(j, EXIT_HTTP, "%s", what);
+	bridge_job_fail(j, EXIT_HTTP, "%s%s", what, j->status / 100 == 5 ?
+	                " (not retried: the server says the request is invalid)" : "");
 }
 
 void bridge_attempt_ended(struct job *j, CURLcode res)
 {
 	curl_multi_remove_handle(j->b->multi, j->easy);
+	bridge_release_url(j);
 	/* A body cut short on purpose (an error event, a timeout) is not news. */
 	check_head(j);
 	if (j->b->o.sse_url)

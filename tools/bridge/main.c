@@ -8,6 +8,7 @@
  * This file: set-up, the event loop, the summary and the log lines. The
  * other parts (options, upstream, --sse, the compositor side) are listed
  * in bridge.h. */
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,6 +88,7 @@ static void name_streams(struct bridge *b, const char *model)
 		while (n && ((unsigned char)label[n] & 0xC0) == 0x80)
 			n--;
 	}
+	snprintf(b->label, sizeof b->label, "%.*s", (int)n, label);
 	for (int k = 0; k < b->n_jobs; k++) {
 		if (b->o.sse_url)
 			snprintf(b->jobs[k].stream, sizeof b->jobs[k].stream, "%.*s:%s", (int)n, label, b->run_id);
@@ -94,6 +96,25 @@ static void name_streams(struct bridge *b, const char *model)
 			snprintf(b->jobs[k].stream, sizeof b->jobs[k].stream, "%.*s:%s:%d", (int)n, label,
 			         b->run_id, k + 1);
 	}
+}
+
+/* host[:port] of a URL (no scheme, user or path), at most 40 bytes. */
+static void url_host(const char *url, char *out, size_t len)
+{
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	size_t n = strcspn(h, "/?#");
+	const char *at = memchr(h, '@', n);
+	if (at) {
+		n -= (size_t)(at + 1 - h);
+		h = at + 1;
+	}
+	if (n > 40)
+		n = 40;
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, h, n);
+	out[n] = '\0';
 }
 
 static int pick_exit_code(struct bridge *b)
@@ -137,6 +158,20 @@ static void summary(struct bridge *b, bool delivered)
 		         "%llu retries", b->n_jobs, b->n_jobs == 1 ? "" : "s", done, failed,
 		         (unsigned long long)tokens, ttft_n ? ttft_sum / ttft_n * 1e3 : 0.0,
 		         (unsigned long long)b->total_retries);
+	char pool[64 + MAX_URLS * 96] = "";
+	if (!b->o.sse_url && b->n_up > 1) {
+		size_t at = 0;
+		at += (size_t)snprintf(pool, sizeof pool, "; pool:");
+		for (int i = 0; i < b->n_up && at < sizeof pool; i++)
+			at += (size_t)snprintf(pool + at, sizeof pool - at, "%s %s %llu attempts (%llu failed) breaker %s",
+			                       i ? "," : "", b->up[i].host, (unsigned long long)b->up[i].attempts,
+			                       (unsigned long long)b->up[i].failures, bridge_breaker_name(&b->up[i]));
+	}
+	char cache[200] = "";
+	if (b->o.cache_dir)
+		snprintf(cache, sizeof cache, "; cache: %llu hits, %llu misses (%llu corrupt), %llu stored",
+		         (unsigned long long)b->cache_hits, (unsigned long long)b->cache_misses,
+		         (unsigned long long)b->cache_corrupt, (unsigned long long)b->cache_stored);
 	char sent[256];
 	if (delivered && b->out.have_result)
 		snprintf(sent, sizeof sent, "compositor confirmed (applied %llu, rejected %llu, %llu tokens on the map)",
@@ -145,9 +180,9 @@ static void summary(struct bridge *b, bool delivered)
 	else
 		snprintf(sent, sizeof sent, "%llu events NOT confirmed by the compositor",
 		         (unsigned long long)(b->out.end - b->out.base));
-	fprintf(stderr, "gos-bridge: %s in %.2f s (%.0f tokens/s), %llu malformed chunks, %llu dropped; %s\n",
+	fprintf(stderr, "gos-bridge: %s in %.2f s (%.0f tokens/s), %llu malformed chunks, %llu dropped; %s%s%s\n",
 	        what, secs, secs > 0 ? (double)tokens / secs : 0.0, (unsigned long long)malformed,
-	        (unsigned long long)b->out.dropped, sent);
+	        (unsigned long long)b->out.dropped, sent, pool, cache);
 }
 
 int main(int argc, char **argv)
@@ -187,8 +222,11 @@ int main(int argc, char **argv)
 		return EXIT_UNREACHABLE;
 	}
 	b.n_up = b.o.sse_url ? 1 : b.o.n_urls;
-	for (int i = 0; i < b.n_up; i++)
+	for (int i = 0; i < b.n_up; i++) {
 		b.up[i].base = b.o.sse_url ? b.o.sse_url : b.o.urls[i];
+		b.up[i].max = b.o.sse_url ? 0 : b.o.url_max[i];
+		url_host(b.up[i].base, b.up[i].host, sizeof b.up[i].host);
+	}
 	char *model = NULL;
 	if (!b.o.sse_url && !b.o.model) {
 		model = bridge_discover_model(&b);
@@ -206,7 +244,8 @@ int main(int argc, char **argv)
 		bridge_job_init(&b.jobs[k], &b, k);
 	if (!b.o.sse_url)
 		bridge_note("%d generation%s from %s%s into %s", b.n_jobs, b.n_jobs == 1 ? "" : "s",
-		            b.up[0].base, b.n_up > 1 ? " (and fail-over URLs)" : "", b.o.socket_path);
+		            b.up[0].base, b.n_up < 2 ? "" : b.o.spread ? " and the other URLs (spread)"
+		            : " (and fail-over URLs)", b.o.socket_path);
 
 	bool cancelled = false;
 	for (;;) {
@@ -217,6 +256,7 @@ int main(int argc, char **argv)
 				struct job *j = &b.jobs[k];
 				if (j->state == JOB_RUNNING) {
 					curl_multi_remove_handle(b.multi, j->easy);
+					bridge_release_url(j);
 					if (b.o.sse_url)
 						bridge_job_done(j);
 					else
@@ -234,10 +274,13 @@ int main(int argc, char **argv)
 			cancelled = !b.o.sse_url;
 		}
 		int active = 0;
+		double replay_wake = INFINITY;
 		for (int k = 0; k < b.n_jobs; k++) {
 			struct job *j = &b.jobs[k];
 			if (j->state == JOB_WAIT && j->wake_at <= now)
 				bridge_start_attempt(j, now);
+			if (j->state == JOB_RUNNING && j->replaying)
+				replay_wake = fmin(replay_wake, bridge_cache_replay(j, now));
 			if (j->state == JOB_WAIT || j->state == JOB_RUNNING)
 				active++;
 		}
@@ -263,10 +306,11 @@ int main(int argc, char **argv)
 				/* finish_reason came, the server keeps the connection open
 				 * without [DONE]: the generation is complete all the same. */
 				curl_multi_remove_handle(b.multi, j->easy);
+				bridge_release_url(j);
 				bridge_job_done(j);
 				continue;
 			}
-			if (j->state == JOB_RUNNING && now - j->last_activity > b.o.read_timeout) {
+			if (j->state == JOB_RUNNING && !j->replaying && now - j->last_activity > b.o.read_timeout) {
 				snprintf(j->abort_reason, sizeof j->abort_reason,
 				         "%s sent nothing for %.1f s (--read-timeout)",
 				         b.o.sse_url ? b.o.sse_url : b.up[j->url].base, b.o.read_timeout);
@@ -276,7 +320,7 @@ int main(int argc, char **argv)
 		bridge_out_flush(&b, false);
 		if (b.out.c && !gos_client_poll(b.out.c, 0))
 			bridge_out_lost(&b);
-		double next_wake = gos_now_s() + 0.1;
+		double next_wake = fmin(gos_now_s() + 0.1, replay_wake);
 		for (int k = 0; k < b.n_jobs; k++)
 			if (b.jobs[k].state == JOB_WAIT && b.jobs[k].wake_at < next_wake)
 				next_wake = b.jobs[k].wake_at;
