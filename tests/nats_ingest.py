@@ -16,7 +16,10 @@ a real nats-server and real gos-compositor processes:
   step, docs/scale-out.md);
 - a compositor started before nats-server consumes once the server is up.
 
-usage: nats_ingest.py GOS_COMPOSITOR GOS_FEED   (run by ctest)"""
+- gos-bridge --nats streams a generation from a fake OpenAI server through
+  JetStream into the compositor (three parallel generations, one group).
+
+usage: nats_ingest.py GOS_COMPOSITOR GOS_FEED GOS_BRIDGE   (run by ctest)"""
 import json
 import os
 import signal
@@ -27,9 +30,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from nats_util import NatsServer, available, free_port  # noqa: E402
+from bridge_rig import Fake  # noqa: E402
 from ws_util import Compositor, check, report  # noqa: E402
 
-COMPOSITOR, FEED = sys.argv[1], sys.argv[2]
+COMPOSITOR, FEED, BRIDGE = sys.argv[1], sys.argv[2], sys.argv[3]
 if not available():
     print("nats_ingest: nats-server is not installed (tools/setup.sh installs it)", file=sys.stderr)
     sys.exit(1)
@@ -119,7 +123,7 @@ c = Compositor(COMPOSITOR, "--nats", nats.url, f"--state-dir={state}", tmp=tmp)
 out = prod.stderr.read()
 prc = prod.wait(timeout=120)
 check(prc == 0, f"the producer's sync completes once a compositor is back ({prc}: {out!r})")
-check(wait_live(c, 10000), f"after kill -9 and a restart every distinct token is there ({live(c)})")
+check(wait_live(c, 10000, timeout=60), f"after kill -9 and a restart every distinct token is there ({live(c)})")
 c.stop()
 
 # 5. a compositor started before NATS consumes once it is up
@@ -131,6 +135,16 @@ check("not consuming yet" in c.stderr() or "retrying" in c.stderr() or live(c) =
 nats.start()
 rc, err = feed(nats.url, [tok(i) for i in range(20000, 20100)])
 check(rc == 0 and wait_live(c, 100, timeout=40), f"once NATS is up it consumes ({rc}, {live(c)})")
+
+# 6. gos-bridge --nats
+fake = Fake()
+r = subprocess.run([BRIDGE, "--nats", nats.url, "--url", fake.url("ok"), "--parallel", "3",
+                    "--prompt", "hi", "--sync-timeout", "30"], capture_output=True, text=True,
+                   timeout=120)
+n_bridge = (live(c) or 0) - 100
+check(r.returncode == 0 and n_bridge > 0, f"gos-bridge --nats: exit 0, its tokens on the map "
+      f"({r.returncode}, {n_bridge} tokens: {r.stderr[-400:]!r})")
+fake.stop()
 c.stop()
 
 nats.cleanup()

@@ -152,5 +152,5 @@ set_tests_properties(journal_seek PROPERTIES TIMEOUT 240 LABELS "integration;ws;
 # Remote producers over NATS JetStream against a real nats-server.
 add_test(NAME nats_ingest
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_ingest.py
-          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-bridge>)
 set_tests_properties(nats_ingest PROPERTIES TIMEOUT 240 LABELS "integration;nats")

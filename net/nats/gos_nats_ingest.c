@@ -152,7 +152,9 @@ static bool setup(struct gos_nats_ingest *n)
 			so.Stream = n->stream;
 			so.Config.Durable = NATS_CONSUMER;
 			so.Config.AckPolicy = js_AckAll;
-			so.Config.AckWait = 30LL * 1000000000LL;
+			/* what a killed compositor had fetched and not acked goes to the
+			 * next one after this long */
+			so.Config.AckWait = 5LL * 1000000000LL;
 			so.Config.MaxAckPending = 1 << 20;
 			so.Config.DeliverPolicy = js_DeliverAll;
 			char subjects[GOS_NATS_CLUSTER_MAX + 16];

@@ -71,6 +71,8 @@ struct options {
 	bool no_logprobs;
 	const char *api_key;
 	char socket_path[256];
+	const char *nats_url;     /* --nats: publish to JetStream instead */
+	const char *cluster;
 	int parallel;
 	double connect_timeout;
 	double read_timeout;
@@ -175,6 +177,7 @@ struct job {
 
 struct out {
 	struct gos_client *c;
+	struct gos_nats_producer *nats;   /* --nats: lines are published, not sent */
 	char **ring;              /* lines with their '\n'; ring[seq % cap] */
 	size_t cap;
 	uint64_t base, sent, end; /* confirmed < base <= sent <= end */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "gos_nats.h"
 #include "gos_utf8.h"
 
 static void usage(FILE *f)
@@ -74,6 +75,10 @@ static void usage(FILE *f)
 "\n"
 "common:\n"
 "  --socket PATH        the compositor's socket (default %s)\n"
+"  --nats URL           publish to NATS JetStream (CLUSTER.ingest.<stream>) instead\n"
+"                       of the socket: stored once acked, applied by whichever\n"
+"                       compositor consumes the cluster (docs/scale-out.md)\n"
+"  --cluster NAME       with --nats: the JetStream names' prefix (default gos)\n"
 "  --stream NAME        name the stream(s) on the map NAME:RUN[:K] (default: the\n"
 "                       model's short name, without directories, or 'sse'); with\n"
 "                       several --url, NAME@HOST:PORT:RUN:K by the server that\n"
@@ -160,7 +165,7 @@ static bool parse_bytes(const char *s, uint64_t *out)
 int bridge_parse_args(int argc, char **argv, struct options *o)
 {
 	enum { O_URL = 256, O_SSE, O_EVENT, O_MODEL, O_PROMPT, O_PROMPT_FILE, O_SYSTEM,
-	       O_MAX_TOKENS, O_TEMPERATURE, O_TOP_LOGPROBS, O_NO_LOGPROBS, O_API_KEY, O_SOCKET,
+	       O_MAX_TOKENS, O_TEMPERATURE, O_TOP_LOGPROBS, O_NO_LOGPROBS, O_API_KEY, O_SOCKET, O_NATS, O_CLUSTER,
 	       O_PARALLEL, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_RETRIES, O_MAX_EVENTS,
 	       O_BUFFER, O_STREAM, O_SYNC_TIMEOUT, O_ECHO, O_QUIET, O_HELP, O_VERSION, O_RECONNECT,
 	       O_COMPLETIONS, O_SEED, O_SPREAD, O_BREAKER_FAILURES, O_BREAKER_COOLDOWN, O_CACHE,
@@ -187,6 +192,8 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 		{"no-logprobs", no_argument, NULL, O_NO_LOGPROBS},
 		{"api-key", required_argument, NULL, O_API_KEY},
 		{"socket", required_argument, NULL, O_SOCKET},
+		{"nats", required_argument, NULL, O_NATS},
+		{"cluster", required_argument, NULL, O_CLUSTER},
 		{"parallel", required_argument, NULL, O_PARALLEL},
 		{"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
 		{"read-timeout", required_argument, NULL, O_READ_TIMEOUT},
@@ -333,6 +340,16 @@ int bridge_parse_args(int argc, char **argv, struct options *o)
 			}
 			snprintf(o->socket_path, sizeof o->socket_path, "%s", optarg);
 			break;
+		case O_NATS: o->nats_url = optarg; break;
+		case O_CLUSTER: {
+			char why[200];
+			if (!gos_nats_check_cluster(optarg, why, sizeof why)) {
+				fprintf(stderr, "gos-bridge: --cluster: %s\n", why);
+				return EXIT_USAGE;
+			}
+			o->cluster = optarg;
+			break;
+		}
 		case O_PARALLEL:
 			if (!parse_int(optarg, 1, 4096, &v)) {
 				fprintf(stderr, "gos-bridge: --parallel wants 1 to 4096, not '%s'\n", optarg);

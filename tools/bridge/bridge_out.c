@@ -12,6 +12,7 @@
 
 
 #include "bridge.h"
+#include "gos_nats.h"
 #include "gos_llm.h"
 #include "gos_protocol.h"
 #include "gos_reply.h"
@@ -69,6 +70,14 @@ bool bridge_out_open(struct bridge *b, char *err, size_t errlen)
 	o->ring = calloc(o->cap, sizeof *o->ring);
 	if (!o->ring)
 		abort();
+	if (b->o.nats_url) {
+		o->path = b->o.nats_url;
+		o->nats = gos_nats_producer_connect(b->o.nats_url, b->o.cluster, err, errlen);
+		if (!o->nats)
+			return false;
+		gos_nats_producer_on_line(o->nats, out_on_line, o);
+		return true;
+	}
 	o->c = gos_client_connect(b->o.socket_path, err, errlen);
 	if (!o->c)
 		return false;
@@ -81,6 +90,8 @@ void bridge_out_finish(struct bridge *b)
 	struct out *o = &b->out;
 	gos_client_close(o->c);
 	o->c = NULL;
+	gos_nats_producer_close(o->nats);
+	o->nats = NULL;
 	if (o->ring)
 		for (uint64_t s = o->base; s < o->end; s++)
 			free(o->ring[s % o->cap]);
@@ -124,6 +135,8 @@ static void out_reconnect(struct bridge *b)
 void bridge_out_flush(struct bridge *b, bool force)
 {
 	struct out *o = &b->out;
+	if (o->nats)
+		return;   /* published as they come */
 	out_reconnect(b);
 	if (!o->c)
 		return;
@@ -170,6 +183,16 @@ void bridge_out_flush(struct bridge *b, bool force)
 void bridge_out_push(struct bridge *b, char *line)
 {
 	struct out *o = &b->out;
+	if (o->nats) {
+		/* JetStream keeps it once acked; the drain waits for the acks */
+		if (!gos_nats_producer_send(o->nats, line, strlen(line)))
+			o->dropped++;
+		free(line);
+		o->base++;
+		o->sent++;
+		o->end++;
+		return;
+	}
 	while (o->end - o->base == o->cap) {
 		if (o->c) {
 			bridge_out_flush(b, true);
@@ -195,6 +218,14 @@ void bridge_out_push(struct bridge *b, char *line)
 bool bridge_out_drain(struct bridge *b, double timeout_s)
 {
 	struct out *o = &b->out;
+	if (o->nats) {
+		char why[300];
+		o->have_result = gos_nats_producer_sync(o->nats, (int)(timeout_s * 1000), &o->result, why,
+		                                        sizeof why);
+		if (!o->have_result)
+			bridge_fail("NATS at %s: %s", o->path, why);
+		return o->have_result && !o->dropped;
+	}
 	double deadline = gos_now_s() + timeout_s;
 	while (gos_now_s() < deadline) {
 		out_reconnect(b);

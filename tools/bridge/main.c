@@ -245,7 +245,7 @@ int main(int argc, char **argv)
 	if (!b.o.sse_url)
 		bridge_note("%d generation%s from %s%s into %s", b.n_jobs, b.n_jobs == 1 ? "" : "s",
 		            b.up[0].base, b.n_up < 2 ? "" : b.o.spread ? " and the other URLs (spread)"
-		            : " (and fail-over URLs)", b.o.socket_path);
+		            : " (and fail-over URLs)", b.out.path ? b.out.path : b.o.socket_path);
 
 	bool cancelled = false;
 	for (;;) {
@@ -337,7 +337,7 @@ int main(int argc, char **argv)
 	bool delivered = bridge_out_drain(&b, b.o.sync_timeout);
 	if (!delivered)
 		bridge_fail("%llu events were not confirmed by the compositor at %s within %.0f s",
-		            (unsigned long long)(b.out.end - b.out.base), b.o.socket_path, b.o.sync_timeout);
+		            (unsigned long long)(b.out.end - b.out.base), b.out.path ? b.out.path : b.o.socket_path, b.o.sync_timeout);
 	else if (b.out.dropped > b.out.dropped_reported)
 		bridge_fail("dropped %llu events while the compositor was away (the --buffer limit is %zu)",
 		            (unsigned long long)(b.out.dropped - b.out.dropped_reported), b.out.cap);
