@@ -19,6 +19,7 @@
 #include "gos_queue.h"
 #include "gos_state.h"
 #include "gos_export.h"
+#include "gos_buf.h"
 #include "gos_nats.h"
 #include "gos_search.h"
 #include "gos_web.h"
@@ -392,6 +393,27 @@ static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
 	} else if (a->ingest) {
 		gos_ingest_sync_done(a->ingest, s->conn, s->applied, s->rejected, tokens);
 	}
+}
+
+/* --nats: /health's "nats" (any thread). */
+static bool nats_health(void *ctx, struct gos_buf *t)
+{
+	struct app *a = ctx;
+	struct gos_nats_ingest_stats st;
+	gos_nats_ingest_stats(a->nats, &st);
+	gos_buf_printf(t, ",\"nats\":{\"connected\":%s,\"reconnects\":%llu,\"consumed\":%llu,"
+	               "\"applied_stream_seq\":%llu,\"log_records\":%llu,\"log_failed\":%llu}",
+	               st.connected ? "true" : "false", (unsigned long long)st.reconnects,
+	               (unsigned long long)st.messages, (unsigned long long)st.applied_stream_seq,
+	               (unsigned long long)st.log_records, (unsigned long long)st.log_failed);
+	return st.connected;
+}
+
+/* --nats: each applied batch goes to the change log (core thread). */
+static void on_applied(void *ctx, const struct gos_batch *b, uint64_t seq_start)
+{
+	struct app *a = ctx;
+	gos_nats_log_publish(a->nats, b, seq_start);
 }
 
 static void shot_reply_error(struct app *a, uint64_t conn, const char *path, const char *reason)
@@ -789,9 +811,25 @@ int main(int argc, char **argv)
 		app_finish(&a);
 		return EXIT_RUNTIME;
 	}
+	if (a.opt.nats_url) {
+		a.nats = gos_nats_ingest_create(&(struct gos_nats_ingest_opts){
+			.url = a.opt.nats_url, .cluster = a.opt.cluster, .queue = a.queue}, err, sizeof(err));
+		if (!a.nats) {
+			fprintf(stderr, "gos-compositor: --nats: %s\n", err);
+			app_finish(&a);
+			return EXIT_RUNTIME;
+		}
+	} else if (a.opt.cluster) {
+		fprintf(stderr, "gos-compositor: --cluster applies only with --nats\n");
+		app_finish(&a);
+		return EXIT_USAGE;
+	}
+	/* the NATS ingest starts first: the core publishes every batch it
+	 * applies to the change log from the first one on */
 	a.core = gos_core_create(&(struct gos_core_opts){
 		.queue = a.queue, .map = a.map, .on_sync = on_sync,
-		.on_screenshot = on_screenshot, .journal = a.journal, .ctx = &a});
+		.on_screenshot = on_screenshot, .on_applied = a.nats ? on_applied : NULL,
+		.journal = a.journal, .ctx = &a});
 	if (!a.core) {
 		fprintf(stderr, "gos-compositor: cannot start the core (out of memory or threads)\n");
 		app_finish(&a);
@@ -817,23 +855,13 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
-	if (a.opt.nats_url) {
-		a.nats = gos_nats_ingest_create(&(struct gos_nats_ingest_opts){
-			.url = a.opt.nats_url, .cluster = a.opt.cluster, .queue = a.queue}, err, sizeof(err));
-		if (!a.nats) {
-			fprintf(stderr, "gos-compositor: --nats: %s\n", err);
-			app_finish(&a);
-			return EXIT_RUNTIME;
-		}
-	} else if (a.opt.cluster) {
-		fprintf(stderr, "gos-compositor: --cluster applies only with --nats\n");
-		app_finish(&a);
-		return EXIT_USAGE;
-	}
+
 	a.web = gos_web_create(&a.opt.web, &(struct gos_web_sources){
 		.map = a.map, .ingest = a.ingest, .core = a.core, .journal = a.journal,
 		.state_dir = gos_state_dir(a.state),
-		.map_opts = {.max_tokens = a.opt.max_tokens, .layout = a.opt.layout}},
+		.map_opts = {.max_tokens = a.opt.max_tokens, .layout = a.opt.layout},
+		.role = a.nats ? "leader" : NULL, .health_extra = a.nats ? nats_health : NULL,
+		.health_ctx = &a},
 		err, sizeof(err));
 	if (!a.web) {
 		fprintf(stderr, "gos-compositor: %s\n", err);

@@ -154,3 +154,9 @@ add_test(NAME nats_ingest
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_ingest.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-bridge>)
 set_tests_properties(nats_ingest PROPERTIES TIMEOUT 240 LABELS "integration;nats")
+
+# gos-relay: a replica followed over the change log serves what the compositor does.
+add_test(NAME nats_relay
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_relay.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
+set_tests_properties(nats_relay PROPERTIES TIMEOUT 180 LABELS "integration;nats")

@@ -60,7 +60,10 @@ static void *core_main(void *arg)
 	pthread_setname_np(pthread_self(), "gos-core");  /* for top, perf */
 	/* pop returns NULL only once the queue is closed and drained */
 	while ((b = gos_queue_pop(c->o.queue, -1))) {
+		uint64_t seq_start = c->seq;
 		apply_batch(c, b);
+		if (c->o.on_applied)
+			c->o.on_applied(c->o.ctx, b, seq_start);
 		if (c->o.journal)
 			gos_journal_submit(c->o.journal, b);   /* back to the pool once written */
 		else

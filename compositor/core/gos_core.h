@@ -23,11 +23,18 @@ typedef void (*gos_core_sync_fn)(void *ctx, const struct gos_sync_ev *sync, uint
  * (gos_ingest_reply), or the producer waits. */
 typedef void (*gos_core_shot_fn)(void *ctx, const struct gos_screenshot_ev *shot, uint64_t tokens);
 
+/* Called on the core thread after each batch is applied (before the
+ * journal takes it): the events with b->seq_end (seq_start: the map's seq
+ * before the batch). Must not block for long (the NATS change log publishes
+ * asynchronously). */
+typedef void (*gos_core_applied_fn)(void *ctx, const struct gos_batch *b, uint64_t seq_start);
+
 struct gos_core_opts {
 	struct gos_queue *queue;     /* required; popped by the core thread */
 	struct gos_map *map;         /* required; written by the core thread only */
 	gos_core_sync_fn on_sync;    /* may be NULL */
 	gos_core_shot_fn on_screenshot;  /* may be NULL (requests are then dropped) */
+	gos_core_applied_fn on_applied;  /* may be NULL */
 	/* May be NULL (memory only). Else the core leases seqs from it, and
 	 * hands it every applied batch, which it answers and recycles. */
 	struct gos_journal *journal;

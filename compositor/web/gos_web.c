@@ -13,6 +13,7 @@
 #include "gos_search.h"
 #include "gos_seek.h"
 #include "gos_web.h"
+#include "gos_buf.h"
 #include "gos_ws.h"
 #include "gos_time.h"
 
@@ -457,7 +458,9 @@ static bool web_health(void *ctx, struct gos_buf *t)
 	struct gos_journal_stats js = {0};
 	if (s->src.journal)
 		gos_journal_stats(s->src.journal, &js);
-	bool ok = render_ok && !js.stalled;
+	struct gos_buf extra = {0};
+	bool extra_ok = !s->src.health_extra || s->src.health_extra(s->src.health_ctx, &extra);
+	bool ok = render_ok && !js.stalled && extra_ok;
 	gos_buf_printf(t, "\"status\":\"%s\",\"tokens\":%llu,\"streams\":%llu,\"seq\":%llu",
 	                ok ? "ok" : "degraded", (unsigned long long)ms.live_tokens,
 	                (unsigned long long)ms.streams, (unsigned long long)ms.seq);
@@ -495,5 +498,10 @@ static bool web_health(void *ctx, struct gos_buf *t)
 		gos_buf_printf(t, ",\"broadcast\":{\"seq\":%llu,\"ticks\":%llu}",
 		                (unsigned long long)bs.seq, (unsigned long long)bs.ticks);
 	}
+	gos_buf_puts(t, ",\"role\":");
+	gos_buf_json_str(t, s->src.role ? s->src.role : "single");
+	if (extra.len)
+		gos_buf_append(t, extra.data, extra.len);
+	gos_buf_finish(&extra);
 	return ok;
 }

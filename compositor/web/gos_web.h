@@ -76,6 +76,11 @@ struct gos_web_sources {
 	                               * is no journal */
 	const char *state_dir;        /* the journal's state dir (with journal) */
 	struct gos_map_opts map_opts; /* the live map's: private maps are built alike */
+	const char *role;             /* /health's "role": "single" (NULL), "leader", "relay" */
+	/* May be NULL. Appends more /health fields (",\"nats\":{...}"); false
+	 * makes the status degraded (503). Any thread. */
+	bool (*health_extra)(void *ctx, struct gos_buf *out);
+	void *health_ctx;
 };
 
 /* Starts the server and the broadcaster and prints the viewer's URL to

@@ -45,6 +45,8 @@ struct gos_nats_ingest_stats {
 	uint64_t accepted, rejected;
 	uint64_t applied_stream_seq;  /* the stream sequence applied (and acked) up to */
 	uint64_t syncs_answered;
+	uint64_t log_records;         /* change-log records published */
+	uint64_t log_failed;          /* ... refused (not connected, JetStream away) */
 };
 
 /* Connects (retrying in the background while the server is away: a
@@ -63,8 +65,45 @@ void gos_nats_ingest_destroy(struct gos_nats_ingest *n);
  * that it covers are answered. tokens: live tokens then. */
 void gos_nats_ingest_applied(struct gos_nats_ingest *n, uint64_t conn, uint64_t tokens);
 
+/* The core thread (gos_core_opts.on_applied): publishes the batch's events
+ * to the change log CLUSTER.log (stream CLUSTER_LOG) as journal records: the
+ * event in the ingest format, headers Gos-Seq-First and Gos-Seq-Last (the
+ * map seqs it produced). Asynchronous: never waits for the acks. */
+void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, uint64_t seq_start);
+
 /* Any thread. */
 void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_stats *out);
+
+/* ---- following the change log (gos-relay, standbys) ---- */
+
+/* One record of the change log: the event and the map seqs it produced on
+ * the leader. Called on the follower's thread, in log order; ev lives for
+ * the call. */
+typedef void (*gos_nats_record_fn)(void *ctx, const struct gos_event *ev, uint64_t seq_first,
+                                   uint64_t seq_last);
+
+struct gos_nats_follow_opts {
+	const char *url;              /* required */
+	const char *cluster;          /* NULL: "gos" */
+	gos_nats_record_fn on_record; /* required */
+	void *ctx;
+};
+
+struct gos_nats_follow_stats {
+	bool connected;
+	uint64_t records;             /* records handed to on_record */
+	uint64_t lag_records;         /* records in the log not handed over yet */
+	double lag_s;                 /* age of the last record handed over while more wait */
+	uint64_t unreadable;          /* records that did not parse (skipped) */
+};
+
+/* Connects (retrying in the background) and starts the thread that reads
+ * the change log from its start (an ordered consumer: in order, no gap) and
+ * hands each record to on_record. NULL with one sentence in err. */
+struct gos_nats_follow *gos_nats_follow_create(const struct gos_nats_follow_opts *opts, char *err,
+                                               size_t errlen);
+void gos_nats_follow_destroy(struct gos_nats_follow *f);   /* accepts NULL; joins the thread */
+void gos_nats_follow_stats(struct gos_nats_follow *f, struct gos_nats_follow_stats *out);
 
 /* ---- a producer's side (gos-feed, gos-bridge) ---- */
 

@@ -55,6 +55,8 @@ struct gos_nats_ingest {
 
 	atomic_bool connected;
 	atomic_uint_fast64_t reconnects, messages, accepted, rejected, syncs;
+	atomic_uint_fast64_t log_records, log_failed;
+	char log_subject[GOS_NATS_CLUSTER_MAX + 8];
 };
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -146,7 +148,8 @@ static bool setup(struct gos_nats_ingest *n)
 	bool said = false;
 	while (!atomic_load(&n->stop)) {
 		jsErrCode jerr = 0;
-		if (nats_ensure_stream(n->js, n->cluster, err, sizeof(err))) {
+		if (nats_ensure_stream(n->js, n->cluster, err, sizeof(err)) &&
+		    nats_ensure_log_stream(n->js, n->cluster, err, sizeof(err))) {
 			jsSubOptions so;
 			jsSubOptions_Init(&so);
 			so.Stream = n->stream;
@@ -335,6 +338,7 @@ struct gos_nats_ingest *gos_nats_ingest_create(const struct gos_nats_ingest_opts
 		n->o.batch_events = 1024;
 	snprintf(n->cluster, sizeof(n->cluster), "%s", cluster);
 	nats_stream_name(cluster, n->stream, sizeof(n->stream));
+	snprintf(n->log_subject, sizeof(n->log_subject), "%s.log", cluster);
 	pthread_mutex_init(&n->lock, NULL);
 	n->next_id = 1;   /* id 0: none applied yet */
 	natsOptions *o = NULL;
@@ -392,6 +396,42 @@ void gos_nats_ingest_destroy(struct gos_nats_ingest *n)
 	free(n);
 }
 
+void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, uint64_t seq_start)
+{
+	uint64_t prev = seq_start;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct gos_event *ev = &b->ev[i];
+		uint64_t last = b->seq_end[i];
+		if (ev->type == GOS_EV_SYNC || ev->type == GOS_EV_SCREENSHOT || ev->type == GOS_EV_NONE) {
+			prev = last;
+			continue;
+		}
+		char *own = NULL;
+		const char *data = ev->raw;
+		size_t len = ev->raw_len;
+		if (!data) {   /* made in-process (the demo): serialized as the journal does */
+			own = gos_protocol_serialize(ev);
+			data = own;
+			len = strlen(own);
+		}
+		char first_s[24], last_s[24];
+		snprintf(first_s, sizeof(first_s), "%llu", (unsigned long long)(prev + 1));
+		snprintf(last_s, sizeof(last_s), "%llu", (unsigned long long)last);
+		natsMsg *m = NULL;
+		natsStatus s = natsMsg_Create(&m, n->log_subject, NULL, data, (int)len);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, "Gos-Seq-First", first_s);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, "Gos-Seq-Last", last_s);
+		if (s == NATS_OK)
+			s = js_PublishMsgAsync(n->js, &m, NULL);
+		natsMsg_Destroy(m);
+		free(own);
+		atomic_fetch_add(s == NATS_OK ? &n->log_records : &n->log_failed, 1);
+		prev = last;
+	}
+}
+
 void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_stats *out)
 {
 	*out = (struct gos_nats_ingest_stats){
@@ -401,6 +441,8 @@ void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_sta
 		.accepted = atomic_load(&n->accepted),
 		.rejected = atomic_load(&n->rejected),
 		.syncs_answered = atomic_load(&n->syncs),
+		.log_records = atomic_load(&n->log_records),
+		.log_failed = atomic_load(&n->log_failed),
 	};
 	pthread_mutex_lock(&n->lock);
 	out->applied_stream_seq = n->applied_seq;

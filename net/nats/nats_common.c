@@ -19,13 +19,23 @@ bool gos_nats_check_cluster(const char *name, char *err, size_t errlen)
 	return ok;
 }
 
-void nats_stream_name(const char *cluster, char *out, size_t len)
+static void upper_name(const char *cluster, const char *suffix, char *out, size_t len)
 {
 	size_t i = 0;
 	for (; cluster[i] && i + 8 < len; i++)
 		out[i] = cluster[i] == '-' ? '_' : (cluster[i] >= 'a' && cluster[i] <= 'z')
 		         ? (char)(cluster[i] - 'a' + 'A') : cluster[i];
-	snprintf(out + i, len - i, "_INGEST");
+	snprintf(out + i, len - i, "%s", suffix);
+}
+
+void nats_stream_name(const char *cluster, char *out, size_t len)
+{
+	upper_name(cluster, "_INGEST", out, len);
+}
+
+void nats_log_stream_name(const char *cluster, char *out, size_t len)
+{
+	upper_name(cluster, "_LOG", out, len);
 }
 
 void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char *out, size_t len)
@@ -50,11 +60,8 @@ void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char
 	out[at < len ? at : len - 1] = '\0';
 }
 
-bool nats_ensure_stream(jsCtx *js, const char *cluster, char *err, size_t errlen)
+static bool ensure(jsCtx *js, const char *name, const char *subjects, char *err, size_t errlen)
 {
-	char name[GOS_NATS_CLUSTER_MAX + 16], subjects[GOS_NATS_CLUSTER_MAX + 16];
-	nats_stream_name(cluster, name, sizeof(name));
-	snprintf(subjects, sizeof(subjects), "%s.ingest.>", cluster);
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	natsStatus s = js_GetStreamInfo(&si, js, name, NULL, &jerr);
@@ -79,4 +86,20 @@ bool nats_ensure_stream(jsCtx *js, const char *cluster, char *err, size_t errlen
 	snprintf(err, errlen, "cannot create the JetStream stream %s (%s): %s%s", name, subjects,
 	         natsStatus_GetText(s), jerr ? " (is JetStream on: nats-server -js?)" : "");
 	return false;
+}
+
+bool nats_ensure_stream(jsCtx *js, const char *cluster, char *err, size_t errlen)
+{
+	char name[GOS_NATS_CLUSTER_MAX + 16], subjects[GOS_NATS_CLUSTER_MAX + 16];
+	nats_stream_name(cluster, name, sizeof(name));
+	snprintf(subjects, sizeof(subjects), "%s.ingest.>", cluster);
+	return ensure(js, name, subjects, err, errlen);
+}
+
+bool nats_ensure_log_stream(jsCtx *js, const char *cluster, char *err, size_t errlen)
+{
+	char name[GOS_NATS_CLUSTER_MAX + 16], subjects[GOS_NATS_CLUSTER_MAX + 16];
+	nats_log_stream_name(cluster, name, sizeof(name));
+	snprintf(subjects, sizeof(subjects), "%s.log", cluster);
+	return ensure(js, name, subjects, err, errlen);
 }

@@ -17,6 +17,12 @@ void nats_stream_name(const char *cluster, char *out, size_t len);
  * white space and control bytes percent-encoded). */
 void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char *out, size_t len);
 
+/* NAME_LOG: the change log (docs/scale-out.md). */
+void nats_log_stream_name(const char *cluster, char *out, size_t len);
+
+/* Creates the cluster's change-log stream unless it exists. */
+bool nats_ensure_log_stream(jsCtx *js, const char *cluster, char *err, size_t errlen);
+
 /* Creates the cluster's ingest stream unless it exists (any process may be
  * first). False with one sentence in err. */
 bool nats_ensure_stream(jsCtx *js, const char *cluster, char *err, size_t errlen);

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""gos-relay (issue 15 step 3, docs/scale-out.md) with a real nats-server, a
+real gos-compositor --nats and real relays:
+- events published over NATS reach the compositor and, through the change
+  log, a relay: same seq, and the relay's /export is the compositor's, byte
+  for byte (same tokens, positions, indexes, ranks, in the same order);
+- a relay started later rebuilds the whole map from the log's start;
+- a gos.v1 viewer of the relay gets the map in its snapshot;
+- /health: "role" leader and relay, the relay's lag and NATS state.
+
+usage: nats_relay.py GOS_COMPOSITOR GOS_FEED GOS_RELAY   (run by ctest)"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from nats_util import NatsServer, available  # noqa: E402
+from ws_util import Compositor, RawViewer, check, http_raw, report  # noqa: E402
+
+COMPOSITOR, FEED, RELAY = sys.argv[1:4]
+if not available():
+    print("nats_relay: nats-server is not installed (tools/setup.sh installs it)", file=sys.stderr)
+    sys.exit(1)
+
+
+class Relay:
+    def __init__(self, url, tmp):
+        self.errpath = os.path.join(tmp, f"relay-{time.monotonic_ns()}.txt")
+        self.errf = open(self.errpath, "w")
+        self.proc = subprocess.Popen([RELAY, "--nats", url, "--listen", "127.0.0.1:0"],
+                                     stdout=subprocess.DEVNULL, stderr=self.errf)
+        self.port = None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            m = re.search(r"web viewer at http://127\.0\.0\.1:(\d+)/", open(self.errpath).read())
+            if m:
+                self.port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        if self.port is None:
+            raise RuntimeError("gos-relay did not start: " + open(self.errpath).read())
+
+    def health(self):
+        st, _, body = http_raw(self.port, "/health")
+        return json.loads(body) if st in (200, 503) else None
+
+    def stop(self):
+        self.proc.terminate()
+        rc = self.proc.wait(timeout=20)
+        self.errf.close()
+        return rc
+
+
+def export(port):
+    st, _, body = http_raw(port, "/export?format=csv")
+    return body if st == 200 else None
+
+
+def wait_seq(relay, seq, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        h = relay.health()
+        if h and h["seq"] == seq:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def tok(i):
+    return json.dumps({"type": "token_activation", "token_id": f"r{i}", "token_text": f" t{i % 97}",
+                       "timestamp": 1000.0 + i * 0.01, "confidence": (i % 100) / 100,
+                       "stream": f"m:run:{i % 3 + 1}",
+                       "top_logprobs": [{"token": f" t{i % 97}", "logprob": -0.2},
+                                        {"token": " x", "logprob": -1.5}]})
+
+
+tmp = tempfile.mkdtemp(prefix="gos-relay-test-")
+nats = NatsServer()
+c = Compositor(COMPOSITOR, "--nats", nats.url, tmp=tmp)
+r1 = Relay(nats.url, tmp)
+p = subprocess.run([FEED, "--nats", nats.url, "-"], input="\n".join(tok(i) for i in range(3000)) + "\n",
+                   capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, f"gos-feed --nats: {p.returncode} {p.stderr!r}")
+# a state update and an update of a token (same id, new text) go through too
+p = subprocess.run([FEED, "--nats", nats.url, "-"], input="\n".join([
+    json.dumps({"type": "neural_state", "state": "done", "stream": "m:run:1", "tokens_processed": 1000,
+                "total_tokens": 1000, "finish_reason": "stop", "model": "m"}),
+    json.dumps({"type": "token_activation", "token_id": "r5", "token_text": " changed",
+                "timestamp": 2000.0, "confidence": 0.5, "stream": "m:run:3"})]) + "\n",
+                   capture_output=True, text=True, timeout=60)
+check(p.returncode == 0, f"a state and an update: {p.returncode} {p.stderr!r}")
+hc = c.health()
+check(hc["role"] == "leader" and hc["nats"]["connected"] and hc["nats"]["log_records"] >= 3002,
+      f"the compositor is the leader and publishes its change log: {hc.get('nats')}")
+check(wait_seq(r1, hc["seq"]), f"the relay reaches the compositor's seq {hc['seq']} ({r1.health()})")
+e_c, e_r = export(c.port), export(r1.port)
+check(e_c is not None and e_c == e_r and e_c.count(b"\n") == 3001,
+      f"the relay's export is the compositor's, byte for byte ({len(e_c or b'')} vs {len(e_r or b'')} bytes)")
+hr = r1.health()
+check(hr["role"] == "relay" and hr["nats"]["connected"] and hr["lag"]["records"] == 0 and
+      hr["replica"]["mismatched"] == 0, f"the relay's /health: {hr}")
+
+r2 = Relay(nats.url, tmp)
+check(wait_seq(r2, hc["seq"]), "a relay started later rebuilds the map from the log")
+check(export(r2.port) == e_c, "... the same map")
+
+v = RawViewer(r2.port, protocol="gos.v1")
+snap = None
+for _ in range(50):
+    m = v.recv_json()
+    if m and m.get("type") == "snapshot":
+        snap = m
+        break
+check(snap is not None and len(snap["tokens"]) == 3000 and snap["seq"] == hc["seq"],
+      f"a gos.v1 viewer of the relay gets the whole map ({len(snap['tokens']) if snap else None})")
+v.close()
+
+check(r1.stop() == 0 and r2.stop() == 0, "relays stop cleanly on SIGTERM")
+c.stop()
+nats.cleanup()
+sys.exit(report("nats_relay"))
