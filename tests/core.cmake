@@ -26,6 +26,12 @@ gos_add_test(test_ingest_limits SAN TSAN TIMEOUT 300
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ingest_limits.c
   LIBS gos_core gos_net
   LABELS integration)
+# Geometry OS's producers (issue 14): both byte orders, their shapes on the
+# map, replies in the peer's framing and shape, the frame deadline.
+gos_add_test(test_ingest_geo SAN TSAN TIMEOUT 120
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ingest_geo.c
+  LIBS gos_core gos_net
+  LABELS integration)
 add_test(NAME test_programs
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_programs.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
