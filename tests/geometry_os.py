@@ -3,7 +3,7 @@ docs/geometry-os.md): the Rust EvolutionClient's little-endian frames and
 the Python side's big-endian ones (JSON, then a 16-byte glyph command inside
 the same length), in their real message shapes: a frame split across reads
 byte by byte, a big-endian length whose low byte is 0, messages gos does
-not visualise (counted, acknowledged when asked), Heartbeat answered within
+not visualise (counted on /metrics, acknowledged when asked), Heartbeat answered within
 5 s, SyncRequest answered in the peer's framing and shape, a frame that
 never completes (an error after --frame-timeout, the connection closed, the
 events before it applied), first bytes that fit no framing (answered at
@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
-from ws_util import Compositor, RawViewer, check, report  # noqa: E402
+from ws_util import Compositor, RawViewer, check, metric, report  # noqa: E402
 
 GLYPH = bytes([0xCE, 0x10, 0x00, 0x20, 0x00, 0xFF, 0xFF, 0x00, 0xFF]) + bytes(7)
 
@@ -212,6 +212,14 @@ def main():
             check(b'"type":"error"' in got and took < 1.0,
                   f"{what}: an error at once ({took:.3f} s), closed: {got!r}")
             z.close()
+        # ---- counted on /metrics ------------------------------------------------
+        m = g.metrics() or ""
+        kinds = {k: metric(m, "gos_ingest_geo_messages_total", f'kind="{k}"')
+                 for k in ("token", "thought", "state", "sync", "heartbeat", "request", "ignored")}
+        check(kinds == {"token": 3, "thought": 1, "state": 1, "sync": 2, "heartbeat": 1,
+                        "request": 1, "ignored": 4},
+              f"gos_ingest_geo_messages_total by kind: {kinds}")
+        check(metric(m, "gos_ingest_frame_timeouts_total") == 1, "gos_ingest_frame_timeouts_total 1")
         r.close()
         p.close()
     finally:
