@@ -43,6 +43,8 @@ struct options {
 	int producer_timeout_ms;
 	const char *nats_url;         /* --nats: also consume producer events from JetStream */
 	const char *cluster;          /* --cluster (docs/scale-out.md) */
+	int frame_timeout_ms;
+	enum gos_framing framing;
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
 	double log_interval;
@@ -61,8 +63,9 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: gos-compositor [OPTIONS]\n"
 	        "\n"
-	        "Takes LLM token events on a Unix socket (JSON lines), keeps them on an\n"
-	        "infinite 2-D map, and shows the map.\n"
+	        "Takes LLM token events on a Unix socket (JSON lines or length-prefixed\n"
+	        "frames, Geometry OS's messages too), keeps them on an infinite 2-D map,\n"
+	        "and shows the map.\n"
 	        "\n"
 	        "options:\n"
 	        "  --socket PATH        Unix socket to listen on (default %s)\n"
@@ -96,6 +99,11 @@ static void usage(FILE *f)
 	        "  --producer-timeout SEC  a producer that stops sending inside a line or frame\n"
 	        "                       for SEC seconds gets an error line and is closed (default\n"
 	        "                       10; idle between lines is fine)\n"
+	        "  --framing auto|lines|le|be  how producers frame messages: guessed from the\n"
+	        "                       first bytes (default), JSON lines, or a u32 little- or\n"
+	        "                       big-endian length before each (Geometry OS: docs/geometry-os.md)\n"
+	        "  --frame-timeout SEC  a length-prefixed frame not complete SEC seconds after its\n"
+	        "                       first byte gets an error and is closed (default 10)\n"
 	        "  --max-tokens N       keep at most N tokens; the oldest are evicted (default 10000000)\n"
 	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
 	        "                       stream in pages, the pages tiled to stay near 16:9 (default),\n"
@@ -136,6 +144,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_SOCKET = 256, OPT_NATS, OPT_CLUSTER, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
+	       OPT_FRAMING, OPT_FRAME_TIMEOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* the window or offscreen target */
 	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_COLOR, OPT_GPU,
@@ -150,6 +159,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"nats", required_argument, NULL, OPT_NATS},
 		{"cluster", required_argument, NULL, OPT_CLUSTER},
 		{"producer-timeout", required_argument, NULL, OPT_PRODUCER_TIMEOUT},
+		{"framing", required_argument, NULL, OPT_FRAMING},
+		{"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
 		{"layout", required_argument, NULL, OPT_LAYOUT},
 		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
 		{"help", no_argument, NULL, OPT_HELP},
@@ -224,18 +235,27 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->max_producers = (uint32_t)v;
 			break;
 		}
-		case OPT_PRODUCER_TIMEOUT: {
+		case OPT_PRODUCER_TIMEOUT:
+		case OPT_FRAME_TIMEOUT: {
 			char *end;
 			errno = 0;
 			double v = strtod(optarg, &end);
 			if (errno || end == optarg || *end || !(v >= 0.1 && v <= 86400)) {
-				fprintf(stderr, "gos-compositor: --producer-timeout wants seconds from 0.1 "
-				        "to 86400, not '%s'\n", optarg);
+				fprintf(stderr, "gos-compositor: --%s wants seconds from 0.1 to 86400, not '%s'\n",
+				        c == OPT_FRAME_TIMEOUT ? "frame-timeout" : "producer-timeout", optarg);
 				return EXIT_USAGE;
 			}
-			o->producer_timeout_ms = (int)(v * 1000.0 + 0.5);
+			*(c == OPT_FRAME_TIMEOUT ? &o->frame_timeout_ms : &o->producer_timeout_ms) =
+				(int)(v * 1000.0 + 0.5);
 			break;
 		}
+		case OPT_FRAMING:
+			if (!gos_framing_parse(optarg, &o->framing)) {
+				fprintf(stderr, "gos-compositor: --framing wants auto, lines, le or be, not '%s'\n",
+				        optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case OPT_MAX_TOKENS:
 			if (!parse_u64(optarg, &o->max_tokens) || o->max_tokens == 0 ||
 			    o->max_tokens > 4000000000ull) {
@@ -848,7 +868,8 @@ int main(int argc, char **argv)
 	a.ingest = gos_ingest_create(&(struct gos_ingest_opts){
 		.socket_path = a.opt.socket_path, .queue = a.queue,
 		.max_connections = (int)a.opt.max_producers,
-		.progress_timeout_ms = a.opt.producer_timeout_ms}, err, sizeof(err));
+		.progress_timeout_ms = a.opt.producer_timeout_ms,
+		.frame_timeout_ms = a.opt.frame_timeout_ms, .framing = a.opt.framing}, err, sizeof(err));
 	if (!a.ingest) {
 		fprintf(stderr, "gos-compositor: %s\n", err);
 		app_finish(&a);

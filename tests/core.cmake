@@ -26,10 +26,22 @@ gos_add_test(test_ingest_limits SAN TSAN TIMEOUT 300
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ingest_limits.c
   LIBS gos_core gos_net
   LABELS integration)
+# Geometry OS's producers (issue 14): both byte orders, their shapes on the
+# map, replies in the peer's framing and shape, the frame deadline.
+gos_add_test(test_ingest_geo SAN TSAN TIMEOUT 120
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_ingest_geo.c
+  LIBS gos_core gos_net
+  LABELS integration)
 add_test(NAME test_programs
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_programs.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed>)
 set_tests_properties(test_programs PROPERTIES TIMEOUT 120 LABELS integration)
+# Geometry OS's producers (issue 14) against a real compositor: both byte
+# orders in their real shapes, replies in the peer's framing, the frame
+# deadline, what reached the map (a viewer's snapshot).
+add_test(NAME geometry_os
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/geometry_os.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(geometry_os PROPERTIES TIMEOUT 120 LABELS integration)
 # gos-feed --realtime: a recording (docs/recording.md) replayed at its pace
 # into a real compositor (--no-render), and its errors.
 add_test(NAME test_feed_realtime

@@ -1,5 +1,5 @@
 # libFuzzer targets (tests/fuzz/): the ingest's line parser, its fast path
-# held to the cJSON path (fuzz_ingest), the framing state machine held to a
+# held to the cJSON path, and Geometry OS's shapes (fuzz_ingest), the framing state machine held to a
 # reference model over random splits and caps (fuzz_frame), and the map's
 # checkpoint reader (fuzz_map_image), the WebSocket frame-header tracker
 # (fuzz_wsframes). Built with clang where it can link
@@ -14,7 +14,7 @@ if(GOS_FUZZ_OK)
   set(fz ${CMAKE_SOURCE_DIR}/tests/fuzz)
   # The protocol module's files (net/protocol/) and what they need from gos_base.
   set(proto_srcs ${proto}/gos_protocol.c ${proto}/protocol_cjson.c ${proto}/protocol_fast.c
-                 ${proto}/protocol_write.c ${proto}/gos_json.c
+                 ${proto}/protocol_write.c ${proto}/gos_json.c ${proto}/gos_geo.c
                  ${base}/gos_arena.c ${base}/gos_buf.c ${base}/gos_utf8.c)
 
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_ingest)
@@ -22,6 +22,7 @@ if(GOS_FUZZ_OK)
   add_custom_command(OUTPUT ${bin}
     COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} ${incs} ${srcs} -lcjson -lm -o ${bin}
     DEPENDS ${srcs} ${proto}/gos_protocol.h ${proto}/gos_protocol_internal.h ${base}/gos_buf.h
+            ${proto}/gos_geo.h
     COMMENT "Building the libFuzzer target fuzz_ingest with clang")
   add_custom_target(fuzz_ingest ALL DEPENDS ${bin})
   file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/ingest_corpus)

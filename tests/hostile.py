@@ -164,12 +164,24 @@ def read_reply(s, timeout, done=lambda data: False):
             eof = True
             break
         data += chunk
-        if first_at is None and b"\n" in data:
+        if first_at is None and (b"\n" in data or framed_reply(data)):
             first_at = time.monotonic() - t0
         if done(data):
             break
-    line = data.split(b"\n")[0].decode(errors="replace")
+    if framed_reply(data):
+        n = struct.unpack("<I", data[:4])[0]
+        line = data[4:4 + n].decode(errors="replace")
+    else:
+        line = data.split(b"\n")[0].decode(errors="replace")
     return first_at, line, eof, data
+
+
+def framed_reply(data):
+    """A whole reply frame (u32 little-endian length + JSON) at the start of
+    data: what a length-prefixed connection gets back."""
+    if len(data) < 5 or data[:2] == b'{"':
+        return False
+    return len(data) >= 4 + struct.unpack("<I", data[:4])[0]
 
 
 # ---- attacks ----------------------------------------------------------------
@@ -264,7 +276,8 @@ def frame_case(binary, feed, tmp, attack, payload, limit_s, want_close, good_fir
             s.sendall(struct.pack("<I", len(good)) + good if lp else good + b"\n")
         s.sendall(payload)
         at, line, eof, data = read_reply(
-            s, limit_s + 3, lambda d: b'"sync"' in d if want_close else b"\n" in d)
+            s, limit_s + 3,
+            lambda d: b'"sync"' in d if want_close else b"\n" in d or framed_reply(d))
         figure(attack, "error reply after", at if at is not None else -1.0, "s",
                f"{limit_s} s", at is not None and at <= limit_s + 0.5 and '"error"' in line)
         if want_close:

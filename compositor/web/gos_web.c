@@ -404,6 +404,7 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 		                       is.refused_limit);
 		gos_metrics_sample_u64(t, "gos_ingest_refused_total", "reason=\"out_of_fds\"",
 		                       is.refused_no_fd);
+		gos_ingest_metrics(s->src.ingest, t);
 	}
 	if (s->src.core) {
 		struct gos_core_stats cs;

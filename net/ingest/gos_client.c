@@ -116,8 +116,35 @@ static bool read_replies(struct gos_client *c)
 			return false;
 		c->in_len += (size_t)r;
 		size_t pos = 0;
-		char *nl;
-		while ((nl = memchr(c->in + pos, '\n', c->in_len - pos))) {
+		for (;;) {
+			const unsigned char *u = (const unsigned char *)c->in + pos;
+			size_t left = c->in_len - pos;
+			/* A framed connection's replies are frames (u32 little-endian
+			 * length), except one sent before the compositor knew the
+			 * framing: a line, which starts {" where a frame's length
+			 * starting with '{' goes on with a NUL. */
+			if (c->length_prefixed && left >= 2 && !(u[0] == '{' && u[1] == '"')) {
+				if (left < 4)
+					break;
+				size_t n = (size_t)u[0] | (size_t)u[1] << 8 | (size_t)u[2] << 16 | (size_t)u[3] << 24;
+				if (n > (1u << 20))
+					return false;   /* not a reply gos sends */
+				if (n > left - 4) {
+					if (n + 4 > c->in_cap) {
+						c->in_cap = n + 4;
+						c->in = realloc(c->in, c->in_cap);
+						if (!c->in)
+							abort();
+					}
+					break;
+				}
+				dispatch_line(c, c->in + pos + 4, n);
+				pos += 4 + n;
+				continue;
+			}
+			char *nl = memchr(c->in + pos, '\n', left);
+			if (!nl)
+				break;
 			dispatch_line(c, c->in + pos, (size_t)(nl - (c->in + pos)));
 			pos = (size_t)(nl - c->in) + 1;
 		}

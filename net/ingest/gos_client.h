@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Called for each line the compositor sends back (error lines, sync
- * replies), without its '\n'. */
+ * replies), without its '\n' (or its frame's length). */
 typedef void (*gos_client_line_fn)(void *ctx, const char *line, size_t len);
 
 struct gos_sync_result {
@@ -33,8 +33,9 @@ bool gos_client_send(struct gos_client *c, const char *line, size_t len);
 /* Sends n bytes exactly as given (already framed). Same blocking rules. */
 bool gos_client_send_raw(struct gos_client *c, const char *p, size_t n);
 
-/* Geometry OS framing (u32 little-endian length + JSON) for what this client
- * sends itself (the sync request). Off by default: newline-delimited JSON. */
+/* Length-prefixed framing (u32 little-endian length + JSON) for what this
+ * client sends itself (the sync request), and for the replies, which the
+ * compositor frames alike. Off by default: newline-delimited JSON. */
 void gos_client_set_length_prefixed(struct gos_client *c, bool on);
 
 /* Sends {"type":"sync"} and waits up to timeout_ms (<0: forever) for its

@@ -16,21 +16,40 @@ enum mode {
 	M_LINE,      /* JSON lines: buf holds the line so far */
 	M_SKIP,      /* JSON lines: skipping an over-long line to its '\n' */
 	M_HEADER,    /* frames: head[] holds the length so far */
+	M_FIRST,     /* frames, byte order open: buf holds the payload so far,
+	              * cand[] the lengths it may have */
 	M_PAYLOAD,   /* frames: buf holds the payload so far */
 	M_FAILED,    /* frames: a bad length; every later byte is ignored */
 };
 
 enum store { S_INLINE, S_HEAP, S_MAP };
 
+enum order { O_OPEN, O_LE, O_BE };
+
+/* Where a JSON object ends, byte by byte: brackets outside strings. It
+ * finds the object's extent, not whether it is valid JSON (the parser says
+ * that). */
+struct jscan {
+	uint32_t depth;
+	bool in_str, esc;
+};
+
 struct gos_frame {
 	struct gos_frame_callbacks cb;
 	size_t max_line;
+	enum gos_framing framing;       /* as asked for */
+	enum order order;               /* frames: the byte order, once known */
 	enum mode mode;
 	unsigned char head[4];
 	size_t head_len;
 	size_t replay_off, replay_len;  /* detected as lines: head[] bytes not yet fed */
 	bool any_unit;                  /* a line or frame was seen (for messages) */
 	uint32_t flen;
+	uint32_t cand[2];               /* M_FIRST: the lengths still possible, ascending */
+	enum order cand_order[2];       /* which reading gave each (O_OPEN: both) */
+	int n_cand;
+	struct jscan scan;              /* M_FIRST: over buf */
+	size_t obj_end;                 /* M_FIRST: the object's end in buf (0: not yet) */
 	bool paused;
 	char *buf;
 	size_t len, cap;
@@ -228,30 +247,194 @@ static uint32_t le32(const unsigned char *u)
 	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
 
+static uint32_t be32(const unsigned char *u)
+{
+	return (uint32_t)u[3] | (uint32_t)u[2] << 8 | (uint32_t)u[1] << 16 | (uint32_t)u[0] << 24;
+}
+
+/* Returns the offset just after the object's closing bracket among the n
+ * bytes fed, or 0 while it is still open. */
+static size_t jscan_feed(struct jscan *s, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (s->in_str) {
+			if (s->esc)
+				s->esc = false;
+			else if (c == '\\')
+				s->esc = true;
+			else if (c == '"')
+				s->in_str = false;
+		} else if (c == '"') {
+			s->in_str = true;
+		} else if (c == '{' || c == '[') {
+			s->depth++;
+		} else if ((c == '}' || c == ']') && s->depth && --s->depth == 0) {
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* A complete frame's payload: the JSON object alone when one starts it and
+ * ends before the frame does (the rest is a trailer, not for the parser),
+ * else all of it. */
+static void deliver_frame(struct gos_frame *f, const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	if (i < n && p[i] == '{') {
+		struct jscan s = {0};
+		size_t e = jscan_feed(&s, p + i, n - i);
+		if (e)
+			n = i + e;
+	}
+	deliver(f, p, n);
+}
+
+/* The frame's length is known: f->len payload bytes are in buf already. */
+static void begin_payload(struct gos_frame *f, uint32_t n)
+{
+	f->flen = n;
+	f->mode = M_PAYLOAD;
+	if (f->len == n) {
+		size_t m = f->len;
+		f->len = 0;
+		f->mode = M_HEADER;
+		deliver_frame(f, f->buf, m);
+	}
+}
+
+static const char *order_name(enum order o)
+{
+	return o == O_LE ? "little-endian" : "big-endian";
+}
+
 /* head[] holds a complete length. */
 static void start_frame(struct gos_frame *f)
 {
-	uint32_t n = le32(f->head);
+	uint32_t le = le32(f->head), be = be32(f->head);
 	f->head_len = 0;
-	if (n > f->max_line) {
-		if (!f->any_unit && !memchr(f->head, 0, 4))
-			fail(f, GOS_REJECT_LINE_TOO_LONG, true,
-			     "the first bytes are neither JSON text (starting with '{') nor a frame length "
-			     "within %zu bytes (they read as %u); closing", f->max_line, n);
-		else
+	f->len = 0;
+	if (f->order != O_OPEN) {
+		uint32_t n = f->order == O_LE ? le : be;
+		if (n > f->max_line) {
 			fail(f, GOS_REJECT_LINE_TOO_LONG, true,
 			     "frame length %u is over the limit of %zu bytes; after a bad length the "
 			     "framing cannot be trusted, so the connection is closed", n, f->max_line);
+			f->mode = M_FAILED;
+			return;
+		}
+		begin_payload(f, n);
+		return;
+	}
+	/* A length that can hold a JSON object ("{}" at least), or the empty
+	 * frame 00 00 00 00. */
+	f->n_cand = 0;
+	if (le <= f->max_line && (le >= 2 || le == be)) {
+		f->cand[f->n_cand] = le;
+		f->cand_order[f->n_cand++] = be == le ? O_OPEN : O_LE;
+	}
+	if (be <= f->max_line && be >= 2 && be != le) {
+		f->cand[f->n_cand] = be;
+		f->cand_order[f->n_cand++] = O_BE;
+	}
+	if (f->n_cand == 0) {
+		if (!f->any_unit && !memchr(f->head, 0, 4))
+			fail(f, GOS_REJECT_LINE_TOO_LONG, true,
+			     "the first bytes are neither JSON text (starting with '{') nor a frame length "
+			     "within %zu bytes (they read as %u); closing", f->max_line, le);
+		else
+			fail(f, GOS_REJECT_LINE_TOO_LONG, true,
+			     "frame length reads as %u (little-endian) or %u (big-endian): no JSON object "
+			     "fits within %zu bytes; closing (the framing cannot be trusted)",
+			     le, be, f->max_line);
 		f->mode = M_FAILED;
 		return;
 	}
-	f->flen = n;
-	f->len = 0;
-	f->mode = M_PAYLOAD;
-	if (n == 0) {
+	if (f->n_cand == 2 && f->cand[0] > f->cand[1]) {
+		uint32_t t = f->cand[0];
+		f->cand[0] = f->cand[1];
+		f->cand[1] = t;
+		enum order o = f->cand_order[0];
+		f->cand_order[0] = f->cand_order[1];
+		f->cand_order[1] = o;
+	}
+	if (f->cand[0] == 0) {
+		/* 00 00 00 00: empty either way; the order stays open. */
 		f->mode = M_HEADER;
 		deliver(f, "", 0);
+		return;
 	}
+	f->scan = (struct jscan){0};
+	f->obj_end = 0;
+	f->mode = M_FIRST;
+}
+
+static void first_failed(struct gos_frame *f, const char *why)
+{
+	if (f->n_cand == 2)
+		fail(f, GOS_REJECT_NOT_JSON, true,
+		     "a frame fits neither byte order: %s, its length reads as %u (%s) or %u (%s); closing",
+		     why, f->cand[0], order_name(f->cand_order[0]), f->cand[1],
+		     order_name(f->cand_order[1]));
+	else
+		fail(f, GOS_REJECT_NOT_JSON, true,
+		     "a frame does not fit its length: %s, its length reads as %u; closing", why,
+		     f->cand[0]);
+	f->mode = M_FAILED;
+}
+
+/* One length is left: the frame goes on as an ordinary one. */
+static void first_settle(struct gos_frame *f, int k)
+{
+	if (f->cand_order[k] != O_OPEN)
+		f->order = f->cand_order[k];
+	begin_payload(f, f->cand[k]);
+}
+
+/* M_FIRST, after bytes were added to buf: rules lengths out and settles. */
+static void first_check(struct gos_frame *f, size_t scanned_from)
+{
+	if ((unsigned char)f->buf[0] != '{') {
+		first_failed(f, "its payload does not start with a JSON object ('{')");
+		return;
+	}
+	if (!f->obj_end) {
+		size_t e = jscan_feed(&f->scan, f->buf + scanned_from, f->len - scanned_from);
+		if (e)
+			f->obj_end = scanned_from + e;
+	}
+	if (f->obj_end) {
+		/* Every byte read so far is inside any candidate's frame. */
+		int keep_k = -1;
+		for (int k = 0; k < f->n_cand; k++)
+			if (f->cand[k] - f->obj_end <= GOS_FRAME_TRAILER_MAX)
+				keep_k = k;
+		if (keep_k < 0) {
+			char why[96];
+			snprintf(why, sizeof(why), "its JSON object ends after %zu bytes", f->obj_end);
+			first_failed(f, why);
+			return;
+		}
+		first_settle(f, keep_k);
+		return;
+	}
+	if (f->len == f->cand[0]) {
+		/* The object does not end within the smaller length. */
+		if (f->n_cand == 1) {
+			char why[96];
+			snprintf(why, sizeof(why), "its JSON object does not end within %u bytes", f->cand[0]);
+			first_failed(f, why);
+			return;
+		}
+		f->cand[0] = f->cand[1];
+		f->cand_order[0] = f->cand_order[1];
+		f->n_cand = 1;
+	}
+	if (f->n_cand == 1)
+		first_settle(f, 0);
 }
 
 static size_t feed_frames(struct gos_frame *f, const char *p, size_t n, size_t max_held)
@@ -267,16 +450,29 @@ static size_t feed_frames(struct gos_frame *f, const char *p, size_t n, size_t m
 				start_frame(f);
 			continue;
 		}
+		if (f->mode == M_FIRST) {
+			/* The first byte alone (it settles a single length), then never
+			 * past the smaller length: all of it belongs to the frame
+			 * whichever length is true. */
+			size_t want = f->len ? f->cand[0] - f->len : 1, avail = n - i;
+			size_t from = f->len;
+			size_t k = keep(f, p + i, avail < want ? avail : want, max_held);
+			if (!k)
+				return i;
+			i += k;
+			first_check(f, from);
+			continue;
+		}
 		size_t need = f->flen - f->len, avail = n - i;
 		if (avail < need)
 			return i + keep(f, p + i, avail, max_held);
 		f->mode = M_HEADER;
 		if (f->len == 0) {
-			deliver(f, p + i, need);
+			deliver_frame(f, p + i, need);
 		} else {
 			append(f, p + i, need);
 			f->len = 0;
-			deliver(f, f->buf, f->flen);
+			deliver_frame(f, f->buf, f->flen);
 		}
 		i += need;
 	}
@@ -297,9 +493,9 @@ static void decide(struct gos_frame *f)
 	static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
 	bool text = !memchr(f->head, 0, f->head_len);
 	size_t skip = 0;
-	if (text && f->head_len >= 3 && !memcmp(f->head, bom, 3))
+	if ((text || f->framing == GOS_FRAMING_LINES) && f->head_len >= 3 && !memcmp(f->head, bom, 3))
 		skip = 3;
-	else if (!text || !json_first(f->head[0]))
+	else if (f->framing != GOS_FRAMING_LINES && (!text || !json_first(f->head[0])))
 		skip = SIZE_MAX;
 	if (skip != SIZE_MAX) {
 		/* The bytes are the start of the first line: fed from head[]. */
@@ -325,9 +521,16 @@ static bool replay(struct gos_frame *f)
 
 /* ---- the stream ---------------------------------------------------------- */
 
+/* Where a stream starts: detection, or frames when asked for frames. */
+static void start_stream(struct gos_frame *f)
+{
+	f->order = f->framing == GOS_FRAMING_LE ? O_LE : f->framing == GOS_FRAMING_BE ? O_BE : O_OPEN;
+	f->mode = f->order != O_OPEN ? M_HEADER : M_DETECT;
+}
+
 static void reset(struct gos_frame *f)
 {
-	f->mode = M_DETECT;
+	start_stream(f);
 	f->head_len = 0;
 	f->replay_off = f->replay_len = 0;
 	f->any_unit = false;
@@ -344,10 +547,11 @@ struct gos_frame *gos_frame_create(const struct gos_frame_opts *opts,
 		abort();
 	f->cb = *cb;
 	f->max_line = opts && opts->max_line ? opts->max_line : GOS_MAX_LINE;
+	f->framing = opts ? opts->framing : GOS_FRAMING_AUTO;
 	f->buf = f->inl;
 	f->cap = GOS_FRAME_INLINE;
 	f->store = S_INLINE;
-	f->mode = M_DETECT;
+	start_stream(f);
 	return f;
 }
 
@@ -406,6 +610,15 @@ void gos_frame_end(struct gos_frame *f)
 			     "connection closed inside a frame's 4-byte length (got %zu of 4 bytes)",
 			     f->head_len);
 		break;
+	case M_FIRST:
+		if (f->n_cand == 2)
+			fail(f, GOS_REJECT_NOT_JSON, false,
+			     "connection closed after %zu of a frame's %u or %u bytes", f->len, f->cand[0],
+			     f->cand[1]);
+		else
+			fail(f, GOS_REJECT_NOT_JSON, false,
+			     "connection closed after %zu of a frame's %u bytes", f->len, f->cand[0]);
+		break;
 	case M_PAYLOAD:
 		fail(f, GOS_REJECT_NOT_JSON, false, "connection closed after %zu of a frame's %u bytes",
 		     f->len, f->flen);
@@ -441,6 +654,47 @@ bool gos_frame_idle(const struct gos_frame *f)
 	}
 }
 
+enum gos_framing gos_frame_framing(const struct gos_frame *f)
+{
+	if (f->mode == M_LINE || f->mode == M_SKIP || f->framing == GOS_FRAMING_LINES)
+		return GOS_FRAMING_LINES;
+	return f->order == O_LE ? GOS_FRAMING_LE : f->order == O_BE ? GOS_FRAMING_BE : GOS_FRAMING_AUTO;
+}
+
+bool gos_frame_is_framed(const struct gos_frame *f)
+{
+	switch (f->mode) {
+	case M_HEADER:
+	case M_FIRST:
+	case M_PAYLOAD:
+	case M_FAILED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static const char *const framing_names[] = {
+	[GOS_FRAMING_AUTO] = "auto", [GOS_FRAMING_LINES] = "lines",
+	[GOS_FRAMING_LE] = "le", [GOS_FRAMING_BE] = "be",
+};
+
+const char *gos_framing_name(enum gos_framing fr)
+{
+	return (unsigned)fr <= GOS_FRAMING_BE ? framing_names[fr] : "auto";
+}
+
+bool gos_framing_parse(const char *s, enum gos_framing *out)
+{
+	for (unsigned i = 0; i <= GOS_FRAMING_BE; i++) {
+		if (!strcmp(s, framing_names[i])) {
+			*out = (enum gos_framing)i;
+			return true;
+		}
+	}
+	return false;
+}
+
 void gos_frame_where(const struct gos_frame *f, char *buf, size_t len)
 {
 	switch (f->mode) {
@@ -465,6 +719,13 @@ void gos_frame_where(const struct gos_frame *f, char *buf, size_t len)
 			snprintf(buf, len, "inside a frame's 4-byte length: got %zu of 4 bytes", f->head_len);
 		else
 			snprintf(buf, len, "between frames");
+		break;
+	case M_FIRST:
+		if (f->n_cand == 2)
+			snprintf(buf, len, "inside a frame: got %zu of %u or %u bytes", f->len, f->cand[0],
+			         f->cand[1]);
+		else
+			snprintf(buf, len, "inside a frame: got %zu of %u bytes", f->len, f->cand[0]);
 		break;
 	case M_PAYLOAD:
 		snprintf(buf, len, "inside a frame: got %zu of %u bytes", f->len, f->flen);

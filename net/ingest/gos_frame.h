@@ -3,16 +3,38 @@
  * callbacks, in stream order, the same whatever the split points. Used by
  * the Unix-socket ingest (one per connection) and its fuzz target.
  *
- * The stream's first four bytes choose the framing:
- *  - JSON lines when none of them is NUL (JSON text never holds one) and the
- *    first is '{', a space, tab, CR or LF, or they start with a UTF-8 byte
- *    order mark (skipped). A line ends at '\n'; one '\r' before it is
- *    dropped. A line over max_line bytes is reported (GOS_REJECT_LINE_TOO_LONG,
- *    not fatal) and skipped up to its '\n': the stream goes on after it.
- *  - length-prefixed frames otherwise: a u32 little-endian length, then that
- *    many bytes. A length over max_line is a fatal error (after a bad length
- *    the framing cannot be trusted): every later byte is ignored, and the
- *    owner is expected to answer and close.
+ * With GOS_FRAMING_AUTO (the default) the stream's first bytes choose:
+ *  - JSON lines when none of the first four bytes is NUL (JSON text never
+ *    holds one) and the first is '{', a space, tab, CR or LF, or they start
+ *    with a UTF-8 byte order mark (skipped). A line ends at '\n'; one '\r'
+ *    before it is dropped. A line over max_line bytes is reported
+ *    (GOS_REJECT_LINE_TOO_LONG, not fatal) and skipped up to its '\n': the
+ *    stream goes on after it.
+ *  - length-prefixed frames otherwise: a u32 length, little-endian (as
+ *    Geometry OS's Rust EvolutionClient writes it) or big-endian (its Python
+ *    producers), then that many bytes. The byte order is resolved from the
+ *    bytes that follow: a frame starts with a JSON object ('{' right after
+ *    the length) and ends where its length says, at most
+ *    GOS_FRAME_TRAILER_MAX bytes after the object's closing brace. A length
+ *    that reads within max_line both ways (00 xx yy 00) is resolved by
+ *    reading up to the smaller one: if the object closes by then, the
+ *    length it fits is the one (the two readings differ by 65280 or more, so
+ *    at most one fits); if not, the larger. Never more than the true frame
+ *    is waited for. Until a frame's two readings differ, the order stays
+ *    open (a zero-length frame reads 0 both ways).
+ *    A first frame that fits neither order (a length over max_line both
+ *    ways, a payload not starting with '{', an object that ends where
+ *    neither length does) is a fatal error at once.
+ * GOS_FRAMING_LINES, _LE and _BE take the stream as that framing with no
+ * guessing (lines: a leading byte order mark is still skipped).
+ *
+ * Inside a frame, bytes after the JSON object (Geometry OS's Python side
+ * sends a 16-byte binary glyph command there) are not delivered: on_line
+ * gets the object alone. A payload that is not an object (or never closes)
+ * is delivered whole, for the parser to reject. A frame length over
+ * max_line is a fatal error (after a bad length the framing cannot be
+ * trusted): every later byte is ignored, and the owner is expected to
+ * answer and close.
  * A stream that ends inside a frame, or inside its first four bytes when
  * they cannot be JSON, gets a GOS_REJECT_NOT_JSON error; an unterminated last
  * line is delivered as a line.
@@ -33,10 +55,24 @@
 #include "gos_protocol.h"
 
 #define GOS_FRAME_INLINE 4096  /* bytes of an incomplete unit kept inline */
+#define GOS_FRAME_TRAILER_MAX 4096  /* bytes after a first frame's JSON object, at most */
+
+enum gos_framing {
+	GOS_FRAMING_AUTO = 0,  /* chosen by the first bytes (above) */
+	GOS_FRAMING_LINES,     /* JSON lines */
+	GOS_FRAMING_LE,        /* u32 little-endian length, then the payload */
+	GOS_FRAMING_BE,        /* u32 big-endian length, then the payload */
+};
+
+/* "auto", "lines", "le", "be"; gos_framing_parse() reads them back (false:
+ * none of them). */
+const char *gos_framing_name(enum gos_framing f);
+bool gos_framing_parse(const char *s, enum gos_framing *out);
 
 /* Zero means default. */
 struct gos_frame_opts {
 	size_t max_line;  /* longest line or frame payload delivered (0: GOS_MAX_LINE) */
+	enum gos_framing framing;  /* 0: auto */
 };
 
 struct gos_frame_callbacks {
@@ -74,12 +110,22 @@ size_t gos_frame_held(const struct gos_frame *f);
 /* The most a gos_frame made with opts (NULL: defaults) ever holds. */
 size_t gos_frame_max_held(const struct gos_frame_opts *opts);
 
+/* What the stream turned out to be: GOS_FRAMING_LINES, _LE or _BE once
+ * known (the framing replies go back in), GOS_FRAMING_AUTO while it is not
+ * (nothing yet, or frames whose byte order is still open). */
+enum gos_framing gos_frame_framing(const struct gos_frame *f);
+
+/* True while the stream is (or may be) length-prefixed frames: the owner's
+ * frame deadline applies. False for JSON lines. */
+bool gos_frame_is_framed(const struct gos_frame *f);
+
 /* True between lines or frames (nothing of the next one received yet), and
  * after a fatal error; false inside one, or inside the first four bytes. */
 bool gos_frame_idle(const struct gos_frame *f);
 
 /* Where the stream stands, for a message (under 64 bytes): "inside a line:
- * got 12 bytes, no newline yet", "inside a frame: got 0 of 1048576 bytes". */
+ * got 12 bytes, no newline yet", "inside a frame: got 0 of 1048576 bytes",
+ * "inside a frame: got 3 of 256 or 65536 bytes" (byte order still open). */
 void gos_frame_where(const struct gos_frame *f, char *buf, size_t len);
 
 #endif

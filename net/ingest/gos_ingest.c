@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "gos_ingest_internal.h"
+#include "gos_metrics.h"
 #include "gos_time.h"
 
 #define MAX_EVENTS         64
@@ -61,6 +62,11 @@ static int wait_ms(struct gos_ingest *in, int64_t now)
 	int64_t due = INT64_MAX;
 	if (!node_empty(&in->partial))
 		due = CONN_OF(in->partial.next, partial)->progress_ns + (int64_t)in->timeout_ms * 1000000;
+	if (!node_empty(&in->framed)) {
+		int64_t d = CONN_OF(in->framed.next, framed)->frame_ns + (int64_t)in->frame_timeout_ms * 1000000;
+		if (d < due)
+			due = d;
+	}
 	if (in->accept_paused && in->accept_resume_ns < due)
 		due = in->accept_resume_ns;
 	if (in->budget_quiet_since && in->budget_quiet_since + INGEST_BUDGET_QUIET_NS < due)
@@ -218,11 +224,14 @@ struct gos_ingest *gos_ingest_create(const struct gos_ingest_opts *opts, char *e
 	pthread_mutex_init(&in->lock, NULL);
 	in->replies_tail = &in->replies;
 	node_init(&in->partial);
+	node_init(&in->framed);
 	node_init(&in->parked);
 	in->queue = opts->queue;
 	in->batch_events = opts->batch_events ? opts->batch_events : 4096;
 	in->max_conns = opts->max_connections ? opts->max_connections : 1024;
 	in->timeout_ms = opts->progress_timeout_ms > 0 ? opts->progress_timeout_ms : DEFAULT_TIMEOUT_MS;
+	in->frame_timeout_ms = opts->frame_timeout_ms > 0 ? opts->frame_timeout_ms : DEFAULT_TIMEOUT_MS;
+	in->framing = opts->framing;
 	in->lane_cap = gos_frame_max_held(NULL);
 	in->budget = opts->input_budget ? opts->input_budget : DEFAULT_BUDGET;
 	if (in->budget < 2 * in->lane_cap)
@@ -305,4 +314,20 @@ void gos_ingest_stats(struct gos_ingest *in, struct gos_ingest_stats *out)
 	pthread_mutex_lock(&in->lock);
 	*out = in->published;
 	pthread_mutex_unlock(&in->lock);
+}
+
+void gos_ingest_metrics(struct gos_ingest *in, struct gos_buf *t)
+{
+	struct gos_ingest_stats st;
+	gos_ingest_stats(in, &st);
+	gos_metrics_family(t, "gos_ingest_geo_messages_total", "counter",
+	                   "Geometry OS messages from producers, by kind (docs/geometry-os.md).");
+	for (int k = 0; k < GOS_GEO_K_COUNT_; k++) {
+		char lab[48];
+		snprintf(lab, sizeof(lab), "kind=\"%s\"", gos_geo_kind_name((enum gos_geo_kind)k));
+		gos_metrics_sample_u64(t, "gos_ingest_geo_messages_total", lab, st.geo[k]);
+	}
+	gos_metrics_family(t, "gos_ingest_frame_timeouts_total", "counter",
+	                   "Length-prefixed frames not complete within --frame-timeout (closed).");
+	gos_metrics_sample_u64(t, "gos_ingest_frame_timeouts_total", NULL, st.frame_timeouts);
 }

@@ -1,7 +1,9 @@
 /* Unix-socket ingest: one thread (epoll) serves every producer connection,
- * frames its bytes (gos_frame.h: JSON lines or length-prefixed frames),
- * parses and validates each line, answers rejects on the same connection
- * and hands accepted events to the core in batches through a gos_queue.
+ * frames its bytes (gos_frame.h: JSON lines or length-prefixed frames,
+ * either byte order), parses and validates each line (gos's own messages,
+ * or Geometry OS's: gos_geo.h), answers rejects on the same connection, in
+ * its framing, and hands accepted events to the core in batches through a
+ * gos_queue.
  * When the queue is full the thread stops reading, so the kernel pushes
  * back on producers: nothing accepted is dropped.
  *
@@ -13,8 +15,10 @@
  * or frame and sends no byte for progress_timeout_ms gets an error line
  * (reason "timeout") and is closed; one that is idle between lines is kept
  * for ever. A frame length over GOS_MAX_LINE, or first bytes that are
- * neither JSON nor a sane length, get an error line and close the
- * connection (its framing is lost). Producers past max_connections, or
+ * neither JSON nor a frame of either byte order, get an error line and
+ * close the connection (its framing is lost). A frame not complete
+ * frame_timeout_ms after its first byte gets an error (reason "timeout")
+ * and is closed, however slowly its bytes trickle in. Producers past max_connections, or
  * arriving when the process is out of file descriptors, get an error line
  * ("too_many_producers") and are closed, logged once per episode. */
 #ifndef GOS_INGEST_H
@@ -24,6 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gos_buf.h"
+#include "gos_frame.h"
+#include "gos_geo.h"
 #include "gos_protocol.h"
 #include "gos_queue.h"
 
@@ -39,6 +46,9 @@ struct gos_ingest_opts {
 	                               * bytes (4 KiB) of its own. */
 	int progress_timeout_ms;      /* no byte for this long inside a line or frame:
 	                               * error and close (0: 10000) */
+	int frame_timeout_ms;         /* a length-prefixed frame not complete this long
+	                               * after its first byte: error and close (0: 10000) */
+	enum gos_framing framing;     /* 0: auto (gos_frame.h) */
 };
 
 struct gos_ingest_stats {
@@ -54,6 +64,8 @@ struct gos_ingest_stats {
 	uint64_t buffer_waits;        /* times a connection waited for input buffer space */
 	uint64_t refused_limit;       /* producers refused: max_connections reached */
 	uint64_t refused_no_fd;       /* producers refused: out of file descriptors */
+	uint64_t geo[GOS_GEO_K_COUNT_];  /* Geometry OS messages, by enum gos_geo_kind */
+	uint64_t frame_timeouts;      /* frames not complete within frame_timeout_ms */
 };
 
 /* Binds the socket (mode 0600) and starts the ingest thread. A stale socket
@@ -81,5 +93,10 @@ void gos_ingest_reply(struct gos_ingest *in, uint64_t conn, const char *json_lin
 
 /* Any thread. */
 void gos_ingest_stats(struct gos_ingest *in, struct gos_ingest_stats *out);
+
+/* Any thread: appends the ingest's own /metrics families beyond the stats
+ * the web layer writes (gos_ingest_geo_messages_total{kind},
+ * gos_ingest_frame_timeouts_total). */
+void gos_ingest_metrics(struct gos_ingest *in, struct gos_buf *t);
 
 #endif

@@ -53,6 +53,13 @@ static inline void node_remove(struct node *n)
 	n->prev = n->next = NULL;
 }
 
+/* A barrier's reply shape, answered in order (sync replies). */
+struct pending_sync {
+	enum gos_geo_dialect dialect;   /* GOS_GEO_NONE: gos's own sync line */
+	uint64_t sequence, ignored;
+	struct pending_sync *next;
+};
+
 /* One producer connection. */
 struct conn {
 	struct gos_ingest *in;
@@ -61,6 +68,12 @@ struct conn {
 	struct gos_frame *fr;     /* NULL once reading is over for good */
 	size_t held;              /* gos_frame_held(fr), as counted in in->held */
 	uint64_t line_no, accepted, rejected;
+	enum gos_framing framing;  /* replies' framing: the framer's, kept after it is gone */
+	enum gos_geo_dialect dialect;  /* Geometry OS shape it speaks (replies), once seen */
+	uint64_t sequence;        /* the Python side's last sequence (its error replies) */
+	uint64_t ignored;         /* Geometry OS messages counted and left alone */
+	struct gos_geo_conn geo;
+	struct pending_sync *syncs, **syncs_tail;  /* sync barriers not answered, in order */
 	char *out;
 	size_t out_len, out_off, out_cap;
 	uint32_t pending_replies;  /* sync/screenshot barriers not answered yet */
@@ -70,7 +83,9 @@ struct conn {
 	uint32_t interest;        /* current epoll mask; 0: not registered */
 	bool closing;             /* closed at the end of this loop round */
 	int64_t progress_ns;      /* last byte taken inside a line or frame */
+	int64_t frame_ns;         /* when the frame it is inside began */
 	struct node partial;      /* in in->partial while inside a line or frame */
+	struct node framed;       /* in in->framed while inside a length-prefixed frame */
 	struct node park;         /* in in->parked while parked */
 	struct conn *next;
 };
@@ -94,6 +109,8 @@ struct gos_ingest {
 	size_t batch_events;
 	int max_conns;
 	int timeout_ms;
+	int frame_timeout_ms;
+	enum gos_framing framing;
 	size_t budget;
 	pthread_t thread;
 	bool thread_started;
@@ -115,6 +132,7 @@ struct gos_ingest {
 	struct conn *lane;
 	struct node parked;       /* FIFO of connections waiting for space */
 	struct node partial;      /* connections inside a line, oldest progress first */
+	struct node framed;       /* connections inside a frame, oldest frame first */
 	size_t burst_bytes;       /* most held since the last malloc_trim */
 	int burst_conns;          /* most connections since the last malloc_trim */
 	bool accept_paused;       /* listen fd out of epoll until accept_resume_ns */
@@ -165,8 +183,12 @@ void ingest_budget_episode_check(struct gos_ingest *in, int64_t now);
 
 /* ---- ingest_reply.c ---- */
 
-/* Appends one line (the newline is added) to c's output buffer. */
+/* Appends one reply (a JSON object) to c's output buffer, framed as c's
+ * input is: a newline after it, or a 4-byte length before it. */
 void ingest_out_append(struct conn *c, const char *s, size_t n);
+
+/* The wall clock in milliseconds (Geometry OS replies' timestamp). */
+uint64_t ingest_now_ms(void);
 
 /* Sends what c's output buffer holds, as far as the socket takes it; a
  * peer that has gone marks c eof. */

@@ -55,11 +55,49 @@ static void reject(struct gos_ingest *in, struct conn *c, const struct gos_parse
 {
 	c->rejected++;
 	in->local.rejected[e->reason]++;
-	char *line = gos_protocol_error_line(c->line_no, e);
+	/* In the shape the producer speaks, once it has said which. */
+	char *line = c->dialect ? gos_geo_error(c->dialect, c->sequence, c->line_no, e, ingest_now_ms())
+	                        : gos_protocol_error_line(c->line_no, e);
 	if (!line)
 		abort();
 	ingest_out_append(c, line, strlen(line));
 	free(line);
+}
+
+/* Parses a line as gos's own message or Geometry OS's (gm->dialect set):
+ * a producer that spoke Geometry OS's shape is read that way first. */
+static bool parse_line(struct conn *c, const char *p, size_t n, struct gos_event *ev,
+                       struct gos_arena *arena, struct gos_geo_msg *gm, struct gos_parse_error *err)
+{
+	if (c->dialect) {
+		bool ok = gos_geo_parse(p, n, &c->geo, ev, arena, gm, err);
+		return gm->dialect ? ok : gos_protocol_parse(p, n, ev, arena, err);
+	}
+	if (gos_protocol_parse(p, n, ev, arena, err)) {
+		gm->dialect = GOS_GEO_NONE;
+		return true;
+	}
+	if (err->reason != GOS_REJECT_UNKNOWN_TYPE)
+		return false;
+	struct gos_parse_error e2 = {0};
+	bool ok = gos_geo_parse(p, n, &c->geo, ev, arena, gm, &e2);
+	if (gm->dialect)
+		*err = e2;
+	return gm->dialect ? ok : false;
+}
+
+/* A Geometry OS message that is no map event: answered or counted. */
+static void geo_other(struct conn *c, const struct gos_geo_msg *gm)
+{
+	if (gm->action == GOS_GEO_ACK) {
+		char *t = gos_geo_ack(gm->dialect, gm->sequence, gm->type,
+		                      gm->kind == GOS_GEO_K_HEARTBEAT ? "alive" : "unsupported",
+		                      ingest_now_ms());
+		ingest_out_append(c, t, strlen(t));
+		free(t);
+	} else {
+		c->ignored++;
+	}
 }
 
 static bool handle_line(struct gos_ingest *in, struct conn *c, const char *p, size_t n)
@@ -71,13 +109,35 @@ static bool handle_line(struct gos_ingest *in, struct conn *c, const char *p, si
 	struct gos_batch *b = in->batch;
 	struct gos_event *ev = gos_batch_push(b);
 	struct gos_parse_error err = {0};
-	if (!gos_protocol_parse(p, n, ev, &b->arena, &err)) {
+	struct gos_geo_msg gm = {0};
+	bool ok = parse_line(c, p, n, ev, &b->arena, &gm, &err);
+	if (gm.dialect) {
+		c->dialect = gm.dialect;
+		c->sequence = gm.sequence;
+	}
+	if (!ok) {
 		b->n--;
 		reject(in, c, &err);
 		return true;
 	}
+	if (gm.dialect) {
+		in->local.geo[gm.kind]++;
+		if (gm.action == GOS_GEO_ACK || gm.action == GOS_GEO_IGNORED) {
+			b->n--;
+			geo_other(c, &gm);
+			return true;
+		}
+	}
 	in->local.accepted[ev->type]++;
 	if (ev->type == GOS_EV_SYNC) {
+		struct pending_sync *ps = calloc(1, sizeof(*ps));
+		if (!ps)
+			abort();
+		ps->dialect = gm.dialect;
+		ps->sequence = gm.sequence;
+		ps->ignored = c->ignored;
+		*c->syncs_tail = ps;
+		c->syncs_tail = &ps->next;
 		ev->sync.conn = c->id;
 		ev->sync.applied = c->accepted;
 		ev->sync.rejected = c->rejected;
@@ -95,8 +155,11 @@ static bool handle_line(struct gos_ingest *in, struct conn *c, const char *p, si
 		n--;
 	while (n && (p[0] == ' ' || p[0] == '\t'))
 		p++, n--;
-	ev->raw = gos_arena_strndup(&b->arena, p, n);
-	ev->raw_len = (uint32_t)n;
+	/* Geometry OS's messages go to the journal as the gos events they became. */
+	if (!gm.dialect) {
+		ev->raw = gos_arena_strndup(&b->arena, p, n);
+		ev->raw_len = (uint32_t)n;
+	}
 	if (b->n >= in->batch_events || b->arena.used_total >= BATCH_ARENA_LIMIT)
 		return ingest_flush_batch(in);
 	return true;
@@ -226,13 +289,24 @@ static void account(struct gos_ingest *in, struct conn *c)
 	budget_update(in);
 }
 
-/* After the framer took `used` bytes of c (or saw its end). */
-static void after_feed(struct gos_ingest *in, struct conn *c, size_t used)
+/* After the framer took `used` bytes of c (or saw its end); units: lines,
+ * frames and errors it had delivered before. */
+static void after_feed(struct gos_ingest *in, struct conn *c, size_t used, uint64_t units)
 {
 	account(in, c);
 	if (!c->fr || gos_frame_idle(c->fr)) {
 		node_remove(&c->partial);
+		node_remove(&c->framed);
 		return;
+	}
+	c->framing = gos_frame_framing(c->fr);
+	if (!gos_frame_is_framed(c->fr)) {
+		node_remove(&c->framed);
+	} else if (!c->framed.next || c->line_no != units) {
+		/* A frame began during this read: its deadline runs from now. */
+		c->frame_ns = (int64_t)gos_now_ns();
+		node_remove(&c->framed);
+		node_append(&in->framed, &c->framed);
 	}
 	if (used || !c->partial.next) {
 		c->progress_ns = (int64_t)gos_now_ns();
@@ -266,6 +340,11 @@ static void update_interest(struct gos_ingest *in, struct conn *c)
 
 void ingest_conn_free(struct conn *c)
 {
+	while (c->syncs) {
+		struct pending_sync *p = c->syncs;
+		c->syncs = p->next;
+		free(p);
+	}
 	gos_frame_destroy(c->fr);
 	close(c->fd);
 	free(c->out);
@@ -284,6 +363,7 @@ static void conn_close(struct gos_ingest *in, struct conn *c)
 	}
 	in->n_conns--;
 	node_remove(&c->partial);
+	node_remove(&c->framed);
 	node_remove(&c->park);
 	c->parked = false;
 	if (in->lane == c)
@@ -414,8 +494,12 @@ void ingest_accept_all(struct gos_ingest *in, int64_t now)
 		c->in = in;
 		c->id = ++in->next_id;
 		c->fd = fd;
-		c->fr = gos_frame_create(NULL, &(struct gos_frame_callbacks){
+		c->geo.conn = c->id;
+		c->syncs_tail = &c->syncs;
+		c->fr = gos_frame_create(&(struct gos_frame_opts){.framing = in->framing},
+		                         &(struct gos_frame_callbacks){
 			.on_line = on_frame_line, .on_error = on_frame_error, .ctx = c});
+		c->framing = gos_frame_framing(c->fr);
 		c->interest = EPOLLIN | EPOLLRDHUP;
 		struct epoll_event ev = {.events = c->interest, .data.ptr = c};
 		if (epoll_ctl(in->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -463,12 +547,13 @@ bool ingest_conn_read(struct gos_ingest *in, struct conn *c)
 		ssize_t r = recv(c->fd, in->scratch, INGEST_READ_CHUNK,
 		                 MSG_DONTWAIT | (c->peek ? MSG_PEEK : 0));
 		if (r > 0) {
+			uint64_t units = c->line_no;
 			size_t used = gos_frame_feed(c->fr, in->scratch, (size_t)r, max_held);
 			if (c->peek)
 				consume(in, c, used);
 			in->local.bytes_in += used;
 			budget -= used < budget ? used : budget;
-			after_feed(in, c, used);
+			after_feed(in, c, used, units);
 			if (in->stopping)
 				return false;
 			if (used == (size_t)r || c->eof || ingest_out_pending(c) >= OUT_HIGH_WATER)
@@ -487,7 +572,7 @@ bool ingest_conn_read(struct gos_ingest *in, struct conn *c)
 			break;
 		c->eof = true;
 		gos_frame_end(c->fr);
-		after_feed(in, c, 0);
+		after_feed(in, c, 0, c->line_no);
 		if (in->stopping)
 			return false;
 	}
@@ -495,14 +580,19 @@ bool ingest_conn_read(struct gos_ingest *in, struct conn *c)
 }
 
 /* Closes, with an error reply, a connection that got no byte inside a line
- * or frame for timeout_ms. Its earlier lines stay applied. */
-static void time_out(struct gos_ingest *in, struct conn *c)
+ * or frame for timeout_ms, or whose frame did not complete within
+ * frame_timeout_ms (deadline). Its earlier lines stay applied. */
+static void time_out(struct gos_ingest *in, struct conn *c, bool deadline)
 {
 	char where[64];
 	gos_frame_where(c->fr, where, sizeof(where));
-	double s = in->timeout_ms / 1000.0;
+	double s = (deadline ? in->frame_timeout_ms : in->timeout_ms) / 1000.0;
 	struct gos_parse_error e = {.reason = GOS_REJECT_TIMEOUT};
-	if (c->parked)
+	if (deadline)
+		snprintf(e.message, sizeof(e.message), "frame not complete %.3g s after it began (%s)%s",
+		         s, where, c->parked ? " while waiting for input buffer space"
+		                   : ingest_out_pending(c) >= OUT_HIGH_WATER ? ": replies are not being read" : "");
+	else if (c->parked)
 		snprintf(e.message, sizeof(e.message),
 		         "waited %.3g s for buffer space %s (input budget %.3g MiB for all producers)",
 		         s, where, (double)in->budget / (1 << 20));
@@ -513,8 +603,12 @@ static void time_out(struct gos_ingest *in, struct conn *c)
 		snprintf(e.message, sizeof(e.message), "no data for %.3g s %s", s, where);
 	c->line_no++;
 	in->local.lines++;
+	if (deadline)
+		in->local.frame_timeouts++;
+	c->framing = gos_frame_framing(c->fr);
 	reject(in, c, &e);
 	node_remove(&c->partial);
+	node_remove(&c->framed);
 	if (c->parked) {
 		c->parked = false;
 		node_remove(&c->park);
@@ -551,6 +645,19 @@ void ingest_expire_stalled(struct gos_ingest *in, int64_t now)
 			continue;
 		if ((c->interest & EPOLLIN) && has_input(c))
 			continue;
-		time_out(in, c);
+		time_out(in, c, false);
+	}
+	limit = (int64_t)in->frame_timeout_ms * 1000000;
+	n = in->framed.next;
+	while (n != &in->framed) {
+		struct conn *c = CONN_OF(n, framed);
+		n = n->next;
+		if (now - c->frame_ns < limit)
+			break;   /* the rest began later */
+		if (c->closing || !c->fr)
+			continue;
+		if ((c->interest & EPOLLIN) && has_input(c))
+			continue;   /* bytes we have not read yet: not the producer's delay */
+		time_out(in, c, true);
 	}
 }

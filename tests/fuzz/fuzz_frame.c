@@ -5,7 +5,8 @@
  * where FE X N stands for byte X repeated (N + 1) * 997 times, so that
  * small inputs reach the large (malloc'd and mmap'd) buffers.
  *
- * The stream is framed three ways, which must agree:
+ * The framing is automatic (lines, or frames of either byte order, resolved
+ * from the bytes that follow). The stream is framed three ways, which must agree:
  *  - fed whole, then ended;
  *  - fed in pieces of random sizes, each feed with a random cap on what may
  *    stay held (SIZE_MAX, 0, or some bytes), and on_line pausing every few
@@ -104,6 +105,52 @@ HARNESS static uint32_t le32(const unsigned char *u)
 	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
 
+HARNESS static uint32_t be32(const unsigned char *u)
+{
+	return (uint32_t)u[3] | (uint32_t)u[2] << 8 | (uint32_t)u[1] << 16 | (uint32_t)u[0] << 24;
+}
+
+/* Where the JSON object starting at p[0] == '{' ends (the offset after its
+ * closing bracket, counting brackets outside strings), 0 if not within n. */
+HARNESS static size_t obj_end(const unsigned char *p, size_t n)
+{
+	size_t depth = 0;
+	bool str = false, esc = false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+		if (str) {
+			if (esc)
+				esc = false;
+			else if (c == '\\')
+				esc = true;
+			else if (c == '"')
+				str = false;
+		} else if (c == '"') {
+			str = true;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if ((c == '}' || c == ']') && depth && --depth == 0) {
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* A frame's payload as delivered: the object alone when one (after JSON
+ * blanks) starts it and ends inside it. */
+HARNESS static void put_frame(struct out *o, const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	if (i < n && p[i] == '{') {
+		size_t e = obj_end(p + i, n - i);
+		if (e)
+			n = i + e;
+	}
+	put_line(o, (const char *)p, n);
+}
+
 HARNESS static void reference(const unsigned char *s, size_t n, struct out *o)
 {
 	if (n == 0)
@@ -130,22 +177,91 @@ HARNESS static void reference(const unsigned char *s, size_t n, struct out *o)
 		}
 		return;
 	}
+	/* Frames. The byte order, while open, is resolved as gos_frame.h says:
+	 * lengths of 2 bytes or more (or 0 both ways) within the limit; the
+	 * first payload byte must be '{'; one length left is taken at once; of
+	 * two, the one within GOS_FRAME_TRAILER_MAX after where the object
+	 * ends, or the larger when it does not end within the smaller. */
 	size_t pos = 0;
+	int order = 0;   /* 0 open, 1 LE, 2 BE */
 	while (pos < n) {
 		if (n - pos < 4) {
 			put_error(o, GOS_REJECT_NOT_JSON, false, NULL);
 			return;
 		}
-		uint32_t len = le32(s + pos);
-		if (len > o->max_line) {
-			put_error(o, GOS_REJECT_LINE_TOO_LONG, true, NULL);
-			return;
+		uint32_t le = le32(s + pos), be = be32(s + pos), len;
+		if (order) {
+			len = order == 1 ? le : be;
+			if (len > o->max_line) {
+				put_error(o, GOS_REJECT_LINE_TOO_LONG, true, NULL);
+				return;
+			}
+		} else {
+			uint32_t c[2];
+			int co[2], k = 0;
+			if (le <= o->max_line && (le >= 2 || le == be))
+				c[k] = le, co[k++] = be == le ? 0 : 1;
+			if (be <= o->max_line && be >= 2 && be != le)
+				c[k] = be, co[k++] = 2;
+			if (!k) {
+				put_error(o, GOS_REJECT_LINE_TOO_LONG, true, NULL);
+				return;
+			}
+			if (k == 2 && c[0] > c[1]) {
+				uint32_t t = c[0];
+				c[0] = c[1], c[1] = t;
+				int u = co[0];
+				co[0] = co[1], co[1] = u;
+			}
+			if (c[0] == 0) {
+				put_line(o, "", 0);
+				pos += 4;
+				continue;
+			}
+			size_t avail = n - pos - 4;
+			const unsigned char *pl = s + pos + 4;
+			if (!avail) {
+				put_error(o, GOS_REJECT_NOT_JSON, false, NULL);
+				return;
+			}
+			if (pl[0] != '{') {
+				put_error(o, GOS_REJECT_NOT_JSON, true, NULL);
+				return;
+			}
+			int pick = -1;
+			if (k == 1) {
+				if (c[0] == 1) {
+					put_error(o, GOS_REJECT_NOT_JSON, true, NULL);
+					return;
+				}
+				pick = 0;
+			} else {
+				size_t seen = avail < c[0] ? avail : c[0];
+				size_t e = obj_end(pl, seen);
+				if (e) {
+					for (int i = 0; i < 2; i++)
+						if (c[i] - e <= GOS_FRAME_TRAILER_MAX)
+							pick = i;
+					if (pick < 0) {
+						put_error(o, GOS_REJECT_NOT_JSON, true, NULL);
+						return;
+					}
+				} else if (seen == c[0]) {
+					pick = 1;
+				} else {
+					put_error(o, GOS_REJECT_NOT_JSON, false, NULL);
+					return;
+				}
+			}
+			len = c[pick];
+			if (co[pick])
+				order = co[pick];
 		}
 		if (n - pos - 4 < len) {
 			put_error(o, GOS_REJECT_NOT_JSON, false, NULL);
 			return;
 		}
-		put_line(o, (const char *)s + pos + 4, len);
+		put_frame(o, s + pos + 4, len);
 		pos += 4 + len;
 	}
 }

@@ -140,6 +140,31 @@ static inline int read_until(int fd, char *buf, size_t cap, const char *until, i
 }
 
 /* Reads lines until a sync reply arrives; counts error lines. */
+/* One reply: an error is counted (with its line number), a sync read into
+ * *r (true). */
+static inline bool rig_reply(const char *line, struct gos_sync_result *r, int *errors,
+                             int *last_error_line)
+{
+	if (strstr(line, "\"type\":\"error\"")) {
+		(*errors)++;
+		const char *l = strstr(line, "\"line\":");
+		if (l && last_error_line)
+			*last_error_line = atoi(l + 7);
+	} else if (strstr(line, "\"type\":\"sync\"")) {
+		unsigned long long a = 0, rj = 0, t = 0;
+		const char *p;
+		if ((p = strstr(line, "\"applied\":")))
+			a = strtoull(p + 10, NULL, 10);
+		if ((p = strstr(line, "\"rejected\":")))
+			rj = strtoull(p + 11, NULL, 10);
+		if ((p = strstr(line, "\"tokens\":")))
+			t = strtoull(p + 9, NULL, 10);
+		*r = (struct gos_sync_result){a, rj, t};
+		return true;
+	}
+	return false;
+}
+
 static inline bool read_sync(int fd, struct gos_sync_result *r, int *errors,
                              int *last_error_line)
 {
@@ -154,28 +179,53 @@ static inline bool read_sync(int fd, struct gos_sync_result *r, int *errors,
 		char *line = buf, *nl;
 		while ((nl = strchr(line, '\n'))) {
 			*nl = 0;
-			if (strstr(line, "\"type\":\"error\"")) {
-				(*errors)++;
-				char *l = strstr(line, "\"line\":");
-				if (l && last_error_line)
-					*last_error_line = atoi(l + 7);
-			} else if (strstr(line, "\"type\":\"sync\"")) {
-				unsigned long long a = 0, rj = 0, t = 0;
-				char *p;
-				if ((p = strstr(line, "\"applied\":")))
-					a = strtoull(p + 10, NULL, 10);
-				if ((p = strstr(line, "\"rejected\":")))
-					rj = strtoull(p + 11, NULL, 10);
-				if ((p = strstr(line, "\"tokens\":")))
-					t = strtoull(p + 9, NULL, 10);
-				*r = (struct gos_sync_result){a, rj, t};
+			if (rig_reply(line, r, errors, last_error_line))
 				return true;
-			}
 			line = nl + 1;
 		}
 		len = strlen(line);
 		memmove(buf, line, len);
 	}
+}
+
+/* Reads exactly n bytes (false at EOF or error). */
+static inline bool read_full(int fd, void *p, size_t n)
+{
+	char *b = p;
+	while (n) {
+		ssize_t k = read(fd, b, n);
+		if (k <= 0)
+			return false;
+		b += k;
+		n -= (size_t)k;
+	}
+	return true;
+}
+
+/* One reply frame on a length-prefixed connection (be: big-endian length),
+ * NUL-terminated into buf; false at EOF or when it does not fit. */
+static inline bool read_frame(int fd, char *buf, size_t cap, bool be)
+{
+	unsigned char h[4];
+	if (!read_full(fd, h, 4))
+		return false;
+	uint32_t n = be ? (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3]
+	                : (uint32_t)h[3] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[1] << 8 | h[0];
+	if (n >= cap || !read_full(fd, buf, n))
+		return false;
+	buf[n] = 0;
+	return true;
+}
+
+/* read_sync() for a length-prefixed connection: replies come as frames. */
+static inline bool read_sync_framed(int fd, bool be, struct gos_sync_result *r, int *errors,
+                                    int *last_error_line)
+{
+	char buf[65536];
+	while (read_frame(fd, buf, sizeof(buf), be))
+		if (rig_reply(buf, r, errors, last_error_line))
+			return true;
+	return false;
 }
 
 static inline int token_line(char *buf, size_t cap, const char *id)
