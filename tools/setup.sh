@@ -15,7 +15,7 @@ run_pkgs=(
 )
 test_pkgs=(
   clang libclang-rt-14-dev
-  python3 python3-websockets
+  python3 python3-websockets python3-yaml
   xdotool
   prometheus
   chromium
