@@ -12,6 +12,7 @@ run_pkgs=(
   libglfw3-dev libwebsockets-dev libcjson-dev libcurl4-openssl-dev
   libfreetype-dev fonts-dejavu-core fonts-noto-cjk libpng-dev
   xvfb xauth
+  help2man
 )
 test_pkgs=(
   clang libclang-rt-14-dev
