@@ -12,10 +12,11 @@ run_pkgs=(
   libglfw3-dev libwebsockets-dev libcjson-dev libcurl4-openssl-dev
   libfreetype-dev fonts-dejavu-core fonts-noto-cjk libpng-dev libnats-dev
   xvfb xauth
+  help2man
 )
 test_pkgs=(
   clang libclang-rt-14-dev
-  python3 python3-websockets
+  python3 python3-websockets python3-yaml
   xdotool
   prometheus
   nats-server

@@ -588,20 +588,20 @@ void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out)
 
 const char *gos_ws_default_assets_dir(void)
 {
-	static char installed[PATH_MAX + 32];
+	/* An installed program serves its own viewer, wherever the source tree
+	 * is (or whether it still exists); a program in the build tree has no
+	 * ../share/gos/web beside it and serves the source tree's. */
+	static char installed[PATH_MAX];
+	char exe[PATH_MAX], web[PATH_MAX + 32], real[PATH_MAX];
 	struct stat sb;
-	if (!stat(GOS_ASSETS_DIR, &sb) && S_ISDIR(sb.st_mode))
-		return GOS_ASSETS_DIR;
-	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);  /* Linux */
-	if (n > 0) {
-		exe[n] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(installed, sizeof(installed), "%s/../share/gos/web", exe);
-			if (!stat(installed, &sb) && S_ISDIR(sb.st_mode))
-				return installed;
+	char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+	if (slash) {
+		*slash = '\0';
+		snprintf(web, sizeof(web), "%s/../share/gos/web", exe);
+		if (realpath(web, real) && !stat(real, &sb) && S_ISDIR(sb.st_mode)) {
+			memcpy(installed, real, sizeof(installed));
+			return installed;
 		}
 	}
 	return GOS_ASSETS_DIR;

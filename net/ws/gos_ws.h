@@ -305,9 +305,11 @@ uint32_t gos_ws_viewer_count(const struct gos_ws *ws);
 
 void gos_ws_stats(const struct gos_ws *ws, struct gos_ws_stats *out);
 
-/* Where the web viewer's files are when no assets_dir is given: the source
- * tree's assets/web (GOS_ASSETS_DIR, set by the build) if it exists, else
- * ../share/gos/web beside the executable (an installed layout). */
+/* Where the web viewer's files are when no assets_dir is given:
+ * ../share/gos/web beside the executable (an installed layout, e.g.
+ * /usr/bin -> /usr/share/gos/web) if it exists, else the source tree's
+ * assets/web (GOS_ASSETS_DIR, set by the build). Start-up only: the answer
+ * lives in a static buffer that each call rewrites. */
 const char *gos_ws_default_assets_dir(void);
 
 /* Stable snake_case name of a refusal reason, for /metrics labels. */

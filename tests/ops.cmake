@@ -1,0 +1,23 @@
+# Operations (issue 16): the alerting rules (promtool check and unit tests),
+# the dashboard's and the rules' metric names against a live /metrics, the
+# installed tree and the .deb. promtool is Debian's prometheus package, as
+# python3-yaml and help2man, all from tools/setup.sh.
+foreach(mode check test)
+  add_test(NAME prometheus_rules_${mode}
+    COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ops_promtool.py ${mode}
+            ${CMAKE_SOURCE_DIR}/assets/prometheus)
+  set_tests_properties(prometheus_rules_${mode} PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS unit)
+endforeach()
+add_test(NAME ops_metrics
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ops_metrics.py
+          $<TARGET_FILE:gos-compositor> ${CMAKE_SOURCE_DIR})
+set_tests_properties(ops_metrics PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS integration)
+# Both install from this build dir and read its install_manifest.txt: one at a time.
+add_test(NAME install_tree
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/install_tree.py ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+set_tests_properties(install_tree PROPERTIES TIMEOUT 180 LABELS integration
+                     RESOURCE_LOCK gos_install_manifest)
+add_test(NAME deb_package
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/deb_package.py ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+set_tests_properties(deb_package PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS integration
+                     RESOURCE_LOCK gos_install_manifest)
