@@ -167,6 +167,7 @@
   // Streams by a small number (t.sn) for the renderers' show/hide mask.
   const streamNums = new Map();
   let streamShown = new Uint8Array(64), maskVersion = 0;
+  let panelHeld = false;          // a pointer is down on the stream panel: keep its rows
   let searchIds = null;          // Set of matched ids while a search has matches
 
   const cam = { x: 0, y: 0, zoom: 1 };
@@ -1337,7 +1338,9 @@
       next.appendChild(d);
     }
     // replaced only when it changed: a click in the panel finds what it pressed
-    if (next.innerHTML !== live.innerHTML) live.replaceChildren(...next.childNodes);
+    // not while a pointer is down on it: a row replaced between the press
+    // and the release would lose the click (streams update all the time)
+    if (!panelHeld && next.innerHTML !== live.innerHTML) live.replaceChildren(...next.childNodes);
     exportLinks();
     hudDirty = false;
   }
@@ -1511,6 +1514,10 @@
   el('palette').addEventListener('change', e => setPalette(e.target.value));
   el('stream-sort').addEventListener('change', () => { hudDirty = true; });
   el('color-mode').addEventListener('change', e => { setColorMode(e.target.value); e.target.blur(); });
+  el('streams').addEventListener('pointerdown', () => { panelHeld = true; });
+  // capture, before the click it ends: the panel may be redrawn after it
+  window.addEventListener('pointerup', () => { if (panelHeld) { panelHeld = false; hudDirty = true; } }, true);
+  window.addEventListener('pointercancel', () => { panelHeld = false; }, true);
   el('streams').addEventListener('change', e => {
     const t = e.target;
     if (t.classList && t.classList.contains('show')) setShown(t.dataset.stream, t.checked);
