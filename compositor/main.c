@@ -20,6 +20,7 @@
 #include "gos_state.h"
 #include "gos_export.h"
 #include "gos_buf.h"
+#include "gos_metrics.h"
 #include "gos_nats.h"
 #include "gos_search.h"
 #include "gos_web.h"
@@ -427,6 +428,35 @@ static bool nats_health(void *ctx, struct gos_buf *t)
 	               (unsigned long long)st.messages, (unsigned long long)st.applied_stream_seq,
 	               (unsigned long long)st.log_records, (unsigned long long)st.log_failed);
 	return st.connected;
+}
+
+static void metric1(struct gos_buf *t, const char *name, const char *type, const char *help,
+                    uint64_t v)
+{
+	gos_metrics_family(t, name, type, help);
+	gos_metrics_sample_u64(t, name, NULL, v);
+}
+
+/* --nats: /metrics's NATS families (any thread). */
+static void nats_metrics(void *ctx, struct gos_buf *t)
+{
+	struct app *a = ctx;
+	struct gos_nats_ingest_stats st;
+	gos_nats_ingest_stats(a->nats, &st);
+	metric1(t, "gos_nats_connected", "gauge", "1 while connected to NATS.", st.connected);
+	metric1(t, "gos_nats_reconnects_total", "counter", "Reconnections to NATS.", st.reconnects);
+	metric1(t, "gos_leader", "gauge", "1 on the cluster's leader (the compositor consuming).", 1);
+	metric1(t, "gos_nats_ingest_messages_total", "counter",
+	        "Producer events consumed from JetStream.", st.messages);
+	metric1(t, "gos_nats_ingest_rejected_total", "counter",
+	        "Events from JetStream rejected (answered on the producer's reply subject).",
+	        st.rejected);
+	metric1(t, "gos_nats_applied_stream_seq", "gauge",
+	        "The ingest stream's sequence applied and acked up to.", st.applied_stream_seq);
+	metric1(t, "gos_nats_log_records_total", "counter",
+	        "Change-log records published to JetStream.", st.log_records);
+	metric1(t, "gos_nats_log_failed_total", "counter",
+	        "Change-log records that could not be published.", st.log_failed);
 }
 
 /* --nats: each applied batch goes to the change log (core thread). */
@@ -882,6 +912,7 @@ int main(int argc, char **argv)
 		.state_dir = gos_state_dir(a.state),
 		.map_opts = {.max_tokens = a.opt.max_tokens, .layout = a.opt.layout},
 		.role = a.nats ? "leader" : NULL, .health_extra = a.nats ? nats_health : NULL,
+		.metrics_extra = a.nats ? nats_metrics : NULL,
 		.health_ctx = &a},
 		err, sizeof(err));
 	if (!a.web) {

@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from nats_util import NatsServer, available  # noqa: E402
-from ws_util import Compositor, RawViewer, check, http_raw, report  # noqa: E402
+from ws_util import Compositor, RawViewer, check, http_raw, metric, report  # noqa: E402
 
 COMPOSITOR, FEED, RELAY = sys.argv[1:4]
 if not available():
@@ -103,6 +103,19 @@ check(e_c is not None and e_c == e_r and e_c.count(b"\n") == 3001,
 hr = r1.health()
 check(hr["role"] == "relay" and hr["nats"]["connected"] and hr["lag"]["records"] == 0 and
       hr["replica"]["mismatched"] == 0, f"the relay's /health: {hr}")
+
+# /metrics: the relay's lag and NATS state, the leader's change log (promtool reads both)
+st, _, mr = http_raw(r1.port, "/metrics")
+mc = c.metrics()
+mr = mr.decode() if st == 200 else ""
+check(metric(mr, "gos_nats_connected") == 1 and metric(mr, "gos_replica_lag_records") == 0 and
+      metric(mr, "gos_replica_records_total") >= 3002 and metric(mr, "gos_replica_mismatched_total") == 0,
+      "the relay's /metrics: connected, no lag, every record, none mismatched")
+check(metric(mc, "gos_leader") == 1 and metric(mc, "gos_nats_log_records_total") >= 3002 and
+      metric(mc, "gos_nats_log_failed_total") == 0, "the leader's /metrics: its change log")
+for name, text in (("relay", mr), ("compositor", mc)):
+    pc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    check(pc.returncode == 0, f"promtool check metrics accepts the {name}'s /metrics: {pc.stderr[:300]!r}")
 
 r2 = Relay(nats.url, tmp)
 check(wait_seq(r2, hc["seq"]), "a relay started later rebuilds the map from the log")

@@ -13,6 +13,7 @@
 
 #include "gos_buf.h"
 #include "gos_map.h"
+#include "gos_metrics.h"
 #include "gos_nats.h"
 #include "gos_web.h"
 
@@ -71,6 +72,30 @@ static bool health_extra(void *ctx, struct gos_buf *t)
 	               st.connected ? "true" : "false", (unsigned long long)st.lag_records, st.lag_s,
 	               (unsigned long long)st.records, (unsigned long long)atomic_load(&r->gaps));
 	return st.connected;
+}
+
+static void metric1(struct gos_buf *t, const char *name, const char *type, const char *help,
+                    double v)
+{
+	gos_metrics_family(t, name, type, help);
+	gos_metrics_sample(t, name, NULL, v);
+}
+
+static void metrics_extra(void *ctx, struct gos_buf *t)
+{
+	struct relay *r = ctx;
+	struct gos_nats_follow_stats st;
+	gos_nats_follow_stats(r->follow, &st);
+	metric1(t, "gos_nats_connected", "gauge", "1 while connected to NATS.", st.connected);
+	metric1(t, "gos_replica_records_total", "counter", "Change-log records applied.",
+	        (double)st.records);
+	metric1(t, "gos_replica_lag_records", "gauge", "Change-log records not applied yet.",
+	        (double)st.lag_records);
+	metric1(t, "gos_replica_lag_seconds", "gauge",
+	        "Age of the last record applied while more wait (0: caught up).", st.lag_s);
+	metric1(t, "gos_replica_mismatched_total", "counter",
+	        "Records whose seqs did not continue the replica's map.",
+	        (double)atomic_load(&r->gaps));
 }
 
 int main(int argc, char **argv)
@@ -170,6 +195,7 @@ int main(int argc, char **argv)
 	}
 	struct gos_web *web = gos_web_create(&wo, &(struct gos_web_sources){
 		.map = r.map, .map_opts = mo, .role = "relay", .health_extra = health_extra,
+		.metrics_extra = metrics_extra,
 		.health_ctx = &r}, err, sizeof(err));
 	if (!web) {
 		fprintf(stderr, "gos-relay: %s\n", err);

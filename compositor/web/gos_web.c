@@ -442,6 +442,8 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 	                 "Time per presented frame (render thread).", &s->frame_hist);
 	if (s->bc)
 		gos_broadcast_metrics(s->bc, t);
+	if (s->src.metrics_extra)
+		s->src.metrics_extra(s->src.health_ctx, t);
 }
 
 static bool web_health(void *ctx, struct gos_buf *t)

@@ -80,7 +80,9 @@ struct gos_web_sources {
 	/* May be NULL. Appends more /health fields (",\"nats\":{...}"); false
 	 * makes the status degraded (503). Any thread. */
 	bool (*health_extra)(void *ctx, struct gos_buf *out);
-	void *health_ctx;
+	/* May be NULL. Appends more /metrics families (any thread). */
+	void (*metrics_extra)(void *ctx, struct gos_buf *out);
+	void *health_ctx;             /* both callbacks' ctx */
 };
 
 /* Starts the server and the broadcaster and prints the viewer's URL to
