@@ -21,3 +21,11 @@ add_test(NAME bench_search
   COMMAND $<TARGET_FILE:gos-bench> search --tokens 20000 --queries 8)
 set_tests_properties(bench_search PROPERTIES TIMEOUT 120 LABELS "bench;search"
   PASS_REGULAR_EXPRESSION "catch up 10k tokens \\+ search +4 ")
+# gos-bench relay against a real nats-server, compositor and relays, briefly:
+# every row prints; no figure is held to anything.
+add_test(NAME bench_relay
+  COMMAND $<TARGET_FILE:gos-bench> relay --viewers 4 --rate 500 --seconds 1 --warmup 0.5
+          --relays 1 --compositor $<TARGET_FILE:gos-compositor> --relay $<TARGET_FILE:gos-relay>)
+set_tests_properties(bench_relay PROPERTIES TIMEOUT 120 LABELS "integration;bench;nats"
+  PASS_REGULAR_EXPRESSION "NATS -> log -> 1 relay +4 +4"
+  FAIL_REGULAR_EXPRESSION "failed|did not start")

@@ -296,9 +296,21 @@ static void *ingest_main(void *arg)
 		return NULL;
 	while (!atomic_load(&n->stop)) {
 		ack_done(n);
+		/* What is there now, without waiting for a full batch (latency);
+		 * when nothing is, wait up to 100 ms for the next message. */
 		natsMsgList list = {0};
 		jsErrCode jerr = 0;
-		natsStatus s = natsSubscription_Fetch(&list, n->pull, (int)n->o.batch_events, 100, &jerr);
+		jsFetchRequest fr;
+		jsFetchRequest_Init(&fr);
+		fr.Batch = (int)n->o.batch_events;
+		fr.NoWait = true;
+		fr.Expires = 100LL * 1000000;
+		natsStatus s = natsSubscription_FetchRequest(&list, n->pull, &fr);
+		if (s != NATS_OK || list.Count == 0) {
+			natsMsgList_Destroy(&list);
+			list = (natsMsgList){0};
+			s = natsSubscription_Fetch(&list, n->pull, 1, 100, &jerr);
+		}
 		if (s == NATS_OK && list.Count > 0) {
 			if (!queue_list(n, &list))
 				break;

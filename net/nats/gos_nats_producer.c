@@ -69,7 +69,8 @@ struct gos_nats_producer *gos_nats_producer_connect(const char *url, const char 
 	}
 	jsOptions jo;
 	jsOptions_Init(&jo);
-	jo.PublishAsync.MaxPending = 4096;   /* publishes wait when this many are unacked */
+	jo.PublishAsync.MaxPending = 4096;   /* publishes wait when this many are unacked, */
+	jo.PublishAsync.StallWait = 60000;   /* for as long as JetStream takes (back-pressure) */
 	jo.PublishAsync.ErrHandler = pub_err;
 	jo.PublishAsync.ErrHandlerClosure = p;
 	s = natsConnection_JetStream(&p->js, p->nc, &jo);

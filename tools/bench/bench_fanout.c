@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_proc.h"
 #include "fanout_load.h"
 #include "gos_bench.h"
 #include "gos_buf.h"
@@ -44,14 +45,6 @@
 #define GOS_SOURCE_DIR "."
 #endif
 
-struct server {
-	pid_t pid;
-	int port;
-	int out_fd;
-	pthread_t drain;
-	bool drain_started;
-};
-
 struct feeder {
 	const char *sock;
 	double rate;
@@ -60,114 +53,6 @@ struct feeder {
 	bool ok;
 	char err[256];
 };
-
-static double wall(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* ---- server processes ---------------------------------------------------- */
-
-static void *drain_main(void *arg)
-{
-	struct server *s = arg;
-	char buf[4096];
-	while (read(s->out_fd, buf, sizeof(buf)) > 0)
-		;
-	return NULL;
-}
-
-/* Starts argv with stdout+stderr on a pipe and waits for a line holding
- * `marker` followed by the port number. */
-static bool server_start(struct server *s, char *const argv[], const char *marker,
-                         bool no_vulkan)
-{
-	int fds[2];
-	memset(s, 0, sizeof(*s));
-	if (pipe(fds))
-		return false;
-	s->pid = fork();
-	if (s->pid < 0)
-		return false;
-	if (s->pid == 0) {
-		if (no_vulkan)
-			setenv("VK_ICD_FILENAMES", "/dev/null", 1);
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		close(fds[0]);
-		close(fds[1]);
-		execvp(argv[0], argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(fds[1]);
-	s->out_fd = fds[0];
-	char line[4096];
-	size_t len = 0;
-	double deadline = gos_now_s() + 15;
-	while (gos_now_s() < deadline) {
-		ssize_t r = read(s->out_fd, line + len, sizeof(line) - 1 - len);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		line[len] = '\0';
-		char *m = strstr(line, marker);
-		if (m && strchr(m, '\n')) {
-			s->port = atoi(m + strlen(marker));
-			break;
-		}
-		if (len == sizeof(line) - 1)
-			len = 0;
-	}
-	if (s->port <= 0) {
-		fprintf(stderr, "gos-bench: %s did not start: %s\n", argv[0], line);
-		return false;
-	}
-	s->drain_started = !pthread_create(&s->drain, NULL, drain_main, s);
-	return true;
-}
-
-static void server_stop(struct server *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		int st;
-		for (int i = 0; i < 200 && waitpid(s->pid, &st, WNOHANG) == 0; i++)
-			usleep(20000);
-		if (waitpid(s->pid, &st, WNOHANG) == 0) {
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, &st, 0);
-		}
-	}
-	if (s->drain_started)
-		pthread_join(s->drain, NULL);
-	if (s->out_fd > 0)
-		close(s->out_fd);
-	s->pid = 0;
-}
-
-/* utime + stime of a process, in seconds. */
-static double cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NAN;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return NAN;
-	unsigned long ut = 0, st = 0;
-	/* after ")": state(3) ... utime is field 14, stime 15 */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return NAN;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
 
 static double rss_mib(pid_t pid, const char *field)
 {
@@ -215,7 +100,7 @@ static void *feeder_main(void *arg)
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
 		uint64_t due = (uint64_t)((gos_now_s() - t0) * f->rate);
 		gos_buf_clear(&t);
-		double ts = wall();
+		double ts = bench_wall();
 		for (; sent < due; sent++)
 			gos_buf_printf(&t, "{\"type\":\"token_activation\",\"token_id\":\"b%llu\","
 			                "\"token_text\":\" tok\",\"timestamp\":%.6f,\"position\":[%llu,%llu],"
@@ -256,8 +141,8 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 	res->viewers = viewers;
 	res->expected_s = rate * viewers;
 	struct server srv;
-	if (!server_start(&srv, argv, marker, !render)) {
-		server_stop(&srv);
+	if (!bench_server_start(&srv, argv, marker, !render)) {
+		bench_server_stop(&srv);
 		return false;
 	}
 	char err[256];
@@ -266,7 +151,7 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 		err, sizeof(err));
 	if (!load) {
 		fprintf(stderr, "gos-bench fanout: %s\n", err);
-		server_stop(&srv);
+		bench_server_stop(&srv);
 		return false;
 	}
 	res->ready = fanout_load_wait_ready(load, 20 + viewers / 500.0);
@@ -276,9 +161,9 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 	bool feeding = !pthread_create(&ft, NULL, feeder_main, &f);
 	usleep((useconds_t)(warmup * 1e6));
 	fanout_load_measure(load, true);
-	double c0 = cpu_seconds(srv.pid), t0 = gos_now_s();
+	double c0 = bench_cpu_seconds(srv.pid), t0 = gos_now_s();
 	usleep((useconds_t)(seconds * 1e6));
-	double t1 = gos_now_s(), c1 = cpu_seconds(srv.pid);
+	double t1 = gos_now_s(), c1 = bench_cpu_seconds(srv.pid);
 	fanout_load_measure(load, false);
 	res->rss_mib = rss_mib(srv.pid, "VmRSS:");
 	res->hwm_mib = rss_mib(srv.pid, "VmHWM:");
@@ -312,7 +197,7 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 	            : lr.closed            ? "  (viewers were closed)"
 	            : !lr.messages         ? "  (nothing received)"
 	                                   : "";
-	server_stop(&srv);
+	bench_server_stop(&srv);
 	unlink(sock);
 	return true;
 }
