@@ -2,8 +2,9 @@
  * from the durable consumer, parses them as the socket does, and queues them
  * for the core in batches, each ending in a sync marker whose conn id names
  * the batch. When the core (or the journal, once durable) reports the
- * marker, the batch's last message is acked (AckAll: it and all before it),
- * and the producers' sync requests it covers are answered. See gos_nats.h. */
+ * marker and its change-log records are stored, the batch's last message is
+ * acked (AckAll: it and all before it), and the producers' sync requests it
+ * covers are answered. See gos_nats.h. */
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -192,6 +193,15 @@ static void ack_done(struct gos_nats_ingest *n)
 	uint64_t done = atomic_load(&n->done);
 	if (done <= n->acked)
 		return;
+	/* An event is acked (a new leader never gets it again) only once its
+	 * change-log record is stored: the core published the batch's records
+	 * before it reported the batch applied, so waiting for every publish
+	 * in flight covers them. */
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 5000;
+	if (js_PublishAsyncComplete(n->js, &po) != NATS_OK)
+		return;   /* JetStream slow or away: acked later, or delivered again */
 	uint64_t seq = 0;
 	while (n->acked < done) {
 		struct pend *p = &n->ring[++n->acked % RING];
