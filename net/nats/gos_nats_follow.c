@@ -5,7 +5,6 @@
 #include <math.h>
 #include <nats/nats.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,44 +27,10 @@ struct gos_nats_follow {
 	pthread_t th;
 	bool started;
 	atomic_bool stop;
-	atomic_bool connected;
+	struct nats_watch watch;
 	atomic_uint_fast64_t records, gaps, pending;
 	_Atomic double lag_s;
 };
-
-static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_line(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "gos nats: %s\n", line);
-}
-
-static void on_connected(natsConnection *nc, void *closure)
-{
-	(void)nc;
-	(void)closure;
-	log_line("connected to NATS");
-}
-
-static void on_disconnected(natsConnection *nc, void *closure)
-{
-	(void)nc;
-	struct gos_nats_follow *r = closure;
-	if (atomic_exchange(&r->connected, false))
-		log_line("lost the connection to NATS; reconnecting");
-}
-
-static void on_reconnected(natsConnection *nc, void *closure)
-{
-	(void)nc;
-	struct gos_nats_follow *r = closure;
-	if (!atomic_exchange(&r->connected, true))
-		log_line("connected to NATS again");
-}
 
 static bool setup(struct gos_nats_follow *r)
 {
@@ -82,14 +47,13 @@ static bool setup(struct gos_nats_follow *r)
 			jsErrCode jerr = 0;
 			natsStatus s = js_SubscribeSync(&r->sub, r->js, subject, NULL, &so, &jerr);
 			if (s == NATS_OK) {
-				atomic_store(&r->connected, true);
-				log_line("following %s (stream %s) from its start", subject, r->stream);
+				nats_log("following %s (stream %s) from its start", subject, r->stream);
 				return true;
 			}
 			snprintf(err, sizeof(err), "subscribing to %s: %s", subject, natsStatus_GetText(s));
 		}
 		if (!said)
-			log_line("not following the change log yet: %s (retrying)", err);
+			nats_log("not following the change log yet: %s (retrying)", err);
 		said = true;
 		usleep(500 * 1000);
 	}
@@ -167,25 +131,7 @@ struct gos_nats_follow *gos_nats_follow_create(const struct gos_nats_follow_opts
 	r->o = *opts;
 	snprintf(r->cluster, sizeof(r->cluster), "%s", cluster);
 	nats_log_stream_name(cluster, r->stream, sizeof(r->stream));
-	natsOptions *o = NULL;
-	natsStatus s = natsOptions_Create(&o);
-	if (s == NATS_OK)
-		s = natsOptions_SetServers(o, (const char *[]){opts->url}, 1);
-	if (s == NATS_OK)
-		s = natsOptions_SetMaxReconnect(o, -1);
-	if (s == NATS_OK)
-		s = natsOptions_SetReconnectWait(o, 250);
-	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, r);
-	if (s == NATS_OK)
-		s = natsOptions_SetDisconnectedCB(o, on_disconnected, r);
-	if (s == NATS_OK)
-		s = natsOptions_SetReconnectedCB(o, on_reconnected, r);
-	if (s == NATS_OK)
-		s = natsConnection_Connect(&r->nc, o);
-	if (s == NATS_NOT_YET_CONNECTED)
-		s = NATS_OK;
-	natsOptions_Destroy(o);
+	natsStatus s = nats_connect_watched(opts->url, &r->watch, &r->nc);
 	if (s == NATS_OK)
 		s = natsConnection_JetStream(&r->js, r->nc, NULL);
 	if (s != NATS_OK) {
@@ -218,7 +164,7 @@ void gos_nats_follow_destroy(struct gos_nats_follow *r)
 void gos_nats_follow_stats(struct gos_nats_follow *r, struct gos_nats_follow_stats *out)
 {
 	*out = (struct gos_nats_follow_stats){
-		.connected = atomic_load(&r->connected),
+		.connected = atomic_load(&r->watch.connected),
 		.records = atomic_load(&r->records),
 		.lag_records = atomic_load(&r->pending),
 		.lag_s = atomic_load(&r->lag_s),

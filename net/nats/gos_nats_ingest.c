@@ -7,7 +7,6 @@
  * covers are answered. See gos_nats.h. */
 #include <nats/nats.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,46 +53,11 @@ struct gos_nats_ingest {
 	size_t n_waiters;
 	uint64_t applied_seq;
 
-	atomic_bool connected;
-	atomic_uint_fast64_t reconnects, messages, accepted, rejected, syncs;
+	struct nats_watch watch;
+	atomic_uint_fast64_t messages, accepted, rejected, syncs;
 	atomic_uint_fast64_t log_records, log_failed;
 	char log_subject[GOS_NATS_CLUSTER_MAX + 8];
 };
-
-static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_line(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "gos nats: %s\n", line);
-}
-
-static void on_disconnected(natsConnection *nc, void *closure)
-{
-	(void)nc;
-	struct gos_nats_ingest *n = closure;
-	if (atomic_exchange(&n->connected, false))
-		log_line("lost the connection to NATS; reconnecting");
-}
-
-static void on_connected(natsConnection *nc, void *closure)
-{
-	(void)nc;
-	(void)closure;
-	log_line("connected to NATS");
-}
-
-static void on_reconnected(natsConnection *nc, void *closure)
-{
-	(void)nc;
-	struct gos_nats_ingest *n = closure;
-	atomic_fetch_add(&n->reconnects, 1);
-	if (!atomic_exchange(&n->connected, true))
-		log_line("connected to NATS again");
-}
 
 /* Answers the waiting syncs that applied_seq covers (lock held). */
 static void answer_waiters(struct gos_nats_ingest *n)
@@ -170,8 +134,7 @@ static bool setup(struct gos_nats_ingest *n)
 			if (s == NATS_OK)
 				s = natsConnection_Subscribe(&n->sync_sub, n->nc, sync_subject, on_sync, n);
 			if (s == NATS_OK) {
-				atomic_store(&n->connected, true);
-				log_line("consuming %s (stream %s, consumer %s)", subjects, n->stream,
+				nats_log("consuming %s (stream %s, consumer %s)", subjects, n->stream,
 				         NATS_CONSUMER);
 				return true;
 			}
@@ -180,7 +143,7 @@ static bool setup(struct gos_nats_ingest *n)
 			n->pull = NULL;
 		}
 		if (!said)
-			log_line("not consuming yet: %s (retrying)", err);
+			nats_log("not consuming yet: %s (retrying)", err);
 		said = true;
 		usleep(500 * 1000);
 	}
@@ -363,25 +326,7 @@ struct gos_nats_ingest *gos_nats_ingest_create(const struct gos_nats_ingest_opts
 	snprintf(n->log_subject, sizeof(n->log_subject), "%s.log", cluster);
 	pthread_mutex_init(&n->lock, NULL);
 	n->next_id = 1;   /* id 0: none applied yet */
-	natsOptions *o = NULL;
-	natsStatus s = natsOptions_Create(&o);
-	if (s == NATS_OK)
-		s = natsOptions_SetServers(o, (const char *[]){opts->url}, 1);
-	if (s == NATS_OK)
-		s = natsOptions_SetMaxReconnect(o, -1);
-	if (s == NATS_OK)
-		s = natsOptions_SetReconnectWait(o, 250);
-	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, n);   /* async */
-	if (s == NATS_OK)
-		s = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
-	if (s == NATS_OK)
-		s = natsOptions_SetReconnectedCB(o, on_reconnected, n);
-	if (s == NATS_OK)
-		s = natsConnection_Connect(&n->nc, o);
-	if (s == NATS_NOT_YET_CONNECTED)
-		s = NATS_OK;   /* it goes on trying in the background */
-	natsOptions_Destroy(o);
+	natsStatus s = nats_connect_watched(opts->url, &n->watch, &n->nc);
 	if (s == NATS_OK)
 		s = natsConnection_JetStream(&n->js, n->nc, NULL);
 	if (s != NATS_OK) {
@@ -457,8 +402,8 @@ void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, 
 void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_stats *out)
 {
 	*out = (struct gos_nats_ingest_stats){
-		.connected = atomic_load(&n->connected),
-		.reconnects = atomic_load(&n->reconnects),
+		.connected = atomic_load(&n->watch.connected),
+		.reconnects = atomic_load(&n->watch.reconnects),
 		.messages = atomic_load(&n->messages),
 		.accepted = atomic_load(&n->accepted),
 		.rejected = atomic_load(&n->rejected),

@@ -1,5 +1,6 @@
 /* Names shared by both sides of gos over NATS (gos_nats.h). */
 #include <nats/nats.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -102,4 +103,65 @@ bool nats_ensure_log_stream(jsCtx *js, const char *cluster, char *err, size_t er
 	nats_log_stream_name(cluster, name, sizeof(name));
 	snprintf(subjects, sizeof(subjects), "%s.log", cluster);
 	return ensure(js, name, subjects, err, errlen);
+}
+
+void nats_log(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "gos nats: %s\n", line);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct nats_watch *w = closure;
+	atomic_store(&w->connected, true);
+	nats_log("connected to NATS");
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct nats_watch *w = closure;
+	if (atomic_exchange(&w->connected, false))
+		nats_log("lost the connection to NATS; reconnecting");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct nats_watch *w = closure;
+	atomic_fetch_add(&w->reconnects, 1);
+	if (!atomic_exchange(&w->connected, true))
+		nats_log("connected to NATS again");
+}
+
+natsStatus nats_connect_watched(const char *url, struct nats_watch *w, natsConnection **nc)
+{
+	natsOptions *o = NULL;
+	natsStatus s = natsOptions_Create(&o);
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(o, (const char *[]){url}, 1);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(o, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(o, 250);
+	if (s == NATS_OK)   /* with a callback, the first connect is asynchronous too */
+		s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, w);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(o, on_disconnected, w);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(o, on_reconnected, w);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(nc, o);
+	if (s == NATS_OK)
+		atomic_store(&w->connected, true);
+	if (s == NATS_NOT_YET_CONNECTED)
+		s = NATS_OK;   /* it goes on trying in the background */
+	natsOptions_Destroy(o);
+	return s;
 }

@@ -2,8 +2,10 @@
 #ifndef GOS_NATS_INTERNAL_H
 #define GOS_NATS_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nats/nats.h>
 
@@ -16,6 +18,21 @@ void nats_stream_name(const char *cluster, char *out, size_t len);
 /* NAME.ingest.<stream> (the default stream "" as "_"; '.', '*', '>', '%',
  * white space and control bytes percent-encoded). */
 void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char *out, size_t len);
+
+/* One line on stderr: "gos nats: ...". */
+void nats_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A connection's state as its callbacks see it. */
+struct nats_watch {
+	atomic_bool connected;
+	atomic_uint_fast64_t reconnects;
+};
+
+/* Connects to url (a comma-separated list is one server each... as
+ * libnats takes it), retrying in the background for ever when the server
+ * is away (the call does not wait for it) and reconnecting after a loss;
+ * each change is logged once and kept in w. */
+natsStatus nats_connect_watched(const char *url, struct nats_watch *w, natsConnection **nc);
 
 /* NAME_LOG: the change log (docs/scale-out.md). */
 void nats_log_stream_name(const char *cluster, char *out, size_t len);
