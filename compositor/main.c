@@ -430,12 +430,6 @@ static bool nats_health(void *ctx, struct gos_buf *t)
 	return st.connected;
 }
 
-static void metric1(struct gos_buf *t, const char *name, const char *type, const char *help,
-                    uint64_t v)
-{
-	gos_metrics_family(t, name, type, help);
-	gos_metrics_sample_u64(t, name, NULL, v);
-}
 
 /* --nats: /metrics's NATS families (any thread). */
 static void nats_metrics(void *ctx, struct gos_buf *t)
@@ -443,19 +437,19 @@ static void nats_metrics(void *ctx, struct gos_buf *t)
 	struct app *a = ctx;
 	struct gos_nats_ingest_stats st;
 	gos_nats_ingest_stats(a->nats, &st);
-	metric1(t, "gos_nats_connected", "gauge", "1 while connected to NATS.", st.connected);
-	metric1(t, "gos_nats_reconnects_total", "counter", "Reconnections to NATS.", st.reconnects);
-	metric1(t, "gos_leader", "gauge", "1 on the cluster's leader (the compositor consuming).", 1);
-	metric1(t, "gos_nats_ingest_messages_total", "counter",
+	gos_metrics_one(t, "gos_nats_connected", "gauge", "1 while connected to NATS.", st.connected);
+	gos_metrics_one(t, "gos_nats_reconnects_total", "counter", "Reconnections to NATS.", st.reconnects);
+	gos_metrics_one(t, "gos_leader", "gauge", "1 on the cluster's leader (the compositor consuming).", 1);
+	gos_metrics_one(t, "gos_nats_ingest_messages_total", "counter",
 	        "Producer events consumed from JetStream.", st.messages);
-	metric1(t, "gos_nats_ingest_rejected_total", "counter",
+	gos_metrics_one(t, "gos_nats_ingest_rejected_total", "counter",
 	        "Events from JetStream rejected (answered on the producer's reply subject).",
 	        st.rejected);
-	metric1(t, "gos_nats_applied_stream_seq", "gauge",
+	gos_metrics_one(t, "gos_nats_applied_stream_seq", "gauge",
 	        "The ingest stream's sequence applied and acked up to.", st.applied_stream_seq);
-	metric1(t, "gos_nats_log_records_total", "counter",
+	gos_metrics_one(t, "gos_nats_log_records_total", "counter",
 	        "Change-log records published to JetStream.", st.log_records);
-	metric1(t, "gos_nats_log_failed_total", "counter",
+	gos_metrics_one(t, "gos_nats_log_failed_total", "counter",
 	        "Change-log records that could not be published.", st.log_failed);
 }
 

@@ -105,3 +105,10 @@ void gos_metrics_hist(struct gos_buf *t, const char *name, const char *help,
 	snprintf(line, sizeof(line), "%s_count", name);
 	gos_metrics_sample_u64(t, line, NULL, cum);
 }
+
+void gos_metrics_one(struct gos_buf *t, const char *name, const char *type, const char *help,
+                     uint64_t value)
+{
+	gos_metrics_family(t, name, type, help);
+	gos_metrics_sample_u64(t, name, NULL, value);
+}

@@ -29,6 +29,9 @@ uint64_t gos_hist_count(const struct gos_hist *h);
 /* Family header: "# HELP name help\n# TYPE name type\n". */
 void gos_metrics_family(struct gos_buf *t, const char *name, const char *type,
                         const char *help);
+/* A family of one unlabelled sample: the header and the value. */
+void gos_metrics_one(struct gos_buf *t, const char *name, const char *type, const char *help,
+                     uint64_t value);
 /* One sample line: name{labels} value. labels may be NULL or "" (no braces),
  * or like `type="token_activation"`. */
 void gos_metrics_sample(struct gos_buf *t, const char *name, const char *labels,

@@ -74,28 +74,23 @@ static bool health_extra(void *ctx, struct gos_buf *t)
 	return st.connected;
 }
 
-static void metric1(struct gos_buf *t, const char *name, const char *type, const char *help,
-                    double v)
-{
-	gos_metrics_family(t, name, type, help);
-	gos_metrics_sample(t, name, NULL, v);
-}
 
 static void metrics_extra(void *ctx, struct gos_buf *t)
 {
 	struct relay *r = ctx;
 	struct gos_nats_follow_stats st;
 	gos_nats_follow_stats(r->follow, &st);
-	metric1(t, "gos_nats_connected", "gauge", "1 while connected to NATS.", st.connected);
-	metric1(t, "gos_replica_records_total", "counter", "Change-log records applied.",
-	        (double)st.records);
-	metric1(t, "gos_replica_lag_records", "gauge", "Change-log records not applied yet.",
-	        (double)st.lag_records);
-	metric1(t, "gos_replica_lag_seconds", "gauge",
-	        "Age of the last record applied while more wait (0: caught up).", st.lag_s);
-	metric1(t, "gos_replica_mismatched_total", "counter",
+	gos_metrics_one(t, "gos_nats_connected", "gauge", "1 while connected to NATS.", st.connected);
+	gos_metrics_one(t, "gos_replica_records_total", "counter", "Change-log records applied.",
+	        st.records);
+	gos_metrics_one(t, "gos_replica_lag_records", "gauge", "Change-log records not applied yet.",
+	        st.lag_records);
+	gos_metrics_family(t, "gos_replica_lag_seconds", "gauge",
+	                   "Age of the last record applied while more wait (0: caught up).");
+	gos_metrics_sample(t, "gos_replica_lag_seconds", NULL, st.lag_s);
+	gos_metrics_one(t, "gos_replica_mismatched_total", "counter",
 	        "Records whose seqs did not continue the replica's map.",
-	        (double)atomic_load(&r->gaps));
+	        atomic_load(&r->gaps));
 }
 
 int main(int argc, char **argv)

@@ -339,12 +339,6 @@ int gos_web_port(const struct gos_web *w)
 	return w->ws ? gos_ws_port(w->ws) : 0;
 }
 
-static void one(struct gos_buf *t, const char *name, const char *type, const char *help,
-                uint64_t v)
-{
-	gos_metrics_family(t, name, type, help);
-	gos_metrics_sample_u64(t, name, NULL, v);
-}
 
 static void web_metrics(void *ctx, struct gos_buf *t)
 {
@@ -353,12 +347,12 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 
 	struct gos_map_stats ms;
 	gos_map_stats(s->src.map, &ms);
-	one(t, "gos_tokens", "gauge", "Tokens on the map now.", ms.live_tokens);
-	one(t, "gos_streams", "gauge", "Streams (generations) known to the map.", ms.streams);
-	one(t, "gos_tokens_evicted_total", "counter", "Tokens evicted past --max-tokens.", ms.evicted);
-	one(t, "gos_tokens_added_total", "counter", "New tokens placed on the map.", ms.tokens_added);
-	one(t, "gos_tokens_updated_total", "counter", "Token updates (same token_id again).", ms.tokens_updated);
-	one(t, "gos_map_seq", "gauge", "The map's change sequence number.", ms.seq);
+	gos_metrics_one(t, "gos_tokens", "gauge", "Tokens on the map now.", ms.live_tokens);
+	gos_metrics_one(t, "gos_streams", "gauge", "Streams (generations) known to the map.", ms.streams);
+	gos_metrics_one(t, "gos_tokens_evicted_total", "counter", "Tokens evicted past --max-tokens.", ms.evicted);
+	gos_metrics_one(t, "gos_tokens_added_total", "counter", "New tokens placed on the map.", ms.tokens_added);
+	gos_metrics_one(t, "gos_tokens_updated_total", "counter", "Token updates (same token_id again).", ms.tokens_updated);
+	gos_metrics_one(t, "gos_map_seq", "gauge", "The map's change sequence number.", ms.seq);
 	gos_metrics_family(t, "gos_events_applied_total", "counter",
 	                   "Events applied to the map, by type.");
 	for (int i = 1; i <= 3; i++) {
@@ -381,22 +375,22 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 			snprintf(lab, sizeof(lab), "reason=\"%s\"", gos_reject_name((enum gos_reject)r));
 			gos_metrics_sample_u64(t, "gos_events_rejected_total", lab, is.rejected[r]);
 		}
-		one(t, "gos_ingest_connections", "gauge", "Producer connections open now.", is.connections);
-		one(t, "gos_ingest_connections_total", "counter", "Producer connections accepted.",
+		gos_metrics_one(t, "gos_ingest_connections", "gauge", "Producer connections open now.", is.connections);
+		gos_metrics_one(t, "gos_ingest_connections_total", "counter", "Producer connections accepted.",
 		    is.connections_total);
-		one(t, "gos_ingest_received_bytes_total", "counter", "Bytes read from producers.",
+		gos_metrics_one(t, "gos_ingest_received_bytes_total", "counter", "Bytes read from producers.",
 		    is.bytes_in);
-		one(t, "gos_ingest_lines_total", "counter", "Lines (or frames) read from producers.",
+		gos_metrics_one(t, "gos_ingest_lines_total", "counter", "Lines (or frames) read from producers.",
 		    is.lines);
-		one(t, "gos_ingest_queue_full_waits_total", "counter",
+		gos_metrics_one(t, "gos_ingest_queue_full_waits_total", "counter",
 		    "Times ingest stopped reading because the core's queue was full.",
 		    is.queue_full_waits);
-		one(t, "gos_ingest_buffered_bytes", "gauge",
+		gos_metrics_one(t, "gos_ingest_buffered_bytes", "gauge",
 		    "Bytes held now for producers' incomplete lines (all connections).",
 		    is.buffered_bytes);
-		one(t, "gos_ingest_buffered_peak_bytes", "gauge",
+		gos_metrics_one(t, "gos_ingest_buffered_peak_bytes", "gauge",
 		    "The most bytes ever held at once for incomplete lines.", is.buffered_peak);
-		one(t, "gos_ingest_buffer_waits_total", "counter",
+		gos_metrics_one(t, "gos_ingest_buffer_waits_total", "counter",
 		    "Times a producer connection waited for input buffer space.", is.buffer_waits);
 		gos_metrics_family(t, "gos_ingest_refused_total", "counter",
 		                   "Producer connections refused, by reason.");
@@ -409,33 +403,33 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 	if (s->src.core) {
 		struct gos_core_stats cs;
 		gos_core_stats(s->src.core, &cs);
-		one(t, "gos_core_batches_total", "counter", "Event batches applied by the core.",
+		gos_metrics_one(t, "gos_core_batches_total", "counter", "Event batches applied by the core.",
 		    cs.batches);
 	}
 	if (s->src.journal) {
 		struct gos_journal_stats js;
 		gos_journal_stats(s->src.journal, &js);
-		one(t, "gos_journal_records_total", "counter", "Events written to the journal.",
+		gos_metrics_one(t, "gos_journal_records_total", "counter", "Events written to the journal.",
 		    js.records);
-		one(t, "gos_journal_bytes_total", "counter", "Bytes written to the journal.", js.bytes);
-		one(t, "gos_journal_fsyncs_total", "counter",
+		gos_metrics_one(t, "gos_journal_bytes_total", "counter", "Bytes written to the journal.", js.bytes);
+		gos_metrics_one(t, "gos_journal_fsyncs_total", "counter",
 		    "fdatasync calls (one per group of batches).", js.fsyncs);
-		one(t, "gos_journal_durable_seq", "gauge",
+		gos_metrics_one(t, "gos_journal_durable_seq", "gauge",
 		    "Every change up to this seq is on disk.", js.durable_seq);
-		one(t, "gos_journal_stalled", "gauge",
+		gos_metrics_one(t, "gos_journal_stalled", "gauge",
 		    "1 while the journal cannot write (disk full, I/O error): syncs wait.",
 		    js.stalled);
-		one(t, "gos_journal_write_errors_total", "counter",
+		gos_metrics_one(t, "gos_journal_write_errors_total", "counter",
 		    "Failed writes or syncs of the journal (each retried).", js.write_errors);
-		one(t, "gos_journal_queued_batches", "gauge",
+		gos_metrics_one(t, "gos_journal_queued_batches", "gauge",
 		    "Applied batches waiting to be written.", js.queued);
-		one(t, "gos_journal_disk_bytes", "gauge", "Journal segments and checkpoints on disk.",
+		gos_metrics_one(t, "gos_journal_disk_bytes", "gauge", "Journal segments and checkpoints on disk.",
 		    js.disk_bytes);
-		one(t, "gos_journal_checkpoints_total", "counter", "Checkpoints written.",
+		gos_metrics_one(t, "gos_journal_checkpoints_total", "counter", "Checkpoints written.",
 		    js.checkpoints);
-		one(t, "gos_journal_checkpoint_failures_total", "counter",
+		gos_metrics_one(t, "gos_journal_checkpoint_failures_total", "counter",
 		    "Checkpoints that failed (the journal keeps everything).", js.checkpoint_failures);
-		one(t, "gos_journal_checkpoint_seq", "gauge", "The seq of the newest checkpoint.",
+		gos_metrics_one(t, "gos_journal_checkpoint_seq", "gauge", "The seq of the newest checkpoint.",
 		    js.checkpoint_seq);
 	}
 	gos_metrics_hist(t, "gos_frame_duration_seconds",
