@@ -45,14 +45,6 @@
 #define GOS_SOURCE_DIR "."
 #endif
 
-struct feeder {
-	const char *sock;
-	double rate;
-	_Atomic bool stop;
-	_Atomic uint64_t sent;
-	bool ok;
-	char err[256];
-};
 
 static double rss_mib(pid_t pid, const char *field)
 {
@@ -68,58 +60,6 @@ static double rss_mib(pid_t pid, const char *field)
 			v = atof(line + flen + 1) / 1024.0;
 	fclose(f);
 	return v;
-}
-
-/* ---- the producer ------------------------------------------------------- */
-
-static void *feeder_main(void *arg)
-{
-	struct feeder *f = arg;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		snprintf(f->err, sizeof(f->err), "cannot connect to %s: %s", f->sock, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	f->ok = true;
-	struct gos_buf t = {0};
-	double t0 = gos_now_s();
-	uint64_t sent = 0;
-	struct timespec next;
-	clock_gettime(CLOCK_MONOTONIC, &next);
-	while (!atomic_load(&f->stop)) {
-		/* Wake every millisecond and write what the rate owes by now. */
-		next.tv_nsec += 1000000;
-		if (next.tv_nsec >= 1000000000) {
-			next.tv_nsec -= 1000000000;
-			next.tv_sec++;
-		}
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-		uint64_t due = (uint64_t)((gos_now_s() - t0) * f->rate);
-		gos_buf_clear(&t);
-		double ts = bench_wall();
-		for (; sent < due; sent++)
-			gos_buf_printf(&t, "{\"type\":\"token_activation\",\"token_id\":\"b%llu\","
-			                "\"token_text\":\" tok\",\"timestamp\":%.6f,\"position\":[%llu,%llu],"
-			                "\"confidence\":0.5}\n", (unsigned long long)sent, ts,
-			                (unsigned long long)(sent % 100) * 40, (unsigned long long)(sent / 100) * 22);
-		for (size_t off = 0; off < t.len;) {
-			ssize_t w = send(fd, t.data + off, t.len - off, MSG_NOSIGNAL);
-			if (w <= 0) {
-				snprintf(f->err, sizeof(f->err), "write to the server failed: %s", strerror(errno));
-				atomic_store(&f->stop, true);
-				break;
-			}
-			off += (size_t)w;
-		}
-		atomic_store(&f->sent, sent);
-	}
-	gos_buf_finish(&t);
-	close(fd);
-	return NULL;
 }
 
 struct result {
@@ -156,9 +96,9 @@ static bool one_run(const char *kind, char *const argv[], const char *marker, co
 	}
 	res->ready = fanout_load_wait_ready(load, 20 + viewers / 500.0);
 
-	struct feeder f = {.sock = sock, .rate = rate};
+	struct bench_feed f = {.sock = sock, .rate = rate};
 	pthread_t ft;
-	bool feeding = !pthread_create(&ft, NULL, feeder_main, &f);
+	bool feeding = !pthread_create(&ft, NULL, bench_feed_main, &f);
 	usleep((useconds_t)(warmup * 1e6));
 	fanout_load_measure(load, true);
 	double c0 = bench_cpu_seconds(srv.pid), t0 = gos_now_s();

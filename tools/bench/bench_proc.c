@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,8 @@
 #include <unistd.h>
 
 #include "bench_proc.h"
+#include "gos_buf.h"
+#include "gos_nats.h"
 #include "gos_time.h"
 
 double bench_wall(void)
@@ -116,5 +121,73 @@ double bench_cpu_seconds(pid_t pid)
 	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return NAN;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+
+/* Writes `rate` token events a second, each stamped with the wall clock
+ * when it is written, to the socket or to NATS. */
+void *bench_feed_main(void *arg)
+{
+	struct bench_feed *f = arg;
+	int fd = -1;
+	struct gos_nats_producer *np = NULL;
+	if (f->sock) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+			snprintf(f->err, sizeof(f->err), "cannot connect to %s: %s", f->sock, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return NULL;
+		}
+	} else if (!(np = gos_nats_producer_connect(f->url, f->cluster, f->err, sizeof(f->err)))) {
+		return NULL;
+	}
+	f->ok = true;
+	struct gos_buf t = {0};
+	double t0 = gos_now_s();
+	uint64_t sent = 0;
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while (!atomic_load(&f->stop)) {
+		next.tv_nsec += 1000000;
+		if (next.tv_nsec >= 1000000000) {
+			next.tv_nsec -= 1000000000;
+			next.tv_sec++;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		uint64_t due = (uint64_t)((gos_now_s() - t0) * f->rate);
+		double ts = bench_wall();
+		gos_buf_clear(&t);
+		for (; sent < due; sent++) {
+			size_t at = t.len;
+			gos_buf_printf(&t, "{\"type\":\"token_activation\",\"token_id\":\"b%llu\","
+			               "\"token_text\":\" tok\",\"timestamp\":%.6f,\"position\":[%llu,%llu],"
+			               "\"confidence\":0.5}\n", (unsigned long long)sent, ts,
+			               (unsigned long long)(sent % 100) * 40,
+			               (unsigned long long)(sent / 100) * 22);
+			if (np && !gos_nats_producer_send(np, t.data + at, t.len - at)) {
+				snprintf(f->err, sizeof(f->err), "publishing to NATS failed");
+				atomic_store(&f->stop, true);
+				break;
+			}
+		}
+		for (size_t off = 0; fd >= 0 && off < t.len;) {
+			ssize_t w = send(fd, t.data + off, t.len - off, MSG_NOSIGNAL);
+			if (w <= 0) {
+				snprintf(f->err, sizeof(f->err), "write to the compositor failed: %s",
+				         strerror(errno));
+				atomic_store(&f->stop, true);
+				break;
+			}
+			off += (size_t)w;
+		}
+	}
+	gos_buf_finish(&t);
+	if (fd >= 0)
+		close(fd);
+	gos_nats_producer_close(np);
+	return NULL;
 }
 

@@ -4,6 +4,7 @@
 #define BENCH_PROC_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -28,5 +29,21 @@ void bench_server_stop(struct server *s);
 
 /* utime + stime of a process, in seconds (NAN: gone). */
 double bench_cpu_seconds(pid_t pid);
+
+/* A producer writing `rate` token events a second, each stamped with the
+ * wall clock when written, to the compositor's socket (sock) or to NATS
+ * JetStream (sock NULL: url, cluster), until stop; run bench_feed_main on a
+ * thread. Tokens b0, b1, ... on a 100-wide grid. */
+struct bench_feed {
+	const char *sock;              /* the socket, or NULL: NATS */
+	const char *url;
+	const char *cluster;           /* NATS: each row its own streams */
+	double rate;
+	_Atomic bool stop;
+	bool ok;
+	char err[256];
+};
+
+void *bench_feed_main(void *arg);
 
 #endif

@@ -30,83 +30,6 @@
 
 #define MAX_RELAYS 8
 
-struct feed {
-	const char *sock;              /* the socket, or NULL: NATS */
-	const char *url;
-	const char *cluster;           /* NATS: each row its own streams */
-	double rate;
-	_Atomic bool stop;
-	bool ok;
-	char err[256];
-};
-
-/* Writes `rate` token events a second, each stamped with the wall clock
- * when it is written, to the socket or to NATS. */
-static void *feed_main(void *arg)
-{
-	struct feed *f = arg;
-	int fd = -1;
-	struct gos_nats_producer *np = NULL;
-	if (f->sock) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-			snprintf(f->err, sizeof(f->err), "cannot connect to %s: %s", f->sock, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return NULL;
-		}
-	} else if (!(np = gos_nats_producer_connect(f->url, f->cluster, f->err, sizeof(f->err)))) {
-		return NULL;
-	}
-	f->ok = true;
-	struct gos_buf t = {0};
-	double t0 = gos_now_s();
-	uint64_t sent = 0;
-	struct timespec next;
-	clock_gettime(CLOCK_MONOTONIC, &next);
-	while (!atomic_load(&f->stop)) {
-		next.tv_nsec += 1000000;
-		if (next.tv_nsec >= 1000000000) {
-			next.tv_nsec -= 1000000000;
-			next.tv_sec++;
-		}
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-		uint64_t due = (uint64_t)((gos_now_s() - t0) * f->rate);
-		double ts = bench_wall();
-		gos_buf_clear(&t);
-		for (; sent < due; sent++) {
-			size_t at = t.len;
-			gos_buf_printf(&t, "{\"type\":\"token_activation\",\"token_id\":\"b%llu\","
-			               "\"token_text\":\" tok\",\"timestamp\":%.6f,\"position\":[%llu,%llu],"
-			               "\"confidence\":0.5}\n", (unsigned long long)sent, ts,
-			               (unsigned long long)(sent % 100) * 40,
-			               (unsigned long long)(sent / 100) * 22);
-			if (np && !gos_nats_producer_send(np, t.data + at, t.len - at)) {
-				snprintf(f->err, sizeof(f->err), "publishing to NATS failed");
-				atomic_store(&f->stop, true);
-				break;
-			}
-		}
-		for (size_t off = 0; fd >= 0 && off < t.len;) {
-			ssize_t w = send(fd, t.data + off, t.len - off, MSG_NOSIGNAL);
-			if (w <= 0) {
-				snprintf(f->err, sizeof(f->err), "write to the compositor failed: %s",
-				         strerror(errno));
-				atomic_store(&f->stop, true);
-				break;
-			}
-			off += (size_t)w;
-		}
-	}
-	gos_buf_finish(&t);
-	if (fd >= 0)
-		close(fd);
-	gos_nats_producer_close(np);
-	return NULL;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -121,7 +44,7 @@ struct row {
 
 /* Viewers on ports (spread evenly), the feed running, measured for seconds;
  * cpu: of the processes pids. */
-static bool measure(const int *ports, int n_ports, int viewers, struct feed *f, double warmup,
+static bool measure(const int *ports, int n_ports, int viewers, struct bench_feed *f, double warmup,
                     double seconds, const pid_t *pids, int n_pids, struct row *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -143,7 +66,7 @@ static bool measure(const int *ports, int n_ports, int viewers, struct feed *f, 
 	for (int i = 0; i < n_ports; i++)
 		out->ready += fanout_load_wait_ready(load[i], 20);
 	pthread_t th;
-	bool feeding = !pthread_create(&th, NULL, feed_main, f);
+	bool feeding = !pthread_create(&th, NULL, bench_feed_main, f);
 	usleep((useconds_t)(warmup * 1e6));
 	for (int i = 0; i < n_ports; i++)
 		fanout_load_measure(load[i], true);
@@ -327,7 +250,7 @@ int gos_bench_relay(int argc, char **argv)
 		}
 		if (!n_rel)
 			ports[0] = comp.port;
-		struct feed f = {.sock = via_nats ? NULL : sock, .url = url, .cluster = cluster,
+		struct bench_feed f = {.sock = via_nats ? NULL : sock, .url = url, .cluster = cluster,
 		                 .rate = rate};
 		struct row r;
 		char path[64];
