@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 COMPOSITOR, BRIDGE = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,15 +20,10 @@ sys.path.insert(0, os.path.join(HERE, "support"))
 from gos_check import check, report  # noqa: E402
 import gos_proc  # noqa: E402
 from gos_proc import sync  # noqa: E402
-from bridge_rig import Proxy, Fake, run_bridge  # noqa: E402
+from bridge_rig import Fake, Rig, run_bridge  # noqa: E402
 
-tmp = tempfile.mkdtemp(prefix="gos-bridge-pool-")
-csock = os.path.join(tmp, "gos.sock")
-psock = os.path.join(tmp, "proxy.sock")
-comp = gos_proc.start_compositor(COMPOSITOR, csock, validation=True, stdout=subprocess.DEVNULL)
-if comp.poll() is not None:
-    raise RuntimeError("gos-compositor did not start: " + comp.stderr.read())
-proxy = Proxy(psock, csock)
+rig = Rig(COMPOSITOR, "gos-bridge-pool-")
+tmp, csock, psock, comp, proxy = rig.tmp, rig.csock, rig.psock, rig.comp, rig.proxy
 fakes = [Fake(), Fake(), Fake()]
 hosts = [f"127.0.0.1:{f.port}" for f in fakes]
 

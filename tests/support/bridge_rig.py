@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -132,3 +133,21 @@ def run_bridge(binary, proxy, fakes, sock, *args, env=None, stdin=None, timeout=
     r.tokens = [l for l in r.lines if l.get("type") == "token_activation"]
     r.states = [l for l in r.lines if l.get("type") == "neural_state"]
     return r
+
+
+class Rig:
+    """A headless gos-compositor (validation on) on a fresh socket in a
+    temporary folder, with a recording Proxy in front: tmp, csock (the
+    compositor's), psock (the proxy's: give it to gos-bridge), comp (its
+    process), proxy."""
+
+    def __init__(self, compositor, prefix):
+        import gos_proc
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.csock = os.path.join(self.tmp, "gos.sock")
+        self.psock = os.path.join(self.tmp, "proxy.sock")
+        self.comp = gos_proc.start_compositor(compositor, self.csock, validation=True,
+                                              stdout=subprocess.DEVNULL)
+        if self.comp.poll() is not None:
+            raise RuntimeError("gos-compositor did not start: " + self.comp.stderr.read())
+        self.proxy = Proxy(self.psock, self.csock)
