@@ -42,6 +42,7 @@ struct options {
 	bool demo;
 	uint32_t max_producers;
 	int producer_timeout_ms;
+	const char *socket_group;     /* --socket-group: 0660 and this group's */
 	const char *nats_url;         /* --nats: also consume producer events from JetStream */
 	const char *cluster;          /* --cluster (docs/scale-out.md) */
 	int frame_timeout_ms;
@@ -70,6 +71,8 @@ static void usage(FILE *f)
 	        "\n"
 	        "options:\n"
 	        "  --socket PATH        Unix socket to listen on (default %s)\n"
+	        "  --socket-group GROUP the socket is 0660 and GROUP's (a name or number), so\n"
+	        "                       that group's users may produce (default: 0600)\n"
 	        "  --nats URL           also take producer events from NATS JetStream (the\n"
 	        "                       stream CLUSTER_INGEST, subjects CLUSTER.ingest.<stream>,\n"
 	        "                       durable consumer 'leader'; docs/scale-out.md)\n"
@@ -144,7 +147,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256, OPT_NATS, OPT_CLUSTER, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
+	enum { OPT_SOCKET = 256, OPT_SOCKET_GROUP, OPT_NATS, OPT_CLUSTER, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_FRAMING, OPT_FRAME_TIMEOUT,
 	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
 	       /* the window or offscreen target */
@@ -158,6 +161,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
 		{"max-producers", required_argument, NULL, OPT_MAX_PRODUCERS},
 		{"nats", required_argument, NULL, OPT_NATS},
+		{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
 		{"cluster", required_argument, NULL, OPT_CLUSTER},
 		{"producer-timeout", required_argument, NULL, OPT_PRODUCER_TIMEOUT},
 		{"framing", required_argument, NULL, OPT_FRAMING},
@@ -216,6 +220,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_DEMO: o->demo = true; break;
 		case OPT_NATS:
 			o->nats_url = optarg;
+			break;
+		case OPT_SOCKET_GROUP:
+			o->socket_group = optarg;
 			break;
 		case OPT_CLUSTER: {
 			char why[200];
@@ -890,7 +897,7 @@ int main(int argc, char **argv)
 	}
 	fd_budget(&a.opt);
 	a.ingest = gos_ingest_create(&(struct gos_ingest_opts){
-		.socket_path = a.opt.socket_path, .queue = a.queue,
+		.socket_path = a.opt.socket_path, .socket_group = a.opt.socket_group, .queue = a.queue,
 		.max_connections = (int)a.opt.max_producers,
 		.progress_timeout_ms = a.opt.producer_timeout_ms,
 		.frame_timeout_ms = a.opt.frame_timeout_ms, .framing = a.opt.framing}, err, sizeof(err));

@@ -160,3 +160,8 @@ add_test(NAME nats_relay
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_relay.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
 set_tests_properties(nats_relay PROPERTIES TIMEOUT 180 LABELS "integration;nats")
+
+# --socket-group, and producers logged and counted by their peer's uid.
+add_test(NAME ingest_peers
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ingest_peers.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ingest_peers PROPERTIES TIMEOUT 60 LABELS "integration")

@@ -8,6 +8,7 @@
  * (gos_ingest_internal.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -160,7 +161,26 @@ out:
 
 /* ---- create / destroy ---- */
 
-static int bind_socket(const char *path, char *err, size_t errlen)
+/* The group a --socket-group names: a name or a number. */
+static bool group_id(const char *name, gid_t *out)
+{
+	char buf[4096];
+	struct group gr, *res = NULL;
+	if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) == 0 && res) {
+		*out = res->gr_gid;
+		return true;
+	}
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(name, &end, 10);
+	if (!errno && end != name && !*end && v < (unsigned long)(gid_t)-1) {
+		*out = (gid_t)v;
+		return true;
+	}
+	return false;
+}
+
+static int bind_socket(const char *path, const char *group, char *err, size_t errlen)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(addr.sun_path)) {
@@ -206,6 +226,21 @@ static int bind_socket(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	chmod(path, 0600);
+	if (group) {
+		gid_t gid;
+		if (!group_id(group, &gid)) {
+			set_err(err, errlen, "--socket-group: no group \"%s\" on this machine%s", group, NULL);
+			close(fd);
+			unlink(path);
+			return -1;
+		}
+		if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0) {
+			set_err(err, errlen, "cannot give %s to its group: %s", path, strerror(errno));
+			close(fd);
+			unlink(path);
+			return -1;
+		}
+	}
 	if (listen(fd, 256) < 0) {
 		set_err(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		close(fd);
@@ -243,7 +278,7 @@ struct gos_ingest *gos_ingest_create(const struct gos_ingest_opts *opts, char *e
 	if (!in->path || !in->scratch)
 		goto error;
 
-	in->listen_fd = bind_socket(in->path, err, errlen);
+	in->listen_fd = bind_socket(in->path, opts->socket_group, err, errlen);
 	if (in->listen_fd < 0) {
 		free(in->path);
 		in->path = NULL;  /* not ours: don't unlink it on destroy */
@@ -327,6 +362,18 @@ void gos_ingest_metrics(struct gos_ingest *in, struct gos_buf *t)
 		snprintf(lab, sizeof(lab), "kind=\"%s\"", gos_geo_kind_name((enum gos_geo_kind)k));
 		gos_metrics_sample_u64(t, "gos_ingest_geo_messages_total", lab, st.geo[k]);
 	}
+	gos_metrics_family(t, "gos_ingest_producer_connections_total", "counter",
+	                   "Producer connections by the peer's uid (SO_PEERCRED; \"other\": past the "
+	                   "first 16 uids).");
+	for (uint32_t k = 0; k < st.n_uids; k++) {
+		char lab[32];
+		snprintf(lab, sizeof(lab), "uid=\"%u\"", st.by_uid[k].uid);
+		gos_metrics_sample_u64(t, "gos_ingest_producer_connections_total", lab,
+		                       st.by_uid[k].connections);
+	}
+	if (st.other_uids)
+		gos_metrics_sample_u64(t, "gos_ingest_producer_connections_total", "uid=\"other\"",
+		                       st.other_uids);
 	gos_metrics_family(t, "gos_ingest_frame_timeouts_total", "counter",
 	                   "Length-prefixed frames not complete within --frame-timeout (closed).");
 	gos_metrics_sample_u64(t, "gos_ingest_frame_timeouts_total", NULL, st.frame_timeouts);

@@ -20,7 +20,9 @@
  * frame_timeout_ms after its first byte gets an error (reason "timeout")
  * and is closed, however slowly its bytes trickle in. Producers past max_connections, or
  * arriving when the process is out of file descriptors, get an error line
- * ("too_many_producers") and are closed, logged once per episode. */
+ * ("too_many_producers") and are closed, logged once per episode. Each
+ * producer connection is logged with its peer's uid and pid (SO_PEERCRED)
+ * and counted by uid. */
 #ifndef GOS_INGEST_H
 #define GOS_INGEST_H
 
@@ -34,9 +36,13 @@
 #include "gos_protocol.h"
 #include "gos_queue.h"
 
+#define GOS_INGEST_UIDS 16
+
 /* Zero means default. */
 struct gos_ingest_opts {
 	const char *socket_path;      /* required */
+	const char *socket_group;     /* NULL: the socket is 0600; else 0660 and this
+	                               * group's (a name or a number) */
 	struct gos_queue *queue;      /* required: accepted events go here */
 	size_t batch_events;          /* events per batch (0: 4096) */
 	int max_connections;          /* 0: 1024; more are refused with an error line */
@@ -64,6 +70,14 @@ struct gos_ingest_stats {
 	uint64_t buffer_waits;        /* times a connection waited for input buffer space */
 	uint64_t refused_limit;       /* producers refused: max_connections reached */
 	uint64_t refused_no_fd;       /* producers refused: out of file descriptors */
+	/* producer connections by the peer's uid (SO_PEERCRED), the first
+	 * GOS_INGEST_UIDS uids seen; the rest together */
+	struct {
+		uint32_t uid;
+		uint64_t connections;
+	} by_uid[GOS_INGEST_UIDS];
+	uint32_t n_uids;
+	uint64_t other_uids;
 	uint64_t geo[GOS_GEO_K_COUNT_];  /* Geometry OS messages, by enum gos_geo_kind */
 	uint64_t frame_timeouts;      /* frames not complete within frame_timeout_ms */
 };

@@ -459,6 +459,30 @@ void ingest_accept_resume(struct gos_ingest *in)
 		in->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Who connected (SO_PEERCRED): logged, and counted by uid. */
+static void peer_cred(struct gos_ingest *in, const struct conn *c)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return;
+	fprintf(stderr, "gos: ingest: producer %llu connected: uid %u, pid %d\n",
+	        (unsigned long long)c->id, (unsigned)cr.uid, (int)cr.pid);
+	struct gos_ingest_stats *st = &in->local;
+	for (uint32_t k = 0; k < st->n_uids; k++) {
+		if (st->by_uid[k].uid == (uint32_t)cr.uid) {
+			st->by_uid[k].connections++;
+			return;
+		}
+	}
+	if (st->n_uids < GOS_INGEST_UIDS) {
+		st->by_uid[st->n_uids].uid = (uint32_t)cr.uid;
+		st->by_uid[st->n_uids++].connections = 1;
+	} else {
+		st->other_uids++;
+	}
+}
+
 void ingest_accept_all(struct gos_ingest *in, int64_t now)
 {
 	for (;;) {
@@ -512,6 +536,7 @@ void ingest_accept_all(struct gos_ingest *in, int64_t now)
 		if (in->n_conns > in->burst_conns)
 			in->burst_conns = in->n_conns;
 		in->local.connections_total++;
+		peer_cred(in, c);
 	}
 }
 
