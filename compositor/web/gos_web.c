@@ -158,6 +158,12 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 	case GOS_WEB_OPT_AUTH_TOKEN_FILE:
 		o->auth_token_file = arg;
 		return true;
+	case GOS_WEB_OPT_TLS_CERT:
+		o->tls_cert = arg;
+		return true;
+	case GOS_WEB_OPT_TLS_KEY:
+		o->tls_key = arg;
+		return true;
 	case GOS_WEB_OPT_ALLOW_ORIGIN: {
 		size_t n = strlen(o->allow_origin);
 		if (n + strlen(arg) + 2 > sizeof(o->allow_origin)) {
@@ -203,6 +209,10 @@ void gos_web_usage(FILE *f)
 	        "                       oldest idle one is closed, or with none idle 503\n"
 	        "  --auth-token-file F  /, /ws and /metrics need the token in F (Authorization:\n"
 	        "                       Bearer TOKEN, or ?token=TOKEN in the URL)\n"
+	        "  --tls-cert FILE      serve https:// and wss:// (only) with this PEM certificate\n"
+	        "                       (chain); needs --tls-key. A file that cannot be read or a\n"
+	        "                       key that is not the certificate's: exit 1\n"
+	        "  --tls-key FILE       the certificate's PEM private key (unencrypted)\n"
 	        "  --allow-origin LIST  browser Origins allowed to open /ws besides the server's own\n"
 	        "                       (comma-separated, repeatable; '*' allows any)\n"
 	        "  --allow-host LIST    Host names the server answers to besides its own (localhost,\n"
@@ -248,6 +258,8 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.listen = opts->listen,
 		.assets_dir = opts->web_dir,
 		.auth_token_file = opts->auth_token_file,
+		.tls_cert = opts->tls_cert,
+		.tls_key = opts->tls_key,
 		.allow_origins = opts->allow_origin[0] ? opts->allow_origin : NULL,
 		.allow_hosts = opts->allow_host[0] ? opts->allow_host : NULL,
 		.max_viewers = opts->max_viewers,
@@ -290,9 +302,16 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 	}
 	const char *host = gos_ws_host(w->ws);
 	bool v6 = strchr(host, ':') != NULL;
-	fprintf(stderr, "gos: web viewer at http://%s%s%s:%d/%s\n", v6 ? "[" : "",
-	        host[0] ? host : "0.0.0.0", v6 ? "]" : "", gos_ws_port(w->ws),
+	bool tls = gos_ws_tls(w->ws);
+	fprintf(stderr, "gos: web viewer at %s://%s%s%s:%d/%s\n", tls ? "https" : "http",
+	        v6 ? "[" : "", host[0] ? host : "0.0.0.0", v6 ? "]" : "", gos_ws_port(w->ws),
 	        opts->auth_token_file ? "?token=TOKEN (the token in --auth-token-file)" : "");
+	if (!tls && !opts->auth_token_file && !gos_ws_loopback(w->ws))
+		fprintf(stderr, "gos: warning: port %d on %s is open to other machines in clear "
+		        "text and without a token: anyone who reaches it can watch the map, "
+		        "download every token (/recording, /export) and read /metrics (add "
+		        "--auth-token-file, and --tls-cert/--tls-key)\n", gos_ws_port(w->ws),
+		        host[0] ? host : "every interface");
 	return w;
 error:
 	gos_web_destroy(w);
