@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gos_buf.h"
+#include "gos_heartbeat.h"
 #include "gos_journal_internal.h"
 #include "gos_protocol.h"
 #include "gos_time.h"
@@ -199,6 +200,9 @@ static bool is_barrier(enum gos_event_type t)
 	return t == GOS_EV_SYNC || t == GOS_EV_SCREENSHOT;
 }
 
+/* A journal writer without a beat for this long is stalled (/health). */
+#define JOURNAL_HB_BOUND_S 15.0
+
 static void *journal_main(void *arg)
 {
 	struct gos_journal *j = arg;
@@ -206,7 +210,10 @@ static void *journal_main(void *arg)
 	struct gos_batch **take = calloc(j->o.max_batches, sizeof(*take));
 	if (!take)
 		abort();
+	/* waits at most 250 ms for work; a write and fsync may take long */
+	gos_hb_start(GOS_HB_JOURNAL, JOURNAL_HB_BOUND_S);
 	for (;;) {
+		gos_hb_beat(GOS_HB_JOURNAL);
 		pthread_mutex_lock(&j->lock);
 		if (!j->count && j->lease_requested <= j->lease_written && !atomic_load(&j->stopping)) {
 			struct timespec until;
@@ -277,6 +284,7 @@ static void *journal_main(void *arg)
 		if (stop || !ok)
 			break;
 	}
+	gos_hb_stop(GOS_HB_JOURNAL);
 	free(take);
 	return NULL;
 }

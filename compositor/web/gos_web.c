@@ -8,6 +8,7 @@
 
 #include "gos_broadcast.h"
 #include "gos_export.h"
+#include "gos_heartbeat.h"
 #include "gos_host.h"
 #include "gos_metrics.h"
 #include "gos_search.h"
@@ -331,6 +332,8 @@ void gos_web_destroy(struct gos_web *w)
 	gos_broadcast_stop(w->bc);
 	gos_broadcast_destroy(w->bc);
 	gos_ws_destroy(w->ws);
+	if (atomic_load(&w->frames))
+		gos_hb_stop(GOS_HB_RENDER);
 	free(w);
 }
 
@@ -339,7 +342,9 @@ void gos_web_frame(struct gos_web *w, double seconds)
 	if (!w)
 		return;
 	gos_hist_observe(&w->frame_hist, seconds);
-	atomic_fetch_add_explicit(&w->frames, 1, memory_order_relaxed);
+	if (atomic_fetch_add_explicit(&w->frames, 1, memory_order_relaxed) == 0)
+		gos_hb_start(GOS_HB_RENDER, RENDER_STALL_S);
+	gos_hb_beat(GOS_HB_RENDER);
 	atomic_store_explicit(&w->last_frame_ns, gos_now_ns(), memory_order_relaxed);
 }
 
@@ -378,6 +383,27 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 	one(t, "gos_tokens_added_total", "counter", "New tokens placed on the map.", ms.tokens_added);
 	one(t, "gos_tokens_updated_total", "counter", "Token updates (same token_id again).", ms.tokens_updated);
 	one(t, "gos_map_seq", "gauge", "The map's change sequence number.", ms.seq);
+
+	/* Heartbeats (gos_heartbeat.h): the threads running now. A stuck web
+	 * thread serves no /metrics at all (GosCompositorDown); the render
+	 * loop has gos_frame_duration_seconds (GosRenderStalled). */
+	struct gos_hb_state hb[GOS_HB_COUNT_];
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		gos_hb_read((enum gos_hb)i, &hb[i]);
+	gos_metrics_family(t, "gos_thread_heartbeat_age_seconds", "gauge",
+	                   "Seconds since each thread's last heartbeat.");
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		if (hb[i].running && i != GOS_HB_RENDER) {
+			snprintf(lab, sizeof(lab), "thread=\"%s\"", gos_hb_name((enum gos_hb)i));
+			gos_metrics_sample(t, "gos_thread_heartbeat_age_seconds", lab, hb[i].age_s);
+		}
+	gos_metrics_family(t, "gos_thread_stalled", "gauge",
+	                   "1 while a thread's heartbeat is older than its bound (/health 503).");
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		if (hb[i].running && i != GOS_HB_RENDER) {
+			snprintf(lab, sizeof(lab), "thread=\"%s\"", gos_hb_name((enum gos_hb)i));
+			gos_metrics_sample_u64(t, "gos_thread_stalled", lab, hb[i].stalled);
+		}
 	gos_metrics_family(t, "gos_events_applied_total", "counter",
 	                   "Events applied to the map, by type.");
 	for (int i = 1; i <= 3; i++) {
@@ -480,18 +506,45 @@ static bool web_health(void *ctx, struct gos_buf *t)
 		gos_journal_stats(s->src.journal, &js);
 	struct gos_buf extra = {0};
 	bool extra_ok = !s->src.health_extra || s->src.health_extra(s->src.health_ctx, &extra);
-	bool ok = render_ok && !js.stalled && extra_ok;
+	/* Each thread's heartbeat; the renderer's is judged above (frames). */
+	struct gos_hb_state hb[GOS_HB_COUNT_];
+	bool threads_ok = true;
+	for (int i = 0; i < GOS_HB_COUNT_; i++) {
+		gos_hb_read((enum gos_hb)i, &hb[i]);
+		threads_ok &= !hb[i].stalled || i == GOS_HB_RENDER;
+	}
+	bool ok = render_ok && !js.stalled && extra_ok && threads_ok;
 	gos_buf_printf(t, "\"status\":\"%s\",\"tokens\":%llu,\"streams\":%llu,\"seq\":%llu",
 	                ok ? "ok" : "degraded", (unsigned long long)ms.live_tokens,
 	                (unsigned long long)ms.streams, (unsigned long long)ms.seq);
+	/* What is wrong, by name: a stalled thread, the render loop or the
+	 * journal writer that stopped. */
+	int n = 0;
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		if (hb[i].stalled || (i == GOS_HB_RENDER && !render_ok) ||
+		    (i == GOS_HB_JOURNAL && js.stalled))
+			gos_buf_printf(t, "%s\"%s\"", n++ ? "," : ",\"stalled\":[",
+			               gos_hb_name((enum gos_hb)i));
+	if (n)
+		gos_buf_puts(t, "]");
+	gos_buf_puts(t, ",\"threads\":{");
+	n = 0;
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		if (hb[i].running)
+			gos_buf_printf(t, "%s\"%s\":{\"age_s\":%.3f,\"bound_s\":%g,\"ok\":%s}",
+			               n++ ? "," : "", gos_hb_name((enum gos_hb)i), hb[i].age_s,
+			               hb[i].bound_s, hb[i].stalled ? "false" : "true");
+	gos_buf_puts(t, "}");
 	if (s->src.ingest) {
 		struct gos_ingest_stats is;
 		gos_ingest_stats(s->src.ingest, &is);
 		uint64_t accepted = 0;
 		for (int i = 0; i < 5; i++)
 			accepted += is.accepted[i];
-		gos_buf_printf(t, ",\"ingest\":{\"alive\":true,\"connections\":%llu,\"events\":%llu}",
-		                (unsigned long long)is.connections, (unsigned long long)accepted);
+		bool alive = hb[GOS_HB_INGEST].running && !hb[GOS_HB_INGEST].stalled;
+		gos_buf_printf(t, ",\"ingest\":{\"alive\":%s,\"connections\":%llu,\"events\":%llu}",
+		                alive ? "true" : "false", (unsigned long long)is.connections,
+		                (unsigned long long)accepted);
 	} else {
 		gos_buf_puts(t, ",\"ingest\":{\"alive\":false}");
 	}

@@ -24,6 +24,7 @@
 
 #include <libwebsockets.h>
 
+#include "gos_heartbeat.h"
 #include "gos_time.h"
 #include "gos_viewer_proto.h"
 #include "gos_ws.h"
@@ -268,9 +269,14 @@ static const struct lws_protocol_vhost_options pvo = {
 static void *service_main(void *arg)
 {
 	struct gos_ws *ws = arg;
-	while (!atomic_load(&ws->stop))
+	/* lws_service returns at least every CTL_SCAN_MS (ws_tick) */
+	gos_hb_start(GOS_HB_WEB, 0);
+	while (!atomic_load(&ws->stop)) {
+		gos_hb_beat(GOS_HB_WEB);
 		if (lws_service(ws->ctx, 0) < 0)
 			break;
+	}
+	gos_hb_stop(GOS_HB_WEB);
 	return NULL;
 }
 
