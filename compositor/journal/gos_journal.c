@@ -14,6 +14,7 @@
 
 #include "gos_buf.h"
 #include "gos_heartbeat.h"
+#include "gos_log.h"
 #include "gos_journal_internal.h"
 #include "gos_protocol.h"
 #include "gos_time.h"
@@ -38,8 +39,8 @@ static void set_stall(struct gos_journal *j, const char *what, int e)
 	         what, e == ENOSPC || e == EDQUOT ? "disk full" : strerror(e));
 	pthread_mutex_unlock(&j->lock);
 	if (!was)
-		fprintf(stderr, "gos: journal: %s: %s; not acknowledging until it can write "
-		        "(retrying every %d ms)\n", what, strerror(e), RETRY_MS);
+		gos_log_error("journal", "%s: %s; not acknowledging until it can write "
+		              "(retrying every %d ms)", what, strerror(e), RETRY_MS);
 }
 
 static void clear_stall(struct gos_journal *j)
@@ -50,7 +51,7 @@ static void clear_stall(struct gos_journal *j)
 	j->st.reason[0] = '\0';
 	pthread_mutex_unlock(&j->lock);
 	if (was)
-		fprintf(stderr, "gos: journal: writing again; acknowledging resumed\n");
+		gos_log_info("journal", "writing again; acknowledging resumed");
 }
 
 /* Makes the directory entry of a new file durable. */
@@ -150,8 +151,8 @@ static bool write_durable(struct gos_journal *j, uint64_t first_seq, bool sync)
 		}
 		set_stall(j, what, e);
 		if (atomic_load(&j->stopping) && ++tries >= 4) {
-			fprintf(stderr, "gos: journal: giving up at shutdown; %zu bytes were not written "
-			        "(their sync replies were never sent)\n", j->wbuf.len - j->wbuf_off);
+			gos_log_error("journal", "giving up at shutdown; %zu bytes were not written "
+			              "(their sync replies were never sent)", j->wbuf.len - j->wbuf_off);
 			return false;
 		}
 		sleep_ms(RETRY_MS);

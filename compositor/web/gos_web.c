@@ -9,6 +9,7 @@
 #include "gos_broadcast.h"
 #include "gos_export.h"
 #include "gos_heartbeat.h"
+#include "gos_log.h"
 #include "gos_host.h"
 #include "gos_metrics.h"
 #include "gos_search.h"
@@ -276,8 +277,8 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 	if (!w->ws && !opts->listen && errno == EADDRINUSE) {
 		/* Only the default port, and it is taken (another gos-compositor?):
 		 * carry on without viewers rather than refuse to start. */
-		fprintf(stderr, "gos: web viewer off: %s; pass --listen HOST:PORT (port 0: any "
-		        "free one) or --no-listen\n", err);
+		gos_log_warn("web", "web viewer off: %s; pass --listen HOST:PORT (port 0: any "
+		             "free one) or --no-listen", err);
 		gos_broadcast_destroy(w->bc);
 		w->bc = NULL;
 		atomic_store(&w->search, gos_search_create(&(struct gos_search_opts){.map = src->map},
@@ -304,15 +305,15 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 	const char *host = gos_ws_host(w->ws);
 	bool v6 = strchr(host, ':') != NULL;
 	bool tls = gos_ws_tls(w->ws);
-	fprintf(stderr, "gos: web viewer at %s://%s%s%s:%d/%s\n", tls ? "https" : "http",
-	        v6 ? "[" : "", host[0] ? host : "0.0.0.0", v6 ? "]" : "", gos_ws_port(w->ws),
-	        opts->auth_token_file ? "?token=TOKEN (the token in --auth-token-file)" : "");
+	gos_log_info("web", "web viewer at %s://%s%s%s:%d/%s", tls ? "https" : "http",
+	             v6 ? "[" : "", host[0] ? host : "0.0.0.0", v6 ? "]" : "", gos_ws_port(w->ws),
+	             opts->auth_token_file ? "?token=TOKEN (the token in --auth-token-file)" : "");
 	if (!tls && !opts->auth_token_file && !gos_ws_loopback(w->ws))
-		fprintf(stderr, "gos: warning: port %d on %s is open to other machines in clear "
-		        "text and without a token: anyone who reaches it can watch the map, "
-		        "download every token (/recording, /export) and read /metrics (add "
-		        "--auth-token-file, and --tls-cert/--tls-key)\n", gos_ws_port(w->ws),
-		        host[0] ? host : "every interface");
+		gos_log_warn("web", "port %d on %s is open to other machines in clear text and "
+		             "without a token: anyone who reaches it can watch the map, download "
+		             "every token (/recording, /export) and read /metrics (add "
+		             "--auth-token-file, and --tls-cert/--tls-key)", gos_ws_port(w->ws),
+		             host[0] ? host : "every interface");
 	return w;
 error:
 	gos_web_destroy(w);
