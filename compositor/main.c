@@ -15,6 +15,7 @@
 #include "gos_core.h"
 #include "gos_demo.h"
 #include "gos_ingest.h"
+#include "gos_log.h"
 #include "gos_map.h"
 #include "gos_queue.h"
 #include "gos_state.h"
@@ -50,6 +51,8 @@ struct options {
 	uint64_t max_tokens;
 	enum gos_layout_kind layout;
 	double log_interval;
+	enum gos_log_level log_level;    /* --log-level */
+	enum gos_log_format log_format;  /* --log-format */
 	struct gos_web_opts web;   /* --listen, --tick-ms, ... (gos_web.h) */
 	struct gos_state_opts state;  /* --state-dir, --no-journal, ... (gos_state.h) */
 	/* the window or offscreen target */
@@ -112,7 +115,11 @@ static void usage(FILE *f)
 	        "  --layout flow|hilbert  where tokens without a position go: flowing like text per\n"
 	        "                       stream in pages, the pages tiled to stay near 16:9 (default),\n"
 	        "                       or by a hash of the text on a Hilbert curve\n"
-	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n",
+	        "  --log-interval SEC   print counts every SEC seconds (default 2; 0: never)\n"
+	        "  --log-level LEVEL    error, warn, info (default) or debug: the lines written\n"
+	        "  --log-format FORMAT  text (default: 'gos [SUBSYSTEM] message') or json (one\n"
+	        "                       object a line: time, level, subsystem, msg); a line that\n"
+	        "                       repeats within 5 s is counted (... repeated N times)\n",
 	        def, MAX_PRODUCERS);
 	gos_web_usage(f);
 	gos_state_usage(f);
@@ -149,7 +156,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_SOCKET = 256, OPT_SOCKET_GROUP, OPT_NATS, OPT_CLUSTER, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_FRAMING, OPT_FRAME_TIMEOUT,
-	       OPT_LOG_INTERVAL, OPT_HELP, OPT_VERSION,
+	       OPT_LOG_INTERVAL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
 	       /* the window or offscreen target */
 	       OPT_FULLSCREEN, OPT_MONITOR, OPT_SIZE, OPT_MAX_FPS, OPT_NO_VSYNC, OPT_PALETTE, OPT_COLOR, OPT_GPU,
 	       OPT_FRAMES, OPT_EXERCISE, OPT_CPU_COMPUTE };
@@ -168,6 +175,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
 		{"layout", required_argument, NULL, OPT_LAYOUT},
 		{"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		GOS_WEB_LONGOPTS,
@@ -291,6 +300,19 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			break;
 		}
+		case OPT_LOG_LEVEL:
+			if (!gos_log_level_parse(optarg, &o->log_level)) {
+				fprintf(stderr, "gos-compositor: --log-level is error, warn, info or debug, "
+				        "not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_LOG_FORMAT:
+			if (!gos_log_format_parse(optarg, &o->log_format)) {
+				fprintf(stderr, "gos-compositor: --log-format is text or json, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		/* the window or offscreen target */
 		case OPT_FULLSCREEN: o->win.fullscreen = true; break;
 		case OPT_NO_VSYNC: o->win.no_vsync = true; break;
@@ -576,12 +598,12 @@ static void log_counts(struct app *a, double dt, uint64_t *last_events)
 	uint64_t rejected = 0;
 	for (int i = 0; i < GOS_REJECT_COUNT_; i++)
 		rejected += is.rejected[i];
-	fprintf(stderr, "gos: tokens=%llu streams=%llu events/s=%.0f applied=%llu rejected=%llu "
-	        "evicted=%llu producers=%llu\n",
-	        (unsigned long long)ms.live_tokens, (unsigned long long)ms.streams,
-	        dt > 0 ? (double)(cs.events - *last_events) / dt : 0.0,
-	        (unsigned long long)cs.events, (unsigned long long)rejected,
-	        (unsigned long long)ms.evicted, (unsigned long long)is.connections);
+	gos_log_always(GOS_LOG_INFO, "main", "tokens=%llu streams=%llu events/s=%.0f applied=%llu "
+	               "rejected=%llu evicted=%llu producers=%llu",
+	               (unsigned long long)ms.live_tokens, (unsigned long long)ms.streams,
+	               dt > 0 ? (double)(cs.events - *last_events) / dt : 0.0,
+	               (unsigned long long)cs.events, (unsigned long long)rejected,
+	               (unsigned long long)ms.evicted, (unsigned long long)is.connections);
 	*last_events = cs.events;
 }
 
@@ -620,13 +642,14 @@ static void fd_budget(struct options *o)
 		o->web.max_viewers = v ? v : 1;
 		o->web.max_http = h ? h : 1;
 	}
-	fprintf(stderr, "gos: file descriptor limit %llu is below the %llu the connection limits "
-	        "need: now at most %u producers", (unsigned long long)rl.rlim_cur,
-	        (unsigned long long)need, o->max_producers);
+	char lim[96] = "";
 	if (!o->web.no_listen)
-		fprintf(stderr, ", %u viewers, %u HTTP connections", o->web.max_viewers,
-		        o->web.max_http);
-	fprintf(stderr, " (raise the hard limit: ulimit -Hn, LimitNOFILE=)\n");
+		snprintf(lim, sizeof(lim), ", %u viewers, %u HTTP connections", o->web.max_viewers,
+		         o->web.max_http);
+	gos_log_warn("main", "file descriptor limit %llu is below the %llu the connection limits "
+	             "need: now at most %u producers%s (raise the hard limit: ulimit -Hn, "
+	             "LimitNOFILE=)", (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+	             o->max_producers, lim);
 }
 
 static void app_finish(struct app *a)
@@ -769,22 +792,22 @@ static int run_renderer(struct app *a)
 	clock_gettime(CLOCK_MONOTONIC, &a->last_log);
 	a->last_rate = a->last_log;
 	if (a->opt.no_render) {
-		fprintf(stderr, "gos: --no-render: drawing nothing; taking events (Ctrl-C quits)\n");
+		gos_log_info("main", "--no-render: drawing nothing; taking events (Ctrl-C quits)");
 		shots_close(a, "this compositor runs with --no-render, so it cannot take a picture");
 		wait_for_signals(a);
 		if (a->exit_signal)
-			fprintf(stderr, "gos: %s, shutting down\n",
-			        a->exit_signal == SIGINT ? "SIGINT" : "SIGTERM");
+			gos_log_info("main", "%s, shutting down",
+			             a->exit_signal == SIGINT ? "SIGINT" : "SIGTERM");
 		return EXIT_OK;
 	}
 	char why[256];
 	struct gos_window_opts wo = a->opt.win;
 	wo.headless = a->opt.headless;
 	if (!wo.headless && !gos_window_display_available(why, sizeof(why))) {
-		fprintf(stderr, "gos: %s: rendering headless (the map is also in the web viewer)\n", why);
+		gos_log_info("main", "%s: rendering headless (the map is also in the web viewer)", why);
 		wo.headless = true;
 	} else if (wo.headless) {
-		fprintf(stderr, "gos: headless: rendering offscreen\n");
+		gos_log_info("main", "headless: rendering offscreen");
 	}
 	/* Time travel in the window: [ ] Space , . L keys and Ctrl+S (journal only). */
 	struct gos_travel *tr = a->journal ? gos_travel_create(gos_state_dir(a->state), a->journal,
@@ -807,20 +830,20 @@ static int run_renderer(struct app *a)
 	                  : "rendering is off in this compositor (no usable Vulkan device or "
 	                    "renderer; see its log), so it cannot take a picture");
 	if (ok)
-		fprintf(stderr, "gos: %llu frames in %.1f s (%.1f fps)\n", (unsigned long long)res.frames,
-		        res.seconds, res.seconds > 0 ? (double)res.frames / res.seconds : 0.0);
+		gos_log_info("main", "%llu frames in %.1f s (%.1f fps)", (unsigned long long)res.frames,
+		             res.seconds, res.seconds > 0 ? (double)res.frames / res.seconds : 0.0);
 	if (res.validation_errors) {
-		fprintf(stderr, "gos: Vulkan validation reported %u errors\n", res.validation_errors);
+		gos_log_error("main", "Vulkan validation reported %u errors", res.validation_errors);
 		return EXIT_RUNTIME;
 	}
 	if (!ok) {
 		if (wo.frames)
 			return EXIT_RUNTIME;
-		fprintf(stderr, "gos: rendering is off; still taking events (Ctrl-C quits)\n");
+		gos_log_info("main", "rendering is off; still taking events (Ctrl-C quits)");
 		wait_for_signals(a);
 	}
 	if (a->exit_signal)
-		fprintf(stderr, "gos: %s, shutting down\n", a->exit_signal == SIGINT ? "SIGINT" : "SIGTERM");
+		gos_log_info("main", "%s, shutting down", a->exit_signal == SIGINT ? "SIGINT" : "SIGTERM");
 	return EXIT_OK;
 }
 int main(int argc, char **argv)
@@ -829,6 +852,7 @@ int main(int argc, char **argv)
 	int rc = parse_args(argc, argv, &a.opt);
 	if (rc >= 0)
 		return rc;
+	gos_log_setup(a.opt.log_level, a.opt.log_format);
 
 	/* Signals are taken synchronously by the main thread only. */
 	sigset_t sigs;
@@ -893,7 +917,7 @@ int main(int argc, char **argv)
 			app_finish(&a);
 			return EXIT_RUNTIME;
 		}
-		fprintf(stderr, "gos: opened %s: %" PRIu64 " events\n", a.opt.state.open_path, n);
+		gos_log_info("main", "opened %s: %" PRIu64 " events", a.opt.state.open_path, n);
 	}
 	fd_budget(&a.opt);
 	a.ingest = gos_ingest_create(&(struct gos_ingest_opts){
@@ -906,7 +930,7 @@ int main(int argc, char **argv)
 		app_finish(&a);
 		return EXIT_RUNTIME;
 	}
-	fprintf(stderr, "gos: listening for producers on %s\n", a.opt.socket_path);
+	gos_log_info("main", "listening for producers on %s", a.opt.socket_path);
 
 	a.web = gos_web_create(&a.opt.web, &(struct gos_web_sources){
 		.map = a.map, .ingest = a.ingest, .core = a.core, .journal = a.journal,
@@ -929,12 +953,13 @@ int main(int argc, char **argv)
 			app_finish(&a);
 			return EXIT_RUNTIME;
 		}
-		fprintf(stderr, "gos: demo stream on (pauses while a producer is connected)\n");
+		gos_log_info("main", "demo stream on (pauses while a producer is connected)");
 	}
 
 	/* The render loop runs on the main thread (GLFW needs it). */
 	a.sigs = sigs;
 	rc = run_renderer(&a);
 	app_finish(&a);
+	gos_log_flush();
 	return rc;
 }

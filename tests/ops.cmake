@@ -12,6 +12,21 @@ add_test(NAME ops_metrics
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ops_metrics.py
           $<TARGET_FILE:gos-compositor> ${CMAKE_SOURCE_DIR})
 set_tests_properties(ops_metrics PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS integration)
+# gos-compositor's log lines (compositor/base/gos_log): text and JSON,
+# levels, repeats counted (also from several threads: TSan).
+gos_add_test(test_log SAN TSAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_log.c
+  LIBS gos_base
+  LABELS unit)
+# --log-level and --log-format through a real gos-compositor.
+add_test(NAME log_flags
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/log_flags.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(log_flags PROPERTIES TIMEOUT 60 LABELS integration)
+# Real health: /health's per-thread heartbeats, 503 naming a stuck thread
+# (the GOS_TEST_STALL hook), 200 again; gos_thread_stalled in /metrics.
+add_test(NAME health_threads
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/health_threads.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(health_threads PROPERTIES TIMEOUT 120 LABELS integration)
 # Both install from this build dir and read its install_manifest.txt: one at a time.
 add_test(NAME install_tree
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/install_tree.py ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})

@@ -94,10 +94,24 @@ add_test(NAME ws_palette COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_p
 set_tests_properties(ws_palette PROPERTIES TIMEOUT 60 LABELS "unit;ws"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
+# --tls-cert/--tls-key: https and wss with a certificate the test makes
+# (openssl), plain HTTP to the TLS port closed, bad files refused in one
+# sentence, the warning for a port open in clear text without a token.
+add_test(NAME ws_tls
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_tls.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_tls PROPERTIES TIMEOUT 120 LABELS "integration;ws")
+
 # The browser test needs node + playwright-core (tools/setup.sh installs them).
 add_test(NAME ws_browser
   COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/viewer.test.js $<TARGET_FILE:gos-compositor>)
 set_tests_properties(ws_browser PROPERTIES
+  TIMEOUT 120 LABELS "integration;ws;browser"
+  ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
+
+# The viewer over TLS in chromium: https page, wss:// WebSocket, gos.v2 and v1.
+add_test(NAME ws_browser_tls
+  COMMAND node ${CMAKE_SOURCE_DIR}/tests/browser/tls.test.js $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_browser_tls PROPERTIES
   TIMEOUT 120 LABELS "integration;ws;browser"
   ENVIRONMENT "GOS_SOURCE_DIR=${CMAKE_SOURCE_DIR};GOS_VALIDATION=1")
 

@@ -197,3 +197,11 @@ size_t gos_queue_depth(struct gos_queue *q)
 	pthread_mutex_unlock(&q->lock);
 	return n;
 }
+
+bool gos_queue_closed(struct gos_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	bool closed = q->closed;
+	pthread_mutex_unlock(&q->lock);
+	return closed;
+}

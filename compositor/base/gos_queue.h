@@ -51,6 +51,8 @@ bool gos_queue_full(struct gos_queue *q);
 struct gos_batch *gos_queue_pop(struct gos_queue *q, int timeout_ms);
 /* Wakes every waiter; later pushes fail, pops drain what is left. */
 void gos_queue_close(struct gos_queue *q);
+/* Whether gos_queue_close was called (any thread). */
+bool gos_queue_closed(struct gos_queue *q);
 /* Batches waiting right now. */
 size_t gos_queue_depth(struct gos_queue *q);
 

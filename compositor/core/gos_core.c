@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "gos_core.h"
+#include "gos_heartbeat.h"
 #include "gos_time.h"
 
 struct gos_core {
@@ -58,8 +59,15 @@ static void *core_main(void *arg)
 	struct gos_core *c = arg;
 	struct gos_batch *b;
 	pthread_setname_np(pthread_self(), "gos-core");  /* for top, perf */
-	/* pop returns NULL only once the queue is closed and drained */
-	while ((b = gos_queue_pop(c->o.queue, -1))) {
+	gos_hb_start(GOS_HB_CORE, 0);
+	for (;;) {
+		gos_hb_beat(GOS_HB_CORE);
+		/* timed, to beat while idle; NULL and closed: closed and drained */
+		if (!(b = gos_queue_pop(c->o.queue, GOS_HB_WAIT_MS))) {
+			if (gos_queue_closed(c->o.queue))
+				break;
+			continue;
+		}
 		uint64_t seq_start = c->seq;
 		apply_batch(c, b);
 		if (c->o.on_applied)
@@ -69,6 +77,7 @@ static void *core_main(void *arg)
 		else
 			gos_queue_put_batch(c->o.queue, b);
 	}
+	gos_hb_stop(GOS_HB_CORE);
 	return NULL;
 }
 

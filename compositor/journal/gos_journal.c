@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "gos_buf.h"
+#include "gos_heartbeat.h"
+#include "gos_log.h"
 #include "gos_journal_internal.h"
 #include "gos_protocol.h"
 #include "gos_time.h"
@@ -37,8 +39,8 @@ static void set_stall(struct gos_journal *j, const char *what, int e)
 	         what, e == ENOSPC || e == EDQUOT ? "disk full" : strerror(e));
 	pthread_mutex_unlock(&j->lock);
 	if (!was)
-		fprintf(stderr, "gos: journal: %s: %s; not acknowledging until it can write "
-		        "(retrying every %d ms)\n", what, strerror(e), RETRY_MS);
+		gos_log_error("journal", "%s: %s; not acknowledging until it can write "
+		              "(retrying every %d ms)", what, strerror(e), RETRY_MS);
 }
 
 static void clear_stall(struct gos_journal *j)
@@ -49,7 +51,7 @@ static void clear_stall(struct gos_journal *j)
 	j->st.reason[0] = '\0';
 	pthread_mutex_unlock(&j->lock);
 	if (was)
-		fprintf(stderr, "gos: journal: writing again; acknowledging resumed\n");
+		gos_log_info("journal", "writing again; acknowledging resumed");
 }
 
 /* Makes the directory entry of a new file durable. */
@@ -149,8 +151,8 @@ static bool write_durable(struct gos_journal *j, uint64_t first_seq, bool sync)
 		}
 		set_stall(j, what, e);
 		if (atomic_load(&j->stopping) && ++tries >= 4) {
-			fprintf(stderr, "gos: journal: giving up at shutdown; %zu bytes were not written "
-			        "(their sync replies were never sent)\n", j->wbuf.len - j->wbuf_off);
+			gos_log_error("journal", "giving up at shutdown; %zu bytes were not written "
+			              "(their sync replies were never sent)", j->wbuf.len - j->wbuf_off);
 			return false;
 		}
 		sleep_ms(RETRY_MS);
@@ -199,6 +201,9 @@ static bool is_barrier(enum gos_event_type t)
 	return t == GOS_EV_SYNC || t == GOS_EV_SCREENSHOT;
 }
 
+/* A journal writer without a beat for this long is stalled (/health). */
+#define JOURNAL_HB_BOUND_S 15.0
+
 static void *journal_main(void *arg)
 {
 	struct gos_journal *j = arg;
@@ -206,7 +211,10 @@ static void *journal_main(void *arg)
 	struct gos_batch **take = calloc(j->o.max_batches, sizeof(*take));
 	if (!take)
 		abort();
+	/* waits at most 250 ms for work; a write and fsync may take long */
+	gos_hb_start(GOS_HB_JOURNAL, JOURNAL_HB_BOUND_S);
 	for (;;) {
+		gos_hb_beat(GOS_HB_JOURNAL);
 		pthread_mutex_lock(&j->lock);
 		if (!j->count && j->lease_requested <= j->lease_written && !atomic_load(&j->stopping)) {
 			struct timespec until;
@@ -277,6 +285,7 @@ static void *journal_main(void *arg)
 		if (stop || !ok)
 			break;
 	}
+	gos_hb_stop(GOS_HB_JOURNAL);
 	free(take);
 	return NULL;
 }

@@ -19,6 +19,7 @@
 
 #include "broadcast_v2.h"
 #include "gos_broadcast.h"
+#include "gos_heartbeat.h"
 #include "gos_time.h"
 #include "gos_viewer_proto.h"
 
@@ -398,6 +399,8 @@ static void *tick_main(void *arg)
 	struct gos_broadcast *b = arg;
 	struct timespec next;
 	clock_gettime(CLOCK_MONOTONIC, &next);
+	/* it waits a tick between beats (up to 10 s with --tick-ms) */
+	gos_hb_start(GOS_HB_BROADCAST, GOS_HB_BOUND_S + b->opts.tick_ms / 1000.0);
 	pthread_mutex_lock(&b->lock);
 	while (!b->stop) {
 		next.tv_nsec += (long)b->opts.tick_ms * 1000000L;
@@ -410,6 +413,7 @@ static void *tick_main(void *arg)
 		if (b->stop)
 			break;
 		pthread_mutex_unlock(&b->lock);
+		gos_hb_beat(GOS_HB_BROADCAST);
 		double t0 = gos_now_s();
 		tick(b);
 		double t1 = gos_now_s();
@@ -423,6 +427,7 @@ static void *tick_main(void *arg)
 		pthread_mutex_lock(&b->lock);
 	}
 	pthread_mutex_unlock(&b->lock);
+	gos_hb_stop(GOS_HB_BROADCAST);
 	return NULL;
 }
 

@@ -8,6 +8,8 @@
 
 #include "gos_broadcast.h"
 #include "gos_export.h"
+#include "gos_heartbeat.h"
+#include "gos_log.h"
 #include "gos_host.h"
 #include "gos_metrics.h"
 #include "gos_search.h"
@@ -158,6 +160,12 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 	case GOS_WEB_OPT_AUTH_TOKEN_FILE:
 		o->auth_token_file = arg;
 		return true;
+	case GOS_WEB_OPT_TLS_CERT:
+		o->tls_cert = arg;
+		return true;
+	case GOS_WEB_OPT_TLS_KEY:
+		o->tls_key = arg;
+		return true;
 	case GOS_WEB_OPT_ALLOW_ORIGIN: {
 		size_t n = strlen(o->allow_origin);
 		if (n + strlen(arg) + 2 > sizeof(o->allow_origin)) {
@@ -203,6 +211,10 @@ void gos_web_usage(FILE *f)
 	        "                       oldest idle one is closed, or with none idle 503\n"
 	        "  --auth-token-file F  /, /ws and /metrics need the token in F (Authorization:\n"
 	        "                       Bearer TOKEN, or ?token=TOKEN in the URL)\n"
+	        "  --tls-cert FILE      serve https:// and wss:// (only) with this PEM certificate\n"
+	        "                       (chain); needs --tls-key. A file that cannot be read or a\n"
+	        "                       key that is not the certificate's: exit 1\n"
+	        "  --tls-key FILE       the certificate's PEM private key (unencrypted)\n"
 	        "  --allow-origin LIST  browser Origins allowed to open /ws besides the server's own\n"
 	        "                       (comma-separated, repeatable; '*' allows any)\n"
 	        "  --allow-host LIST    Host names the server answers to besides its own (localhost,\n"
@@ -248,6 +260,8 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.listen = opts->listen,
 		.assets_dir = opts->web_dir,
 		.auth_token_file = opts->auth_token_file,
+		.tls_cert = opts->tls_cert,
+		.tls_key = opts->tls_key,
 		.allow_origins = opts->allow_origin[0] ? opts->allow_origin : NULL,
 		.allow_hosts = opts->allow_host[0] ? opts->allow_host : NULL,
 		.max_viewers = opts->max_viewers,
@@ -263,8 +277,8 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 	if (!w->ws && !opts->listen && errno == EADDRINUSE) {
 		/* Only the default port, and it is taken (another gos-compositor?):
 		 * carry on without viewers rather than refuse to start. */
-		fprintf(stderr, "gos: web viewer off: %s; pass --listen HOST:PORT (port 0: any "
-		        "free one) or --no-listen\n", err);
+		gos_log_warn("web", "web viewer off: %s; pass --listen HOST:PORT (port 0: any "
+		             "free one) or --no-listen", err);
 		gos_broadcast_destroy(w->bc);
 		w->bc = NULL;
 		atomic_store(&w->search, gos_search_create(&(struct gos_search_opts){.map = src->map},
@@ -290,9 +304,16 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 	}
 	const char *host = gos_ws_host(w->ws);
 	bool v6 = strchr(host, ':') != NULL;
-	fprintf(stderr, "gos: web viewer at http://%s%s%s:%d/%s\n", v6 ? "[" : "",
-	        host[0] ? host : "0.0.0.0", v6 ? "]" : "", gos_ws_port(w->ws),
-	        opts->auth_token_file ? "?token=TOKEN (the token in --auth-token-file)" : "");
+	bool tls = gos_ws_tls(w->ws);
+	gos_log_info("web", "web viewer at %s://%s%s%s:%d/%s", tls ? "https" : "http",
+	             v6 ? "[" : "", host[0] ? host : "0.0.0.0", v6 ? "]" : "", gos_ws_port(w->ws),
+	             opts->auth_token_file ? "?token=TOKEN (the token in --auth-token-file)" : "");
+	if (!tls && !opts->auth_token_file && !gos_ws_loopback(w->ws))
+		gos_log_warn("web", "port %d on %s is open to other machines in clear text and "
+		             "without a token: anyone who reaches it can watch the map, download "
+		             "every token (/recording, /export) and read /metrics (add "
+		             "--auth-token-file, and --tls-cert/--tls-key)", gos_ws_port(w->ws),
+		             host[0] ? host : "every interface");
 	return w;
 error:
 	gos_web_destroy(w);
@@ -312,6 +333,8 @@ void gos_web_destroy(struct gos_web *w)
 	gos_broadcast_stop(w->bc);
 	gos_broadcast_destroy(w->bc);
 	gos_ws_destroy(w->ws);
+	if (atomic_load(&w->frames))
+		gos_hb_stop(GOS_HB_RENDER);
 	free(w);
 }
 
@@ -320,7 +343,9 @@ void gos_web_frame(struct gos_web *w, double seconds)
 	if (!w)
 		return;
 	gos_hist_observe(&w->frame_hist, seconds);
-	atomic_fetch_add_explicit(&w->frames, 1, memory_order_relaxed);
+	if (atomic_fetch_add_explicit(&w->frames, 1, memory_order_relaxed) == 0)
+		gos_hb_start(GOS_HB_RENDER, RENDER_STALL_S);
+	gos_hb_beat(GOS_HB_RENDER);
 	atomic_store_explicit(&w->last_frame_ns, gos_now_ns(), memory_order_relaxed);
 }
 
@@ -353,6 +378,27 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 	gos_metrics_one(t, "gos_tokens_added_total", "counter", "New tokens placed on the map.", ms.tokens_added);
 	gos_metrics_one(t, "gos_tokens_updated_total", "counter", "Token updates (same token_id again).", ms.tokens_updated);
 	gos_metrics_one(t, "gos_map_seq", "gauge", "The map's change sequence number.", ms.seq);
+
+	/* Heartbeats (gos_heartbeat.h): the threads running now. A stuck web
+	 * thread serves no /metrics at all (GosCompositorDown); the render
+	 * loop has gos_frame_duration_seconds (GosRenderStalled). */
+	struct gos_hb_state hb[GOS_HB_COUNT_];
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		gos_hb_read((enum gos_hb)i, &hb[i]);
+	gos_metrics_family(t, "gos_thread_heartbeat_age_seconds", "gauge",
+	                   "Seconds since each thread's last heartbeat.");
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		if (hb[i].running && i != GOS_HB_RENDER) {
+			snprintf(lab, sizeof(lab), "thread=\"%s\"", gos_hb_name((enum gos_hb)i));
+			gos_metrics_sample(t, "gos_thread_heartbeat_age_seconds", lab, hb[i].age_s);
+		}
+	gos_metrics_family(t, "gos_thread_stalled", "gauge",
+	                   "1 while a thread's heartbeat is older than its bound (/health 503).");
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		if (hb[i].running && i != GOS_HB_RENDER) {
+			snprintf(lab, sizeof(lab), "thread=\"%s\"", gos_hb_name((enum gos_hb)i));
+			gos_metrics_sample_u64(t, "gos_thread_stalled", lab, hb[i].stalled);
+		}
 	gos_metrics_family(t, "gos_events_applied_total", "counter",
 	                   "Events applied to the map, by type.");
 	for (int i = 1; i <= 3; i++) {
@@ -457,18 +503,45 @@ static bool web_health(void *ctx, struct gos_buf *t)
 		gos_journal_stats(s->src.journal, &js);
 	struct gos_buf extra = {0};
 	bool extra_ok = !s->src.health_extra || s->src.health_extra(s->src.health_ctx, &extra);
-	bool ok = render_ok && !js.stalled && extra_ok;
+	/* Each thread's heartbeat; the renderer's is judged above (frames). */
+	struct gos_hb_state hb[GOS_HB_COUNT_];
+	bool threads_ok = true;
+	for (int i = 0; i < GOS_HB_COUNT_; i++) {
+		gos_hb_read((enum gos_hb)i, &hb[i]);
+		threads_ok &= !hb[i].stalled || i == GOS_HB_RENDER;
+	}
+	bool ok = render_ok && !js.stalled && extra_ok && threads_ok;
 	gos_buf_printf(t, "\"status\":\"%s\",\"tokens\":%llu,\"streams\":%llu,\"seq\":%llu",
 	                ok ? "ok" : "degraded", (unsigned long long)ms.live_tokens,
 	                (unsigned long long)ms.streams, (unsigned long long)ms.seq);
+	/* What is wrong, by name: a stalled thread, the render loop or the
+	 * journal writer that stopped. */
+	int n = 0;
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		if (hb[i].stalled || (i == GOS_HB_RENDER && !render_ok) ||
+		    (i == GOS_HB_JOURNAL && js.stalled))
+			gos_buf_printf(t, "%s\"%s\"", n++ ? "," : ",\"stalled\":[",
+			               gos_hb_name((enum gos_hb)i));
+	if (n)
+		gos_buf_puts(t, "]");
+	gos_buf_puts(t, ",\"threads\":{");
+	n = 0;
+	for (int i = 0; i < GOS_HB_COUNT_; i++)
+		if (hb[i].running)
+			gos_buf_printf(t, "%s\"%s\":{\"age_s\":%.3f,\"bound_s\":%g,\"ok\":%s}",
+			               n++ ? "," : "", gos_hb_name((enum gos_hb)i), hb[i].age_s,
+			               hb[i].bound_s, hb[i].stalled ? "false" : "true");
+	gos_buf_puts(t, "}");
 	if (s->src.ingest) {
 		struct gos_ingest_stats is;
 		gos_ingest_stats(s->src.ingest, &is);
 		uint64_t accepted = 0;
 		for (int i = 0; i < 5; i++)
 			accepted += is.accepted[i];
-		gos_buf_printf(t, ",\"ingest\":{\"alive\":true,\"connections\":%llu,\"events\":%llu}",
-		                (unsigned long long)is.connections, (unsigned long long)accepted);
+		bool alive = hb[GOS_HB_INGEST].running && !hb[GOS_HB_INGEST].stalled;
+		gos_buf_printf(t, ",\"ingest\":{\"alive\":%s,\"connections\":%llu,\"events\":%llu}",
+		                alive ? "true" : "false", (unsigned long long)is.connections,
+		                (unsigned long long)accepted);
 	} else {
 		gos_buf_puts(t, ",\"ingest\":{\"alive\":false}");
 	}

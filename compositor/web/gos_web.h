@@ -25,6 +25,8 @@ struct gos_web_opts {
 	uint32_t max_viewers;         /* --max-viewers (default 1000) */
 	uint32_t max_http;            /* --max-http (default 256) */
 	const char *auth_token_file;  /* --auth-token-file */
+	const char *tls_cert;         /* --tls-cert: https:// and wss:// (with tls_key) */
+	const char *tls_key;          /* --tls-key */
 	char allow_origin[1024];      /* --allow-origin, repeatable: comma-joined */
 	char allow_host[1024];        /* --allow-host, repeatable: comma-joined */
 	const char *web_dir;          /* --web-dir (default: the source tree's assets/web) */
@@ -35,7 +37,8 @@ enum {
 	GOS_WEB_OPT_BASE = 0x1000,
 	GOS_WEB_OPT_LISTEN = GOS_WEB_OPT_BASE, GOS_WEB_OPT_NO_LISTEN, GOS_WEB_OPT_TICK_MS,
 	GOS_WEB_OPT_MAX_VIEWERS, GOS_WEB_OPT_AUTH_TOKEN_FILE, GOS_WEB_OPT_ALLOW_ORIGIN,
-	GOS_WEB_OPT_WEB_DIR, GOS_WEB_OPT_ALLOW_HOST, GOS_WEB_OPT_MAX_HTTP, GOS_WEB_OPT_END_,
+	GOS_WEB_OPT_WEB_DIR, GOS_WEB_OPT_ALLOW_HOST, GOS_WEB_OPT_MAX_HTTP, GOS_WEB_OPT_TLS_CERT,
+	GOS_WEB_OPT_TLS_KEY, GOS_WEB_OPT_END_,
 };
 #define GOS_WEB_LONGOPTS                                                              \
 	{"listen", required_argument, NULL, GOS_WEB_OPT_LISTEN},                      \
@@ -46,7 +49,9 @@ enum {
 	{"allow-origin", required_argument, NULL, GOS_WEB_OPT_ALLOW_ORIGIN},          \
 	{"web-dir", required_argument, NULL, GOS_WEB_OPT_WEB_DIR},                    \
 	{"allow-host", required_argument, NULL, GOS_WEB_OPT_ALLOW_HOST},              \
-	{"max-http", required_argument, NULL, GOS_WEB_OPT_MAX_HTTP}
+	{"max-http", required_argument, NULL, GOS_WEB_OPT_MAX_HTTP},                  \
+	{"tls-cert", required_argument, NULL, GOS_WEB_OPT_TLS_CERT},                  \
+	{"tls-key", required_argument, NULL, GOS_WEB_OPT_TLS_KEY}
 
 /* True when getopt_long's value c is one of ours. */
 static inline bool gos_web_is_opt(int c)
@@ -86,7 +91,8 @@ struct gos_web_sources {
 };
 
 /* Starts the server and the broadcaster and prints the viewer's URL to
- * stderr. With --no-listen, or when no --listen was given and the default
+ * stderr, and a warning when the server is reachable from other machines
+ * in clear text without a token. With --no-listen, or when no --listen was given and the default
  * port is taken (a warning says so), returns a gos_web that serves nothing.
  * NULL on failure (the --listen port busy, bad token file...) with one
  * sentence in err. */

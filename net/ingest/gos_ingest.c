@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "gos_heartbeat.h"
 #include "gos_ingest_internal.h"
 #include "gos_metrics.h"
 #include "gos_time.h"
@@ -73,11 +74,11 @@ static int wait_ms(struct gos_ingest *in, int64_t now)
 	if (in->budget_quiet_since && in->budget_quiet_since + INGEST_BUDGET_QUIET_NS < due)
 		due = in->budget_quiet_since + INGEST_BUDGET_QUIET_NS;
 	if (due == INT64_MAX)
-		return -1;
+		return GOS_HB_WAIT_MS;  /* nothing due: wake to beat */
 	if (due <= now)
 		return 0;
 	int64_t ms = (due - now + 999999) / 1000000;
-	return ms > INT_MAX ? INT_MAX : (int)ms;
+	return ms > GOS_HB_WAIT_MS ? GOS_HB_WAIT_MS : (int)ms;
 }
 
 /* glibc keeps freed heap memory, and after freeing large blocks it serves
@@ -108,7 +109,9 @@ static void *ingest_main(void *arg)
 {
 	struct gos_ingest *in = arg;
 	struct epoll_event evs[MAX_EVENTS];
+	gos_hb_start(GOS_HB_INGEST, 0);
 	for (;;) {
+		gos_hb_beat(GOS_HB_INGEST);
 		pthread_mutex_lock(&in->lock);
 		bool stop = in->stop;
 		pthread_mutex_unlock(&in->lock);
@@ -156,6 +159,7 @@ static void *ingest_main(void *arg)
 	}
 out:
 	publish_stats(in);
+	gos_hb_stop(GOS_HB_INGEST);
 	return NULL;
 }
 

@@ -16,12 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
 
+#include "gos_heartbeat.h"
 #include "gos_time.h"
 #include "gos_viewer_proto.h"
 #include "gos_ws.h"
@@ -266,9 +269,14 @@ static const struct lws_protocol_vhost_options pvo = {
 static void *service_main(void *arg)
 {
 	struct gos_ws *ws = arg;
-	while (!atomic_load(&ws->stop))
+	/* lws_service returns at least every CTL_SCAN_MS (ws_tick) */
+	gos_hb_start(GOS_HB_WEB, 0);
+	while (!atomic_load(&ws->stop)) {
+		gos_hb_beat(GOS_HB_WEB);
 		if (lws_service(ws->ctx, 0) < 0)
 			break;
+	}
+	gos_hb_stop(GOS_HB_WEB);
 	return NULL;
 }
 
@@ -324,6 +332,8 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	o->listen = NULL;  /* not kept: the caller's string */
 	o->assets_dir = NULL;
 	o->auth_token_file = NULL;
+	o->tls_cert = NULL;
+	o->tls_key = NULL;
 	o->allow_origins = NULL;
 	o->allow_hosts = NULL;
 	pthread_mutex_init(&ws->lock, NULL);
@@ -333,6 +343,14 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		goto error;
 	if (opts->auth_token_file && !read_token_file(ws, opts->auth_token_file, err, errlen))
 		goto error;
+	if (!opts->tls_cert != !opts->tls_key) {
+		snprintf(err, errlen, "--tls-cert and --tls-key go together (a certificate and "
+		         "its private key)");
+		goto error;
+	}
+	if (opts->tls_cert && !ws_tls_check(opts->tls_cert, opts->tls_key, err, errlen))
+		goto error;
+	ws->tls = opts->tls_cert != NULL;
 	if (opts->allow_origins && opts->allow_origins[0]) {
 		ws->origins = strdup(opts->allow_origins);
 		if (!ws->origins)
@@ -369,6 +387,8 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	if (ws->tls)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.user = ws;
 	info.timeout_secs = 30;
 	ws->ctx = lws_create_context(&info);
@@ -378,7 +398,15 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 		info.pvo = &pvo;
 		info.extensions = extensions;
 		info.vhost_name = "gos";
+		info.ssl_cert_filepath = opts->tls_cert;  /* NULL: plain */
+		info.ssl_private_key_filepath = opts->tls_key;
+		/* HTTP/1.1 only: budgets, refusals and viewers are per connection,
+		 * and lws 4.1's HTTP/2 fails browsers' WebSockets over it (RFC 8441). */
+		info.alpn = "http/1.1";
 		ws->vhost = lws_create_vhost(ws->ctx, &info);
+		info.alpn = NULL;
+		info.ssl_cert_filepath = NULL;
+		info.ssl_private_key_filepath = NULL;
 		info.port = CONTEXT_PORT_NO_LISTEN;
 		info.protocols = listen_protocols;
 		info.pvo = NULL;
@@ -462,6 +490,23 @@ int gos_ws_port(const struct gos_ws *ws)
 const char *gos_ws_host(const struct gos_ws *ws)
 {
 	return ws->host;
+}
+
+bool gos_ws_tls(const struct gos_ws *ws)
+{
+	return ws->tls;
+}
+
+bool gos_ws_loopback(const struct gos_ws *ws)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, ws->iface, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, ws->iface, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;  /* "": every interface */
 }
 
 static void inbox_put(struct gos_ws *ws, const struct inbox_item *it)

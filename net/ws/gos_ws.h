@@ -125,6 +125,10 @@ struct gos_ws_opts {
 	const char *assets_dir;       /* the web viewer's folder (must exist); NULL:
 	                               * gos_ws_default_assets_dir(), 404 on / if absent */
 	const char *auth_token_file;  /* NULL: no auth; else /, /ws, /metrics need its token */
+	const char *tls_cert;         /* PEM certificate (chain) file: the port speaks only
+	                               * https:// and wss:// (both or neither of these two);
+	                               * a client speaking plain HTTP there is closed */
+	const char *tls_key;          /* PEM private key file for tls_cert, unencrypted */
 	const char *allow_origins;    /* comma-separated Origins allowed on /ws besides the
 	                               * server's own; "*": any. Requests without Origin
 	                               * (non-browser clients) are always allowed. */
@@ -222,6 +226,11 @@ void gos_ws_destroy(struct gos_ws *ws);
 /* The port actually bound (useful with port 0) and the host as given. */
 int gos_ws_port(const struct gos_ws *ws);
 const char *gos_ws_host(const struct gos_ws *ws);
+/* Whether the port speaks TLS (https://, wss://). */
+bool gos_ws_tls(const struct gos_ws *ws);
+/* Whether the listening socket is bound to a loopback address only
+ * (127.0.0.0/8, ::1): nobody on another machine can reach it. */
+bool gos_ws_loopback(const struct gos_ws *ws);
 
 /* Any thread. Hands a delta to every viewer that has had its snapshot (in
  * publish order, interleaved correctly with snapshots). Takes over the

@@ -159,7 +159,8 @@ static void conn_admit(struct gos_ws *ws, int fd)
 			        "answering 503\n", ws->opts.max_http);
 		ws->http_full.n2++;
 		st_add(&ws->st.refused[GOS_WS_REFUSED_HTTP_FULL], 1);
-		send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);  /* best effort */
+		if (!ws->tls)  /* best effort; a TLS client could not read it */
+			send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 		close(fd);
 		return;
 	}
@@ -174,7 +175,7 @@ static void conn_admit(struct gos_ws *ws, int fd)
 	lws_adopt_desc_t ad;
 	memset(&ad, 0, sizeof(ad));
 	ad.vh = ws->vhost;
-	ad.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP;
+	ad.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (ws->tls ? LWS_ADOPT_ALLOW_SSL : 0);
 	ad.fd.sockfd = fd;
 	ad.opaque = c;
 	struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&ad);  /* closes fd on failure */

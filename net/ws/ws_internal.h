@@ -199,6 +199,7 @@ struct gos_ws {
 	char *origins;                 /* the allow list, copied */
 	struct gos_host_allow *hosts;  /* the names we answer to (service thread) */
 	uint64_t start_ms;
+	bool tls;                      /* the port speaks https:// and wss:// */
 
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;       /* HTTP and WebSocket connections */
@@ -255,6 +256,13 @@ void ws_drain_inbox(struct gos_ws *ws);
 
 /* Whether permessage-deflate is on for this WebSocket connection. */
 bool ws_deflate_active(struct lws *wsi);
+
+/* ---- ws_tls.c ---- */
+
+/* Owning thread: whether cert holds a PEM certificate and key (readable,
+ * unencrypted) its private key; false with one sentence in err that names
+ * the file at fault. */
+bool ws_tls_check(const char *cert, const char *key, char *err, size_t errlen);
 
 /* ---- ws_accept.c ---- */
 

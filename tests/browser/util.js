@@ -25,12 +25,14 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-quic', '--no-fir
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--enable-unsafe-swiftshader'].concat(process.env.GOS_CHROMIUM_GPU === '1' ? [] : ['--disable-gpu']);
 
-async function launch(extraArgs = [], viewport = { width: 900, height: 600 }) {
+// opts: more of playwright's context options (ignoreHTTPSErrors for a
+// server with a certificate a test made).
+async function launch(extraArgs = [], viewport = { width: 900, height: 600 }, opts = {}) {
   const { chromium } = playwright();
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gos-chromium-'));
-  const ctx = await chromium.launchPersistentContext(userDir, {
+  const ctx = await chromium.launchPersistentContext(userDir, Object.assign({
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS.concat(extraArgs), viewport,
-  });
+  }, opts));
   const close = async () => {
     await ctx.close().catch(() => {});
     fs.rmSync(userDir, { recursive: true, force: true });

@@ -20,9 +20,11 @@ from gos_check import check, report  # noqa: F401  (the tests import them from h
 
 
 class Compositor:
-    """A gos-compositor on a fresh socket and a free loopback port."""
+    """A gos-compositor on a fresh socket and a free loopback port. With
+    --tls-cert in extra, pass ssl_ctx (an ssl.SSLContext that trusts the
+    certificate): http() and health() then speak https."""
 
-    def __init__(self, binary, *extra, port=0, tmp=None):
+    def __init__(self, binary, *extra, port=0, tmp=None, ssl_ctx=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="gos-ws-")
         self.own_tmp = tmp is None
         self.sock = os.path.join(self.tmp, "gos.sock")
@@ -36,9 +38,10 @@ class Compositor:
         # a test that dies half-way leaves no compositor running
         atexit.register(self.stop)
         self.port = None
+        self.ssl_ctx = ssl_ctx
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and self.proc.poll() is None:
-            m = re.search(r"web viewer at http://127\.0\.0\.1:(\d+)/", self.stderr())
+            m = re.search(r"web viewer at https?://[0-9.]+:(\d+)/", self.stderr())
             if m and os.path.exists(self.sock):
                 self.port = int(m.group(1))
                 break
@@ -108,7 +111,7 @@ class Compositor:
 
     # ---- HTTP
     def http(self, path, headers=None, method="GET"):
-        return http_raw(self.port, path, headers, method)
+        return http_raw(self.port, path, headers, method, ssl_ctx=self.ssl_ctx)
 
     def health(self):
         st, _, body = self.http("/health")
@@ -141,10 +144,13 @@ def metric(text, name, labels=None):
     return None
 
 
-def http_raw(port, path, headers=None, method="GET", timeout=10):
+def http_raw(port, path, headers=None, method="GET", timeout=10, ssl_ctx=None):
     """One HTTP/1.1 request with the path sent byte for byte (no client-side
-    normalization). Returns (status, headers dict, body bytes)."""
+    normalization), over TLS with ssl_ctx. Returns (status, headers dict,
+    body bytes)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if ssl_ctx:
+        s = ssl_ctx.wrap_socket(s, server_hostname="127.0.0.1")
     req = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
     for k, v in (headers or {}).items():
         req += f"{k}: {v}\r\n"
@@ -196,12 +202,15 @@ class RawViewer:
     """A WebSocket client on a plain socket: the test decides when (and
     whether) it reads, answers pings, or sends odd frames."""
 
-    def __init__(self, port, path="/ws", headers=None, rcvbuf=None, protocol="gos.v1"):
+    def __init__(self, port, path="/ws", headers=None, rcvbuf=None, protocol="gos.v1",
+                 ssl_ctx=None):
         self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.s.settimeout(30)
         self.s.connect(("127.0.0.1", port))
+        if ssl_ctx:  # wss://
+            self.s = ssl_ctx.wrap_socket(self.s, server_hostname="127.0.0.1")
         key = base64.b64encode(os.urandom(16)).decode()
         req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")

@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""gos-compositor's --log-level and --log-format: with json every stderr
+line is one object (time, level, subsystem, msg) and the start-up lines are
+there, named by subsystem; warn leaves out info lines but keeps the
+exposure warning; error leaves that out too; bad values exit 2.
+
+usage: log_flags.py GOS_COMPOSITOR   (run by ctest)"""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from ws_util import Compositor, check, report  # noqa: E402
+
+COMPOSITOR = sys.argv[1]
+
+c = Compositor(COMPOSITOR, "--no-render", "--log-format", "json", "--listen", "0.0.0.0:0")
+c.feed([])
+c.proc.terminate()
+c.proc.wait(timeout=20)
+lines = c.stderr().splitlines()
+rc = c.stop()
+objs = []
+for ln in lines:
+    try:
+        objs.append(json.loads(ln))
+    except ValueError:
+        check(False, f"json: a stderr line is not JSON: {ln!r}")
+check(rc == 0 and objs and all(set(o) == {"time", "level", "subsystem", "msg"} for o in objs),
+      f"json: every line has time, level, subsystem, msg ({objs})")
+by = [(o["subsystem"], o["level"], o["msg"]) for o in objs]
+check(any(s == "web" and l == "info" and m.startswith("web viewer at http://0.0.0.0:")
+          for s, l, m in by), f"json: the viewer URL is web's info line ({by})")
+check(any(s == "web" and l == "warn" and "clear text" in m for s, l, m in by),
+      "json: the exposure warning is web's warn line")
+check(any(s == "main" and l == "info" and "listening for producers" in m for s, l, m in by),
+      "json: main says where producers connect")
+check(all(o["time"].endswith("Z") and len(o["time"]) == 24 for o in objs), "json: UTC times in ms")
+
+
+
+def run_for_a_while(*args):
+    """A compositor on 0.0.0.0 (any port) for a second, then SIGTERM: (exit, stderr)."""
+    p = subprocess.Popen([COMPOSITOR, "--no-render", "--no-journal", "--listen", "0.0.0.0:0",
+                          "--socket", f"/tmp/gos-log-flags-{os.getpid()}.sock", *args],
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        return p.returncode, p.communicate(timeout=1.5)[1]
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        out = p.communicate(timeout=20)[1]
+        return p.returncode, out
+
+
+rc, err = run_for_a_while("--log-level", "warn")
+check(rc == 0 and "listening for producers" not in err and "web viewer at" not in err and
+      err.startswith("gos [web] warning: port ") and err.count("\n") == 1,
+      f"warn: info lines left out, the warning kept ({rc} {err!r})")
+rc, err = run_for_a_while("--log-level", "error")
+check(rc == 0 and err == "", f"error: a clean run writes nothing ({rc} {err!r})")
+
+for flag, value in (("--log-level", "loud"), ("--log-format", "xml")):
+    r = subprocess.run([COMPOSITOR, flag, value], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 2 and flag in r.stderr and value in r.stderr,
+          f"{flag} {value}: exit 2 naming it ({r.returncode} {r.stderr!r})")
+
+sys.exit(report("log_flags"))
