@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "gos_ingest_internal.h"
+#include "gos_log.h"
 #include "gos_time.h"
 
 #define READ_BUDGET        (1u << 20)       /* bytes per connection per wakeup */
@@ -466,8 +467,8 @@ static void peer_cred(struct gos_ingest *in, const struct conn *c)
 	socklen_t len = sizeof(cr);
 	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		return;
-	fprintf(stderr, "gos: ingest: producer %llu connected: uid %u, pid %d\n",
-	        (unsigned long long)c->id, (unsigned)cr.uid, (int)cr.pid);
+	gos_log_always(GOS_LOG_INFO, "ingest", "producer %llu connected: uid %u, pid %d",
+	               (unsigned long long)c->id, (unsigned)cr.uid, (int)cr.pid);
 	struct gos_ingest_stats *st = &in->local;
 	for (uint32_t k = 0; k < st->n_uids; k++) {
 		if (st->by_uid[k].uid == (uint32_t)cr.uid) {

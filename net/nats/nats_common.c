@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gos_log.h"
 #include "gos_nats.h"
 #include "nats_internal.h"
 
@@ -112,7 +113,7 @@ void nats_log(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "gos nats: %s\n", line);
+	gos_log_always(GOS_LOG_INFO, "nats", "%s", line);
 }
 
 static void on_connected(natsConnection *nc, void *closure)

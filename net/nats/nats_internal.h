@@ -19,7 +19,7 @@ void nats_stream_name(const char *cluster, char *out, size_t len);
  * white space and control bytes percent-encoded). */
 void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char *out, size_t len);
 
-/* One line on stderr: "gos nats: ...". */
+/* One line in the log (gos_log, subsystem "nats"). */
 void nats_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A connection's state as its callbacks see it. */
