@@ -16,12 +16,11 @@
 // usage: node features.test.js GOS_COMPOSITOR   (run by ctest as ws_browser_features)
 'use strict';
 
-const { spawn } = require('child_process');
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
-const { launch, pixel, BG, blend, EXPECT, near, benign, VIRIDIS_1 } = require('./util.js');
+const util = require('./util.js');
+const { launch, pixel, BG, blend, EXPECT, near, benign, VIRIDIS_1 } = util;
 const mock = require('./mock_server.js');
 
 const COMPOSITOR = process.argv[2];
@@ -40,36 +39,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gos-features-'));
 const SOCK = path.join(tmp, 'gos.sock'), SEARCH_SOCK = path.join(tmp, 'search.sock');
 
 function startCompositor(sock) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(COMPOSITOR, ['--headless', '--no-journal', '--socket', sock, '--log-interval', '0',
-      '--listen', '127.0.0.1:0', '--tick-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    const timer = setTimeout(() => reject(new Error('compositor did not start: ' + err)), 15000);
-    p.stderr.on('data', d => {
-      err += d;
-      const m = /web viewer at http:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-      if (m) { clearTimeout(timer); resolve({ p, port: Number(m[1]) }); }
-    });
-    p.on('exit', code => reject(new Error(`compositor exited ${code}: ${err}`)));
-  });
+  return util.startCompositor(COMPOSITOR, ['--headless', '--no-journal', '--socket', sock, '--log-interval', '0',
+    '--listen', '127.0.0.1:0', '--tick-ms', '20']);
 }
-function feed(lines, sock = SOCK) {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(sock);
-    let buf = '';
-    s.on('error', reject);
-    s.on('data', d => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const m = JSON.parse(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-        if (m.type === 'sync') { s.end(); resolve(m); }
-      }
-    });
-    s.write(lines.map(l => JSON.stringify(l)).join('\n') + '\n{"type":"sync"}\n');
-  });
-}
+const feed = (lines, sock = SOCK) => util.feedSocket(sock, lines);
 
 async function waitFor(page, fn, arg, what, timeout = 10000) {
   try {

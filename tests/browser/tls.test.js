@@ -8,12 +8,12 @@
 // usage: node tls.test.js GOS_COMPOSITOR   (run by ctest as ws_browser_tls)
 'use strict';
 
-const { spawn, execFileSync } = require('child_process');
+const { execFileSync } = require('child_process');
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
-const { launch } = require('./util.js');
+const util = require('./util.js');
+const { launch } = util;
 
 const COMPOSITOR = process.argv[2];
 let passed = 0, failed = 0;
@@ -31,37 +31,10 @@ execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramg
 { stdio: 'ignore' });
 
 function startCompositor() {
-  return new Promise((resolve, reject) => {
-    const p = spawn(COMPOSITOR, ['--headless', '--no-journal', '--socket', SOCK, '--log-interval', '0',
-      '--listen', '127.0.0.1:0', '--tick-ms', '20', '--tls-cert', CERT, '--tls-key', KEY],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    const timer = setTimeout(() => reject(new Error('compositor did not start: ' + err)), 15000);
-    p.stderr.on('data', d => {
-      err += d;
-      const m = /web viewer at https:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-      if (m) { clearTimeout(timer); resolve({ p, port: Number(m[1]), stderr: () => err }); }
-    });
-    p.on('exit', code => reject(new Error(`compositor exited ${code}: ${err}`)));
-  });
+  return util.startCompositor(COMPOSITOR, ['--headless', '--no-journal', '--socket', SOCK, '--log-interval', '0',
+    '--listen', '127.0.0.1:0', '--tick-ms', '20', '--tls-cert', CERT, '--tls-key', KEY]);
 }
-function feed(lines) {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(SOCK);
-    let buf = '';
-    s.on('error', reject);
-    s.on('data', d => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const m = JSON.parse(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-        if (m.type === 'sync') { s.end(); resolve(m); }
-      }
-    });
-    s.write(lines.map(l => JSON.stringify(l)).join('\n') + '\n{"type":"sync"}\n');
-  });
-}
+const feed = lines => util.feedSocket(SOCK, lines);
 const tok = i => ({ type: 'token_activation', token_id: 't' + i, token_text: 'w' + i,
   timestamp: 1700000000 + i, stream: 's' + (i % 3), confidence: (i % 10) / 10 });
 

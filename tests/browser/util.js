@@ -95,5 +95,43 @@ function near(got, want, tol) { return got.every((c, i) => Math.abs(c - want[i])
 // reports as a driver performance warning: not an error, not ours.
 const benign = t => /GPU stall due to ReadPixels/.test(t);
 
+// A gos-compositor started with args; resolves with {p, port, stderr()}
+// once it prints its viewer's URL (http or https).
+function startCompositor(binary, args) {
+  const { spawn } = require('child_process');
+  return new Promise((resolve, reject) => {
+    const p = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const timer = setTimeout(() => reject(new Error('compositor did not start: ' + err)), 15000);
+    p.stderr.on('data', d => {
+      err += d;
+      const m = /web viewer at https?:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
+      if (m) { clearTimeout(timer); resolve({ p, port: Number(m[1]), stderr: () => err }); }
+    });
+    p.on('exit', code => reject(new Error(`compositor exited ${code}: ${err}`)));
+  });
+}
+
+// Sends JSON lines (objects) and a sync barrier to a compositor's socket;
+// resolves with the sync reply.
+function feedSocket(sock, lines) {
+  const net = require('net');
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(sock);
+    let buf = '';
+    s.on('error', reject);
+    s.on('data', d => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const m = JSON.parse(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+        if (m.type === 'sync') { s.end(); resolve(m); }
+      }
+    });
+    s.write(lines.map(l => JSON.stringify(l)).join('\n') + '\n{"type":"sync"}\n');
+  });
+}
+
 module.exports = { playwright, launch, CHROMIUM, CHROMIUM_ARGS, decodePNG, pixel, BG, blend, EXPECT, near, benign,
-  VIRIDIS_1, VIRIDIS_HALF };
+  VIRIDIS_1, VIRIDIS_HALF, startCompositor, feedSocket };

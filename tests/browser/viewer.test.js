@@ -19,10 +19,10 @@
 
 const { spawn } = require('child_process');
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
 const zlib = require('zlib');
+const util = require('./util.js');
 
 let chromium;
 try {
@@ -71,23 +71,7 @@ function stopCompositor(c) {
 }
 
 // Sends JSON lines and a sync barrier; resolves with the sync reply.
-function feed(lines, socket = sock) {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(socket);
-    let buf = '';
-    s.on('error', reject);
-    s.on('data', d => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const m = JSON.parse(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-        if (m.type === 'sync') { s.end(); resolve(m); }
-      }
-    });
-    s.write(lines.map(l => JSON.stringify(l)).join('\n') + '\n{"type":"sync"}\n');
-  });
-}
+const feed = (lines, socket = sock) => util.feedSocket(socket, lines);
 
 // One screen pixel, from a 1x1 PNG screenshot (a single pixel needs no
 // PNG filter reconstruction: every filter predicts 0 for it).
@@ -107,7 +91,7 @@ async function pixel(page, x, y) {
 }
 
 // A screenshot's pixels: tests/browser/util.js.
-const { decodePNG } = require('./util.js');
+const { decodePNG } = util;
 
 // The palette (shaders/gos_palette.h): viridis entries and the unknown gray,
 // blended over the page background #101014 with the confidence's alpha.
