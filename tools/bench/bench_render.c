@@ -135,12 +135,37 @@ static bool measure(struct gos_render *r, struct gos_offscreen *off, struct gos_
 	return true;
 }
 
+/* --frames N and --size WxH, shared by render and style: 1 taken (i moved
+ * past its value), 0 not one of them, -1 a bad value (said on stderr). */
+static int frame_opt(const char *cmd, int argc, char **argv, int *i, int *frames, uint32_t *w,
+                     uint32_t *h)
+{
+	if (!strcmp(argv[*i], "--frames") && *i + 1 < argc) {
+		*frames = atoi(argv[++*i]);
+		if (*frames < 5 || *frames > 100000) {
+			fprintf(stderr, "gos-bench %s: --frames wants 5 to 100000\n", cmd);
+			return -1;
+		}
+		return 1;
+	}
+	if (!strcmp(argv[*i], "--size") && *i + 1 < argc) {
+		if (sscanf(argv[++*i], "%ux%u", w, h) != 2 || *w < 16 || *h < 16 || *w > 16384 ||
+		    *h > 16384) {
+			fprintf(stderr, "gos-bench %s: --size wants WxH\n", cmd);
+			return -1;
+		}
+		return 1;
+	}
+	return 0;
+}
+
 int gos_bench_render(int argc, char **argv)
 {
 	uint32_t w = 1920, h = 1080;
 	int frames = 60;
 	uint64_t sizes[3] = {10000, 100000, 1000000};
 	double rate = 100000;
+	int taken;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
 			printf("usage: gos-bench render [--frames N] [--size WxH] [--max-tokens N] [--tokens N]\n"
@@ -155,17 +180,9 @@ int gos_bench_render(int argc, char **argv)
 			       "--cpu-compute projects, colors and culls the tokens with the CPU reference\n"
 			       "(the fallback path) instead of the compute shader.\n");
 			return 0;
-		} else if (!strcmp(argv[i], "--frames") && i + 1 < argc) {
-			frames = atoi(argv[++i]);
-			if (frames < 5 || frames > 100000) {
-				fprintf(stderr, "gos-bench render: --frames wants 5 to 100000\n");
+		} else if ((taken = frame_opt("render", argc, argv, &i, &frames, &w, &h)) != 0) {
+			if (taken < 0)
 				return 2;
-			}
-		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
-			if (sscanf(argv[++i], "%ux%u", &w, &h) != 2 || w < 16 || h < 16 || w > 16384 || h > 16384) {
-				fprintf(stderr, "gos-bench render: --size wants WxH\n");
-				return 2;
-			}
 		} else if (!strcmp(argv[i], "--max-tokens") && i + 1 < argc) {
 			uint64_t m = strtoull(argv[++i], NULL, 10);
 			for (int k = 0; k < 3; k++)
@@ -321,6 +338,7 @@ int gos_bench_style(int argc, char **argv)
 	uint32_t w = 1920, h = 1080;
 	int frames = 40;
 	uint64_t tokens = 1000000;
+	int taken;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
 			printf("usage: gos-bench style [--tokens N] [--frames N] [--size WxH] [--cpu-compute]\n"
@@ -331,17 +349,9 @@ int gos_bench_style(int argc, char **argv)
 			       "every frame too; each row gives its median and its worst frame over the\n"
 			       "baseline's median.\n");
 			return 0;
-		} else if (!strcmp(argv[i], "--frames") && i + 1 < argc) {
-			frames = atoi(argv[++i]);
-			if (frames < 5 || frames > 100000) {
-				fprintf(stderr, "gos-bench style: --frames wants 5 to 100000\n");
+		} else if ((taken = frame_opt("style", argc, argv, &i, &frames, &w, &h)) != 0) {
+			if (taken < 0)
 				return 2;
-			}
-		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
-			if (sscanf(argv[++i], "%ux%u", &w, &h) != 2 || w < 16 || h < 16 || w > 16384 || h > 16384) {
-				fprintf(stderr, "gos-bench style: --size wants WxH\n");
-				return 2;
-			}
 		} else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
 			tokens = strtoull(argv[++i], NULL, 10);
 			if (tokens < 1 || tokens > 10000000) {
