@@ -2,9 +2,10 @@
  * from the durable consumer, parses them as the socket does, and queues them
  * for the core in batches, each ending in a sync marker whose conn id names
  * the batch. When the core (or the journal, once durable) reports the
- * marker and its change-log records are stored, the batch's last message is
- * acked (AckAll: it and all before it), and the producers' sync requests it
- * covers are answered. See gos_nats.h. */
+ * marker and its change-log records are stored, each of the batch's
+ * messages is acked (explicit acks: an AckAll would also ack what a killed
+ * predecessor had fetched and JetStream had not delivered again yet), and
+ * the producers' sync requests it covers are answered. See gos_nats.h. */
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,8 +23,8 @@
 #define WAITERS 4096      /* producers' syncs waiting at once */
 
 struct pend {
-	natsMsg *last;         /* the batch's last message: acking it acks all before */
-	uint64_t stream_seq;   /* its stream sequence */
+	natsMsgList list;      /* the batch's messages, each acked once it is applied */
+	uint64_t stream_seq;   /* the last one's stream sequence */
 };
 
 struct waiter {
@@ -119,7 +120,7 @@ static bool setup(struct gos_nats_ingest *n)
 			jsSubOptions_Init(&so);
 			so.Stream = n->stream;
 			so.Config.Durable = NATS_CONSUMER;
-			so.Config.AckPolicy = js_AckAll;
+			so.Config.AckPolicy = js_AckExplicit;
 			/* what a killed compositor had fetched and not acked goes to the
 			 * next one after this long */
 			so.Config.AckWait = 5LL * 1000000000LL;
@@ -168,10 +169,13 @@ static void ack_done(struct gos_nats_ingest *n)
 	uint64_t seq = 0;
 	while (n->acked < done) {
 		struct pend *p = &n->ring[++n->acked % RING];
-		if (p->last) {
-			natsMsg_Ack(p->last, NULL);
-			natsMsg_Destroy(p->last);
-			p->last = NULL;
+		if (p->list.Count) {
+			/* each one: AckAll would also ack what a killed predecessor had
+			 * fetched and JetStream has not delivered again yet */
+			for (int i = 0; i < p->list.Count; i++)
+				natsMsg_Ack(p->list.Msgs[i], NULL);
+			natsMsgList_Destroy(&p->list);
+			p->list = (natsMsgList){0};
 			seq = p->stream_seq;
 		}
 	}
@@ -254,10 +258,9 @@ static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 	mark->type = GOS_EV_SYNC;
 	mark->sync.conn = GOS_NATS_CONN_BIT | id;
 	struct pend *pe = &n->ring[id % RING];
-	pe->last = list->Msgs[list->Count - 1];
+	pe->list = *list;   /* kept for their acks */
 	pe->stream_seq = last_seq;
-	list->Msgs[list->Count - 1] = NULL;   /* kept for its ack */
-	natsMsgList_Destroy(list);
+	*list = (natsMsgList){0};
 	return gos_queue_push(n->o.queue, b);
 }
 
@@ -354,7 +357,7 @@ void gos_nats_ingest_destroy(struct gos_nats_ingest *n)
 	natsSubscription_Destroy(n->sync_sub);
 	natsSubscription_Destroy(n->pull);
 	for (size_t i = 0; i < RING; i++)
-		natsMsg_Destroy(n->ring[i].last);
+		natsMsgList_Destroy(&n->ring[i].list);
 	for (size_t i = 0; i < n->n_waiters; i++)
 		free(n->waiters[i].reply);
 	jsCtx_Destroy(n->js);
