@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "gos_export.h"
 #include "gos_buf.h"
 #include "gos_metrics.h"
+#include "gos_cluster.h"
 #include "gos_nats.h"
 #include "gos_search.h"
 #include "gos_web.h"
@@ -29,7 +32,7 @@
 #include "gos_window.h"
 
 /* Exit codes (documented in --help and README). */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_DEPOSED = 3 };
 
 #define MAX_PRODUCERS 1024   /* --max-producers default */
 /* Descriptors kept out of every connection budget: stdio, epoll and event
@@ -46,6 +49,7 @@ struct options {
 	const char *socket_group;     /* --socket-group: 0660 and this group's */
 	const char *nats_url;         /* --nats: also consume producer events from JetStream */
 	const char *cluster;          /* --cluster (docs/scale-out.md) */
+	unsigned lease_ms;            /* --lease-ms */
 	int frame_timeout_ms;
 	enum gos_framing framing;
 	uint64_t max_tokens;
@@ -76,10 +80,16 @@ static void usage(FILE *f)
 	        "  --socket PATH        Unix socket to listen on (default %s)\n"
 	        "  --socket-group GROUP the socket is 0660 and GROUP's (a name or number), so\n"
 	        "                       that group's users may produce (default: 0600)\n"
-	        "  --nats URL           also take producer events from NATS JetStream (the\n"
-	        "                       stream CLUSTER_INGEST, subjects CLUSTER.ingest.<stream>,\n"
-	        "                       durable consumer 'leader'; docs/scale-out.md)\n"
+	        "  --nats URL           join a cluster on NATS JetStream (docs/scale-out.md): a\n"
+	        "                       standby following the change log CLUSTER_LOG until it\n"
+	        "                       takes the leader lease, then the leader: producer events\n"
+	        "                       from CLUSTER_INGEST (subjects CLUSTER.ingest.<stream>,\n"
+	        "                       durable consumer 'leader') and this host's socket, what\n"
+	        "                       it applies published to the log. The map is the log's:\n"
+	        "                       each start keeps the state dir's last session aside\n"
 	        "  --cluster NAME       the JetStream names' prefix (default gos)\n"
+	        "  --lease-ms N         the leader lease's TTL in ms (default 3000): a dead\n"
+	        "                       leader is replaced after about this long\n"
 	        "  --headless           no window: render the same passes offscreen (also what\n"
 	        "                       happens when no display is available)\n"
 	        "  --no-render          draw nothing (no window, no Vulkan): keep the map, serve\n"
@@ -138,7 +148,8 @@ static void usage(FILE *f)
 	        "      session as a recording (gos-DATE.ndjson, for --open and gos-feed)\n"
 	        "\n"
 	        "exit codes: 0 clean shutdown (SIGINT/SIGTERM), 1 start-up failure (socket busy,\n"
-	        "            no permission, ...), 2 bad command line\n");
+	        "            no permission, ...), 2 bad command line, 3 no longer the cluster's\n"
+	        "            leader (--nats: lease lost or publish fenced; start it again)\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -154,7 +165,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256, OPT_SOCKET_GROUP, OPT_NATS, OPT_CLUSTER, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
+	enum { OPT_SOCKET = 256, OPT_SOCKET_GROUP, OPT_NATS, OPT_CLUSTER, OPT_LEASE_MS, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_FRAMING, OPT_FRAME_TIMEOUT,
 	       OPT_LOG_INTERVAL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
 	       /* the window or offscreen target */
@@ -168,6 +179,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
 		{"max-producers", required_argument, NULL, OPT_MAX_PRODUCERS},
 		{"nats", required_argument, NULL, OPT_NATS},
+		{"lease-ms", required_argument, NULL, OPT_LEASE_MS},
 		{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
 		{"cluster", required_argument, NULL, OPT_CLUSTER},
 		{"producer-timeout", required_argument, NULL, OPT_PRODUCER_TIMEOUT},
@@ -230,6 +242,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_NATS:
 			o->nats_url = optarg;
 			break;
+		case OPT_LEASE_MS: {
+			uint64_t v;
+			if (!parse_u64(optarg, &v) || v < 300 || v > 600000) {
+				fprintf(stderr, "gos-compositor: --lease-ms wants 300 to 600000, not '%s'\n",
+				        optarg);
+				return EXIT_USAGE;
+			}
+			o->lease_ms = (unsigned)v;
+			break;
+		}
 		case OPT_SOCKET_GROUP:
 			o->socket_group = optarg;
 			break;
@@ -422,7 +444,9 @@ struct app {
 	struct gos_journal *journal;     /* NULL with --no-journal */
 	struct gos_core *core;
 	struct gos_ingest *ingest;
-	struct gos_nats_ingest *nats;    /* --nats, else NULL */
+	struct gos_cluster *cluster;     /* --nats, else NULL */
+	struct gos_queue *hold;          /* --nats: this host's producers, until leading */
+	atomic_bool deposed;
 	struct gos_demo *demo;
 	struct gos_web *web;
 	struct timespec last_frame;      /* web: frame times for /metrics */
@@ -438,55 +462,42 @@ static void on_sync(void *ctx, const struct gos_sync_ev *s, uint64_t tokens)
 {
 	struct app *a = ctx;
 	if (s->conn & GOS_NATS_CONN_BIT) {
-		if (a->nats)
-			gos_nats_ingest_applied(a->nats, s->conn, tokens);
+		if (a->cluster)
+			gos_cluster_applied(a->cluster, s->conn, tokens);
 	} else if (a->ingest) {
 		gos_ingest_sync_done(a->ingest, s->conn, s->applied, s->rejected, tokens);
 	}
 }
 
-/* --nats: /health's "nats" (any thread). */
-static bool nats_health(void *ctx, struct gos_buf *t)
+/* --nats: /health's role, "nats", "lag" and "lease" (any thread). */
+static const char *cluster_role(void *ctx)
 {
-	struct app *a = ctx;
-	struct gos_nats_ingest_stats st;
-	gos_nats_ingest_stats(a->nats, &st);
-	gos_buf_printf(t, ",\"nats\":{\"connected\":%s,\"reconnects\":%llu,\"consumed\":%llu,"
-	               "\"applied_stream_seq\":%llu,\"log_records\":%llu,\"log_failed\":%llu}",
-	               st.connected ? "true" : "false", (unsigned long long)st.reconnects,
-	               (unsigned long long)st.messages, (unsigned long long)st.applied_stream_seq,
-	               (unsigned long long)st.log_records, (unsigned long long)st.log_failed);
-	return st.connected;
+	return gos_cluster_role(((struct app *)ctx)->cluster);
 }
 
-
-/* --nats: /metrics's NATS families (any thread). */
-static void nats_metrics(void *ctx, struct gos_buf *t)
+static bool cluster_health(void *ctx, struct gos_buf *t)
 {
-	struct app *a = ctx;
-	struct gos_nats_ingest_stats st;
-	gos_nats_ingest_stats(a->nats, &st);
-	gos_metrics_one(t, "gos_nats_connected", "gauge", "1 while connected to NATS.", st.connected);
-	gos_metrics_one(t, "gos_nats_reconnects_total", "counter", "Reconnections to NATS.", st.reconnects);
-	gos_metrics_one(t, "gos_leader", "gauge", "1 on the cluster's leader (the compositor consuming).", 1);
-	gos_metrics_one(t, "gos_nats_ingest_messages_total", "counter",
-	        "Producer events consumed from JetStream.", st.messages);
-	gos_metrics_one(t, "gos_nats_ingest_rejected_total", "counter",
-	        "Events from JetStream rejected (answered on the producer's reply subject).",
-	        st.rejected);
-	gos_metrics_one(t, "gos_nats_applied_stream_seq", "gauge",
-	        "The ingest stream's sequence applied and acked up to.", st.applied_stream_seq);
-	gos_metrics_one(t, "gos_nats_log_records_total", "counter",
-	        "Change-log records published to JetStream.", st.log_records);
-	gos_metrics_one(t, "gos_nats_log_failed_total", "counter",
-	        "Change-log records that could not be published.", st.log_failed);
+	return gos_cluster_health(((struct app *)ctx)->cluster, t);
+}
+
+static void cluster_metrics(void *ctx, struct gos_buf *t)
+{
+	gos_cluster_metrics(((struct app *)ctx)->cluster, t);
 }
 
 /* --nats: each applied batch goes to the change log (core thread). */
 static void on_applied(void *ctx, const struct gos_batch *b, uint64_t seq_start)
 {
+	gos_cluster_publish(((struct app *)ctx)->cluster, b, seq_start);
+}
+
+/* --nats: no longer the leader (any thread): the main thread stops. */
+static void on_deposed(void *ctx, const char *why)
+{
+	(void)why;
 	struct app *a = ctx;
-	gos_nats_log_publish(a->nats, b, seq_start);
+	atomic_store(&a->deposed, true);
+	kill(getpid(), SIGTERM);
 }
 
 static void shot_reply_error(struct app *a, uint64_t conn, const char *path, const char *reason)
@@ -658,6 +669,7 @@ static void app_finish(struct app *a)
 		shots_close(a, "the compositor is shutting down");
 	gos_web_destroy(a->web);       /* stops reading the map first */
 	gos_demo_destroy(a->demo);
+	gos_cluster_stop_hold(a->cluster);   /* this host's last batches to the core, if leading */
 	/* The core before the ingest: it answers barriers through the ingest
 	 * (on_sync, on_screenshot) while it drains the queue. Closing the queue
 	 * also stops the ingest thread's pushes. */
@@ -665,10 +677,11 @@ static void app_finish(struct app *a)
 	/* The journal after the core (which hands it the last batches) and
 	 * before the ingest (through which it answers their barriers). */
 	gos_state_close(a->state);
-	gos_nats_ingest_destroy(a->nats);   /* what it did not ack, JetStream delivers again */
+	gos_cluster_destroy(a->cluster);   /* what it did not ack, JetStream delivers again */
 	gos_ingest_destroy(a->ingest);   /* removes the socket file */
 	gos_map_destroy(a->map);
 	gos_queue_destroy(a->queue);
+	gos_queue_destroy(a->hold);
 	pthread_mutex_destroy(&a->shots.lock);
 }
 
@@ -870,6 +883,23 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	pthread_mutex_init(&a.shots.lock, NULL);
+	if (a.opt.cluster && !a.opt.nats_url) {
+		fprintf(stderr, "gos-compositor: --cluster applies only with --nats\n");
+		return EXIT_USAGE;
+	}
+	if (a.opt.lease_ms && !a.opt.nats_url) {
+		fprintf(stderr, "gos-compositor: --lease-ms applies only with --nats\n");
+		return EXIT_USAGE;
+	}
+	if (a.opt.nats_url && a.opt.state.open_path) {
+		fprintf(stderr, "gos-compositor: --open cannot join a cluster (--nats): replay the "
+		        "recording into it with gos-feed --nats instead\n");
+		return EXIT_USAGE;
+	}
+	/* In a cluster the map is the change log's: the last local session is
+	 * kept aside, and the map is built again from the log. */
+	if (a.opt.nats_url)
+		a.opt.state.fresh = true;
 	/* The state dir first: its lock refuses a second compositor before
 	 * anything else starts, and the map comes back from its journal. */
 	a.state = gos_state_open(&a.opt.state, &(struct gos_map_opts){
@@ -887,23 +917,22 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	if (a.opt.nats_url) {
-		a.nats = gos_nats_ingest_create(&(struct gos_nats_ingest_opts){
-			.url = a.opt.nats_url, .cluster = a.opt.cluster, .queue = a.queue}, err, sizeof(err));
-		if (!a.nats) {
-			fprintf(stderr, "gos-compositor: --nats: %s\n", err);
+		a.hold = gos_queue_create(64);
+		a.cluster = a.hold ? gos_cluster_create(&(struct gos_cluster_opts){
+			.url = a.opt.nats_url, .cluster = a.opt.cluster, .lease_ms = a.opt.lease_ms,
+			.queue = a.queue, .hold = a.hold, .on_deposed = on_deposed, .ctx = &a},
+			err, sizeof(err)) : NULL;
+		if (!a.cluster) {
+			fprintf(stderr, "gos-compositor: --nats: %s\n", a.hold ? err : "out of memory");
 			app_finish(&a);
 			return EXIT_RUNTIME;
 		}
-	} else if (a.opt.cluster) {
-		fprintf(stderr, "gos-compositor: --cluster applies only with --nats\n");
-		app_finish(&a);
-		return EXIT_USAGE;
 	}
-	/* the NATS ingest starts first: the core publishes every batch it
-	 * applies to the change log from the first one on */
+	/* the cluster starts first: the core publishes every batch it applies
+	 * as the leader to the change log from the first one on */
 	a.core = gos_core_create(&(struct gos_core_opts){
 		.queue = a.queue, .map = a.map, .on_sync = on_sync,
-		.on_screenshot = on_screenshot, .on_applied = a.nats ? on_applied : NULL,
+		.on_screenshot = on_screenshot, .on_applied = a.cluster ? on_applied : NULL,
 		.journal = a.journal, .ctx = &a});
 	if (!a.core) {
 		fprintf(stderr, "gos-compositor: cannot start the core (out of memory or threads)\n");
@@ -921,7 +950,8 @@ int main(int argc, char **argv)
 	}
 	fd_budget(&a.opt);
 	a.ingest = gos_ingest_create(&(struct gos_ingest_opts){
-		.socket_path = a.opt.socket_path, .socket_group = a.opt.socket_group, .queue = a.queue,
+		.socket_path = a.opt.socket_path, .socket_group = a.opt.socket_group,
+		.queue = a.hold ? a.hold : a.queue,
 		.max_connections = (int)a.opt.max_producers,
 		.progress_timeout_ms = a.opt.producer_timeout_ms,
 		.frame_timeout_ms = a.opt.frame_timeout_ms, .framing = a.opt.framing}, err, sizeof(err));
@@ -936,8 +966,9 @@ int main(int argc, char **argv)
 		.map = a.map, .ingest = a.ingest, .core = a.core, .journal = a.journal,
 		.state_dir = gos_state_dir(a.state),
 		.map_opts = {.max_tokens = a.opt.max_tokens, .layout = a.opt.layout},
-		.role = a.nats ? "leader" : NULL, .health_extra = a.nats ? nats_health : NULL,
-		.metrics_extra = a.nats ? nats_metrics : NULL,
+		.role_of = a.cluster ? cluster_role : NULL,
+		.health_extra = a.cluster ? cluster_health : NULL,
+		.metrics_extra = a.cluster ? cluster_metrics : NULL,
 		.health_ctx = &a},
 		err, sizeof(err));
 	if (!a.web) {
@@ -947,7 +978,7 @@ int main(int argc, char **argv)
 	}
 	if (a.opt.demo) {
 		a.demo = gos_demo_create(&(struct gos_demo_opts){
-			.queue = a.queue, .busy = producers_connected, .ctx = &a});
+			.queue = a.hold ? a.hold : a.queue, .busy = producers_connected, .ctx = &a});
 		if (!a.demo) {
 			fprintf(stderr, "gos-compositor: cannot start the demo stream\n");
 			app_finish(&a);
@@ -961,5 +992,5 @@ int main(int argc, char **argv)
 	rc = run_renderer(&a);
 	app_finish(&a);
 	gos_log_flush();
-	return rc;
+	return atomic_load(&a.deposed) ? EXIT_DEPOSED : rc;
 }

@@ -11,13 +11,13 @@ real gos-compositor --nats and real relays:
 usage: nats_relay.py GOS_COMPOSITOR GOS_FEED GOS_RELAY   (run by ctest)"""
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+import nats_util  # noqa: E402
 from nats_util import NatsServer, available  # noqa: E402
 from ws_util import Compositor, RawViewer, check, http_raw, metric, report  # noqa: E402
 
@@ -27,32 +27,8 @@ if not available():
     sys.exit(1)
 
 
-class Relay:
-    def __init__(self, url, tmp):
-        self.errpath = os.path.join(tmp, f"relay-{time.monotonic_ns()}.txt")
-        self.errf = open(self.errpath, "w")
-        self.proc = subprocess.Popen([RELAY, "--nats", url, "--listen", "127.0.0.1:0"],
-                                     stdout=subprocess.DEVNULL, stderr=self.errf)
-        self.port = None
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            m = re.search(r"web viewer at http://127\.0\.0\.1:(\d+)/", open(self.errpath).read())
-            if m:
-                self.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        if self.port is None:
-            raise RuntimeError("gos-relay did not start: " + open(self.errpath).read())
-
-    def health(self):
-        st, _, body = http_raw(self.port, "/health")
-        return json.loads(body) if st in (200, 503) else None
-
-    def stop(self):
-        self.proc.terminate()
-        rc = self.proc.wait(timeout=20)
-        self.errf.close()
-        return rc
+def Relay(url, tmp):
+    return nats_util.Relay(RELAY, url, tmp)
 
 
 def export(port):

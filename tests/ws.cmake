@@ -175,6 +175,12 @@ add_test(NAME nats_relay
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
 set_tests_properties(nats_relay PROPERTIES TIMEOUT 180 LABELS "integration;nats")
 
+# Hot standby: leader kill -9 and SIGSTOP, takeover, fencing, hand-over.
+add_test(NAME nats_failover
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_failover.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
+set_tests_properties(nats_failover PROPERTIES TIMEOUT 300 LABELS "integration;nats")
+
 # --socket-group, and producers logged and counted by their peer's uid.
 add_test(NAME ingest_peers
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ingest_peers.py $<TARGET_FILE:gos-compositor>)

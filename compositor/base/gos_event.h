@@ -127,6 +127,10 @@ struct gos_event {
 	 * in-process (demo, tests), which the journal serializes. */
 	const char *raw;
 	uint32_t raw_len;
+	/* Over NATS: the ingest stream sequence of the message it came in (the
+	 * change log carries it, so a new leader skips what its predecessor
+	 * applied and did not ack); 0 from other sources. */
+	uint64_t src_seq;
 	union {
 		struct gos_token_ev token;
 		struct gos_state_ev state;

@@ -33,6 +33,8 @@ struct gos_event *gos_batch_push(struct gos_batch *b)
 void gos_batch_clear(struct gos_batch *b)
 {
 	b->n = 0;
+	b->seq_floor = 0;
+	b->replayed = false;
 	gos_arena_reset(&b->arena);
 }
 

@@ -20,6 +20,12 @@ struct gos_batch {
 	uint64_t *seq_end;      /* [i]: the map seq once ev[i] was applied */
 	size_t seq_cap;
 	double t;               /* CLOCK_REALTIME seconds when applied */
+	/* Non-zero: the map's seq moves up to it (without a change) before the
+	 * batch: a replica following a leader whose seq jumped (a restart). */
+	uint64_t seq_floor;
+	/* Events read back from the cluster's change log (a standby's replica):
+	 * applied and journaled like any, never published to the log again. */
+	bool replayed;
 };
 
 /* seq_end with room for b->n entries. Never fails (aborts on OOM). */

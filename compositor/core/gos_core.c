@@ -29,6 +29,12 @@ static void apply_batch(struct gos_core *c, struct gos_batch *b)
 {
 	gos_batch_seq_end(b);
 	b->t = gos_now_realtime_s();
+	if (b->seq_floor > c->seq) {
+		if (c->o.journal)
+			gos_journal_lease(c->o.journal, b->seq_floor);
+		gos_map_advance_seq(c->o.map, b->seq_floor);
+		c->seq = b->seq_floor;
+	}
 	if (c->o.journal)
 		gos_journal_lease(c->o.journal, c->seq + gos_journal_lease_bound(b));
 	size_t start = 0;

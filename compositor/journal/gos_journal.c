@@ -241,6 +241,8 @@ static void *journal_main(void *arg)
 		bool barrier = stop;
 		for (size_t k = 0; k < n; k++) {
 			struct gos_batch *b = take[k];
+			if (b->seq_floor > j->last_seq)   /* the seqs jumped: recorded as a gap */
+				j->last_seq = b->seq_floor;
 			gos_buf_clear(&j->tkey);
 			gos_buf_append(&j->tkey, ",\"_t\":", 6);
 			gos_buf_json_f64(&j->tkey, b->t);

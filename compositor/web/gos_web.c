@@ -569,7 +569,8 @@ static bool web_health(void *ctx, struct gos_buf *t)
 		                (unsigned long long)bs.seq, (unsigned long long)bs.ticks);
 	}
 	gos_buf_puts(t, ",\"role\":");
-	gos_buf_json_str(t, s->src.role ? s->src.role : "single");
+	gos_buf_json_str(t, s->src.role_of ? s->src.role_of(s->src.health_ctx)
+	                    : s->src.role ? s->src.role : "single");
 	if (extra.len)
 		gos_buf_append(t, extra.data, extra.len);
 	gos_buf_finish(&extra);

@@ -82,6 +82,7 @@ struct gos_web_sources {
 	const char *state_dir;        /* the journal's state dir (with journal) */
 	struct gos_map_opts map_opts; /* the live map's: private maps are built alike */
 	const char *role;             /* /health's "role": "single" (NULL), "leader", "relay" */
+	const char *(*role_of)(void *ctx);   /* else this, when set (any thread; health_ctx) */
 	/* May be NULL. Appends more /health fields (",\"nats\":{...}"); false
 	 * makes the status degraded (503). Any thread. */
 	bool (*health_extra)(void *ctx, struct gos_buf *out);

@@ -1,6 +1,7 @@
 /* Following the leader's change log (CLUSTER.log) from its start with an
  * ordered consumer: each record's event and seqs go to the caller, which
- * applies them to its replica of the map. See gos_nats.h and
+ * applies them to its replica of the map (a relay), or, in batches, to the
+ * core's queue (a standby compositor). See gos_nats.h and
  * docs/scale-out.md. */
 #include <math.h>
 #include <nats/nats.h>
@@ -15,7 +16,11 @@
 #include "gos_arena.h"
 #include "gos_nats.h"
 #include "gos_protocol.h"
+#include "gos_queue.h"
 #include "nats_internal.h"
+
+#define FOLLOW_SRC_RING (1u << 20)   /* > what a leader can hold unacked (gos_nats_ingest.c) */
+#define FOLLOW_BATCH 1024
 
 struct gos_nats_follow {
 	struct gos_nats_follow_opts o;
@@ -30,6 +35,14 @@ struct gos_nats_follow {
 	struct nats_watch watch;
 	atomic_uint_fast64_t records, gaps, pending;
 	_Atomic double lag_s;
+	atomic_uint_fast64_t log_seq;   /* the log's stream sequence handed over up to */
+	atomic_uint_fast64_t leaders;   /* takeover markers read */
+	uint64_t marker;                /* finish: the stream sequence of ours */
+	/* queue mode */
+	struct gos_batch *batch;        /* being filled */
+	uint64_t next_seq;              /* the map seq once what was handed over is applied */
+	uint64_t src[FOLLOW_SRC_RING];  /* the ingest seqs of the last records */
+	uint64_t n_src;
 };
 
 static bool setup(struct gos_nats_follow *r)
@@ -38,7 +51,7 @@ static bool setup(struct gos_nats_follow *r)
 	snprintf(subject, sizeof(subject), "%s.log", r->cluster);
 	bool said = false;
 	while (!atomic_load(&r->stop)) {
-		if (nats_ensure_log_stream(r->js, r->cluster, err, sizeof(err))) {
+		if (nats_ensure_log_stream(r->nc, r->js, r->cluster, err, sizeof(err))) {
 			jsSubOptions so;
 			jsSubOptions_Init(&so);
 			so.Stream = r->stream;
@@ -66,6 +79,57 @@ static uint64_t header_u64(natsMsg *m, const char *key)
 	if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v)
 		return 0;
 	return strtoull(v, NULL, 10);
+}
+
+/* Queue mode: the batch being filled goes to the core. False: the queue
+ * is closed. */
+static bool push_batch(struct gos_nats_follow *r)
+{
+	if (!r->batch || !r->batch->n)
+		return true;
+	struct gos_batch *b = r->batch;
+	r->batch = NULL;
+	if (gos_queue_push(r->o.queue, b))
+		return true;
+	gos_queue_put_batch(r->o.queue, b);
+	return false;
+}
+
+/* Queue mode: one record into the batch (a new batch where the leader's
+ * seqs jumped). False: the queue is closed. */
+static bool queue_record(struct gos_nats_follow *r, natsMsg *m)
+{
+	uint64_t first = header_u64(m, "Gos-Seq-First"), last = header_u64(m, "Gos-Seq-Last");
+	if (first && first - 1 > r->next_seq) {
+		if (!push_batch(r))
+			return false;
+		r->batch = gos_queue_get_batch(r->o.queue);
+		r->batch->seq_floor = first - 1;
+	} else if (first && first - 1 < r->next_seq) {
+		atomic_fetch_add(&r->gaps, 1);   /* seqs behind the replica's: not from one leader */
+	}
+	if (!r->batch)
+		r->batch = gos_queue_get_batch(r->o.queue);
+	struct gos_batch *b = r->batch;
+	b->replayed = true;
+	const char *p = natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	struct gos_event *ev = gos_batch_push(b);
+	struct gos_parse_error err;
+	if (!gos_protocol_parse(p, len, ev, &b->arena, &err)) {
+		b->n--;
+		atomic_fetch_add(&r->gaps, 1);   /* the leader applied it: should not happen */
+		return true;
+	}
+	ev->raw = gos_arena_strndup(&b->arena, p, len);
+	ev->raw_len = (uint32_t)len;
+	ev->src_seq = header_u64(m, "Gos-Src-Seq");
+	if (ev->src_seq)
+		r->src[r->n_src++ % FOLLOW_SRC_RING] = ev->src_seq;
+	if (last)
+		r->next_seq = last;
+	atomic_fetch_add(&r->records, 1);
+	return b->n < FOLLOW_BATCH || push_batch(r);
 }
 
 /* Hands one record to the caller. */
@@ -97,11 +161,24 @@ static void *replica_main(void *arg)
 		if (s != NATS_OK || !m) {
 			atomic_store(&r->pending, 0);
 			atomic_store(&r->lag_s, 0.0);
+			if (r->o.queue && !push_batch(r))
+				break;
 			continue;
 		}
-		apply_record(r, m, &arena);
+		bool more = true;
+		const char *leader = NULL;
+		if (natsMsgHeader_Get(m, "Gos-Leader", &leader) == NATS_OK && leader)
+			atomic_fetch_add(&r->leaders, 1);   /* a takeover marker: no event */
+		else if (r->o.queue)
+			more = queue_record(r, m);
+		else
+			apply_record(r, m, &arena);
 		jsMsgMetaData *md = NULL;
 		if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+			atomic_store(&r->log_seq, md->Sequence.Stream);
+			/* caught up: what is filled goes to the core now */
+			if (r->o.queue && md->NumPending == 0 && more)
+				more = push_batch(r);
 			atomic_store(&r->pending, md->NumPending);
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -110,7 +187,11 @@ static void *replica_main(void *arg)
 			jsMsgMetaData_Destroy(md);
 		}
 		natsMsg_Destroy(m);
+		if (!more)
+			break;   /* the queue closed: the compositor is stopping */
 	}
+	if (r->o.queue)
+		push_batch(r);
 	gos_arena_finish(&arena);
 	return NULL;
 }
@@ -119,8 +200,8 @@ struct gos_nats_follow *gos_nats_follow_create(const struct gos_nats_follow_opts
                                                  char *err, size_t errlen)
 {
 	const char *cluster = opts->cluster ? opts->cluster : "gos";
-	if (!opts->url || !opts->on_record) {
-		snprintf(err, errlen, "following the change log needs a NATS URL and a callback");
+	if (!opts->url || !opts->on_record == !opts->queue) {
+		snprintf(err, errlen, "following the change log needs a NATS URL and a callback or a queue");
 		return NULL;
 	}
 	if (!gos_nats_check_cluster(cluster, err, errlen))
@@ -155,10 +236,70 @@ void gos_nats_follow_destroy(struct gos_nats_follow *r)
 	atomic_store(&r->stop, true);
 	if (r->started)
 		pthread_join(r->th, NULL);
+	if (r->batch)
+		gos_queue_put_batch(r->o.queue, r->batch);
 	natsSubscription_Destroy(r->sub);
 	jsCtx_Destroy(r->js);
 	natsConnection_Destroy(r->nc);
 	free(r);
+}
+
+bool gos_nats_follow_finish(struct gos_nats_follow *r, const char *holder, int timeout_ms,
+                            struct gos_nats_follow_end *out, char *why, size_t whylen)
+{
+	*out = (struct gos_nats_follow_end){0};
+	/* The takeover marker, published with no expectation: what the old
+	 * leader stored before it is read below; what it still had in flight
+	 * lands after it and is refused (each of its publishes expects the log
+	 * to end where its own last one did). */
+	uint64_t end = r->marker;
+	if (!end) {
+		char subject[GOS_NATS_CLUSTER_MAX + 8];
+		snprintf(subject, sizeof(subject), "%s.log", r->cluster);
+		natsMsg *m = NULL;
+		jsPubAck *pa = NULL;
+		jsErrCode jerr = 0;
+		jsPubOptions po;
+		jsPubOptions_Init(&po);
+		po.MaxWait = timeout_ms;
+		natsStatus s = natsMsg_Create(&m, subject, NULL, NULL, 0);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, "Gos-Leader", holder);
+		if (s == NATS_OK)
+			s = js_PublishMsg(&pa, r->js, m, &po, &jerr);
+		natsMsg_Destroy(m);
+		if (s != NATS_OK) {
+			snprintf(why, whylen, "cannot publish the takeover marker to the change log: %s",
+			         natsStatus_GetText(s));
+			return false;
+		}
+		end = r->marker = pa->Sequence;
+		jsPubAck_Destroy(pa);
+	}
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (atomic_load(&r->log_seq) < end) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms) {
+			snprintf(why, whylen, "the change log was read to %llu of %llu in %d ms",
+			         (unsigned long long)atomic_load(&r->log_seq), (unsigned long long)end,
+			         timeout_ms);
+			return false;
+		}
+		usleep(2000);
+	}
+	atomic_store(&r->stop, true);
+	pthread_join(r->th, NULL);   /* hands its last batch over */
+	r->started = false;
+	out->log_seq = end;   /* the marker: the new leader's first publish expects it */
+	out->next_seq = r->next_seq;
+	size_t n = r->n_src < FOLLOW_SRC_RING ? (size_t)r->n_src : FOLLOW_SRC_RING;
+	out->src = malloc((n ? n : 1) * sizeof(*out->src));
+	if (!out->src)
+		abort();
+	memcpy(out->src, r->src, n * sizeof(*out->src));
+	out->n_src = n;
+	return true;
 }
 
 void gos_nats_follow_stats(struct gos_nats_follow *r, struct gos_nats_follow_stats *out)
@@ -169,5 +310,7 @@ void gos_nats_follow_stats(struct gos_nats_follow *r, struct gos_nats_follow_sta
 		.lag_records = atomic_load(&r->pending),
 		.lag_s = atomic_load(&r->lag_s),
 		.unreadable = atomic_load(&r->gaps),
+		.log_seq = atomic_load(&r->log_seq),
+		.leaders = atomic_load(&r->leaders),
 	};
 }

@@ -56,13 +56,55 @@ struct gos_nats_ingest {
 
 	struct nats_watch watch;
 	atomic_uint_fast64_t messages, accepted, rejected, syncs;
-	atomic_uint_fast64_t log_records, log_failed;
+	atomic_uint_fast64_t log_records, log_failed, skipped;
 	char log_subject[GOS_NATS_CLUSTER_MAX + 8];
+	uint64_t log_expect;       /* core thread: the log's last stream seq the next publish expects */
+	atomic_bool fenced;
+	uint64_t *skip;            /* sorted: ingest seqs already in the log */
+	size_t n_skip;
 };
+
+/* Publishes stop for good: the map holds what the log may not. */
+static void fence(struct gos_nats_ingest *n, const char *why)
+{
+	if (atomic_exchange(&n->fenced, true))
+		return;
+	nats_log("fenced: %s; publishing, acking and answering syncs stopped", why);
+	if (n->o.lease)
+		gos_nats_lease_give_up(n->o.lease, why);
+	if (n->o.on_fenced)
+		n->o.on_fenced(n->o.ctx, why);
+}
+
+/* A change-log publish JetStream refused (libnats's thread). */
+static void on_publish_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+	(void)js;
+	struct gos_nats_ingest *n = closure;
+	atomic_fetch_add(&n->log_failed, 1);
+	char why[200];
+	snprintf(why, sizeof(why), "a change-log publish was refused (%s%s)",
+	         pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
+	         pae->ErrCode == JSStreamWrongLastSequenceErr ? ": another leader wrote to the log" : "");
+	fence(n, why);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool in_skip(const struct gos_nats_ingest *n, uint64_t seq)
+{
+	return n->n_skip && bsearch(&seq, n->skip, n->n_skip, sizeof(*n->skip), cmp_u64);
+}
 
 /* Answers the waiting syncs that applied_seq covers (lock held). */
 static void answer_waiters(struct gos_nats_ingest *n)
 {
+	if (atomic_load(&n->fenced))
+		return;   /* a deposed leader confirms nothing */
 	size_t k = 0;
 	char body[160];
 	int len = snprintf(body, sizeof(body), "{\"type\":\"sync\",\"stream_seq\":%llu,\"tokens\":%llu}",
@@ -114,8 +156,8 @@ static bool setup(struct gos_nats_ingest *n)
 	bool said = false;
 	while (!atomic_load(&n->stop)) {
 		jsErrCode jerr = 0;
-		if (nats_ensure_stream(n->js, n->cluster, err, sizeof(err)) &&
-		    nats_ensure_log_stream(n->js, n->cluster, err, sizeof(err))) {
+		if (nats_ensure_stream(n->nc, n->js, n->cluster, err, sizeof(err)) &&
+		    nats_ensure_log_stream(n->nc, n->js, n->cluster, err, sizeof(err))) {
 			jsSubOptions so;
 			jsSubOptions_Init(&so);
 			so.Stream = n->stream;
@@ -135,6 +177,16 @@ static bool setup(struct gos_nats_ingest *n)
 			if (s == NATS_OK)
 				s = natsConnection_Subscribe(&n->sync_sub, n->nc, sync_subject, on_sync, n);
 			if (s == NATS_OK) {
+				/* what the consumer acked is applied: syncs for it answer at once */
+				jsConsumerInfo *ci = NULL;
+				if (js_GetConsumerInfo(&ci, n->js, n->stream, NATS_CONSUMER, NULL, &jerr) ==
+				    NATS_OK) {
+					pthread_mutex_lock(&n->lock);
+					if (ci->AckFloor.Stream > n->applied_seq)
+						n->applied_seq = ci->AckFloor.Stream;
+					pthread_mutex_unlock(&n->lock);
+					jsConsumerInfo_Destroy(ci);
+				}
 				nats_log("consuming %s (stream %s, consumer %s)", subjects, n->stream,
 				         NATS_CONSUMER);
 				return true;
@@ -166,6 +218,8 @@ static void ack_done(struct gos_nats_ingest *n)
 	po.MaxWait = 5000;
 	if (js_PublishAsyncComplete(n->js, &po) != NATS_OK)
 		return;   /* JetStream slow or away: acked later, or delivered again */
+	if (atomic_load(&n->fenced))
+		return;   /* not in the log: whoever leads next gets them again */
 	uint64_t seq = 0;
 	while (n->acked < done) {
 		struct pend *p = &n->ring[++n->acked % RING];
@@ -224,6 +278,21 @@ static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 		const char *p = natsMsg_GetData(m);
 		size_t len = (size_t)natsMsg_GetDataLength(m);
 		atomic_fetch_add(&n->messages, 1);
+		uint64_t sseq = 0;
+		jsMsgMetaData *md = NULL;
+		if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+			sseq = md->Sequence.Stream;
+			jsMsgMetaData_Destroy(md);
+		}
+		if (sseq)
+			last_seq = sseq;
+		if (in_skip(n, sseq)) {
+			/* the previous leader applied it (it is in the change log) and
+			 * died before acking it */
+			natsMsg_Ack(m, NULL);
+			atomic_fetch_add(&n->skipped, 1);
+			continue;
+		}
 		struct gos_event *ev = gos_batch_push(b);
 		struct gos_parse_error err = {0};
 		if (!gos_protocol_parse(p, len, ev, &b->arena, &err)) {
@@ -246,11 +315,7 @@ static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 				p++, len--;
 			ev->raw = gos_arena_strndup(&b->arena, p, len);
 			ev->raw_len = (uint32_t)len;
-		}
-		jsMsgMetaData *md = NULL;
-		if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
-			last_seq = md->Sequence.Stream;
-			jsMsgMetaData_Destroy(md);
+			ev->src_seq = sseq;
 		}
 	}
 	uint64_t id = n->next_id++;
@@ -329,9 +394,22 @@ struct gos_nats_ingest *gos_nats_ingest_create(const struct gos_nats_ingest_opts
 	snprintf(n->log_subject, sizeof(n->log_subject), "%s.log", cluster);
 	pthread_mutex_init(&n->lock, NULL);
 	n->next_id = 1;   /* id 0: none applied yet */
+	n->log_expect = opts->log_seq;
+	if (opts->n_skip) {
+		n->skip = malloc(opts->n_skip * sizeof(*n->skip));
+		if (!n->skip)
+			abort();
+		memcpy(n->skip, opts->skip, opts->n_skip * sizeof(*n->skip));
+		qsort(n->skip, opts->n_skip, sizeof(*n->skip), cmp_u64);
+		n->n_skip = opts->n_skip;
+	}
 	natsStatus s = nats_connect_watched(opts->url, &n->watch, &n->nc);
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.PublishAsync.ErrHandler = on_publish_error;
+	jo.PublishAsync.ErrHandlerClosure = n;
 	if (s == NATS_OK)
-		s = natsConnection_JetStream(&n->js, n->nc, NULL);
+		s = natsConnection_JetStream(&n->js, n->nc, &jo);
 	if (s != NATS_OK) {
 		snprintf(err, errlen, "NATS at %s: %s", opts->url, natsStatus_GetText(s));
 		gos_nats_ingest_destroy(n);
@@ -363,12 +441,17 @@ void gos_nats_ingest_destroy(struct gos_nats_ingest *n)
 	jsCtx_Destroy(n->js);
 	natsConnection_Destroy(n->nc);
 	pthread_mutex_destroy(&n->lock);
+	free(n->skip);
 	free(n);
 }
 
 void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, uint64_t seq_start)
 {
-	uint64_t prev = seq_start;
+	if (b->replayed)
+		return;   /* read from the log: it is there */
+	if (!atomic_load(&n->fenced) && n->o.lease && !gos_nats_lease_held(n->o.lease))
+		fence(n, "the leader lease is no longer held");
+	uint64_t prev = b->seq_floor > seq_start ? b->seq_floor : seq_start;
 	for (size_t i = 0; i < b->n; i++) {
 		const struct gos_event *ev = &b->ev[i];
 		uint64_t last = b->seq_end[i];
@@ -384,20 +467,43 @@ void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, 
 			data = own;
 			len = strlen(own);
 		}
-		char first_s[24], last_s[24];
+		if (atomic_load(&n->fenced)) {
+			free(own);
+			atomic_fetch_add(&n->log_failed, 1);
+			prev = last;
+			continue;
+		}
+		char first_s[24], last_s[24], src_s[24];
 		snprintf(first_s, sizeof(first_s), "%llu", (unsigned long long)(prev + 1));
 		snprintf(last_s, sizeof(last_s), "%llu", (unsigned long long)last);
+		snprintf(src_s, sizeof(src_s), "%llu", (unsigned long long)ev->src_seq);
 		natsMsg *m = NULL;
 		natsStatus s = natsMsg_Create(&m, n->log_subject, NULL, data, (int)len);
 		if (s == NATS_OK)
 			s = natsMsgHeader_Set(m, "Gos-Seq-First", first_s);
 		if (s == NATS_OK)
 			s = natsMsgHeader_Set(m, "Gos-Seq-Last", last_s);
+		if (s == NATS_OK && ev->src_seq)
+			s = natsMsgHeader_Set(m, "Gos-Src-Seq", src_s);
+		jsPubOptions po;
+		jsPubOptions_Init(&po);
+		/* the fence: each publish expects the one before it to be the
+		 * log's last (0 is "no expectation" to JetStream: the empty log) */
+		if (n->o.lease)
+			po.ExpectLastSeq = n->log_expect;
 		if (s == NATS_OK)
-			s = js_PublishMsgAsync(n->js, &m, NULL);
+			s = js_PublishMsgAsync(n->js, &m, &po);
 		natsMsg_Destroy(m);
 		free(own);
-		atomic_fetch_add(s == NATS_OK ? &n->log_records : &n->log_failed, 1);
+		if (s == NATS_OK) {
+			atomic_fetch_add(&n->log_records, 1);
+			n->log_expect++;
+		} else {
+			atomic_fetch_add(&n->log_failed, 1);
+			char why[160];
+			snprintf(why, sizeof(why), "a change-log publish failed: %s", natsStatus_GetText(s));
+			fence(n, why);
+		}
 		prev = last;
 	}
 }
@@ -413,6 +519,8 @@ void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_sta
 		.syncs_answered = atomic_load(&n->syncs),
 		.log_records = atomic_load(&n->log_records),
 		.log_failed = atomic_load(&n->log_failed),
+		.skipped = atomic_load(&n->skipped),
+		.fenced = atomic_load(&n->fenced),
 	};
 	pthread_mutex_lock(&n->lock);
 	out->applied_stream_seq = n->applied_seq;

@@ -75,7 +75,7 @@ struct gos_nats_producer *gos_nats_producer_connect(const char *url, const char 
 	jo.PublishAsync.ErrHandlerClosure = p;
 	s = natsConnection_JetStream(&p->js, p->nc, &jo);
 	/* the stream may not exist yet (no compositor ever ran): events wait in it */
-	if (s == NATS_OK && !nats_ensure_stream(p->js, cluster, err, errlen)) {
+	if (s == NATS_OK && !nats_ensure_stream(p->nc, p->js, cluster, err, errlen)) {
 		gos_nats_producer_close(p);
 		return NULL;
 	}

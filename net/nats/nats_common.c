@@ -2,6 +2,7 @@
 #include <nats/nats.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gos_log.h"
@@ -21,7 +22,7 @@ bool gos_nats_check_cluster(const char *name, char *err, size_t errlen)
 	return ok;
 }
 
-static void upper_name(const char *cluster, const char *suffix, char *out, size_t len)
+void nats_upper_name(const char *cluster, const char *suffix, char *out, size_t len)
 {
 	size_t i = 0;
 	for (; cluster[i] && i + 8 < len; i++)
@@ -32,12 +33,12 @@ static void upper_name(const char *cluster, const char *suffix, char *out, size_
 
 void nats_stream_name(const char *cluster, char *out, size_t len)
 {
-	upper_name(cluster, "_INGEST", out, len);
+	nats_upper_name(cluster, "_INGEST", out, len);
 }
 
 void nats_log_stream_name(const char *cluster, char *out, size_t len)
 {
-	upper_name(cluster, "_LOG", out, len);
+	nats_upper_name(cluster, "_LOG", out, len);
 }
 
 void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char *out, size_t len)
@@ -62,7 +63,8 @@ void nats_ingest_subject(const char *cluster, const char *stream, size_t n, char
 	out[at < len ? at : len - 1] = '\0';
 }
 
-static bool ensure(jsCtx *js, const char *name, const char *subjects, char *err, size_t errlen)
+static bool ensure(natsConnection *nc, jsCtx *js, const char *name, const char *subjects, char *err,
+                   size_t errlen)
 {
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
@@ -80,6 +82,7 @@ static bool ensure(jsCtx *js, const char *name, const char *subjects, char *err,
 	cfg.Retention = js_LimitsPolicy;
 	cfg.MaxAge = (int64_t)24 * 3600 * 1000000000LL;   /* a day of events */
 	cfg.Duplicates = (int64_t)120 * 1000000000LL;     /* retried publishes stored once */
+	cfg.Replicas = nats_replicas(nc);
 	s = js_AddStream(&si, js, &cfg, NULL, &jerr);
 	if (s == NATS_OK || jerr == JSStreamNameExistErr) {
 		jsStreamInfo_Destroy(si);
@@ -90,20 +93,32 @@ static bool ensure(jsCtx *js, const char *name, const char *subjects, char *err,
 	return false;
 }
 
-bool nats_ensure_stream(jsCtx *js, const char *cluster, char *err, size_t errlen)
+bool nats_ensure_stream(natsConnection *nc, jsCtx *js, const char *cluster, char *err, size_t errlen)
 {
 	char name[GOS_NATS_CLUSTER_MAX + 16], subjects[GOS_NATS_CLUSTER_MAX + 16];
 	nats_stream_name(cluster, name, sizeof(name));
 	snprintf(subjects, sizeof(subjects), "%s.ingest.>", cluster);
-	return ensure(js, name, subjects, err, errlen);
+	return ensure(nc, js, name, subjects, err, errlen);
 }
 
-bool nats_ensure_log_stream(jsCtx *js, const char *cluster, char *err, size_t errlen)
+bool nats_ensure_log_stream(natsConnection *nc, jsCtx *js, const char *cluster, char *err, size_t errlen)
 {
 	char name[GOS_NATS_CLUSTER_MAX + 16], subjects[GOS_NATS_CLUSTER_MAX + 16];
 	nats_log_stream_name(cluster, name, sizeof(name));
 	snprintf(subjects, sizeof(subjects), "%s.log", cluster);
-	return ensure(js, name, subjects, err, errlen);
+	return ensure(nc, js, name, subjects, err, errlen);
+}
+
+int nats_replicas(natsConnection *nc)
+{
+	char **servers = NULL;
+	int n = 0;
+	if (natsConnection_GetServers(nc, &servers, &n) != NATS_OK)
+		return 1;
+	for (int i = 0; i < n; i++)
+		free(servers[i]);
+	free(servers);
+	return n >= 3 ? 3 : 1;
 }
 
 void nats_log(const char *fmt, ...)

@@ -12,6 +12,14 @@
 #define NATS_SUBJECT_MAX 512
 #define NATS_CONSUMER "leader"
 
+/* cluster upper case, '-' as '_', then suffix: NAME_INGEST, NAME_LOG... */
+void nats_upper_name(const char *cluster, const char *suffix, char *out, size_t len);
+
+/* The replicas of what a cluster creates (streams, the lease bucket): 3
+ * when the connection knows 3 or more servers (a NATS cluster: one may
+ * die), else 1. */
+int nats_replicas(natsConnection *nc);
+
 /* NAME_INGEST, upper case, '-' as '_'. */
 void nats_stream_name(const char *cluster, char *out, size_t len);
 
@@ -38,10 +46,10 @@ natsStatus nats_connect_watched(const char *url, struct nats_watch *w, natsConne
 void nats_log_stream_name(const char *cluster, char *out, size_t len);
 
 /* Creates the cluster's change-log stream unless it exists. */
-bool nats_ensure_log_stream(jsCtx *js, const char *cluster, char *err, size_t errlen);
+bool nats_ensure_log_stream(natsConnection *nc, jsCtx *js, const char *cluster, char *err, size_t errlen);
 
 /* Creates the cluster's ingest stream unless it exists (any process may be
  * first). False with one sentence in err. */
-bool nats_ensure_stream(jsCtx *js, const char *cluster, char *err, size_t errlen);
+bool nats_ensure_stream(natsConnection *nc, jsCtx *js, const char *cluster, char *err, size_t errlen);
 
 #endif

@@ -61,5 +61,52 @@ class NatsServer:
             shutil.rmtree(self.store, ignore_errors=True)
 
 
+class Relay:
+    """A gos-relay on a free loopback port."""
+
+    def __init__(self, binary, url, tmp, *extra):
+        import re
+        self.errpath = os.path.join(tmp, f"relay-{time.monotonic_ns()}.txt")
+        self.errf = open(self.errpath, "w")
+        self.proc = subprocess.Popen([binary, "--nats", url, "--listen", "127.0.0.1:0", *extra],
+                                     stdout=subprocess.DEVNULL, stderr=self.errf)
+        atexit.register(self.stop)
+        self.port = None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            m = re.search(r"web viewer at http://127\.0\.0\.1:(\d+)/", self.stderr())
+            if m:
+                self.port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        if self.port is None:
+            raise RuntimeError("gos-relay did not start: " + self.stderr())
+
+    def stderr(self):
+        with open(self.errpath) as f:
+            return f.read()
+
+    def health(self):
+        from ws_util import http_raw
+        import json
+        try:
+            st, _, body = http_raw(self.port, "/health")
+        except OSError:
+            return None
+        return json.loads(body) if st in (200, 503) else None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.errf.closed:
+            self.errf.close()
+        return self.proc.returncode
+
+
 def available():
     return shutil.which("nats-server") is not None
