@@ -18,6 +18,12 @@ gos_add_test(test_log SAN TSAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_log.c
   LIBS gos_base
   LABELS unit)
+# gos_pipeline_latency_seconds and gos_producer_latency_seconds
+# (compositor/base/gos_pipeline): stages, clamps, the ring, two threads.
+gos_add_test(test_pipeline SAN TSAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_pipeline.c
+  LIBS gos_base
+  LABELS unit)
 # --log-level and --log-format through a real gos-compositor.
 add_test(NAME log_flags
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/log_flags.py $<TARGET_FILE:gos-compositor>)

@@ -33,6 +33,7 @@ struct gos_event *gos_batch_push(struct gos_batch *b)
 void gos_batch_clear(struct gos_batch *b)
 {
 	b->n = 0;
+	b->t_in_ns = 0;
 	gos_arena_reset(&b->arena);
 }
 

@@ -109,6 +109,8 @@ static bool handle_line(struct gos_ingest *in, struct conn *c, const char *p, si
 		return true;
 	struct gos_batch *b = in->batch;
 	struct gos_event *ev = gos_batch_push(b);
+	if (b->n == 1)
+		b->t_in_ns = gos_now_ns();   /* the batch's arrival (gos_pipeline) */
 	struct gos_parse_error err = {0};
 	struct gos_geo_msg gm = {0};
 	bool ok = parse_line(c, p, n, ev, &b->arena, &gm, &err);
