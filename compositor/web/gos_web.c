@@ -478,6 +478,7 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 		    "Checkpoints that failed (the journal keeps everything).", js.checkpoint_failures);
 		gos_metrics_one(t, "gos_journal_checkpoint_seq", "gauge", "The seq of the newest checkpoint.",
 		    js.checkpoint_seq);
+		gos_journal_metrics(s->src.journal, t);
 	}
 	gos_metrics_hist(t, "gos_frame_duration_seconds",
 	                 "Time per presented frame (render thread).", &s->frame_hist);
