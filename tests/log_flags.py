@@ -1,14 +1,19 @@
 #!/usr/bin/python3
 """gos-compositor's --log-level and --log-format: with json every stderr
 line is one object (time, level, subsystem, msg) and the start-up lines are
-there, named by subsystem; warn leaves out info lines but keeps the
-exposure warning; error leaves that out too; bad values exit 2.
+there, named by subsystem; so is the journal's restore line after a
+restart, and its warning about a torn last record; warn leaves out info
+lines but keeps the exposure warning; error leaves that out too; bad values
+exit 2.
 
 usage: log_flags.py GOS_COMPOSITOR   (run by ctest)"""
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from ws_util import Compositor, check, report  # noqa: E402
@@ -37,6 +42,41 @@ check(any(s == "web" and l == "warn" and "clear text" in m for s, l, m in by),
 check(any(s == "main" and l == "info" and "listening for producers" in m for s, l, m in by),
       "json: main says where producers connect")
 check(all(o["time"].endswith("Z") and len(o["time"]) == 24 for o in objs), "json: UTC times in ms")
+
+
+def json_lines(text, what):
+    """The stderr lines as objects; a line that is not one fails the check."""
+    out = []
+    for ln in text.splitlines():
+        try:
+            out.append(json.loads(ln))
+        except ValueError:
+            check(False, f"{what}: a stderr line is not JSON: {ln!r}")
+    return out
+
+
+# The journal's restore: a session, then a restart from its state dir with
+# the last record torn (a few bytes cut off the newest segment).
+state = tempfile.mkdtemp(prefix="gos-log-flags-state-")
+try:
+    c = Compositor(COMPOSITOR, "--no-render", "--log-format", "json", f"--state-dir={state}")
+    c.feed([{"type": "token_activation", "token_id": f"t{i}", "token_text": "w",
+             "timestamp": 1707345600.0 + i, "confidence": 0.5} for i in range(20)])
+    c.stop()
+    seg = sorted(glob.glob(os.path.join(state, "journal", "*.seg")))[-1]
+    os.truncate(seg, os.path.getsize(seg) - 3)
+    c = Compositor(COMPOSITOR, "--no-render", "--log-format", "json", f"--state-dir={state}")
+    c.proc.terminate()
+    c.proc.wait(timeout=20)
+    objs = json_lines(c.stderr(), "restore")
+    rc = c.stop()
+    by = [(o.get("subsystem"), o.get("level"), o.get("msg", "")) for o in objs]
+    check(rc == 0 and any(s == "journal" and l == "info" and m.startswith("restored the last session from ")
+                          for s, l, m in by), f"json: the restore is journal's info line ({by})")
+    check(any(s == "journal" and l == "warn" and "torn" in m and "dropped" in m for s, l, m in by),
+          f"json: the torn record is journal's warn line ({by})")
+finally:
+    shutil.rmtree(state, ignore_errors=True)
 
 
 

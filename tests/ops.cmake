@@ -12,10 +12,21 @@ add_test(NAME ops_metrics
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ops_metrics.py
           $<TARGET_FILE:gos-compositor> ${CMAKE_SOURCE_DIR})
 set_tests_properties(ops_metrics PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS integration)
+# Pipeline latency (arrival -> applied -> published, producer timestamps)
+# and the journal's write/fsync histograms and free space, in a live /metrics.
+add_test(NAME ops_latency
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ops_latency.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ops_latency PROPERTIES TIMEOUT 120 LABELS integration)
 # gos-compositor's log lines (compositor/base/gos_log): text and JSON,
 # levels, repeats counted (also from several threads: TSan).
 gos_add_test(test_log SAN TSAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_log.c
+  LIBS gos_base
+  LABELS unit)
+# gos_pipeline_latency_seconds and gos_producer_latency_seconds
+# (compositor/base/gos_pipeline): stages, clamps, the ring, two threads.
+gos_add_test(test_pipeline SAN TSAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_pipeline.c
   LIBS gos_base
   LABELS unit)
 # --log-level and --log-format through a real gos-compositor.

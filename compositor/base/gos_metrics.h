@@ -24,7 +24,21 @@ struct gos_hist {
 void gos_hist_init(struct gos_hist *h, const double *bounds, uint32_t n_bounds);
 /* Any thread. */
 void gos_hist_observe(struct gos_hist *h, double seconds);
+/* n observations of the same value at once (a batch of events that shared
+ * one wait). Any thread. */
+void gos_hist_observe_n(struct gos_hist *h, double seconds, uint64_t n);
 uint64_t gos_hist_count(const struct gos_hist *h);
+
+/* Observations gathered by one thread in a loop and added to a histogram
+ * at once: one atomic add per bucket used, not one per observation.
+ * Zero-initialize, observe, then gos_hist_merge. */
+struct gos_hist_local {
+	uint64_t counts[GOS_HIST_MAX_BUCKETS + 1];
+	double sum;
+};
+void gos_hist_local_observe(const struct gos_hist *h, struct gos_hist_local *l, double seconds);
+/* Adds l's observations to h (any thread). */
+void gos_hist_merge(struct gos_hist *h, const struct gos_hist_local *l);
 
 /* Family header: "# HELP name help\n# TYPE name type\n". */
 void gos_metrics_family(struct gos_buf *t, const char *name, const char *type,
@@ -41,5 +55,10 @@ void gos_metrics_sample_u64(struct gos_buf *t, const char *name, const char *lab
 /* A whole histogram family (header, _bucket lines, _sum, _count). */
 void gos_metrics_hist(struct gos_buf *t, const char *name, const char *help,
                       const struct gos_hist *h);
+/* One labelled histogram of a family (its _bucket lines, _sum and _count,
+ * each with labels, e.g. `stage="applied"`), after gos_metrics_family(t,
+ * name, "histogram", help). */
+void gos_metrics_hist_samples(struct gos_buf *t, const char *name, const char *labels,
+                              const struct gos_hist *h);
 
 #endif

@@ -12,7 +12,9 @@
 #include "gos_event.h"
 
 /* Events plus the arena their strings live in. The core fills seq_end
- * (gos_batch_seq_end) and t when it applies the batch, for the journal. */
+ * (gos_batch_seq_end) and t when it applies the batch, for the journal.
+ * t_in_ns is the pusher's (the ingest, the demo): when its first event
+ * arrived, for gos_pipeline's latency; 0 (restores, recordings): unknown. */
 struct gos_batch {
 	struct gos_event *ev;
 	size_t n, cap;
@@ -26,6 +28,7 @@ struct gos_batch {
 	/* Events read back from the cluster's change log (a standby's replica):
 	 * applied and journaled like any, never published to the log again. */
 	bool replayed;
+	uint64_t t_in_ns;       /* gos_now_ns() when the first event arrived; 0: unknown */
 };
 
 /* seq_end with room for b->n entries. Never fails (aborts on OOM). */
@@ -33,7 +36,7 @@ uint64_t *gos_batch_seq_end(struct gos_batch *b);
 
 /* Appends an event slot and returns it (zeroed). Never fails (aborts on OOM). */
 struct gos_event *gos_batch_push(struct gos_batch *b);
-void gos_batch_clear(struct gos_batch *b);   /* keeps memory for reuse */
+void gos_batch_clear(struct gos_batch *b);   /* keeps memory for reuse; t_in_ns = 0 */
 
 /* A bounded FIFO of batches, plus a pool of spare batches to recycle. */
 struct gos_queue;

@@ -5,6 +5,7 @@
 
 #include "gos_core.h"
 #include "gos_heartbeat.h"
+#include "gos_pipeline.h"
 #include "gos_time.h"
 
 struct gos_core {
@@ -76,6 +77,7 @@ static void *core_main(void *arg)
 		}
 		uint64_t seq_start = c->seq;
 		apply_batch(c, b);
+		gos_pipeline_applied(b, seq_start, c->seq);
 		if (c->o.on_applied)
 			c->o.on_applied(c->o.ctx, b, seq_start);
 		if (c->o.journal)

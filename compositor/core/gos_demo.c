@@ -278,6 +278,7 @@ static void *demo_main(void *arg)
 		if (!d->o.busy || !d->o.busy(d->o.ctx)) {
 			struct gos_batch *b = gos_queue_get_batch(d->o.queue);
 			gos_demo_generate(d->state, b, n, t);
+			b->t_in_ns = gos_now_ns();
 			if (!gos_queue_push(d->o.queue, b)) {
 				gos_queue_put_batch(d->o.queue, b);
 				pthread_mutex_lock(&d->lock);

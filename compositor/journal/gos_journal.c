@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,6 +81,14 @@ static int open_segment(struct gos_journal *j, uint64_t seq)
 	return fd;
 }
 
+static int timed_fdatasync(struct gos_journal *j)
+{
+	uint64_t t0 = gos_now_ns();
+	int r = fdatasync(j->seg_fd);
+	gos_hist_observe(&j->fsync_hist, (double)(gos_now_ns() - t0) * 1e-9);
+	return r;
+}
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -100,7 +109,7 @@ static bool write_durable(struct gos_journal *j, uint64_t first_seq, bool sync)
 		const char *what = NULL;
 		if (j->wbuf_off == 0 && (j->seg_fd < 0 || j->seg_bytes >= j->o.segment_bytes)) {
 			/* a sync later covers only the new segment: this one first */
-			if (j->seg_fd >= 0 && j->unsynced && fdatasync(j->seg_fd) != 0) {
+			if (j->seg_fd >= 0 && j->unsynced && timed_fdatasync(j) != 0) {
 				set_stall(j, "cannot sync the journal", errno);
 				sleep_ms(RETRY_MS);
 				continue;
@@ -115,7 +124,9 @@ static bool write_durable(struct gos_journal *j, uint64_t first_seq, bool sync)
 			}
 		}
 		while (!what && j->wbuf_off < j->wbuf.len) {
+			uint64_t t0 = gos_now_ns();
 			ssize_t n = write(j->seg_fd, j->wbuf.data + j->wbuf_off, j->wbuf.len - j->wbuf_off);
+			gos_hist_observe(&j->write_hist, (double)(gos_now_ns() - t0) * 1e-9);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0) {
@@ -129,7 +140,7 @@ static bool write_durable(struct gos_journal *j, uint64_t first_seq, bool sync)
 		}
 		bool synced = false;
 		if (!what && sync && j->unsynced) {
-			if (fdatasync(j->seg_fd) != 0) {
+			if (timed_fdatasync(j) != 0) {
 				e = errno;
 				what = "cannot sync the journal";
 			} else {
@@ -312,6 +323,13 @@ struct gos_journal *gos_journal_start(const struct gos_journal_opts *opts, char 
 	j->ring = calloc(j->o.max_batches, sizeof(*j->ring));
 	if (!j->ring)
 		abort();
+	static const double write_bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+	                                      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+	                                      0.5, 1};
+	static const double fsync_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	                                      0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+	gos_hist_init(&j->write_hist, write_bounds, sizeof(write_bounds) / sizeof(write_bounds[0]));
+	gos_hist_init(&j->fsync_hist, fsync_bounds, sizeof(fsync_bounds) / sizeof(fsync_bounds[0]));
 	j->seg_fd = -1;
 	j->last_seq = j->o.seq;
 	j->lease_written = j->o.seq;
@@ -406,4 +424,24 @@ void gos_journal_stats(struct gos_journal *j, struct gos_journal_stats *out)
 	*out = j->st;
 	out->queued = j->count;
 	pthread_mutex_unlock(&j->lock);
+}
+
+void gos_journal_metrics(struct gos_journal *j, struct gos_buf *out)
+{
+	gos_metrics_hist(out, "gos_journal_write_seconds",
+	                 "Time per write(2) of journal records to a segment.", &j->write_hist);
+	gos_metrics_hist(out, "gos_journal_fsync_seconds",
+	                 "Time per fdatasync of a segment (one per group commit).", &j->fsync_hist);
+	struct statvfs fs;
+	bool ok = statvfs(j->o.dir, &fs) == 0;
+	gos_metrics_family(out, "gos_journal_filesystem_avail_bytes", "gauge",
+	                   "Bytes free for the compositor on the state dir's file system.");
+	if (ok)
+		gos_metrics_sample_u64(out, "gos_journal_filesystem_avail_bytes", NULL,
+		                       (uint64_t)fs.f_bavail * fs.f_frsize);
+	gos_metrics_family(out, "gos_journal_filesystem_size_bytes", "gauge",
+	                   "Size of the state dir's file system.");
+	if (ok)
+		gos_metrics_sample_u64(out, "gos_journal_filesystem_size_bytes", NULL,
+		                       (uint64_t)fs.f_blocks * fs.f_frsize);
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gos_buf.h"
 #include "gos_event.h"
 #include "gos_map.h"
 #include "gos_queue.h"
@@ -305,5 +306,11 @@ struct gos_journal_stats {
 
 /* Any thread. */
 void gos_journal_stats(struct gos_journal *j, struct gos_journal_stats *out);
+
+/* Any thread: appends the journal's histograms (gos_journal_write_seconds,
+ * gos_journal_fsync_seconds: each write(2) and fdatasync of a segment) and
+ * the state dir's file system (gos_journal_filesystem_avail_bytes,
+ * gos_journal_filesystem_size_bytes: statvfs now, for "disk nearly full"). */
+void gos_journal_metrics(struct gos_journal *j, struct gos_buf *out);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "gos_buf.h"
 #include "gos_journal.h"
+#include "gos_metrics.h"
 
 struct gos_journal {
 	struct gos_journal_opts o;
@@ -24,6 +25,9 @@ struct gos_journal {
 	uint64_t lease_requested, lease_written;
 	_Atomic uint64_t lease_granted;
 	struct gos_journal_stats st;
+	/* each write(2) and fdatasync of a segment: the journal thread
+	 * observes, /metrics reads (gos_journal_metrics) */
+	struct gos_hist write_hist, fsync_hist;
 
 	/* journal thread only */
 	int seg_fd;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gos_log.h"
 #include "gos_protocol.h"
 #include "gos_state.h"
 #include "gos_time.h"
@@ -142,7 +143,7 @@ bool gos_state_keep_session(const char *dir, char *err, size_t errlen)
 			return false;
 		}
 	}
-	fprintf(stderr, "gos: --fresh: the previous session is kept in %s\n", to);
+	gos_log_info("journal", "--fresh: the previous session is kept in %s", to);
 	return make_subdirs(dir, err, errlen);
 }
 
@@ -362,10 +363,10 @@ struct gos_state *gos_state_open(struct gos_state_opts *o, const struct gos_map_
 	if (info.events || info.checkpoint_seq) {
 		struct gos_map_stats st;
 		gos_map_stats(*map, &st);
-		fprintf(stderr, "gos: restored the last session from %s: %" PRIu64 " tokens, %" PRIu64
-		        " streams (checkpoint at seq %" PRIu64 " + %" PRIu64 " journal events) in %.2f s; "
-		        "seq continues after %" PRIu64 "\n", o->dir, st.live_tokens, st.streams,
-		        info.checkpoint_seq, info.events, info.seconds, info.seq);
+		gos_log_info("journal", "restored the last session from %s: %" PRIu64 " tokens, %" PRIu64
+		             " streams (checkpoint at seq %" PRIu64 " + %" PRIu64 " journal events) in "
+		             "%.2f s; seq continues after %" PRIu64, o->dir, st.live_tokens, st.streams,
+		             info.checkpoint_seq, info.events, info.seconds, info.seq);
 	}
 	return s;
 error:

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gos_log.h"
 #include "gos_journal_internal.h"
 #include "gos_time.h"
 
@@ -52,8 +53,8 @@ static void start_checkpoint(struct gos_journal *j)
 		child_write(j, seq);
 	j->last_ckpt = gos_now_s();
 	if (pid < 0) {
-		fprintf(stderr, "gos: journal: cannot fork for a checkpoint: %s; retrying later\n",
-		        strerror(errno));
+		gos_log_warn("journal", "cannot fork for a checkpoint: %s; retrying later",
+		             strerror(errno));
 		pthread_mutex_lock(&j->lock);
 		j->st.checkpoint_failures++;
 		pthread_mutex_unlock(&j->lock);
@@ -116,9 +117,9 @@ static void retain(struct gos_journal *j)
 		j->st.first_seq = start;
 	pthread_mutex_unlock(&j->lock);
 	if (removed && total > j->o.max_bytes)
-		fprintf(stderr, "gos: journal: %" PRIu64 " bytes on disk, over --journal-max-bytes "
-		        "%" PRIu64 ": the newest checkpoint and the journal after it are kept\n",
-		        total, j->o.max_bytes);
+		gos_log_warn("journal", "%" PRIu64 " bytes on disk, over --journal-max-bytes %" PRIu64
+		             ": the newest checkpoint and the journal after it are kept",
+		             total, j->o.max_bytes);
 	gos_journal_files_finish(&f);
 }
 
@@ -144,10 +145,10 @@ static void reap(struct gos_journal *j, bool wait)
 	}
 	pthread_mutex_unlock(&j->lock);
 	if (!ok) {
-		fprintf(stderr, "gos: journal: the checkpoint at seq %" PRIu64 " failed (%s); the "
-		        "journal keeps everything, retrying later\n", j->child_seq,
-		        WIFEXITED(status) && WEXITSTATUS(status) == 2 ? "cannot create its file"
-		                                                     : "cannot write it");
+		gos_log_warn("journal", "the checkpoint at seq %" PRIu64 " failed (%s); the journal "
+		             "keeps everything, retrying later", j->child_seq,
+		             WIFEXITED(status) && WEXITSTATUS(status) == 2 ? "cannot create its file"
+		                                                          : "cannot write it");
 		return;
 	}
 	retain(j);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gos_log.h"
 #include "gos_journal_internal.h"
 #include "gos_protocol.h"
 #include "gos_time.h"
@@ -57,9 +58,9 @@ void gos_jreplay_flush(struct gos_jreplay *r)
 	for (size_t i = 0; i < r->n && !r->diverged; i++) {
 		if (r->got[i] != r->want[i]) {
 			r->diverged = true;
-			fprintf(stderr, "gos: replay: the map reached seq %" PRIu64 " where the journal "
-			        "says %" PRIu64 "; going on with the journal's numbering\n",
-			        r->got[i], r->want[i]);
+			gos_log_warn("journal", "replay: the map reached seq %" PRIu64 " where the "
+			             "journal says %" PRIu64 "; going on with the journal's numbering",
+			             r->got[i], r->want[i]);
 		}
 	}
 	if (r->diverged)
@@ -152,8 +153,9 @@ static void progress(struct replay *r)
 		return;
 	r->next_progress = now + 1.0;
 	double done = r->bytes_total ? (double)(r->bytes_before + r->seg_off) / (double)r->bytes_total : 1;
-	fprintf(stderr, "gos: restoring: %" PRIu64 " events replayed (%.0f%% of the journal, %.1f s)\n",
-	        gos_jreplay_events(r->rp), 100.0 * done, now - r->start);
+	/* once a second by itself: never held back as a repeat */
+	gos_log_always(GOS_LOG_INFO, "journal", "restoring: %" PRIu64 " events replayed (%.0f%% of "
+	               "the journal, %.1f s)", gos_jreplay_events(r->rp), 100.0 * done, now - r->start);
 }
 
 static bool on_rec(void *ctx, const struct gos_jrec *rec)
@@ -189,9 +191,9 @@ static void set_aside(const char *dir, const char *path)
 	char to[4608];
 	snprintf(to, sizeof(to), "%s/bad/%s.%lld", dir, name, (long long)time(NULL));
 	if (rename(path, to) != 0)
-		fprintf(stderr, "gos: restore: cannot move %s to %s: %s\n", path, to, strerror(errno));
+		gos_log_error("journal", "restore: cannot move %s to %s: %s", path, to, strerror(errno));
 	else
-		fprintf(stderr, "gos: restore: set %s aside as %s (kept, not deleted)\n", path, to);
+		gos_log_warn("journal", "restore: set %s aside as %s (kept, not deleted)", path, to);
 }
 
 /* Writes the first `good` bytes of a set-aside segment back under its name,
@@ -230,8 +232,8 @@ static struct gos_map *load_checkpoint(const struct gos_journal_files *f,
 			*seq = f->ckpt[i].seq;
 			return m;
 		}
-		fprintf(stderr, "gos: restore: checkpoint %s is unusable (%s); trying an older one\n",
-		        f->ckpt[i].path, err);
+		gos_log_warn("journal", "restore: checkpoint %s is unusable (%s); trying an older one",
+		             f->ckpt[i].path, err);
 	}
 	*seq = 0;
 	return NULL;
@@ -265,7 +267,7 @@ struct gos_map *gos_journal_restore(const char *dir, const struct gos_map_opts *
 		char rerr[256];
 		void *buf = gos_journal_read_file(f.seg[i].path, &len, rerr, sizeof(rerr));
 		if (!buf) {
-			fprintf(stderr, "gos: restore: %s; stopping the restore there\n", rerr);
+			gos_log_error("journal", "restore: %s; stopping the restore there", rerr);
 			info->corrupt = true;
 			break;
 		}
@@ -277,16 +279,17 @@ struct gos_map *gos_journal_restore(const char *dir, const struct gos_map_opts *
 		if (sc.end == GOS_JSCAN_TORN && last) {
 			info->torn_bytes = len - sc.good;
 			if (truncate(f.seg[i].path, (off_t)sc.good) != 0)
-				fprintf(stderr, "gos: restore: cannot cut %s: %s\n", f.seg[i].path, strerror(errno));
-			fprintf(stderr, "gos: restore: the journal's last record was torn (%s): "
-			        "dropped %zu bytes at the end of %s\n", sc.why, len - sc.good, f.seg[i].path);
+				gos_log_error("journal", "restore: cannot cut %s: %s", f.seg[i].path,
+				              strerror(errno));
+			gos_log_warn("journal", "restore: the journal's last record was torn (%s): "
+			             "dropped %zu bytes at the end of %s", sc.why, len - sc.good, f.seg[i].path);
 		} else if (sc.end != GOS_JSCAN_CLEAN) {
 			const char *bad = gos_jreplay_error(r->rp);
 			info->corrupt = true;
-			fprintf(stderr, "gos: restore: %s in %s (%s); the map keeps the %" PRIu64
-			        " events before it, and the rest of the journal is set aside\n",
-			        bad ? "an unreadable event" : "a corrupt record", f.seg[i].path,
-			        bad ? bad : sc.why, gos_jreplay_events(r->rp));
+			gos_log_error("journal", "restore: %s in %s (%s); the map keeps the %" PRIu64
+			              " events before it, and the rest of the journal is set aside",
+			              bad ? "an unreadable event" : "a corrupt record", f.seg[i].path,
+			              bad ? bad : sc.why, gos_jreplay_events(r->rp));
 			for (size_t k = i; k < f.n_seg; k++)
 				set_aside(dir, f.seg[k].path);
 			keep_prefix(f.seg[i].path, buf, bad ? r->rp->bad_off : sc.good);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gos_log.h"
 #include "gos_journal.h"
 
 #define IDX_EVERY   64         /* one index entry per this many events */
@@ -107,7 +108,7 @@ void gos_jseek_refresh(struct gos_jseek *s, uint64_t durable)
 		s->ix_last_t = rec.t;
 	}
 	if (gos_jreader_error(s->ird)) {
-		fprintf(stderr, "gos: seek: %s; reading the journal again\n", gos_jreader_error(s->ird));
+		gos_log_warn("seek", "%s; reading the journal again", gos_jreader_error(s->ird));
 		index_reset(s);
 	}
 }
@@ -208,7 +209,7 @@ struct gos_map *gos_jseek_build(struct gos_jseek *s, uint64_t seq, struct gos_jr
 			base = ck->seq;
 			break;
 		}
-		fprintf(stderr, "gos: seek: checkpoint %s is unusable (%s)\n", ck->path, ierr);
+		gos_log_warn("seek", "checkpoint %s is unusable (%s)", ck->path, ierr);
 		ck = ck > s->files.ckpt && (ck - 1)->seq >= s->first ? ck - 1 : NULL;
 	}
 	if (!map) {

@@ -20,6 +20,7 @@
 #include "broadcast_v2.h"
 #include "gos_broadcast.h"
 #include "gos_heartbeat.h"
+#include "gos_pipeline.h"
 #include "gos_time.h"
 #include "gos_viewer_proto.h"
 
@@ -328,6 +329,7 @@ static void tick(struct gos_broadcast *b)
 		gos_map_stats(b->map, &ms);
 		b->last_seq = ms.seq;
 		atomic_store_explicit(&b->seq, b->last_seq, memory_order_relaxed);
+		gos_pipeline_published(b->last_seq, false);
 		return;
 	}
 	bool index = v2 || want2 || keep, rebuild = index && !bv2_valid(b->v2);
@@ -392,6 +394,8 @@ static void tick(struct gos_broadcast *b)
 		pages_free(b);
 out:
 	atomic_store_explicit(&b->seq, b->last_seq, memory_order_relaxed);
+	/* what viewers now hold went to the web service this tick */
+	gos_pipeline_published(b->last_seq, viewers > 0);
 }
 
 static void *tick_main(void *arg)

@@ -12,6 +12,7 @@
 #include "gos_log.h"
 #include "gos_host.h"
 #include "gos_metrics.h"
+#include "gos_pipeline.h"
 #include "gos_search.h"
 #include "gos_seek.h"
 #include "gos_web.h"
@@ -477,9 +478,11 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 		    "Checkpoints that failed (the journal keeps everything).", js.checkpoint_failures);
 		gos_metrics_one(t, "gos_journal_checkpoint_seq", "gauge", "The seq of the newest checkpoint.",
 		    js.checkpoint_seq);
+		gos_journal_metrics(s->src.journal, t);
 	}
 	gos_metrics_hist(t, "gos_frame_duration_seconds",
 	                 "Time per presented frame (render thread).", &s->frame_hist);
+	gos_pipeline_metrics(t);
 	if (s->bc)
 		gos_broadcast_metrics(s->bc, t);
 	if (s->src.metrics_extra)

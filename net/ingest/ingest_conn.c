@@ -24,22 +24,26 @@
 
 /* ---- logging ---- */
 
-static void episode_count(struct episode *e, const char *start_line)
+/* Counts one more in e; true when this one starts the episode (log it). */
+static bool episode_count(struct episode *e)
 {
-	if (!e->active) {
+	bool start = !e->active;
+	if (start) {
 		e->active = true;
 		e->count = 0;
-		fputs(start_line, stderr);
 	}
 	e->count++;
+	return start;
 }
 
-static void episode_end(struct episode *e, const char *fmt)
+/* Ends e; true when it was on (log its end with *count). */
+static bool episode_end(struct episode *e, unsigned long long *count)
 {
 	if (!e->active)
-		return;
+		return false;
 	e->active = false;
-	fprintf(stderr, fmt, (unsigned long long)e->count);
+	*count = (unsigned long long)e->count;
+	return true;
 }
 
 /* ---- lines ---- */
@@ -109,6 +113,8 @@ static bool handle_line(struct gos_ingest *in, struct conn *c, const char *p, si
 		return true;
 	struct gos_batch *b = in->batch;
 	struct gos_event *ev = gos_batch_push(b);
+	if (b->n == 1)
+		b->t_in_ns = gos_now_ns();   /* the batch's arrival (gos_pipeline) */
 	struct gos_parse_error err = {0};
 	struct gos_geo_msg gm = {0};
 	bool ok = parse_line(c, p, n, ev, &b->arena, &gm, &err);
@@ -230,11 +236,9 @@ static void park(struct gos_ingest *in, struct conn *c)
 	node_append(&in->parked, &c->park);
 	in->local.buffer_waits++;
 	in->budget_quiet_since = 0;
-	char line[160];
-	snprintf(line, sizeof(line),
-	         "gos: ingest: input buffers full (%.3g MiB held for incomplete lines); "
-	         "producers with long lines wait\n", (double)in->held / (1 << 20));
-	episode_count(&in->ep_budget, line);
+	if (episode_count(&in->ep_budget))
+		gos_log_warn("ingest", "input buffers full (%.3g MiB held for incomplete lines); "
+		             "producers with long lines wait", (double)in->held / (1 << 20));
 	update_interest(in, c);
 }
 
@@ -268,7 +272,9 @@ void ingest_budget_episode_check(struct gos_ingest *in, int64_t now)
 	if (now - in->budget_quiet_since < INGEST_BUDGET_QUIET_NS)
 		return;
 	in->budget_quiet_since = 0;
-	episode_end(&in->ep_budget, "gos: ingest: input buffers available again; %llu waits meanwhile\n");
+	unsigned long long n;
+	if (episode_end(&in->ep_budget, &n))
+		gos_log_info("ingest", "input buffers available again; %llu waits meanwhile", n);
 }
 
 static void account(struct gos_ingest *in, struct conn *c)
@@ -414,16 +420,18 @@ static void refuse(int fd, const char *reason)
 	close(fd);
 }
 
+static void log_out_of_fds(int err)
+{
+	gos_log_warn("ingest", "out of file descriptors (accept: %s); refusing new producers "
+	             "until some leave", strerror(err));
+}
+
 /* accept failed for want of descriptors or kernel memory: refuse on the
  * spare descriptor if possible, else stop listening for a moment. Either
  * way the listen fd (level-triggered) no longer wakes us in a loop.
  * Returns true when the caller may go on accepting. */
 static bool accept_failed(struct gos_ingest *in, int err, int64_t now)
 {
-	char line[200];
-	snprintf(line, sizeof(line),
-	         "gos: ingest: out of file descriptors (accept: %s); refusing new producers "
-	         "until some leave\n", strerror(err));
 	if ((err == EMFILE || err == ENFILE) && in->reserve_fd >= 0) {
 		close(in->reserve_fd);
 		int fd = accept4(in->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -431,7 +439,8 @@ static bool accept_failed(struct gos_ingest *in, int err, int64_t now)
 		if (fd >= 0) {
 			refuse(fd, "the compositor is out of file descriptors; try again later");
 			in->local.refused_no_fd++;
-			episode_count(&in->ep_fd, line);
+			if (episode_count(&in->ep_fd))
+				log_out_of_fds(err);
 		}
 		in->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (fd >= 0)
@@ -441,7 +450,7 @@ static bool accept_failed(struct gos_ingest *in, int err, int64_t now)
 	}
 	/* Producers wait in the backlog meanwhile; none is lost. */
 	if (!in->ep_fd.active) {
-		fputs(line, stderr);
+		log_out_of_fds(err);
 		in->ep_fd.active = true;
 		in->ep_fd.count = 0;
 	}
@@ -498,21 +507,23 @@ void ingest_accept_all(struct gos_ingest *in, int64_t now)
 				return;
 			continue;
 		}
-		episode_end(&in->ep_fd,
-		            "gos: ingest: file descriptors available again; %llu producers were refused\n");
+		unsigned long long n;
+		if (episode_end(&in->ep_fd, &n))
+			gos_log_info("ingest", "file descriptors available again; %llu producers were "
+			             "refused", n);
 		if (in->n_conns >= in->max_conns) {
 			char reason[96];
 			snprintf(reason, sizeof(reason), "too many producers connected (limit %d)", in->max_conns);
 			refuse(fd, reason);
 			in->local.refused_limit++;
-			char line[160];
-			snprintf(line, sizeof(line),
-			         "gos: ingest: %d producers connected, the limit; refusing more\n", in->max_conns);
-			episode_count(&in->ep_limit, line);
+			if (episode_count(&in->ep_limit))
+				gos_log_warn("ingest", "%d producers connected, the limit; refusing more",
+				             in->max_conns);
 			continue;
 		}
-		episode_end(&in->ep_limit,
-		            "gos: ingest: below the producer limit again; %llu producers were refused\n");
+		if (episode_end(&in->ep_limit, &n))
+			gos_log_info("ingest", "below the producer limit again; %llu producers were "
+			             "refused", n);
 		struct conn *c = calloc(1, sizeof(*c));
 		if (!c)
 			abort();
