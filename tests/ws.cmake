@@ -25,6 +25,12 @@ foreach(t test_ws_proto test_ws_proto_asan)
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()
 endforeach()
+# The --users-file parser (net/ws/gos_users): roles, rate=, bad lines by number.
+gos_add_test(test_users SAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_users.c
+  LIBS gos_net
+  LABELS unit ws)
+
 # Search (compositor/web/gos_search.c) over a real map against a brute force:
 # folding, Unicode, filters, the index following updates and evictions.
 gos_add_test(test_search SAN TSAN TIMEOUT 300
