@@ -103,6 +103,9 @@ set_tests_properties(ws_palette PROPERTIES TIMEOUT 60 LABELS "unit;ws"
 # --tls-cert/--tls-key: https and wss with a certificate the test makes
 # (openssl), plain HTTP to the TLS port closed, bad files refused in one
 # sentence, the warning for a port open in clear text without a token.
+add_test(NAME ws_users
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_users.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_users PROPERTIES TIMEOUT 120 LABELS "integration;ws")
 add_test(NAME ws_tls
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_tls.py $<TARGET_FILE:gos-compositor>)
 set_tests_properties(ws_tls PROPERTIES TIMEOUT 120 LABELS "integration;ws")
