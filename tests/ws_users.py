@@ -10,7 +10,7 @@ closes the removed user's viewer (1008) while another user's viewer stays
 connected and keeps receiving deltas; a user's rate= limits all its viewers
 together and is counted in /metrics by user name; and the access log has
 one JSON line per request and per viewer session, with time, user,
-address, path, session, status, bytes and duration.
+address, path, session, status, bytes and duration, reopened on SIGHUP.
 
 usage: ws_users.py GOS_COMPOSITOR   (run by ctest)"""
 import collections
@@ -274,12 +274,26 @@ for v in (vc1, vc2, vd):
     v.close()
     viewer_gone(v)
 
-# ---- the access log: one line per request and per viewer session
+# ---- rotation: SIGHUP reopens the access log
 time.sleep(0.5)  # the closes above reach the server
+os.rename(ALOG, ALOG + ".1")
+c.proc.send_signal(signal.SIGHUP)
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline and not os.path.exists(ALOG):
+    time.sleep(0.05)
+# the server takes the new file at its next wake-up: soon, not at once
+while time.monotonic() < deadline and os.path.getsize(ALOG) == 0:
+    req(c, "/health")
+    time.sleep(0.05)
+check(os.path.getsize(ALOG) > 0, "after SIGHUP requests go to the new access log")
+
+# ---- the access log: one line per request and per viewer session
 rc = c.stop()
 check(rc == 0, f"clean exit ({rc})")
-with open(ALOG) as f:
-    raw = f.read().splitlines()
+raw = []
+for name in (ALOG + ".1", ALOG):
+    with open(name) as f:
+        raw += f.read().splitlines()
 logged = []
 bad = 0
 for ln in raw:
