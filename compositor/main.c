@@ -705,6 +705,8 @@ static bool render_tick(void *ctx)
 		a->exit_signal = sig;
 		return false;
 	}
+	if (sig == SIGHUP)
+		gos_web_reload(a->web);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (a->last_frame.tv_sec)   /* web: frame time histogram and render liveness */
 		gos_web_frame(a->web, since(&a->last_frame, &now));
@@ -791,6 +793,10 @@ static void wait_for_signals(struct app *a)
 			a->exit_signal = sig;
 			return;
 		}
+		if (sig == SIGHUP) {
+			gos_web_reload(a->web);
+			continue;  /* not yet time for the counts */
+		}
 		if (a->opt.log_interval > 0) {
 			struct timespec now;
 			clock_gettime(CLOCK_MONOTONIC, &now);
@@ -872,6 +878,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);   /* --users-file, --access-log: read again */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

@@ -2,7 +2,7 @@
 # held to the cJSON path, and Geometry OS's shapes (fuzz_ingest), the framing state machine held to a
 # reference model over random splits and caps (fuzz_frame), and the map's
 # checkpoint reader (fuzz_map_image), the WebSocket frame-header tracker
-# (fuzz_wsframes). Built with clang where it can link
+# (fuzz_wsframes), the --users-file parser (fuzz_users). Built with clang where it can link
 # -fsanitize=fuzzer (tests/cmake/fuzz_probe.cmake); each runs for 15 s from
 # the committed seeds, new inputs going to the build tree.
 include(${CMAKE_SOURCE_DIR}/tests/cmake/fuzz_probe.cmake)
@@ -106,6 +106,19 @@ if(GOS_FUZZ_OK)
   add_test(NAME fuzz_wsframes COMMAND ${bin} -max_total_time=10 -timeout=10 -rss_limit_mb=2048
            -max_len=4096 -print_final_stats=1 ${CMAKE_BINARY_DIR}/fuzz/wsframes_corpus)
   set_tests_properties(fuzz_wsframes PROPERTIES TIMEOUT 60 LABELS "fuzz")
+  # The --users-file parser: a file an operator writes, read again on SIGHUP.
+  set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_users)
+  set(srcs ${fz}/fuzz_users.c ${ws}/gos_users.c)
+  add_custom_command(OUTPUT ${bin}
+    COMMAND ${GOS_CLANG} ${GOS_FUZZ_FLAGS} -I${ws} ${srcs} -o ${bin}
+    DEPENDS ${srcs} ${ws}/gos_users.h
+    COMMENT "Building the libFuzzer target fuzz_users with clang")
+  add_custom_target(fuzz_users ALL DEPENDS ${bin})
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/users_corpus)
+  add_test(NAME fuzz_users COMMAND ${bin} -max_total_time=10 -timeout=10 -rss_limit_mb=2048
+           -max_len=4096 -print_final_stats=1
+           ${CMAKE_BINARY_DIR}/fuzz/users_corpus ${fz}/users_corpus)
+  set_tests_properties(fuzz_users PROPERTIES TIMEOUT 60 LABELS "fuzz")
 else()
   message(STATUS "gos: clang with libFuzzer not found: the fuzz targets are not built")
 endif()

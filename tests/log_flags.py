@@ -4,24 +4,34 @@ line is one object (time, level, subsystem, msg) and the start-up lines are
 there, named by subsystem; so is the journal's restore line after a
 restart, and its warning about a torn last record; warn leaves out info
 lines but keeps the exposure warning; error leaves that out too; bad values
-exit 2.
+exit 2. The web server's own lines (subsystem ws) are JSON too: --max-http 1
+and two idle connections make it say it closes the oldest.
 
 usage: log_flags.py GOS_COMPOSITOR   (run by ctest)"""
 import glob
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from ws_util import Compositor, check, report  # noqa: E402
 
 COMPOSITOR = sys.argv[1]
 
-c = Compositor(COMPOSITOR, "--no-render", "--log-format", "json", "--listen", "0.0.0.0:0")
+c = Compositor(COMPOSITOR, "--no-render", "--log-format", "json", "--listen", "0.0.0.0:0",
+               "--max-http", "1")
 c.feed([])
+idle = [socket.create_connection(("127.0.0.1", c.port)) for _ in range(2)]
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline and "the most allowed" not in c.stderr():
+    time.sleep(0.05)
+for s in idle:
+    s.close()
 c.proc.terminate()
 c.proc.wait(timeout=20)
 lines = c.stderr().splitlines()
@@ -41,6 +51,8 @@ check(any(s == "web" and l == "warn" and "clear text" in m for s, l, m in by),
       "json: the exposure warning is web's warn line")
 check(any(s == "main" and l == "info" and "listening for producers" in m for s, l, m in by),
       "json: main says where producers connect")
+check(any(s == "ws" and l == "warn" and "HTTP connections, the most allowed" in m
+          for s, l, m in by), f"json: the web server's own line is ws's warn line ({by})")
 check(all(o["time"].endswith("Z") and len(o["time"]) == 24 for o in objs), "json: UTC times in ms")
 
 

@@ -25,6 +25,12 @@ foreach(t test_ws_proto test_ws_proto_asan)
     target_link_options(${t} PRIVATE ${GOS_JSON_GUARD_LINK})
   endif()
 endforeach()
+# The --users-file parser (net/ws/gos_users): roles, rate=, bad lines by number.
+gos_add_test(test_users SAN TIMEOUT 60
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/test_users.c
+  LIBS gos_net
+  LABELS unit ws)
+
 # Search (compositor/web/gos_search.c) over a real map against a brute force:
 # folding, Unicode, filters, the index following updates and evictions.
 gos_add_test(test_search SAN TSAN TIMEOUT 300
@@ -97,6 +103,9 @@ set_tests_properties(ws_palette PROPERTIES TIMEOUT 60 LABELS "unit;ws"
 # --tls-cert/--tls-key: https and wss with a certificate the test makes
 # (openssl), plain HTTP to the TLS port closed, bad files refused in one
 # sentence, the warning for a port open in clear text without a token.
+add_test(NAME ws_users
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_users.py $<TARGET_FILE:gos-compositor>)
+set_tests_properties(ws_users PROPERTIES TIMEOUT 120 LABELS "integration;ws")
 add_test(NAME ws_tls
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ws_tls.py $<TARGET_FILE:gos-compositor>)
 set_tests_properties(ws_tls PROPERTIES TIMEOUT 120 LABELS "integration;ws")

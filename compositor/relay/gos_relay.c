@@ -177,6 +177,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);                  /* --users-file, --access-log: read again */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);   /* every thread; taken below */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -199,7 +200,8 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	int sig = 0;
-	sigwait(&sigs, &sig);
+	while (!sigwait(&sigs, &sig) && sig == SIGHUP)
+		gos_web_reload(web);
 	fprintf(stderr, "gos-relay: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	gos_web_destroy(web);
 	gos_nats_follow_destroy(r.follow);

@@ -161,6 +161,12 @@ bool gos_web_parse_opt(struct gos_web_opts *o, int c, const char *arg, char *err
 	case GOS_WEB_OPT_AUTH_TOKEN_FILE:
 		o->auth_token_file = arg;
 		return true;
+	case GOS_WEB_OPT_USERS_FILE:
+		o->users_file = arg;
+		return true;
+	case GOS_WEB_OPT_ACCESS_LOG:
+		o->access_log = arg;
+		return true;
 	case GOS_WEB_OPT_TLS_CERT:
 		o->tls_cert = arg;
 		return true;
@@ -210,8 +216,21 @@ void gos_web_usage(FILE *f)
 	        "  --max-http N         plain HTTP connections (pages, /metrics, /health, viewers\n"
 	        "                       before their upgrade) at most (default %d): beyond, the\n"
 	        "                       oldest idle one is closed, or with none idle 503\n"
-	        "  --auth-token-file F  /, /ws and /metrics need the token in F (Authorization:\n"
-	        "                       Bearer TOKEN, or ?token=TOKEN in the URL)\n"
+	        "  --auth-token-file F  /, /ws, /recording, /export and /metrics need the token\n"
+	        "                       in F (Authorization: Bearer TOKEN, ?token=TOKEN in the\n"
+	        "                       URL, or the gos_token cookie); with --users-file it is\n"
+	        "                       the user 'anonymous', role admin\n"
+	        "  --users-file F       named users, one a line: NAME TOKEN ROLE [rate=N]\n"
+	        "                       [burst=M] ('#' comments); ROLE view (the viewer: /, /ws),\n"
+	        "                       export (also /recording, /export) or admin (also\n"
+	        "                       /metrics). No or a wrong token: 401; too small a role:\n"
+	        "                       403. rate=N: messages a second from all the user's\n"
+	        "                       viewers together (beyond: dropped, counted). SIGHUP\n"
+	        "                       reads F again, all of it or (a bad line) none of it;\n"
+	        "                       a removed user's viewers are closed, others stay\n"
+	        "  --access-log FILE    append one JSON line per HTTP request and per viewer\n"
+	        "                       session (time, user, address, path, session, status,\n"
+	        "                       bytes, duration_ms); reopened on SIGHUP\n"
 	        "  --tls-cert FILE      serve https:// and wss:// (only) with this PEM certificate\n"
 	        "                       (chain); needs --tls-key. A file that cannot be read or a\n"
 	        "                       key that is not the certificate's: exit 1\n"
@@ -261,6 +280,8 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.listen = opts->listen,
 		.assets_dir = opts->web_dir,
 		.auth_token_file = opts->auth_token_file,
+		.users_file = opts->users_file,
+		.access_log = opts->access_log,
 		.tls_cert = opts->tls_cert,
 		.tls_key = opts->tls_key,
 		.allow_origins = opts->allow_origin[0] ? opts->allow_origin : NULL,
@@ -308,8 +329,9 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 	bool tls = gos_ws_tls(w->ws);
 	gos_log_info("web", "web viewer at %s://%s%s%s:%d/%s", tls ? "https" : "http",
 	             v6 ? "[" : "", host[0] ? host : "0.0.0.0", v6 ? "]" : "", gos_ws_port(w->ws),
+	             opts->users_file ? "?token=TOKEN (a user's token in --users-file)" :
 	             opts->auth_token_file ? "?token=TOKEN (the token in --auth-token-file)" : "");
-	if (!tls && !opts->auth_token_file && !gos_ws_loopback(w->ws))
+	if (!tls && !opts->auth_token_file && !opts->users_file && !gos_ws_loopback(w->ws))
 		gos_log_warn("web", "port %d on %s is open to other machines in clear text and "
 		             "without a token: anyone who reaches it can watch the map, download "
 		             "every token (/recording, /export) and read /metrics (add "
@@ -319,6 +341,18 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 error:
 	gos_web_destroy(w);
 	return NULL;
+}
+
+void gos_web_reload(struct gos_web *w)
+{
+	if (!w || !w->ws)
+		return;
+	char err[512];
+	int n = -1;
+	if (!gos_ws_reload(w->ws, &n, err, sizeof(err)))
+		gos_log_error("web", "SIGHUP: %s; nothing changed (the users before stay)", err);
+	else if (n >= 0)
+		gos_log_info("web", "SIGHUP: users file read again: %d users", n);
 }
 
 void gos_web_destroy(struct gos_web *w)

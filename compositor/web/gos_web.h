@@ -25,6 +25,8 @@ struct gos_web_opts {
 	uint32_t max_viewers;         /* --max-viewers (default 1000) */
 	uint32_t max_http;            /* --max-http (default 256) */
 	const char *auth_token_file;  /* --auth-token-file */
+	const char *users_file;       /* --users-file: named users and roles (gos_users.h) */
+	const char *access_log;       /* --access-log: JSON lines, one per request */
 	const char *tls_cert;         /* --tls-cert: https:// and wss:// (with tls_key) */
 	const char *tls_key;          /* --tls-key */
 	char allow_origin[1024];      /* --allow-origin, repeatable: comma-joined */
@@ -38,7 +40,7 @@ enum {
 	GOS_WEB_OPT_LISTEN = GOS_WEB_OPT_BASE, GOS_WEB_OPT_NO_LISTEN, GOS_WEB_OPT_TICK_MS,
 	GOS_WEB_OPT_MAX_VIEWERS, GOS_WEB_OPT_AUTH_TOKEN_FILE, GOS_WEB_OPT_ALLOW_ORIGIN,
 	GOS_WEB_OPT_WEB_DIR, GOS_WEB_OPT_ALLOW_HOST, GOS_WEB_OPT_MAX_HTTP, GOS_WEB_OPT_TLS_CERT,
-	GOS_WEB_OPT_TLS_KEY, GOS_WEB_OPT_END_,
+	GOS_WEB_OPT_TLS_KEY, GOS_WEB_OPT_USERS_FILE, GOS_WEB_OPT_ACCESS_LOG, GOS_WEB_OPT_END_,
 };
 #define GOS_WEB_LONGOPTS                                                              \
 	{"listen", required_argument, NULL, GOS_WEB_OPT_LISTEN},                      \
@@ -51,7 +53,9 @@ enum {
 	{"allow-host", required_argument, NULL, GOS_WEB_OPT_ALLOW_HOST},              \
 	{"max-http", required_argument, NULL, GOS_WEB_OPT_MAX_HTTP},                  \
 	{"tls-cert", required_argument, NULL, GOS_WEB_OPT_TLS_CERT},                  \
-	{"tls-key", required_argument, NULL, GOS_WEB_OPT_TLS_KEY}
+	{"tls-key", required_argument, NULL, GOS_WEB_OPT_TLS_KEY},                    \
+	{"users-file", required_argument, NULL, GOS_WEB_OPT_USERS_FILE},              \
+	{"access-log", required_argument, NULL, GOS_WEB_OPT_ACCESS_LOG}
 
 /* True when getopt_long's value c is one of ours. */
 static inline bool gos_web_is_opt(int c)
@@ -117,6 +121,12 @@ struct gos_search;
  * worker also answers viewers' searches); the native window searches
  * through it. Valid until gos_web_destroy; NULL for a NULL web. */
 struct gos_search *gos_web_search(struct gos_web *web);
+
+/* Main thread, on SIGHUP: reads --users-file again and reopens
+ * --access-log (gos_ws_reload), logging what came of it: a file that does
+ * not parse is one error line naming its line, and the users before stay.
+ * Nothing without those flags or a server. NULL: no-op. */
+void gos_web_reload(struct gos_web *web);
 
 /* The port the server listens on (0 with --no-listen). */
 int gos_web_port(const struct gos_web *web);

@@ -25,6 +25,7 @@
 #include <libwebsockets.h>
 
 #include "gos_heartbeat.h"
+#include "gos_log.h"
 #include "gos_time.h"
 #include "gos_viewer_proto.h"
 #include "gos_ws.h"
@@ -73,8 +74,32 @@ void gos_ws_msg_unref(struct gos_ws_msg *m)
 
 /* ---- inbox (service thread side) ---------------------------------------- */
 
+void ws_take_reload(struct gos_ws *ws)
+{
+	pthread_mutex_lock(&ws->lock);
+	bool pending = ws->pending;
+	struct gos_users *u = ws->pending_users;
+	FILE *alog = ws->pending_alog;
+	ws->pending = false;
+	ws->pending_users = NULL;
+	ws->pending_alog = NULL;
+	pthread_mutex_unlock(&ws->lock);
+	if (!pending)
+		return;
+	if (alog) {
+		if (ws->alog)
+			fclose(ws->alog);
+		ws->alog = alog;
+	}
+	if (u) {
+		ws_users_install(ws, u);
+		ws_viewer_revoke(ws);
+	}
+}
+
 void ws_drain_inbox(struct gos_ws *ws)
 {
+	ws_take_reload(ws);
 	pthread_mutex_lock(&ws->lock);
 	struct inbox_item *items = ws->inbox;
 	size_t n = ws->inbox_len;
@@ -302,6 +327,71 @@ static bool read_token_file(struct gos_ws *ws, const char *path, char *err, size
 	return true;
 }
 
+/* The users in force after a (re)load: the users file's, plus the token
+ * file's user; NULL with err on failure. */
+static struct gos_users *users_read(struct gos_ws *ws, char *err, size_t errlen)
+{
+	struct gos_users *u = ws->users_path ? gos_users_load(ws->users_path, err, errlen)
+	                                     : calloc(1, sizeof(*u));
+	if (!u) {
+		if (!ws->users_path)
+			abort();
+		return NULL;
+	}
+	if (ws->token_len && !gos_users_add(u, GOS_USERS_ANONYMOUS, ws->token, GOS_ROLE_ADMIN,
+	                                    err, errlen)) {
+		snprintf(err, errlen, "--users-file %s gives a user the token of --auth-token-file",
+		         ws->users_path);
+		gos_users_destroy(u);
+		return NULL;
+	}
+	return u;
+}
+
+static FILE *alog_open(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "ae");
+	if (!f) {
+		snprintf(err, errlen, "cannot open --access-log %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	setvbuf(f, NULL, _IOFBF, 1 << 16);  /* a line goes out in one write (fflush) */
+	return f;
+}
+
+bool gos_ws_reload(struct gos_ws *ws, int *n_users, char *err, size_t errlen)
+{
+	*n_users = -1;
+	if (!ws || (!ws->users_path && !ws->alog_path))
+		return true;
+	struct gos_users *u = NULL;
+	FILE *alog = NULL;
+	if (ws->users_path) {
+		u = users_read(ws, err, errlen);
+		if (!u)
+			return false;
+		*n_users = (int)u->n - (ws->token_len ? 1 : 0);
+	}
+	if (ws->alog_path && !(alog = alog_open(ws->alog_path, err, errlen))) {
+		gos_users_destroy(u);
+		return false;
+	}
+	pthread_mutex_lock(&ws->lock);
+	if (u) {
+		gos_users_destroy(ws->pending_users);  /* a reload not yet taken: this one wins */
+		ws->pending_users = u;
+	}
+	if (alog) {
+		if (ws->pending_alog)
+			fclose(ws->pending_alog);
+		ws->pending_alog = alog;
+	}
+	ws->pending = true;
+	pthread_mutex_unlock(&ws->lock);
+	lws_cancel_service(ws->ctx);
+	return true;
+}
+
 struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t errlen)
 {
 	struct gos_ws *ws = calloc(1, sizeof(*ws));
@@ -332,6 +422,8 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	o->listen = NULL;  /* not kept: the caller's string */
 	o->assets_dir = NULL;
 	o->auth_token_file = NULL;
+	o->users_file = NULL;
+	o->access_log = NULL;
 	o->tls_cert = NULL;
 	o->tls_key = NULL;
 	o->allow_origins = NULL;
@@ -342,6 +434,19 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	if (!ws_listen_open(ws, opts->listen ? opts->listen : GOS_WS_DEFAULT_LISTEN, err, errlen))
 		goto error;
 	if (opts->auth_token_file && !read_token_file(ws, opts->auth_token_file, err, errlen))
+		goto error;
+	if (opts->users_file && !(ws->users_path = strdup(opts->users_file)))
+		abort();
+	if (opts->access_log && !(ws->alog_path = strdup(opts->access_log)))
+		abort();
+	ws->auth = ws->token_len || ws->users_path;
+	if (ws->auth) {
+		struct gos_users *u = users_read(ws, err, errlen);
+		if (!u)
+			goto error;
+		ws_users_install(ws, u);
+	}
+	if (ws->alog_path && !(ws->alog = alog_open(ws->alog_path, err, errlen)))
 		goto error;
 	if (!opts->tls_cert != !opts->tls_key) {
 		snprintf(err, errlen, "--tls-cert and --tls-key go together (a certificate and "
@@ -365,8 +470,8 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 	}
 	if (!realpath(assets, ws->assets_real)) {
 		/* The server still runs (/ws, /metrics, /health); / answers 404. */
-		fprintf(stderr, "gos-ws: web viewer folder %s not found (%s); / will answer 404\n",
-		        assets, strerror(errno));
+		gos_log_warn("ws", "web viewer folder %s not found (%s); / will answer 404",
+		             assets, strerror(errno));
 		ws->assets_real[0] = '\0';
 	} else {
 		ws->assets_fd = open(ws->assets_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -476,6 +581,15 @@ void gos_ws_destroy(struct gos_ws *ws)
 	gos_ws_msg_unref(ws->timeline);
 	free(ws->origins);
 	gos_host_allow_destroy(ws->hosts);
+	ws_users_free(ws);
+	gos_users_destroy(ws->pending_users);
+	if (ws->pending_alog)
+		fclose(ws->pending_alog);
+	if (ws->alog)
+		fclose(ws->alog);
+	free(ws->users_path);
+	free(ws->alog_path);
+	memset(ws->token, 0, sizeof(ws->token));
 	if (ws->assets_fd >= 0)
 		close(ws->assets_fd);
 	pthread_mutex_destroy(&ws->lock);
@@ -662,6 +776,7 @@ const char *gos_ws_refusal_name(enum gos_ws_refusal r)
 	case GOS_WS_REFUSED_HOST: return "host";
 	case GOS_WS_REFUSED_BAD_REQUEST: return "bad_request";
 	case GOS_WS_REFUSED_HTTP_FULL: return "http_full";
+	case GOS_WS_REFUSED_ROLE: return "role";
 	case GOS_WS_REFUSED_COUNT_: break;
 	}
 	return "unknown";

@@ -124,7 +124,13 @@ struct gos_ws_opts {
 	                               * port 0 picks a free port (see gos_ws_port) */
 	const char *assets_dir;       /* the web viewer's folder (must exist); NULL:
 	                               * gos_ws_default_assets_dir(), 404 on / if absent */
-	const char *auth_token_file;  /* NULL: no auth; else /, /ws, /metrics need its token */
+	const char *auth_token_file;  /* NULL: no auth; else /, /ws, /metrics need its token
+	                               * (with users_file: the user "anonymous", role admin) */
+	const char *users_file;       /* named users (gos_users.h): every path but /health
+	                               * needs a user's token, and the user's role for it
+	                               * (401 without, 403 with too small a role) */
+	const char *access_log;       /* JSON lines, one per request and per viewer session,
+	                               * appended here (reopened by gos_ws_reload) */
 	const char *tls_cert;         /* PEM certificate (chain) file: the port speaks only
 	                               * https:// and wss:// (both or neither of these two);
 	                               * a client speaking plain HTTP there is closed */
@@ -170,6 +176,7 @@ enum gos_ws_refusal {
 	GOS_WS_REFUSED_HOST,           /* Host is not one of the server's names (403) */
 	GOS_WS_REFUSED_BAD_REQUEST,    /* a body, Transfer-Encoding or two Content-Lengths (400) */
 	GOS_WS_REFUSED_HTTP_FULL,      /* max_http busy connections: 503 */
+	GOS_WS_REFUSED_ROLE,           /* a user whose role may not have that path (403) */
 	GOS_WS_REFUSED_COUNT_
 };
 
@@ -222,6 +229,14 @@ struct gos_ws *gos_ws_create(const struct gos_ws_opts *opts, char *err, size_t e
 void gos_ws_stop(struct gos_ws *ws);
 /* Stops (gos_ws_stop), closes every connection, frees. Accepts NULL. */
 void gos_ws_destroy(struct gos_ws *ws);
+
+/* Owning thread (SIGHUP): reads users_file again and reopens access_log;
+ * the service thread takes both at its next wake-up, as a whole. A file
+ * that does not parse changes nothing: false with one sentence in err that
+ * names its line (the old users stay). Viewers of a user no longer in the
+ * file are closed (1008); every other viewer stays. *n_users: the users now
+ * (-1 without users_file). */
+bool gos_ws_reload(struct gos_ws *ws, int *n_users, char *err, size_t errlen);
 
 /* The port actually bound (useful with port 0) and the host as given. */
 int gos_ws_port(const struct gos_ws *ws);

@@ -16,6 +16,7 @@
 
 #include <libwebsockets.h>
 
+#include "gos_log.h"
 #include "gos_time.h"
 #include "ws_internal.h"
 
@@ -118,8 +119,8 @@ static void episode_start(struct episode *e)
 void ws_viewers_full(struct gos_ws *ws)
 {
 	if (!ws->viewers_full.on)
-		fprintf(stderr, "gos-ws: %u viewers, the most allowed: refusing new ones "
-		        "(close 1013)\n", ws->opts.max_viewers);
+		gos_log_always(GOS_LOG_WARN, "ws", "%u viewers, the most allowed: refusing new "
+		               "ones (close 1013)", ws->opts.max_viewers);
 	episode_start(&ws->viewers_full);
 	ws->viewers_full.n1++;
 }
@@ -134,8 +135,9 @@ static bool http_make_room(struct gos_ws *ws)
 		bool first = !ws->http_full.on;
 		episode_start(&ws->http_full);
 		if (first)
-			fprintf(stderr, "gos-ws: %u HTTP connections, the most allowed: closing the "
-			        "oldest idle ones, answering 503 when none is idle\n", ws->opts.max_http);
+			gos_log_always(GOS_LOG_WARN, "ws", "%u HTTP connections, the most allowed: "
+			               "closing the oldest idle ones, answering 503 when none is "
+			               "idle", ws->opts.max_http);
 		ws->http_full.n1++;
 		st_add(&ws->st.http_evicted, 1);
 		/* Synchronous: its descriptor is free before the new one is adopted. */
@@ -155,8 +157,8 @@ static void conn_admit(struct gos_ws *ws, int fd)
 		bool first = !ws->http_full.on;
 		episode_start(&ws->http_full);
 		if (first)
-			fprintf(stderr, "gos-ws: %u HTTP connections, the most allowed, all busy: "
-			        "answering 503\n", ws->opts.max_http);
+			gos_log_always(GOS_LOG_WARN, "ws", "%u HTTP connections, the most allowed, all "
+			               "busy: answering 503", ws->opts.max_http);
 		ws->http_full.n2++;
 		st_add(&ws->st.refused[GOS_WS_REFUSED_HTTP_FULL], 1);
 		if (!ws->tls)  /* best effort; a TLS client could not read it */
@@ -197,9 +199,10 @@ static void accept_pause(struct gos_ws *ws, int err)
 {
 	st_add(&ws->st.accept_no_fd, 1);
 	if (!ws->no_fd.on)
-		fprintf(stderr, "gos-ws: cannot accept connections: %s (%u HTTP connections and "
-		        "%llu viewers open here); trying again every %d ms\n", strerror(err),
-		        ws->n_http, (unsigned long long)st_get(&ws->st.viewers), ACCEPT_RETRY_MS);
+		gos_log_always(GOS_LOG_WARN, "ws", "cannot accept connections: %s (%u HTTP "
+		               "connections and %llu viewers open here); trying again every %d ms",
+		               strerror(err), ws->n_http, (unsigned long long)st_get(&ws->st.viewers),
+		               ACCEPT_RETRY_MS);
 	episode_start(&ws->no_fd);
 	ws->no_fd.n1++;
 	ws->accept_paused = true;
@@ -224,9 +227,10 @@ static void accept_ready(struct gos_ws *ws)
 			return;
 		}
 		if (ws->no_fd.on) {
-			fprintf(stderr, "gos-ws: accepting connections again after %.1f s (%llu accepts "
-			        "failed)\n", (double)(gos_now_ms() - ws->no_fd.since_ms) / 1000.0,
-			        (unsigned long long)ws->no_fd.n1);
+			gos_log_always(GOS_LOG_INFO, "ws", "accepting connections again after %.1f s "
+			               "(%llu accepts failed)",
+			               (double)(gos_now_ms() - ws->no_fd.since_ms) / 1000.0,
+			               (unsigned long long)ws->no_fd.n1);
 			ws->no_fd.on = false;
 		}
 		conn_admit(ws, fd);
@@ -374,9 +378,9 @@ static struct {
 static void lwslog_flush(void)
 {
 	if (lwslog.repeats)
-		fprintf(stderr, "gos-ws (libwebsockets): the line above came %llu more times in "
-		        "%.1f s\n", (unsigned long long)lwslog.repeats,
-		        (double)(lwslog.last_ms - lwslog.first_ms) / 1000.0);
+		gos_log_always(GOS_LOG_WARN, "ws", "libwebsockets: the line above came %llu more "
+		               "times in %.1f s", (unsigned long long)lwslog.repeats,
+		               (double)(lwslog.last_ms - lwslog.first_ms) / 1000.0);
 	lwslog.repeats = 0;
 }
 
@@ -384,7 +388,6 @@ void ws_lws_log(int level, const char *line)
 {
 	char norm[sizeof(lwslog.last)];
 	size_t n = 0;
-	(void)level;
 	for (const char *p = line; *p && n + 1 < sizeof(norm); p++)
 		if (!isdigit((unsigned char)*p))
 			norm[n++] = *p;
@@ -396,7 +399,10 @@ void ws_lws_log(int level, const char *line)
 		lwslog.last_ms = now;
 	} else {
 		lwslog_flush();
-		fprintf(stderr, "gos-ws (libwebsockets): %s", line);
+		/* lws ends its lines with a newline; the log module adds its own */
+		int len = (int)strcspn(line, "\n");
+		gos_log_always(level == LLL_ERR ? GOS_LOG_ERROR : GOS_LOG_WARN, "ws",
+		               "libwebsockets: %.*s", len, line);
 		memcpy(lwslog.last, norm, n + 1);
 		lwslog.first_ms = lwslog.last_ms = now;
 	}
@@ -415,17 +421,19 @@ void ws_tick(lws_sorted_usec_list_t *sul)
 	pthread_mutex_unlock(&lwslog.lock);
 	ws_viewer_scan(ws, now);
 	if (ws->http_full.on && now - ws->http_full.last_ms >= EPISODE_END_MS) {
-		fprintf(stderr, "gos-ws: HTTP connections were at the limit (%u) for %.1f s: %llu idle "
-		        "ones closed, %llu refused with 503\n", ws->opts.max_http,
-		        (double)(ws->http_full.last_ms - ws->http_full.since_ms) / 1000.0,
-		        (unsigned long long)ws->http_full.n1, (unsigned long long)ws->http_full.n2);
+		gos_log_always(GOS_LOG_INFO, "ws", "HTTP connections were at the limit (%u) for "
+		               "%.1f s: %llu idle ones closed, %llu refused with 503",
+		               ws->opts.max_http,
+		               (double)(ws->http_full.last_ms - ws->http_full.since_ms) / 1000.0,
+		               (unsigned long long)ws->http_full.n1,
+		               (unsigned long long)ws->http_full.n2);
 		ws->http_full.on = false;
 	}
 	if (ws->viewers_full.on && now - ws->viewers_full.last_ms >= EPISODE_END_MS) {
-		fprintf(stderr, "gos-ws: viewers were at the limit (%u) for %.1f s: %llu refused\n",
-		        ws->opts.max_viewers,
-		        (double)(ws->viewers_full.last_ms - ws->viewers_full.since_ms) / 1000.0,
-		        (unsigned long long)ws->viewers_full.n1);
+		gos_log_always(GOS_LOG_INFO, "ws", "viewers were at the limit (%u) for %.1f s: "
+		               "%llu refused", ws->opts.max_viewers,
+		               (double)(ws->viewers_full.last_ms - ws->viewers_full.since_ms) / 1000.0,
+		               (unsigned long long)ws->viewers_full.n1);
 		ws->viewers_full.on = false;
 	}
 	lws_sul_schedule(ws->ctx, 0, &ws->sul_tick, ws_tick, CTL_SCAN_MS * LWS_US_PER_MS);

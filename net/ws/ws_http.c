@@ -28,17 +28,6 @@
 
 /* ---- auth, origin, paths ------------------------------------------------ */
 
-static bool ct_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-	/* Constant time in the secret's length: every byte of b is compared. */
-	volatile unsigned char diff = (unsigned char)(alen != blen);
-	for (size_t i = 0; i < blen; i++) {
-		unsigned char x = i < alen ? (unsigned char)a[i] : 0;
-		diff |= x ^ (unsigned char)b[i];
-	}
-	return diff == 0;
-}
-
 static int hdr(struct lws *wsi, enum lws_token_indexes h, char *buf, int len)
 {
 	buf[0] = '\0';
@@ -47,40 +36,98 @@ static int hdr(struct lws *wsi, enum lws_token_indexes h, char *buf, int len)
 	return lws_hdr_copy(wsi, buf, len, h);
 }
 
-static bool token_ok(struct gos_ws *ws, const char *cand, size_t len)
+static struct ws_account *token_user(struct gos_ws *ws, const char *cand, size_t len)
 {
-	return ct_equal(cand, len, ws->token, ws->token_len);
+	const struct gos_user *u = gos_users_match(ws->users, cand, len);
+	return u ? ws->acct[u - ws->users->user] : NULL;
 }
 
-/* Where the request carried the token: 0 nowhere/wrong, 1 header or cookie,
- * 2 the ?token= argument. */
-static int authorized(struct gos_ws *ws, struct lws *wsi)
+/* Who sent the request: the user whose token it carries, or NULL (none or
+ * a wrong one; always NULL without auth). *via: where the token came,
+ * 1 header or cookie, 2 the ?token= argument. Every token is tried the same
+ * way whether or not one matched already (gos_users_match). */
+static struct ws_account *identify(struct gos_ws *ws, struct lws *wsi, int *via)
 {
 	char buf[MAX_TOKEN + 64];
-	if (!ws->token_len)
-		return 1;
+	*via = 0;
+	if (!ws->auth)
+		return NULL;
 	if (hdr(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, buf, sizeof(buf)) > 0 &&
 	    !strncasecmp(buf, "Bearer ", 7)) {
 		const char *t = buf + 7;
 		while (*t == ' ')
 			t++;
-		if (token_ok(ws, t, strlen(t)))
-			return 1;
+		struct ws_account *a = token_user(ws, t, strlen(t));
+		if (a) {
+			*via = 1;
+			return a;
+		}
 	}
 	const char *arg = lws_get_urlarg_by_name(wsi, "token=", buf, (int)sizeof(buf));
-	if (arg && token_ok(ws, arg, strlen(arg)))
-		return 2;
+	if (arg) {
+		struct ws_account *a = token_user(ws, arg, strlen(arg));
+		if (a) {
+			*via = 2;
+			return a;
+		}
+	}
 	if (hdr(wsi, WSI_TOKEN_HTTP_COOKIE, buf, sizeof(buf)) > 0) {
 		for (char *p = buf; (p = strstr(p, "gos_token=")) != NULL; p += 10) {
 			if (p != buf && p[-1] != ' ' && p[-1] != ';')
 				continue;
 			const char *v = p + 10;
-			size_t n = strcspn(v, ";");
-			if (token_ok(ws, v, n))
-				return 1;
+			struct ws_account *a = token_user(ws, v, strcspn(v, ";"));
+			if (a) {
+				*via = 1;
+				return a;
+			}
 		}
 	}
+	return NULL;
+}
+
+/* The role a path needs. */
+static enum gos_role role_for(const char *uri)
+{
+	if (!strcmp(uri, "/metrics"))
+		return GOS_ROLE_ADMIN;
+	if (!strcmp(uri, "/recording") || !strcmp(uri, "/export"))
+		return GOS_ROLE_EXPORT;
+	return GOS_ROLE_VIEW;
+}
+
+/* 0: a may have uri; else the status to refuse with (401, 403), counted. */
+static unsigned access_check(struct gos_ws *ws, struct ws_account *a, const char *uri)
+{
+	if (!ws->auth)
+		return 0;
+	if (!a) {
+		st_add(&ws->st.refused[GOS_WS_REFUSED_AUTH], 1);
+		return 401;
+	}
+	a->requests++;
+	if (a->role < role_for(uri)) {
+		a->forbidden++;
+		st_add(&ws->st.refused[GOS_WS_REFUSED_ROLE], 1);
+		return 403;
+	}
 	return 0;
+}
+
+#define AUTH_REFUSED "gos: this server needs a token (Authorization: Bearer TOKEN, or " \
+	"?token=TOKEN)"
+#define ROLE_REFUSED "gos: your user's role may not have this path (view: the viewer; " \
+	"export: also /recording and /export; admin: also /metrics)"
+
+/* The request's path for the access log: printable ASCII, the rest '?'. */
+static void log_path(char *out, size_t cap, const char *uri)
+{
+	size_t n = 0;
+	for (; uri[n] && n + 1 < cap; n++) {
+		unsigned char c = (unsigned char)uri[n];
+		out[n] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+	}
+	out[n] = '\0';
 }
 
 static bool origin_ok(struct gos_ws *ws, struct lws *wsi)
@@ -229,9 +276,20 @@ static void http_sess_clear(struct http_sess *s)
 
 /* ---- HTTP --------------------------------------------------------------- */
 
+/* The request's access-log line, once. */
+static void http_logged(struct gos_ws *ws, struct http_sess *s)
+{
+	if (!s->logging)
+		return;
+	s->logging = false;
+	ws_access_log(ws, s->start_wall, s->account, s->addr, s->path, 0, s->status, 0, s->bytes,
+	              -1, gos_now_ms() - s->start_ms);
+}
+
 /* The answer is out: the connection is idle again (keep-alive). */
 static int http_complete(struct lws *wsi, struct http_sess *s)
 {
+	http_logged(lws_context_user(lws_get_context(wsi)), s);
 	http_sess_clear(s);
 	ws_conn_busy(lws_context_user(lws_get_context(wsi)), wsi, false);
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -244,6 +302,7 @@ static int http_head(struct lws *wsi, struct http_sess *s, unsigned int code,
 {
 	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
 		*end = buf + sizeof(buf) - 1;
+	s->status = code;
 	if (lws_add_http_common_headers(wsi, code, mime, (lws_filepos_t)len, &p, end))
 		return 1;
 	static const char *const extra[][2] = {
@@ -322,9 +381,11 @@ static int http_text(struct lws *wsi, struct http_sess *s, unsigned int code,
  * answers HTTP/1.0, which strict WebSocket clients reject), and a request
  * with a body would have lws read the body, not call us writeable. What
  * follows on the connection is never read as a request. */
-static int refuse_and_close(struct lws *wsi, unsigned int code, const char *status,
-                            const char *text)
+static int refuse_and_close(struct lws *wsi, struct http_sess *s, unsigned int code,
+                            const char *status, const char *text)
 {
+	if (s)
+		s->status = code;
 	unsigned char buf[LWS_PRE + 640];
 	size_t tlen = strlen(text);
 	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
@@ -417,6 +478,7 @@ static void server_metrics(struct gos_ws *ws, struct gos_buf *t)
 	                   "Snapshot requests by viewers (connects and resyncs).");
 	gos_metrics_sample_u64(t, "gos_ws_snapshot_requests_total", NULL,
 	                       atomic_load(&ws->snapshot_requests));
+	ws_users_metrics(ws, t);
 	gos_metrics_family(t, "gos_uptime_seconds", "gauge", "Seconds since the server started.");
 	gos_metrics_sample(t, "gos_uptime_seconds", NULL, (double)(gos_now_ms() - ws->start_ms) / 1000.0);
 }
@@ -426,17 +488,30 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 {
 	st_add(&ws->st.http_requests, 1);
 	ws_conn_busy(ws, wsi, true);
+	int via;
+	struct ws_account *who = identify(ws, wsi, &via);
+	http_sess_clear(s);
+	s->logging = ws->alog != NULL;
+	if (s->logging) {
+		s->status = 0;
+		s->bytes = 0;
+		s->start_ms = gos_now_ms();
+		s->start_wall = gos_now_realtime_s();
+		s->account = who;
+		log_path(s->path, sizeof(s->path), uri);
+		lws_get_peer_simple(wsi, s->addr, sizeof(s->addr));
+	}
 	const char *bad = framing_error(wsi);
 	if (bad) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_BAD_REQUEST], 1);
-		return refuse_and_close(wsi, 400, "Bad Request", bad);
+		return refuse_and_close(wsi, s, 400, "Bad Request", bad);
 	}
 	if (!host_ok(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_HOST], 1);
 		return http_text(wsi, s, 403, HOST_REFUSED);
 	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
-		return refuse_and_close(wsi, 405, "Method Not Allowed", "gos: only GET is served here");
+		return refuse_and_close(wsi, s, 405, "Method Not Allowed", "gos: only GET is served here");
 
 	if (!strcmp(uri, "/health")) {
 		struct gos_buf t = {0};
@@ -457,12 +532,9 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 		return http_respond(wsi, s, ok ? 200 : 503, "application/json", t.data, t.len, NULL);
 	}
 
-	int auth = authorized(ws, wsi);
-	if (!auth) {
-		st_add(&ws->st.refused[GOS_WS_REFUSED_AUTH], 1);
-		return http_text(wsi, s, 401, "gos: this server needs its token "
-		                 "(Authorization: Bearer TOKEN, or ?token=TOKEN)");
-	}
+	unsigned refuse = access_check(ws, who, uri);
+	if (refuse)
+		return http_text(wsi, s, refuse, refuse == 401 ? AUTH_REFUSED : ROLE_REFUSED);
 
 	if (!strcmp(uri, "/metrics")) {
 		struct gos_buf t = {0};
@@ -489,10 +561,10 @@ static int http_request(struct gos_ws *ws, struct lws *wsi, struct http_sess *s,
 	/* A browser that authenticated with ?token= keeps a cookie, so that the
 	 * page's scripts and styles load without the token in their URLs. */
 	char cookie[MAX_TOKEN + 80];
-	if (auth == 2)
+	if (via == 2)
 		snprintf(cookie, sizeof(cookie), "gos_token=%s; Path=/; HttpOnly; SameSite=Strict",
-		         ws->token);
-	return http_file(wsi, s, mime, fd, (uint64_t)sb.st_size, auth == 2 ? cookie : NULL);
+		         who->token);
+	return http_file(wsi, s, mime, fd, (uint64_t)sb.st_size, via == 2 ? cookie : NULL);
 }
 
 static int http_stream(struct lws *wsi, struct http_sess *s, const struct gos_ws_stream *st)
@@ -512,6 +584,7 @@ static int http_stream(struct lws *wsi, struct http_sess *s, const struct gos_ws
 	void *h = st ? st->open(st->ctx, argv, n_args, &d, err, sizeof(err)) : NULL;
 	if (!h)
 		return http_text(wsi, s, d.status ? (unsigned int)d.status : 404, err);
+	s->status = 200;
 	s->stream = h;
 	s->st = st;
 	s->sbuf = malloc(LWS_PRE + STREAM_CHUNK);
@@ -555,6 +628,7 @@ static int stream_writeable(struct lws *wsi, struct http_sess *s)
 	}
 	if (lws_write(wsi, out, (size_t)n, LWS_WRITE_HTTP) < (int)n)
 		return -1;
+	s->bytes += (uint64_t)n;
 	lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -589,6 +663,7 @@ static int http_writeable(struct lws *wsi, struct http_sess *s)
 	}
 	if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
 		return -1;
+	s->bytes += n;
 	if (!last) {
 		lws_callback_on_writable(wsi);
 		return 0;
@@ -612,12 +687,14 @@ int ws_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		 * would bind the upgrade here, past every check of
 		 * ws_upgrade_filter. */
 		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
-		return refuse_and_close(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws, "
+		return refuse_and_close(wsi, NULL, 404, "Not Found", "gos: the WebSocket endpoint is /ws, "
 		                        "subprotocol " GOS_WS_PROTOCOL);
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-		if (s)
+		if (s) {
+			http_logged(ws, s);  /* cut short, or refused and closed */
 			http_sess_clear(s);
+		}
 		break;
 	case LWS_CALLBACK_WSI_DESTROY:
 		ws_conn_gone(ws, wsi);
@@ -630,33 +707,49 @@ int ws_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 
 /* ---- WebSocket upgrades ------------------------------------------------- */
 
-/* Before the upgrade: path, token and Origin. */
+/* An upgrade refused before it became a viewer: its access-log line. */
+static int upgrade_refused(struct gos_ws *ws, struct lws *wsi, struct ws_account *who,
+                           unsigned code, const char *status, const char *text)
+{
+	if (ws->alog) {
+		char addr[64] = "";
+		lws_get_peer_simple(wsi, addr, sizeof(addr));
+		ws_access_log(ws, gos_now_realtime_s(), who, addr, "/ws", 0, code, 0, 0, -1, 0);
+	}
+	return refuse_and_close(wsi, NULL, code, status, text);
+}
+
+/* Before the upgrade: path, token and role, Origin. */
 int ws_upgrade_filter(struct gos_ws *ws, struct lws *wsi)
 {
 	char uri[256];
 	ws_conn_busy(ws, wsi, true);
+	int via;
+	struct ws_account *who = identify(ws, wsi, &via);
 	const char *bad = framing_error(wsi);
 	if (bad) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_BAD_REQUEST], 1);
-		return refuse_and_close(wsi, 400, "Bad Request", bad);
+		return upgrade_refused(ws, wsi, who, 400, "Bad Request", bad);
 	}
 	if (!host_ok(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_HOST], 1);
-		return refuse_and_close(wsi, 403, "Forbidden", HOST_REFUSED);
+		return upgrade_refused(ws, wsi, who, 403, "Forbidden", HOST_REFUSED);
 	}
 	if (hdr(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri)) < 0 || strcmp(uri, "/ws")) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_PATH], 1);
-		return refuse_and_close(wsi, 404, "Not Found", "gos: the WebSocket endpoint is /ws");
+		return upgrade_refused(ws, wsi, who, 404, "Not Found", "gos: the WebSocket endpoint is /ws");
 	}
-	if (!authorized(ws, wsi)) {
-		st_add(&ws->st.refused[GOS_WS_REFUSED_AUTH], 1);
-		return refuse_and_close(wsi, 401, "Unauthorized", "gos: this server needs its token "
-		                      "(Authorization: Bearer TOKEN, or ?token=TOKEN)");
-	}
+	unsigned refuse = access_check(ws, who, "/ws");
+	if (refuse)
+		return upgrade_refused(ws, wsi, who, refuse, refuse == 401 ? "Unauthorized" : "Forbidden",
+		                       refuse == 401 ? AUTH_REFUSED : ROLE_REFUSED);
 	if (!origin_ok(ws, wsi)) {
 		st_add(&ws->st.refused[GOS_WS_REFUSED_ORIGIN], 1);
-		return refuse_and_close(wsi, 403, "Forbidden",
-		                      "gos: this Origin is not allowed (see --allow-origin)");
+		return upgrade_refused(ws, wsi, who, 403, "Forbidden",
+		                       "gos: this Origin is not allowed (see --allow-origin)");
 	}
+	struct conn *c = lws_get_opaque_user_data(wsi);
+	if (c)
+		c->account = who;
 	return 0;
 }

@@ -10,6 +10,9 @@
  *                a WebSocket upgrade
  *   ws_viewer.c  viewers: queues and backpressure, writing, receiving,
  *                inbound rate limits (control frames too), the ping pass
+ *   ws_users.c   named users: the table in force, the accounts that keep
+ *                their counters across reloads, /metrics by user, the
+ *                access log's lines
  *
  * Threads: everything declared here is for the service thread only, which
  * owns the lws context, the connections and the viewers, except where a
@@ -25,10 +28,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <libwebsockets.h>
 
 #include "gos_host.h"
+#include "gos_users.h"
 #include "gos_viewer_proto.h"
 #include "gos_ws.h"
 
@@ -87,6 +92,22 @@ struct inbox_item {
 /* V_PRIVATE: seeking or playing, takes only what is sent to it alone. */
 enum viewer_state { V_WAITING, V_LIVE, V_PRIVATE };
 
+/* A user as the service thread counts it: made when a users table first
+ * names it, kept (with its counters) until the server is freed, so that
+ * connections may point at it across reloads. present: the table in force
+ * names it (role, rate and token are its line's there). */
+struct ws_account {
+	struct ws_account *next;
+	char name[GOS_USER_NAME_MAX + 1];
+	char token[GOS_USER_TOKEN_MAX + 1];   /* for the cookie after ?token= */
+	enum gos_role role;
+	bool present;
+	uint32_t rate, burst;          /* all its viewers' messages together; 0: no limit */
+	double bucket;
+	uint64_t bucket_ms;
+	uint64_t requests, viewers, inbound, limited, forbidden, bytes_sent;
+};
+
 /* A viewer: lws's per-connection data of the gos.v1 protocol (ws_viewer.c),
  * linked in ws->viewers. */
 struct viewer {
@@ -136,6 +157,12 @@ struct viewer {
 	uint64_t view_gen;             /* v2: grows with each live snapshot */
 	uint64_t told_gen;             /* v2: the view_gen the broadcaster last heard of */
 	struct gos_ws_region held;     /* v2: what it holds (routing) */
+	struct ws_account *account;    /* who it is (NULL: no auth) */
+	uint64_t limited_ms;           /* last error for its user's rate limit */
+	uint64_t start_ms;             /* the access log's duration */
+	double start_wall;             /* ... and time */
+	uint64_t bytes_out, bytes_in;  /* payload bytes, for the access log */
+	char addr[64];                 /* the peer's address */
 };
 
 /* One HTTP response in flight: an answer built in memory (small: text,
@@ -151,6 +178,13 @@ struct http_sess {
 	void *stream;                  /* a gos_ws_stream handle (GET /recording, /export) */
 	const struct gos_ws_stream *st;  /* whose handle it is */
 	unsigned char *sbuf;           /* its chunk buffer */
+	/* The request in flight, for the access log. */
+	bool logging;                  /* a request started and is not yet logged */
+	unsigned status;
+	uint64_t bytes, start_ms;
+	double start_wall;
+	struct ws_account *account;
+	char path[256], addr[64];
 };
 
 /* Every accepted connection, tied to its wsi as lws's opaque user data
@@ -164,6 +198,7 @@ struct conn {
 	enum conn_kind kind;
 	bool busy;                     /* a request being answered or upgraded */
 	bool adopting, dead;           /* lws may destroy it inside the adoption call */
+	struct ws_account *account;    /* who asked for the upgrade (ws_upgrade_filter) */
 };
 
 /* A limit being hit: logged when it starts and, with counts, when it ends. */
@@ -200,6 +235,9 @@ struct gos_ws {
 	struct gos_host_allow *hosts;  /* the names we answer to (service thread) */
 	uint64_t start_ms;
 	bool tls;                      /* the port speaks https:// and wss:// */
+	bool auth;                     /* a token file or a users file: every path
+	                                * but /health needs a user */
+	char *users_path, *alog_path;  /* copied */
 
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;       /* HTTP and WebSocket connections */
@@ -213,6 +251,10 @@ struct gos_ws {
 	struct inbox_item *inbox;
 	size_t inbox_len, inbox_cap;
 	bool inbox_overflow;
+	/* gos_ws_reload's hand-over, under lock: taken as a whole. */
+	struct gos_users *pending_users;
+	FILE *pending_alog;
+	bool pending;
 
 	_Atomic uint64_t snapshot_requests;
 	_Atomic uint64_t snapshot_requests_v2;
@@ -233,6 +275,10 @@ struct gos_ws {
 	struct episode viewers_full;   /* n1: refused */
 	bool delivering;               /* ws_drain_inbox is handing items to viewers */
 	struct viewer *flush;          /* viewers given something meanwhile (plain ones) */
+	struct gos_users *users;       /* in force (NULL: no auth) */
+	struct ws_account **acct;      /* users->user[i]'s account */
+	struct ws_account *accounts;   /* every user ever named, newest first */
+	FILE *alog;                    /* the access log, NULL: none */
 	unsigned char scratch[LWS_PRE + WS_CHUNK];
 };
 
@@ -256,6 +302,28 @@ void ws_drain_inbox(struct gos_ws *ws);
 
 /* Whether permessage-deflate is on for this WebSocket connection. */
 bool ws_deflate_active(struct lws *wsi);
+
+/* Takes what gos_ws_reload handed over, if anything (under the lock). */
+void ws_take_reload(struct gos_ws *ws);
+
+/* ---- ws_users.c ---- */
+
+/* Makes u the users in force (taking it over; NULL: no auth) and frees the
+ * table before; accounts carry over by name. */
+void ws_users_install(struct gos_ws *ws, struct gos_users *u);
+/* Frees the table and every account. */
+void ws_users_free(struct gos_ws *ws);
+/* Takes one token from the account's bucket: false when it is over its
+ * rate (counted). An account without a rate always passes. */
+bool ws_account_charge(struct ws_account *a, uint64_t now_ms);
+/* The gos_user_* families (with auth on). */
+void ws_users_metrics(struct gos_ws *ws, struct gos_buf *t);
+/* One access-log line: {"time","user","address","path",["session"],
+ * "status",["close"],"bytes",["bytes_in"],"duration_ms"}. session 0 and
+ * close 0: left out. A no-op without --access-log. */
+void ws_access_log(struct gos_ws *ws, double start_wall, const struct ws_account *a,
+                   const char *addr, const char *path, uint64_t session, unsigned status,
+                   int close, uint64_t bytes, int64_t bytes_in, uint64_t duration_ms);
 
 /* ---- ws_tls.c ---- */
 
@@ -308,6 +376,9 @@ void ws_rxguard_unwatch(int fd);
 bool ws_rxguard_unmasked(int fd);
 
 /* ---- ws_viewer.c ---- */
+
+/* Closes (1008) the viewers whose user the table in force no longer names. */
+void ws_viewer_revoke(struct gos_ws *ws);
 
 /* lws callback of the gos.v1 protocol: the viewers. */
 int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,

@@ -135,6 +135,13 @@ static void viewer_close(struct viewer *v, int code, const char *reason)
 	viewer_want_write(v);
 }
 
+void ws_viewer_revoke(struct gos_ws *ws)
+{
+	for (struct viewer *v = ws->viewers; v; v = v->next)
+		if (v->account && !v->account->present && !v->close_code)
+			viewer_close(v, LWS_CLOSE_STATUS_POLICY_VIOLATION, "user removed");
+}
+
 /* A waiting viewer whose queue drained asks for a snapshot. */
 static void viewer_maybe_request(struct gos_ws *ws, struct viewer *v)
 {
@@ -476,10 +483,36 @@ void ws_viewer_scan(struct gos_ws *ws, uint64_t now_ms)
 	}
 }
 
+/* Over its user's rate= (all the user's viewers together): dropped,
+ * counted, and the viewer told at most once a second. */
+static bool user_limited(struct gos_ws *ws, struct viewer *v)
+{
+	uint64_t now = gos_now_ms();
+	if (ws_account_charge(v->account, now))
+		return false;
+	st_add(&ws->st.inbound_limited, 1);
+	if (now - v->limited_ms >= 1000) {
+		v->limited_ms = now;
+		struct gos_buf out = {0};
+		gos_viewer_error(&out, "rate_limited", "your user's viewers sent more messages than "
+		                 "its rate allows; this one was dropped");
+		struct gos_ws_msg *m = gos_ws_msg_create(out.data, out.len);
+		gos_buf_finish(&out);
+		q_push(ws, v, m);
+		gos_ws_msg_unref(m);
+		viewer_want_write(v);
+	}
+	return true;
+}
+
 static void viewer_handle(struct gos_ws *ws, struct viewer *v, const char *msg, size_t len)
 {
+	if (v->account)
+		v->account->inbound++;
 	if (rx_charge(ws, v, 1))
 		return;  /* over the limit: dropped */
+	if (user_limited(ws, v))
+		return;
 
 	struct gos_viewer_in in;
 	switch (gos_viewer_parse(msg, len, &in)) {
@@ -605,6 +638,7 @@ static int viewer_receive(struct gos_ws *ws, struct viewer *v, struct lws *wsi,
 	}
 	memcpy(v->rx + v->rx_len, in, len);
 	v->rx_len += len;
+	v->bytes_in += len;
 	viewer_check_control(ws, v);
 	if (!frame_done)
 		return 0;
@@ -720,6 +754,9 @@ static int viewer_send(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 	if (mark[last].popped) {
 		st_add(&ws->st.messages_sent, mark[last].popped);
 		st_add(&ws->st.bytes_sent, bytes);
+		v->bytes_out += bytes;
+		if (v->account)
+			v->account->bytes_sent += bytes;
 	}
 	return 0;
 }
@@ -823,6 +860,9 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 		if (v->off == m->len) {
 			st_add(&ws->st.messages_sent, 1);
 			st_add(&ws->st.bytes_sent, m->len);
+			v->bytes_out += m->len;
+			if (v->account)
+				v->account->bytes_sent += m->len;
 			q_pop(ws, v);
 		}
 	}
@@ -874,9 +914,14 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		break;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		return ws_upgrade_filter(ws, wsi);
-	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_ESTABLISHED: {
 		memset(v, 0, sizeof(*v));
 		v->wsi = wsi;
+		struct conn *c = lws_get_opaque_user_data(wsi);
+		v->account = c ? c->account : NULL;
+		v->start_ms = gos_now_ms();
+		v->start_wall = gos_now_realtime_s();
+		lws_get_peer_simple(wsi, v->addr, sizeof(v->addr));
 		v->deflate = ws_deflate_active(wsi);
 		v->sock = lws_get_socket_fd(wsi);
 		if (!ws_rxguard_watch(v->sock))
@@ -904,6 +949,8 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		v->counted = true;
 		v->v2 = v2;
 		v->id = ++ws->next_viewer_id;
+		if (v->account)
+			v->account->viewers++;
 		st_add(&ws->st.viewers, 1);
 		if (v2)
 			st_add(&ws->st.viewers_v2, 1);
@@ -915,6 +962,7 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		q_push(ws, v, v2 ? ws->hello_v2 : ws->hello);
 		viewer_want_write(v);
 		break;
+	}
 	case LWS_CALLBACK_RECEIVE:
 		if (viewer_unmasked(ws, v, wsi))
 			return -1;
@@ -935,6 +983,11 @@ int ws_viewer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			ws->viewers = v->next;
 		if (v->next)
 			v->next->prev = v->prev;
+		ws_access_log(ws, v->start_wall, v->account, v->addr, "/ws", v->counted ? v->id : 0,
+		              101, v->close_code, v->bytes_out, (int64_t)v->bytes_in,
+		              gos_now_ms() - v->start_ms);
+		if (v->counted && v->account)
+			v->account->viewers--;
 		if (v->counted) {
 			atomic_fetch_sub_explicit(&ws->st.viewers, 1, memory_order_relaxed);
 			if (v->v2)
