@@ -108,7 +108,8 @@ check(snap is not None and len(snap["tokens"]) == 3000 and snap["seq"] == hc["se
       f"a gos.v1 viewer of the relay gets the whole map ({len(snap['tokens']) if snap else None})")
 v.close()
 
-check(r1.stop() == 0 and r2.stop() == 0, "relays stop cleanly on SIGTERM")
+rc1, rc2 = r1.stop(), r2.stop()
+check(rc1 == 0 and rc2 == 0, f"relays stop cleanly on SIGTERM ({rc1}, {rc2}: {r1.stderr()[-300:]!r})")
 c.stop()
 nats.cleanup()
 sys.exit(report("nats_relay"))

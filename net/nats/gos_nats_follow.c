@@ -240,7 +240,7 @@ void gos_nats_follow_destroy(struct gos_nats_follow *r)
 		gos_queue_put_batch(r->o.queue, r->batch);
 	natsSubscription_Destroy(r->sub);
 	jsCtx_Destroy(r->js);
-	natsConnection_Destroy(r->nc);
+	nats_close_watched(r->nc, &r->watch);
 	free(r);
 }
 

@@ -17,6 +17,7 @@
 
 #include "gos_nats.h"
 #include "gos_protocol.h"
+#include "gos_time.h"
 #include "nats_internal.h"
 
 #define RING 256          /* batches queued and not yet applied */
@@ -272,6 +273,7 @@ static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 		usleep(1000);
 	}
 	struct gos_batch *b = gos_queue_get_batch(n->o.queue);
+	b->t_in_ns = gos_now_ns();   /* the batch's arrival (gos_pipeline) */
 	uint64_t last_seq = 0;
 	for (int i = 0; i < list->Count; i++) {
 		natsMsg *m = list->Msgs[i];
@@ -439,7 +441,7 @@ void gos_nats_ingest_destroy(struct gos_nats_ingest *n)
 	for (size_t i = 0; i < n->n_waiters; i++)
 		free(n->waiters[i].reply);
 	jsCtx_Destroy(n->js);
-	natsConnection_Destroy(n->nc);
+	nats_close_watched(n->nc, &n->watch);
 	pthread_mutex_destroy(&n->lock);
 	free(n->skip);
 	free(n);

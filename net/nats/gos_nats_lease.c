@@ -246,7 +246,7 @@ void gos_nats_lease_destroy(struct gos_nats_lease *l)
 	}
 	kvStore_Destroy(l->kv);
 	jsCtx_Destroy(l->js);
-	natsConnection_Destroy(l->nc);
+	nats_close_watched(l->nc, &l->watch);
 	pthread_cond_destroy(&l->wake);
 	pthread_mutex_destroy(&l->lock);
 	free(l);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gos_log.h"
 #include "gos_nats.h"
@@ -139,11 +140,19 @@ static void on_connected(natsConnection *nc, void *closure)
 	nats_log("connected to NATS");
 }
 
+static void on_closed(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct nats_watch *w = closure;
+	atomic_store(&w->connected, false);
+	atomic_store(&w->closed, true);
+}
+
 static void on_disconnected(natsConnection *nc, void *closure)
 {
 	(void)nc;
 	struct nats_watch *w = closure;
-	if (atomic_exchange(&w->connected, false))
+	if (atomic_exchange(&w->connected, false) && !atomic_load(&w->closing))
 		nats_log("lost the connection to NATS; reconnecting");
 }
 
@@ -173,6 +182,8 @@ natsStatus nats_connect_watched(const char *url, struct nats_watch *w, natsConne
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, w);
 	if (s == NATS_OK)
+		s = natsOptions_SetClosedCB(o, on_closed, w);
+	if (s == NATS_OK)
 		s = natsConnection_Connect(nc, o);
 	if (s == NATS_OK)
 		atomic_store(&w->connected, true);
@@ -180,4 +191,15 @@ natsStatus nats_connect_watched(const char *url, struct nats_watch *w, natsConne
 		s = NATS_OK;   /* it goes on trying in the background */
 	natsOptions_Destroy(o);
 	return s;
+}
+
+void nats_close_watched(natsConnection *nc, struct nats_watch *w)
+{
+	if (!nc)
+		return;
+	atomic_store(&w->closing, true);
+	natsConnection_Close(nc);
+	for (int i = 0; i < 500 && !atomic_load(&w->closed); i++)
+		usleep(10 * 1000);
+	natsConnection_Destroy(nc);
 }

@@ -34,6 +34,8 @@ void nats_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct nats_watch {
 	atomic_bool connected;
 	atomic_uint_fast64_t reconnects;
+	atomic_bool closing;     /* nats_close_watched: no "lost" line */
+	atomic_bool closed;      /* libnats's closed callback ran: no callback follows */
 };
 
 /* Connects to url (a comma-separated list is one server each... as
@@ -41,6 +43,11 @@ struct nats_watch {
  * is away (the call does not wait for it) and reconnecting after a loss;
  * each change is logged once and kept in w. */
 natsStatus nats_connect_watched(const char *url, struct nats_watch *w, natsConnection **nc);
+
+/* Closes and destroys nc, waiting (up to 5 s) for libnats's closed
+ * callback: the callbacks run on libnats's own thread and take w, which the
+ * caller frees next. Accepts NULL. */
+void nats_close_watched(natsConnection *nc, struct nats_watch *w);
 
 /* NAME_LOG: the change log (docs/scale-out.md). */
 void nats_log_stream_name(const char *cluster, char *out, size_t len);
