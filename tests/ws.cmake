@@ -190,6 +190,12 @@ add_test(NAME nats_failover
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
 set_tests_properties(nats_failover PROPERTIES TIMEOUT 300 LABELS "integration;nats")
 
+# A node of a 3-node NATS cluster killed under producers, a relay and a leader.
+add_test(NAME nats_chaos
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_chaos.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
+set_tests_properties(nats_chaos PROPERTIES TIMEOUT 300 LABELS "integration;nats")
+
 # --socket-group, and producers logged and counted by their peer's uid.
 add_test(NAME ingest_peers
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ingest_peers.py $<TARGET_FILE:gos-compositor>)

@@ -101,7 +101,8 @@ static void *role_main(void *arg)
 		gos_nats_lease_stats(c->lease, &ls);
 		if (gos_nats_follow_finish(c->follow, ls.self, 2000, &end, why, sizeof(why)))
 			break;
-		gos_log_warn("cluster", "taking over: %s; still reading", why);
+		gos_log_warn("cluster", "taking over: %s; trying again", why);
+		usleep(200 * 1000);
 	}
 	char err[300];
 	struct gos_nats_ingest *in = gos_nats_ingest_create(&(struct gos_nats_ingest_opts){
@@ -258,7 +259,8 @@ bool gos_cluster_health(struct gos_cluster *c, struct gos_buf *t)
 	gos_buf_printf(t, ",\"nats\":{\"connected\":%s,\"reconnects\":%llu,\"consumed\":%llu,"
 	               "\"applied_stream_seq\":%llu,\"log_records\":%llu,\"log_failed\":%llu,"
 	               "\"skipped\":%llu}",
-	               connected ? "true" : "false", (unsigned long long)is.reconnects,
+	               connected ? "true" : "false",
+	               (unsigned long long)(in ? is.reconnects : fs.reconnects),
 	               (unsigned long long)is.messages, (unsigned long long)is.applied_stream_seq,
 	               (unsigned long long)is.log_records, (unsigned long long)is.log_failed,
 	               (unsigned long long)is.skipped);
@@ -287,7 +289,7 @@ void gos_cluster_metrics(struct gos_cluster *c, struct gos_buf *t)
 	gos_metrics_one(t, "gos_nats_connected", "gauge", "1 while connected to NATS.",
 	                in ? is.connected : fs.connected);
 	gos_metrics_one(t, "gos_nats_reconnects_total", "counter", "Reconnections to NATS.",
-	                is.reconnects);
+	                in ? is.reconnects : fs.reconnects);
 	gos_metrics_one(t, "gos_leader", "gauge",
 	                "1 on the cluster's leader (the compositor consuming).",
 	                atomic_load(&c->role) == ROLE_LEADER);

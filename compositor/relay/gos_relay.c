@@ -67,9 +67,11 @@ static bool health_extra(void *ctx, struct gos_buf *t)
 	struct relay *r = ctx;
 	struct gos_nats_follow_stats st;
 	gos_nats_follow_stats(r->follow, &st);
-	gos_buf_printf(t, ",\"nats\":{\"connected\":%s},\"lag\":{\"records\":%llu,\"seconds\":%.3f},"
+	gos_buf_printf(t, ",\"nats\":{\"connected\":%s,\"reconnects\":%llu},"
+	               "\"lag\":{\"records\":%llu,\"seconds\":%.3f},"
 	               "\"replica\":{\"records\":%llu,\"mismatched\":%llu}",
-	               st.connected ? "true" : "false", (unsigned long long)st.lag_records, st.lag_s,
+	               st.connected ? "true" : "false", (unsigned long long)st.reconnects,
+	               (unsigned long long)st.lag_records, st.lag_s,
 	               (unsigned long long)st.records, (unsigned long long)atomic_load(&r->gaps));
 	return st.connected;
 }
@@ -81,6 +83,8 @@ static void metrics_extra(void *ctx, struct gos_buf *t)
 	struct gos_nats_follow_stats st;
 	gos_nats_follow_stats(r->follow, &st);
 	gos_metrics_one(t, "gos_nats_connected", "gauge", "1 while connected to NATS.", st.connected);
+	gos_metrics_one(t, "gos_nats_reconnects_total", "counter", "Reconnections to NATS.",
+	                st.reconnects);
 	gos_metrics_one(t, "gos_replica_records_total", "counter", "Change-log records applied.",
 	        st.records);
 	gos_metrics_one(t, "gos_replica_lag_records", "gauge", "Change-log records not applied yet.",

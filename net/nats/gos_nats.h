@@ -121,6 +121,7 @@ struct gos_nats_follow_opts {
 
 struct gos_nats_follow_stats {
 	bool connected;
+	uint64_t reconnects;
 	uint64_t records;             /* records handed to on_record */
 	uint64_t lag_records;         /* records in the log not handed over yet */
 	double lag_s;                 /* age of the last record handed over while more wait */

@@ -45,7 +45,8 @@ struct gos_nats_follow {
 	uint64_t n_src;
 };
 
-static bool setup(struct gos_nats_follow *r)
+/* Subscribes from the log's stream sequence `from` (0: its start). */
+static bool setup(struct gos_nats_follow *r, uint64_t from)
 {
 	char err[300] = "", subject[GOS_NATS_CLUSTER_MAX + 8];
 	snprintf(subject, sizeof(subject), "%s.log", r->cluster);
@@ -56,11 +57,16 @@ static bool setup(struct gos_nats_follow *r)
 			jsSubOptions_Init(&so);
 			so.Stream = r->stream;
 			so.Ordered = true;   /* in order, no gaps: it recreates itself when it misses one */
-			so.Config.DeliverPolicy = js_DeliverAll;
+			so.Config.DeliverPolicy = from ? js_DeliverByStartSequence : js_DeliverAll;
+			so.Config.OptStartSeq = from;
 			jsErrCode jerr = 0;
 			natsStatus s = js_SubscribeSync(&r->sub, r->js, subject, NULL, &so, &jerr);
 			if (s == NATS_OK) {
-				nats_log("following %s (stream %s) from its start", subject, r->stream);
+				if (from)
+					nats_log("following %s (stream %s) from stream sequence %llu", subject,
+					         r->stream, (unsigned long long)from);
+				else
+					nats_log("following %s (stream %s) from its start", subject, r->stream);
 				return true;
 			}
 			snprintf(err, sizeof(err), "subscribing to %s: %s", subject, natsStatus_GetText(s));
@@ -148,13 +154,36 @@ static void apply_record(struct gos_nats_follow *r, natsMsg *m, struct gos_arena
 	atomic_fetch_add(&r->records, 1);
 }
 
+/* Idle this long: is the log ahead of us? (An ordered consumer whose
+ * server died may stay silent: it is made again from where we are.) */
+#define STALL_CHECK_MS 2000
+
+static bool stalled(struct gos_nats_follow *r)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 1000;
+	if (js_GetStreamInfo(&si, r->js, r->stream, &jo, &jerr) != NATS_OK)
+		return false;
+	uint64_t last = si->State.LastSeq, have = atomic_load(&r->log_seq);
+	jsStreamInfo_Destroy(si);
+	if (last <= have)
+		return false;
+	nats_log("the change log's consumer is silent at stream sequence %llu of %llu: following "
+	         "again from there", (unsigned long long)have, (unsigned long long)last);
+	return true;
+}
+
 static void *replica_main(void *arg)
 {
 	struct gos_nats_follow *r = arg;
 	pthread_setname_np(pthread_self(), "gos-replica");
-	if (!setup(r))
+	if (!setup(r, 0))
 		return NULL;
 	struct gos_arena arena = {0};
+	int idle_ms = 0;
 	while (!atomic_load(&r->stop)) {
 		natsMsg *m = NULL;
 		natsStatus s = natsSubscription_NextMsg(&m, r->sub, 100);
@@ -163,6 +192,26 @@ static void *replica_main(void *arg)
 			atomic_store(&r->lag_s, 0.0);
 			if (r->o.queue && !push_batch(r))
 				break;
+			if ((idle_ms += 100) >= STALL_CHECK_MS) {
+				idle_ms = 0;
+				if (stalled(r)) {
+					natsSubscription_Destroy(r->sub);
+					r->sub = NULL;
+					if (!setup(r, atomic_load(&r->log_seq) + 1))
+						break;
+				}
+			}
+			continue;
+		}
+		idle_ms = 0;
+		jsMsgMetaData *md0 = NULL;
+		uint64_t sseq = 0;
+		if (natsMsg_GetMetaData(&md0, m) == NATS_OK) {
+			sseq = md0->Sequence.Stream;
+			jsMsgMetaData_Destroy(md0);
+		}
+		if (sseq && sseq <= atomic_load(&r->log_seq)) {
+			natsMsg_Destroy(m);   /* seen before a resubscription */
 			continue;
 		}
 		bool more = true;
@@ -306,6 +355,7 @@ void gos_nats_follow_stats(struct gos_nats_follow *r, struct gos_nats_follow_sta
 {
 	*out = (struct gos_nats_follow_stats){
 		.connected = atomic_load(&r->watch.connected),
+		.reconnects = atomic_load(&r->watch.reconnects),
 		.records = atomic_load(&r->records),
 		.lag_records = atomic_load(&r->pending),
 		.lag_s = atomic_load(&r->lag_s),

@@ -59,11 +59,45 @@ struct gos_nats_ingest {
 	atomic_uint_fast64_t messages, accepted, rejected, syncs;
 	atomic_uint_fast64_t log_records, log_failed, skipped;
 	char log_subject[GOS_NATS_CLUSTER_MAX + 8];
-	uint64_t log_expect;       /* core thread: the log's last stream seq the next publish expects */
+	uint64_t log_expect;       /* the log's last stream seq the next publish expects */
+	pthread_mutex_t pub_lock;  /* log publishes: the core's, and resends of lost acks */
+	atomic_uint_fast64_t resent;
 	atomic_bool fenced;
-	uint64_t *skip;            /* sorted: ingest seqs already in the log */
-	size_t n_skip;
+	/* Each ingest stream seq of a sliding window: queued (in a batch not
+	 * acked yet) or done (applied, in the log, acked). JetStream delivers
+	 * at least once: a message whose ack was lost (a NATS node died) or
+	 * that waited past AckWait in our queue comes again. */
+	uint8_t *win;              /* WIN entries, seq % WIN */
+	uint64_t win_base;         /* seqs below it count as done */
 };
+
+#define WIN (1u << 22)
+enum { SEQ_NEW = 0, SEQ_QUEUED = 1, SEQ_DONE = 2 };
+
+static int win_get(const struct gos_nats_ingest *n, uint64_t seq)
+{
+	if (seq < n->win_base)
+		return SEQ_DONE;
+	if (seq >= n->win_base + WIN)
+		return SEQ_NEW;
+	return n->win[seq % WIN];
+}
+
+static void win_set(struct gos_nats_ingest *n, uint64_t seq, int v)
+{
+	if (seq < n->win_base)
+		return;
+	if (seq >= n->win_base + WIN) {
+		uint64_t base = seq - WIN / 2;   /* slide: what falls out counts as done */
+		if (base - n->win_base >= WIN)
+			memset(n->win, 0, WIN);
+		else
+			for (uint64_t q = n->win_base; q < base; q++)
+				n->win[q % WIN] = SEQ_NEW;
+		n->win_base = base;
+	}
+	n->win[seq % WIN] = (uint8_t)v;
+}
 
 /* Publishes stop for good: the map holds what the log may not. */
 static void fence(struct gos_nats_ingest *n, const char *why)
@@ -90,16 +124,7 @@ static void on_publish_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 	fence(n, why);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
-static bool in_skip(const struct gos_nats_ingest *n, uint64_t seq)
-{
-	return n->n_skip && bsearch(&seq, n->skip, n->n_skip, sizeof(*n->skip), cmp_u64);
-}
 
 /* Answers the waiting syncs that applied_seq covers (lock held). */
 static void answer_waiters(struct gos_nats_ingest *n)
@@ -204,6 +229,38 @@ static bool setup(struct gos_nats_ingest *n)
 	return false;
 }
 
+static uint64_t seq_last_of(natsMsg *m)
+{
+	const char *v = NULL;
+	return natsMsgHeader_Get(m, "Gos-Seq-Last", &v) == NATS_OK && v ? strtoull(v, NULL, 10) : 0;
+}
+
+static int cmp_seq_last(const void *a, const void *b)
+{
+	uint64_t x = seq_last_of(*(natsMsg *const *)a), y = seq_last_of(*(natsMsg *const *)b);
+	return x < y ? -1 : x > y;
+}
+
+/* Change-log publishes whose acks did not come (the connection or the
+ * stream's leader was lost with them): sent again in log order, each with
+ * its message id (stored once) and its expected last sequence. */
+static void resend_pending(struct gos_nats_ingest *n)
+{
+	pthread_mutex_lock(&n->pub_lock);
+	natsMsgList list = {0};
+	if (js_PublishAsyncGetPendingList(&list, n->js) == NATS_OK && list.Count) {
+		qsort(list.Msgs, (size_t)list.Count, sizeof(*list.Msgs), cmp_seq_last);
+		int sent = 0;
+		for (int i = 0; i < list.Count; i++)
+			if (js_PublishMsgAsync(n->js, &list.Msgs[i], NULL) == NATS_OK)
+				sent++;
+		atomic_fetch_add(&n->resent, (uint64_t)sent);
+		nats_log("%d change-log publishes had no ack in time: sent again", sent);
+	}
+	natsMsgList_Destroy(&list);
+	pthread_mutex_unlock(&n->pub_lock);
+}
+
 /* Acks the batches the core has applied, and answers syncs. */
 static void ack_done(struct gos_nats_ingest *n)
 {
@@ -216,8 +273,11 @@ static void ack_done(struct gos_nats_ingest *n)
 	 * in flight covers them. */
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
-	po.MaxWait = 5000;
-	if (js_PublishAsyncComplete(n->js, &po) != NATS_OK)
+	po.MaxWait = 2000;
+	natsStatus s = js_PublishAsyncComplete(n->js, &po);
+	if (s == NATS_TIMEOUT)
+		resend_pending(n);
+	if (s != NATS_OK)
 		return;   /* JetStream slow or away: acked later, or delivered again */
 	if (atomic_load(&n->fenced))
 		return;   /* not in the log: whoever leads next gets them again */
@@ -227,8 +287,15 @@ static void ack_done(struct gos_nats_ingest *n)
 		if (p->list.Count) {
 			/* each one: AckAll would also ack what a killed predecessor had
 			 * fetched and JetStream has not delivered again yet */
-			for (int i = 0; i < p->list.Count; i++)
-				natsMsg_Ack(p->list.Msgs[i], NULL);
+			for (int i = 0; i < p->list.Count; i++) {
+				natsMsg *m = p->list.Msgs[i];
+				jsMsgMetaData *md = NULL;
+				if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+					win_set(n, md->Sequence.Stream, SEQ_DONE);
+					jsMsgMetaData_Destroy(md);
+				}
+				natsMsg_Ack(m, NULL);
+			}
 			natsMsgList_Destroy(&p->list);
 			p->list = (natsMsgList){0};
 			seq = p->stream_seq;
@@ -288,13 +355,22 @@ static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 		}
 		if (sseq)
 			last_seq = sseq;
-		if (in_skip(n, sseq)) {
-			/* the previous leader applied it (it is in the change log) and
-			 * died before acking it */
+		int st = sseq ? win_get(n, sseq) : SEQ_NEW;
+		if (st == SEQ_DONE) {
+			/* applied and in the change log (by us, or by the previous
+			 * leader, which died before acking it): its ack again */
 			natsMsg_Ack(m, NULL);
 			atomic_fetch_add(&n->skipped, 1);
 			continue;
 		}
+		if (st == SEQ_QUEUED) {
+			/* in a batch of ours not acked yet: that batch's ack covers it
+			 * (if that ack is lost, JetStream delivers it once more) */
+			atomic_fetch_add(&n->skipped, 1);
+			continue;
+		}
+		if (sseq)
+			win_set(n, sseq, SEQ_QUEUED);
 		struct gos_event *ev = gos_batch_push(b);
 		struct gos_parse_error err = {0};
 		if (!gos_protocol_parse(p, len, ev, &b->arena, &err)) {
@@ -395,16 +471,17 @@ struct gos_nats_ingest *gos_nats_ingest_create(const struct gos_nats_ingest_opts
 	nats_stream_name(cluster, n->stream, sizeof(n->stream));
 	snprintf(n->log_subject, sizeof(n->log_subject), "%s.log", cluster);
 	pthread_mutex_init(&n->lock, NULL);
+	pthread_mutex_init(&n->pub_lock, NULL);
 	n->next_id = 1;   /* id 0: none applied yet */
 	n->log_expect = opts->log_seq;
-	if (opts->n_skip) {
-		n->skip = malloc(opts->n_skip * sizeof(*n->skip));
-		if (!n->skip)
-			abort();
-		memcpy(n->skip, opts->skip, opts->n_skip * sizeof(*n->skip));
-		qsort(n->skip, opts->n_skip, sizeof(*n->skip), cmp_u64);
-		n->n_skip = opts->n_skip;
-	}
+	n->win = calloc(WIN, 1);
+	if (!n->win)
+		abort();
+	for (size_t i = 0; i < opts->n_skip; i++)
+		if (opts->skip[i] >= n->win_base + WIN / 2)
+			n->win_base = opts->skip[i] - WIN / 2;
+	for (size_t i = 0; i < opts->n_skip; i++)
+		win_set(n, opts->skip[i], SEQ_DONE);
 	natsStatus s = nats_connect_watched(opts->url, &n->watch, &n->nc);
 	jsOptions jo;
 	jsOptions_Init(&jo);
@@ -443,7 +520,8 @@ void gos_nats_ingest_destroy(struct gos_nats_ingest *n)
 	jsCtx_Destroy(n->js);
 	nats_close_watched(n->nc, &n->watch);
 	pthread_mutex_destroy(&n->lock);
-	free(n->skip);
+	pthread_mutex_destroy(&n->pub_lock);
+	free(n->win);
 	free(n);
 }
 
@@ -451,6 +529,7 @@ void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, 
 {
 	if (b->replayed)
 		return;   /* read from the log: it is there */
+	pthread_mutex_lock(&n->pub_lock);
 	if (!atomic_load(&n->fenced) && n->o.lease && !gos_nats_lease_held(n->o.lease))
 		fence(n, "the leader lease is no longer held");
 	uint64_t prev = b->seq_floor > seq_start ? b->seq_floor : seq_start;
@@ -475,10 +554,13 @@ void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, 
 			prev = last;
 			continue;
 		}
-		char first_s[24], last_s[24], src_s[24];
+		char first_s[24], last_s[24], src_s[24], id_s[48];
 		snprintf(first_s, sizeof(first_s), "%llu", (unsigned long long)(prev + 1));
 		snprintf(last_s, sizeof(last_s), "%llu", (unsigned long long)last);
 		snprintf(src_s, sizeof(src_s), "%llu", (unsigned long long)ev->src_seq);
+		/* one id per leadership and seq: a record sent again is stored once */
+		snprintf(id_s, sizeof(id_s), "gos-%llu-%llu", (unsigned long long)n->o.log_seq,
+		         (unsigned long long)last);
 		natsMsg *m = NULL;
 		natsStatus s = natsMsg_Create(&m, n->log_subject, NULL, data, (int)len);
 		if (s == NATS_OK)
@@ -487,6 +569,8 @@ void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, 
 			s = natsMsgHeader_Set(m, "Gos-Seq-Last", last_s);
 		if (s == NATS_OK && ev->src_seq)
 			s = natsMsgHeader_Set(m, "Gos-Src-Seq", src_s);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, "Nats-Msg-Id", id_s);
 		jsPubOptions po;
 		jsPubOptions_Init(&po);
 		/* the fence: each publish expects the one before it to be the
@@ -508,6 +592,7 @@ void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, 
 		}
 		prev = last;
 	}
+	pthread_mutex_unlock(&n->pub_lock);
 }
 
 void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_stats *out)

@@ -1,6 +1,7 @@
 /* A producer publishing to gos over NATS JetStream (gos_nats.h). */
 #include <cjson/cJSON.h>
 #include <nats/nats.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +23,33 @@ struct gos_nats_producer {
 	void *ctx;
 	bool failed;
 	char why[256];
+	_Atomic double retry_since;     /* pub_err: the first transient failure since the last sync */
+	atomic_uint_fast64_t retries;
 };
 
-/* A publish JetStream refused (on libnats's thread): the sync reports it. */
+/* A publish JetStream refused (on libnats's thread). No responder or no
+ * answer in time (a NATS node died and the stream is electing a new leader,
+ * a server restarting): sent again, the same message id (stored once), for
+ * up to a minute of such failures in a row. Else the sync reports it. */
 static void pub_err(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
-	(void)js;
 	struct gos_nats_producer *p = closure;
+	bool transient = pae->Err == NATS_NO_RESPONDERS || pae->Err == NATS_TIMEOUT ||
+	                 pae->ErrCode == JSClusterNotAvailErr || pae->ErrCode == JSStreamOfflineErr;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	if (transient && !p->failed && pae->Msg) {
+		if (p->retry_since == 0)
+			p->retry_since = now;
+		if (now - p->retry_since < 60.0) {
+			usleep(50 * 1000);
+			if (js_PublishMsgAsync(js, &pae->Msg, NULL) == NATS_OK) {
+				p->retries++;
+				return;
+			}
+		}
+	}
 	if (!p->failed)
 		snprintf(p->why, sizeof(p->why), "JetStream refused an event: %s",
 		         pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
@@ -54,7 +75,7 @@ struct gos_nats_producer *gos_nats_producer_connect(const char *url, const char 
 	natsOptions *o = NULL;
 	natsStatus s = natsOptions_Create(&o);
 	if (s == NATS_OK)
-		s = natsOptions_SetServers(o, (const char *[]){url}, 1);
+		s = nats_set_servers(o, url);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(o, 60);
 	if (s == NATS_OK)
@@ -164,16 +185,35 @@ bool gos_nats_producer_sync(struct gos_nats_producer *p, int timeout_ms,
 		snprintf(why, whylen, "%s", p->why);
 		return false;
 	}
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = timeout_ms < 0 ? 24LL * 3600 * 1000 : timeout_ms;
-	natsStatus s = js_PublishAsyncComplete(p->js, &po);
-	natsMsgList pending = {0};
-	if (s == NATS_OK && js_PublishAsyncGetPendingList(&pending, p->js) == NATS_OK &&
-	    pending.Count) {
-		natsMsgList_Destroy(&pending);
-		s = NATS_ERR;
+	/* Every publish acked. An ack lost with a connection (a NATS node died)
+	 * never comes: what still waits after a while is sent again, the same
+	 * message ids (JetStream stores each once). */
+	int64_t wait_left = timeout_ms < 0 ? INT64_MAX : timeout_ms;
+	natsStatus s;
+	for (;;) {
+		jsPubOptions po;
+		jsPubOptions_Init(&po);
+		po.MaxWait = wait_left < 5000 ? wait_left : 5000;
+		s = js_PublishAsyncComplete(p->js, &po);
+		if (s != NATS_TIMEOUT || p->failed)
+			break;
+		wait_left -= po.MaxWait;
+		if (wait_left <= 0)
+			break;
+		natsMsgList pending = {0};
+		if (js_PublishAsyncGetPendingList(&pending, p->js) == NATS_OK) {
+			for (int i = 0; i < pending.Count; i++)
+				if (js_PublishMsgAsync(p->js, &pending.Msgs[i], NULL) == NATS_OK)
+					atomic_fetch_add(&p->retries, 1);
+			natsMsgList_Destroy(&pending);
+		}
 	}
+	if (p->failed) {
+		snprintf(why, whylen, "%s", p->why);
+		return false;
+	}
+	if (s == NATS_OK)
+		atomic_store(&p->retry_since, 0.0);
 	if (s != NATS_OK) {
 		snprintf(why, whylen, "JetStream did not acknowledge every event within the timeout "
 		         "(%s)", natsStatus_GetText(s));

@@ -165,12 +165,33 @@ static void on_reconnected(natsConnection *nc, void *closure)
 		nats_log("connected to NATS again");
 }
 
+natsStatus nats_set_servers(natsOptions *o, const char *url)
+{
+	char copy[1024];
+	const char *list[NATS_SERVERS_MAX];
+	int n = 0;
+	snprintf(copy, sizeof(copy), "%s", url);
+	for (char *p = copy; p && *p && n < NATS_SERVERS_MAX;) {
+		char *comma = strchr(p, ',');
+		if (comma)
+			*comma = '\0';
+		while (*p == ' ')
+			p++;
+		if (*p)
+			list[n++] = p;
+		p = comma ? comma + 1 : NULL;
+	}
+	if (!n)
+		return NATS_INVALID_ARG;
+	return natsOptions_SetServers(o, list, n);
+}
+
 natsStatus nats_connect_watched(const char *url, struct nats_watch *w, natsConnection **nc)
 {
 	natsOptions *o = NULL;
 	natsStatus s = natsOptions_Create(&o);
 	if (s == NATS_OK)
-		s = natsOptions_SetServers(o, (const char *[]){url}, 1);
+		s = nats_set_servers(o, url);
 	if (s == NATS_OK)
 		s = natsOptions_SetMaxReconnect(o, -1);
 	if (s == NATS_OK)

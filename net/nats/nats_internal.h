@@ -38,8 +38,12 @@ struct nats_watch {
 	atomic_bool closed;      /* libnats's closed callback ran: no callback follows */
 };
 
-/* Connects to url (a comma-separated list is one server each... as
- * libnats takes it), retrying in the background for ever when the server
+#define NATS_SERVERS_MAX 16
+
+/* o's servers: url is one or a comma-separated list. */
+natsStatus nats_set_servers(natsOptions *o, const char *url);
+
+/* Connects to url (one server or a comma-separated list), retrying in the background for ever when the server
  * is away (the call does not wait for it) and reconnecting after a loss;
  * each change is logged once and kept in w. */
 natsStatus nats_connect_watched(const char *url, struct nats_watch *w, natsConnection **nc);

@@ -61,6 +61,88 @@ class NatsServer:
             shutil.rmtree(self.store, ignore_errors=True)
 
 
+class NatsNode(NatsServer):
+    """One node of a NatsCluster: JetStream on, routes to the others."""
+
+    def __init__(self, name, port, cluster_port, routes, store):
+        self.name, self.cluster_port, self.routes = name, cluster_port, routes
+        super().__init__(port=port, store=store)
+
+    def start(self):
+        self.log = open(os.path.join(self.store, f"nats-{time.monotonic_ns()}.log"), "w")
+        self.proc = subprocess.Popen(
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name,
+             "-sd", os.path.join(self.store, "js"), "--cluster_name", "gos-test",
+             "--cluster", f"nats://127.0.0.1:{self.cluster_port}", "--routes", self.routes],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"nats-server {self.name} did not start")
+
+
+class NatsCluster:
+    """Three nats-server processes on loopback, routed to each other, with
+    JetStream clustered (streams the gos programs create get 3 replicas)."""
+
+    def __init__(self, n=3):
+        self.root = tempfile.mkdtemp(prefix="gos-natsc-")
+        ports = [free_port() for _ in range(n)]
+        cports = [free_port() for _ in range(n)]
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in cports)
+        self.nodes = []
+        for i in range(n):
+            store = os.path.join(self.root, f"n{i + 1}")
+            os.makedirs(store)
+            self.nodes.append(NatsNode(f"n{i + 1}", ports[i], cports[i], routes, store))
+        atexit.register(self.cleanup)
+
+    @property
+    def url(self):
+        return ",".join(n.url for n in self.nodes)
+
+    def ready(self, timeout=30):
+        """Until JetStream answers on every node (a meta leader is elected)."""
+        import json
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = 0
+            for n in self.nodes:
+                try:
+                    s = socket.create_connection(("127.0.0.1", n.port), timeout=2)
+                    s.settimeout(2)
+                    f = s.makefile("rwb")
+                    f.readline()   # INFO
+                    f.write(b'CONNECT {"verbose":false,"headers":true,"no_responders":true}\r\n'
+                            b"SUB _r 1\r\nPUB $JS.API.INFO _r 0\r\n\r\nPING\r\n")
+                    f.flush()
+                    while True:
+                        line = f.readline()
+                        if line.startswith(b"MSG"):
+                            body = f.read(int(line.split()[-1]) + 2)
+                            if b'"error"' not in body and json.loads(body).get("type"):
+                                ok += 1
+                            break
+                        if line.startswith(b"HMSG") or not line:
+                            break
+                    s.close()
+                except (OSError, ValueError):
+                    pass
+            if ok == len(self.nodes):
+                return True
+            time.sleep(0.3)
+        return False
+
+    def cleanup(self):
+        for n in self.nodes:
+            n.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 class Relay:
     """A gos-relay on a free loopback port."""
 
