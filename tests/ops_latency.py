@@ -8,7 +8,8 @@ events the viewer received, as its messages count them), tokens with a
 current timestamp in
 gos_producer_latency_seconds and a 2023 timestamp in
 gos_producer_timestamps_skipped_total; with no viewer, events are applied
-but neither published nor sent; the journal's write and fsync histograms and its file
+but neither published nor sent; a gos.v2 viewer's ticks count as sent
+too; the journal's write and fsync histograms and its file
 system's free space are there; promtool check metrics passes.
 
 usage: ops_latency.py GOS_COMPOSITOR   (run by ctest)"""
@@ -122,6 +123,19 @@ try:
           stage(text, "sent") == 26,
           f"no viewer: applied, neither published nor sent ({stage(text, 'applied')}, "
           f"{stage(text, 'published')}, {stage(text, 'sent')})")
+
+    # a gos.v2 viewer alone: its binary ticks count as sent too
+    v2 = RawViewer(c.port, protocol="gos.v2")
+    check(v2.status == 101, f"a gos.v2 viewer upgrades ({v2.status})")
+    wait_metrics(c, lambda t: metric(t, "gos_ws_viewers") == 1)
+    time.sleep(0.2)  # its snapshot first: then it is live
+    c.feed(tokens("v2-", 5, time.time()))
+    c.wait_broadcast_caught_up()
+    text = wait_metrics(c, lambda t: stage(t, "sent") == 31)
+    check(stage(text, "published") == 31 and stage(text, "sent") == 31 and
+          stage(text, "published", "sum") <= stage(text, "sent", "sum"),
+          f"gos.v2: 5 more published and sent ({stage(text, 'published')}, {stage(text, 'sent')})")
+    v2.close()
     check(c.stop() == 0, "clean exit")
 finally:
     shutil.rmtree(state, ignore_errors=True)
