@@ -912,14 +912,14 @@ int main(int argc, char **argv)
 	a.state = gos_state_open(&a.opt.state, &(struct gos_map_opts){
 		.max_tokens = a.opt.max_tokens, .layout = a.opt.layout}, &a.map, err, sizeof(err));
 	if (!a.state) {
-		fprintf(stderr, "gos-compositor: %s\n", err);
+		gos_log_error("main", "%s", err);
 		app_finish(&a);
 		return EXIT_RUNTIME;
 	}
 	a.queue = gos_queue_create(64);
 	if (!a.queue || !gos_state_start(a.state, a.map, a.queue, on_sync, &a, &a.journal,
 	                                 err, sizeof(err))) {
-		fprintf(stderr, "gos-compositor: %s\n", a.queue ? err : "out of memory");
+		gos_log_error("main", "%s", a.queue ? err : "out of memory");
 		app_finish(&a);
 		return EXIT_RUNTIME;
 	}
@@ -930,7 +930,7 @@ int main(int argc, char **argv)
 			.queue = a.queue, .hold = a.hold, .on_deposed = on_deposed, .ctx = &a},
 			err, sizeof(err)) : NULL;
 		if (!a.cluster) {
-			fprintf(stderr, "gos-compositor: --nats: %s\n", a.hold ? err : "out of memory");
+			gos_log_error("main", "--nats: %s", a.hold ? err : "out of memory");
 			app_finish(&a);
 			return EXIT_RUNTIME;
 		}
@@ -942,14 +942,14 @@ int main(int argc, char **argv)
 		.on_screenshot = on_screenshot, .on_applied = a.cluster ? on_applied : NULL,
 		.journal = a.journal, .ctx = &a});
 	if (!a.core) {
-		fprintf(stderr, "gos-compositor: cannot start the core (out of memory or threads)\n");
+		gos_log_error("main", "cannot start the core (out of memory or threads)");
 		app_finish(&a);
 		return EXIT_RUNTIME;
 	}
 	if (a.opt.state.open_path) {
 		uint64_t n = 0;
 		if (!gos_state_load_recording(a.opt.state.open_path, a.queue, &n, err, sizeof(err))) {
-			fprintf(stderr, "gos-compositor: --open: %s\n", err);
+			gos_log_error("main", "--open: %s", err);
 			app_finish(&a);
 			return EXIT_RUNTIME;
 		}
@@ -963,7 +963,7 @@ int main(int argc, char **argv)
 		.progress_timeout_ms = a.opt.producer_timeout_ms,
 		.frame_timeout_ms = a.opt.frame_timeout_ms, .framing = a.opt.framing}, err, sizeof(err));
 	if (!a.ingest) {
-		fprintf(stderr, "gos-compositor: %s\n", err);
+		gos_log_error("main", "%s", err);
 		app_finish(&a);
 		return EXIT_RUNTIME;
 	}
@@ -979,7 +979,7 @@ int main(int argc, char **argv)
 		.health_ctx = &a},
 		err, sizeof(err));
 	if (!a.web) {
-		fprintf(stderr, "gos-compositor: %s\n", err);
+		gos_log_error("main", "%s", err);
 		app_finish(&a);
 		return EXIT_RUNTIME;
 	}
@@ -987,7 +987,7 @@ int main(int argc, char **argv)
 		a.demo = gos_demo_create(&(struct gos_demo_opts){
 			.queue = a.hold ? a.hold : a.queue, .busy = producers_connected, .ctx = &a});
 		if (!a.demo) {
-			fprintf(stderr, "gos-compositor: cannot start the demo stream\n");
+			gos_log_error("main", "cannot start the demo stream");
 			app_finish(&a);
 			return EXIT_RUNTIME;
 		}

@@ -2,8 +2,9 @@
 """cpack -G DEB builds a .deb whose files (dpkg-deb -c) are exactly the
 install manifest of `cmake --install --prefix /usr` (staged with DESTDIR);
 its control names the package, version and the shared libraries it needs
-(dpkg-shlibdeps); its maintainer scripts parse; the unit and the man page
-name /usr; unpacked anywhere, its gos-compositor finds the viewer beside it.
+(dpkg-shlibdeps); its maintainer scripts parse; the units (the compositor's
+and the relays' template gos-relay@.service) and the man page name /usr;
+unpacked anywhere, its gos-compositor finds the viewer beside it.
 
 usage: deb_package.py BUILD_DIR SOURCE_DIR"""
 import glob
@@ -61,7 +62,9 @@ def main():
               f"{sorted(files - manifest)}, only in the manifest {sorted(manifest - files)}")
         check(not others, f"the .deb holds only files and folders: {others}")
         for want in ("/usr/bin/gos-compositor", "/usr/share/gos/web/index.html",
-                     "/usr/lib/systemd/system/gos-compositor.service", "/usr/share/man/man1/gos-compositor.1",
+                     "/usr/lib/systemd/system/gos-compositor.service",
+                     "/usr/lib/systemd/system/gos-relay@.service", "/usr/bin/gos-relay",
+                     "/usr/share/man/man1/gos-compositor.1",
                      "/usr/share/gos/grafana/gos.json", "/usr/share/gos/prometheus/gos-rules.yml"):
             check(want in files, f"the .deb has {want}")
 
@@ -84,6 +87,9 @@ def main():
         check(run(["dpkg-deb", "-x", deb, root]).returncode == 0, "dpkg-deb -x unpacks the files")
         unit = open(os.path.join(root, "usr/lib/systemd/system/gos-compositor.service")).read()
         check(re.search(r"^ExecStart=/usr/bin/gos-compositor ", unit, re.M), "the .deb's unit starts /usr/bin/gos-compositor")
+        relay = open(os.path.join(root, "usr/lib/systemd/system/gos-relay@.service")).read()
+        check(re.search(r"^ExecStart=/usr/bin/gos-relay \$GOS_RELAY_ARGS$", relay, re.M),
+              "the .deb's relay unit starts /usr/bin/gos-relay")
         man = open(os.path.join(root, "usr/share/man/man1/gos-compositor.1")).read().replace("\\-", "-")
         check("/usr/share/gos/web" in man and src not in man, "the .deb's man page names /usr/share/gos/web")
         r = run([os.path.join(root, "usr/bin/gos-compositor"), "--help"])

@@ -2,9 +2,11 @@
 """cmake --install into a temporary prefix, then: the install manifest is
 what is on disk; the web viewer, the Grafana dashboard, the Prometheus
 rules, the runbook, a man page per program (each --help option in it,
-installed paths, no builder's paths) and the systemd unit (hardened,
-ExecStart on the installed program; systemd-analyze verify and security
-when there) are there. Then the prefix moves elsewhere and the moved
+installed paths, no builder's paths) and the systemd units,
+gos-compositor.service and the template gos-relay@.service (hardened,
+ExecStart on the installed program, the relay's options from
+/etc/gos/relay-INSTANCE.env, reload by SIGHUP; systemd-analyze verify and
+security on both when there) are there. Then the prefix moves elsewhere and the moved
 gos-compositor runs with the source tree out of reach (a tmpfs over it in
 a mount namespace of its own, as root): GET / answers the installed
 index.html (marked, so no other copy could pass), the installed gos-feed
@@ -25,7 +27,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sup
 from gos_check import check, report  # noqa: E402
 
 NAME = "install_tree"
-PROGRAMS = ["gos-compositor", "gos-feed", "gos-shot", "gos-bridge"]
+PROGRAMS = ["gos-compositor", "gos-feed", "gos-shot", "gos-bridge", "gos-relay"]
+IN_COMPOSITOR = ("gos-compositor", "gos-relay")   # built in compositor/, the rest in tools/
+HARDENING = ("NoNewPrivileges=yes", "ProtectSystem=strict", "DynamicUser=yes", "ProtectHome=yes",
+             "PrivateTmp=yes", "CapabilityBoundingSet=", "ExecReload=/bin/kill -HUP $MAINPID")
 
 
 def files_under(root):
@@ -71,7 +76,8 @@ def check_install(build, src, prefix):
               f"installed {f} is the source's")
     for rel in ("share/gos/grafana/gos.json", "share/gos/prometheus/gos-rules.yml",
                 "share/gos/prometheus/gos-rules.test.yml", "share/doc/gos/runbook.md",
-                "share/doc/gos/README.md", "lib/systemd/system/gos-compositor.service"):
+                "share/doc/gos/README.md", "lib/systemd/system/gos-compositor.service",
+                "lib/systemd/system/gos-relay@.service"):
         check(os.path.isfile(os.path.join(prefix, rel)), f"{rel} is installed")
 
     # Man pages: one per program, every option its --help names.
@@ -80,7 +86,7 @@ def check_install(build, src, prefix):
         if not check(os.path.isfile(page), f"{page} is installed"):
             continue
         text = man_text(page)
-        rc, _, opts = help_options(os.path.join(build, "compositor" if p == "gos-compositor" else "tools", p))
+        rc, _, opts = help_options(os.path.join(build, "compositor" if p in IN_COMPOSITOR else "tools", p))
         check(rc == 0 and len(opts) >= 3, f"{p} --help names its options ({sorted(opts)})")
         missing = sorted(o for o in opts if o not in text)
         check(not missing, f"{p}.1 mentions every option of {p} --help; missing {missing}")
@@ -104,23 +110,43 @@ def check_install(build, src, prefix):
     unit = open(unit_path).read()
     check(re.search(r"^ExecStart=" + re.escape(os.path.join(prefix, "bin", "gos-compositor")) + " ", unit, re.M),
           "the unit starts the installed gos-compositor")
-    for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=gos", "DynamicUser=yes",
-                 "ProtectHome=yes", "PrivateTmp=yes", "CapabilityBoundingSet=",
-                 "--state-dir /var/lib/gos", "--socket /run/gos/gos.sock", "RuntimeDirectory=gos"):
+    for line in HARDENING + ("StateDirectory=gos", "--state-dir /var/lib/gos",
+                             "--socket /run/gos/gos.sock", "RuntimeDirectory=gos"):
         check(line in unit, f"the unit has {line}")
     check("@" not in re.sub(r"gos-relay@|@system-service", "", unit), "the unit has no unreplaced @VAR@")
+
+    # The relays' template: one instance per /etc/gos/relay-NAME.env.
+    relay_path = os.path.join(prefix, "lib/systemd/system/gos-relay@.service")
+    relay = open(relay_path).read()
+    check(re.search(r"^ExecStart=" + re.escape(os.path.join(prefix, "bin", "gos-relay")) +
+                    r" \$GOS_RELAY_ARGS$", relay, re.M),
+          "the relay unit starts the installed gos-relay with $GOS_RELAY_ARGS")
+    check(re.search(r"^EnvironmentFile=/etc/gos/relay-%i\.env$", relay, re.M),
+          "the relay unit reads /etc/gos/relay-INSTANCE.env (required)")
+    for line in HARDENING + ("MemoryDenyWriteExecute=yes",):
+        check(line in relay, f"the relay unit has {line}")
+    check("StateDirectory" not in relay, "the relay unit writes no state")
+    check("@" not in re.sub(r"gos-relay@|@system-service", "", relay), "the relay unit has no unreplaced @VAR@")
+
     if shutil.which("systemd-analyze"):
         env = dict(os.environ, MANPATH=os.path.join(prefix, "share", "man"))
-        r = subprocess.run(["systemd-analyze", "verify", unit_path], capture_output=True, text=True, env=env)
-        check(r.returncode == 0 and not r.stderr.strip(),
-              f"systemd-analyze verify (its man: link found too): {r.stdout}{r.stderr}")
-        r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=20", unit_path],
-                           capture_output=True, text=True)
-        m = re.search(r"Overall exposure level for \S+: ([\d.]+)", r.stdout + r.stderr)
-        check(r.returncode == 0 and m, f"systemd-analyze security: exposure at most 2.0 "
-              f"({m.group(1) if m else r.stdout[-300:] + r.stderr})")
+        # an instance of the template, as systemctl would load it
+        inst = os.path.join(prefix, "gos-relay@a.service")
+        shutil.copy(relay_path, inst)
+        for path in (unit_path, relay_path, inst):
+            r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True, env=env)
+            check(r.returncode == 0 and not r.stderr.strip(),
+                  f"systemd-analyze verify {os.path.basename(path)} (its man: link found too): "
+                  f"{r.stdout}{r.stderr}")
+        for path in (unit_path, inst):
+            r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=20", path],
+                               capture_output=True, text=True)
+            m = re.search(r"Overall exposure level for \S+: ([\d.]+)", r.stdout + r.stderr)
+            check(r.returncode == 0 and m, f"systemd-analyze security {os.path.basename(path)}: "
+                  f"exposure at most 2.0 ({m.group(1) if m else r.stdout[-300:] + r.stderr})")
+        os.remove(inst)
     else:
-        print(f"{NAME}: no systemd-analyze here, the unit is not verified by it", flush=True)
+        print(f"{NAME}: no systemd-analyze here, the units are not verified by it", flush=True)
     return True
 
 

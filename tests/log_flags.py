@@ -5,9 +5,13 @@ there, named by subsystem; so is the journal's restore line after a
 restart, and its warning about a torn last record; warn leaves out info
 lines but keeps the exposure warning; error leaves that out too; bad values
 exit 2. The web server's own lines (subsystem ws) are JSON too: --max-http 1
-and two idle connections make it say it closes the oldest.
+and two idle connections make it say it closes the oldest. Start-up
+failures at run time (a busy --listen port, a socket in a folder that is
+not there) are main's error lines, JSON with --log-format json, exit 1;
+command-line errors stay plain text, exit 2. gos-relay takes the same two
+flags: a busy port is relay's error line.
 
-usage: log_flags.py GOS_COMPOSITOR   (run by ctest)"""
+usage: log_flags.py GOS_COMPOSITOR [GOS_RELAY]   (run by ctest)"""
 import glob
 import json
 import os
@@ -22,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sup
 from ws_util import Compositor, check, report  # noqa: E402
 
 COMPOSITOR = sys.argv[1]
+RELAY = sys.argv[2] if len(sys.argv) > 2 else None
 
 c = Compositor(COMPOSITOR, "--no-render", "--log-format", "json", "--listen", "0.0.0.0:0",
                "--max-http", "1")
@@ -112,9 +117,54 @@ check(rc == 0 and "listening for producers" not in err and "web viewer at" not i
 rc, err = run_for_a_while("--log-level", "error")
 check(rc == 0 and err == "", f"error: a clean run writes nothing ({rc} {err!r})")
 
-for flag, value in (("--log-level", "loud"), ("--log-format", "xml")):
-    r = subprocess.run([COMPOSITOR, flag, value], capture_output=True, text=True, timeout=10)
-    check(r.returncode == 2 and flag in r.stderr and value in r.stderr,
-          f"{flag} {value}: exit 2 naming it ({r.returncode} {r.stderr!r})")
+for prog in (COMPOSITOR, RELAY) if RELAY else (COMPOSITOR,):
+    name = os.path.basename(prog)
+    for flag, value in (("--log-level", "loud"), ("--log-format", "xml")):
+        r = subprocess.run([prog, flag, value], capture_output=True, text=True, timeout=10)
+        check(r.returncode == 2 and r.stderr.startswith(f"{name}: ") and flag in r.stderr and
+              value in r.stderr,
+              f"{name} {flag} {value}: exit 2 naming it, plain text ({r.returncode} {r.stderr!r})")
+
+
+def fails_with_json(what, args, subsys, says):
+    """Runs args expecting a start-up failure at run time: exit 1, every
+    stderr line a JSON object, one of them subsys's error line containing says."""
+    r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    objs = json_lines(r.stderr, what)
+    errors = [o for o in objs if o.get("level") == "error"]
+    check(r.returncode == 1 and objs and len(errors) == 1 and errors[0].get("subsystem") == subsys and
+          says in errors[0].get("msg", ""),
+          f"{what}: exit 1, {subsys}'s one error line in JSON saying {says!r} ({r.returncode} {r.stderr!r})")
+
+
+busy = socket.socket()
+busy.bind(("127.0.0.1", 0))
+busy.listen(1)
+port = busy.getsockname()[1]
+tmp = tempfile.mkdtemp(prefix="gos-log-flags-")
+try:
+    fails_with_json("a busy --listen port",
+                    [COMPOSITOR, "--no-render", "--no-journal", "--log-format", "json",
+                     "--socket", os.path.join(tmp, "gos.sock"), "--listen", f"127.0.0.1:{port}"],
+                    "main", str(port))
+    missing = os.path.join(tmp, "no-such-dir", "gos.sock")
+    fails_with_json("a socket in a missing folder",
+                    [COMPOSITOR, "--no-render", "--no-journal", "--log-format", "json",
+                     "--socket", missing, "--listen", "127.0.0.1:0"],
+                    "main", missing)
+    r = subprocess.run([COMPOSITOR, "--no-render", "--no-journal", "--socket", missing,
+                        "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 1 and "gos [main] error: " in r.stderr and missing in r.stderr,
+          f"text: the same failure is main's error line ({r.returncode} {r.stderr!r})")
+    if RELAY:
+        # the busy port; NATS need not be there (the relay keeps trying it
+        # in the background), port 1 refuses at once
+        fails_with_json("gos-relay on a busy --listen port",
+                        [RELAY, "--nats", "nats://127.0.0.1:1", "--log-format", "json",
+                         "--listen", f"127.0.0.1:{port}"],
+                        "relay", str(port))
+finally:
+    busy.close()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 sys.exit(report("log_flags"))

@@ -12,7 +12,7 @@ add_test(NAME ops_metrics
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ops_metrics.py
           $<TARGET_FILE:gos-compositor> ${CMAKE_SOURCE_DIR})
 set_tests_properties(ops_metrics PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS integration)
-# Pipeline latency (arrival -> applied -> published, producer timestamps)
+# Pipeline latency (arrival -> applied -> published -> sent, producer timestamps)
 # and the journal's write/fsync histograms and free space, in a live /metrics.
 add_test(NAME ops_latency
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ops_latency.py $<TARGET_FILE:gos-compositor>)
@@ -29,9 +29,10 @@ gos_add_test(test_pipeline SAN TSAN TIMEOUT 60
   SOURCES ${CMAKE_SOURCE_DIR}/tests/test_pipeline.c
   LIBS gos_base
   LABELS unit)
-# --log-level and --log-format through a real gos-compositor.
+# --log-level and --log-format through a real gos-compositor and gos-relay.
 add_test(NAME log_flags
-  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/log_flags.py $<TARGET_FILE:gos-compositor>)
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/log_flags.py $<TARGET_FILE:gos-compositor>
+          $<TARGET_FILE:gos-relay>)
 set_tests_properties(log_flags PROPERTIES TIMEOUT 60 LABELS integration)
 # Real health: /health's per-thread heartbeats, 503 naming a stuck thread
 # (the GOS_TEST_STALL hook), 200 again; gos_thread_stalled in /metrics.

@@ -1,9 +1,11 @@
 /* gos_pipeline (compositor/base/gos_pipeline.h) and the histogram helpers
  * it stands on (gos_metrics.h): what /metrics says after batches are
  * applied and published: arrival -> applied per event, -> published only
- * once the broadcaster's seq covers a batch and only with viewers, the
+ * once the broadcaster's seq covers a batch and only with viewers, -> sent
+ * once a message covering it is first written (never before published), the
  * producer's timestamp clamped and skipped, the ring forgetting what no
- * broadcaster takes, and the core thread and the broadcaster at once. */
+ * broadcaster takes, and the core thread, the broadcaster and the web
+ * service at once. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +38,8 @@ static double sample(const char *head)
 #define APPLIED(le) sample("gos_pipeline_latency_seconds_bucket{stage=\"applied\",le=\"" le "\"} ")
 #define PUBLISHED_COUNT() sample("gos_pipeline_latency_seconds_count{stage=\"published\"} ")
 #define APPLIED_COUNT() sample("gos_pipeline_latency_seconds_count{stage=\"applied\"} ")
+#define SENT_COUNT() sample("gos_pipeline_latency_seconds_count{stage=\"sent\"} ")
+#define SUM(stage) sample("gos_pipeline_latency_seconds_sum{stage=\"" stage "\"} ")
 
 static void token(struct gos_batch *b, double timestamp)
 {
@@ -68,6 +72,17 @@ static void *broadcaster(void *arg)
 	return NULL;
 }
 
+static void *writer(void *arg)
+{
+	(void)arg;
+	uint64_t seq = 0;
+	while (!atomic_load(&stop)) {
+		gos_pipeline_sent(seq);
+		seq += 5;
+	}
+	return NULL;
+}
+
 int main(void)
 {
 	/* the helpers: n at once, local then merged, labelled samples */
@@ -94,7 +109,7 @@ int main(void)
 
 	/* nothing observed yet: every family and stage is there, at zero */
 	gos_pipeline_reset();
-	CHECK(APPLIED_COUNT() == 0 && PUBLISHED_COUNT() == 0 &&
+	CHECK(APPLIED_COUNT() == 0 && PUBLISHED_COUNT() == 0 && SENT_COUNT() == 0 &&
 	      sample("gos_producer_latency_seconds_count ") == 0 &&
 	      sample("gos_producer_timestamps_skipped_total ") == 0, "all families at zero");
 
@@ -153,6 +168,35 @@ int main(void)
 	CHECK(PUBLISHED_COUNT() == 6, "a new map's batch is published past the old one's (%g)",
 	      PUBLISHED_COUNT());
 
+	/* sent: at a write covering the batch, after (or at) published */
+	gos_pipeline_reset();
+	gos_batch_clear(&b);
+	token(&b, 0);
+	b.t_in_ns = gos_now_ns() - 30000000ull;
+	gos_pipeline_applied(&b, 0, 1);
+	gos_pipeline_published(1, true);
+	gos_pipeline_sent(0);
+	CHECK(SENT_COUNT() == 0, "a write of seq 0 does not cover a batch ending at 1");
+	gos_pipeline_sent(1);
+	gos_pipeline_sent(1);
+	CHECK(SENT_COUNT() == 1 && SUM("sent") >= SUM("published") && SUM("sent") >= 0.03,
+	      "sent once, no sooner than published (%g s, %g s)", SUM("sent"), SUM("published"));
+	one_token_batch(&b, 1, 2);
+	gos_pipeline_sent(2);     /* the service thread wrote before the broadcaster marked it */
+	gos_pipeline_published(2, true);
+	CHECK(SENT_COUNT() == 2 && PUBLISHED_COUNT() == 2, "written first: published then (%g, %g)",
+	      SENT_COUNT(), PUBLISHED_COUNT());
+	one_token_batch(&b, 2, 3);
+	gos_pipeline_published(3, true);
+	gos_pipeline_published(3, false);   /* the viewer left before its write */
+	gos_pipeline_sent(3);
+	CHECK(SENT_COUNT() == 2 && PUBLISHED_COUNT() == 3, "published, viewer gone: never sent");
+	one_token_batch(&b, 3, 4);
+	one_token_batch(&b, 4, 5);
+	gos_pipeline_published(5, true);
+	gos_pipeline_sent(5);   /* one message carries both */
+	CHECK(SENT_COUNT() == 4, "one write covers two batches (%g)", SENT_COUNT());
+
 	/* a broadcaster far behind: the ring keeps the newest 4096 batches */
 	gos_pipeline_reset();
 	for (uint64_t i = 0; i < 5000; i++)
@@ -163,15 +207,20 @@ int main(void)
 
 	/* the core and the broadcaster at once (TSan) */
 	gos_pipeline_reset();
-	pthread_t th;
+	pthread_t th, tw;
 	pthread_create(&th, NULL, broadcaster, NULL);
+	pthread_create(&tw, NULL, writer, NULL);
 	for (uint64_t i = 0; i < 20000; i++)
 		one_token_batch(&b, i, i + 1);
 	atomic_store(&stop, true);
 	pthread_join(th, NULL);
+	pthread_join(tw, NULL);
 	gos_pipeline_published(20000, true);
-	CHECK(APPLIED_COUNT() == 20000 && PUBLISHED_COUNT() <= 20000 && PUBLISHED_COUNT() > 0,
-	      "threads: %g applied, %g published", APPLIED_COUNT(), PUBLISHED_COUNT());
+	gos_pipeline_sent(20000);
+	CHECK(APPLIED_COUNT() == 20000 && PUBLISHED_COUNT() <= 20000 && PUBLISHED_COUNT() > 0 &&
+	      SENT_COUNT() <= PUBLISHED_COUNT() && SENT_COUNT() > 0,
+	      "threads: %g applied, %g published, %g sent", APPLIED_COUNT(), PUBLISHED_COUNT(),
+	      SENT_COUNT());
 
 	gos_arena_finish(&b.arena);
 	free(b.ev);

@@ -2,9 +2,11 @@
  * ThreadSanitizer): the order in which a viewer gets hello, snapshot and
  * deltas; backpressure on a viewer that stops reading; the stale-viewer
  * pass; --max-viewers; control frames and fragments paying into the inbound
- * rate limit; permessage-deflate beside plain viewers. The viewers are raw TCP WebSocket clients
+ * rate limit; permessage-deflate beside plain viewers; a marked message's
+ * first write reported once. The viewers are raw TCP WebSocket clients
  * (ws_test_client.h), so every byte the server sends is seen. HTTP and
  * connections: test_ws_http.c; the messages' bytes: test_ws_proto.c. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -468,8 +470,97 @@ static void test_deflate(void)
 	gos_ws_destroy(ws);
 }
 
+/* ---- first_write: once per marked message, whichever viewer writes it ---- */
+
+static _Atomic uint32_t written[8];   /* by mark */
+static _Atomic uint32_t written_other;
+
+static void on_first_write(void *ctx, uint64_t mark)
+{
+	(void)ctx;
+	if (mark < 8)
+		atomic_fetch_add(&written[mark], 1);
+	else
+		atomic_fetch_add(&written_other, 1);
+}
+
+static void publish_marked(struct gos_ws *ws, const char *s, bool snapshot, uint64_t mark)
+{
+	struct gos_ws_msg *m = gos_ws_msg_create(s, strlen(s));
+	if (mark)
+		gos_ws_msg_mark(m, mark);
+	if (snapshot)
+		gos_ws_publish_snapshot(ws, m, false);
+	else
+		gos_ws_publish(ws, m);
+}
+
+static void test_first_write(void)
+{
+	char err[256];
+	struct gos_ws *ws = gos_ws_create(&(struct gos_ws_opts){.listen = "127.0.0.1:0",
+	                                  .first_write = on_first_write}, err, sizeof(err));
+	CHECK(ws != NULL, "server starts: %s", err);
+	if (!ws)
+		return;
+	int port = gos_ws_port(ws);
+	static const char offer[] =
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+	struct client p, d;
+	z_stream z = {0};
+	CHECK(inflateInit2(&z, -15) == Z_OK, "zlib inflater");
+	/* a plain viewer (frames by sendmsg) and a deflate one (lws_write) */
+	CHECK(client_connect(&p, port, 0), "P upgrades");
+	CHECK(client_connect_with(&d, port, 0, offer) && d.deflate, "D upgrades with deflate");
+	char *m = NULL;
+	size_t n = 0;
+	expect(&p, "hello", "P hello");
+	CHECK(recv_inflated(&d, &z, &m, &n), "D hello");
+	free(m);
+	m = NULL;
+	CHECK(wait_requests(ws, 2), "both ask for a snapshot");
+	publish_marked(ws, "{\"n\":1}", true, 1);
+	publish_marked(ws, "{\"n\":2}", false, 2);
+	publish_marked(ws, "{\"n\":3}", false, 0);       /* unmarked */
+	size_t big = 200 * 1024;                           /* in fragments */
+	char *s = malloc(big + 1);
+	memset(s, 'q', big);
+	memcpy(s, "{\"n\":4,\"p\":\"", 12);
+	memcpy(s + big - 2, "\"}", 2);
+	s[big] = '\0';
+	publish_marked(ws, s, false, 4);
+	for (int k = 1; k <= 4; k++) {
+		CHECK(client_recv(&p, &m, &n, 5000), "P gets message %d", k);
+		free(m);
+		m = NULL;
+		CHECK(recv_inflated(&d, &z, &m, &n), "D gets message %d", k);
+		free(m);
+		m = NULL;
+	}
+	sleep_ms(200);   /* the report follows the socket write */
+	CHECK(atomic_load(&written[1]) == 1 && atomic_load(&written[2]) == 1 &&
+	      atomic_load(&written[4]) == 1 && atomic_load(&written[0]) == 0 &&
+	      atomic_load(&written[3]) == 0 && atomic_load(&written_other) == 0,
+	      "each marked message reported once, two viewers or not (%u %u %u), unmarked never",
+	      atomic_load(&written[1]), atomic_load(&written[2]), atomic_load(&written[4]));
+
+	/* the deflate viewer alone writes this one */
+	client_close(&p);
+	sleep_ms(100);
+	publish_marked(ws, "{\"n\":5}", false, 5);
+	CHECK(recv_inflated(&d, &z, &m, &n) && m && strstr(m, "\"n\":5"), "D gets message 5");
+	free(m);
+	sleep_ms(200);
+	CHECK(atomic_load(&written[5]) == 1, "through lws_write too (%u)", atomic_load(&written[5]));
+	inflateEnd(&z);
+	free(s);
+	client_close(&d);
+	gos_ws_destroy(ws);
+}
+
 int main(void)
 {
+	test_first_write();
 	test_deflate();
 	test_control_flood();
 	test_order();

@@ -76,7 +76,7 @@ for what, args, says in [
      "--tls-cert and --tls-key go together"),
 ]:
     rc, err = start_fails(*args)
-    lines = [ln for ln in err.splitlines() if ln.startswith("gos-compositor:")]
+    lines = [ln for ln in err.splitlines() if ln.startswith("gos [main] error: ")]
     check(rc == 1 and len(lines) == 1 and says in lines[0],
           f"{what}: exit 1 with one sentence containing {says!r} (exit {rc}: {err!r})")
 

@@ -7,17 +7,22 @@
 set(gen ${GOS_BINARY_DIR}/install-generated)
 file(MAKE_DIRECTORY ${gen})
 
-# The systemd unit, with the installed program's path.
+# The systemd units (the compositor's, and the relays' template), with the
+# installed programs' path.
 set(GOS_BINDIR ${CMAKE_INSTALL_PREFIX}/bin)
 set(GOS_DOCDIR ${CMAKE_INSTALL_PREFIX}/share/doc/gos)
-configure_file(${GOS_SOURCE_DIR}/assets/systemd/gos-compositor.service.in
-               ${gen}/gos-compositor.service @ONLY)
+set(units gos-compositor.service gos-relay@.service)
+set(unit_files)
+foreach(u ${units})
+  configure_file(${GOS_SOURCE_DIR}/assets/systemd/${u}.in ${gen}/${u} @ONLY)
+  list(APPEND unit_files ${gen}/${u})
+endforeach()
 if(IS_ABSOLUTE "${GOS_UNIT_DIR}")
   set(unit_dir ${GOS_UNIT_DIR})
 else()
   set(unit_dir ${CMAKE_INSTALL_PREFIX}/${GOS_UNIT_DIR})
 endif()
-file(INSTALL DESTINATION ${unit_dir} TYPE FILE FILES ${gen}/gos-compositor.service)
+file(INSTALL DESTINATION ${unit_dir} TYPE FILE FILES ${unit_files})
 
 # Man pages: the build's pages name the source tree's viewer folder as
 # --web-dir's default (a build-tree program serves it); an installed one

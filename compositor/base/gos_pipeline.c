@@ -1,9 +1,13 @@
 /* Pipeline latency (see gos_pipeline.h).
  *
- * The "published" stage needs each event's arrival when the broadcaster
- * publishes it, which knows only seqs: the core keeps (last seq, arrival,
- * events) per batch in a small ring that the broadcaster consumes up to
- * the seq it published. A broadcaster that falls further behind than the
+ * The "published" and "sent" stages need each event's arrival when the
+ * broadcaster publishes it and when the web service writes it, which know
+ * only seqs: the core keeps (last seq, arrival, events) per batch in a
+ * small ring; the broadcaster marks entries published up to the seq it
+ * published (n_pub of them, from the oldest), the first write of a message
+ * takes them off up to its seq. A batch written before the broadcaster
+ * came to mark it (the service thread is quick) is published at that
+ * write. A broadcaster or web service that falls further behind than the
  * ring (or none at all) loses the oldest entries, uncounted. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,12 +31,22 @@ struct pending {
 
 static struct gos_hist applied_hist = {.n_bounds = 16, .bounds = LAT_BOUNDS};
 static struct gos_hist published_hist = {.n_bounds = 16, .bounds = LAT_BOUNDS};
+static struct gos_hist sent_hist = {.n_bounds = 16, .bounds = LAT_BOUNDS};
 static struct gos_hist producer_hist = {.n_bounds = 16, .bounds = PRODUCER_BOUNDS};
 static _Atomic uint64_t producer_skipped;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pending ring[RING];
 static size_t head, count;     /* oldest at head */
+static size_t n_pub;           /* of those, published (the oldest n_pub) */
+
+static void drop_oldest(void)
+{
+	head = (head + 1) % RING;
+	count--;
+	if (n_pub)
+		n_pub--;
+}
 
 static bool is_map_event(enum gos_event_type t)
 {
@@ -67,11 +81,9 @@ void gos_pipeline_applied(const struct gos_batch *b, uint64_t seq_start, uint64_
 	pthread_mutex_lock(&lock);
 	/* a seq below what is kept: another map (a restart in tests) */
 	if (count && ring[(head + count - 1) % RING].seq_end > seq_start)
-		count = 0;
-	if (count == RING) {
-		head = (head + 1) % RING;
-		count--;
-	}
+		count = n_pub = 0;
+	if (count == RING)
+		drop_oldest();
 	ring[(head + count) % RING] = (struct pending){seq_end, b->t_in_ns, n};
 	count++;
 	pthread_mutex_unlock(&lock);
@@ -81,12 +93,31 @@ void gos_pipeline_published(uint64_t seq, bool viewers)
 {
 	uint64_t now = gos_now_ns();
 	pthread_mutex_lock(&lock);
+	if (!viewers) {
+		/* nobody to write them to, nor the ones published before */
+		while (count && ring[head].seq_end <= seq)
+			drop_oldest();
+		n_pub = 0;
+	}
+	while (viewers && n_pub < count && ring[(head + n_pub) % RING].seq_end <= seq) {
+		const struct pending *p = &ring[(head + n_pub) % RING];
+		gos_hist_observe_n(&published_hist, (double)(now - p->t_in_ns) * 1e-9, p->n);
+		n_pub++;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void gos_pipeline_sent(uint64_t seq)
+{
+	uint64_t now = gos_now_ns();
+	pthread_mutex_lock(&lock);
 	while (count && ring[head].seq_end <= seq) {
 		const struct pending *p = &ring[head];
-		if (viewers)
-			gos_hist_observe_n(&published_hist, (double)(now - p->t_in_ns) * 1e-9, p->n);
-		head = (head + 1) % RING;
-		count--;
+		double d = (double)(now - p->t_in_ns) * 1e-9;
+		if (!n_pub)   /* written before the broadcaster marked it published */
+			gos_hist_observe_n(&published_hist, d, p->n);
+		gos_hist_observe_n(&sent_hist, d, p->n);
+		drop_oldest();
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -96,9 +127,11 @@ void gos_pipeline_metrics(struct gos_buf *out)
 	const char *name = "gos_pipeline_latency_seconds";
 	gos_metrics_family(out, name, "histogram",
 	                   "Seconds from an event's arrival at the compositor to a stage: "
-	                   "applied to the map, published to viewers.");
+	                   "applied to the map, published to the web service, first byte "
+	                   "sent to a viewer.");
 	gos_metrics_hist_samples(out, name, "stage=\"applied\"", &applied_hist);
 	gos_metrics_hist_samples(out, name, "stage=\"published\"", &published_hist);
+	gos_metrics_hist_samples(out, name, "stage=\"sent\"", &sent_hist);
 	gos_metrics_hist(out, "gos_producer_latency_seconds",
 	                 "Seconds from a token's producer timestamp to the core applying it "
 	                 "(wall clocks; a producer ahead counts 0).", &producer_hist);
@@ -118,9 +151,10 @@ void gos_pipeline_reset(void)
 {
 	hist_zero(&applied_hist);
 	hist_zero(&published_hist);
+	hist_zero(&sent_hist);
 	hist_zero(&producer_hist);
 	atomic_store(&producer_skipped, 0);
 	pthread_mutex_lock(&lock);
-	head = count = 0;
+	head = count = n_pub = 0;
 	pthread_mutex_unlock(&lock);
 }

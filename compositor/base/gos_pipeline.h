@@ -9,7 +9,13 @@
  *   stage="published"  the broadcaster handed the delta carrying it to the
  *                      web service (serialized once, shared by every viewer:
  *                      the socket writes follow on the service thread),
- *                      counted only while viewers are connected.
+ *                      counted only while viewers are connected;
+ *   stage="sent"       the first byte of a message carrying it (a delta, a
+ *                      snapshot, a gos.v2 tick) was written to a viewer's
+ *                      socket (the first viewer's write), never sooner than
+ *                      "published". Events published to viewers that then
+ *                      wrote none of it (they left, or were all seeking)
+ *                      are counted when a later message is first written.
  * Batches without an arrival time (journal restore, --open recordings) are
  * not counted.
  *
@@ -22,7 +28,8 @@
  * gos_producer_timestamps_skipped_total.
  *
  * Threads: gos_pipeline_applied on the core thread; gos_pipeline_published
- * on the live broadcaster's; gos_pipeline_metrics from any thread. */
+ * on the live broadcaster's; gos_pipeline_sent on the web service's;
+ * gos_pipeline_metrics from any thread. */
 #ifndef GOS_PIPELINE_H
 #define GOS_PIPELINE_H
 
@@ -44,6 +51,12 @@ void gos_pipeline_applied(const struct gos_batch *b, uint64_t seq_start, uint64_
 /* Every change up to seq has been handed to the viewers (viewers: somebody
  * was connected to get it; false just forgets those batches). */
 void gos_pipeline_published(uint64_t seq, bool viewers);
+
+/* The first byte of a message carrying every change up to seq went to a
+ * viewer's socket just now: observes "sent" for the batches up to seq (and
+ * "published" for those the broadcaster has not yet marked) and forgets
+ * them. One short lock. */
+void gos_pipeline_sent(uint64_t seq);
 
 /* Appends the families above (every stage, also with no observations). */
 void gos_pipeline_metrics(struct gos_buf *out);

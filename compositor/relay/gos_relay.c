@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 
 #include "gos_buf.h"
+#include "gos_log.h"
 #include "gos_map.h"
 #include "gos_metrics.h"
 #include "gos_nats.h"
@@ -39,7 +40,10 @@ static void usage(FILE *f)
 	        "  --nats URL           the NATS server(s) of the cluster (required)\n"
 	        "  --cluster NAME       the JetStream names' prefix (default gos)\n"
 	        "  --layout KIND        the compositor's --layout (default flow)\n"
-	        "  --max-tokens N       the compositor's --max-tokens (default 10000000)\n");
+	        "  --max-tokens N       the compositor's --max-tokens (default 10000000)\n"
+	        "  --log-level LEVEL    error, warn, info (default) or debug: the lines written\n"
+	        "  --log-format FORMAT  text (default: 'gos [SUBSYSTEM] message') or json (one\n"
+	        "                       object a line: time, level, subsystem, msg)\n");
 	gos_web_usage(f);
 	fprintf(f,
 	        "  --help, --version\n"
@@ -99,7 +103,8 @@ static void metrics_extra(void *ctx, struct gos_buf *t)
 
 int main(int argc, char **argv)
 {
-	enum { O_NATS = 256, O_CLUSTER, O_LAYOUT, O_MAX_TOKENS, O_HELP, O_VERSION };
+	enum { O_NATS = 256, O_CLUSTER, O_LAYOUT, O_MAX_TOKENS, O_HELP, O_VERSION, O_LOG_LEVEL,
+	       O_LOG_FORMAT };
 	static const struct option longopts[] = {
 		{"nats", required_argument, NULL, O_NATS},
 		{"cluster", required_argument, NULL, O_CLUSTER},
@@ -107,12 +112,16 @@ int main(int argc, char **argv)
 		{"max-tokens", required_argument, NULL, O_MAX_TOKENS},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
+		{"log-level", required_argument, NULL, O_LOG_LEVEL},
+		{"log-format", required_argument, NULL, O_LOG_FORMAT},
 		GOS_WEB_LONGOPTS,
 		{0},
 	};
 	const char *url = NULL, *cluster = NULL;
 	struct gos_map_opts mo = {0};
 	struct gos_web_opts wo = {0};
+	enum gos_log_level log_level = GOS_LOG_DEFAULT;
+	enum gos_log_format log_format = GOS_LOG_TEXT;
 	char err[512];
 	opterr = 0;
 	int c;
@@ -155,6 +164,19 @@ int main(int argc, char **argv)
 			mo.max_tokens = v;
 			break;
 		}
+		case O_LOG_LEVEL:
+			if (!gos_log_level_parse(optarg, &log_level)) {
+				fprintf(stderr, "gos-relay: --log-level is error, warn, info or debug, not '%s'\n",
+				        optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_LOG_FORMAT:
+			if (!gos_log_format_parse(optarg, &log_format)) {
+				fprintf(stderr, "gos-relay: --log-format is text or json, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case O_HELP: usage(stdout); return EXIT_OK;
 		case O_VERSION: printf("gos-relay %s\n", GOS_VERSION); return EXIT_OK;
 		default:
@@ -171,6 +193,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gos-relay: --nats URL is required (try --help)\n");
 		return EXIT_USAGE;
 	}
+	gos_log_setup(log_level, log_format);
 	/* room for every viewer's descriptor */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -189,7 +212,7 @@ int main(int argc, char **argv)
 	r.follow = gos_nats_follow_create(&(struct gos_nats_follow_opts){
 		.url = url, .cluster = cluster, .on_record = on_record, .ctx = &r}, err, sizeof(err));
 	if (!r.follow) {
-		fprintf(stderr, "gos-relay: %s\n", err);
+		gos_log_error("relay", "%s", err);
 		gos_map_destroy(r.map);
 		return EXIT_RUNTIME;
 	}
@@ -198,7 +221,7 @@ int main(int argc, char **argv)
 		.metrics_extra = metrics_extra,
 		.health_ctx = &r}, err, sizeof(err));
 	if (!web) {
-		fprintf(stderr, "gos-relay: %s\n", err);
+		gos_log_error("relay", "%s", err);
 		gos_nats_follow_destroy(r.follow);
 		gos_map_destroy(r.map);
 		return EXIT_RUNTIME;
@@ -206,9 +229,10 @@ int main(int argc, char **argv)
 	int sig = 0;
 	while (!sigwait(&sigs, &sig) && sig == SIGHUP)
 		gos_web_reload(web);
-	fprintf(stderr, "gos-relay: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	gos_log_info("relay", "%s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	gos_web_destroy(web);
 	gos_nats_follow_destroy(r.follow);
 	gos_map_destroy(r.map);
+	gos_log_flush();
 	return EXIT_OK;
 }

@@ -10,6 +10,7 @@
 #include <GLFW/glfw3.h>
 
 #include "gos_camera.h"
+#include "gos_log.h"
 #include "gos_png.h"
 #include "gos_render.h"
 #include "gos_vk.h"
@@ -289,8 +290,9 @@ static bool create_swapchain(struct win *s)
 	VK(vkGetSwapchainImagesKHR(dev, s->swapchain, &n, s->images));
 	s->n_images = n;
 	s->ext = ext;
-	fprintf(stderr, "gos: swapchain %ux%u, %u images, %s\n", ext.width, ext.height, n,
-	        mode == VK_PRESENT_MODE_FIFO_KHR ? "vsync" : "no vsync");
+	/* once per resize: never held back as a repeat */
+	gos_log_always(GOS_LOG_INFO, "render", "swapchain %ux%u, %u images, %s", ext.width, ext.height,
+	               n, mode == VK_PRESENT_MODE_FIFO_KHR ? "vsync" : "no vsync");
 	for (uint32_t i = 0; i < n; i++) {
 		VkImageViewCreateInfo vci = {
 			.sType = VK_STRUCTURE_TYPE_IMAGE_VIEW_CREATE_INFO,
@@ -360,11 +362,13 @@ static void screenshot(struct win *s, double t, double vw, double vh, const stru
 	char stamp[32];
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
 	snprintf(path, sizeof(path), "%s/gos-%s.png", s->o.shot_dir ? s->o.shot_dir : ".", stamp);
-	if (capture(s, path, (uint32_t)vw, (uint32_t)vh, fi, err, sizeof(err)))
+	bool ok = capture(s, path, (uint32_t)vw, (uint32_t)vh, fi, err, sizeof(err));
+	if (ok)
 		snprintf(msg, sizeof(msg), "screenshot saved to %s", path);
 	else
 		snprintf(msg, sizeof(msg), "screenshot failed (%s)", path);
-	fprintf(stderr, "gos: %s\n", msg);
+	/* a key press: a person's pace, never held back */
+	gos_log_always(ok ? GOS_LOG_INFO : GOS_LOG_WARN, "render", "%s", msg);
 	set_banner(s, t, msg);
 }
 
@@ -402,8 +406,10 @@ static void remote_shots(struct win *s, struct gos_map *map, struct gos_map *sho
 		gos_render_state(s->r, &rs);
 		res.tokens = rs.live_tokens;
 		res.reason = res.ok ? NULL : err;
-		fprintf(stderr, "gos: requested screenshot %s: %s\n", req.path,
-		        res.ok ? "written" : err);
+		if (res.ok)
+			gos_log_info("render", "requested screenshot %s: written", req.path);
+		else
+			gos_log_warn("render", "requested screenshot %s: %s", req.path, err);
 		d->shot_done(d->ctx, &req, &res);
 	}
 	if (synced && shown != map)
@@ -509,7 +515,7 @@ static bool style_input(struct win *s, const struct gos_window_deps *deps, struc
 		s->follow = false;
 	}
 	if (msg[0]) {
-		fprintf(stderr, "gos: %s\n", msg);
+		gos_log_always(GOS_LOG_INFO, "render", "%s", msg);
 		set_banner(s, t, msg);
 	}
 	if (s->style.dirty) {
@@ -579,8 +585,8 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 			int n = 0;
 			GLFWmonitor **mons = glfwGetMonitors(&n);
 			if (s->o.monitor >= n) {
-				fprintf(stderr, "gos: --monitor %d: there %s only %d monitor%s; using the primary\n",
-				        s->o.monitor, n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
+				gos_log_warn("render", "--monitor %d: there %s only %d monitor%s; using the primary",
+				             s->o.monitor, n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
 				s->o.monitor = 0;
 			}
 			if (n)
@@ -596,7 +602,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		s->win_x = s->win_y = 64;
 		s->window = glfwCreateWindow((int)w, (int)h, "gos", mon, NULL);
 		if (!s->window) {
-			fprintf(stderr, "gos: cannot open a window\n");
+			gos_log_error("render", "cannot open a window");
 			goto out;
 		}
 		glfwSetWindowUserPointer(s->window, s);
@@ -613,7 +619,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 			.create_surface = make_surface, .surface_user = s, .app_name = "gos-compositor",
 			.gpu = s->o.gpu});
 		if (!s->vk) {
-			fprintf(stderr, "gos: no Vulkan device can draw to this window (see above)\n");
+			gos_log_error("render", "no Vulkan device can draw to this window (see above)");
 			goto out;
 		}
 		s->format = pick_format(s);
@@ -621,7 +627,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		s->vk = gos_vk_create(&(struct gos_vk_opts){.want_graphics = true,
 		                      .app_name = "gos-compositor", .gpu = s->o.gpu});
 		if (!s->vk) {
-			fprintf(stderr, "gos: no usable Vulkan device for headless rendering (see above)\n");
+			gos_log_error("render", "no usable Vulkan device for headless rendering (see above)");
 			goto out;
 		}
 		s->format = VK_FORMAT_B8G8R8A8_UNORM;
@@ -630,7 +636,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 		.format = s->format, .palette = s->o.palette, .cpu_compute = s->o.cpu_compute,
 		.final_layout = s->window ? VK_IMAGE_LAYOUT_PRESENT_SRC_KHR : 0}, err, sizeof(err));
 	if (!s->r) {
-		fprintf(stderr, "gos: %s\n", err);
+		gos_log_error("render", "%s", err);
 		goto out;
 	}
 	for (int i = 0; i < 4; i++) {
@@ -769,7 +775,7 @@ bool gos_window_run(const struct gos_window_opts *opts, const struct gos_window_
 			char emsg[600] = "export: not available here";
 			if (deps->export_csv)
 				deps->export_csv(deps->ctx, s->o.shot_dir ? s->o.shot_dir : ".", emsg, sizeof(emsg));
-			fprintf(stderr, "gos: %s\n", emsg);
+			gos_log_always(GOS_LOG_INFO, "render", "%s", emsg);
 			set_banner(s, t, emsg);
 		}
 		remote_shots(s, deps->map, shown, vw, vh, &fi);

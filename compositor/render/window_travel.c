@@ -6,6 +6,7 @@
 #define GLFW_INCLUDE_NONE
 #include <GLFW/glfw3.h>
 
+#include "gos_log.h"
 #include "window_travel.h"
 
 #define STEP       0.01     /* of the session, per [ or ] */
@@ -32,7 +33,7 @@ static void go_live(struct window_travel *tv, const char *why)
 	tv->in_past = false;
 	tv->playing = false;
 	tv->built_t = NAN;
-	fprintf(stderr, "gos: time travel: live (%s)\n", why);
+	gos_log_always(GOS_LOG_INFO, "render", "time travel: live (%s)", why);
 }
 
 static void clock_text(double t, char *out, size_t cap)
@@ -58,7 +59,7 @@ void window_travel_keys(struct window_travel *tv, const bool *keys, bool ctrl, d
 	}
 	if (save) {
 		tv->cb->save(tv->cb->ctx, shot_dir ? shot_dir : ".", msg, msglen);
-		fprintf(stderr, "gos: %s\n", msg);
+		gos_log_always(GOS_LOG_INFO, "render", "%s", msg);
 		return;
 	}
 	refresh_span(tv, now, true);
@@ -104,7 +105,7 @@ void window_travel_keys(struct window_travel *tv, const bool *keys, bool ctrl, d
 			tv->playing = true;
 			snprintf(msg, msglen, "replaying at %gx", tv->speed);
 		}
-		fprintf(stderr, "gos: time travel: %s\n", msg);
+		gos_log_always(GOS_LOG_INFO, "render", "time travel: %s", msg);
 	}
 }
 
@@ -138,8 +139,8 @@ struct gos_map *window_travel_map(struct window_travel *tv, struct gos_map *live
 				if (!tv->playing) {
 					char c[16];
 					clock_text(tv->at, c, sizeof(c));
-					fprintf(stderr, "gos: time travel: the map as of %s (seq %llu)\n", c,
-					        (unsigned long long)tv->seq);
+					gos_log_always(GOS_LOG_INFO, "render", "time travel: the map as of %s (seq %llu)",
+					               c, (unsigned long long)tv->seq);
 				}
 			}
 		}

@@ -53,6 +53,7 @@ struct bv2 {
 
 	struct gos_v2_writer w;
 	struct gos_buf out;
+	uint64_t mark;                 /* the seq of the message being written (head) */
 	struct gos_map_view view;
 	uint32_t *slots;
 	size_t cap_slots;
@@ -158,13 +159,16 @@ static struct gos_v2_head head(struct bv2 *s, enum gos_v2_kind kind, uint64_t se
 	gos_tiles_bounds(s->tiles, h.bounds);
 	h.overview_level = gos_v2_overview_level(h.bounds);
 	h.live_tokens = (uint32_t)gos_tiles_tokens(s->tiles);
+	s->mark = seq;
 	return h;
 }
 
 static struct gos_ws_msg *finish(struct bv2 *s)
 {
 	gos_v2_finish(&s->w, &s->out);
-	return gos_ws_msg_create_binary(s->out.data, s->out.len);
+	struct gos_ws_msg *m = gos_ws_msg_create_binary(s->out.data, s->out.len);
+	gos_ws_msg_mark(m, s->mark);   /* pipeline stage "sent" (gos_web.c) */
+	return m;
 }
 
 static void put_stream(struct gos_v2_writer *w, const struct gos_stream *st)

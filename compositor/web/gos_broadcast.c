@@ -150,9 +150,14 @@ static void put_stream(const struct gos_broadcast *b, struct gos_viewer_writer *
 
 static void hand_over(struct gos_broadcast *b, struct gos_ws_msg *m, bool snapshot, bool all)
 {
-	if (b->emit)
+	if (b->emit) {
 		b->emit(b->emit_ctx, m, snapshot);
-	else if (snapshot)
+		return;
+	}
+	/* the live map's changes up to delta.seq: its first write to a viewer
+	 * is their pipeline stage "sent" (gos_web.c) */
+	gos_ws_msg_mark(m, b->delta.seq);
+	if (snapshot)
 		gos_ws_publish_snapshot(b->ws, m, all);
 	else
 		gos_ws_publish(b->ws, m);

@@ -52,6 +52,7 @@ static void web_viewport(void *ctx, uint64_t viewer, uint64_t view_gen,
 	gos_broadcast_viewport(w->bc, viewer, view_gen, vp, reset_ov);
 }
 static bool web_health(void *ctx, struct gos_buf *t);
+static void web_first_write(void *ctx, uint64_t seq);
 
 /* The server's thread: searches go to the search worker, time travel to
  * the seek worker; a viewer that left, to both. */
@@ -290,6 +291,7 @@ struct gos_web *gos_web_create(const struct gos_web_opts *opts,
 		.max_http = opts->max_http,
 		.metrics = web_metrics,
 		.health = web_health,
+		.first_write = web_first_write,
 		.request = web_request,
 		.viewport = web_viewport,
 		.recording = &w->recording,
@@ -521,6 +523,15 @@ static void web_metrics(void *ctx, struct gos_buf *t)
 		gos_broadcast_metrics(s->bc, t);
 	if (s->src.metrics_extra)
 		s->src.metrics_extra(s->src.health_ctx, t);
+}
+
+/* The broadcaster marks its live messages with the seq they bring a viewer
+ * to (gos_ws_msg_mark): the first byte of one on a socket ends the
+ * pipeline's "sent" stage for every change up to it. */
+static void web_first_write(void *ctx, uint64_t seq)
+{
+	(void)ctx;
+	gos_pipeline_sent(seq);
 }
 
 static bool web_health(void *ctx, struct gos_buf *t)

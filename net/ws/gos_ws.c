@@ -45,7 +45,9 @@ struct gos_ws_msg *gos_ws_msg_create(const char *bytes, size_t len)
 	if (!m)
 		abort();
 	atomic_init(&m->refs, 1);
+	atomic_init(&m->written, false);
 	m->binary = false;
+	m->mark = 0;
 	m->len = len;
 	m->data = m->buf + LWS_PRE;
 	memcpy(m->data, bytes, len);
@@ -58,6 +60,11 @@ struct gos_ws_msg *gos_ws_msg_create_binary(const char *bytes, size_t len)
 	struct gos_ws_msg *m = gos_ws_msg_create(bytes, len);
 	m->binary = true;
 	return m;
+}
+
+void gos_ws_msg_mark(struct gos_ws_msg *m, uint64_t mark)
+{
+	m->mark = mark;
 }
 
 struct gos_ws_msg *ws_msg_ref(struct gos_ws_msg *m)

@@ -78,6 +78,9 @@ typedef void (*gos_ws_metrics_fn)(void *ctx, struct gos_buf *out);
 /* Appends JSON object members (`"status":"ok","tokens":3`, no braces) to
  * out; returns false when the program is unhealthy (/health answers 503). */
 typedef bool (*gos_ws_health_fn)(void *ctx, struct gos_buf *out);
+/* A marked message's (gos_ws_msg_mark) first byte went to a viewer's socket
+ * just now: once per message. Service thread: must not block. */
+typedef void (*gos_ws_written_fn)(void *ctx, uint64_t mark);
 
 struct gos_viewer_in;
 
@@ -160,6 +163,7 @@ struct gos_ws_opts {
 	uint32_t rx_burst;            /* token-bucket depth; 0: 40 */
 	gos_ws_metrics_fn metrics;    /* NULL: only the server's own metrics */
 	gos_ws_health_fn health;      /* NULL: {"status":"ok"} plus the server's fields */
+	gos_ws_written_fn first_write;  /* NULL: marks are ignored */
 	gos_ws_request_fn request;    /* NULL: seek/play/pause/live/search are ignored */
 	gos_ws_viewport_fn viewport;  /* gos.v2 viewports; NULL: gos.v2 viewers get
 	                               * snapshots and ticks, never detail */
@@ -217,6 +221,11 @@ struct gos_ws_msg *gos_ws_msg_create(const char *bytes, size_t len);
 struct gos_ws_msg *gos_ws_msg_create_binary(const char *bytes, size_t len);
 /* Any thread. */
 void gos_ws_msg_unref(struct gos_ws_msg *msg);  /* accepts NULL */
+/* Any thread, before msg is handed over: gives it a nonzero mark, passed to
+ * gos_ws_opts.first_write when the first byte of msg is written to a
+ * viewer's socket (the first viewer's write; later viewers' cost one
+ * atomic load). */
+void gos_ws_msg_mark(struct gos_ws_msg *msg, uint64_t mark);
 
 /* Starts the server (binds, then runs its service thread). On failure returns
  * NULL and writes one sentence into err; errno is EADDRINUSE when the port

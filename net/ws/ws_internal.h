@@ -59,10 +59,13 @@
 #define CTL_SCAN_MS      100
 #define CTL_SCAN_MAX_MS  1000              /* a quiet viewer: looked at this often */
 
-/* Immutable once created, shared by every viewer queue holding it. */
+/* Immutable once published, shared by every viewer queue holding it, but
+ * for written: set by the first viewer write (ws_msg_written). */
 struct gos_ws_msg {
 	_Atomic uint32_t refs;
+	atomic_bool written;
 	bool binary;                   /* a binary frame (gos.v2), else text */
+	uint64_t mark;                 /* gos_ws_msg_mark; 0: none */
 	size_t len;
 	unsigned char *data;           /* LWS_PRE bytes of headroom before it */
 	unsigned char buf[];
@@ -296,6 +299,15 @@ static inline uint64_t st_get(const _Atomic uint64_t *c)
 
 /* Any thread: one more reference to m. */
 struct gos_ws_msg *ws_msg_ref(struct gos_ws_msg *m);
+/* Service thread: the first bytes of m went to a viewer's socket. The
+ * first such write of a marked message calls opts.first_write; the rest
+ * pay one relaxed load. */
+static inline void ws_msg_written(struct gos_ws *ws, struct gos_ws_msg *m)
+{
+	if (m->mark && !atomic_load_explicit(&m->written, memory_order_relaxed) &&
+	    !atomic_exchange_explicit(&m->written, true, memory_order_relaxed) && ws->opts.first_write)
+		ws->opts.first_write(ws->opts.cb_ctx, m->mark);
+}
 /* Hands what publishers put in the inbox to the viewers (lws_cancel_service
  * woke the service thread). */
 void ws_drain_inbox(struct gos_ws *ws);

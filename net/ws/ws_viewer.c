@@ -681,6 +681,7 @@ struct frame_mark {
 	size_t end;
 	uint32_t popped;
 	size_t off;
+	struct gos_ws_msg *first;      /* the queued message this frame begins */
 };
 
 /* Writes a plain viewer's reply and queue from the shared bytes: up to
@@ -706,10 +707,11 @@ static int viewer_send(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 		iov[n_iov++] = (struct iovec){hdr[0], hl};
 		iov[n_iov++] = (struct iovec){m->data, m->len};
 		total = hl + m->len;
-		mark[n++] = (struct frame_mark){total, 0, 0};
+		mark[n++] = (struct frame_mark){total, 0, 0, NULL};
 	}
 	while (popped < v->q_len && n < SEND_FRAMES && total < WRITE_BUDGET) {
 		struct gos_ws_msg *m = q_at(v, popped);
+		struct gos_ws_msg *frame_first = off == 0 ? m : NULL;
 		size_t len = m->len - off < WS_CHUNK ? m->len - off : WS_CHUNK;
 		bool fin = off + len == m->len;
 		size_t hl = frame_header(hdr[n], off == 0, fin, m->binary, len);
@@ -719,7 +721,7 @@ static int viewer_send(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 		total += hl + len;
 		off = fin ? 0 : off + len;
 		popped += fin;
-		mark[n++] = (struct frame_mark){total, popped, off};
+		mark[n++] = (struct frame_mark){total, popped, off, frame_first};
 	}
 	if (!n)
 		return 0;
@@ -741,6 +743,9 @@ static int viewer_send(struct gos_ws *ws, struct viewer *v, struct lws *wsi)
 		              LWS_WRITE_RAW) < 0)
 			return -1;
 	}
+	for (int i = 0; i <= last; i++)
+		if (mark[i].first)
+			ws_msg_written(ws, mark[i].first);
 	if (reply) {
 		gos_ws_msg_unref(v->reply);
 		v->reply = NULL;
@@ -844,6 +849,7 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			if (lws_write(wsi, m->data, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
 			    (int)m->len)
 				return -1;
+			ws_msg_written(ws, m);
 			v->off = m->len;
 		} else {
 			size_t n = m->len - v->off;
@@ -854,6 +860,8 @@ static int viewer_writeable(struct gos_ws *ws, struct viewer *v, struct lws *wsi
 			                               v->off + n == m->len);
 			if (lws_write(wsi, ws->scratch + LWS_PRE, n, (enum lws_write_protocol)flags) < (int)n)
 				return -1;
+			if (v->off == 0)
+				ws_msg_written(ws, m);
 			v->off += n;
 		}
 		budget = budget > chunk ? budget - chunk : 0;
