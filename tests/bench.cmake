@@ -27,5 +27,6 @@ add_test(NAME bench_relay
   COMMAND $<TARGET_FILE:gos-bench> relay --viewers 4 --rate 500 --seconds 1 --warmup 0.5
           --relays 1 --compositor $<TARGET_FILE:gos-compositor> --relay $<TARGET_FILE:gos-relay>)
 set_tests_properties(bench_relay PROPERTIES TIMEOUT 120 LABELS "integration;bench;nats"
+  RESOURCE_LOCK nats
   PASS_REGULAR_EXPRESSION "NATS -> log -> 1 relay +4 +4"
   FAIL_REGULAR_EXPRESSION "failed|did not start")

@@ -176,25 +176,29 @@ set_tests_properties(journal_seek PROPERTIES TIMEOUT 240 LABELS "integration;ws;
 add_test(NAME nats_ingest
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_ingest.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-bridge>)
-set_tests_properties(nats_ingest PROPERTIES TIMEOUT 240 LABELS "integration;nats")
+set_tests_properties(nats_ingest PROPERTIES TIMEOUT 240 LABELS "integration;nats"
+  RESOURCE_LOCK nats)
 
 # gos-relay: a replica followed over the change log serves what the compositor does.
 add_test(NAME nats_relay
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_relay.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
-set_tests_properties(nats_relay PROPERTIES TIMEOUT 180 LABELS "integration;nats")
+set_tests_properties(nats_relay PROPERTIES TIMEOUT 180 LABELS "integration;nats"
+  RESOURCE_LOCK nats)
 
 # Hot standby: leader kill -9 and SIGSTOP, takeover, fencing, hand-over.
 add_test(NAME nats_failover
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_failover.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
-set_tests_properties(nats_failover PROPERTIES TIMEOUT 300 LABELS "integration;nats")
+set_tests_properties(nats_failover PROPERTIES TIMEOUT 300 LABELS "integration;nats"
+  RESOURCE_LOCK nats)
 
 # A node of a 3-node NATS cluster killed under producers, a relay and a leader.
 add_test(NAME nats_chaos
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_chaos.py
           $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
-set_tests_properties(nats_chaos PROPERTIES TIMEOUT 300 LABELS "integration;nats")
+set_tests_properties(nats_chaos PROPERTIES TIMEOUT 300 LABELS "integration;nats"
+  RESOURCE_LOCK nats)
 
 # --socket-group, and producers logged and counted by their peer's uid.
 add_test(NAME ingest_peers

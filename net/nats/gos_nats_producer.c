@@ -96,7 +96,15 @@ struct gos_nats_producer *gos_nats_producer_connect(const char *url, const char 
 	jo.PublishAsync.ErrHandlerClosure = p;
 	s = natsConnection_JetStream(&p->js, p->nc, &jo);
 	/* the stream may not exist yet (no compositor ever ran): events wait in it */
-	if (s == NATS_OK && !nats_ensure_stream(p->nc, p->js, cluster, err, errlen)) {
+	/* JetStream may be electing its leaders (a cluster starting, a node
+	 * lost): its answers are retried for a while */
+	bool ensured = false;
+	for (int tries = 0; s == NATS_OK && !ensured && tries < 20; tries++) {
+		ensured = nats_ensure_stream(p->nc, p->js, cluster, err, errlen);
+		if (!ensured)
+			usleep(500 * 1000);
+	}
+	if (s == NATS_OK && !ensured) {
 		gos_nats_producer_close(p);
 		return NULL;
 	}
