@@ -30,3 +30,14 @@ set_tests_properties(bench_relay PROPERTIES TIMEOUT 120 LABELS "integration;benc
   RESOURCE_LOCK nats
   PASS_REGULAR_EXPRESSION "NATS -> log -> 1 relay +4 +4"
   FAIL_REGULAR_EXPRESSION "failed|did not start")
+
+# gos-bench failover, briefly: 2 rounds of kill -9 of the leader under a
+# small load; what must hold is no acknowledged event lost or applied twice
+# and the relays ending with the leader's map (the times are only printed).
+add_test(NAME bench_failover
+  COMMAND $<TARGET_FILE:gos-bench> failover --rounds 2 --rate 1000 --viewers 2
+          --compositor $<TARGET_FILE:gos-compositor> --relay $<TARGET_FILE:gos-relay>)
+set_tests_properties(bench_failover PROPERTIES TIMEOUT 240 LABELS "integration;bench;nats"
+  RESOURCE_LOCK nats
+  PASS_REGULAR_EXPRESSION "acknowledged events lost +0\n"
+  FAIL_REGULAR_EXPRESSION "NOT confirmed|relays end with the leader's map +NO|did not start|no takeover")

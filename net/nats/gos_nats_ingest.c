@@ -25,7 +25,6 @@
 
 struct pend {
 	natsMsgList list;      /* the batch's messages, each acked once it is applied */
-	uint64_t stream_seq;   /* the last one's stream sequence */
 };
 
 struct waiter {
@@ -51,6 +50,8 @@ struct gos_nats_ingest {
 	atomic_uint_fast64_t tokens;
 
 	pthread_mutex_t lock;      /* waiters, applied_seq (the sync callback's thread) */
+	/* applied_seq: the consumer's ack floor as last read: every message up
+	 * to it is applied */
 	struct waiter waiters[WAITERS];
 	size_t n_waiters;
 	uint64_t applied_seq;
@@ -281,7 +282,6 @@ static void ack_done(struct gos_nats_ingest *n)
 		return;   /* JetStream slow or away: acked later, or delivered again */
 	if (atomic_load(&n->fenced))
 		return;   /* not in the log: whoever leads next gets them again */
-	uint64_t seq = 0;
 	while (n->acked < done) {
 		struct pend *p = &n->ring[++n->acked % RING];
 		if (p->list.Count) {
@@ -298,16 +298,35 @@ static void ack_done(struct gos_nats_ingest *n)
 			}
 			natsMsgList_Destroy(&p->list);
 			p->list = (natsMsgList){0};
-			seq = p->stream_seq;
 		}
 	}
-	if (seq) {
-		pthread_mutex_lock(&n->lock);
-		if (seq > n->applied_seq)
-			n->applied_seq = seq;
-		answer_waiters(n);
-		pthread_mutex_unlock(&n->lock);
-	}
+}
+
+/* Syncs are answered from the consumer's ack floor: every message up to it
+ * is acked (applied and in the log, by us or a predecessor). Our own acks
+ * are not contiguous (a message the previous leader held comes again only
+ * after AckWait), so the last one acked would answer too early. */
+static void check_floor(struct gos_nats_ingest *n)
+{
+	pthread_mutex_lock(&n->lock);
+	size_t waiting = n->n_waiters;
+	pthread_mutex_unlock(&n->lock);
+	if (!waiting || atomic_load(&n->fenced))
+		return;
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 1000;
+	if (js_GetConsumerInfo(&ci, n->js, n->stream, NATS_CONSUMER, &jo, &jerr) != NATS_OK)
+		return;
+	uint64_t floor = ci->AckFloor.Stream;
+	jsConsumerInfo_Destroy(ci);
+	pthread_mutex_lock(&n->lock);
+	if (floor > n->applied_seq)
+		n->applied_seq = floor;
+	answer_waiters(n);
+	pthread_mutex_unlock(&n->lock);
 }
 
 static void reject(struct gos_nats_ingest *n, natsMsg *m, const struct gos_parse_error *e)
@@ -341,7 +360,6 @@ static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 	}
 	struct gos_batch *b = gos_queue_get_batch(n->o.queue);
 	b->t_in_ns = gos_now_ns();   /* the batch's arrival (gos_pipeline) */
-	uint64_t last_seq = 0;
 	for (int i = 0; i < list->Count; i++) {
 		natsMsg *m = list->Msgs[i];
 		const char *p = natsMsg_GetData(m);
@@ -353,8 +371,6 @@ static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 			sseq = md->Sequence.Stream;
 			jsMsgMetaData_Destroy(md);
 		}
-		if (sseq)
-			last_seq = sseq;
 		int st = sseq ? win_get(n, sseq) : SEQ_NEW;
 		if (st == SEQ_DONE) {
 			/* applied and in the change log (by us, or by the previous
@@ -402,7 +418,6 @@ static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 	mark->sync.conn = GOS_NATS_CONN_BIT | id;
 	struct pend *pe = &n->ring[id % RING];
 	pe->list = *list;   /* kept for their acks */
-	pe->stream_seq = last_seq;
 	*list = (natsMsgList){0};
 	return gos_queue_push(n->o.queue, b);
 }
@@ -413,8 +428,13 @@ static void *ingest_main(void *arg)
 	pthread_setname_np(pthread_self(), "gos-nats");
 	if (!setup(n))
 		return NULL;
+	double floor_at = 0;
 	while (!atomic_load(&n->stop)) {
 		ack_done(n);
+		if (gos_now_s() - floor_at >= 0.05) {
+			check_floor(n);
+			floor_at = gos_now_s();
+		}
 		/* What is there now, without waiting for a full batch (latency);
 		 * when nothing is, wait up to 100 ms for the next message. */
 		natsMsgList list = {0};

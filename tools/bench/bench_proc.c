@@ -1,9 +1,12 @@
 /* gos-bench's child processes and clocks. See bench_proc.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,9 +165,10 @@ void *bench_feed_main(void *arg)
 		gos_buf_clear(&t);
 		for (; sent < due; sent++) {
 			size_t at = t.len;
-			gos_buf_printf(&t, "{\"type\":\"token_activation\",\"token_id\":\"b%llu\","
+			gos_buf_printf(&t, "{\"type\":\"token_activation\",\"token_id\":\"%s%llu\","
 			               "\"token_text\":\" tok\",\"timestamp\":%.6f,\"position\":[%llu,%llu],"
-			               "\"confidence\":0.5}\n", (unsigned long long)sent, ts,
+			               "\"confidence\":0.5}\n", f->prefix ? f->prefix : "b",
+			               (unsigned long long)sent, ts,
 			               (unsigned long long)(sent % 100) * 40,
 			               (unsigned long long)(sent / 100) * 22);
 			if (np && !gos_nats_producer_send(np, t.data + at, t.len - at)) {
@@ -184,10 +188,52 @@ void *bench_feed_main(void *arg)
 			off += (size_t)w;
 		}
 	}
+	atomic_store(&f->sent, sent);
 	gos_buf_finish(&t);
 	if (fd >= 0)
 		close(fd);
+	if (np && f->sync && !f->err[0]) {
+		struct gos_sync_result res;
+		char why[200];
+		f->synced = gos_nats_producer_sync(np, 120000, &res, why, sizeof(why));
+		if (!f->synced)
+			snprintf(f->err, sizeof(f->err), "sync: %s", why);
+	}
 	gos_nats_producer_close(np);
 	return NULL;
+}
+
+bool bench_http_get(int port, const char *path, char *out, size_t outlen)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char req[512];
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	                 "Connection: close\r\n\r\n", path);
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+		close(fd);
+		return false;
+	}
+	struct gos_buf b = {0};
+	char chunk[4096];
+	ssize_t r;
+	while ((r = recv(fd, chunk, sizeof(chunk), 0)) > 0)
+		gos_buf_append(&b, chunk, (size_t)r);
+	close(fd);
+	gos_buf_putc(&b, '\0');
+	bool ok = b.len > 12 && (!strncmp(b.data + 9, "200", 3) || !strncmp(b.data + 9, "503", 3));
+	const char *body = ok ? strstr(b.data, "\r\n\r\n") : NULL;
+	if (body)
+		snprintf(out, outlen, "%s", body + 4);
+	gos_buf_finish(&b);
+	return body != NULL;
 }
 

@@ -39,10 +39,18 @@ struct bench_feed {
 	const char *url;
 	const char *cluster;           /* NATS: each row its own streams */
 	double rate;
+	const char *prefix;            /* token ids' prefix (NULL: "b") */
+	bool sync;                     /* NATS: after stop, wait until all is applied */
 	_Atomic bool stop;
 	bool ok;
+	atomic_uint_fast64_t sent;     /* events sent */
+	bool synced;                   /* sync: confirmed applied */
 	char err[256];
 };
+
+/* GET path from 127.0.0.1:port; the body in out (NUL-terminated). False
+ * when the server cannot be reached or answers no 200/503. */
+bool bench_http_get(int port, const char *path, char *out, size_t outlen);
 
 void *bench_feed_main(void *arg);
 

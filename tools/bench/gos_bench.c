@@ -20,6 +20,7 @@ static const struct bench_cmd cmds[] = {
 	{"viewer", gos_bench_viewer, "a late joiner in headless chromium on a 1M-token map (gos.v1 and gos.v2), WebGL2 vs Canvas 2D frame time"},
 	{"search", gos_bench_search, "the search index over a 1M-token map: build time, bytes/token, p50/p99 of searches"},
 	{"style", gos_bench_style, "native frame times while color modes, filters and search highlights change on a 1M-token map"},
+	{"failover", gos_bench_failover, "kill -9 of a NATS cluster's leader, round after round, under load: takeover time, events lost or applied twice"},
 	{"relay", gos_bench_relay, "producer -> viewer latency through NATS and gos-relay (1, 2, 4), beside the socket and the compositor alone"},
 	{"seek", gos_bench_seek, "p50/p99 of the seek worker building the map at a seq of a 1M-token session, cold and warm"},
 };

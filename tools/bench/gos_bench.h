@@ -9,6 +9,7 @@ int gos_bench_compute(int argc, char **argv);
 int gos_bench_bridge(int argc, char **argv);
 int gos_bench_fanout(int argc, char **argv);
 int gos_bench_relay(int argc, char **argv);
+int gos_bench_failover(int argc, char **argv);
 int gos_bench_restore(int argc, char **argv);
 int gos_bench_seek(int argc, char **argv);
 int gos_bench_search(int argc, char **argv);
