@@ -50,6 +50,7 @@ struct options {
 	const char *nats_url;         /* --nats: also consume producer events from JetStream */
 	const char *cluster;          /* --cluster (docs/scale-out.md) */
 	unsigned lease_ms;            /* --lease-ms */
+	double checkpoint_s;          /* --nats-checkpoint-s (0: default, < 0: never) */
 	int frame_timeout_ms;
 	enum gos_framing framing;
 	uint64_t max_tokens;
@@ -90,6 +91,9 @@ static void usage(FILE *f)
 	        "  --cluster NAME       the JetStream names' prefix (default gos)\n"
 	        "  --lease-ms N         the leader lease's TTL in ms (default 3000): a dead\n"
 	        "                       leader is replaced after about this long\n"
+	        "  --nats-checkpoint-s S  the leader publishes a checkpoint of the map every S\n"
+	        "                       seconds (default 60; 0: never): a standby or relay\n"
+	        "                       starts from the newest, then the log after it\n"
 	        "  --headless           no window: render the same passes offscreen (also what\n"
 	        "                       happens when no display is available)\n"
 	        "  --no-render          draw nothing (no window, no Vulkan): keep the map, serve\n"
@@ -165,7 +169,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SOCKET = 256, OPT_SOCKET_GROUP, OPT_NATS, OPT_CLUSTER, OPT_LEASE_MS, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
+	enum { OPT_SOCKET = 256, OPT_SOCKET_GROUP, OPT_NATS, OPT_CLUSTER, OPT_LEASE_MS, OPT_NATS_CHECKPOINT, OPT_HEADLESS, OPT_NO_RENDER, OPT_DEMO, OPT_MAX_PRODUCERS, OPT_PRODUCER_TIMEOUT, OPT_MAX_TOKENS, OPT_LAYOUT,
 	       OPT_FRAMING, OPT_FRAME_TIMEOUT,
 	       OPT_LOG_INTERVAL, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
 	       /* the window or offscreen target */
@@ -180,6 +184,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"max-producers", required_argument, NULL, OPT_MAX_PRODUCERS},
 		{"nats", required_argument, NULL, OPT_NATS},
 		{"lease-ms", required_argument, NULL, OPT_LEASE_MS},
+		{"nats-checkpoint-s", required_argument, NULL, OPT_NATS_CHECKPOINT},
 		{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
 		{"cluster", required_argument, NULL, OPT_CLUSTER},
 		{"producer-timeout", required_argument, NULL, OPT_PRODUCER_TIMEOUT},
@@ -242,6 +247,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_NATS:
 			o->nats_url = optarg;
 			break;
+		case OPT_NATS_CHECKPOINT: {
+			char *end;
+			errno = 0;
+			double v = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(v >= 0 && v <= 86400)) {
+				fprintf(stderr, "gos-compositor: --nats-checkpoint-s wants 0 to 86400 seconds, "
+				        "not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o->checkpoint_s = v > 0 ? v : -1;
+			break;
+		}
 		case OPT_LEASE_MS: {
 			uint64_t v;
 			if (!parse_u64(optarg, &v) || v < 300 || v > 600000) {
@@ -894,8 +911,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gos-compositor: --cluster applies only with --nats\n");
 		return EXIT_USAGE;
 	}
-	if (a.opt.lease_ms && !a.opt.nats_url) {
-		fprintf(stderr, "gos-compositor: --lease-ms applies only with --nats\n");
+	if ((a.opt.lease_ms || a.opt.checkpoint_s) && !a.opt.nats_url) {
+		fprintf(stderr, "gos-compositor: --lease-ms and --nats-checkpoint-s apply only with --nats\n");
 		return EXIT_USAGE;
 	}
 	if (a.opt.nats_url && a.opt.state.open_path) {
@@ -927,7 +944,9 @@ int main(int argc, char **argv)
 		a.hold = gos_queue_create(64);
 		a.cluster = a.hold ? gos_cluster_create(&(struct gos_cluster_opts){
 			.url = a.opt.nats_url, .cluster = a.opt.cluster, .lease_ms = a.opt.lease_ms,
-			.queue = a.queue, .hold = a.hold, .on_deposed = on_deposed, .ctx = &a},
+			.queue = a.queue, .hold = a.hold, .map = a.map,
+			.map_opts = {.max_tokens = a.opt.max_tokens, .layout = a.opt.layout},
+			.checkpoint_s = a.opt.checkpoint_s, .on_deposed = on_deposed, .ctx = &a},
 			err, sizeof(err)) : NULL;
 		if (!a.cluster) {
 			gos_log_error("main", "--nats: %s", a.hold ? err : "out of memory");

@@ -193,6 +193,13 @@ add_test(NAME nats_failover
 set_tests_properties(nats_failover PROPERTIES TIMEOUT 300 LABELS "integration;nats"
   RESOURCE_LOCK nats)
 
+# Checkpoints: a relay and a standby built from one after the log before it went.
+add_test(NAME nats_checkpoint
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_checkpoint.py
+          $<TARGET_FILE:gos-compositor> $<TARGET_FILE:gos-feed> $<TARGET_FILE:gos-relay>)
+set_tests_properties(nats_checkpoint PROPERTIES TIMEOUT 240 LABELS "integration;nats"
+  RESOURCE_LOCK nats)
+
 # A node of a 3-node NATS cluster killed under producers, a relay and a leader.
 add_test(NAME nats_chaos
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/nats_chaos.py

@@ -35,6 +35,7 @@ void gos_batch_clear(struct gos_batch *b)
 	b->n = 0;
 	b->seq_floor = 0;
 	b->replayed = false;
+	b->adopt = NULL;
 	b->t_in_ns = 0;
 	gos_arena_reset(&b->arena);
 }

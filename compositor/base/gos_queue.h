@@ -15,6 +15,8 @@
  * (gos_batch_seq_end) and t when it applies the batch, for the journal.
  * t_in_ns is the pusher's (the ingest, the demo): when its first event
  * arrived, for gos_pipeline's latency; 0 (restores, recordings): unknown. */
+struct gos_map;
+
 struct gos_batch {
 	struct gos_event *ev;
 	size_t n, cap;
@@ -28,6 +30,9 @@ struct gos_batch {
 	/* Events read back from the cluster's change log (a standby's replica):
 	 * applied and journaled like any, never published to the log again. */
 	bool replayed;
+	/* Non-NULL: before the batch the core's map becomes this one (a
+	 * replica's checkpoint, gos_map_adopt; the core destroys it). */
+	struct gos_map *adopt;
 	uint64_t t_in_ns;       /* gos_now_ns() when the first event arrived; 0: unknown */
 };
 

@@ -2,11 +2,14 @@
  * and docs/scale-out.md. Threads: the lease's (net/nats), the follower's
  * (standby: the log into the core's queue), "gos-role" (the takeover) and
  * "gos-hold" (this host's producers into the core's queue once leading). */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +34,10 @@ struct gos_cluster {
 	bool lease_taken, stopping;
 	_Atomic double takeover_s;     /* the last takeover: lease taken -> consuming */
 	atomic_uint_fast64_t takeovers;
+	pthread_t ckpt_th;
+	bool ckpt_started;
+	atomic_uint_fast64_t ckpt_failed;
+	_Atomic double ckpt_took_s;    /* the last checkpoint: fork to index published */
 };
 
 static double mono_s(void)
@@ -127,6 +134,97 @@ static void *role_main(void *arg)
 	return NULL;
 }
 
+/* The standby's follower found a checkpoint (its thread): the core's map
+ * becomes it, before the records after it. */
+static bool on_checkpoint(void *ctx, int fd, uint64_t seq)
+{
+	struct gos_cluster *c = ctx;
+	char err[256];
+	struct gos_map *m = gos_map_image_read(fd, &c->o.map_opts, err, sizeof(err));
+	if (!m) {
+		gos_log_warn("cluster", "the checkpoint at seq %llu: %s", (unsigned long long)seq, err);
+		return false;
+	}
+	struct gos_batch *b = gos_queue_get_batch(c->o.queue);
+	b->adopt = m;
+	b->seq_floor = seq;
+	b->replayed = true;
+	if (!gos_queue_push(c->o.queue, b)) {
+		gos_map_destroy(m);
+		b->adopt = NULL;
+		gos_queue_put_batch(c->o.queue, b);
+		return false;
+	}
+	return true;
+}
+
+static bool stopping(struct gos_cluster *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool s = c->stopping;
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
+/* One checkpoint: the log's position, then the map imaged in a forked
+ * child (the core goes on at once), then published. */
+static void checkpoint(struct gos_cluster *c, struct gos_nats_ingest *in)
+{
+	double t0 = mono_s();
+	uint64_t pos = 0, seq = 0;
+	char err[300] = "";
+	int fd = -1;
+	bool ok = gos_nats_log_position(in, &pos);
+	if (!ok)
+		snprintf(err, sizeof(err), "cannot read the change log's position");
+	if (ok && (fd = memfd_create("gos-checkpoint", MFD_CLOEXEC)) < 0) {
+		snprintf(err, sizeof(err), "memfd_create: %s", strerror(errno));
+		ok = false;
+	}
+	if (ok) {
+		pid_t pid = gos_map_fork(c->o.map, &seq);
+		if (pid == 0)
+			_exit(gos_map_image_write(c->o.map, fd) ? 0 : 1);
+		int st = 0;
+		ok = pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		if (!ok)
+			snprintf(err, sizeof(err), "imaging the map failed");
+	}
+	if (ok)
+		ok = gos_nats_checkpoint_publish(in, fd, seq, pos, err, sizeof(err));
+	if (fd >= 0)
+		close(fd);
+	if (ok) {
+		atomic_store(&c->ckpt_took_s, mono_s() - t0);
+		gos_log_debug("cluster", "checkpoint at seq %llu published (log position %llu) in %.3f s",
+		              (unsigned long long)seq, (unsigned long long)pos, mono_s() - t0);
+	} else {
+		atomic_fetch_add(&c->ckpt_failed, 1);
+		gos_log_warn("cluster", "no checkpoint this time: %s", err);
+	}
+}
+
+static void *ckpt_main(void *arg)
+{
+	struct gos_cluster *c = arg;
+	pthread_setname_np(pthread_self(), "gos-ckpt");
+	uint64_t last = 0;
+	double next = mono_s() + c->o.checkpoint_s;
+	while (!stopping(c)) {
+		usleep(100 * 1000);
+		if (mono_s() < next)
+			continue;
+		next = mono_s() + c->o.checkpoint_s;
+		struct gos_nats_ingest *in = atomic_load(&c->ingest);
+		uint64_t seq = gos_map_seq(c->o.map);
+		if (in && atomic_load(&c->role) == ROLE_LEADER && seq != last) {
+			checkpoint(c, in);
+			last = seq;
+		}
+	}
+	return NULL;
+}
+
 /* This host's producers reach the core only while this compositor leads. */
 static void *hold_main(void *arg)
 {
@@ -162,8 +260,11 @@ struct gos_cluster *gos_cluster_create(const struct gos_cluster_opts *opts, char
 	c->o = *opts;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
+	if (!c->o.checkpoint_s)
+		c->o.checkpoint_s = 60;
 	c->follow = gos_nats_follow_create(&(struct gos_nats_follow_opts){
-		.url = opts->url, .cluster = opts->cluster, .queue = opts->queue}, err, errlen);
+		.url = opts->url, .cluster = opts->cluster, .queue = opts->queue,
+		.on_checkpoint = on_checkpoint, .ctx = c}, err, errlen);
 	if (!c->follow)
 		goto error;
 	if (pthread_create(&c->role_th, NULL, role_main, c) != 0) {
@@ -176,6 +277,13 @@ struct gos_cluster *gos_cluster_create(const struct gos_cluster_opts *opts, char
 		goto error;
 	}
 	c->hold_started = true;
+	if (c->o.checkpoint_s > 0) {
+		if (pthread_create(&c->ckpt_th, NULL, ckpt_main, c) != 0) {
+			snprintf(err, errlen, "cannot start the cluster's checkpoint thread");
+			goto error;
+		}
+		c->ckpt_started = true;
+	}
 	c->lease = gos_nats_lease_create(&(struct gos_nats_lease_opts){
 		.url = opts->url, .cluster = opts->cluster, .lease_ms = opts->lease_ms,
 		.on_change = on_lease, .ctx = c}, err, errlen);
@@ -208,6 +316,8 @@ void gos_cluster_destroy(struct gos_cluster *c)
 	pthread_mutex_unlock(&c->lock);
 	if (c->role_started)
 		pthread_join(c->role_th, NULL);
+	if (c->ckpt_started)
+		pthread_join(c->ckpt_th, NULL);
 	gos_nats_follow_destroy(c->follow);
 	/* acks what the core applied; what it did not, whoever leads next gets */
 	gos_nats_ingest_destroy(atomic_load(&c->ingest));
@@ -274,6 +384,13 @@ bool gos_cluster_health(struct gos_cluster *c, struct gos_buf *t)
 	gos_buf_json_str(t, ls.self);
 	gos_buf_printf(t, ",\"takeovers\":%llu,\"last_takeover_s\":%.3f}",
 	               (unsigned long long)atomic_load(&c->takeovers), atomic_load(&c->takeover_s));
+	struct gos_nats_follow_stats fs_all;
+	gos_nats_follow_stats(c->follow, &fs_all);
+	gos_buf_printf(t, ",\"checkpoint\":{\"published\":%llu,\"seq\":%llu,\"failed\":%llu,"
+	               "\"started_from_seq\":%llu}",
+	               (unsigned long long)is.checkpoints, (unsigned long long)is.checkpoint_seq,
+	               (unsigned long long)atomic_load(&c->ckpt_failed),
+	               (unsigned long long)fs_all.checkpoint_seq);
 	return connected && atomic_load(&c->role) != ROLE_DEPOSED;
 }
 
@@ -318,4 +435,12 @@ void gos_cluster_metrics(struct gos_cluster *c, struct gos_buf *t)
 	                "Change-log records published to JetStream.", is.log_records);
 	gos_metrics_one(t, "gos_nats_log_failed_total", "counter",
 	                "Change-log records that could not be published.", is.log_failed);
+	gos_metrics_one(t, "gos_nats_checkpoints_total", "counter",
+	                "Checkpoints of the map published to JetStream (leader).", is.checkpoints);
+	gos_metrics_one(t, "gos_nats_checkpoint_failures_total", "counter",
+	                "Checkpoints that could not be made or published.",
+	                atomic_load(&c->ckpt_failed));
+	gos_metrics_family(t, "gos_nats_checkpoint_seconds", "gauge",
+	                   "The last checkpoint: imaging and publishing the map.");
+	gos_metrics_sample(t, "gos_nats_checkpoint_seconds", NULL, atomic_load(&c->ckpt_took_s));
 }

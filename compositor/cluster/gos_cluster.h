@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "gos_buf.h"
+#include "gos_map.h"
 #include "gos_queue.h"
 
 /* The leader stopped being one (its lease lost, a publish fenced): its map
@@ -27,6 +28,12 @@ struct gos_cluster_opts {
 	 * the core once this compositor leads (until then they wait: a
 	 * standby's map is the leader's). Required. */
 	struct gos_queue *hold;
+	/* The core's map (required): the leader publishes a checkpoint of it
+	 * every checkpoint_s (0: 60; < 0: never); a standby starting up takes
+	 * the newest one (built with map_opts) before the log after it. */
+	struct gos_map *map;
+	struct gos_map_opts map_opts;
+	double checkpoint_s;
 	gos_cluster_deposed_fn on_deposed;
 	void *ctx;
 };

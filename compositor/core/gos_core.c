@@ -30,6 +30,10 @@ static void apply_batch(struct gos_core *c, struct gos_batch *b)
 {
 	gos_batch_seq_end(b);
 	b->t = gos_now_realtime_s();
+	if (b->adopt) {   /* a checkpoint: the replica starts from it */
+		gos_map_adopt(c->o.map, b->adopt);
+		b->adopt = NULL;
+	}
 	if (b->seq_floor > c->seq) {
 		if (c->o.journal)
 			gos_journal_lease(c->o.journal, b->seq_floor);

@@ -1042,6 +1042,22 @@ void gos_map_apply_seq(struct gos_map *m, const struct gos_event *ev, size_t n,
 	}
 }
 
+void gos_map_adopt(struct gos_map *m, struct gos_map *from)
+{
+	/* everything but the lock, which readers may be waiting on */
+	_Static_assert(offsetof(struct gos_map, lock) == 0, "the lock leads struct gos_map");
+	const size_t off = offsetof(struct gos_map, max_tokens), len = sizeof(*m) - off;
+	unsigned char tmp[sizeof(struct gos_map)];
+	pthread_mutex_lock(&m->lock);
+	memcpy(tmp, (unsigned char *)m + off, len);
+	memcpy((unsigned char *)m + off, (unsigned char *)from + off, len);
+	memcpy((unsigned char *)from + off, tmp, len);
+	if (m->log_floor < m->cur_seq)
+		m->log_floor = m->cur_seq;   /* readers behind it read everything again */
+	pthread_mutex_unlock(&m->lock);
+	gos_map_destroy(from);
+}
+
 void gos_map_advance_seq(struct gos_map *m, uint64_t seq)
 {
 	pthread_mutex_lock(&m->lock);

@@ -141,6 +141,12 @@ void gos_map_apply_seq(struct gos_map *map, const struct gos_event *ev, size_t n
  * reader may have seen before the restart. Readers skip the gap. */
 void gos_map_advance_seq(struct gos_map *map, uint64_t seq);
 
+/* Writer thread only. The map becomes `from` (a map built from an image
+ * that no other thread sees: a replica catching up from a checkpoint), and
+ * `from` is destroyed. Readers see one change: their next read_since
+ * answers false (read everything again). */
+void gos_map_adopt(struct gos_map *map, struct gos_map *from);
+
 /* Any thread. Copies every token and stream changed after `since` (each once,
  * as it is now; evicted tokens with removed = true), at most `max` tokens
  * (0: no bound) in change order. Returns false, copying nothing, when `since`

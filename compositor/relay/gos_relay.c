@@ -23,6 +23,7 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 struct relay {
 	struct gos_map *map;
 	struct gos_nats_follow *follow;
+	struct gos_map_opts map_opts;
 	atomic_uint_fast64_t gaps;      /* records whose seqs did not continue the map's */
 };
 
@@ -52,6 +53,21 @@ static void usage(FILE *f)
 	        "SIGINT/SIGTERM, 1 start-up failure, 2 bad command line.\n");
 }
 
+/* The newest checkpoint, on the follower's thread (the map's one writer),
+ * before any record: the replica starts from it. */
+static bool on_checkpoint(void *ctx, int fd, uint64_t seq)
+{
+	struct relay *r = ctx;
+	char err[256];
+	struct gos_map *m = gos_map_image_read(fd, &r->map_opts, err, sizeof(err));
+	if (!m) {
+		gos_log_warn("relay", "the checkpoint at seq %llu: %s", (unsigned long long)seq, err);
+		return false;
+	}
+	gos_map_adopt(r->map, m);
+	return true;
+}
+
 /* A change-log record, on the follower's thread (the map's one writer). */
 static void on_record(void *ctx, const struct gos_event *ev, uint64_t first, uint64_t last)
 {
@@ -71,6 +87,8 @@ static bool health_extra(void *ctx, struct gos_buf *t)
 	struct relay *r = ctx;
 	struct gos_nats_follow_stats st;
 	gos_nats_follow_stats(r->follow, &st);
+	gos_buf_printf(t, ",\"checkpoint\":{\"started_from_seq\":%llu}",
+	               (unsigned long long)st.checkpoint_seq);
 	gos_buf_printf(t, ",\"nats\":{\"connected\":%s,\"reconnects\":%llu},"
 	               "\"lag\":{\"records\":%llu,\"seconds\":%.3f},"
 	               "\"replica\":{\"records\":%llu,\"mismatched\":%llu}",
@@ -208,9 +226,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);   /* every thread; taken below */
 	signal(SIGPIPE, SIG_IGN);
 
-	struct relay r = {.map = gos_map_create(&mo)};
+	struct relay r = {.map = gos_map_create(&mo), .map_opts = mo};
 	r.follow = gos_nats_follow_create(&(struct gos_nats_follow_opts){
-		.url = url, .cluster = cluster, .on_record = on_record, .ctx = &r}, err, sizeof(err));
+		.url = url, .cluster = cluster, .on_record = on_record,
+		.on_checkpoint = on_checkpoint, .ctx = &r}, err, sizeof(err));
 	if (!r.follow) {
 		gos_log_error("relay", "%s", err);
 		gos_map_destroy(r.map);

@@ -71,6 +71,8 @@ struct gos_nats_ingest_stats {
 	uint64_t log_failed;          /* ... refused (not connected, JetStream away, fenced) */
 	uint64_t skipped;             /* messages already in the log (a takeover's redeliveries) */
 	bool fenced;                  /* publishes stopped for good */
+	uint64_t checkpoints;         /* checkpoints published */
+	uint64_t checkpoint_seq;      /* the last one's map seq */
 };
 
 /* Connects (retrying in the background while the server is away: a
@@ -100,6 +102,17 @@ void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, 
 /* Any thread. */
 void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_stats *out);
 
+/* Checkpoints (docs/scale-out.md). One thread (the leader's checkpointer):
+ * the change log's last stream sequence now (read before the map is
+ * imaged: every record up to it is in the image), then the image (fd, read
+ * from its start) published as the map at seq, records after log_pos
+ * continuing it: parts to CLUSTER.ckpt.data, then the index to
+ * CLUSTER.ckpt.index, only while this process leads; older parts purged
+ * (the last two checkpoints stay). False with one sentence in err. */
+bool gos_nats_log_position(struct gos_nats_ingest *n, uint64_t *pos);
+bool gos_nats_checkpoint_publish(struct gos_nats_ingest *n, int fd, uint64_t seq, uint64_t log_pos,
+                                 char *err, size_t errlen);
+
 /* ---- following the change log (gos-relay, standbys) ---- */
 
 /* One record of the change log: the event and the map seqs it produced on
@@ -116,6 +129,11 @@ struct gos_nats_follow_opts {
 	 * where the leader's seqs jumped, each event's src_seq and raw). */
 	gos_nats_record_fn on_record;
 	struct gos_queue *queue;
+	/* May be NULL (the log from its start). Else the newest checkpoint is
+	 * handed over first: the map as of seq, an image (gos_map_image_read)
+	 * in fd; true when the replica took it (then only records after it
+	 * follow), false: the log from its start. On the follower's thread. */
+	bool (*on_checkpoint)(void *ctx, int fd, uint64_t seq);
 	void *ctx;
 };
 
@@ -128,6 +146,7 @@ struct gos_nats_follow_stats {
 	uint64_t unreadable;          /* records that did not parse or did not continue the seqs */
 	uint64_t log_seq;             /* the log's stream sequence handed over up to */
 	uint64_t leaders;             /* takeover markers seen (leaders that took over) */
+	uint64_t checkpoint_seq;      /* the checkpoint it started from (0: the log's start) */
 };
 
 /* Where a follower stopped (gos_nats_follow_finish). */

@@ -3,17 +3,20 @@
  * applies them to its replica of the map (a relay), or, in batches, to the
  * core's queue (a standby compositor). See gos_nats.h and
  * docs/scale-out.md. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "gos_arena.h"
+#include "gos_crc32c.h"
 #include "gos_nats.h"
 #include "gos_protocol.h"
 #include "gos_queue.h"
@@ -43,6 +46,7 @@ struct gos_nats_follow {
 	uint64_t next_seq;              /* the map seq once what was handed over is applied */
 	uint64_t src[FOLLOW_SRC_RING];  /* the ingest seqs of the last records */
 	uint64_t n_src;
+	atomic_uint_fast64_t ckpt_seq;  /* the checkpoint started from: records up to it are in it */
 };
 
 /* Subscribes from the log's stream sequence `from` (0: its start). */
@@ -106,6 +110,13 @@ static bool push_batch(struct gos_nats_follow *r)
 static bool queue_record(struct gos_nats_follow *r, natsMsg *m)
 {
 	uint64_t first = header_u64(m, "Gos-Seq-First"), last = header_u64(m, "Gos-Seq-Last");
+	if (last && last <= atomic_load(&r->ckpt_seq)) {
+		/* in the checkpoint already; read for the ingest seqs it carries */
+		uint64_t src = header_u64(m, "Gos-Src-Seq");
+		if (src)
+			r->src[r->n_src++ % FOLLOW_SRC_RING] = src;
+		return true;
+	}
 	if (first && first - 1 > r->next_seq) {
 		if (!push_batch(r))
 			return false;
@@ -142,6 +153,8 @@ static bool queue_record(struct gos_nats_follow *r, natsMsg *m)
 static void apply_record(struct gos_nats_follow *r, natsMsg *m, struct gos_arena *arena)
 {
 	uint64_t first = header_u64(m, "Gos-Seq-First"), last = header_u64(m, "Gos-Seq-Last");
+	if (last && last <= atomic_load(&r->ckpt_seq))
+		return;   /* in the checkpoint already */
 	struct gos_event ev;
 	struct gos_parse_error err;
 	gos_arena_reset(arena);
@@ -152,6 +165,82 @@ static void apply_record(struct gos_nats_follow *r, natsMsg *m, struct gos_arena
 	}
 	r->o.on_record(r->o.ctx, &ev, first, last);
 	atomic_fetch_add(&r->records, 1);
+}
+
+/* The newest complete checkpoint into a memfd, handed to on_checkpoint.
+ * Returns the log's stream sequence to read from (0: its start, when there
+ * is none or it cannot be read). */
+static uint64_t load_checkpoint(struct gos_nats_follow *r)
+{
+	char err[300] = "";
+	bool said = false;
+	while (!atomic_load(&r->stop) && !nats_ensure_ckpt_stream(r->nc, r->js, r->cluster, err,
+	                                                          sizeof(err))) {
+		if (!said)
+			nats_log("no checkpoint yet: %s (retrying)", err);
+		said = true;
+		usleep(500 * 1000);
+	}
+	char stream[GOS_NATS_CLUSTER_MAX + 16], index_subj[GOS_NATS_CLUSTER_MAX + 16];
+	nats_upper_name(r->cluster, "_CKPT", stream, sizeof(stream));
+	snprintf(index_subj, sizeof(index_subj), "%s.ckpt.index", r->cluster);
+	natsMsg *m = NULL;
+	jsErrCode jerr = 0;
+	if (atomic_load(&r->stop) || js_GetLastMsg(&m, r->js, stream, index_subj, NULL, &jerr) != NATS_OK)
+		return 0;   /* none: the log from its start */
+	cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+	natsMsg_Destroy(m);
+	const cJSON *f[6];
+	static const char *const keys[6] = {"seq", "log_pos", "first", "parts", "bytes", "crc32c"};
+	bool ok = j != NULL;
+	for (int i = 0; ok && i < 6; i++)
+		ok = cJSON_IsNumber(f[i] = cJSON_GetObjectItemCaseSensitive(j, keys[i]));
+	uint64_t v[6] = {0};
+	for (int i = 0; ok && i < 6; i++)
+		v[i] = (uint64_t)f[i]->valuedouble;
+	cJSON_Delete(j);
+	if (!ok) {
+		nats_log("the checkpoint index is unreadable: reading the change log from its start");
+		return 0;
+	}
+	int fd = memfd_create("gos-checkpoint", MFD_CLOEXEC);
+	uint32_t crc = 0;
+	uint64_t bytes = 0;
+	for (uint64_t i = 0; ok && fd >= 0 && i < v[3]; i++) {
+		natsMsg *pm = NULL;
+		ok = js_GetMsg(&pm, r->js, stream, v[2] + i, NULL, &jerr) == NATS_OK &&
+		     header_u64(pm, "Gos-Ckpt-Seq") == v[0] && header_u64(pm, "Gos-Part") == i;
+		if (ok) {
+			const char *d = natsMsg_GetData(pm);
+			size_t len = (size_t)natsMsg_GetDataLength(pm);
+			crc = gos_crc32c(crc, d, len);
+			bytes += len;
+			ok = write(fd, d, len) == (ssize_t)len;
+		}
+		natsMsg_Destroy(pm);
+	}
+	ok = ok && fd >= 0 && bytes == v[4] && crc == (uint32_t)v[5] && lseek(fd, 0, SEEK_SET) == 0;
+	if (ok)
+		ok = r->o.on_checkpoint(r->o.ctx, fd, v[0]);
+	if (fd >= 0)
+		close(fd);
+	if (!ok) {
+		nats_log("the checkpoint at seq %llu could not be read: reading the change log from its "
+		         "start", (unsigned long long)v[0]);
+		return 0;
+	}
+	nats_log("started from the checkpoint at seq %llu (%llu bytes); the change log after stream "
+	         "sequence %llu follows", (unsigned long long)v[0], (unsigned long long)bytes,
+	         (unsigned long long)v[1]);
+	atomic_store(&r->ckpt_seq, v[0]);
+	r->next_seq = v[0];
+	/* a standby reads back over what its new leader may skip (ingest seqs
+	 * of records a dying leader published and did not ack) */
+	uint64_t from = v[1] + 1;
+	if (r->o.queue)
+		from = from > FOLLOW_SRC_RING / 4 ? from - FOLLOW_SRC_RING / 4 : 1;
+	atomic_store(&r->log_seq, from - 1);
+	return from;
 }
 
 /* Idle this long: is the log ahead of us? (An ordered consumer whose
@@ -180,7 +269,7 @@ static void *replica_main(void *arg)
 {
 	struct gos_nats_follow *r = arg;
 	pthread_setname_np(pthread_self(), "gos-replica");
-	if (!setup(r, 0))
+	if (!setup(r, r->o.on_checkpoint ? load_checkpoint(r) : 0))
 		return NULL;
 	struct gos_arena arena = {0};
 	int idle_ms = 0;
@@ -362,5 +451,6 @@ void gos_nats_follow_stats(struct gos_nats_follow *r, struct gos_nats_follow_sta
 		.unreadable = atomic_load(&r->gaps),
 		.log_seq = atomic_load(&r->log_seq),
 		.leaders = atomic_load(&r->leaders),
+		.checkpoint_seq = atomic_load(&r->ckpt_seq),
 	};
 }

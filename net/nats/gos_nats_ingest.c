@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gos_crc32c.h"
 #include "gos_nats.h"
 #include "gos_protocol.h"
 #include "gos_time.h"
@@ -63,6 +64,8 @@ struct gos_nats_ingest {
 	uint64_t log_expect;       /* the log's last stream seq the next publish expects */
 	pthread_mutex_t pub_lock;  /* log publishes: the core's, and resends of lost acks */
 	atomic_uint_fast64_t resent;
+	uint64_t ckpt_prev_first;  /* the checkpoint thread's: the last one's first part */
+	atomic_uint_fast64_t checkpoints, ckpt_seq;
 	atomic_bool fenced;
 	/* Each ingest stream seq of a sliding window: queued (in a batch not
 	 * acked yet) or done (applied, in the log, acked). JetStream delivers
@@ -628,8 +631,138 @@ void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_sta
 		.log_failed = atomic_load(&n->log_failed),
 		.skipped = atomic_load(&n->skipped),
 		.fenced = atomic_load(&n->fenced),
+		.checkpoints = atomic_load(&n->checkpoints),
+		.checkpoint_seq = atomic_load(&n->ckpt_seq),
 	};
 	pthread_mutex_lock(&n->lock);
 	out->applied_stream_seq = n->applied_seq;
 	pthread_mutex_unlock(&n->lock);
+}
+
+bool gos_nats_log_position(struct gos_nats_ingest *n, uint64_t *pos)
+{
+	char name[GOS_NATS_CLUSTER_MAX + 16];
+	nats_log_stream_name(n->cluster, name, sizeof(name));
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 2000;
+	if (js_GetStreamInfo(&si, n->js, name, &jo, &jerr) != NATS_OK)
+		return false;
+	*pos = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	return true;
+}
+
+static bool still_leading(struct gos_nats_ingest *n, char *err, size_t errlen)
+{
+	if (atomic_load(&n->fenced) || (n->o.lease && !gos_nats_lease_held(n->o.lease))) {
+		snprintf(err, errlen, "no longer the leader");
+		return false;
+	}
+	return true;
+}
+
+bool gos_nats_checkpoint_publish(struct gos_nats_ingest *n, int fd, uint64_t seq, uint64_t log_pos,
+                                 char *err, size_t errlen)
+{
+	if (!nats_ensure_ckpt_stream(n->nc, n->js, n->cluster, err, errlen))
+		return false;
+	char stream[GOS_NATS_CLUSTER_MAX + 16], data_subj[GOS_NATS_CLUSTER_MAX + 16],
+	     index_subj[GOS_NATS_CLUSTER_MAX + 16];
+	nats_upper_name(n->cluster, "_CKPT", stream, sizeof(stream));
+	snprintf(data_subj, sizeof(data_subj), "%s.ckpt.data", n->cluster);
+	snprintf(index_subj, sizeof(index_subj), "%s.ckpt.index", n->cluster);
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size <= 0 || lseek(fd, 0, SEEK_SET) != 0) {
+		snprintf(err, errlen, "the map image is empty or unreadable");
+		return false;
+	}
+	uint64_t parts = ((uint64_t)size + NATS_CKPT_CHUNK - 1) / NATS_CKPT_CHUNK, first = 0;
+	char *chunk = malloc(NATS_CKPT_CHUNK);
+	if (!chunk)
+		abort();
+	uint32_t crc = 0;
+	bool ok = true;
+	char seq_s[24], part_s[24], parts_s[24];
+	snprintf(seq_s, sizeof(seq_s), "%llu", (unsigned long long)seq);
+	snprintf(parts_s, sizeof(parts_s), "%llu", (unsigned long long)parts);
+	for (uint64_t i = 0; ok && i < parts; i++) {
+		size_t want = i + 1 < parts ? NATS_CKPT_CHUNK : (size_t)size - (size_t)i * NATS_CKPT_CHUNK;
+		size_t got = 0;
+		while (got < want) {
+			ssize_t r = read(fd, chunk + got, want - got);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got != want || !still_leading(n, err, errlen)) {
+			if (got != want)
+				snprintf(err, errlen, "reading the map image failed");
+			ok = false;
+			break;
+		}
+		crc = gos_crc32c(crc, chunk, got);
+		snprintf(part_s, sizeof(part_s), "%llu", (unsigned long long)i);
+		natsMsg *m = NULL;
+		jsPubAck *pa = NULL;
+		jsErrCode jerr = 0;
+		natsStatus s = natsMsg_Create(&m, data_subj, NULL, chunk, (int)got);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, "Gos-Ckpt-Seq", seq_s);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, "Gos-Part", part_s);
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, "Gos-Parts", parts_s);
+		if (s == NATS_OK)
+			s = js_PublishMsg(&pa, n->js, m, NULL, &jerr);
+		natsMsg_Destroy(m);
+		if (s != NATS_OK) {
+			snprintf(err, errlen, "publishing part %llu of %llu: %s", (unsigned long long)i,
+			         (unsigned long long)parts, natsStatus_GetText(s));
+			ok = false;
+		} else if (i == 0) {
+			first = pa->Sequence;
+		} else if (pa->Sequence != first + i) {
+			snprintf(err, errlen, "another process wrote to %s meanwhile", stream);
+			ok = false;
+		}
+		jsPubAck_Destroy(pa);
+	}
+	free(chunk);
+	/* the index last, and only while leading: a deposed leader's image
+	 * may hold what the log does not */
+	if (ok && !still_leading(n, err, errlen))
+		ok = false;
+	if (ok) {
+		char index[256];
+		int len = snprintf(index, sizeof(index), "{\"seq\":%llu,\"log_pos\":%llu,\"first\":%llu,"
+		                   "\"parts\":%llu,\"bytes\":%lld,\"crc32c\":%u}", (unsigned long long)seq,
+		                   (unsigned long long)log_pos, (unsigned long long)first,
+		                   (unsigned long long)parts, (long long)size, crc);
+		jsPubAck *pa = NULL;
+		jsErrCode jerr = 0;
+		natsStatus s = js_Publish(&pa, n->js, index_subj, index, len, NULL, &jerr);
+		jsPubAck_Destroy(pa);
+		if (s != NATS_OK) {
+			snprintf(err, errlen, "publishing the checkpoint's index: %s", natsStatus_GetText(s));
+			ok = false;
+		}
+	}
+	if (ok) {
+		/* the parts of all but this checkpoint and the one before it go */
+		if (n->ckpt_prev_first) {
+			jsOptions jo;
+			jsOptions_Init(&jo);
+			jo.Stream.Purge.Subject = data_subj;
+			jo.Stream.Purge.Sequence = n->ckpt_prev_first;
+			jsErrCode jerr = 0;
+			js_PurgeStream(n->js, stream, &jo, &jerr);
+		}
+		n->ckpt_prev_first = first;
+		atomic_fetch_add(&n->checkpoints, 1);
+		atomic_store(&n->ckpt_seq, seq);
+	}
+	return ok;
 }

@@ -102,6 +102,15 @@ bool nats_ensure_stream(natsConnection *nc, jsCtx *js, const char *cluster, char
 	return ensure(nc, js, name, subjects, err, errlen);
 }
 
+bool nats_ensure_ckpt_stream(natsConnection *nc, jsCtx *js, const char *cluster, char *err,
+                             size_t errlen)
+{
+	char name[GOS_NATS_CLUSTER_MAX + 16], subjects[GOS_NATS_CLUSTER_MAX + 16];
+	nats_upper_name(cluster, "_CKPT", name, sizeof(name));
+	snprintf(subjects, sizeof(subjects), "%s.ckpt.>", cluster);
+	return ensure(nc, js, name, subjects, err, errlen);
+}
+
 bool nats_ensure_log_stream(natsConnection *nc, jsCtx *js, const char *cluster, char *err, size_t errlen)
 {
 	char name[GOS_NATS_CLUSTER_MAX + 16], subjects[GOS_NATS_CLUSTER_MAX + 16];

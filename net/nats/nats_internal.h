@@ -56,6 +56,14 @@ void nats_close_watched(natsConnection *nc, struct nats_watch *w);
 /* NAME_LOG: the change log (docs/scale-out.md). */
 void nats_log_stream_name(const char *cluster, char *out, size_t len);
 
+/* Checkpoints (docs/scale-out.md): the stream NAME_CKPT, subjects
+ * NAME.ckpt.data (map images in NATS_CKPT_CHUNK parts, headers Gos-Ckpt-Seq,
+ * Gos-Part, Gos-Parts) and NAME.ckpt.index (one JSON object a checkpoint:
+ * seq, log_pos, first, parts, bytes, crc32c). */
+#define NATS_CKPT_CHUNK (512u * 1024u)
+bool nats_ensure_ckpt_stream(natsConnection *nc, jsCtx *js, const char *cluster, char *err,
+                             size_t errlen);
+
 /* Creates the cluster's change-log stream unless it exists. */
 bool nats_ensure_log_stream(natsConnection *nc, jsCtx *js, const char *cluster, char *err, size_t errlen);
 

@@ -61,6 +61,31 @@ class NatsServer:
             shutil.rmtree(self.store, ignore_errors=True)
 
 
+def js_request(port, subject, payload=b"", timeout=5):
+    """One request to a JetStream API subject over the raw NATS protocol;
+    the reply parsed as JSON (None when none came)."""
+    import json
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    f = s.makefile("rwb")
+    f.readline()   # INFO
+    f.write(b'CONNECT {"verbose":false,"headers":true,"no_responders":true}\r\n'
+            b"SUB _gos_reply 1\r\n" + f"PUB {subject} _gos_reply {len(payload)}\r\n".encode()
+            + payload + b"\r\n")
+    f.flush()
+    try:
+        while True:
+            line = f.readline()
+            if not line:
+                return None
+            if line.startswith(b"MSG"):
+                return json.loads(f.read(int(line.split()[-1]) + 2))
+            if line.startswith(b"HMSG"):
+                return None
+    finally:
+        s.close()
+
+
 class NatsNode(NatsServer):
     """One node of a NatsCluster: JetStream on, routes to the others."""
 
