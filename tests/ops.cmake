@@ -10,8 +10,9 @@ foreach(mode check test)
 endforeach()
 add_test(NAME ops_metrics
   COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/ops_metrics.py
-          $<TARGET_FILE:gos-compositor> ${CMAKE_SOURCE_DIR})
-set_tests_properties(ops_metrics PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS integration)
+          $<TARGET_FILE:gos-compositor> ${CMAKE_SOURCE_DIR} $<TARGET_FILE:gos-relay>)
+set_tests_properties(ops_metrics PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS integration
+  RESOURCE_LOCK nats)
 # Pipeline latency (arrival -> applied -> published -> sent, producer timestamps)
 # and the journal's write/fsync histograms and free space, in a live /metrics.
 add_test(NAME ops_latency

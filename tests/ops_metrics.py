@@ -31,13 +31,16 @@ TARGET_LABELS = {"instance", "job"}
 PROMETHEUS_OWN = {"up": {"instance": set(), "job": set()}}
 
 
-def live_metrics(binary, tmp):
-    """name -> {label -> set of values} from a fresh compositor's /metrics."""
-    err = open(os.path.join(tmp, "stderr"), "w+")
-    p = subprocess.Popen([binary, "--no-render", "--listen", "127.0.0.1:0",
-                          "--socket", os.path.join(tmp, "gos.sock"),
-                          "--state-dir", os.path.join(tmp, "state"), "--log-interval", "0"],
-                         stdout=subprocess.DEVNULL, stderr=err)
+def live_metrics(binary, tmp, *extra, what="gos-compositor"):
+    """name -> {label -> set of values} from a fresh compositor's /metrics
+    (or, with extra, whatever argv[0] is: gos-relay)."""
+    err = open(os.path.join(tmp, f"stderr-{time.monotonic_ns()}"), "w+")
+    argv = [binary, "--listen", "127.0.0.1:0", *extra] if what == "gos-relay" else \
+        [binary, "--no-render", "--listen", "127.0.0.1:0",
+         "--socket", os.path.join(tmp, f"gos-{time.monotonic_ns()}.sock"),
+         "--state-dir", os.path.join(tmp, f"state-{time.monotonic_ns()}"), "--log-interval", "0",
+         *extra]
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
     try:
         url = None
         deadline = time.monotonic() + 20
@@ -46,10 +49,12 @@ def live_metrics(binary, tmp):
             m = re.search(r"web viewer at (http://127\.0\.0\.1:\d+/)", err.read())
             url = m.group(1) if m else None
             time.sleep(0.02)
-        if not check(url, "gos-compositor serves /metrics"):
+        if not check(url, f"{what} {' '.join(extra)} serves /metrics"):
             err.seek(0)
             print(err.read(), file=sys.stderr)
             return {}
+        if extra and what != "gos-relay":
+            time.sleep(1.5)   # a cluster member: it takes the lease (gos_leader 1)
         text = urllib.request.urlopen(url + "metrics", timeout=10).read().decode()
     finally:
         p.terminate()
@@ -207,14 +212,37 @@ def self_test():
           "grafana_subst replaces variables and intervals")
 
 
+def merge(into, more):
+    for name, labels in more.items():
+        for k, vals in labels.items():
+            into.setdefault(name, {}).setdefault(k, set()).update(vals)
+        into.setdefault(name, {})
+
+
 def main():
     binary, src = sys.argv[1], sys.argv[2]
+    relay = sys.argv[3] if len(sys.argv) > 3 else None
     self_test()
     if not shutil.which("promtool"):
         skip(NAME, "promtool not found (Debian's prometheus package; tools/setup.sh installs it)")
     tmp = tempfile.mkdtemp(prefix="gos-ops-")
     try:
         exported = live_metrics(binary, tmp)
+        if relay:
+            # a cluster's leader and a relay add the NATS families the
+            # cluster's rules read (docs/scale-out.md)
+            sys.path.insert(0, os.path.join(src, "tests", "support"))
+            from nats_util import NatsServer, available
+            if not check(available(), "nats-server is installed (tools/setup.sh)"):
+                return report(NAME)
+            nats = NatsServer()
+            try:
+                merge(exported, live_metrics(binary, tmp, "--nats", nats.url))
+                merge(exported, live_metrics(relay, tmp, "--nats", nats.url, what="gos-relay"))
+            finally:
+                nats.cleanup()
+            check("gos_leader" in exported and "gos_replica_lag_seconds" in exported,
+                  "a cluster's leader and a relay export the cluster families")
         if exported:
             check("gos_journal_stalled" in exported and "gos_frame_duration_seconds_bucket" in exported,
                   "the live compositor exports the journal and frame families")
