@@ -5,7 +5,8 @@ nats-server, real gos-compositor --nats processes and a real gos-relay:
 - the change log before the checkpoint is purged (as its age limit would),
   and a relay started then builds the map from the checkpoint and the log
   after it: its /export equals the leader's, byte for byte;
-- a standby started then does too, takes over when the leader is killed,
+- a standby started then does too (a seek to before the checkpoint is
+  refused: its journal starts there), takes over when the leader is killed,
   and the relay follows it: events after the takeover arrive once;
 - /health and /metrics say so.
 
@@ -21,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from nats_util import NatsServer, Relay, available, js_request  # noqa: E402
-from ws_util import Compositor, check, http_raw, metric, report  # noqa: E402
+from ws_util import Compositor, RawViewer, check, http_raw, metric, report  # noqa: E402
 
 COMPOSITOR, FEED, RELAY = sys.argv[1:4]
 if not available():
@@ -104,6 +105,19 @@ check(wait(lambda: health(b.port).get("role") == "standby" and export(b.port) ==
            timeout=30), "a standby started after the purge has the leader's map")
 check(health(b.port).get("checkpoint", {}).get("started_from_seq", 0) >= seq,
       f"from a checkpoint ({health(b.port).get('checkpoint')})")
+# its local journal starts at the checkpoint it adopted: a seek before that
+# is refused, not answered with a map missing everything before it
+v = RawViewer(b.port)
+v.send(json.dumps({"type": "seek", "seq": 10}))
+ans = None
+for _ in range(200):
+    m = v.recv_json()
+    if m.get("type") == "error":
+        ans = m
+        break
+v.close()
+check(ans is not None and ans.get("code") == "seek_range",
+      f"a seek before the adopted checkpoint is refused ({ans})")
 a.proc.send_signal(signal.SIGKILL)
 a.proc.wait()
 check(wait(lambda: health(b.port).get("role") == "leader", timeout=15), "the standby takes over")

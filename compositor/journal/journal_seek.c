@@ -32,6 +32,10 @@ struct gos_jseek {
 	double ix_last_t;
 	struct gos_journal_files files;
 	uint64_t first;            /* the oldest seq a build can reach */
+	/* The seq before the session's first event when that is not 0: a
+	 * replica that adopted a checkpoint there (docs/scale-out.md); the
+	 * session's start is then no base to build from. */
+	uint64_t adopted;
 	uint64_t durable;          /* the last refresh's bound */
 	struct gos_map *cache;
 	uint64_t cache_seq;
@@ -80,7 +84,7 @@ void gos_jseek_refresh(struct gos_jseek *s, uint64_t durable)
 	}
 	f = s->files;
 	if (!f.n_seg || f.seg[0].seq <= 1)
-		s->first = 0;  /* the journal holds the whole session */
+		s->first = s->adopted;  /* the journal holds the whole session */
 	else
 		s->first = f.n_ckpt ? f.ckpt[0].seq : f.seg[0].seq - 1;
 	if (s->n_ix && f.n_seg && s->ix[0].pos.seg < f.seg[0].seq)
@@ -95,6 +99,8 @@ void gos_jseek_refresh(struct gos_jseek *s, uint64_t durable)
 			gos_jreader_unread(s->ird);
 			break;
 		}
+		if (s->ix_events == 0 && f.n_seg && f.seg[0].seq <= 1 && rec.seq_first > 1)
+			s->adopted = s->first = rec.seq_first - 1;
 		if (s->ix_events++ % IDX_EVERY == 0) {
 			if (s->n_ix == s->cap_ix) {
 				s->cap_ix = s->cap_ix ? s->cap_ix * 2 : 256;
