@@ -239,8 +239,11 @@ static void test_writer(void)
 	/* a checkpoint was written (3000 events) and the restore uses it */
 	struct gos_journal_files f;
 	gos_journal_list(r.dir, &f, err, sizeof(err));
-	CHECK(f.n_ckpt >= 1 && f.n_seg >= 2, "checkpoints (%zu) and rolled segments (%zu) on disk",
-	      f.n_ckpt, f.n_seg);
+	/* rolled: more than one segment, or the one left is not the first (a
+	 * checkpoint that covers the older ones lets them go, at its own pace) */
+	CHECK(f.n_ckpt >= 1 && (f.n_seg >= 2 || (f.n_seg == 1 && f.seg[0].seq > 1)),
+	      "checkpoints (%zu) and rolled segments (%zu, the first from seq %llu) on disk",
+	      f.n_ckpt, f.n_seg, f.n_seg ? (unsigned long long)f.seg[0].seq : 0ull);
 	gos_journal_files_finish(&f);
 	struct gos_map *back = gos_journal_restore(r.dir, &mo, &info, err, sizeof(err));
 	CHECK(back != NULL, "restore: %s", err);
