@@ -36,6 +36,7 @@ void gos_batch_clear(struct gos_batch *b)
 	b->seq_floor = 0;
 	b->replayed = false;
 	b->adopt = NULL;
+	b->adopt_seq = false;
 	b->t_in_ns = 0;
 	gos_arena_reset(&b->arena);
 }

@@ -33,6 +33,7 @@ struct gos_batch {
 	/* Non-NULL: before the batch the core's map becomes this one (a
 	 * replica's checkpoint, gos_map_adopt; the core destroys it). */
 	struct gos_map *adopt;
+	bool adopt_seq;         /* set by the core once it adopted: seq_floor is where */
 	uint64_t t_in_ns;       /* gos_now_ns() when the first event arrived; 0: unknown */
 };
 

@@ -33,6 +33,7 @@ static void apply_batch(struct gos_core *c, struct gos_batch *b)
 	if (b->adopt) {   /* a checkpoint: the replica starts from it */
 		gos_map_adopt(c->o.map, b->adopt);
 		b->adopt = NULL;
+		b->adopt_seq = true;   /* the journal marks where */
 	}
 	if (b->seq_floor > c->seq) {
 		if (c->o.journal)

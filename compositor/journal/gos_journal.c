@@ -252,8 +252,16 @@ static void *journal_main(void *arg)
 		bool barrier = stop;
 		for (size_t k = 0; k < n; k++) {
 			struct gos_batch *b = take[k];
-			if (b->seq_floor > j->last_seq)   /* the seqs jumped: recorded as a gap */
+			if (b->seq_floor > j->last_seq) {
+				/* the seqs jumped: a gap. When the map was replaced there (a
+				 * replica's checkpoint), a SEQ_LEASE with seq_first says
+				 * where: seeks before it have no base here */
+				if (b->adopt_seq)
+					gos_journal_encode(&j->wbuf, GOS_JREC_LEASE, b->seq_floor,
+					                   lease > b->seq_floor ? lease : b->seq_floor,
+					                   gos_now_realtime_s(), NULL, 0);
 				j->last_seq = b->seq_floor;
+			}
 			gos_buf_clear(&j->tkey);
 			gos_buf_append(&j->tkey, ",\"_t\":", 6);
 			gos_buf_json_f64(&j->tkey, b->t);

@@ -32,9 +32,9 @@ struct gos_jseek {
 	double ix_last_t;
 	struct gos_journal_files files;
 	uint64_t first;            /* the oldest seq a build can reach */
-	/* The seq before the session's first event when that is not 0: a
-	 * replica that adopted a checkpoint there (docs/scale-out.md); the
-	 * session's start is then no base to build from. */
+	/* Where a replica's session adopted a checkpoint (a SEQ_LEASE record
+	 * with seq_first; docs/scale-out.md): the session's start is then no
+	 * base to build from. */
 	uint64_t adopted;
 	uint64_t durable;          /* the last refresh's bound */
 	struct gos_map *cache;
@@ -93,14 +93,17 @@ void gos_jseek_refresh(struct gos_jseek *s, uint64_t durable)
 	struct gos_jrec rec;
 	struct gos_jpos pos;
 	while (gos_jreader_next(s->ird, &rec, &pos, 0)) {
+		/* the session's map was replaced at seq_first (a replica's
+		 * checkpoint, docs/scale-out.md): nothing before it can be built */
+		if (rec.type == GOS_JREC_LEASE && rec.seq_first && f.n_seg && f.seg[0].seq <= 1 &&
+		    rec.seq_first > s->adopted)
+			s->adopted = s->first = rec.seq_first;
 		if (rec.type != GOS_JREC_EVENT)
 			continue;
 		if (rec.seq_last > durable) {
 			gos_jreader_unread(s->ird);
 			break;
 		}
-		if (s->ix_events == 0 && f.n_seg && f.seg[0].seq <= 1 && rec.seq_first > 1)
-			s->adopted = s->first = rec.seq_first - 1;
 		if (s->ix_events++ % IDX_EVERY == 0) {
 			if (s->n_ix == s->cap_ix) {
 				s->cap_ix = s->cap_ix ? s->cap_ix * 2 : 256;

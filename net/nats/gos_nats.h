@@ -71,6 +71,7 @@ struct gos_nats_ingest_stats {
 	uint64_t log_failed;          /* ... refused (not connected, JetStream away, fenced) */
 	uint64_t skipped;             /* messages already in the log (a takeover's redeliveries) */
 	bool fenced;                  /* publishes stopped for good */
+	uint64_t recoveries;          /* failed change-log publishes sent again in place */
 	uint64_t checkpoints;         /* checkpoints published */
 	uint64_t checkpoint_seq;      /* the last one's map seq */
 };

@@ -28,6 +28,14 @@ struct pend {
 	natsMsgList list;      /* the batch's messages, each acked once it is applied */
 };
 
+/* A change-log record kept until it is known stored: sent again, in
+ * order, when a publish failed (a NATS node died under the stream). */
+struct rec {
+	char *data;
+	size_t len;
+	uint64_t first, last, src;
+};
+
 struct waiter {
 	char *reply;
 	uint64_t target;       /* the stream sequence it waits for */
@@ -62,7 +70,12 @@ struct gos_nats_ingest {
 	atomic_uint_fast64_t log_records, log_failed, skipped;
 	char log_subject[GOS_NATS_CLUSTER_MAX + 8];
 	uint64_t log_expect;       /* the log's last stream seq the next publish expects */
-	pthread_mutex_t pub_lock;  /* log publishes: the core's, and resends of lost acks */
+	pthread_mutex_t pub_lock;  /* log publishes: the core's, resends, recovery; and: */
+	struct rec *recs;          /* records published and not known stored, in log order */
+	size_t n_recs, cap_recs;
+	atomic_uint_fast64_t published_id;   /* batches whose records went out, up to this id */
+	atomic_bool broken;        /* a publish failed: recover before publishing more */
+	atomic_uint_fast64_t recoveries;
 	atomic_uint_fast64_t resent;
 	uint64_t ckpt_prev_first;  /* the checkpoint thread's: the last one's first part */
 	atomic_uint_fast64_t checkpoints, ckpt_seq;
@@ -121,11 +134,11 @@ static void on_publish_error(jsCtx *js, jsPubAckErr *pae, void *closure)
 	(void)js;
 	struct gos_nats_ingest *n = closure;
 	atomic_fetch_add(&n->log_failed, 1);
-	char why[200];
-	snprintf(why, sizeof(why), "a change-log publish was refused (%s%s)",
-	         pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
-	         pae->ErrCode == JSStreamWrongLastSequenceErr ? ": another leader wrote to the log" : "");
-	fence(n, why);
+	/* ours lost (the stream moved to another node), or another leader's
+	 * marker: the log's last record says which (recover) */
+	if (!atomic_exchange(&n->broken, true))
+		nats_log("a change-log publish was refused (%s): reading the log's end",
+		         pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
 }
 
 
@@ -233,6 +246,117 @@ static bool setup(struct gos_nats_ingest *n)
 	return false;
 }
 
+static natsStatus make_msg(struct gos_nats_ingest *n, const struct rec *r, natsMsg **out)
+{
+	char first_s[24], last_s[24], src_s[24], id_s[48];
+	snprintf(first_s, sizeof(first_s), "%llu", (unsigned long long)r->first);
+	snprintf(last_s, sizeof(last_s), "%llu", (unsigned long long)r->last);
+	snprintf(src_s, sizeof(src_s), "%llu", (unsigned long long)r->src);
+	/* one id per leadership and seq: a record sent again is stored once */
+	snprintf(id_s, sizeof(id_s), "gos-%llu-%llu", (unsigned long long)n->o.log_seq,
+	         (unsigned long long)r->last);
+	natsMsg *m = NULL;
+	natsStatus s = natsMsg_Create(&m, n->log_subject, NULL, r->data, (int)r->len);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, "Gos-Seq-First", first_s);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, "Gos-Seq-Last", last_s);
+	if (s == NATS_OK && r->src)
+		s = natsMsgHeader_Set(m, "Gos-Src-Seq", src_s);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, "Nats-Msg-Id", id_s);
+	if (s != NATS_OK) {
+		natsMsg_Destroy(m);
+		m = NULL;
+	}
+	*out = m;
+	return s;
+}
+
+/* pub_lock held: the first k records are stored. */
+static void drop_recs(struct gos_nats_ingest *n, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		free(n->recs[i].data);
+	memmove(n->recs, n->recs + k, (n->n_recs - k) * sizeof(*n->recs));
+	n->n_recs -= k;
+}
+
+/* After a failed publish (ingest thread): the log's last message says
+ * whether another leader wrote (fenced) or ours went missing (a NATS node
+ * died under the stream); then what is missing is sent again, in order,
+ * expecting the log's end. Retried each round until it works, or the lease
+ * is gone. */
+static void recover(struct gos_nats_ingest *n)
+{
+	pthread_mutex_lock(&n->pub_lock);
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 2000;
+	js_PublishAsyncComplete(n->js, &po);   /* what is in flight settles first */
+	natsMsgList lost = {0};
+	if (js_PublishAsyncGetPendingList(&lost, n->js) == NATS_OK)
+		natsMsgList_Destroy(&lost);        /* no answer: recs has them */
+	char stream[GOS_NATS_CLUSTER_MAX + 16];
+	nats_log_stream_name(n->cluster, stream, sizeof(stream));
+	natsMsg *last = NULL;
+	jsErrCode jerr = 0;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 2000;
+	if (js_GetLastMsg(&last, n->js, stream, n->log_subject, &jo, &jerr) != NATS_OK) {
+		pthread_mutex_unlock(&n->pub_lock);
+		return;   /* JetStream away: next round */
+	}
+	uint64_t at = natsMsg_GetSequence(last), stored = 0;
+	const char *id = NULL;
+	char mine[48];
+	int k = snprintf(mine, sizeof(mine), "gos-%llu-", (unsigned long long)n->o.log_seq);
+	bool ours = at == n->o.log_seq;   /* our own takeover marker: nothing of ours yet */
+	if (!ours && natsMsgHeader_Get(last, "Nats-Msg-Id", &id) == NATS_OK && id &&
+	    !strncmp(id, mine, (size_t)k)) {
+		ours = true;
+		stored = strtoull(id + k, NULL, 10);
+	}
+	natsMsg_Destroy(last);
+	if (!ours || (n->o.lease && !gos_nats_lease_held(n->o.lease))) {
+		pthread_mutex_unlock(&n->pub_lock);
+		fence(n, ours ? "the leader lease is no longer held"
+		              : "another leader wrote to the change log");
+		return;
+	}
+	size_t keep = 0;
+	while (keep < n->n_recs && n->recs[keep].last <= stored)
+		keep++;
+	drop_recs(n, keep);
+	/* the rest again, one at a time, each expecting the one before */
+	uint64_t expect = at;
+	size_t sent = 0;
+	bool ok = true;
+	for (; ok && sent < n->n_recs; sent++) {
+		natsMsg *m = NULL;
+		jsPubAck *pa = NULL;
+		jsPubOptions_Init(&po);
+		po.ExpectLastSeq = expect;
+		po.MaxWait = 2000;
+		ok = make_msg(n, &n->recs[sent], &m) == NATS_OK &&
+		     js_PublishMsg(&pa, n->js, m, &po, &jerr) == NATS_OK;
+		if (ok)
+			expect = pa->Sequence;
+		natsMsg_Destroy(m);
+		jsPubAck_Destroy(pa);
+	}
+	if (ok) {
+		drop_recs(n, n->n_recs);
+		n->log_expect = expect;
+		atomic_store(&n->broken, false);
+		atomic_fetch_add(&n->recoveries, 1);
+		nats_log("the change log is whole again: %zu records sent again after stream sequence "
+		         "%llu", sent, (unsigned long long)at);
+	}
+	pthread_mutex_unlock(&n->pub_lock);
+}
+
 static uint64_t seq_last_of(natsMsg *m)
 {
 	const char *v = NULL;
@@ -268,13 +392,19 @@ static void resend_pending(struct gos_nats_ingest *n)
 /* Acks the batches the core has applied, and answers syncs. */
 static void ack_done(struct gos_nats_ingest *n)
 {
-	uint64_t done = atomic_load(&n->done);
-	if (done <= n->acked)
-		return;
+	if (atomic_load(&n->broken) && !atomic_load(&n->fenced))
+		recover(n);
 	/* An event is acked (a new leader never gets it again) only once its
-	 * change-log record is stored: the core published the batch's records
-	 * before it reported the batch applied, so waiting for every publish
-	 * in flight covers them. */
+	 * change-log record is stored: batches whose records went out, once
+	 * every publish in flight is answered with no failure. */
+	uint64_t done = atomic_load(&n->done), out = atomic_load(&n->published_id);
+	if (out < done)
+		done = out;
+	pthread_mutex_lock(&n->pub_lock);
+	size_t upto = n->n_recs;
+	pthread_mutex_unlock(&n->pub_lock);
+	if (done <= n->acked && !upto)
+		return;
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MaxWait = 2000;
@@ -283,8 +413,14 @@ static void ack_done(struct gos_nats_ingest *n)
 		resend_pending(n);
 	if (s != NATS_OK)
 		return;   /* JetStream slow or away: acked later, or delivered again */
-	if (atomic_load(&n->fenced))
-		return;   /* not in the log: whoever leads next gets them again */
+	if (atomic_load(&n->fenced) || atomic_load(&n->broken))
+		return;   /* not (known) in the log: recovered first, or the next leader's */
+	pthread_mutex_lock(&n->pub_lock);
+	if (!atomic_load(&n->broken))
+		drop_recs(n, upto < n->n_recs ? upto : n->n_recs);
+	pthread_mutex_unlock(&n->pub_lock);
+	if (done <= n->acked)
+		return;
 	while (n->acked < done) {
 		struct pend *p = &n->ring[++n->acked % RING];
 		if (p->list.Count) {
@@ -544,6 +680,9 @@ void gos_nats_ingest_destroy(struct gos_nats_ingest *n)
 	nats_close_watched(n->nc, &n->watch);
 	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->pub_lock);
+	for (size_t i = 0; i < n->n_recs; i++)
+		free(n->recs[i].data);
+	free(n->recs);
 	free(n->win);
 	free(n);
 }
@@ -555,66 +694,65 @@ void gos_nats_log_publish(struct gos_nats_ingest *n, const struct gos_batch *b, 
 	pthread_mutex_lock(&n->pub_lock);
 	if (!atomic_load(&n->fenced) && n->o.lease && !gos_nats_lease_held(n->o.lease))
 		fence(n, "the leader lease is no longer held");
-	uint64_t prev = b->seq_floor > seq_start ? b->seq_floor : seq_start;
+	uint64_t prev = b->seq_floor > seq_start ? b->seq_floor : seq_start, batch_id = 0;
 	for (size_t i = 0; i < b->n; i++) {
 		const struct gos_event *ev = &b->ev[i];
 		uint64_t last = b->seq_end[i];
+		if (ev->type == GOS_EV_SYNC && (ev->sync.conn & GOS_NATS_CONN_BIT))
+			batch_id = ev->sync.conn & ~GOS_NATS_CONN_BIT;
 		if (ev->type == GOS_EV_SYNC || ev->type == GOS_EV_SCREENSHOT || ev->type == GOS_EV_NONE) {
 			prev = last;
 			continue;
 		}
-		char *own = NULL;
-		const char *data = ev->raw;
-		size_t len = ev->raw_len;
-		if (!data) {   /* made in-process (the demo): serialized as the journal does */
-			own = gos_protocol_serialize(ev);
-			data = own;
-			len = strlen(own);
-		}
 		if (atomic_load(&n->fenced)) {
-			free(own);
 			atomic_fetch_add(&n->log_failed, 1);
 			prev = last;
 			continue;
 		}
-		char first_s[24], last_s[24], src_s[24], id_s[48];
-		snprintf(first_s, sizeof(first_s), "%llu", (unsigned long long)(prev + 1));
-		snprintf(last_s, sizeof(last_s), "%llu", (unsigned long long)last);
-		snprintf(src_s, sizeof(src_s), "%llu", (unsigned long long)ev->src_seq);
-		/* one id per leadership and seq: a record sent again is stored once */
-		snprintf(id_s, sizeof(id_s), "gos-%llu-%llu", (unsigned long long)n->o.log_seq,
-		         (unsigned long long)last);
+		struct rec r = {.first = prev + 1, .last = last, .src = ev->src_seq};
+		if (ev->raw) {
+			r.data = malloc(ev->raw_len ? ev->raw_len : 1);
+			if (!r.data)
+				abort();
+			memcpy(r.data, ev->raw, ev->raw_len);
+			r.len = ev->raw_len;
+		} else {   /* made in-process (the demo): serialized as the journal does */
+			r.data = gos_protocol_serialize(ev);
+			r.len = strlen(r.data);
+		}
+		if (n->n_recs == n->cap_recs) {
+			n->cap_recs = n->cap_recs ? n->cap_recs * 2 : 4096;
+			n->recs = realloc(n->recs, n->cap_recs * sizeof(*n->recs));
+			if (!n->recs)
+				abort();
+		}
+		n->recs[n->n_recs++] = r;
+		prev = last;
+		if (atomic_load(&n->broken))
+			continue;   /* kept: recover() sends it in order */
 		natsMsg *m = NULL;
-		natsStatus s = natsMsg_Create(&m, n->log_subject, NULL, data, (int)len);
-		if (s == NATS_OK)
-			s = natsMsgHeader_Set(m, "Gos-Seq-First", first_s);
-		if (s == NATS_OK)
-			s = natsMsgHeader_Set(m, "Gos-Seq-Last", last_s);
-		if (s == NATS_OK && ev->src_seq)
-			s = natsMsgHeader_Set(m, "Gos-Src-Seq", src_s);
-		if (s == NATS_OK)
-			s = natsMsgHeader_Set(m, "Nats-Msg-Id", id_s);
+		natsStatus s = make_msg(n, &r, &m);
 		jsPubOptions po;
 		jsPubOptions_Init(&po);
 		/* the fence: each publish expects the one before it to be the
-		 * log's last (0 is "no expectation" to JetStream: the empty log) */
+		 * log's last, from the takeover marker on */
 		if (n->o.lease)
 			po.ExpectLastSeq = n->log_expect;
 		if (s == NATS_OK)
 			s = js_PublishMsgAsync(n->js, &m, &po);
 		natsMsg_Destroy(m);
-		free(own);
 		if (s == NATS_OK) {
 			atomic_fetch_add(&n->log_records, 1);
 			n->log_expect++;
 		} else {
 			atomic_fetch_add(&n->log_failed, 1);
-			char why[160];
-			snprintf(why, sizeof(why), "a change-log publish failed: %s", natsStatus_GetText(s));
-			fence(n, why);
+			if (!atomic_exchange(&n->broken, true))
+				nats_log("a change-log publish failed (%s): reading the log's end",
+				         natsStatus_GetText(s));
 		}
-		prev = last;
 	}
+	if (batch_id)
+		atomic_store(&n->published_id, batch_id);
 	pthread_mutex_unlock(&n->pub_lock);
 }
 
@@ -630,6 +768,7 @@ void gos_nats_ingest_stats(struct gos_nats_ingest *n, struct gos_nats_ingest_sta
 		.log_records = atomic_load(&n->log_records),
 		.log_failed = atomic_load(&n->log_failed),
 		.skipped = atomic_load(&n->skipped),
+		.recoveries = atomic_load(&n->recoveries),
 		.fenced = atomic_load(&n->fenced),
 		.checkpoints = atomic_load(&n->checkpoints),
 		.checkpoint_seq = atomic_load(&n->ckpt_seq),
