@@ -114,8 +114,7 @@ ans = None
 try:
     for _ in range(200):
         m = v.recv_json()
-        if m.get("type") in ("error", "snapshot") and m.get("type") != "snapshot" or \
-                m.get("mode") == "seek":
+        if m.get("type") == "error" or m.get("mode") == "seek":
             ans = m
             break
 except (OSError, EOFError) as e:
