@@ -429,6 +429,10 @@ bool gos_nats_follow_finish(struct gos_nats_follow *r, const char *holder, int t
 	atomic_store(&r->stop, true);
 	pthread_join(r->th, NULL);   /* hands its last batch over */
 	r->started = false;
+	/* a leader's own records would pile up in it unread (and libnats would
+	 * keep resetting it as a slow consumer) */
+	natsSubscription_Destroy(r->sub);
+	r->sub = NULL;
 	out->log_seq = end;   /* the marker: the new leader's first publish expects it */
 	out->next_seq = r->next_seq;
 	size_t n = r->n_src < FOLLOW_SRC_RING ? (size_t)r->n_src : FOLLOW_SRC_RING;

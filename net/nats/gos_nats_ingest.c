@@ -491,8 +491,10 @@ static void reject(struct gos_nats_ingest *n, natsMsg *m, const struct gos_parse
  * it. False when the queue is closed. */
 static bool queue_list(struct gos_nats_ingest *n, natsMsgList *list)
 {
-	while (n->next_id - atomic_load(&n->done) >= RING - 1) {
-		ack_done(n);   /* the core is behind: wait for it (back-pressure) */
+	/* a slot is free once its batch is acked (not only applied: its
+	 * messages are acked from the slot) */
+	while (n->next_id - n->acked >= RING - 1) {
+		ack_done(n);   /* the core or JetStream is behind: wait (back-pressure) */
 		if (atomic_load(&n->stop))
 			return false;
 		usleep(1000);
