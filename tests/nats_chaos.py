@@ -20,14 +20,12 @@ usage: nats_chaos.py GOS_COMPOSITOR GOS_FEED GOS_RELAY   (run by ctest)"""
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
-from nats_util import NatsCluster, Relay, available  # noqa: E402
+from nats_util import NatsCluster, Producer, Relay, available  # noqa: E402
 from ws_util import Compositor, check, http_raw, metric, report  # noqa: E402
 
 COMPOSITOR, FEED, RELAY = sys.argv[1:4]
@@ -74,39 +72,6 @@ def wait(pred, timeout=30):
     return False
 
 
-def tok(i, stream):
-    return json.dumps({"type": "token_activation", "token_id": f"{stream}-{i}",
-                       "token_text": f"w{i} ", "stream": stream, "timestamp": 1.0 + i * 0.01,
-                       "confidence": (i % 100) / 100})
-
-
-class Producer:
-    def __init__(self, stream, n, rate):
-        self.proc = subprocess.Popen([FEED, "--nats", URL, "--sync-timeout", "120", "-"],
-                                     stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.th = threading.Thread(target=self.run, args=(stream, n, rate))
-        self.th.start()
-
-    def run(self, stream, n, rate):
-        chunk = max(1, rate // 20)
-        for k in range(0, n, chunk):
-            self.proc.stdin.write("\n".join(tok(i, stream) for i in range(k, min(k + chunk, n)))
-                                  + "\n")
-            self.proc.stdin.flush()
-            time.sleep(0.05)
-        self.proc.stdin.close()
-
-    def wait(self, timeout=180):
-        self.th.join()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.err = self.proc.stderr.read()
-        return self.proc.returncode
-
-
 a = node("a")
 check(wait(lambda: health(a.port).get("role") == "leader"), "a compositor leads")
 b = node("b")
@@ -115,7 +80,9 @@ victim = cluster.nodes[2]
 relay = Relay(RELAY, victim.url, tmp)   # knows only the node that dies (and what it discovers)
 
 # a NATS node dies while two producers publish
-p1, p2 = Producer("one", 4000, 2000), Producer("two", 4000, 2000)
+SYNC = ("--sync-timeout", "120")
+p1 = Producer(FEED, URL, "one", 4000, 2000, extra=SYNC)
+p2 = Producer(FEED, URL, "two", 4000, 2000, extra=SYNC)
 time.sleep(0.8)
 victim.proc.send_signal(signal.SIGKILL)
 victim.proc.wait()
@@ -158,7 +125,7 @@ lead.proc.wait()
 check(wait(lambda: health(other.port).get("role") == "leader", timeout=20),
       f"the standby takes over with a NATS node down ({health(other.port).get('role')})")
 b = other
-p3 = Producer("three", 1000, 2000)
+p3 = Producer(FEED, URL, "three", 1000, 2000, extra=SYNC)
 rc3 = p3.wait()
 check(rc3 == 0 and wait(lambda: health(b.port).get("tokens") == 9000, timeout=60),
       f"and consumes ({rc3}, {health(b.port).get('tokens')} of 9000)")
@@ -168,7 +135,7 @@ check(wait(lambda: export(relay.port) == export(b.port), timeout=60),
 # the dead node comes back
 victim.start()
 check(cluster.ready(), "the killed node rejoins the cluster")
-p4 = Producer("four", 500, 2000)
+p4 = Producer(FEED, URL, "four", 500, 2000, extra=SYNC)
 check(p4.wait() == 0 and wait(lambda: health(b.port).get("tokens") == 9500, timeout=60),
       f"events flow with all three nodes again ({health(b.port).get('tokens')} of 9500)")
 

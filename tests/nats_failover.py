@@ -23,11 +23,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
-from nats_util import NatsServer, Relay, available  # noqa: E402
+from nats_util import NatsServer, Producer, Relay, available  # noqa: E402
 from ws_util import Compositor, check, http_raw, metric, report  # noqa: E402
 
 COMPOSITOR, FEED, RELAY = sys.argv[1:4]
@@ -36,7 +35,7 @@ if not available():
           file=sys.stderr)
     sys.exit(1)
 
-LEASE = ["--lease-ms", "1000"]
+LEASE = ["--lease-ms", "1500"]
 tmp = tempfile.mkdtemp(prefix="gos-failover-")
 nats = NatsServer()
 
@@ -89,49 +88,13 @@ def updated(c):
     return metric(c.metrics() or "", "gos_tokens_updated_total")
 
 
-def tok(i, stream):
-    return json.dumps({"type": "token_activation", "token_id": f"{stream}-{i}",
-                       "token_text": f"w{i} ", "stream": stream, "timestamp": 1.0 + i * 0.01,
-                       "confidence": (i % 100) / 100})
-
-
-class Producer:
-    """gos-feed --nats fed `n` events from `start` at about `rate` a second."""
-
-    def __init__(self, stream, start, n, rate):
-        self.proc = subprocess.Popen([FEED, "--nats", nats.url, "-"], stdin=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.err = ""
-        self.th = threading.Thread(target=self.run, args=(stream, start, n, rate))
-        self.th.start()
-
-    def run(self, stream, start, n, rate):
-        chunk = max(1, rate // 20)
-        for k in range(start, start + n, chunk):
-            self.proc.stdin.write("\n".join(tok(i, stream)
-                                            for i in range(k, min(k + chunk, start + n))) + "\n")
-            self.proc.stdin.flush()
-            time.sleep(0.05)
-        self.proc.stdin.close()
-
-    def wait(self, timeout=120):
-        self.th.join()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.err = self.proc.stderr.read()
-        return self.proc.returncode
-
-
 # 1. a leader and a standby
 a = node("a")
 check(wait(lambda: role(a) == "leader"), f"the first compositor leads ({role(a)})")
 b = node("b")
 check(wait(lambda: role(b) == "standby"), f"the second follows as a standby ({role(b)})")
 relay = Relay(RELAY, nats.url, tmp)
-p = Producer("warm", 0, 2000, 4000)
+p = Producer(FEED, nats.url, "warm", 2000, 4000)
 check(p.wait() == 0, f"a producer's events applied ({p.err!r})")
 check(wait(lambda: live(b.port) == 2000 and live(relay.port) == 2000),
       f"the standby and a relay follow the leader ({live(b.port)}, {live(relay.port)})")
@@ -139,7 +102,8 @@ check(wait(lambda: export(a.port) == export(b.port)),
       "the standby's /export equals the leader's, byte for byte")
 
 # 2. kill -9 of the leader under two producers
-p1, p2 = Producer("one", 0, 6000, 3000), Producer("two", 0, 6000, 3000)
+p1 = Producer(FEED, nats.url, "one", 6000, 3000)
+p2 = Producer(FEED, nats.url, "two", 6000, 3000)
 time.sleep(0.7)
 t_kill = time.monotonic()
 a.proc.send_signal(signal.SIGKILL)
@@ -169,7 +133,7 @@ check(wait(lambda: export(a.port) == export(b.port), timeout=30),
       "its map is rebuilt from the log: /export equals the leader's")
 
 # 4. SIGSTOP of the leader past its lease
-p3 = Producer("three", 0, 3000, 3000)
+p3 = Producer(FEED, nats.url, "three", 3000, 3000)
 time.sleep(0.5)
 b.proc.send_signal(signal.SIGSTOP)
 check(wait(lambda: role(a) == "leader", timeout=15), f"the standby takes over from a paused "
@@ -206,7 +170,7 @@ rca = a.stop()
 check(rca == 0, f"SIGTERM: exit 0 ({rca})")
 check(wait(lambda: role(b) == "leader", timeout=10), f"the standby leads ({role(b)})")
 print(f"nats_failover: takeover after SIGTERM in {time.monotonic() - t0:.2f} s", flush=True)
-p4 = Producer("four", 0, 500, 5000)
+p4 = Producer(FEED, nats.url, "four", 500, 5000)
 check(p4.wait() == 0 and wait(lambda: live(b.port) == 17500),
       f"and consumes ({live(b.port)} of 17500)")
 

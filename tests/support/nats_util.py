@@ -215,5 +215,52 @@ class Relay:
         return self.proc.returncode
 
 
+def tok(i, stream):
+    """One token event of a stream, id STREAM-i."""
+    import json
+    return json.dumps({"type": "token_activation", "token_id": f"{stream}-{i}",
+                       "token_text": f"w{i} ", "stream": stream, "timestamp": 1.0 + i * 0.01,
+                       "confidence": (i % 100) / 100})
+
+
+class Producer:
+    """gos-feed --nats (binary feed, NATS url) fed n events of stream from
+    start at about rate a second, on a thread; wait() returns its exit."""
+
+    def __init__(self, feed, url, stream, n, rate, start=0, extra=()):
+        import threading
+        self.proc = subprocess.Popen([feed, "--nats", url, *extra, "-"], stdin=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.err = ""
+        self.th = threading.Thread(target=self.run, args=(stream, start, n, rate))
+        self.th.start()
+
+    def run(self, stream, start, n, rate):
+        chunk = max(1, rate // 20)
+        try:
+            for k in range(start, start + n, chunk):
+                self.proc.stdin.write("\n".join(tok(i, stream)
+                                                for i in range(k, min(k + chunk, start + n))) + "\n")
+                self.proc.stdin.flush()
+                time.sleep(0.05)
+        except BrokenPipeError:
+            pass   # gos-feed gave up: wait() reports its exit
+        finally:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    def wait(self, timeout=180):
+        self.th.join()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.err = self.proc.stderr.read()
+        return self.proc.returncode
+
+
 def available():
     return shutil.which("nats-server") is not None

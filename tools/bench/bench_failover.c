@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,14 +154,8 @@ int gos_bench_failover(int argc, char **argv)
 	};
 	int rounds = 10, viewers = 20, lease_ms = 1000;
 	double rate = 10000;
-	char dir[PATH_MAX], compositor[PATH_MAX + 64], relay[PATH_MAX + 64];
-	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-	dir[n > 0 ? n : 0] = '\0';
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(compositor, sizeof(compositor), "%s/../compositor/gos-compositor", dir);
-	snprintf(relay, sizeof(relay), "%s/../compositor/gos-relay", dir);
+	char compositor[PATH_MAX + 64], relay[PATH_MAX + 64];
+	bench_default_paths(compositor, sizeof(compositor), relay, sizeof(relay));
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -183,31 +176,22 @@ int gos_bench_failover(int argc, char **argv)
 		        "0..5000, --lease-ms 300..600000\n");
 		return 2;
 	}
-	struct rlimit rl;
-	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	signal(SIGPIPE, SIG_IGN);
+	bench_raise_limits();
 	char tmpl[] = "/tmp/gos-failover-bench-XXXXXX";
 	if (!mkdtemp(tmpl)) {
 		fprintf(stderr, "gos-bench failover: cannot make a temporary folder: %s\n",
 		        strerror(errno));
 		return 1;
 	}
-	char store[PATH_MAX], url[64], lease[16], maxv[16];
-	snprintf(store, sizeof(store), "%s/js", tmpl);
+	char url[64], lease[16], maxv[16];
 	snprintf(lease, sizeof(lease), "%d", lease_ms);
 	snprintf(maxv, sizeof(maxv), "%d", viewers + 16);
 	struct server nats;
-	char *nargv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", store, NULL};
-	if (!bench_server_start(&nats, nargv, "client connections on 127.0.0.1:", true)) {
+	if (!bench_nats_start(&nats, tmpl, url, sizeof(url))) {
 		fprintf(stderr, "gos-bench failover: nats-server did not start (tools/setup.sh "
 		        "installs it)\n");
-		bench_server_stop(&nats);
 		return 1;
 	}
-	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", nats.port);
 	struct node nodes[2];
 	char socks[2][PATH_MAX];
 	for (int i = 0; i < 2; i++) {
@@ -352,9 +336,6 @@ int gos_bench_failover(int argc, char **argv)
 		bench_server_stop(&nodes[i].srv);
 	}
 	bench_server_stop(&nats);
-	char cmd[PATH_MAX + 16];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpl);
-	if (system(cmd) != 0)
-		fprintf(stderr, "gos-bench failover: could not remove %s\n", tmpl);
+	bench_remove_dir(tmpl);
 	return rc;
 }

@@ -1,10 +1,12 @@
 /* gos-bench's child processes and clocks. See bench_proc.h. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -237,3 +239,46 @@ bool bench_http_get(int port, const char *path, char *out, size_t outlen)
 	return body != NULL;
 }
 
+
+void bench_default_paths(char *compositor, size_t clen, char *relay, size_t rlen)
+{
+	char dir[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	dir[n > 0 ? n : 0] = '\0';
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(compositor, clen, "%s/../compositor/gos-compositor", dir);
+	snprintf(relay, rlen, "%s/../compositor/gos-relay", dir);
+}
+
+void bench_raise_limits(void)
+{
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+}
+
+bool bench_nats_start(struct server *nats, const char *dir, char *url, size_t urllen)
+{
+	char store[PATH_MAX];
+	snprintf(store, sizeof(store), "%s/js", dir);
+	char *nargv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", store, NULL};
+	if (!bench_server_start(nats, nargv, "client connections on 127.0.0.1:", true)) {
+		bench_server_stop(nats);
+		return false;
+	}
+	snprintf(url, urllen, "nats://127.0.0.1:%d", nats->port);
+	return true;
+}
+
+void bench_remove_dir(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "gos-bench: could not remove %s\n", dir);
+}

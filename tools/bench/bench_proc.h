@@ -48,6 +48,21 @@ struct bench_feed {
 	char err[256];
 };
 
+/* The gos-compositor and gos-relay beside this gos-bench (build tree or
+ * install: ../compositor/ from its folder), for --compositor and --relay. */
+void bench_default_paths(char *compositor, size_t clen, char *relay, size_t rlen);
+
+/* Room for many sockets (the soft descriptor limit up to the hard one);
+ * SIGPIPE ignored. */
+void bench_raise_limits(void);
+
+/* nats-server -js on a free loopback port with its store in dir/js; url
+ * receives nats://127.0.0.1:PORT. False (nats reaped) when it did not start. */
+bool bench_nats_start(struct server *nats, const char *dir, char *url, size_t urllen);
+
+/* rm -rf dir (a mkdtemp folder of the benchmark's). */
+void bench_remove_dir(const char *dir);
+
 /* GET path from 127.0.0.1:port; the body in out (NUL-terminated). False
  * when the server cannot be reached or answers no 200/503. */
 bool bench_http_get(int port, const char *path, char *out, size_t outlen);

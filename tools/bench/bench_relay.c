@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -148,14 +147,8 @@ int gos_bench_relay(int argc, char **argv)
 	double rate = 10000, seconds = 4, warmup = 1;
 	int viewers = 100;
 	char relays_list[64] = "1,2,4";
-	char dir[PATH_MAX], compositor[PATH_MAX + 64], relay[PATH_MAX + 64];
-	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-	dir[n > 0 ? n : 0] = '\0';
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(compositor, sizeof(compositor), "%s/../compositor/gos-compositor", dir);
-	snprintf(relay, sizeof(relay), "%s/../compositor/gos-relay", dir);
+	char compositor[PATH_MAX + 64], relay[PATH_MAX + 64];
+	bench_default_paths(compositor, sizeof(compositor), relay, sizeof(relay));
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -189,28 +182,19 @@ int gos_bench_relay(int argc, char **argv)
 		if (*p == ',')
 			p++;
 	}
-	struct rlimit rl;
-	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	signal(SIGPIPE, SIG_IGN);
+	bench_raise_limits();
 	char tmpl[] = "/tmp/gos-relay-bench-XXXXXX";
 	if (!mkdtemp(tmpl)) {
 		fprintf(stderr, "gos-bench relay: cannot make a temporary folder: %s\n", strerror(errno));
 		return 1;
 	}
-	char store[PATH_MAX], sock[PATH_MAX], url[64];
-	snprintf(store, sizeof(store), "%s/js", tmpl);
+	char sock[PATH_MAX], url[64];
 	snprintf(sock, sizeof(sock), "%s/s.sock", tmpl);
 	struct server nats;
-	char *nargv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", store, NULL};
-	if (!bench_server_start(&nats, nargv, "client connections on 127.0.0.1:", true)) {
+	if (!bench_nats_start(&nats, tmpl, url, sizeof(url))) {
 		fprintf(stderr, "gos-bench relay: nats-server did not start (tools/setup.sh installs it)\n");
-		bench_server_stop(&nats);
 		return 1;
 	}
-	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", nats.port);
 	char maxv[16];
 	snprintf(maxv, sizeof(maxv), "%d", viewers + 16);
 	printf("gos-bench relay: %.0f events/s, %d viewers, %.1f s per row (after %.1f s), loopback; "
@@ -270,9 +254,6 @@ int gos_bench_relay(int argc, char **argv)
 		unlink(sock);
 	}
 	bench_server_stop(&nats);
-	char cmd[PATH_MAX + 16];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpl);
-	if (system(cmd) != 0)
-		fprintf(stderr, "gos-bench relay: could not remove %s\n", tmpl);
+	bench_remove_dir(tmpl);
 	return rc;
 }
