@@ -225,6 +225,10 @@ while time.monotonic() < deadline and st != 200:
     st, _, _ = req(c, "/export?format=jsonl", "erin")
     time.sleep(0.05) if st != 200 else None
 check(st == 200, "erin (export) in after the reload")
+# the line may follow the swap a moment later (the main thread logs it)
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline and "SIGHUP: users file read again: 4 users" not in c.stderr():
+    time.sleep(0.05)
 check("SIGHUP: users file read again: 4 users" in c.stderr(), "the reload is logged")
 st, _, _ = req(c, "/", "bob")
 check(st == 401, "bob out after the reload")
