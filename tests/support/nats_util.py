@@ -30,11 +30,13 @@ class NatsServer:
     def url(self):
         return f"nats://127.0.0.1:{self.port}"
 
+    def argv(self):
+        return ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
+                "-sd", os.path.join(self.store, "js")]
+
     def start(self):
         self.log = open(os.path.join(self.store, f"nats-{time.monotonic_ns()}.log"), "w")
-        self.proc = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
-                                      "-sd", os.path.join(self.store, "js")],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -42,7 +44,7 @@ class NatsServer:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("nats-server did not start")
+        raise RuntimeError(f"nats-server {getattr(self, 'name', '')} did not start")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -93,21 +95,10 @@ class NatsNode(NatsServer):
         self.name, self.cluster_port, self.routes = name, cluster_port, routes
         super().__init__(port=port, store=store)
 
-    def start(self):
-        self.log = open(os.path.join(self.store, f"nats-{time.monotonic_ns()}.log"), "w")
-        self.proc = subprocess.Popen(
-            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name,
-             "-sd", os.path.join(self.store, "js"), "--cluster_name", "gos-test",
-             "--cluster", f"nats://127.0.0.1:{self.cluster_port}", "--routes", self.routes],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"nats-server {self.name} did not start")
+    def argv(self):
+        return super().argv() + ["-n", self.name, "--cluster_name", "gos-test",
+                                 "--cluster", f"nats://127.0.0.1:{self.cluster_port}",
+                                 "--routes", self.routes]
 
 
 class NatsCluster:
